@@ -1,0 +1,101 @@
+//! What changed between two config generations, trunk by trunk.
+
+use std::fmt;
+
+use super::Config;
+
+/// Trunk ids by fate. A trunk is `changed` when any field differs; the field names say
+/// which, so the log can tell an operator what a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<(String, Vec<&'static str>)>,
+    pub unchanged: Vec<String>,
+    /// Daemon-level settings that differ (`listen`, `tls`, `backend`, ...).
+    pub daemon_changed: Vec<&'static str>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.daemon_changed.is_empty()
+    }
+}
+
+pub fn diff(old: &Config, new: &Config) -> Diff {
+    let mut diff = Diff::default();
+    for (id, trunk) in &new.trunks {
+        match old.trunks.get(id) {
+            None => diff.added.push(id.clone()),
+            Some(previous) => {
+                let fields = previous.changed_fields(trunk);
+                if fields.is_empty() {
+                    diff.unchanged.push(id.clone());
+                } else {
+                    diff.changed.push((id.clone(), fields));
+                }
+            }
+        }
+    }
+    diff.removed = old
+        .trunks
+        .keys()
+        .filter(|id| !new.trunks.contains_key(*id))
+        .cloned()
+        .collect();
+    let daemon = [
+        ("listen", old.daemon.listen != new.daemon.listen),
+        (
+            "public_address",
+            old.daemon.public_address != new.daemon.public_address,
+        ),
+        (
+            "status_interval",
+            old.daemon.status_interval != new.daemon.status_interval,
+        ),
+        ("include", old.daemon.include != new.daemon.include),
+        ("tls", old.tls != new.tls),
+        ("backend", old.backend != new.backend),
+    ];
+    diff.daemon_changed = daemon
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect();
+    diff
+}
+
+impl fmt::Display for Diff {
+    /// One line: counts first, then the ids, e.g.
+    /// `added=1 removed=0 changed=1 unchanged=3 added_trunks=b changed_trunks=a(port,numbers)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "added={} removed={} changed={} unchanged={}",
+            self.added.len(),
+            self.removed.len(),
+            self.changed.len(),
+            self.unchanged.len()
+        )?;
+        if !self.added.is_empty() {
+            write!(f, " added_trunks={}", self.added.join(","))?;
+        }
+        if !self.removed.is_empty() {
+            write!(f, " removed_trunks={}", self.removed.join(","))?;
+        }
+        if !self.changed.is_empty() {
+            let changed: Vec<String> = self
+                .changed
+                .iter()
+                .map(|(id, fields)| format!("{id}({})", fields.join(",")))
+                .collect();
+            write!(f, " changed_trunks={}", changed.join(","))?;
+        }
+        if !self.daemon_changed.is_empty() {
+            write!(f, " daemon_changed={}", self.daemon_changed.join(","))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,721 @@
+//! Reading a config generation: the main file, its includes, every table, every key.
+//! Errors are collected, never thrown early, except when a file can't be read or isn't
+//! TOML at all (then its structure is unknown and further messages would be noise).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::country;
+use super::error::{ConfigError, ConfigErrors, SourceFile};
+use super::reader::TableReader;
+use super::values::{
+    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, parse_network,
+};
+use super::{Backend, Config, Daemon, Origin, TlsFiles, Trunk};
+use crate::sip::{Host, SipUri};
+
+/// What a load needs from the environment, passed in so tests control it.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`): relative `password_file`
+    /// paths are looked up there when it is set.
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    pub fn from_env() -> Self {
+        LoadOptions {
+            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        }
+    }
+}
+
+const DEFAULT_LISTEN: [&str; 2] = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"];
+const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_OPTIONS_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
+/// RFC 3261 §10.2.1.1 lets registrars refuse short expiries; below a minute is a typo.
+const REGISTER_EXPIRES_RANGE: Range<i64> = 60..604_801;
+const MAX_CHANNELS_RANGE: Range<i64> = 0..1_000_001;
+const TRUNK_ID_MAX_LEN: usize = 64;
+
+/// Loads and validates the main config file and everything it includes.
+pub fn load(main: &Path, options: &LoadOptions) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let main_source = read_source(main).map_err(|error| ConfigErrors(vec![error]))?;
+    let (document, syntax_errors) = DeTable::parse_recoverable(&main_source.text);
+    if !syntax_errors.is_empty() {
+        return Err(ConfigErrors(syntax(&main_source, syntax_errors)));
+    }
+    let base_dir = main.parent().unwrap_or(Path::new("")).to_path_buf();
+
+    let mut root = TableReader::new(
+        &main_source,
+        "top level".into(),
+        None,
+        document.get_ref(),
+        &mut errors,
+    );
+    let daemon_table = root.table("daemon");
+    let tls_table = root.table("tls");
+    let backend_table = root.table("backend");
+    let trunks_table = root.table("trunks");
+    root.finish();
+
+    let (daemon, include_sites) = read_daemon(&main_source, daemon_table, &mut errors);
+    let tls =
+        tls_table.and_then(|(table, _)| read_tls(&main_source, table, &base_dir, &mut errors));
+    let backend = backend_table
+        .and_then(|(table, span)| read_backend(&main_source, table, &span, &mut errors));
+
+    let mut trunks = TrunkSet::default();
+    if let Some((table, _)) = trunks_table {
+        trunks.read_file(&main_source, table, options, &mut errors);
+    }
+
+    let mut files = vec![main.to_path_buf()];
+    let mut include_patterns = Vec::new();
+    for site in &include_sites {
+        let pattern = base_dir.join(site.get_ref());
+        include_patterns.push(pattern.clone());
+        for path in expand_include(&main_source, site, &pattern, &mut errors) {
+            if files.contains(&path) {
+                continue;
+            }
+            files.push(path.clone());
+            match read_source(&path) {
+                Ok(source) => read_included(&source, &mut trunks, options, &mut errors),
+                Err(error) => errors.push(error),
+            }
+        }
+    }
+
+    cross_checks(
+        &main_source,
+        &daemon,
+        tls.is_some(),
+        backend.is_some(),
+        &trunks,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config {
+        main_file: main.to_path_buf(),
+        files,
+        include_patterns,
+        daemon: daemon.config,
+        tls,
+        backend,
+        trunks: trunks
+            .trunks
+            .into_iter()
+            .map(|(id, loaded)| (id, Arc::new(loaded.trunk)))
+            .collect(),
+    })
+}
+
+fn read_source(path: &Path) -> Result<SourceFile, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(SourceFile::new(path.to_path_buf(), text)),
+        Err(error) => Err(SourceFile::new(path.to_path_buf(), String::new())
+            .error(format!("cannot read config file: {error}"))),
+    }
+}
+
+fn syntax(source: &SourceFile, errors: Vec<toml::de::Error>) -> Vec<ConfigError> {
+    errors
+        .into_iter()
+        .map(|error| {
+            let offset = error.span().map_or(0, |span| span.start);
+            let message = format!("TOML syntax: {}", error.message().trim_end());
+            source.error_at(offset, None, message)
+        })
+        .collect()
+}
+
+/// An included file holds trunks only: `[trunks.<id>]` tables.
+fn read_included(
+    source: &SourceFile,
+    trunks: &mut TrunkSet,
+    options: &LoadOptions,
+    errors: &mut Vec<ConfigError>,
+) {
+    let (document, syntax_errors) = DeTable::parse_recoverable(&source.text);
+    if !syntax_errors.is_empty() {
+        errors.extend(syntax(source, syntax_errors));
+        return;
+    }
+    let mut root = TableReader::new(
+        source,
+        "top level of an included file (only [trunks.<id>] tables belong here)".into(),
+        None,
+        document.get_ref(),
+        errors,
+    );
+    let trunks_table = root.table("trunks");
+    root.finish();
+    if let Some((table, _)) = trunks_table {
+        trunks.read_file(source, table, options, errors);
+    }
+}
+
+fn expand_include(
+    source: &SourceFile,
+    site: &Spanned<&str>,
+    pattern: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<PathBuf> {
+    let pattern_text = pattern.to_string_lossy();
+    let paths = match glob::glob(&pattern_text) {
+        Ok(paths) => paths,
+        Err(error) => {
+            let message = format!(
+                "include: \"{}\" is not a valid glob: {error}",
+                site.get_ref()
+            );
+            errors.push(source.error_at(site.span().start, None, message));
+            return Vec::new();
+        }
+    };
+    let mut matched = Vec::new();
+    for entry in paths {
+        match entry {
+            Ok(path) if path.is_file() => matched.push(path),
+            Ok(_) => {}
+            Err(error) => {
+                let message = format!("include: cannot read {}", error.path().display());
+                errors.push(source.error_at(site.span().start, None, message));
+            }
+        }
+    }
+    matched.sort();
+    // A literal path that matches nothing is a typo; a wildcard that matches nothing is an
+    // empty trunks.d, which is normal.
+    let literal = !site.get_ref().contains(['*', '?', '[']);
+    if literal && matched.is_empty() {
+        let message = format!("include: {} does not exist", pattern.display());
+        errors.push(source.error_at(site.span().start, None, message));
+    }
+    matched
+}
+
+struct DaemonRead {
+    config: Daemon,
+    /// `listen` entries with their spans, for the cross checks.
+    listen_sites: Vec<Spanned<Listen>>,
+}
+
+fn read_daemon<'a>(
+    source: &'a SourceFile,
+    table: Option<(&'a DeTable<'_>, Range<usize>)>,
+    errors: &mut Vec<ConfigError>,
+) -> (DaemonRead, Vec<Spanned<&'a str>>) {
+    let default_listen = || DEFAULT_LISTEN.map(|text| Listen::parse(text).expect("valid default"));
+    let Some((table, _)) = table else {
+        let listen = default_listen().to_vec();
+        let config = Daemon {
+            listen,
+            public_address: None,
+            status_interval: DEFAULT_STATUS_INTERVAL,
+            include: Vec::new(),
+        };
+        return (
+            DaemonRead {
+                config,
+                listen_sites: Vec::new(),
+            },
+            Vec::new(),
+        );
+    };
+    let mut reader = TableReader::new(source, "daemon".into(), None, table, errors);
+    let listen_sites = reader.parsed_list("listen", Listen::parse);
+    let public_address = reader.parsed("public_address", Host::parse);
+    let status_interval = reader.duration("status_interval");
+    let include = reader.strings("include").unwrap_or_default();
+    if let Some(interval) = &status_interval
+        && *interval.get_ref() < Duration::from_secs(1)
+    {
+        reader.error(
+            &interval.span(),
+            "status_interval: must be at least 1s".into(),
+        );
+    }
+    let listen_sites = listen_sites.unwrap_or_else(|| {
+        default_listen()
+            .into_iter()
+            .map(|listen| Spanned::new(0..0, listen))
+            .collect()
+    });
+    if listen_sites.is_empty() {
+        reader.error(&(0..0), "listen: name at least one address".into());
+    }
+    for (index, site) in listen_sites.iter().enumerate() {
+        if listen_sites[..index]
+            .iter()
+            .any(|earlier| earlier.get_ref() == site.get_ref())
+        {
+            reader.error(
+                &site.span(),
+                format!("listen: \"{}\" is listed twice", site.get_ref()),
+            );
+        }
+    }
+    reader.finish();
+    let config = Daemon {
+        listen: listen_sites.iter().map(|site| *site.get_ref()).collect(),
+        public_address: public_address.map(Spanned::into_inner),
+        status_interval: status_interval.map_or(DEFAULT_STATUS_INTERVAL, Spanned::into_inner),
+        include: include
+            .iter()
+            .map(|site| site.get_ref().to_string())
+            .collect(),
+    };
+    (
+        DaemonRead {
+            config,
+            listen_sites,
+        },
+        include,
+    )
+}
+
+fn read_tls(
+    source: &SourceFile,
+    table: &DeTable<'_>,
+    base_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<TlsFiles> {
+    let before = errors.len();
+    let mut reader = TableReader::new(source, "tls".into(), None, table, errors);
+    let file = |reader: &mut TableReader, key: &'static str, required: bool| {
+        let Some(site) = reader.string(key) else {
+            if required {
+                reader.error(&(0..0), format!("[tls] needs {key}"));
+            }
+            return None;
+        };
+        let path = base_dir.join(site.get_ref());
+        if let Err(error) = std::fs::File::open(&path) {
+            reader.error(
+                &site.span(),
+                format!("{key}: cannot read {}: {error}", path.display()),
+            );
+        }
+        Some(path)
+    };
+    let certificate = file(&mut reader, "certificate", true);
+    let private_key = file(&mut reader, "private_key", true);
+    let ca_file = file(&mut reader, "ca_file", false);
+    reader.finish();
+    (errors.len() == before).then(|| TlsFiles {
+        certificate: certificate.expect("checked"),
+        private_key: private_key.expect("checked"),
+        ca_file,
+    })
+}
+
+fn read_backend(
+    source: &SourceFile,
+    table: &DeTable<'_>,
+    span: &Range<usize>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Backend> {
+    let mut reader = TableReader::new(source, "backend".into(), None, table, errors);
+    let uri = reader.parsed("uri", SipUri::parse);
+    if uri.is_none() && table.get("uri").is_none() {
+        reader.error(span, "[backend] needs uri".into());
+    }
+    reader.finish();
+    uri.map(|uri| Backend {
+        uri: uri.into_inner(),
+    })
+}
+
+/// A trunk and the places the cross-file checks point at.
+struct LoadedTrunk {
+    trunk: Trunk,
+    /// "file:line:column" of the `[trunks.<id>]` key.
+    defined_at: String,
+    numbers: Vec<(E164, ConfigError)>,
+    header: ConfigError,
+}
+
+#[derive(Default)]
+struct TrunkSet {
+    trunks: BTreeMap<String, LoadedTrunk>,
+    /// Ids seen, with where, including trunks that failed validation, so a duplicate id is
+    /// reported even when the first definition has errors of its own.
+    defined: HashMap<String, String>,
+}
+
+impl TrunkSet {
+    fn read_file(
+        &mut self,
+        source: &SourceFile,
+        table: &DeTable<'_>,
+        options: &LoadOptions,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        for (key, value) in table.iter() {
+            let id: &str = key.get_ref();
+            let header = source.error_at(key.span().start, Some(id), String::new());
+            if let Some(first) = self.defined.get(id) {
+                errors.push(ConfigError {
+                    message: format!(
+                        "trunk id \"{id}\" is defined twice: first at {first}, again in {}",
+                        source.path.display()
+                    ),
+                    ..header
+                });
+                continue;
+            }
+            self.defined
+                .insert(id.to_owned(), source.describe(key.span().start));
+            if let Err(reason) = check_trunk_id(id) {
+                errors.push(ConfigError {
+                    message: reason,
+                    ..header
+                });
+                continue;
+            }
+            let Some(trunk_table) = value.get_ref().as_table() else {
+                errors.push(ConfigError {
+                    message: format!(
+                        "trunks.{id}: expected a table ([trunks.{id}]), found {}",
+                        value.get_ref().type_str()
+                    ),
+                    ..header
+                });
+                continue;
+            };
+            if let Some(loaded) = read_trunk(source, id, key.span(), trunk_table, options, errors) {
+                self.trunks.insert(id.to_owned(), loaded);
+            }
+        }
+    }
+}
+
+/// Trunk ids appear bare in `key=value` status lines, so they are kept to a safe alphabet.
+fn check_trunk_id(id: &str) -> Result<(), String> {
+    let valid = !id.is_empty()
+        && id.len() <= TRUNK_ID_MAX_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "trunk id \"{id}\" must be 1 to {TRUNK_ID_MAX_LEN} letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// The text of a non-empty string key, or an error if present but blank.
+fn non_empty(reader: &mut TableReader, key: &'static str) -> Option<String> {
+    let site = reader.string(key)?;
+    if site.get_ref().trim().is_empty() {
+        reader.error(&site.span(), format!("{key}: must not be empty"));
+        return None;
+    }
+    Some(site.get_ref().to_string())
+}
+
+fn read_trunk(
+    source: &SourceFile,
+    id: &str,
+    header: Range<usize>,
+    table: &DeTable<'_>,
+    options: &LoadOptions,
+    errors: &mut Vec<ConfigError>,
+) -> Option<LoadedTrunk> {
+    let before = errors.len();
+    let mut r = TableReader::new(source, format!("trunks.{id}"), Some(id), table, errors);
+
+    let name = non_empty(&mut r, "name");
+    let provider = non_empty(&mut r, "provider");
+    let enabled = r.boolean("enabled").unwrap_or(true);
+    let domain = r.parsed("domain", Host::parse);
+    if domain.is_none() && table.get("domain").is_none() {
+        r.error(
+            &header,
+            "domain: required (the carrier's SIP domain or address)".into(),
+        );
+    }
+    let transport = r
+        .parsed("transport", Transport::parse)
+        .map(Spanned::into_inner);
+    let transport = transport.unwrap_or(Transport::Tls);
+    let port = r
+        .integer("port", 1..65_536)
+        .map(|port| port.into_inner() as u16);
+    let outbound_proxy = r.parsed("outbound_proxy", SipUri::parse);
+    let direction = r
+        .parsed("direction", Direction::parse)
+        .map(Spanned::into_inner);
+    let direction = direction.unwrap_or(Direction::Both);
+    let username = non_empty(&mut r, "username");
+    let password = read_password(&mut r, options);
+    let auth_realm = non_empty(&mut r, "auth_realm");
+    let register = r.boolean("register").unwrap_or(false);
+    let register_expires = r
+        .integer("register_expires", REGISTER_EXPIRES_RANGE)
+        .map_or(DEFAULT_REGISTER_EXPIRES, |expires| {
+            expires.into_inner() as u32
+        });
+    let options_interval = r.duration("options_interval");
+    if let Some(interval) = &options_interval
+        && !interval.get_ref().is_zero()
+        && *interval.get_ref() < Duration::from_secs(1)
+    {
+        r.error(
+            &interval.span(),
+            "options_interval: use 0 (off) or at least 1s".into(),
+        );
+    }
+    let inbound_auth = r
+        .parsed("inbound_auth", InboundAuth::parse)
+        .map(Spanned::into_inner);
+    let inbound_auth = inbound_auth.unwrap_or(InboundAuth::Ip);
+    let allowed_inbound_ips = r.parsed_list("allowed_inbound_ips", parse_network);
+    let numbers = r.parsed_list("numbers", E164::parse).unwrap_or_default();
+    let country = r.parsed("country", parse_country).map(Spanned::into_inner);
+    let number_format = r
+        .parsed("number_format", NumberFormat::parse)
+        .map(Spanned::into_inner);
+    let number_format = number_format.unwrap_or(NumberFormat::PlusE164);
+    let max_channels = r
+        .integer("max_channels", MAX_CHANNELS_RANGE)
+        .map_or(0, |max| max.into_inner() as u32);
+    let route_to = r.parsed("route_to", SipUri::parse);
+    let termination_uri = r.parsed("termination_uri", SipUri::parse);
+
+    // Rules between keys of one trunk.
+    let has_credentials = username.is_some() && password.is_some();
+    if register && !has_credentials {
+        r.error(
+            &header,
+            "register = true needs username and password (or password_file)".into(),
+        );
+    }
+    let allowed_inbound_ips: Vec<_> = allowed_inbound_ips
+        .unwrap_or_default()
+        .into_iter()
+        .map(Spanned::into_inner)
+        .collect();
+    if direction.accepts_inbound() {
+        match inbound_auth {
+            InboundAuth::Ip if allowed_inbound_ips.is_empty() && table.get("allowed_inbound_ips").is_none() => r.error(
+                &header,
+                "inbound_auth = \"ip\" needs allowed_inbound_ips (the carrier's signalling addresses)"
+                    .into(),
+            ),
+            InboundAuth::Credential if !has_credentials => r.error(
+                &header,
+                "inbound_auth = \"credential\" needs username and password (or password_file)"
+                    .into(),
+            ),
+            _ => {}
+        }
+    }
+    if number_format == NumberFormat::National && country.is_none() {
+        r.error(&header, "number_format = \"national\" needs country".into());
+    }
+    for (index, number) in numbers.iter().enumerate() {
+        if numbers[..index]
+            .iter()
+            .any(|earlier| earlier.get_ref() == number.get_ref())
+        {
+            r.error(
+                &number.span(),
+                format!("numbers: {} is listed twice", number.get_ref()),
+            );
+        } else if let Some(country) = country
+            && !country.owns_number(number.get_ref().digits())
+        {
+            let code = country
+                .calling_code
+                .map_or("no calling code".to_owned(), |code| format!("+{code}"));
+            r.error(
+                &number.span(),
+                format!(
+                    "numbers: {} is not a number of country {} ({code})",
+                    number.get_ref(),
+                    country.alpha2
+                ),
+            );
+        }
+    }
+    r.finish();
+    if errors.len() != before {
+        return None;
+    }
+
+    let domain = domain.expect("checked").into_inner();
+    let (line, column) = source.position(header.start);
+    let number_sites = numbers
+        .iter()
+        .map(|number| {
+            let site = source.error_at(number.span().start, Some(id), String::new());
+            (number.get_ref().clone(), site)
+        })
+        .collect();
+    let trunk = Trunk {
+        id: id.to_owned(),
+        name: name.unwrap_or_else(|| id.to_owned()),
+        provider,
+        enabled,
+        domain,
+        port: port.unwrap_or(transport.default_port()),
+        port_explicit: port.is_some(),
+        transport,
+        outbound_proxy: outbound_proxy.map(Spanned::into_inner),
+        direction,
+        username,
+        password,
+        auth_realm,
+        register,
+        register_expires,
+        options_interval: options_interval.map_or(DEFAULT_OPTIONS_INTERVAL, Spanned::into_inner),
+        inbound_auth,
+        allowed_inbound_ips,
+        numbers: numbers.into_iter().map(Spanned::into_inner).collect(),
+        country,
+        number_format,
+        max_channels,
+        route_to: route_to.map(Spanned::into_inner),
+        termination_uri: termination_uri.map(Spanned::into_inner),
+        origin: Origin {
+            file: source.path.clone(),
+            line,
+            column,
+        },
+    };
+    Some(LoadedTrunk {
+        trunk,
+        defined_at: source.describe(header.start),
+        numbers: number_sites,
+        header: source.error_at(header.start, Some(id), String::new()),
+    })
+}
+
+fn parse_country(text: &str) -> Result<&'static country::Country, String> {
+    country::lookup(text).ok_or_else(|| {
+        let upper = text.to_ascii_uppercase();
+        match country::lookup(&upper) {
+            Some(_) => format!("\"{text}\" must be upper case: \"{upper}\""),
+            None => format!("\"{text}\" is not an ISO 3166-1 alpha-2 country code"),
+        }
+    })
+}
+
+/// `password` inline, or `password_file` (a systemd credential or any readable file).
+/// Messages name the key and the path, never the content.
+fn read_password(reader: &mut TableReader, options: &LoadOptions) -> Option<Secret> {
+    let inline = reader.string("password");
+    let file = reader.string("password_file");
+    match (inline, file) {
+        (Some(_), Some(file)) => {
+            reader.error(
+                &file.span(),
+                "password_file: set either password or password_file, not both".into(),
+            );
+            None
+        }
+        (Some(inline), None) => {
+            if inline.get_ref().is_empty() {
+                reader.error(&inline.span(), "password: must not be empty".into());
+                return None;
+            }
+            Some(Secret::new(inline.get_ref()))
+        }
+        (None, Some(file)) => {
+            let path = resolve_password_file(reader.source(), file.get_ref(), options);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    // Files written by `echo` or editors end in a newline that is not part
+                    // of the password.
+                    let password = text.trim_end_matches(['\r', '\n']);
+                    if password.is_empty() {
+                        let message = format!("password_file: {} is empty", path.display());
+                        reader.error(&file.span(), message);
+                        return None;
+                    }
+                    Some(Secret::new(password))
+                }
+                Err(error) => {
+                    let message = format!("password_file: cannot read {}: {error}", path.display());
+                    reader.error(&file.span(), message);
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    }
+}
+
+fn resolve_password_file(source: &SourceFile, text: &str, options: &LoadOptions) -> PathBuf {
+    let path = Path::new(text);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match &options.credentials_dir {
+        Some(credentials) => credentials.join(path),
+        None => source.path.parent().unwrap_or(Path::new("")).join(path),
+    }
+}
+
+/// Rules that span tables or files.
+fn cross_checks(
+    main: &SourceFile,
+    daemon: &DaemonRead,
+    has_tls: bool,
+    has_backend: bool,
+    trunks: &TrunkSet,
+    errors: &mut Vec<ConfigError>,
+) {
+    if !has_tls {
+        for site in &daemon.listen_sites {
+            if site.get_ref().transport == Transport::Tls {
+                let message = format!(
+                    "listen: \"{}\" needs a [tls] table with certificate and private_key",
+                    site.get_ref()
+                );
+                errors.push(main.error_at(site.span().start, None, message));
+            }
+        }
+    }
+    let mut owners: HashMap<&E164, &LoadedTrunk> = HashMap::new();
+    for loaded in trunks.trunks.values() {
+        let trunk = &loaded.trunk;
+        if trunk.direction.accepts_inbound() && trunk.route_to.is_none() && !has_backend {
+            errors.push(ConfigError {
+                message: "inbound calls need a destination: set route_to, or uri in [backend]"
+                    .into(),
+                ..loaded.header.clone()
+            });
+        }
+        for (number, site) in &loaded.numbers {
+            match owners.get(number) {
+                Some(owner) => errors.push(ConfigError {
+                    message: format!(
+                        "numbers: {number} is also on trunk {} ({}); a number belongs to one trunk",
+                        owner.trunk.id, owner.defined_at
+                    ),
+                    ..site.clone()
+                }),
+                None => {
+                    owners.insert(number, loaded);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The operator's interface: the TOML config, validated into immutable types.
+//!
+//! Two layers. [`load`] reads the main file and its includes as spanned TOML and turns
+//! every table into validated values ([`Config`], [`Trunk`]), collecting *all* errors with
+//! file, line, column and trunk id. Nothing here touches sockets or the daemon's state; a
+//! [`Config`] that exists is valid, and [`diff`] compares two generations trunk by trunk.
+
+mod country;
+mod diff;
+mod error;
+mod load;
+mod reader;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use country::{Country, lookup as lookup_country};
+pub use diff::{Diff, diff};
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{LoadOptions, load};
+pub use values::{
+    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
+};
+
+use crate::sip::{Host, SipUri};
+
+/// Where `trunkd run` and `check-config` look when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/trunkd/trunkd.toml";
+
+/// One valid config generation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file, as given on the command line.
+    pub main_file: PathBuf,
+    /// Every file this generation was read from, main file first.
+    pub files: Vec<PathBuf>,
+    /// Include globs, already made absolute-or-relative to the main file's directory.
+    pub include_patterns: Vec<PathBuf>,
+    pub daemon: Daemon,
+    pub tls: Option<TlsFiles>,
+    pub backend: Option<Backend>,
+    /// Trunks by id. `Arc` so a reload can hand unchanged trunks over without copying.
+    pub trunks: BTreeMap<String, Arc<Trunk>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    pub listen: Vec<Listen>,
+    /// Advertised in Via/Contact instead of the socket address (NAT, load balancer).
+    pub public_address: Option<Host>,
+    pub status_interval: Duration,
+    pub include: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Where admitted inbound calls go unless a trunk sets `route_to`.
+    pub uri: SipUri,
+}
+
+/// One SIP trunk, validated.
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    /// The table key (`[trunks.<id>]`): the name in logs, status and diffs.
+    pub id: String,
+    pub name: String,
+    pub provider: Option<String>,
+    pub enabled: bool,
+    pub domain: Host,
+    /// Explicit `port`, or the transport's default.
+    pub port: u16,
+    /// Whether `port` was written; RFC 3263 SRV lookups only happen without one.
+    pub port_explicit: bool,
+    pub transport: Transport,
+    pub outbound_proxy: Option<SipUri>,
+    pub direction: Direction,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub auth_realm: Option<String>,
+    pub register: bool,
+    pub register_expires: u32,
+    /// Zero: keepalives off.
+    pub options_interval: Duration,
+    pub inbound_auth: InboundAuth,
+    pub allowed_inbound_ips: Vec<IpNet>,
+    pub numbers: Vec<E164>,
+    pub country: Option<&'static Country>,
+    pub number_format: NumberFormat,
+    /// Zero: unlimited.
+    pub max_channels: u32,
+    pub route_to: Option<SipUri>,
+    pub termination_uri: Option<SipUri>,
+    /// Where the trunk's table starts, for messages. Not part of the trunk's identity.
+    pub origin: Origin,
+}
+
+/// A place in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: Arc<Path>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+impl Trunk {
+    /// Names of the fields that differ from `other`, in declaration order; empty when the
+    /// two describe the same trunk. `origin` is ignored: moving a trunk to another file is
+    /// not a change. A changed password is reported by name only.
+    pub fn changed_fields(&self, other: &Trunk) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        macro_rules! compare {
+            ($($field:ident),+ $(,)?) => {
+                // Destructuring makes adding a field without deciding here a compile error.
+                let Trunk { $($field: _,)+ origin: _ } = self;
+                $(if self.$field != other.$field { changed.push(stringify!($field)); })+
+            };
+        }
+        compare!(
+            id,
+            name,
+            provider,
+            enabled,
+            domain,
+            port,
+            port_explicit,
+            transport,
+            outbound_proxy,
+            direction,
+            username,
+            password,
+            auth_realm,
+            register,
+            register_expires,
+            options_interval,
+            inbound_auth,
+            allowed_inbound_ips,
+            numbers,
+            country,
+            number_format,
+            max_channels,
+            route_to,
+            termination_uri,
+        );
+        changed
+    }
+
+    /// `transport:host:port` of the first hop as configured (outbound proxy or domain).
+    /// DNS resolution (RFC 3263) refines this at run time.
+    pub fn next_hop(&self) -> String {
+        match &self.outbound_proxy {
+            Some(proxy) => {
+                let port = proxy.port.unwrap_or(self.transport.default_port());
+                format!("{}:{}:{port}", self.transport, proxy.host)
+            }
+            None => format!("{}:{}:{}", self.transport, self.domain, self.port),
+        }
+    }
+}
+
+impl Config {
+    pub fn enabled_trunks(&self) -> usize {
+        self.trunks.values().filter(|trunk| trunk.enabled).count()
+    }
+}

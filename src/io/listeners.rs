@@ -1,0 +1,162 @@
+//! SIP listeners: bind every `listen` address before READY=1, so a port conflict fails
+//! the start instead of surfacing later.
+//!
+//! Serving SIP on them is the job of the transport and admission work that follows; until
+//! then UDP datagrams are read and dropped (counted at debug level), and TCP/TLS
+//! connections are accepted and closed (TLS after a handshake, which proves the
+//! certificate loads and works).
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pki_types::pem::PemObject;
+use pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tracing::debug;
+
+use crate::config::{Config, Listen, TlsFiles, Transport};
+
+/// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
+const MAX_DATAGRAM: usize = 65_535;
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot bind {listen}: {source}")]
+    Bind { listen: Listen, source: io::Error },
+    #[error("[tls] {path}: {reason}")]
+    Tls { path: String, reason: String },
+}
+
+/// The bound sockets' tasks; dropping this stops them.
+pub struct Listeners {
+    /// The configured entries with the addresses actually bound (port 0 resolved).
+    pub bound: Vec<Listen>,
+    _tasks: JoinSet<()>,
+}
+
+pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
+    let acceptor = match &config.tls {
+        Some(files)
+            if config
+                .daemon
+                .listen
+                .iter()
+                .any(|l| l.transport == Transport::Tls) =>
+        {
+            Some(tls_acceptor(files)?)
+        }
+        _ => None,
+    };
+    let mut tasks = JoinSet::new();
+    let mut bound = Vec::new();
+    for listen in &config.daemon.listen {
+        let bind_error = |source| ListenError::Bind {
+            listen: *listen,
+            source,
+        };
+        let address = match listen.transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind(listen.address).await.map_err(bind_error)?;
+                let address = socket.local_addr().map_err(bind_error)?;
+                tasks.spawn(drain_udp(socket));
+                address
+            }
+            Transport::Tcp | Transport::Tls => {
+                let listener = TcpListener::bind(listen.address)
+                    .await
+                    .map_err(bind_error)?;
+                let address = listener.local_addr().map_err(bind_error)?;
+                let acceptor = match listen.transport {
+                    Transport::Tls => acceptor.clone(),
+                    _ => None,
+                };
+                tasks.spawn(accept_and_close(listener, acceptor));
+                address
+            }
+        };
+        bound.push(Listen {
+            transport: listen.transport,
+            address,
+        });
+    }
+    Ok(Listeners {
+        bound,
+        _tasks: tasks,
+    })
+}
+
+/// Loads the certificate chain and key into a rustls server config.
+pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ListenError> {
+    let tls_error = |path: &std::path::Path, reason: String| ListenError::Tls {
+        path: path.display().to_string(),
+        reason,
+    };
+    let certificates: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&files.certificate)
+            .and_then(|certificates| certificates.collect())
+            .map_err(|error| tls_error(&files.certificate, error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(tls_error(
+            &files.certificate,
+            "no certificate in file".into(),
+        ));
+    }
+    // The error text of a key parse never contains key material, only its kind.
+    let key = PrivateKeyDer::from_pem_file(&files.private_key)
+        .map_err(|error| tls_error(&files.private_key, error.to_string()))?;
+    let server = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .map_err(|error| tls_error(&files.private_key, error.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+async fn drain_udp(socket: UdpSocket) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buffer).await {
+            Ok((length, source)) => {
+                debug!(%source, length, "udp datagram dropped: SIP handling not enabled yet")
+            }
+            Err(error) => debug!("udp receive error: {error}"),
+        }
+    }
+}
+
+async fn accept_and_close(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            // EMFILE and friends: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if let Some(acceptor) = acceptor.clone() {
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let outcome = match handshake.await {
+                    Ok(Ok(_)) => "handshake ok".to_owned(),
+                    Ok(Err(error)) => format!("handshake failed: {error}"),
+                    Err(_) => "handshake timed out".to_owned(),
+                };
+                debug!(peer = %peer, "tls connection closed ({outcome}): SIP handling not enabled yet");
+            });
+        } else {
+            debug!(peer = %peer, "tcp connection closed: SIP handling not enabled yet");
+        }
+    }
+}
+
+/// For messages: `udp:127.0.0.1:5060`.
+pub fn describe(bound: &[Listen]) -> String {
+    bound
+        .iter()
+        .map(Listen::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

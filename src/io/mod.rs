@@ -1,0 +1,186 @@
+//! The tokio shell: sockets, signals, file watch, systemd, and the loop that feeds the
+//! core. It moves bytes, events and time; it decides nothing the core could decide.
+
+pub mod clock;
+pub mod listeners;
+pub mod systemd;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::{Instant as TokioInstant, sleep_until};
+use tracing::{error, info, warn};
+
+use crate::config::{self, ConfigErrors, LoadOptions};
+use crate::core::{ChangeReason, Core, Event};
+use systemd::Notifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("config is invalid ({} errors)", .0.0.len())]
+    Config(ConfigErrors),
+    #[error(transparent)]
+    Listen(#[from] listeners::ListenError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunError> {
+    let notifier = Notifier::from_env();
+    let config = match load(&config_path, &options).await {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                error!("{error}");
+            }
+            return Err(RunError::Config(errors));
+        }
+    };
+    let listeners = listeners::bind(&config).await?;
+    for listen in &listeners.bound {
+        info!("listening on {listen}");
+    }
+    let (reload_tx, mut reload_rx) = mpsc::channel(1);
+    let mut watch = start_watch(&config, &reload_tx);
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+
+    let mut core = Core::new(config, clock::now());
+    let mut last_reload_failed = None;
+    info!(
+        "trunkd {} started with {}",
+        env!("CARGO_PKG_VERSION"),
+        config_path.display()
+    );
+    drain_events(&mut core, &mut last_reload_failed);
+    notifier.ready(&systemd_status(&core, last_reload_failed));
+
+    let watchdog_period = notifier.watchdog_interval();
+    let mut watchdog =
+        tokio::time::interval(watchdog_period.unwrap_or(std::time::Duration::MAX / 4));
+
+    loop {
+        let deadline = TokioInstant::from_std(core.poll_timeout());
+        tokio::select! {
+            _ = sleep_until(deadline) => core.handle_timeout(clock::now()),
+            Some(()) = reload_rx.recv() => {
+                info!("config files changed; reloading");
+                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &reload_tx).await;
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP; reloading");
+                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &reload_tx).await;
+            }
+            _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
+            _ = sigterm.recv() => { info!("SIGTERM; shutting down"); break; }
+            _ = sigint.recv() => { info!("SIGINT; shutting down"); break; }
+        }
+        drain_events(&mut core, &mut last_reload_failed);
+    }
+    notifier.stopping();
+    drop(listeners);
+    info!("stopped");
+    Ok(())
+}
+
+async fn load(path: &Path, options: &LoadOptions) -> Result<config::Config, ConfigErrors> {
+    let path = path.to_path_buf();
+    let options = options.clone();
+    tokio::task::spawn_blocking(move || config::load(&path, &options))
+        .await
+        .expect("config loading does not panic")
+}
+
+fn start_watch(config: &config::Config, reloads: &mpsc::Sender<()>) -> Option<watch::ConfigWatch> {
+    match watch::watch(config, reloads.clone()) {
+        Ok(watch) => Some(watch),
+        Err(error) => {
+            warn!("cannot watch config files ({error}); reload with SIGHUP");
+            None
+        }
+    }
+}
+
+async fn reload(
+    core: &mut Core,
+    options: &LoadOptions,
+    notifier: &Notifier,
+    last_reload_failed: &mut Option<usize>,
+    watch: &mut Option<watch::ConfigWatch>,
+    reloads: &mpsc::Sender<()>,
+) {
+    notifier.reloading();
+    let main_file = core.config().main_file.clone();
+    let loaded = load(&main_file, options).await;
+    let old = Arc::clone(core.config());
+    core.handle_reload(clock::now(), loaded);
+    if !Arc::ptr_eq(&old, core.config()) {
+        // Re-arm: the include set, or a directory that did not exist before, may be new.
+        *watch = start_watch(core.config(), reloads);
+    }
+    drain_events(core, last_reload_failed);
+    notifier.ready(&systemd_status(core, *last_reload_failed));
+}
+
+/// Writes the core's events to the log. Status lines go to the `trunkd::status` target so
+/// they can be filtered (`RUST_LOG=trunkd::status=info`).
+fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
+    while let Some(event) = core.poll_event() {
+        match event {
+            Event::Report { trunks, summary } => {
+                for status in trunks {
+                    info!(target: "trunkd::status", "{status}");
+                }
+                info!(target: "trunkd::status", "{summary}");
+            }
+            Event::TrunkUpdated { status, reason } => match reason {
+                ChangeReason::Added => info!(target: "trunkd::status", "{status} event=added"),
+                ChangeReason::Changed(fields) => info!(
+                    target: "trunkd::status",
+                    "{status} event=changed fields={}",
+                    fields.join(",")
+                ),
+            },
+            Event::TrunkRemoved { id } => {
+                info!(target: "trunkd::status", "trunk={id} state=removed event=removed");
+            }
+            Event::Reloaded {
+                generation,
+                diff,
+                summary,
+            } => {
+                *last_reload_failed = None;
+                info!("reload applied: generation={generation} {diff}");
+                for setting in &diff.daemon_changed {
+                    if matches!(*setting, "listen" | "tls") {
+                        warn!("[daemon] {setting} changed: restart trunkd to apply it");
+                    }
+                }
+                info!(target: "trunkd::status", "{summary}");
+            }
+            Event::ReloadRejected { errors, generation } => {
+                *last_reload_failed = Some(errors.0.len());
+                for error in &errors.0 {
+                    error!("{error}");
+                }
+                error!(
+                    "reload rejected: {} errors; generation {generation} stays in force",
+                    errors.0.len()
+                );
+            }
+        }
+    }
+}
+
+fn systemd_status(core: &Core, last_reload_failed: Option<usize>) -> String {
+    let status = core.summary().systemd_status();
+    match last_reload_failed {
+        Some(count) => format!("{status}; last reload rejected ({count} errors)"),
+        None => status,
+    }
+}

@@ -1,0 +1,58 @@
+//! sd_notify(3): tell systemd when we are ready, reloading, stopping, alive and how we are.
+//! Without `$NOTIFY_SOCKET` (not started by systemd) every call is a no-op.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tracing::warn;
+
+pub struct Notifier {
+    enabled: bool,
+}
+
+impl Notifier {
+    pub fn from_env() -> Self {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+        }
+    }
+
+    /// `WatchdogSec=` as passed in `$WATCHDOG_USEC` (for this process): we ping at half of it.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        sd_notify::watchdog_enabled().map(|limit| limit / 2)
+    }
+
+    fn send(&self, states: &[NotifyState]) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(error) = sd_notify::notify(states) {
+            warn!("sd_notify failed: {error}");
+        }
+    }
+
+    pub fn ready(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    /// systemd ≥ 253 requires MONOTONIC_USEC with RELOADING=1 (Type=notify-reload); older
+    /// versions ignore it.
+    pub fn reloading(&self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[NotifyState::Reloading, now]),
+            Err(_) => self.send(&[NotifyState::Reloading]),
+        }
+    }
+
+    pub fn stopping(&self) {
+        self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    }
+
+    pub fn watchdog(&self) {
+        self.send(&[NotifyState::Watchdog]);
+    }
+
+    pub fn status(&self, status: &str) {
+        self.send(&[NotifyState::Status(status)]);
+    }
+}

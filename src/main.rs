@@ -1,0 +1,118 @@
+//! The `trunkd` command: parse arguments, set up logging, run.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use trunkd::config::{self, DEFAULT_CONFIG_PATH, LoadOptions};
+
+/// trunkd — SIP trunk edge daemon.
+///
+/// Keeps SIP trunks to carriers registered and healthy and admits inbound calls on them.
+/// Trunks are defined in a TOML file (see README.md); edit it and trunkd reloads it,
+/// applying only what changed, or keeping the running config if the edit is invalid.
+#[derive(Debug, Parser)]
+#[command(name = "trunkd", version, about, long_about)]
+struct Cli {
+    /// Log format on stderr: human-readable text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (systemd: Type=notify). SIGHUP reloads the config,
+    /// SIGTERM or SIGINT stops it.
+    Run {
+        /// Main config file; its `include` globs are relative to its directory.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Validate the config and exit: 0 if valid, 1 with every error on stderr if not.
+    CheckConfig {
+        /// Main config file to check.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { config } => check_config(config),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(config: PathBuf) -> ExitCode {
+    // One crypto provider for the whole process, chosen here rather than by feature
+    // unification in some dependency.
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    if provider.install_default().is_err() {
+        tracing::error!("a rustls crypto provider was already installed");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(trunkd::io::run(config, LoadOptions::from_env())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: PathBuf) -> ExitCode {
+    match config::load(&path, &LoadOptions::from_env()) {
+        Ok(config) => {
+            println!(
+                "{}: ok: {} trunks ({} enabled) from {} files",
+                path.display(),
+                config.trunks.len(),
+                config.enabled_trunks(),
+                config.files.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            eprintln!("{}: invalid: {} errors", path.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}

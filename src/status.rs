@@ -1,0 +1,157 @@
+//! What the status log says about each trunk and about the daemon.
+//!
+//! Lines are `key=value` pairs, the trunk's line beginning with `trunk=<id>`, so they are
+//! read by eye and by `grep`/`awk` alike. Nothing here ever holds a secret: a status is
+//! built from the fields listed below, never from a whole `Trunk`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{Direction, Transport, Trunk, format_duration};
+
+/// Where a trunk stands. Later issues add registration and keepalive states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkState {
+    /// `enabled = false`: configured, validated, and left alone.
+    Disabled,
+    /// Enabled, nothing in progress.
+    Idle,
+}
+
+impl TrunkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkState::Disabled => "disabled",
+            TrunkState::Idle => "idle",
+        }
+    }
+}
+
+/// One trunk's line in the status log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkStatus {
+    pub id: String,
+    pub state: TrunkState,
+    pub direction: Direction,
+    pub transport: Transport,
+    pub next_hop: String,
+    pub register: bool,
+    pub options_interval: Duration,
+    pub numbers: usize,
+    pub max_channels: u32,
+    pub name: String,
+}
+
+impl TrunkStatus {
+    pub fn new(trunk: &Trunk, state: TrunkState) -> Self {
+        TrunkStatus {
+            id: trunk.id.clone(),
+            state,
+            direction: trunk.direction,
+            transport: trunk.transport,
+            next_hop: trunk.next_hop(),
+            register: trunk.register,
+            options_interval: trunk.options_interval,
+            numbers: trunk.numbers.len(),
+            max_channels: trunk.max_channels,
+            name: trunk.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for TrunkStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max = match self.max_channels {
+            0 => "unlimited".to_owned(),
+            max => max.to_string(),
+        };
+        write!(
+            f,
+            "trunk={} state={} direction={} next_hop={} register={} options_interval={} numbers={} max_channels={max} name=",
+            self.id,
+            self.state.as_str(),
+            self.direction,
+            self.next_hop,
+            if self.register { "yes" } else { "no" },
+            format_duration(self.options_interval),
+            self.numbers,
+        )?;
+        write_quoted(f, &self.name)
+    }
+}
+
+/// The daemon-wide line that closes each status report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub trunks: usize,
+    pub enabled: usize,
+    pub generation: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "summary trunks={} enabled={} disabled={} config_generation={}",
+            self.trunks,
+            self.enabled,
+            self.trunks - self.enabled,
+            self.generation
+        )
+    }
+}
+
+impl Summary {
+    /// The one-line `STATUS=` text for systemd (`systemctl status` shows it).
+    pub fn systemd_status(&self) -> String {
+        format!(
+            "{} trunks ({} enabled, {} disabled), config generation {}",
+            self.trunks,
+            self.enabled,
+            self.trunks - self.enabled,
+            self.generation
+        )
+    }
+}
+
+/// Writes a value in double quotes, escaping `"`, `\` and control characters, so a free
+/// text field can never break the `key=value` shape of a line.
+fn write_quoted(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    for c in text.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c => write!(f, "{c}")?,
+        }
+    }
+    f.write_str("\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trunk_line_starts_with_trunk_id_and_quotes_the_name() {
+        let status = TrunkStatus {
+            id: "carrier-x".into(),
+            state: TrunkState::Idle,
+            direction: Direction::Both,
+            transport: Transport::Udp,
+            next_hop: "udp:sip.example.net:5060".into(),
+            register: true,
+            options_interval: Duration::from_secs(30),
+            numbers: 2,
+            max_channels: 0,
+            name: "Carrier \"X\"\nUS".into(),
+        };
+        assert_eq!(
+            status.to_string(),
+            "trunk=carrier-x state=idle direction=both next_hop=udp:sip.example.net:5060 \
+             register=yes options_interval=30s numbers=2 max_channels=unlimited \
+             name=\"Carrier \\\"X\\\"\\u{a}US\""
+        );
+    }
+}
