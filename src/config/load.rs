@@ -47,8 +47,22 @@ const TRUNK_ID_MAX_LEN: usize = 64;
 
 /// Loads and validates the main config file and everything it includes.
 pub fn load(main: &Path, options: &LoadOptions) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
     let main_source = read_source(main).map_err(|error| ConfigErrors(vec![error]))?;
+    load_source(main_source, options)
+}
+
+/// Like [`load`], with the main file's text given instead of read (fuzzing, benches).
+/// Includes are still read from the file system, relative to `main`.
+pub fn load_str(main: &Path, text: &str, options: &LoadOptions) -> Result<Config, ConfigErrors> {
+    load_source(
+        SourceFile::new(main.to_path_buf(), text.to_owned()),
+        options,
+    )
+}
+
+fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let main = &*main_source.path;
     let (document, syntax_errors) = DeTable::parse_recoverable(&main_source.text);
     if !syntax_errors.is_empty() {
         return Err(ConfigErrors(syntax(&main_source, syntax_errors)));

@@ -22,7 +22,7 @@ use ipnet::IpNet;
 pub use country::{Country, lookup as lookup_country};
 pub use diff::{Diff, diff};
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, load_str};
 pub use values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
 };
