@@ -203,3 +203,195 @@ impl Core {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{LoadOptions, load_str};
+
+    const BASE: &str = r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "10s"
+
+[backend]
+uri = "sip:127.0.0.1:5080"
+
+[trunks.alpha]
+domain = "alpha.example"
+allowed_inbound_ips = ["192.0.2.1"]
+
+[trunks.beta]
+domain = "beta.example"
+allowed_inbound_ips = ["192.0.2.2"]
+enabled = false
+"#;
+
+    fn config(text: &str) -> Config {
+        load_str(Path::new("test.toml"), text, &LoadOptions::default())
+            .unwrap_or_else(|errors| panic!("{errors}"))
+    }
+
+    fn drain(core: &mut Core) -> Vec<Event> {
+        std::iter::from_fn(|| core.poll_event()).collect()
+    }
+
+    /// The virtual clock's epoch; only tests create Instants from nothing.
+    #[allow(clippy::disallowed_methods)]
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn reports_at_start_and_every_interval_but_once_after_a_stall() {
+        let t0 = epoch();
+        let mut core = Core::new(config(BASE), t0);
+        let events = drain(&mut core);
+        assert_eq!(events.len(), 1);
+        let Event::Report { trunks, summary } = &events[0] else {
+            panic!("{events:?}")
+        };
+        let states: Vec<_> = trunks.iter().map(|s| (s.id.as_str(), s.state)).collect();
+        assert_eq!(
+            states,
+            [("alpha", TrunkState::Idle), ("beta", TrunkState::Disabled)]
+        );
+        assert_eq!(
+            (summary.trunks, summary.enabled, summary.generation),
+            (2, 1, 1)
+        );
+
+        assert_eq!(core.poll_timeout(), t0 + Duration::from_secs(10));
+        core.handle_timeout(t0 + Duration::from_secs(9));
+        assert!(drain(&mut core).is_empty(), "nothing before the deadline");
+        core.handle_timeout(t0 + Duration::from_secs(10));
+        assert_eq!(drain(&mut core).len(), 1);
+        assert_eq!(core.poll_timeout(), t0 + Duration::from_secs(20));
+
+        // The process was stopped for 100 s: one report, then the schedule moves on.
+        let late = t0 + Duration::from_secs(120);
+        core.handle_timeout(late);
+        assert_eq!(drain(&mut core).len(), 1);
+        assert!(core.poll_timeout() > late);
+        core.handle_timeout(late);
+        assert!(drain(&mut core).is_empty());
+    }
+
+    #[test]
+    fn reload_touches_only_what_changed() {
+        let t0 = epoch();
+        let mut core = Core::new(config(BASE), t0);
+        drain(&mut core);
+        let alpha_runtime = Arc::clone(&core.trunk("alpha").unwrap().runtime);
+        let alpha_config = Arc::clone(&core.trunk("alpha").unwrap().config);
+        let beta_runtime = Arc::clone(&core.trunk("beta").unwrap().runtime);
+
+        let edited = BASE
+            .replace("enabled = false", "enabled = true\nmax_channels = 5")
+            .replace("status_interval = \"10s\"", "status_interval = \"30s\"")
+            + "\n[trunks.gamma]\ndomain = \"gamma.example\"\ndirection = \"outbound\"\n";
+        let t1 = t0 + Duration::from_secs(3);
+        core.handle_reload(t1, Ok(config(&edited)));
+
+        let alpha = core.trunk("alpha").unwrap();
+        assert!(
+            Arc::ptr_eq(&alpha.runtime, &alpha_runtime),
+            "unchanged trunk untouched"
+        );
+        assert!(
+            Arc::ptr_eq(&alpha.config, &alpha_config),
+            "unchanged trunk keeps its config"
+        );
+        let beta = core.trunk("beta").unwrap();
+        assert!(!Arc::ptr_eq(&beta.runtime, &beta_runtime));
+        assert_eq!(beta.state(), TrunkState::Idle);
+        assert_eq!(beta.runtime.since, t1);
+        assert_eq!(core.generation(), 2);
+        assert_eq!(
+            core.poll_timeout(),
+            t1 + Duration::from_secs(30),
+            "rescheduled"
+        );
+
+        let events = drain(&mut core);
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|event| match event {
+                Event::TrunkUpdated { status, reason } => format!("{} {reason:?}", status.id),
+                Event::TrunkRemoved { id } => format!("{id} removed"),
+                Event::Reloaded {
+                    generation, diff, ..
+                } => format!("reloaded {generation} {diff}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "gamma Added",
+                "beta Changed([\"enabled\", \"max_channels\"])",
+                "reloaded 2 added=1 removed=0 changed=1 unchanged=1 added_trunks=gamma \
+                 changed_trunks=beta(enabled,max_channels) daemon_changed=status_interval",
+            ]
+        );
+
+        // Removing a trunk.
+        core.handle_reload(t1, Ok(config(BASE)));
+        let events = drain(&mut core);
+        assert!(events.contains(&Event::TrunkRemoved { id: "gamma".into() }));
+        assert!(core.trunk("gamma").is_none());
+        let alpha = core.trunk("alpha").unwrap();
+        assert!(
+            Arc::ptr_eq(&alpha.runtime, &alpha_runtime),
+            "still untouched"
+        );
+    }
+
+    #[test]
+    fn rejected_reload_keeps_the_running_generation() {
+        let t0 = epoch();
+        let mut core = Core::new(config(BASE), t0);
+        drain(&mut core);
+        let before = Arc::clone(core.config());
+        let errors = load_str(
+            Path::new("test.toml"),
+            &BASE.replace("192.0.2.1", "192.0.2.300"),
+            &LoadOptions::default(),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        core.handle_reload(t0, Err(errors.clone()));
+        assert!(Arc::ptr_eq(&before, core.config()));
+        assert_eq!(core.generation(), 1);
+        assert_eq!(
+            drain(&mut core),
+            [Event::ReloadRejected {
+                errors,
+                generation: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn a_reload_without_changes_keeps_every_slot() {
+        let t0 = epoch();
+        let mut core = Core::new(config(BASE), t0);
+        drain(&mut core);
+        let runtimes: Vec<_> = ["alpha", "beta"]
+            .map(|id| Arc::clone(&core.trunk(id).unwrap().runtime))
+            .into();
+        core.handle_reload(t0, Ok(config(BASE)));
+        for (id, runtime) in ["alpha", "beta"].iter().zip(&runtimes) {
+            assert!(Arc::ptr_eq(&core.trunk(id).unwrap().runtime, runtime));
+        }
+        let events = drain(&mut core);
+        let [Event::Reloaded { diff, .. }] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert!(diff.is_empty());
+        assert_eq!(diff.unchanged, ["alpha", "beta"]);
+    }
+}

@@ -111,7 +111,9 @@ fn check_config(path: PathBuf) -> ExitCode {
             for error in &errors.0 {
                 eprintln!("{error}");
             }
-            eprintln!("{}: invalid: {} errors", path.display(), errors.0.len());
+            let count = errors.0.len();
+            let plural = if count == 1 { "" } else { "s" };
+            eprintln!("{}: invalid: {count} error{plural}", path.display());
             ExitCode::FAILURE
         }
     }

@@ -83,8 +83,8 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     root.finish();
 
     let (daemon, include_sites) = read_daemon(&main_source, daemon_table, &mut errors);
-    let tls =
-        tls_table.and_then(|(table, _)| read_tls(&main_source, table, &base_dir, &mut errors));
+    let tls = tls_table
+        .and_then(|(table, span)| read_tls(&main_source, table, &span, &base_dir, &mut errors));
     let backend = backend_table
         .and_then(|(table, span)| read_backend(&main_source, table, &span, &mut errors));
 
@@ -119,6 +119,9 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         &mut errors,
     );
     if !errors.is_empty() {
+        // Report in reading order: files as loaded, then line and column.
+        let file_rank = |error: &ConfigError| files.iter().position(|f| **f == *error.file);
+        errors.sort_by_key(|error| (file_rank(error), error.position));
         return Err(ConfigErrors(errors));
     }
     Ok(Config {
@@ -167,15 +170,17 @@ fn read_included(
         errors.extend(syntax(source, syntax_errors));
         return;
     }
-    let mut root = TableReader::new(
-        source,
-        "top level of an included file (only [trunks.<id>] tables belong here)".into(),
-        None,
-        document.get_ref(),
-        errors,
-    );
+    for (key, _) in document.get_ref().iter() {
+        if key.get_ref() != "trunks" {
+            let message = format!(
+                "[{}] is not allowed in an included file; only [trunks.<id>] tables belong here",
+                key.get_ref()
+            );
+            errors.push(source.error_at(key.span().start, None, message));
+        }
+    }
+    let mut root = TableReader::new(source, "top level".into(), None, document.get_ref(), errors);
     let trunks_table = root.table("trunks");
-    root.finish();
     if let Some((table, _)) = trunks_table {
         trunks.read_file(source, table, options, errors);
     }
@@ -233,7 +238,7 @@ fn read_daemon<'a>(
     errors: &mut Vec<ConfigError>,
 ) -> (DaemonRead, Vec<Spanned<&'a str>>) {
     let default_listen = || DEFAULT_LISTEN.map(|text| Listen::parse(text).expect("valid default"));
-    let Some((table, _)) = table else {
+    let Some((table, table_span)) = table else {
         let listen = default_listen().to_vec();
         let config = Daemon {
             listen,
@@ -269,7 +274,7 @@ fn read_daemon<'a>(
             .collect()
     });
     if listen_sites.is_empty() {
-        reader.error(&(0..0), "listen: name at least one address".into());
+        reader.error(&table_span, "listen: name at least one address".into());
     }
     for (index, site) in listen_sites.iter().enumerate() {
         if listen_sites[..index]
@@ -304,6 +309,7 @@ fn read_daemon<'a>(
 fn read_tls(
     source: &SourceFile,
     table: &DeTable<'_>,
+    span: &Range<usize>,
     base_dir: &Path,
     errors: &mut Vec<ConfigError>,
 ) -> Option<TlsFiles> {
@@ -312,7 +318,7 @@ fn read_tls(
     let file = |reader: &mut TableReader, key: &'static str, required: bool| {
         let Some(site) = reader.string(key) else {
             if required {
-                reader.error(&(0..0), format!("[tls] needs {key}"));
+                reader.error(span, format!("[tls] needs {key}"));
             }
             return None;
         };

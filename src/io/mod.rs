@@ -20,7 +20,7 @@ use systemd::Notifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("config is invalid ({} errors)", .0.0.len())]
+    #[error("config is invalid (errors above); nothing started")]
     Config(ConfigErrors),
     #[error(transparent)]
     Listen(#[from] listeners::ListenError),
