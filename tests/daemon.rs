@@ -1,0 +1,497 @@
+//! The real `trunkd` binary, run on loopback with configs in a temp dir: start-up, reload
+//! on edit / rename-over-save / SIGHUP, invalid edits, sd_notify, and secrets in the log.
+
+// These tests watch a real process in real time; the virtual-clock rule is for the core.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+/// Passwords used in these configs; none may ever appear in the daemon's output.
+const SECRETS: [&str; 3] = ["inline-pa55word-x", "file-pa55word-y", "rotated-pa55word-z"];
+
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path, extra_args: &[&str], env: &[(&str, &Path)]) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trunkd"));
+        command
+            .args(extra_args)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("trunkd starts");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing every one of `needles`; returns it.
+    fn wait_for(&mut self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if needles.iter().all(|needle| line.contains(needle)) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needles:?} within {WAIT:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, wait for exit, and check the whole log for secrets.
+    fn stop(mut self) -> (ExitStatus, Vec<String>) {
+        self.signal("TERM");
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.log.push(line);
+        }
+        assert_no_secrets(&self.log);
+        (status, std::mem::take(&mut self.log))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_no_secrets(log: &[String]) {
+    for line in log {
+        for secret in SECRETS {
+            assert!(!line.contains(secret), "secret in log line: {line}");
+        }
+    }
+}
+
+/// A config tree: main file with two listeners on port 0, one trunk per included file.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("trunks.d")).unwrap();
+        std::fs::write(
+            dir.path().join("alpha.password"),
+            format!("{}\n", SECRETS[1]),
+        )
+        .unwrap();
+        let tree = Tree { dir };
+        tree.write(
+            "trunkd.toml",
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+status_interval = "1h"
+include = ["trunks.d/*.toml"]
+
+[backend]
+uri = "sip:127.0.0.1:5080"
+"#,
+        );
+        tree.write("trunks.d/alpha.toml", &trunk("alpha", "max_channels = 10"));
+        tree.write("trunks.d/beta.toml", &trunk("beta", "enabled = false"));
+        tree
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn main(&self) -> PathBuf {
+        self.path("trunkd.toml")
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+
+    /// Saves like vim or an atomic writer: a new file, renamed over the old one.
+    fn replace(&self, name: &str, text: &str) {
+        let temporary = self.path(&format!("{name}.tmp~"));
+        std::fs::write(&temporary, text).unwrap();
+        std::fs::rename(&temporary, self.path(name)).unwrap();
+    }
+}
+
+fn trunk(id: &str, extra: &str) -> String {
+    let password = if id == "alpha" {
+        "password_file = \"../alpha.password\"".to_owned()
+    } else {
+        format!("password = \"{}\"", SECRETS[0])
+    };
+    format!(
+        r#"
+[trunks.{id}]
+domain = "127.0.0.1"
+port = 5070
+transport = "udp"
+username = "{id}"
+{password}
+register = true
+allowed_inbound_ips = ["127.0.0.1"]
+{extra}
+"#
+    )
+}
+
+#[test]
+fn starts_binds_listeners_and_logs_status_lines() {
+    let tree = Tree::new();
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let udp = daemon.wait_for(&["listening on udp:127.0.0.1:"]);
+    let tcp = daemon.wait_for(&["listening on tcp:127.0.0.1:"]);
+    let alpha = daemon.wait_for(&["trunk=alpha "]);
+    let beta = daemon.wait_for(&["trunk=beta "]);
+    let summary = daemon.wait_for(&["summary "]);
+    assert!(alpha.contains("trunk=alpha state=idle direction=both next_hop=udp:127.0.0.1:5070"));
+    assert!(beta.contains("trunk=beta state=disabled"));
+    assert!(summary.contains("summary trunks=2 enabled=1 disabled=1 config_generation=1"));
+
+    // The ports are really bound: binding them again fails.
+    let udp_address = udp.rsplit("udp:").next().unwrap().trim();
+    let tcp_address = tcp.rsplit("tcp:").next().unwrap().trim();
+    assert!(
+        std::net::UdpSocket::bind(udp_address).is_err(),
+        "{udp_address} not bound"
+    );
+    assert!(
+        std::net::TcpListener::bind(tcp_address).is_err(),
+        "{tcp_address} not bound"
+    );
+
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        log.iter()
+            .any(|line| line.contains("SIGTERM; shutting down"))
+    );
+    assert!(log.last().unwrap().contains("stopped"));
+}
+
+#[test]
+fn reloads_on_in_place_edit_and_applies_only_the_diff() {
+    let tree = Tree::new();
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    daemon.wait_for(&["summary "]);
+
+    tree.write("trunks.d/alpha.toml", &trunk("alpha", "max_channels = 20"));
+    // Each touched trunk's line first, then the one-line summary of the reload.
+    let line = daemon.wait_for(&["event=changed"]);
+    assert!(line.contains("trunk=alpha state=idle") && line.ends_with("fields=max_channels"));
+    let applied = daemon.wait_for(&["reload applied"]);
+    assert!(
+        applied.ends_with(
+            "reload applied: generation=2 added=0 removed=0 changed=1 unchanged=1 \
+             changed_trunks=alpha(max_channels)"
+        ),
+        "{applied}"
+    );
+
+    // A new file adds a trunk, deleting one removes it.
+    tree.write("trunks.d/gamma.toml", &trunk("gamma", ""));
+    daemon.wait_for(&["trunk=gamma state=idle", "event=added"]);
+    daemon.wait_for(&[
+        "reload applied: generation=3 added=1 removed=0 changed=0 unchanged=2 added_trunks=gamma",
+    ]);
+    std::fs::remove_file(tree.path("trunks.d/beta.toml")).unwrap();
+    daemon.wait_for(&["trunk=beta state=removed event=removed"]);
+    daemon.wait_for(&[
+        "reload applied: generation=4 added=0 removed=1 changed=0 unchanged=2 removed_trunks=beta",
+    ]);
+
+    let (status, log) = daemon.stop();
+    assert!(status.success());
+    // One save is one reload: the debounce merged the write's events.
+    let reloads = log.iter().filter(|l| l.contains("reload applied")).count();
+    assert_eq!(reloads, 3, "{log:#?}");
+}
+
+#[test]
+fn reloads_when_an_editor_renames_a_new_file_over_the_old_one() {
+    let tree = Tree::new();
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    daemon.wait_for(&["summary "]);
+
+    tree.replace("trunks.d/beta.toml", &trunk("beta", "enabled = true"));
+    daemon.wait_for(&["trunk=beta state=idle", "event=changed fields=enabled"]);
+    daemon.wait_for(&[
+        "reload applied: generation=2",
+        "changed_trunks=beta(enabled)",
+    ]);
+
+    // The watch survives the first replacement: the main file too, twice.
+    let main = std::fs::read_to_string(tree.main()).unwrap();
+    tree.replace("trunkd.toml", &main.replace("\"1h\"", "\"30m\""));
+    daemon.wait_for(&[
+        "reload applied: generation=3",
+        "daemon_changed=status_interval",
+    ]);
+    tree.replace("trunks.d/beta.toml", &trunk("beta", "enabled = false"));
+    daemon.wait_for(&["trunk=beta state=disabled", "event=changed"]);
+    daemon.wait_for(&[
+        "reload applied: generation=4",
+        "changed_trunks=beta(enabled)",
+    ]);
+    assert!(daemon.stop().0.success());
+}
+
+#[test]
+fn sighup_reloads_files_the_watch_does_not_cover() {
+    // A rotated password file is not watched: SIGHUP (systemctl reload) picks it up.
+    let tree = Tree::new();
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    daemon.wait_for(&["summary "]);
+    std::fs::write(tree.path("alpha.password"), SECRETS[2]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.signal("HUP");
+    daemon.wait_for(&["SIGHUP; reloading"]);
+    daemon.wait_for(&["reload applied: generation=2 added=0 removed=0 changed=1 unchanged=1 changed_trunks=alpha(password)"]);
+
+    // Nothing changed: a SIGHUP still reloads, and says so.
+    daemon.signal("HUP");
+    daemon.wait_for(&["reload applied: generation=3 added=0 removed=0 changed=0 unchanged=2"]);
+    assert!(daemon.stop().0.success());
+}
+
+#[test]
+fn invalid_edit_keeps_the_running_config_and_says_why() {
+    let tree = Tree::new();
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    daemon.wait_for(&["summary "]);
+
+    let broken = trunk(
+        "alpha",
+        "max_channels = -5\nallowed_inbound_ips = [\"10.0.0.1/8\"]",
+    )
+    .replace("allowed_inbound_ips = [\"127.0.0.1\"]\n", "");
+    tree.write("trunks.d/alpha.toml", &broken);
+    let first = daemon.wait_for(&["trunks.d/alpha.toml:"]);
+    assert!(first.contains("ERROR"), "{first}");
+    assert!(
+        first.contains("alpha.toml:9:16: trunk alpha: max_channels: -5 is out of range"),
+        "{first}"
+    );
+    let second = daemon.wait_for(&["trunks.d/alpha.toml:"]);
+    assert!(
+        second.contains(
+            "alpha.toml:10:24: trunk alpha: allowed_inbound_ips: \"10.0.0.1/8\" has host bits set"
+        ),
+        "{second}"
+    );
+    daemon.wait_for(&["reload rejected: 2 errors; generation 1 stays in force"]);
+
+    // The running config is still generation 1 with alpha as it was: the next valid edit
+    // is diffed against it, not against the broken one.
+    tree.write(
+        "trunks.d/alpha.toml",
+        &trunk("alpha", "max_channels = 10\nname = \"Alpha\""),
+    );
+    daemon.wait_for(&["reload applied: generation=2 added=0 removed=0 changed=1 unchanged=1 changed_trunks=alpha(name)"]);
+    assert!(daemon.stop().0.success());
+}
+
+#[test]
+fn sd_notify_messages_arrive_in_order() {
+    let tree = Tree::new();
+    let socket_path = tree.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut daemon = Daemon::start(&tree.main(), &[], &[("NOTIFY_SOCKET", &socket_path)]);
+    let receive = || {
+        let mut buffer = [0u8; 4096];
+        let length = socket.recv(&mut buffer).expect("an sd_notify message");
+        String::from_utf8_lossy(&buffer[..length]).into_owned()
+    };
+
+    let ready = receive();
+    assert!(ready.starts_with("READY=1\n"), "{ready:?}");
+    assert!(
+        ready.contains("STATUS=2 trunks (1 enabled, 1 disabled), config generation 1"),
+        "{ready:?}"
+    );
+    // READY=1 is sent after the listeners are bound, which the log showed first.
+    daemon.wait_for(&["listening on tcp:"]);
+
+    daemon.signal("HUP");
+    let reloading = receive();
+    let mut fields = reloading.lines();
+    assert_eq!(fields.next(), Some("RELOADING=1"), "{reloading:?}");
+    let monotonic = fields
+        .next()
+        .and_then(|f| f.strip_prefix("MONOTONIC_USEC="));
+    assert!(
+        monotonic.is_some_and(|usec| usec.parse::<u64>().unwrap() > 0),
+        "{reloading:?}"
+    );
+    let ready = receive();
+    assert!(
+        ready.starts_with("READY=1\n") && ready.contains("config generation 2"),
+        "{ready:?}"
+    );
+
+    // A rejected reload still ends in READY=1, and STATUS says the reload failed.
+    tree.write("trunks.d/alpha.toml", "[trunks.alpha]\nport = 0\n");
+    assert!(receive().starts_with("RELOADING=1\n"));
+    let ready = receive();
+    assert!(ready.starts_with("READY=1\n"), "{ready:?}");
+    assert!(
+        ready.contains("config generation 2; last reload rejected (3 errors)"),
+        "{ready:?}"
+    );
+
+    daemon.signal("TERM");
+    assert_eq!(receive(), "STOPPING=1\nSTATUS=stopping\n");
+    assert!(daemon.stop().0.success());
+}
+
+#[test]
+fn watchdog_pings_when_systemd_asks_for_them() {
+    let tree = Tree::new();
+    let socket_path = tree.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trunkd"));
+    let mut child = command
+        .args(["run", "--config"])
+        .arg(tree.main())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut pings = 0;
+    let mut buffer = [0u8; 4096];
+    while pings < 3 {
+        assert!(started.elapsed() < WAIT, "only {pings} watchdog pings");
+        let length = socket.recv(&mut buffer).expect("watchdog pings");
+        if &buffer[..length] == b"WATCHDOG=1\n" {
+            pings += 1;
+        }
+    }
+    // Three pings at half of 400 ms take about 400 ms (the first is immediate); far less
+    // than the 1.2 s that pinging only at the limit would need.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn json_log_format_carries_the_status_line_as_message() {
+    let tree = Tree::new();
+    let mut daemon = Daemon::start(&tree.main(), &["--log-format", "json"], &[]);
+    let line = daemon.wait_for(&["trunk=alpha state=idle"]);
+    let json: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert!(
+        json["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("trunk=alpha state=idle")
+    );
+    assert_eq!(json["target"], "trunkd::status");
+    assert!(daemon.stop().0.success());
+}
+
+#[test]
+fn invalid_config_at_start_fails_without_ready() {
+    let tree = Tree::new();
+    tree.write(
+        "trunks.d/alpha.toml",
+        "[trunks.alpha]\ndomain = \"127.0.0.1\"\nbogus = 1\n",
+    );
+    let socket_path = tree.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        .args(["run", "--config"])
+        .arg(tree.main())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("trunks.d/alpha.toml:3:1: trunk alpha: unknown key \"bogus\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("config is invalid"), "{stderr}");
+    let mut buffer = [0u8; 64];
+    assert!(
+        socket.recv(&mut buffer).is_err(),
+        "no READY=1 for a daemon that did not start"
+    );
+}
+
+#[test]
+fn busy_port_fails_the_start_with_the_address() {
+    let tree = Tree::new();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let main = std::fs::read_to_string(tree.main()).unwrap();
+    tree.write(
+        "trunkd.toml",
+        &main.replace("udp:127.0.0.1:0", &format!("udp:{address}")),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        .args(["run", "--config"])
+        .arg(tree.main())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot bind udp:{address}: Address")),
+        "{stderr}"
+    );
+}
