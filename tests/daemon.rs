@@ -495,3 +495,24 @@ fn busy_port_fails_the_start_with_the_address() {
         "{stderr}"
     );
 }
+
+#[test]
+fn status_lines_repeat_every_status_interval() {
+    let tree = Tree::new();
+    let main = std::fs::read_to_string(tree.main()).unwrap();
+    tree.write("trunkd.toml", &main.replace("\"1h\"", "\"1s\""));
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let started = Instant::now();
+    for _ in 0..3 {
+        daemon.wait_for(&["trunk=alpha state=idle"]);
+        daemon.wait_for(&["trunk=beta state=disabled"]);
+        daemon.wait_for(&["summary trunks=2 enabled=1 disabled=1 config_generation=1"]);
+    }
+    // Start-up report plus two periodic ones: about 2 s, never all at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(daemon.stop().0.success());
+}
