@@ -6,12 +6,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use trunkd::config::{self, DEFAULT_CONFIG_PATH, LoadOptions};
+use trunkd::io::count_of;
 
 /// trunkd — SIP trunk edge daemon.
 ///
-/// Keeps SIP trunks to carriers registered and healthy and admits inbound calls on them.
-/// Trunks are defined in a TOML file (see README.md); edit it and trunkd reloads it,
-/// applying only what changed, or keeping the running config if the edit is invalid.
+/// Loads SIP trunk definitions from a TOML file and its includes (see README.md),
+/// validates every key, binds the SIP listeners and logs one status line per trunk.
+/// Edit the files or send SIGHUP and trunkd reloads them, applying only what changed, or
+/// keeping the running config if the edit is invalid. Registration, keepalives and call
+/// admission are not implemented yet: listeners accept traffic and drop it.
 #[derive(Debug, Parser)]
 #[command(name = "trunkd", version, about, long_about)]
 struct Cli {
@@ -99,11 +102,11 @@ fn check_config(path: PathBuf) -> ExitCode {
     match config::load(&path, &LoadOptions::from_env()) {
         Ok(config) => {
             println!(
-                "{}: ok: {} trunks ({} enabled) from {} files",
+                "{}: ok: {} ({} enabled) from {}",
                 path.display(),
-                config.trunks.len(),
+                count_of(config.trunks.len(), "trunk"),
                 config.enabled_trunks(),
-                config.files.len()
+                count_of(config.files.len(), "file")
             );
             ExitCode::SUCCESS
         }
@@ -111,9 +114,8 @@ fn check_config(path: PathBuf) -> ExitCode {
             for error in &errors.0 {
                 eprintln!("{error}");
             }
-            let count = errors.0.len();
-            let plural = if count == 1 { "" } else { "s" };
-            eprintln!("{}: invalid: {count} error{plural}", path.display());
+            let count = count_of(errors.0.len(), "error");
+            eprintln!("{}: invalid: {count}", path.display());
             ExitCode::FAILURE
         }
     }

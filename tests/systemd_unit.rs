@@ -189,8 +189,8 @@ fn unit_contains_required_directives() {
         ("Service", "UMask", "0077"),
         ("Service", "RuntimeDirectory", "trunkd"),
         ("Service", "ConfigurationDirectory", "trunkd"),
-        ("Service", "CapabilityBoundingSet", "CAP_NET_BIND_SERVICE"),
-        ("Service", "AmbientCapabilities", "CAP_NET_BIND_SERVICE"),
+        // Empty: no capabilities; SIP's default ports are above 1024.
+        ("Service", "CapabilityBoundingSet", ""),
         ("Service", "NoNewPrivileges", "yes"),
         ("Service", "ProtectSystem", "strict"),
         ("Service", "ProtectHome", "yes"),

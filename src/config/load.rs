@@ -14,11 +14,12 @@ use toml::de::DeTable;
 use super::country;
 use super::error::{ConfigError, ConfigErrors, SourceFile};
 use super::reader::TableReader;
+use super::tls::{self, TlsProblem};
 use super::values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, parse_network,
 };
 use super::{Backend, Config, Daemon, Origin, TlsFiles, Trunk};
-use crate::sip::{Host, SipUri};
+use crate::sip::{Host, Scheme, SipUri};
 
 /// What a load needs from the environment, passed in so tests control it.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +72,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
 
     let mut root = TableReader::new(
         &main_source,
-        "top level".into(),
+        "the top level".into(),
         None,
         document.get_ref(),
         &mut errors,
@@ -84,8 +85,10 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
 
     let (daemon, include_sites) = read_daemon(&main_source, daemon_table, &mut errors);
     let tls = tls_table
+        .clone()
         .and_then(|(table, span)| read_tls(&main_source, table, &span, &base_dir, &mut errors));
     let backend = backend_table
+        .clone()
         .and_then(|(table, span)| read_backend(&main_source, table, &span, &mut errors));
 
     let mut trunks = TrunkSet::default();
@@ -113,8 +116,9 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     cross_checks(
         &main_source,
         &daemon,
-        tls.is_some(),
-        backend.is_some(),
+        // Presence, not validity: a broken [tls] has its own errors already.
+        tls_table.is_some(),
+        backend_table.is_some(),
         &trunks,
         &mut errors,
     );
@@ -173,13 +177,19 @@ fn read_included(
     for (key, _) in document.get_ref().iter() {
         if key.get_ref() != "trunks" {
             let message = format!(
-                "[{}] is not allowed in an included file; only [trunks.<id>] tables belong here",
+                "\"{}\" is not allowed in an included file; only [trunks.<id>] tables belong here",
                 key.get_ref()
             );
             errors.push(source.error_at(key.span().start, None, message));
         }
     }
-    let mut root = TableReader::new(source, "top level".into(), None, document.get_ref(), errors);
+    let mut root = TableReader::new(
+        source,
+        "the top level".into(),
+        None,
+        document.get_ref(),
+        errors,
+    );
     let trunks_table = root.table("trunks");
     if let Some((table, _)) = trunks_table {
         trunks.read_file(source, table, options, errors);
@@ -254,7 +264,7 @@ fn read_daemon<'a>(
             Vec::new(),
         );
     };
-    let mut reader = TableReader::new(source, "daemon".into(), None, table, errors);
+    let mut reader = TableReader::new(source, "[daemon]".into(), None, table, errors);
     let listen_sites = reader.parsed_list("listen", Listen::parse);
     let public_address = reader.parsed("public_address", Host::parse);
     let status_interval = reader.duration("status_interval");
@@ -314,31 +324,55 @@ fn read_tls(
     errors: &mut Vec<ConfigError>,
 ) -> Option<TlsFiles> {
     let before = errors.len();
-    let mut reader = TableReader::new(source, "tls".into(), None, table, errors);
-    let file = |reader: &mut TableReader, key: &'static str, required: bool| {
+    let mut reader = TableReader::new(source, "[tls]".into(), None, table, errors);
+    let mut path = |key: &'static str, required: bool| {
         let Some(site) = reader.string(key) else {
-            if required {
+            if required && table.get(key).is_none() {
                 reader.error(span, format!("[tls] needs {key}"));
             }
             return None;
         };
-        let path = base_dir.join(site.get_ref());
-        if let Err(error) = std::fs::File::open(&path) {
-            reader.error(
-                &site.span(),
-                format!("{key}: cannot read {}: {error}", path.display()),
-            );
-        }
-        Some(path)
+        Some((base_dir.join(site.get_ref()), site.span()))
     };
-    let certificate = file(&mut reader, "certificate", true);
-    let private_key = file(&mut reader, "private_key", true);
-    let ca_file = file(&mut reader, "ca_file", false);
+    let certificate = path("certificate", true);
+    let private_key = path("private_key", true);
+    let ca_file = path("ca_file", false);
+    if let Some((ca_path, ca_span)) = &ca_file
+        && let Err(reason) = tls::certificates(ca_path)
+    {
+        reader.error(ca_span, format!("ca_file: {}: {reason}", ca_path.display()));
+    }
+    if let (Some((cert_path, cert_span)), None) = (&certificate, &private_key)
+        && let Err(reason) = tls::certificates(cert_path)
+    {
+        reader.error(
+            cert_span,
+            format!("certificate: {}: {reason}", cert_path.display()),
+        );
+    }
+    if let (Some((cert_path, cert_span)), Some((key_path, key_span))) = (&certificate, &private_key)
+    {
+        for problem in tls::server_config(cert_path, key_path)
+            .err()
+            .unwrap_or_default()
+        {
+            match problem {
+                TlsProblem::Certificate(reason) => reader.error(
+                    cert_span,
+                    format!("certificate: {}: {reason}", cert_path.display()),
+                ),
+                TlsProblem::PrivateKey(reason) => reader.error(
+                    key_span,
+                    format!("private_key: {}: {reason}", key_path.display()),
+                ),
+            }
+        }
+    }
     reader.finish();
     (errors.len() == before).then(|| TlsFiles {
-        certificate: certificate.expect("checked"),
-        private_key: private_key.expect("checked"),
-        ca_file,
+        certificate: certificate.expect("checked").0,
+        private_key: private_key.expect("checked").0,
+        ca_file: ca_file.map(|(path, _)| path),
     })
 }
 
@@ -348,7 +382,7 @@ fn read_backend(
     span: &Range<usize>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Backend> {
-    let mut reader = TableReader::new(source, "backend".into(), None, table, errors);
+    let mut reader = TableReader::new(source, "[backend]".into(), None, table, errors);
     let uri = reader.parsed("uri", SipUri::parse);
     if uri.is_none() && table.get("uri").is_none() {
         reader.error(span, "[backend] needs uri".into());
@@ -389,10 +423,7 @@ impl TrunkSet {
             let header = source.error_at(key.span().start, Some(id), String::new());
             if let Some(first) = self.defined.get(id) {
                 errors.push(ConfigError {
-                    message: format!(
-                        "trunk id \"{id}\" is defined twice: first at {first}, again in {}",
-                        source.path.display()
-                    ),
+                    message: format!("trunk id \"{id}\" is already defined at {first}"),
                     ..header
                 });
                 continue;
@@ -409,7 +440,7 @@ impl TrunkSet {
             let Some(trunk_table) = value.get_ref().as_table() else {
                 errors.push(ConfigError {
                     message: format!(
-                        "trunks.{id}: expected a table ([trunks.{id}]), found {}",
+                        "expected a table ([trunks.{id}]), found {}",
                         value.get_ref().type_str()
                     ),
                     ..header
@@ -458,7 +489,7 @@ fn read_trunk(
     errors: &mut Vec<ConfigError>,
 ) -> Option<LoadedTrunk> {
     let before = errors.len();
-    let mut r = TableReader::new(source, format!("trunks.{id}"), Some(id), table, errors);
+    let mut r = TableReader::new(source, format!("[trunks.{id}]"), Some(id), table, errors);
 
     let name = non_empty(&mut r, "name");
     let provider = non_empty(&mut r, "provider");
@@ -526,6 +557,10 @@ fn read_trunk(
             "register = true needs username and password (or password_file)".into(),
         );
     }
+    let allowlist_had_entries = table
+        .get("allowed_inbound_ips")
+        .and_then(|value| value.get_ref().as_array())
+        .is_some_and(|entries| !entries.is_empty());
     let allowed_inbound_ips: Vec<_> = allowed_inbound_ips
         .unwrap_or_default()
         .into_iter()
@@ -533,7 +568,9 @@ fn read_trunk(
         .collect();
     if direction.accepts_inbound() {
         match inbound_auth {
-            InboundAuth::Ip if allowed_inbound_ips.is_empty() && table.get("allowed_inbound_ips").is_none() => r.error(
+            // An empty list is refused too; a list whose entries were all invalid has
+            // its own errors already.
+            InboundAuth::Ip if allowed_inbound_ips.is_empty() && !allowlist_had_entries => r.error(
                 &header,
                 "inbound_auth = \"ip\" needs allowed_inbound_ips (the carrier's signalling addresses)"
                     .into(),
@@ -545,6 +582,14 @@ fn read_trunk(
             ),
             _ => {}
         }
+    }
+    if let Some(proxy) = &outbound_proxy
+        && proxy.get_ref().scheme == Scheme::Sips
+        && transport != Transport::Tls
+    {
+        let message =
+            format!("outbound_proxy: a sips: URI needs transport = \"tls\", not \"{transport}\"");
+        r.error(&proxy.span(), message);
     }
     if number_format == NumberFormat::National && country.is_none() {
         r.error(&header, "number_format = \"national\" needs country".into());
@@ -651,8 +696,8 @@ fn read_password(reader: &mut TableReader, options: &LoadOptions) -> Option<Secr
             None
         }
         (Some(inline), None) => {
-            if inline.get_ref().is_empty() {
-                reader.error(&inline.span(), "password: must not be empty".into());
+            if inline.get_ref().trim().is_empty() {
+                reader.error(&inline.span(), "password: must not be blank".into());
                 return None;
             }
             Some(Secret::new(inline.get_ref()))

@@ -10,6 +10,7 @@ mod diff;
 mod error;
 mod load;
 mod reader;
+pub mod tls;
 mod values;
 
 use std::collections::BTreeMap;
@@ -100,7 +101,11 @@ pub struct Trunk {
     pub number_format: NumberFormat,
     /// Zero: unlimited.
     pub max_channels: u32,
+    /// Where admitted inbound calls go (the "origination URI" of trunk APIs); `None`
+    /// means `[backend] uri`.
     pub route_to: Option<SipUri>,
+    /// Where outbound calls on this trunk are sent (the "termination URI" of trunk APIs);
+    /// `None` means the trunk's domain and port. Used once outbound calling exists.
     pub termination_uri: Option<SipUri>,
     /// Where the trunk's table starts, for messages. Not part of the trunk's identity.
     pub origin: Origin,

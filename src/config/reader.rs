@@ -19,7 +19,7 @@ pub type Str<'a> = Spanned<&'a str>;
 
 pub struct TableReader<'a, 'i, 'e> {
     source: &'a SourceFile,
-    /// `[trunks.x]`, `[daemon]`, ... as written in messages.
+    /// "[trunks.x]", "[daemon]", "the top level": where the table is, for messages.
     table_name: String,
     trunk: Option<&'a str>,
     table: &'a DeTable<'i>,
@@ -204,7 +204,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
             let hint = suggestion(name, &self.used)
                 .map(|known| format!("; did you mean \"{known}\"?"))
                 .unwrap_or_default();
-            let message = format!("unknown key \"{name}\" in [{}]{hint}", self.table_name);
+            let message = format!("unknown key \"{name}\" in {}{hint}", self.table_name);
             let error = self.source.error_at(key.span().start, self.trunk, message);
             self.errors.push(error);
         }

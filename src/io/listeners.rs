@@ -7,17 +7,14 @@
 //! certificate loads and works).
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use pki_types::pem::PemObject;
-use pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
 use tracing::debug;
 
+use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsFiles, Transport};
 
 /// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
@@ -90,30 +87,22 @@ pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
     })
 }
 
-/// Loads the certificate chain and key into a rustls server config.
+/// The acceptor for the `[tls]` files (validated at load; read again here, as they are
+/// the files in force when the listener binds).
 pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ListenError> {
-    let tls_error = |path: &std::path::Path, reason: String| ListenError::Tls {
-        path: path.display().to_string(),
-        reason,
-    };
-    let certificates: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(&files.certificate)
-            .and_then(|certificates| certificates.collect())
-            .map_err(|error| tls_error(&files.certificate, error.to_string()))?;
-    if certificates.is_empty() {
-        return Err(tls_error(
-            &files.certificate,
-            "no certificate in file".into(),
-        ));
-    }
-    // The error text of a key parse never contains key material, only its kind.
-    let key = PrivateKeyDer::from_pem_file(&files.private_key)
-        .map_err(|error| tls_error(&files.private_key, error.to_string()))?;
-    let server = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .map_err(|error| tls_error(&files.private_key, error.to_string()))?;
-    Ok(TlsAcceptor::from(Arc::new(server)))
+    let config =
+        tls::server_config(&files.certificate, &files.private_key).map_err(|problems| {
+            let (path, reason) = match problems.into_iter().next() {
+                Some(TlsProblem::Certificate(reason)) => (&files.certificate, reason),
+                Some(TlsProblem::PrivateKey(reason)) => (&files.private_key, reason),
+                None => (&files.certificate, "unknown problem".to_owned()),
+            };
+            ListenError::Tls {
+                path: path.display().to_string(),
+                reason,
+            }
+        })?;
+    Ok(TlsAcceptor::from(config))
 }
 
 async fn drain_udp(socket: UdpSocket) {

@@ -169,8 +169,8 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
                     error!("{error}");
                 }
                 error!(
-                    "reload rejected: {} errors; generation {generation} stays in force",
-                    errors.0.len()
+                    "reload rejected: {}; generation {generation} stays in force",
+                    count_of(errors.0.len(), "error")
                 );
             }
         }
@@ -180,7 +180,16 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
 fn systemd_status(core: &Core, last_reload_failed: Option<usize>) -> String {
     let status = core.summary().systemd_status();
     match last_reload_failed {
-        Some(count) => format!("{status}; last reload rejected ({count} errors)"),
+        Some(count) => format!(
+            "{status}; last reload rejected ({})",
+            count_of(count, "error")
+        ),
         None => status,
     }
+}
+
+/// "1 error", "2 errors".
+pub fn count_of(count: usize, noun: &str) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {noun}{plural}")
 }

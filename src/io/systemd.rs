@@ -35,8 +35,8 @@ impl Notifier {
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
-    /// systemd ≥ 253 requires MONOTONIC_USEC with RELOADING=1 (Type=notify-reload); older
-    /// versions ignore it.
+    /// RELOADING=1 with MONOTONIC_USEC, as sd_notify(3) asks since systemd 253 (which
+    /// needs it for Type=notify-reload); older versions ignore the extra field.
     pub fn reloading(&self) {
         match NotifyState::monotonic_usec_now() {
             Ok(now) => self.send(&[NotifyState::Reloading, now]),
