@@ -516,3 +516,41 @@ fn status_lines_repeat_every_status_interval() {
     );
     assert!(daemon.stop().0.success());
 }
+
+#[test]
+fn ipv4_and_ipv6_wildcards_can_share_a_port() {
+    // Linux sockets are dual-stack by default, so "[::]:P" after "0.0.0.0:P" would fail
+    // with EADDRINUSE; trunkd makes IPv6 listeners IPv6-only. Binding only: no traffic.
+    let free_port = |probe: &str| match probe {
+        "udp" => std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+        _ => std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+    };
+    let (udp, tcp) = (free_port("udp"), free_port("tcp"));
+    let tree = Tree::new();
+    let main = std::fs::read_to_string(tree.main()).unwrap();
+    let listen = format!(
+        "listen = [\"udp:0.0.0.0:{udp}\", \"udp:[::]:{udp}\", \"tcp:0.0.0.0:{tcp}\", \"tcp:[::]:{tcp}\"]"
+    );
+    tree.write(
+        "trunkd.toml",
+        &main.replace(
+            "listen = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]",
+            &listen,
+        ),
+    );
+    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    daemon.wait_for(&[&format!("listening on udp:0.0.0.0:{udp}")]);
+    daemon.wait_for(&[&format!("listening on udp:[::]:{udp}")]);
+    daemon.wait_for(&[&format!("listening on tcp:0.0.0.0:{tcp}")]);
+    daemon.wait_for(&[&format!("listening on tcp:[::]:{tcp}")]);
+    daemon.wait_for(&["summary "]);
+    assert!(daemon.stop().0.success());
+}

@@ -7,8 +7,10 @@
 //! certificate loads and works).
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -58,15 +60,13 @@ pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
         };
         let address = match listen.transport {
             Transport::Udp => {
-                let socket = UdpSocket::bind(listen.address).await.map_err(bind_error)?;
+                let socket = bind_udp(listen.address).map_err(bind_error)?;
                 let address = socket.local_addr().map_err(bind_error)?;
                 tasks.spawn(drain_udp(socket));
                 address
             }
             Transport::Tcp | Transport::Tls => {
-                let listener = TcpListener::bind(listen.address)
-                    .await
-                    .map_err(bind_error)?;
+                let listener = bind_tcp(listen.address).map_err(bind_error)?;
                 let address = listener.local_addr().map_err(bind_error)?;
                 let acceptor = match listen.transport {
                     Transport::Tls => acceptor.clone(),
@@ -103,6 +103,37 @@ pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ListenError> {
             }
         })?;
     Ok(TlsAcceptor::from(config))
+}
+
+/// Listen backlog for TCP/TLS: carriers open few connections, but a burst after a
+/// carrier-side failover should not be refused.
+const TCP_BACKLOG: i32 = 1024;
+
+/// An IPv6 socket is made IPv6-only (like nginx), so "udp:0.0.0.0:5060" and
+/// "udp:[::]:5060" can both be listed instead of the second failing with EADDRINUSE on
+/// Linux's default dual-stack sockets.
+fn new_socket(address: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), kind, Some(protocol))?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = new_socket(address, Type::DGRAM, Protocol::UDP)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = new_socket(address, Type::STREAM, Protocol::TCP)?;
+    // A restart must not fail on connections of the previous process in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn drain_udp(socket: UdpSocket) {
