@@ -203,7 +203,7 @@ keyword_enum!(
     NumberFormat { PlusE164 = "+e164", E164 = "e164", National = "national" }
 );
 
-/// One `listen` entry: "udp:0.0.0.0:5060", "tls:[::]:5061".
+/// One `listen` entry: `"udp:0.0.0.0:5060"`, `"tls:[::]:5061"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Listen {
     pub transport: Transport,
