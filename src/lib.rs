@@ -16,3 +16,4 @@ pub mod core;
 pub mod io;
 pub mod sip;
 pub mod status;
+pub mod trunk;

@@ -1,0 +1,1098 @@
+//! One trunk's registration with its carrier (RFC 3261 §10), sans IO.
+//!
+//! It owns the binding's identity (Call-ID for the trunk's life, CSeq, From tag), builds
+//! each REGISTER, runs it through a non-INVITE client transaction, answers digest
+//! challenges, refreshes from the *granted* expiry and backs off on failure, forever: a
+//! registration never gives up silently, it stays visible in `state()` and retries at a
+//! capped interval. It never touches a socket or the clock; responses arrive already
+//! parsed as a [`ResponseView`].
+//!
+//! ```text
+//!  Unregistered ──start delay──► Registering ──2xx──► Registered ──refresh──► Registering
+//!                                 │  401/407: answer, same attempt (stale: new nonce)
+//!                                 │  423: raise Expires to Min-Expires, same attempt
+//!                                 ├─ 401/407 to our answer ───► AuthFailed ─┐
+//!                                 ├─ 403/404 ─────────────────► Rejected  ──┤ retry later
+//!                                 └─ timeout/408/5xx/6xx/other ► Backoff  ──┘
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::{Secret, Transport};
+use crate::sip::digest::{self, Challenge};
+use crate::sip::transaction::{Action, NonInviteClient, TimerValues};
+use crate::trunk::random::Random;
+
+/// First retry after a failure; doubles per consecutive failure up to [`BACKOFF_CAP`].
+pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30 * 60);
+/// 403/404: the carrier refuses this account; asking again soon only adds log noise.
+pub const REJECTED_RETRY: Duration = BACKOFF_CAP;
+/// Refresh at min(75 % of the granted expiry, expiry − this margin), so a refresh has time
+/// for a challenge round and retransmissions before the binding lapses.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(32);
+/// Challenges answered within one attempt before it counts as a failure: one for a cached
+/// nonce the registrar no longer accepts, one for the fresh nonce, one stale round.
+const MAX_CHALLENGES_PER_ATTEMPT: u8 = 3;
+
+/// What the registration needs to know about its trunk, resolved by the shell.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Request-URI, e.g. `sip:carrier.example.net` (RFC 3261 §10.2: no user part).
+    pub registrar: String,
+    /// Address of record in From and To, e.g. `sip:user_42@carrier.example.net`.
+    pub aor: String,
+    /// Our Contact URI, e.g. `sip:user_42@203.0.113.10:5060;transport=udp`.
+    pub contact: String,
+    /// Via sent-by (`host:port`) as advertised.
+    pub via_sent_by: String,
+    pub transport: Transport,
+    /// Where requests go; responses from anywhere else are ignored.
+    pub next_hop: SocketAddr,
+    pub username: String,
+    pub password: Secret,
+    /// The operator's `auth_realm`: challenges for any other realm are not answered.
+    pub auth_realm: Option<String>,
+    /// Requested expiry in seconds.
+    pub expires: u32,
+    pub user_agent: String,
+}
+
+/// The parts of a response to REGISTER that the registration acts on.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseView<'a> {
+    pub source: Option<SocketAddr>,
+    pub code: u16,
+    pub reason: &'a str,
+    /// Branch of the top Via: which transaction this answers.
+    pub branch: &'a str,
+    pub cseq: u32,
+    /// `expires` parameter of the Contact that is ours (RFC 3261 §10.2.4), if present.
+    pub contact_expires: Option<u32>,
+    pub expires: Option<u32>,
+    pub www_authenticate: Vec<&'a str>,
+    pub proxy_authenticate: Vec<&'a str>,
+    pub min_expires: Option<u32>,
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Unregistered,
+    Registering,
+    Registered,
+    AuthFailed,
+    Rejected,
+    Backoff,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unregistered => "unregistered",
+            State::Registering => "registering",
+            State::Registered => "registered",
+            State::AuthFailed => "auth_failed",
+            State::Rejected => "rejected",
+            State::Backoff => "backoff",
+        }
+    }
+}
+
+/// Bytes for the shell to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: SocketAddr,
+    pub transport: Transport,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed; `reason` is for the log ("401 Unauthorized: wrong password").
+    StateChanged {
+        state: State,
+        code: Option<u16>,
+        reason: String,
+    },
+    /// A response from an address other than the next hop was ignored.
+    ForeignResponse { source: SocketAddr, code: u16 },
+}
+
+/// Which header carried the challenge, so the answer goes in the matching one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChallengeKind {
+    Www,
+    Proxy,
+}
+
+#[derive(Debug, Clone)]
+struct CachedChallenge {
+    challenge: Challenge<'static>,
+    kind: ChallengeKind,
+    /// Requests sent with this nonce so far (RFC 7616 §3.4: nc).
+    nonce_count: u32,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    transaction: NonInviteClient,
+    branch: String,
+    cseq: u32,
+    bytes: Vec<u8>,
+    expires: u32,
+}
+
+#[derive(Debug)]
+pub struct Registration {
+    params: Params,
+    timers: TimerValues,
+    random: Random,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    state: State,
+    last_code: Option<u16>,
+    in_flight: Option<InFlight>,
+    challenge: Option<CachedChallenge>,
+    /// Challenges answered in the current attempt, and whether the last request carried
+    /// an answer to a challenge received in this attempt (not a cached nonce).
+    challenges_this_attempt: u8,
+    answered_fresh_challenge: bool,
+    /// Expires to ask for; raised by 423 Min-Expires.
+    expires: u32,
+    expires_at: Option<Instant>,
+    /// Start, refresh or retry.
+    next_attempt_at: Option<Instant>,
+    consecutive_failures: u32,
+    unregistering: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl Registration {
+    /// A registration that sends its first REGISTER at `now + start_delay` (the caller
+    /// spreads trunks so thousands don't hit one registrar in the same millisecond).
+    pub fn new(
+        params: Params,
+        timers: TimerValues,
+        seed: u64,
+        now: Instant,
+        start_delay: Duration,
+    ) -> Self {
+        let mut random = Random::new(seed);
+        let call_id = format!("{}@trunkd", random.hex());
+        let from_tag = random.hex();
+        Registration {
+            expires: params.expires,
+            params,
+            timers,
+            random,
+            call_id,
+            from_tag,
+            cseq: 0,
+            state: State::Unregistered,
+            last_code: None,
+            in_flight: None,
+            challenge: None,
+            challenges_this_attempt: 0,
+            answered_fresh_challenge: false,
+            expires_at: None,
+            next_attempt_at: Some(now + start_delay),
+            consecutive_failures: 0,
+            unregistering: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn last_code(&self) -> Option<u16> {
+        self.last_code
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Seconds of the current binding left at `now`.
+    pub fn expires_in(&self, now: Instant) -> Option<Duration> {
+        self.expires_at.map(|at| at.saturating_duration_since(now))
+    }
+
+    /// When the next attempt (start, refresh or retry) is due, if one is scheduled.
+    pub fn next_attempt_at(&self) -> Option<Instant> {
+        self.next_attempt_at
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let transaction = self
+            .in_flight
+            .as_ref()
+            .and_then(|f| f.transaction.poll_timeout());
+        match (transaction, self.next_attempt_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Removes the binding (REGISTER with Expires: 0), for a removed or disabled trunk and
+    /// at shutdown. Challenges to it are answered like any other.
+    pub fn unregister(&mut self, now: Instant) {
+        self.unregistering = true;
+        self.next_attempt_at = None;
+        self.challenges_this_attempt = 0;
+        self.send(now);
+    }
+
+    /// Whether an unregistration finished (answered or given up).
+    pub fn is_finished(&self) -> bool {
+        self.unregistering && self.in_flight.is_none()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(in_flight) = &mut self.in_flight {
+            match in_flight.transaction.handle_timeout(now) {
+                Action::Retransmit => {
+                    let bytes = in_flight.bytes.clone();
+                    self.queue(bytes);
+                }
+                Action::TimedOut => {
+                    self.in_flight = None;
+                    self.fail(
+                        now,
+                        State::Backoff,
+                        None,
+                        "no response (timeout)".into(),
+                        None,
+                    );
+                }
+                _ => {}
+            }
+        }
+        if self.next_attempt_at.is_some_and(|at| now >= at) && self.in_flight.is_none() {
+            // A new attempt: a challenge to it is fresh even if we send a cached answer.
+            self.next_attempt_at = None;
+            self.challenges_this_attempt = 0;
+            self.answered_fresh_challenge = false;
+            self.send(now);
+        }
+    }
+
+    /// The transport could not deliver the request (ICMP unreachable, TCP refused, ...).
+    pub fn handle_transport_error(&mut self, now: Instant, why: &str) {
+        let Some(in_flight) = &mut self.in_flight else {
+            return;
+        };
+        if in_flight.transaction.handle_transport_error() == Action::TransportFailed {
+            self.in_flight = None;
+            self.fail(
+                now,
+                State::Backoff,
+                None,
+                format!("transport error: {why}"),
+                None,
+            );
+        }
+    }
+
+    pub fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) {
+        if let Some(source) = response.source
+            && source != self.params.next_hop
+        {
+            // Only the next hop may answer, and above all only it may challenge: a 401
+            // from elsewhere must never make us compute a response with our password.
+            self.events.push_back(Event::ForeignResponse {
+                source,
+                code: response.code,
+            });
+            return;
+        }
+        let Some(in_flight) = &mut self.in_flight else {
+            return;
+        };
+        if in_flight.branch != response.branch || in_flight.cseq != response.cseq {
+            return;
+        }
+        let Action::Deliver(code) = in_flight.transaction.handle_response(now, response.code)
+        else {
+            return;
+        };
+        if code < 200 {
+            return;
+        }
+        let sent_expires = in_flight.expires;
+        self.in_flight = None;
+        self.last_code = Some(code);
+        let reason = format!("{code} {}", response.reason);
+        match code {
+            200..=299 => self.on_success(now, response, sent_expires, reason),
+            401 | 407 => self.on_challenge(now, response, reason),
+            423 => self.on_interval_too_brief(now, response, reason),
+            403 | 404 => self.fail(
+                now,
+                State::Rejected,
+                Some(code),
+                reason,
+                response.retry_after,
+            ),
+            _ => self.fail(
+                now,
+                State::Backoff,
+                Some(code),
+                reason,
+                response.retry_after,
+            ),
+        }
+    }
+
+    fn on_success(
+        &mut self,
+        now: Instant,
+        response: &ResponseView<'_>,
+        sent_expires: u32,
+        reason: String,
+    ) {
+        self.consecutive_failures = 0;
+        self.answered_fresh_challenge = false;
+        if self.unregistering {
+            self.expires_at = None;
+            self.set_state(State::Unregistered, Some(response.code), reason);
+            return;
+        }
+        // RFC 3261 §10.2.4: the registrar's word on our Contact wins, then Expires.
+        let granted = response
+            .contact_expires
+            .or(response.expires)
+            .unwrap_or(sent_expires);
+        if granted == 0 {
+            // A registrar that granted nothing: treat as a failure, not a success.
+            self.fail(
+                now,
+                State::Backoff,
+                Some(response.code),
+                format!("{reason} (granted expires=0)"),
+                None,
+            );
+            return;
+        }
+        let granted = Duration::from_secs(u64::from(granted));
+        self.expires_at = Some(now + granted);
+        self.next_attempt_at = Some(now + refresh_after(granted));
+        self.set_state(State::Registered, Some(response.code), reason);
+    }
+
+    fn on_challenge(&mut self, now: Instant, response: &ResponseView<'_>, reason: String) {
+        let (values, kind) = if response.code == 407 {
+            (&response.proxy_authenticate, ChallengeKind::Proxy)
+        } else {
+            (&response.www_authenticate, ChallengeKind::Www)
+        };
+        let parsed = values
+            .iter()
+            .filter_map(|value| digest::parse_challenge(value).ok());
+        let Some(challenge) = digest::preferred(parsed) else {
+            let why = format!("{reason}: no usable Digest challenge");
+            self.fail(
+                now,
+                State::AuthFailed,
+                Some(response.code),
+                why,
+                response.retry_after,
+            );
+            return;
+        };
+        // Our answer to a challenge of this attempt was refused, and not because the nonce
+        // went stale: the credentials are wrong (RFC 7616 §3.3 stale).
+        if self.answered_fresh_challenge && !challenge.stale {
+            let why = format!("{reason}: credentials rejected");
+            self.fail(
+                now,
+                State::AuthFailed,
+                Some(response.code),
+                why,
+                response.retry_after,
+            );
+            return;
+        }
+        if self.challenges_this_attempt >= MAX_CHALLENGES_PER_ATTEMPT {
+            let why = format!("{reason}: too many challenges in one attempt");
+            self.fail(
+                now,
+                State::AuthFailed,
+                Some(response.code),
+                why,
+                response.retry_after,
+            );
+            return;
+        }
+        if let (Some(pinned), realm) = (&self.params.auth_realm, &challenge.realm)
+            && pinned != realm.as_ref()
+        {
+            let why = format!("{reason}: realm \"{realm}\" is not the configured auth_realm");
+            self.fail(now, State::AuthFailed, Some(response.code), why, None);
+            return;
+        }
+        self.challenges_this_attempt += 1;
+        self.challenge = Some(CachedChallenge {
+            challenge: owned(&challenge),
+            kind,
+            nonce_count: 0,
+        });
+        self.answered_fresh_challenge = true;
+        self.send(now);
+    }
+
+    fn on_interval_too_brief(&mut self, now: Instant, response: &ResponseView<'_>, reason: String) {
+        // RFC 3261 §10.2.8: retry with at least Min-Expires, once per attempt.
+        match response.min_expires {
+            Some(minimum) if minimum > self.expires && !self.unregistering => {
+                self.expires = minimum;
+                self.send(now);
+            }
+            _ => self.fail(now, State::Backoff, Some(423), reason, response.retry_after),
+        }
+    }
+
+    /// Records a failed attempt and schedules the next one: the capped exponential backoff
+    /// with jitter, or Retry-After when the carrier names a later time.
+    fn fail(
+        &mut self,
+        now: Instant,
+        state: State,
+        code: Option<u16>,
+        reason: String,
+        retry_after: Option<u32>,
+    ) {
+        self.answered_fresh_challenge = false;
+        if self.unregistering {
+            // At removal or shutdown there is no one to retry for.
+            self.set_state(State::Unregistered, code, reason);
+            return;
+        }
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let mut delay = match state {
+            State::Rejected => REJECTED_RETRY,
+            _ => backoff(self.consecutive_failures, &mut self.random),
+        };
+        if let Some(seconds) = retry_after {
+            delay = delay.max(Duration::from_secs(u64::from(seconds)));
+        }
+        if self.expires_at.is_some_and(|at| now >= at) {
+            self.expires_at = None;
+        }
+        self.next_attempt_at = Some(now + delay);
+        self.set_state(state, code, reason);
+    }
+
+    fn set_state(&mut self, state: State, code: Option<u16>, reason: String) {
+        if state != self.state || state != State::Registered {
+            self.events.push_back(Event::StateChanged {
+                state,
+                code,
+                reason,
+            });
+        }
+        self.state = state;
+    }
+
+    /// Builds and queues a new REGISTER (new CSeq and branch) for the current attempt.
+    fn send(&mut self, now: Instant) {
+        self.cseq += 1;
+        let branch = format!("z9hG4bK{}", self.random.hex());
+        let expires = if self.unregistering { 0 } else { self.expires };
+        let authorization = self.authorization();
+        let bytes = self.build(&branch, expires, authorization.as_ref());
+        let reliable = self.params.transport != Transport::Udp;
+        self.in_flight = Some(InFlight {
+            transaction: NonInviteClient::new(now, self.timers, reliable),
+            branch,
+            cseq: self.cseq,
+            bytes: bytes.clone(),
+            expires,
+        });
+        if self.state != State::Registered
+            && self.state != State::Registering
+            && !self.unregistering
+        {
+            self.set_state(State::Registering, None, "sending REGISTER".into());
+        }
+        self.queue(bytes);
+    }
+
+    /// The Authorization (or Proxy-Authorization) for the next request: answers the cached
+    /// challenge with the next nonce count, so refreshes reuse the nonce (RFC 7616 §3.4).
+    fn authorization(&mut self) -> Option<(ChallengeKind, String)> {
+        let cached = self.challenge.as_mut()?;
+        cached.nonce_count += 1;
+        let cnonce = self.random.hex();
+        let answer = digest::answer(
+            &cached.challenge,
+            &self.params.username,
+            &self.params.password,
+            "REGISTER",
+            &self.params.registrar,
+            &cnonce,
+            cached.nonce_count,
+            self.params.auth_realm.as_deref(),
+        )
+        .ok()?;
+        Some((cached.kind, answer.header_value()))
+    }
+
+    fn build(
+        &self,
+        branch: &str,
+        expires: u32,
+        authorization: Option<&(ChallengeKind, String)>,
+    ) -> Vec<u8> {
+        let p = &self.params;
+        let transport = p.transport.as_str().to_ascii_uppercase();
+        let mut m = String::with_capacity(512);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            m,
+            "REGISTER {registrar} SIP/2.0\r\n\
+             Via: SIP/2.0/{transport} {sent_by};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <{aor}>;tag={tag}\r\n\
+             To: <{aor}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <{contact}>\r\n\
+             Expires: {expires}\r\n",
+            registrar = p.registrar,
+            sent_by = p.via_sent_by,
+            aor = p.aor,
+            tag = self.from_tag,
+            call_id = self.call_id,
+            cseq = self.cseq,
+            contact = p.contact,
+        );
+        if let Some((kind, value)) = authorization {
+            let name = match kind {
+                ChallengeKind::Www => "Authorization",
+                ChallengeKind::Proxy => "Proxy-Authorization",
+            };
+            let _ = write!(m, "{name}: {value}\r\n");
+        }
+        let _ = write!(
+            m,
+            "User-Agent: {}\r\nContent-Length: 0\r\n\r\n",
+            p.user_agent
+        );
+        m.into_bytes()
+    }
+
+    fn queue(&mut self, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            destination: self.params.next_hop,
+            transport: self.params.transport,
+            bytes,
+        });
+    }
+}
+
+/// When to refresh a binding granted for `granted`: min(75 %, granted − 32 s), and half
+/// the expiry for bindings too short for the margin.
+pub fn refresh_after(granted: Duration) -> Duration {
+    if granted > 2 * REFRESH_MARGIN {
+        (granted * 3 / 4).min(granted - REFRESH_MARGIN)
+    } else {
+        (granted / 2).max(Duration::from_secs(1))
+    }
+}
+
+/// Delay before retry number `failures` (1-based): BASE·2^(n−1) capped at CAP, then
+/// "equal jitter": half fixed, half random, so a registrar that comes back is not hit by
+/// every trunk at once.
+pub fn backoff(failures: u32, random: &mut Random) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_CAP);
+    let half = ceiling / 2;
+    let jitter_millis = random.below(half.as_millis() as u64 + 1);
+    half + Duration::from_millis(jitter_millis)
+}
+
+fn owned(challenge: &Challenge<'_>) -> Challenge<'static> {
+    Challenge {
+        realm: challenge.realm.clone().into_owned().into(),
+        nonce: challenge.nonce.clone().into_owned().into(),
+        opaque: challenge.opaque.clone().map(|o| o.into_owned().into()),
+        algorithm: challenge.algorithm,
+        qop: challenge.qop,
+        stale: challenge.stale,
+        domain: challenge.domain.clone().map(|d| d.into_owned().into()),
+        userhash: challenge.userhash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTRAR: &str = "192.0.2.20:5060";
+    const NONCE: &str = "1700000000:abc";
+
+    #[allow(clippy::disallowed_methods)]
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    fn params() -> Params {
+        Params {
+            registrar: "sip:carrier.example.net".into(),
+            aor: "sip:user_42@carrier.example.net".into(),
+            contact: "sip:user_42@198.51.100.1:5060;transport=udp".into(),
+            via_sent_by: "198.51.100.1:5060".into(),
+            transport: Transport::Udp,
+            next_hop: REGISTRAR.parse().unwrap(),
+            username: "user_42".into(),
+            password: Secret::new("correct horse"),
+            auth_realm: None,
+            expires: 3600,
+            user_agent: "trunkd-test".into(),
+        }
+    }
+
+    /// A registration whose first REGISTER is out; returns it and that request's text.
+    fn started(params: Params) -> (Registration, String, Instant) {
+        let t0 = epoch();
+        let mut registration = Registration::new(
+            params,
+            TimerValues::default(),
+            42,
+            t0,
+            Duration::from_millis(250),
+        );
+        assert_eq!(
+            registration.poll_timeout(),
+            Some(t0 + Duration::from_millis(250))
+        );
+        assert!(
+            registration.poll_transmit().is_none(),
+            "nothing before the start delay"
+        );
+        let t = t0 + Duration::from_millis(250);
+        registration.handle_timeout(t);
+        let request = sent(&mut registration);
+        (registration, request, t)
+    }
+
+    fn sent(registration: &mut Registration) -> String {
+        let transmit = registration.poll_transmit().expect("a REGISTER to send");
+        assert_eq!(transmit.destination, REGISTRAR.parse().unwrap());
+        assert!(registration.poll_transmit().is_none(), "exactly one");
+        String::from_utf8(transmit.bytes).unwrap()
+    }
+
+    fn header<'a>(request: &'a str, name: &str) -> Option<&'a str> {
+        request
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+    }
+
+    fn branch(request: &str) -> &str {
+        let via = header(request, "Via").unwrap();
+        via.split(';')
+            .find_map(|p| p.strip_prefix("branch="))
+            .unwrap()
+    }
+
+    fn cseq(request: &str) -> u32 {
+        header(request, "CSeq")
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn response<'a>(request: &'a str, code: u16, reason: &'a str) -> ResponseView<'a> {
+        ResponseView {
+            source: Some(REGISTRAR.parse().unwrap()),
+            code,
+            reason,
+            branch: branch(request),
+            cseq: cseq(request),
+            ..Default::default()
+        }
+    }
+
+    fn challenge_header(nonce: &str, stale: bool) -> String {
+        format!(
+            "Digest realm=\"carrier.example.net\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{}",
+            if stale { ", stale=true" } else { "" }
+        )
+    }
+
+    fn states(registration: &mut Registration) -> Vec<State> {
+        std::iter::from_fn(|| registration.poll_event())
+            .filter_map(|event| match event {
+                Event::StateChanged { state, .. } => Some(state),
+                Event::ForeignResponse { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Checks an Authorization header against an independent computation.
+    fn assert_valid_authorization(request: &str, nonce: &str, nc: &str) {
+        let value = header(request, "Authorization").expect("Authorization");
+        let field = |name: &str| -> String {
+            let start = value.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            let rest = &value[start..];
+            let rest = rest.strip_prefix('"').unwrap_or(rest);
+            rest.split(['"', ',']).next().unwrap().to_owned()
+        };
+        assert_eq!(field("nonce"), nonce);
+        assert_eq!(field("nc"), nc);
+        assert_eq!(field("uri"), "sip:carrier.example.net");
+        assert_eq!(field("username"), "user_42");
+        let challenge_text = challenge_header(nonce, false);
+        let challenge = digest::parse_challenge(&challenge_text).unwrap();
+        let nonce_count = u32::from_str_radix(nc, 16).unwrap();
+        let expected = digest::answer(
+            &challenge,
+            "user_42",
+            &Secret::new("correct horse"),
+            "REGISTER",
+            "sip:carrier.example.net",
+            &field("cnonce"),
+            nonce_count,
+            None,
+        )
+        .unwrap();
+        assert_eq!(field("response"), expected.response());
+        assert!(!request.contains("correct horse"));
+    }
+
+    #[test]
+    fn first_register_has_the_rfc_3261_shape() {
+        let (mut registration, request, _) = started(params());
+        assert!(request.starts_with("REGISTER sip:carrier.example.net SIP/2.0\r\n"));
+        assert!(branch(&request).starts_with("z9hG4bK"));
+        assert!(header(&request, "Via").unwrap().ends_with(";rport"));
+        assert_eq!(
+            header(&request, "From").unwrap(),
+            format!(
+                "<sip:user_42@carrier.example.net>;tag={}",
+                registration.from_tag
+            )
+        );
+        assert_eq!(
+            header(&request, "To"),
+            Some("<sip:user_42@carrier.example.net>")
+        );
+        assert_eq!(header(&request, "Call-ID"), Some(registration.call_id()));
+        assert_eq!(header(&request, "CSeq"), Some("1 REGISTER"));
+        assert_eq!(header(&request, "Expires"), Some("3600"));
+        assert_eq!(header(&request, "Authorization"), None);
+        assert!(request.ends_with("Content-Length: 0\r\n\r\n"));
+        assert_eq!(states(&mut registration), [State::Registering]);
+    }
+
+    #[test]
+    fn challenge_answered_then_registered_and_refreshed_from_granted_expiry() {
+        let (mut registration, request, t) = started(params());
+        let challenge = challenge_header(NONCE, false);
+        let mut unauthorized = response(&request, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![&challenge];
+        registration.handle_response(t, &unauthorized);
+        let answered = sent(&mut registration);
+        assert_eq!(cseq(&answered), 2);
+        assert_ne!(branch(&answered), branch(&request), "a new transaction");
+        assert_eq!(header(&answered, "Call-ID"), header(&request, "Call-ID"));
+        assert_valid_authorization(&answered, NONCE, "00000001");
+
+        // The carrier grants 600 s on our Contact although we asked for 3600.
+        let t = t + Duration::from_millis(40);
+        let mut ok = response(&answered, 200, "OK");
+        ok.contact_expires = Some(600);
+        ok.expires = Some(3600);
+        registration.handle_response(t, &ok);
+        assert_eq!(registration.state(), State::Registered);
+        assert_eq!(registration.expires_in(t), Some(Duration::from_secs(600)));
+        assert_eq!(registration.last_code(), Some(200));
+        // min(75 % of 600, 600 - 32) = 450 s.
+        assert_eq!(
+            registration.next_attempt_at(),
+            Some(t + Duration::from_secs(450))
+        );
+        assert_eq!(
+            states(&mut registration),
+            [State::Registering, State::Registered]
+        );
+
+        // The refresh reuses the nonce with nc+1, same Call-ID, next CSeq; the visible
+        // state stays registered while it is in flight.
+        let t = t + Duration::from_secs(450);
+        registration.handle_timeout(t);
+        let refresh = sent(&mut registration);
+        assert_eq!(cseq(&refresh), 3);
+        assert_eq!(header(&refresh, "Call-ID"), header(&request, "Call-ID"));
+        assert_valid_authorization(&refresh, NONCE, "00000002");
+        assert_eq!(registration.state(), State::Registered);
+        let mut ok = response(&refresh, 200, "OK");
+        ok.expires = Some(120);
+        registration.handle_response(t, &ok);
+        // Expires header when the Contact carries none; short expiry: min(90, 88) = 88 s.
+        assert_eq!(
+            registration.next_attempt_at(),
+            Some(t + Duration::from_secs(88))
+        );
+        assert!(
+            states(&mut registration).is_empty(),
+            "registered → registered is not news"
+        );
+    }
+
+    #[test]
+    fn cached_nonce_refused_at_refresh_is_answered_with_the_fresh_one() {
+        let (mut registration, request, t) = started(params());
+        let challenge = challenge_header(NONCE, false);
+        let mut unauthorized = response(&request, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![&challenge];
+        registration.handle_response(t, &unauthorized);
+        let answered = sent(&mut registration);
+        registration.handle_response(t, &response(&answered, 200, "OK"));
+        let t = registration.next_attempt_at().unwrap();
+        registration.handle_timeout(t);
+        let refresh = sent(&mut registration);
+        // The registrar expired our nonce: a fresh challenge, not a wrong password.
+        let fresh = challenge_header("1700003600:def", false);
+        let mut unauthorized = response(&refresh, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![&fresh];
+        registration.handle_response(t, &unauthorized);
+        let answered = sent(&mut registration);
+        assert_valid_authorization(&answered, "1700003600:def", "00000001");
+        registration.handle_response(t, &response(&answered, 200, "OK"));
+        assert_eq!(registration.state(), State::Registered);
+    }
+
+    #[test]
+    fn stale_nonce_is_retried_without_counting_as_a_failure() {
+        let (mut registration, request, t) = started(params());
+        let challenge = challenge_header(NONCE, false);
+        let mut unauthorized = response(&request, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![&challenge];
+        registration.handle_response(t, &unauthorized);
+        let answered = sent(&mut registration);
+        let stale = challenge_header("1700000100:new", true);
+        let mut unauthorized = response(&answered, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![&stale];
+        registration.handle_response(t, &unauthorized);
+        let retried = sent(&mut registration);
+        assert_valid_authorization(&retried, "1700000100:new", "00000001");
+        registration.handle_response(t, &response(&retried, 200, "OK"));
+        assert_eq!(registration.state(), State::Registered);
+    }
+
+    #[test]
+    fn wrong_password_is_auth_failed_and_retried_forever_at_a_bounded_pace() {
+        let (mut registration, mut request, mut t) = started(params());
+        let challenge = challenge_header(NONCE, false);
+        for round in 0..12 {
+            let mut unauthorized = response(&request, 401, "Unauthorized");
+            unauthorized.www_authenticate = vec![&challenge];
+            registration.handle_response(t, &unauthorized);
+            let answered = sent(&mut registration);
+            let mut refused = response(&answered, 401, "Unauthorized");
+            refused.www_authenticate = vec![&challenge];
+            registration.handle_response(t, &refused);
+            assert_eq!(registration.state(), State::AuthFailed, "round {round}");
+            assert!(registration.poll_transmit().is_none(), "no tight loop");
+            let retry = registration.next_attempt_at().expect("never gives up");
+            let delay = retry - t;
+            assert!(
+                delay >= Duration::from_secs(15) && delay <= BACKOFF_CAP,
+                "{delay:?}"
+            );
+            t = retry;
+            registration.handle_timeout(t);
+            request = sent(&mut registration);
+        }
+    }
+
+    #[test]
+    fn min_expires_raises_the_requested_expiry() {
+        let (mut registration, request, t) = started(params());
+        let mut brief = response(&request, 423, "Interval Too Brief");
+        brief.min_expires = Some(7200);
+        registration.handle_response(t, &brief);
+        let retried = sent(&mut registration);
+        assert_eq!(header(&retried, "Expires"), Some("7200"));
+        registration.handle_response(t, &response(&retried, 200, "OK"));
+        assert_eq!(registration.expires_in(t), Some(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn no_answer_retransmits_then_backs_off_and_recovers() {
+        let (mut registration, request, t0) = started(params());
+        let mut retransmissions = 0;
+        while registration.state() == State::Registering {
+            let at = registration.poll_timeout().unwrap();
+            registration.handle_timeout(at);
+            while let Some(transmit) = registration.poll_transmit() {
+                assert_eq!(
+                    transmit.bytes,
+                    request.as_bytes(),
+                    "byte-identical retransmission"
+                );
+                retransmissions += 1;
+            }
+        }
+        assert_eq!(retransmissions, 10);
+        assert_eq!(registration.state(), State::Backoff);
+        let retry = registration.next_attempt_at().unwrap();
+        let delay = retry - (t0 + Duration::from_secs(32));
+        assert!(
+            delay >= BACKOFF_BASE / 2 && delay <= BACKOFF_BASE,
+            "{delay:?}"
+        );
+        registration.handle_timeout(retry);
+        let again = sent(&mut registration);
+        registration.handle_response(retry, &response(&again, 200, "OK"));
+        assert_eq!(registration.state(), State::Registered);
+    }
+
+    #[test]
+    fn forbidden_is_rejected_with_a_long_retry_and_retry_after_is_honoured() {
+        let (mut registration, request, t) = started(params());
+        registration.handle_response(t, &response(&request, 403, "Forbidden"));
+        assert_eq!(registration.state(), State::Rejected);
+        assert_eq!(registration.next_attempt_at(), Some(t + REJECTED_RETRY));
+
+        let (mut registration, request, t) = started(params());
+        let mut unavailable = response(&request, 503, "Service Unavailable");
+        unavailable.retry_after = Some(3600);
+        registration.handle_response(t, &unavailable);
+        assert_eq!(registration.state(), State::Backoff);
+        assert_eq!(
+            registration.next_attempt_at(),
+            Some(t + Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn a_challenge_from_a_foreign_address_is_ignored() {
+        let (mut registration, request, t) = started(params());
+        let challenge = challenge_header(NONCE, false);
+        let mut spoofed = response(&request, 401, "Unauthorized");
+        spoofed.source = Some("203.0.113.66:5060".parse().unwrap());
+        spoofed.www_authenticate = vec![&challenge];
+        registration.handle_response(t, &spoofed);
+        assert!(
+            registration.poll_transmit().is_none(),
+            "no answer computed or sent"
+        );
+        assert_eq!(registration.state(), State::Registering);
+        let events: Vec<Event> = std::iter::from_fn(|| registration.poll_event()).collect();
+        assert!(events.contains(&Event::ForeignResponse {
+            source: "203.0.113.66:5060".parse().unwrap(),
+            code: 401
+        }));
+    }
+
+    #[test]
+    fn a_challenge_for_another_realm_than_auth_realm_is_not_answered() {
+        let mut pinned = params();
+        pinned.auth_realm = Some("other.example".into());
+        let (mut registration, request, t) = started(pinned);
+        let challenge = challenge_header(NONCE, false);
+        let mut unauthorized = response(&request, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![&challenge];
+        registration.handle_response(t, &unauthorized);
+        assert!(registration.poll_transmit().is_none());
+        assert_eq!(registration.state(), State::AuthFailed);
+    }
+
+    #[test]
+    fn unregister_answers_its_challenge_and_finishes() {
+        let (mut registration, request, t) = started(params());
+        registration.handle_response(t, &response(&request, 200, "OK"));
+        registration.unregister(t);
+        let removal = sent(&mut registration);
+        assert_eq!(header(&removal, "Expires"), Some("0"));
+        let challenge = challenge_header(NONCE, false);
+        let mut unauthorized = response(&removal, 407, "Proxy Authentication Required");
+        unauthorized.proxy_authenticate = vec![&challenge];
+        registration.handle_response(t, &unauthorized);
+        let answered = sent(&mut registration);
+        assert_eq!(header(&answered, "Expires"), Some("0"));
+        assert!(header(&answered, "Proxy-Authorization").is_some());
+        assert!(!registration.is_finished());
+        registration.handle_response(t, &response(&answered, 200, "OK"));
+        assert!(registration.is_finished());
+        assert_eq!(registration.state(), State::Unregistered);
+        assert_eq!(
+            registration.poll_timeout(),
+            None,
+            "nothing scheduled after removal"
+        );
+    }
+
+    #[test]
+    fn responses_to_other_transactions_are_ignored() {
+        let (mut registration, request, t) = started(params());
+        let mut stray = response(&request, 200, "OK");
+        stray.branch = "z9hG4bKsomethingelse";
+        registration.handle_response(t, &stray);
+        assert_eq!(registration.state(), State::Registering);
+    }
+
+    #[test]
+    fn backoff_stays_within_bounds_for_any_failure_count() {
+        for seed in 0..200 {
+            let mut random = Random::new(seed);
+            let mut previous_ceiling = Duration::ZERO;
+            for failures in 1..=64 {
+                let delay = backoff(failures, &mut random);
+                let ceiling = BACKOFF_BASE
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(BACKOFF_CAP);
+                assert!(
+                    delay >= ceiling / 2 && delay <= ceiling,
+                    "{failures}: {delay:?}"
+                );
+                assert!(ceiling >= previous_ceiling);
+                previous_ceiling = ceiling;
+            }
+            assert_eq!(previous_ceiling, BACKOFF_CAP);
+        }
+    }
+
+    #[test]
+    fn refresh_points() {
+        assert_eq!(
+            refresh_after(Duration::from_secs(3600)),
+            Duration::from_secs(2700)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(120)),
+            Duration::from_secs(88)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+    }
+}
