@@ -1,7 +1,8 @@
-//! SIP wire types and machines, sans IO: URIs and hosts, digest authentication and the
-//! RFC 3261 transaction timers. The hot-path scanner joins this module next.
+//! SIP: URIs and hosts, digest authentication, the hot-path scanner and the RFC 3261
+//! transaction timers — all sans IO.
 
 pub mod digest;
+pub mod scan;
 pub mod transaction;
 pub mod uri;
 

@@ -1,0 +1,3257 @@
+//! Zero-copy SIP message scanner (RFC 3261 §7, §20, §25) and the stream framer that cuts
+//! TCP/TLS byte streams into messages for it (RFC 3261 §18.3, RFC 5626 §3.5.1).
+//!
+//! Every inbound datagram or stream frame passes through here before anything else looks at
+//! it, floods from scanners included. So this module:
+//! - borrows: the start line, header names, raw header values and the body are slices of the
+//!   input, and the caller supplies the header storage (`&mut [Header]`), as in httparse;
+//! - never allocates (no `Vec`, `String` or `Box` outside the tests) and never panics, on any
+//!   input;
+//! - bounds its work: the message is capped at [`MAX_MESSAGE_LEN`], a header line at
+//!   [`MAX_HEADER_LINE`], the header count at [`MAX_HEADERS`] and the Via entries at
+//!   [`MAX_VIAS`], and every pass over the bytes is linear;
+//! - parses eagerly only what it needs to find the body and enforce those caps: the start
+//!   line, header names, Content-Length and the Via count. The top Via, From, To, CSeq,
+//!   Contact, Max-Forwards and the rest are parsed by an accessor on [`Scan`] when called.
+//!
+//! It decides nothing: admitting, rejecting and answering belong to the callers.
+//!
+//! Leniency is explicit. Beyond the RFC 3261 ABNF the scanner accepts only:
+//! - bare LF line endings, and only when [`ScanOptions::allow_bare_lf`] is set (off by
+//!   default; see there why);
+//! - any byte ≥ 0x80 in header values, reason phrases and display names, without UTF-8
+//!   validation, so a Latin-1 display name from an old PBX still scans;
+//! - empty elements in comma-separated lists (`a,,b`), which are skipped.
+//!
+//! Layout: caps and options, errors, character classes, the wire types, [`scan`], the lazy
+//! accessors on [`Scan`], the typed header views ([`Via`], [`NameAddr`], [`CSeq`],
+//! [`Params`], [`ListValues`], [`unfold`]), then the stream framer in [`frame`]. Line
+//! finding (`next_line`), header-name lookup (`HeaderName::parse`) and the byte classes are
+//! small separate functions so a benchmark can swap any one of them.
+
+use memchr::memchr;
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{take_while, take_while_m_n, take_while1},
+    character::complete::char,
+    combinator::{cut, eof, opt, rest},
+    sequence::preceded,
+};
+
+// ---------------------------------------------------------------------------------------
+// Caps and options
+// ---------------------------------------------------------------------------------------
+
+/// Largest message accepted, start line, headers and body together: the largest UDP
+/// payload, and the cap the stream framer never exceeds.
+pub const MAX_MESSAGE_LEN: usize = 65_535;
+
+/// Most header lines in one message. Real INVITEs carry 15 to 40.
+pub const MAX_HEADERS: usize = 128;
+
+/// Most Via entries in one message, counted across all Via headers and comma-separated
+/// values. Real calls cross fewer than ten proxies; loops and floods carry more.
+pub const MAX_VIAS: usize = 32;
+
+/// Longest start line, or longest header including its folded continuation lines, not
+/// counting the final line end. Long Authorization and Identity headers stay well below.
+pub const MAX_HEADER_LINE: usize = 8_192;
+
+/// Largest Max-Forwards value (RFC 3261 §20.22: "an integer in the range 0-255").
+pub const MAX_MAX_FORWARDS: u32 = 255;
+
+/// Largest Content-Length value that scans as a number. Bigger values are
+/// [`ScanError::InvalidContentLength`]; values up to this but beyond the bytes at hand are
+/// [`ScanError::Truncated`].
+pub const MAX_CONTENT_LENGTH: u64 = u32::MAX as u64;
+
+/// What the scanner accepts beyond the strict grammar, and what it requires per transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Accept a bare LF where RFC 3261 §7 requires CRLF ("The start-line, each
+    /// message-header line, and the empty line MUST be terminated by a carriage-return
+    /// line-feed sequence (CRLF)").
+    ///
+    /// Off by default. Carriers and SIP stacks send CRLF; the senders of bare LF are
+    /// hand-made scripts and scanners. Accepting it would let one message mean different
+    /// things to us and to a stricter stack behind us (a header hidden behind an LF that
+    /// only one side treats as a line end), and the stream framer looks for CRLF CRLF only.
+    /// Turn it on for a listener whose real peer needs it.
+    pub allow_bare_lf: bool,
+    /// Require a Content-Length header. RFC 3261 §20.14: it MUST be sent on stream
+    /// transports; on UDP it may be missing and then the body runs to the end of the
+    /// datagram (RFC 3261 §18.3).
+    pub require_content_length: bool,
+}
+
+impl ScanOptions {
+    /// For a UDP datagram: strict line endings, Content-Length optional.
+    pub const DATAGRAM: Self = Self {
+        allow_bare_lf: false,
+        require_content_length: false,
+    };
+    /// For a frame cut by [`frame::frame`] from TCP or TLS: strict line endings,
+    /// Content-Length required.
+    pub const STREAM: Self = Self {
+        allow_bare_lf: false,
+        require_content_length: true,
+    };
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self::DATAGRAM
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+/// Why a message, or one of its headers, did not scan. `Copy` and allocation-free so the
+/// reject path stays cheap; the `&'static str` payloads are canonical header names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("message too large")]
+    TooLarge,
+    #[error("empty message, or only CRLF keepalives")]
+    Empty,
+    #[error("start line or header too long")]
+    LineTooLong,
+    #[error("malformed start line")]
+    StartLine,
+    #[error("unsupported SIP version")]
+    UnsupportedVersion,
+    #[error("bare LF line ending")]
+    BareLf,
+    #[error("control character in a line")]
+    ControlCharacter,
+    #[error("invalid header name")]
+    HeaderName,
+    #[error("header line without a colon")]
+    MissingColon,
+    #[error("no empty line after the headers")]
+    UnterminatedHeaders,
+    #[error("too many headers")]
+    TooManyHeaders,
+    #[error("header storage full")]
+    HeaderStorageFull,
+    #[error("too many Via entries")]
+    TooManyVias,
+    #[error("duplicate {0} header")]
+    DuplicateHeader(&'static str),
+    #[error("invalid Content-Length")]
+    InvalidContentLength,
+    #[error("missing Content-Length")]
+    MissingContentLength,
+    #[error("body shorter than Content-Length")]
+    Truncated,
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("malformed {0} header")]
+    MalformedHeader(&'static str),
+    #[error("malformed parameters")]
+    MalformedParameters,
+}
+
+// ---------------------------------------------------------------------------------------
+// Character classes (RFC 3261 §25.1), one 256-entry table each
+// ---------------------------------------------------------------------------------------
+
+/// Builds a 256-entry table from a byte pattern at compile time.
+macro_rules! byte_class {
+    ($pattern:pat) => {{
+        let mut table = [false; 256];
+        let mut index = 0;
+        while index < 256 {
+            table[index] = matches!(index as u8, $pattern);
+            index += 1;
+        }
+        table
+    }};
+}
+
+/// ```text
+/// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" )
+/// ```
+static TOKEN: [bool; 256] = byte_class!(
+    b'a'..=b'z'
+        | b'A'..=b'Z'
+        | b'0'..=b'9'
+        | b'-'
+        | b'.'
+        | b'!'
+        | b'%'
+        | b'*'
+        | b'_'
+        | b'+'
+        | b'`'
+        | b'\''
+        | b'~'
+);
+
+/// Bytes allowed inside one line of a header value or reason phrase:
+/// ```text
+/// TEXT-UTF8char = %x21-7E / UTF8-NONASCII
+/// LWS           = [*WSP CRLF] 1*WSP
+/// WSP           = SP / HTAB
+/// ```
+/// Lenient: every byte ≥ 0x80 passes, UTF-8 sequences are not checked. CR, LF, NUL and
+/// the other controls never pass; folds are handled by the line splitter.
+static TEXT: [bool; 256] = byte_class!(b'\t' | b' ' | 0x21..=0x7E | 0x80..=0xFF);
+
+/// Request-URI bytes. RFC 3261 §7.1: "The Request-URI MUST NOT contain unescaped spaces
+/// or control characters and MUST NOT be enclosed in "<>"", and non-ASCII must be
+/// escaped (RFC 3261 §19.1.1):
+/// ```text
+/// Request-URI = SIP-URI / SIPS-URI / absoluteURI
+/// ```
+static URI: [bool; 256] = byte_class!(0x21..=0x3B | 0x3D | 0x3F..=0x7E);
+
+/// Host bytes outside an IPv6 reference:
+/// ```text
+/// hostname    = *( domainlabel "." ) toplabel [ "." ]
+/// domainlabel = alphanum / alphanum *( alphanum / "-" ) alphanum
+/// IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT
+/// ```
+static HOST: [bool; 256] = byte_class!(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.');
+
+/// Bytes inside the brackets of an IPv6 reference:
+/// ```text
+/// IPv6reference = "[" IPv6address "]"
+/// IPv6address   = hexpart [ ":" IPv4address ]
+/// hexpart       = hexseq / hexseq "::" [ hexseq ] / "::" [ hexseq ]
+/// ```
+static IPV6: [bool; 256] = byte_class!(b'a'..=b'f' | b'A'..=b'F' | b'0'..=b'9' | b':' | b'.');
+
+/// Unquoted parameter value bytes:
+/// ```text
+/// gen-value = token / host / quoted-string
+/// host      = hostname / IPv4address / IPv6reference
+/// ```
+/// plus a bare IPv6 address, which RFC 5118 §4.5 shows in `received=`.
+static PARAM_VALUE: [bool; 256] = byte_class!(
+    b'a'..=b'z'
+        | b'A'..=b'Z'
+        | b'0'..=b'9'
+        | b'-'
+        | b'.'
+        | b'!'
+        | b'%'
+        | b'*'
+        | b'_'
+        | b'+'
+        | b'`'
+        | b'\''
+        | b'~'
+        | b':'
+        | b'['
+        | b']'
+);
+
+/// `Call-ID = word [ "@" word ]`; `word` holds every visible ASCII byte but `;` and `,`.
+/// Lenient: those two pass as well (they cannot split a Call-ID, which is not a list).
+static CALL_ID: [bool; 256] = byte_class!(0x21..=0x7E);
+
+fn is_token(byte: u8) -> bool {
+    TOKEN[usize::from(byte)]
+}
+
+fn is_text(byte: u8) -> bool {
+    TEXT[usize::from(byte)]
+}
+
+fn is_uri(byte: u8) -> bool {
+    URI[usize::from(byte)]
+}
+
+fn is_host(byte: u8) -> bool {
+    HOST[usize::from(byte)]
+}
+
+fn is_ipv6(byte: u8) -> bool {
+    IPV6[usize::from(byte)]
+}
+
+fn is_param_value(byte: u8) -> bool {
+    PARAM_VALUE[usize::from(byte)]
+}
+
+/// `WSP = SP / HTAB`
+fn is_wsp(byte: u8) -> bool {
+    byte == b' ' || byte == b'\t'
+}
+
+/// Whitespace inside a scanned header value: WSP, and the CR/LF of a fold. After
+/// [`scan`] a value holds CR or LF only as part of a fold, so this reads `LWS`.
+fn is_lws(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn trim_lws(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| !is_lws(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_lws(b))
+        .map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+fn trim_wsp_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().rposition(|&b| !is_wsp(b)).map_or(0, |i| i + 1);
+    bytes.get(..end).unwrap_or_default()
+}
+
+/// `1*DIGIT` as an integer no larger than `max`; `None` if empty, not all digits, or above
+/// `max`. Stops at the first digit that overflows, so leading zeros cost nothing extra.
+fn parse_decimal(digits: &[u8], max: u64) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+        if value > max {
+            return None;
+        }
+    }
+    Some(value)
+}
+
+/// RFC 3261 §20.14: `Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT`. Shared
+/// by [`scan`] and the framer so the two can never disagree on a message's length.
+fn parse_content_length(value: &[u8]) -> Option<usize> {
+    parse_decimal(trim_lws(value), MAX_CONTENT_LENGTH).and_then(|n| usize::try_from(n).ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// Wire types
+// ---------------------------------------------------------------------------------------
+
+/// A request method. RFC 3261 §7.1: "The method token is case-sensitive", so `invite` is
+/// an extension method, not INVITE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method<'a> {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Register,
+    Prack,
+    Subscribe,
+    Notify,
+    Publish,
+    Info,
+    Refer,
+    Message,
+    Update,
+    /// An extension method: a valid token that is none of the above.
+    Other(&'a [u8]),
+}
+
+impl<'a> Method<'a> {
+    /// Reads a method token; `None` if `token` is empty or holds a non-token byte.
+    pub fn parse(token: &'a [u8]) -> Option<Self> {
+        if token.is_empty() || !token.iter().all(|&b| is_token(b)) {
+            return None;
+        }
+        Some(match token {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"OPTIONS" => Method::Options,
+            b"REGISTER" => Method::Register,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"PUBLISH" => Method::Publish,
+            b"INFO" => Method::Info,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"UPDATE" => Method::Update,
+            other => Method::Other(other),
+        })
+    }
+
+    /// The method as it appears on the wire.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Method::Invite => b"INVITE",
+            Method::Ack => b"ACK",
+            Method::Bye => b"BYE",
+            Method::Cancel => b"CANCEL",
+            Method::Options => b"OPTIONS",
+            Method::Register => b"REGISTER",
+            Method::Prack => b"PRACK",
+            Method::Subscribe => b"SUBSCRIBE",
+            Method::Notify => b"NOTIFY",
+            Method::Publish => b"PUBLISH",
+            Method::Info => b"INFO",
+            Method::Refer => b"REFER",
+            Method::Message => b"MESSAGE",
+            Method::Update => b"UPDATE",
+            Method::Other(token) => token,
+        }
+    }
+}
+
+/// A header name. Known names are recognised case-insensitively and in compact form
+/// (RFC 3261 §7.3.1, §7.3.3; the IANA registry adds the compact forms past RFC 3261).
+/// Two `Other` names are equal when they match ignoring ASCII case; build names from text
+/// with [`HeaderName::parse`] so `Other(b"via")` never stands in for [`HeaderName::Via`].
+#[derive(Clone, Copy, Debug)]
+pub enum HeaderName<'a> {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    MaxForwards,
+    ContentLength,
+    ContentType,
+    ContentEncoding,
+    Contact,
+    Supported,
+    Require,
+    ProxyRequire,
+    Unsupported,
+    Allow,
+    Accept,
+    Expires,
+    MinExpires,
+    WwwAuthenticate,
+    ProxyAuthenticate,
+    Authorization,
+    ProxyAuthorization,
+    RecordRoute,
+    Route,
+    RetryAfter,
+    UserAgent,
+    Server,
+    Subject,
+    SessionExpires,
+    MinSe,
+    Event,
+    AllowEvents,
+    ReferTo,
+    ReferredBy,
+    AcceptContact,
+    RejectContact,
+    RequestDisposition,
+    Identity,
+    IdentityInfo,
+    PAssertedIdentity,
+    Privacy,
+    Reason,
+    /// Any other name, as written.
+    Other(&'a [u8]),
+}
+
+/// Every known name, searched by [`HeaderName::parse`] for full-form names.
+static KNOWN_HEADERS: [HeaderName<'static>; 42] = [
+    HeaderName::Via,
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::MaxForwards,
+    HeaderName::ContentLength,
+    HeaderName::ContentType,
+    HeaderName::ContentEncoding,
+    HeaderName::Contact,
+    HeaderName::Supported,
+    HeaderName::Require,
+    HeaderName::ProxyRequire,
+    HeaderName::Unsupported,
+    HeaderName::Allow,
+    HeaderName::Accept,
+    HeaderName::Expires,
+    HeaderName::MinExpires,
+    HeaderName::WwwAuthenticate,
+    HeaderName::ProxyAuthenticate,
+    HeaderName::Authorization,
+    HeaderName::ProxyAuthorization,
+    HeaderName::RecordRoute,
+    HeaderName::Route,
+    HeaderName::RetryAfter,
+    HeaderName::UserAgent,
+    HeaderName::Server,
+    HeaderName::Subject,
+    HeaderName::SessionExpires,
+    HeaderName::MinSe,
+    HeaderName::Event,
+    HeaderName::AllowEvents,
+    HeaderName::ReferTo,
+    HeaderName::ReferredBy,
+    HeaderName::AcceptContact,
+    HeaderName::RejectContact,
+    HeaderName::RequestDisposition,
+    HeaderName::Identity,
+    HeaderName::IdentityInfo,
+    HeaderName::PAssertedIdentity,
+    HeaderName::Privacy,
+    HeaderName::Reason,
+];
+
+impl<'a> HeaderName<'a> {
+    /// Recognises a header name as written on the wire: full or compact form, any case.
+    pub fn parse(name: &'a [u8]) -> Self {
+        if let [letter] = name {
+            return Self::compact(*letter).unwrap_or(HeaderName::Other(name));
+        }
+        KNOWN_HEADERS
+            .iter()
+            .find(|known| {
+                let canonical = known.canonical().as_bytes();
+                canonical.len() == name.len() && canonical.eq_ignore_ascii_case(name)
+            })
+            .copied()
+            .unwrap_or(HeaderName::Other(name))
+    }
+
+    /// RFC 3261 §7.3.3 compact forms, with the later ones from the IANA registry.
+    fn compact(letter: u8) -> Option<Self> {
+        Some(match letter.to_ascii_lowercase() {
+            b'a' => HeaderName::AcceptContact,
+            b'b' => HeaderName::ReferredBy,
+            b'c' => HeaderName::ContentType,
+            b'd' => HeaderName::RequestDisposition,
+            b'e' => HeaderName::ContentEncoding,
+            b'f' => HeaderName::From,
+            b'i' => HeaderName::CallId,
+            b'j' => HeaderName::RejectContact,
+            b'k' => HeaderName::Supported,
+            b'l' => HeaderName::ContentLength,
+            b'm' => HeaderName::Contact,
+            b'n' => HeaderName::IdentityInfo,
+            b'o' => HeaderName::Event,
+            b'r' => HeaderName::ReferTo,
+            b's' => HeaderName::Subject,
+            b't' => HeaderName::To,
+            b'u' => HeaderName::AllowEvents,
+            b'v' => HeaderName::Via,
+            b'x' => HeaderName::SessionExpires,
+            b'y' => HeaderName::Identity,
+            _ => return None,
+        })
+    }
+
+    /// The registered full-form spelling; `"extension"` for [`HeaderName::Other`].
+    pub fn canonical(&self) -> &'static str {
+        match self {
+            HeaderName::Via => "Via",
+            HeaderName::From => "From",
+            HeaderName::To => "To",
+            HeaderName::CallId => "Call-ID",
+            HeaderName::CSeq => "CSeq",
+            HeaderName::MaxForwards => "Max-Forwards",
+            HeaderName::ContentLength => "Content-Length",
+            HeaderName::ContentType => "Content-Type",
+            HeaderName::ContentEncoding => "Content-Encoding",
+            HeaderName::Contact => "Contact",
+            HeaderName::Supported => "Supported",
+            HeaderName::Require => "Require",
+            HeaderName::ProxyRequire => "Proxy-Require",
+            HeaderName::Unsupported => "Unsupported",
+            HeaderName::Allow => "Allow",
+            HeaderName::Accept => "Accept",
+            HeaderName::Expires => "Expires",
+            HeaderName::MinExpires => "Min-Expires",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            HeaderName::Authorization => "Authorization",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
+            HeaderName::RecordRoute => "Record-Route",
+            HeaderName::Route => "Route",
+            HeaderName::RetryAfter => "Retry-After",
+            HeaderName::UserAgent => "User-Agent",
+            HeaderName::Server => "Server",
+            HeaderName::Subject => "Subject",
+            HeaderName::SessionExpires => "Session-Expires",
+            HeaderName::MinSe => "Min-SE",
+            HeaderName::Event => "Event",
+            HeaderName::AllowEvents => "Allow-Events",
+            HeaderName::ReferTo => "Refer-To",
+            HeaderName::ReferredBy => "Referred-By",
+            HeaderName::AcceptContact => "Accept-Contact",
+            HeaderName::RejectContact => "Reject-Contact",
+            HeaderName::RequestDisposition => "Request-Disposition",
+            HeaderName::Identity => "Identity",
+            HeaderName::IdentityInfo => "Identity-Info",
+            HeaderName::PAssertedIdentity => "P-Asserted-Identity",
+            HeaderName::Privacy => "Privacy",
+            HeaderName::Reason => "Reason",
+            HeaderName::Other(_) => "extension",
+        }
+    }
+
+    /// The bit of a header that RFC 3261 allows once only (its value is not a list, so
+    /// §7.3.1 forbids a second row), or `None` for list and extension headers.
+    fn singleton_bit(&self) -> Option<u8> {
+        match self {
+            HeaderName::From => Some(1),
+            HeaderName::To => Some(1 << 1),
+            HeaderName::CallId => Some(1 << 2),
+            HeaderName::CSeq => Some(1 << 3),
+            HeaderName::MaxForwards => Some(1 << 4),
+            HeaderName::ContentLength => Some(1 << 5),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for HeaderName<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (HeaderName::Other(_), _) | (_, HeaderName::Other(_)) => false,
+            _ => core::mem::discriminant(self) == core::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for HeaderName<'_> {}
+
+/// One header line: its name and its raw value, the bytes after the colon with leading and
+/// trailing whitespace trimmed. Folded continuation lines (RFC 3261 §7.3.1) stay inside the
+/// value as written; read it with [`unfold`] to see each fold as one SP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: HeaderName<'a>,
+    pub value: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    /// The value with each fold read as a single SP.
+    pub fn unfolded(&self) -> Unfolded<'a> {
+        unfold(self.value)
+    }
+}
+
+/// Filler for caller-supplied header storage: `[EMPTY_HEADER; MAX_HEADERS]`.
+pub const EMPTY_HEADER: Header<'static> = Header {
+    name: HeaderName::Other(b""),
+    value: b"",
+};
+
+/// The first line of a message (RFC 3261 §7.1, §7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `Method SP Request-URI SP SIP-Version`
+    Request { method: Method<'a>, uri: &'a [u8] },
+    /// `SIP-Version SP Status-Code SP Reason-Phrase`
+    Response { code: u16, reason: &'a [u8] },
+}
+
+// ---------------------------------------------------------------------------------------
+// Scanning a complete message
+// ---------------------------------------------------------------------------------------
+
+/// A scanned message: the start line, the headers (in the caller's storage) and the body,
+/// all borrowed. Typed header views are parsed by the accessors, when called.
+#[derive(Clone, Copy, Debug)]
+pub struct Scan<'a, 'h> {
+    start_line: StartLine<'a>,
+    headers: &'h [Header<'a>],
+    body: &'a [u8],
+    content_length: Option<usize>,
+    via_count: usize,
+    message_len: usize,
+}
+
+/// Scans one complete UDP datagram with [`ScanOptions::DATAGRAM`]. See [`scan_with`].
+pub fn scan<'a, 'h>(
+    bytes: &'a [u8],
+    headers: &'h mut [Header<'a>],
+) -> Result<Scan<'a, 'h>, ScanError> {
+    scan_with(bytes, headers, ScanOptions::DATAGRAM)
+}
+
+/// Scans one complete message: a UDP datagram, or a frame cut by [`frame::frame`].
+///
+/// Headers are written to the front of `storage`; fewer than [`MAX_HEADERS`] slots make
+/// [`ScanError::HeaderStorageFull`] possible for a message the scanner would otherwise
+/// accept. The body is the bytes after the empty line, cut to Content-Length when present:
+/// RFC 3261 §18.3 discards the extra bytes of a datagram, and a Content-Length beyond the
+/// end is [`ScanError::Truncated`].
+pub fn scan_with<'a, 'h>(
+    bytes: &'a [u8],
+    storage: &'h mut [Header<'a>],
+    options: ScanOptions,
+) -> Result<Scan<'a, 'h>, ScanError> {
+    if bytes.len() > MAX_MESSAGE_LEN {
+        return Err(ScanError::TooLarge);
+    }
+    if bytes.iter().all(|&byte| byte == b'\r' || byte == b'\n') {
+        return Err(ScanError::Empty);
+    }
+    let allow_bare_lf = options.allow_bare_lf;
+    let first = next_line(bytes, 0, allow_bare_lf)?;
+    let start_line = parse_start_line(bytes.get(..first.content_end).unwrap_or_default())?;
+
+    let mut position = first.next;
+    let mut count = 0;
+    let mut via_count = 0;
+    let mut content_length = None;
+    let mut seen_singletons = 0u8;
+    loop {
+        let line = next_line(bytes, position, allow_bare_lf)?;
+        if line.content_end == position {
+            // The empty line that ends the headers.
+            position = line.next;
+            break;
+        }
+        let (header, next) = read_header(bytes, position, line, allow_bare_lf)?;
+        position = next;
+
+        if count >= MAX_HEADERS {
+            return Err(ScanError::TooManyHeaders);
+        }
+        if let Some(bit) = header.name.singleton_bit() {
+            if seen_singletons & bit != 0 {
+                return Err(ScanError::DuplicateHeader(header.name.canonical()));
+            }
+            seen_singletons |= bit;
+        }
+        match header.name {
+            HeaderName::Via => {
+                // Count at most one past the cap, so a value of 8 000 commas costs little.
+                let allowed = MAX_VIAS - via_count;
+                via_count += ListValues::new(header.value).take(allowed + 1).count();
+                if via_count > MAX_VIAS {
+                    return Err(ScanError::TooManyVias);
+                }
+            }
+            HeaderName::ContentLength => {
+                content_length = Some(
+                    parse_content_length(header.value).ok_or(ScanError::InvalidContentLength)?,
+                );
+            }
+            _ => {}
+        }
+        match storage.get_mut(count) {
+            Some(slot) => *slot = header,
+            None => return Err(ScanError::HeaderStorageFull),
+        }
+        count += 1;
+    }
+
+    let available = bytes.get(position..).unwrap_or_default();
+    let body = match content_length {
+        Some(length) => available.get(..length).ok_or(ScanError::Truncated)?,
+        None if options.require_content_length => return Err(ScanError::MissingContentLength),
+        None => available,
+    };
+    let storage: &'h [Header<'a>] = storage;
+    Ok(Scan {
+        start_line,
+        headers: storage.get(..count).unwrap_or_default(),
+        body,
+        content_length,
+        via_count,
+        message_len: position + body.len(),
+    })
+}
+
+/// Where one line ends: `content_end` excludes the line end, `next` is the first byte of
+/// the following line.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    content_end: usize,
+    next: usize,
+}
+
+/// Finds the end of the line starting at `start`. Looks at no more than
+/// [`MAX_HEADER_LINE`] + 2 bytes, so a line-less flood costs one bounded memchr.
+fn next_line(bytes: &[u8], start: usize, allow_bare_lf: bool) -> Result<Line, ScanError> {
+    let rest = bytes.get(start..).unwrap_or_default();
+    let window = rest.get(..MAX_HEADER_LINE + 2).unwrap_or(rest);
+    let Some(lf) = memchr(b'\n', window) else {
+        return Err(if window.len() > MAX_HEADER_LINE + 1 {
+            ScanError::LineTooLong
+        } else {
+            ScanError::UnterminatedHeaders
+        });
+    };
+    let content_len = if lf > 0 && window.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else if allow_bare_lf {
+        lf
+    } else {
+        return Err(ScanError::BareLf);
+    };
+    if content_len > MAX_HEADER_LINE {
+        return Err(ScanError::LineTooLong);
+    }
+    Ok(Line {
+        content_end: start + content_len,
+        next: start + lf + 1,
+    })
+}
+
+/// Reads one header starting at `start`, whose first line is `first`, together with its
+/// continuation lines (RFC 3261 §7.3.1: a line starting with SP or HTAB continues the
+/// previous one). Returns the header and where the next line starts.
+fn read_header(
+    bytes: &[u8],
+    start: usize,
+    first: Line,
+    allow_bare_lf: bool,
+) -> Result<(Header<'_>, usize), ScanError> {
+    let line = bytes.get(start..first.content_end).unwrap_or_default();
+    let (name, value_offset) = split_header_line(line)?;
+    check_text(line.get(value_offset..).unwrap_or_default())?;
+    let mut end = first.content_end;
+    let mut next = first.next;
+    while bytes.get(next).is_some_and(|&byte| is_wsp(byte)) {
+        let continuation = next_line(bytes, next, allow_bare_lf)?;
+        check_text(
+            bytes
+                .get(next..continuation.content_end)
+                .unwrap_or_default(),
+        )?;
+        end = continuation.content_end;
+        next = continuation.next;
+        if end - start > MAX_HEADER_LINE {
+            return Err(ScanError::LineTooLong);
+        }
+    }
+    let value = trim_lws(bytes.get(start + value_offset..end).unwrap_or_default());
+    let header = Header {
+        name: HeaderName::parse(name),
+        value,
+    };
+    Ok((header, next))
+}
+
+/// Splits the first line of a header at its colon (RFC 3261 §7.3.1, §25.1):
+/// ```text
+/// message-header = header-name HCOLON header-value
+/// HCOLON         = *( SP / HTAB ) ":" SWS
+/// ```
+/// Returns the name and the offset just past the colon.
+fn split_header_line(line: &[u8]) -> Result<(&[u8], usize), ScanError> {
+    let name_len = line.iter().take_while(|&&b| is_token(b)).count();
+    if name_len == 0 {
+        return Err(ScanError::HeaderName);
+    }
+    let spaces = line
+        .iter()
+        .skip(name_len)
+        .take_while(|&&b| is_wsp(b))
+        .count();
+    let colon = name_len + spaces;
+    match line.get(colon) {
+        Some(b':') => Ok((line.get(..name_len).unwrap_or_default(), colon + 1)),
+        // `Max-Forwards 70` or a bare word: the colon is missing, the name is fine.
+        None => Err(ScanError::MissingColon),
+        Some(_) if spaces > 0 => Err(ScanError::MissingColon),
+        Some(_) => Err(ScanError::HeaderName),
+    }
+}
+
+/// Every byte of one line of a value must be TEXT-UTF8char or WSP: a stray CR, a NUL or
+/// another control byte is refused (a C stack behind us would cut the line there).
+fn check_text(bytes: &[u8]) -> Result<(), ScanError> {
+    if bytes.iter().all(|&b| is_text(b)) {
+        Ok(())
+    } else {
+        Err(ScanError::ControlCharacter)
+    }
+}
+
+type Res<'a, T> = IResult<&'a [u8], T>;
+
+/// Fails a hand-written nom parser at `input`.
+fn fail<T>(input: &[u8]) -> Res<'_, T> {
+    Err(nom::Err::Error(nom::error::Error::new(
+        input,
+        nom::error::ErrorKind::Verify,
+    )))
+}
+
+/// `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT`, read loosely; checked by `check_version`.
+fn version(input: &[u8]) -> Res<'_, &[u8]> {
+    take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'/' || b == b'.')(input)
+}
+
+/// RFC 3261 §7.1: "The SIP-Version string is case-insensitive, but implementations MUST
+/// send upper-case", and unlike HTTP the version is a literal string: `SIP/2.00` is not
+/// 2.0. A well-formed other version is [`ScanError::UnsupportedVersion`] so the caller can
+/// answer 505 Version Not Supported (RFC 3261 §21.5.7).
+fn check_version(version: &[u8]) -> Result<(), ScanError> {
+    if version.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Ok(());
+    }
+    let numbers = match version.get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(b"SIP/") => version.get(4..),
+        _ => None,
+    };
+    let well_formed = numbers.is_some_and(|numbers| {
+        let mut parts = numbers.splitn(2, |&b| b == b'.');
+        let major = parts.next().unwrap_or_default();
+        let minor = parts.next().unwrap_or_default();
+        [major, minor]
+            .iter()
+            .all(|part| !part.is_empty() && part.iter().all(u8::is_ascii_digit))
+    });
+    if well_formed {
+        Err(ScanError::UnsupportedVersion)
+    } else {
+        Err(ScanError::StartLine)
+    }
+}
+
+/// ```text
+/// start-line   = Request-Line / Status-Line
+/// Request-Line = Method SP Request-URI SP SIP-Version CRLF
+/// Status-Line  = SIP-Version SP Status-Code SP Reason-Phrase CRLF
+/// ```
+/// `SIP/` cannot begin a method (`/` is not a token byte), so it marks a response.
+fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    let is_response = line
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"));
+    if is_response {
+        status_line(line)
+    } else {
+        request_line(line)
+    }
+}
+
+fn request_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    let parsed: Res<'_, _> = (
+        take_while1(is_token),
+        char(' '),
+        take_while1(is_uri),
+        char(' '),
+        version,
+        eof,
+    )
+        .parse(line);
+    let (_, (method, _, uri, _, version, _)) = parsed.map_err(|_| ScanError::StartLine)?;
+    check_version(version)?;
+    if uri_scheme(uri).is_none() {
+        return Err(ScanError::StartLine);
+    }
+    let method = Method::parse(method).ok_or(ScanError::StartLine)?;
+    Ok(StartLine::Request { method, uri })
+}
+
+/// RFC 3261 §7.2, §21: `Status-Code` is three digits, and only the classes 1xx to 6xx
+/// exist. `Reason-Phrase` is read as TEXT (lenient: the ABNF excludes a few ASCII marks).
+fn status_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    let parsed: Res<'_, _> = (
+        version,
+        char(' '),
+        take_while_m_n(3, 3, |b: u8| b.is_ascii_digit()),
+        char(' '),
+        rest,
+    )
+        .parse(line);
+    let (_, (version, _, code, _, reason)) = parsed.map_err(|_| ScanError::StartLine)?;
+    check_version(version)?;
+    let code = parse_decimal(code, 699)
+        .and_then(|code| u16::try_from(code).ok())
+        .filter(|code| *code >= 100)
+        .ok_or(ScanError::StartLine)?;
+    if !reason.iter().all(|&b| is_text(b)) {
+        return Err(ScanError::StartLine);
+    }
+    Ok(StartLine::Response { code, reason })
+}
+
+// ---------------------------------------------------------------------------------------
+// Lazy accessors
+// ---------------------------------------------------------------------------------------
+
+impl<'a, 'h> Scan<'a, 'h> {
+    pub fn start_line(&self) -> StartLine<'a> {
+        self.start_line
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start_line, StartLine::Request { .. })
+    }
+
+    /// The request method; `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start_line {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code; `None` for a request.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.start_line {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The raw Request-URI; `None` for a response.
+    pub fn request_uri(&self) -> Option<&'a [u8]> {
+        match self.start_line {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The user part of a sip:, sips: or tel: Request-URI (see [`uri_user`]).
+    pub fn request_uri_user(&self) -> Option<&'a [u8]> {
+        self.request_uri().and_then(uri_user)
+    }
+
+    /// Every header, in message order.
+    pub fn headers(&self) -> &'h [Header<'a>] {
+        self.headers
+    }
+
+    /// The raw value of the first header called `name`.
+    pub fn header(&self, name: HeaderName<'_>) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|header| header.name == name)
+            .map(|header| header.value)
+    }
+
+    /// The raw values of every header called `name`, in message order.
+    pub fn header_values<'n>(
+        &self,
+        name: HeaderName<'n>,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'h, 'n> {
+        self.headers
+            .iter()
+            .filter(move |header| header.name == name)
+            .map(|header| header.value)
+    }
+
+    /// The message body: Content-Length bytes after the empty line, or the rest of the
+    /// datagram when there is no Content-Length.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The Content-Length value, already checked by [`scan`].
+    pub fn content_length(&self) -> Option<usize> {
+        self.content_length
+    }
+
+    /// Bytes the message occupies: start line, headers, empty line and body. Smaller than
+    /// the input when a datagram carries bytes past Content-Length.
+    pub fn message_len(&self) -> usize {
+        self.message_len
+    }
+
+    /// Via entries across all Via headers, already checked against [`MAX_VIAS`].
+    pub fn via_count(&self) -> usize {
+        self.via_count
+    }
+
+    /// The top Via: the first value of the first Via header (RFC 3261 §8.2.6, §18.2.1).
+    pub fn top_via(&self) -> Result<Via<'a>, ScanError> {
+        let value = self
+            .header(HeaderName::Via)
+            .ok_or(ScanError::MissingHeader("Via"))?;
+        let first = ListValues::new(value)
+            .next()
+            .ok_or(ScanError::MalformedHeader("Via"))?;
+        Via::parse(first)
+    }
+
+    /// Every Via entry, top first, each parsed when the iterator reaches it.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ScanError>> + use<'a, 'h> {
+        self.header_values(HeaderName::Via)
+            .flat_map(ListValues::new)
+            .map(Via::parse)
+    }
+
+    /// The From header (RFC 3261 §20.20).
+    pub fn from(&self) -> Result<NameAddr<'a>, ScanError> {
+        self.name_addr(HeaderName::From)
+    }
+
+    /// The To header (RFC 3261 §20.39).
+    pub fn to(&self) -> Result<NameAddr<'a>, ScanError> {
+        self.name_addr(HeaderName::To)
+    }
+
+    fn name_addr(&self, name: HeaderName<'static>) -> Result<NameAddr<'a>, ScanError> {
+        let label = name.canonical();
+        let value = self.header(name).ok_or(ScanError::MissingHeader(label))?;
+        NameAddr::parse(value).map_err(|_| ScanError::MalformedHeader(label))
+    }
+
+    /// The Call-ID (RFC 3261 §20.8): `word [ "@" word ]`, compared byte for byte.
+    pub fn call_id(&self) -> Result<&'a [u8], ScanError> {
+        let value = self
+            .header(HeaderName::CallId)
+            .ok_or(ScanError::MissingHeader("Call-ID"))?;
+        if value.is_empty() || !value.iter().all(|&b| CALL_ID[usize::from(b)]) {
+            return Err(ScanError::MalformedHeader("Call-ID"));
+        }
+        Ok(value)
+    }
+
+    /// The CSeq (RFC 3261 §20.16).
+    pub fn cseq(&self) -> Result<CSeq<'a>, ScanError> {
+        let value = self
+            .header(HeaderName::CSeq)
+            .ok_or(ScanError::MissingHeader("CSeq"))?;
+        CSeq::parse(value)
+    }
+
+    /// Max-Forwards (RFC 3261 §20.22), `None` when absent; above 255 is malformed.
+    pub fn max_forwards(&self) -> Result<Option<u32>, ScanError> {
+        let Some(value) = self.header(HeaderName::MaxForwards) else {
+            return Ok(None);
+        };
+        parse_decimal(value, u64::from(MAX_MAX_FORWARDS))
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or(ScanError::MalformedHeader("Max-Forwards"))
+    }
+
+    /// The first Contact entry (RFC 3261 §20.10), `None` when there is no Contact header.
+    pub fn contact(&self) -> Result<Option<Contact<'a>>, ScanError> {
+        match self.header(HeaderName::Contact) {
+            None => Ok(None),
+            Some(value) => {
+                let first = ListValues::new(value)
+                    .next()
+                    .ok_or(ScanError::MalformedHeader("Contact"))?;
+                Contact::parse(first).map(Some)
+            }
+        }
+    }
+
+    /// Every Contact entry across all Contact headers, each parsed when reached.
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ScanError>> + use<'a, 'h> {
+        self.header_values(HeaderName::Contact)
+            .flat_map(ListValues::new)
+            .map(Contact::parse)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed header views
+// ---------------------------------------------------------------------------------------
+
+/// The transport of a Via (`SIP/2.0/UDP`), compared case-insensitively (it is a token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport<'a> {
+    Udp,
+    Tcp,
+    Tls,
+    Sctp,
+    Ws,
+    Wss,
+    Other(&'a [u8]),
+}
+
+impl<'a> Transport<'a> {
+    fn parse(token: &'a [u8]) -> Self {
+        [
+            (&b"UDP"[..], Transport::Udp),
+            (b"TCP", Transport::Tcp),
+            (b"TLS", Transport::Tls),
+            (b"SCTP", Transport::Sctp),
+            (b"WS", Transport::Ws),
+            (b"WSS", Transport::Wss),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(token))
+        .map_or(Transport::Other(token), |(_, transport)| transport)
+    }
+}
+
+/// The `rport` Via parameter (RFC 3581): absent, present without a value (a request asking
+/// for it), or filled in (a response).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rport {
+    Absent,
+    Empty,
+    Value(u16),
+}
+
+/// One Via entry (RFC 3261 §20.42):
+/// ```text
+/// via-parm      = sent-protocol LWS sent-by *( SEMI via-params )
+/// sent-protocol = protocol-name SLASH protocol-version SLASH transport
+/// sent-by       = host [ COLON port ]
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    pub transport: Transport<'a>,
+    /// The host as written; an IPv6 reference keeps its brackets (`[2001:db8::1]`).
+    pub sent_by_host: &'a [u8],
+    pub sent_by_port: Option<u16>,
+    pub branch: Option<&'a [u8]>,
+    pub rport: Rport,
+    pub received: Option<&'a [u8]>,
+    /// Every parameter, raw, starting at the first `;` (empty when there are none).
+    pub params: &'a [u8],
+}
+
+impl<'a> Via<'a> {
+    /// Parses one Via entry, as split by [`ListValues`].
+    pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
+        const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+        let (after, (protocol, _, _, _, version, _, _, _, transport, _)) = (
+            take_while1(is_token),
+            lws0,
+            char('/'),
+            lws0,
+            take_while1(is_token),
+            lws0,
+            char('/'),
+            lws0,
+            take_while1(is_token),
+            take_while1(is_lws),
+        )
+            .parse(trim_lws(value))
+            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| MALFORMED)?;
+        if !protocol.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
+            return Err(MALFORMED);
+        }
+        let (params, (host, port)) = sent_by(after).map_err(|_| MALFORMED)?;
+        let mut via = Via {
+            transport: Transport::parse(transport),
+            sent_by_host: host,
+            sent_by_port: port,
+            branch: None,
+            rport: Rport::Absent,
+            received: None,
+            params: trim_lws(params),
+        };
+        for param in Params::new(params) {
+            let param = param.map_err(|_| MALFORMED)?;
+            if param.name.eq_ignore_ascii_case(b"branch") && via.branch.is_none() {
+                via.branch = Some(param.value.ok_or(MALFORMED)?);
+            } else if param.name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
+                via.received = Some(param.value.ok_or(MALFORMED)?);
+            } else if param.name.eq_ignore_ascii_case(b"rport") && via.rport == Rport::Absent {
+                via.rport = match param.value {
+                    None => Rport::Empty,
+                    Some(port) => Rport::Value(parse_port(port).ok_or(MALFORMED)?),
+                };
+            }
+        }
+        Ok(via)
+    }
+}
+
+/// `port = 1*DIGIT`, as a u16 other than 0.
+fn parse_port(digits: &[u8]) -> Option<u16> {
+    parse_decimal(digits, u64::from(u16::MAX))
+        .and_then(|port| u16::try_from(port).ok())
+        .filter(|port| *port != 0)
+}
+
+/// `SWS`: optional linear whitespace, folds included.
+fn lws0(input: &[u8]) -> Res<'_, &[u8]> {
+    take_while(is_lws)(input)
+}
+
+/// `host [ COLON port ]` with `COLON = SWS ":" SWS`; an IPv6 reference keeps its brackets.
+fn sent_by(input: &[u8]) -> Res<'_, (&[u8], Option<u16>)> {
+    let (input, host) = host(input)?;
+    let (input, port) = opt(preceded(
+        (lws0, char(':'), lws0),
+        take_while1(|b: u8| b.is_ascii_digit()),
+    ))
+    .parse(input)?;
+    let port = match port {
+        None => None,
+        Some(digits) => match parse_port(digits) {
+            Some(port) => Some(port),
+            None => return fail(input),
+        },
+    };
+    Ok((input, (host, port)))
+}
+
+/// `host = hostname / IPv4address / IPv6reference`
+fn host(input: &[u8]) -> Res<'_, &[u8]> {
+    if input.first() == Some(&b'[') {
+        let inner = input.iter().skip(1).take_while(|&&b| is_ipv6(b)).count();
+        if inner >= 2 && input.get(1 + inner) == Some(&b']') {
+            let (reference, rest) = input.split_at(inner + 2);
+            return Ok((rest, reference));
+        }
+        return fail(input);
+    }
+    take_while1(is_host)(input)
+}
+
+/// `quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE`, returned with its quotes
+/// and with escapes as written.
+fn quoted_string(input: &[u8]) -> Res<'_, &[u8]> {
+    if input.first() != Some(&b'"') {
+        return fail(input);
+    }
+    let mut index = 1;
+    while let Some(&byte) = input.get(index) {
+        match byte {
+            b'"' => {
+                return Ok((
+                    input.get(index + 1..).unwrap_or_default(),
+                    input.get(..=index).unwrap_or_default(),
+                ));
+            }
+            // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+            b'\\' => index += 2,
+            _ => index += 1,
+        }
+    }
+    fail(input)
+}
+
+/// One generic parameter (RFC 3261 §25.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param<'a> {
+    pub name: &'a [u8],
+    /// The value as written (a quoted string keeps its quotes); `None` for a bare flag.
+    pub value: Option<&'a [u8]>,
+}
+
+/// `generic-param = token [ EQUAL gen-value ]`, preceded by `SEMI = SWS ";" SWS`.
+fn generic_param(input: &[u8]) -> Res<'_, Param<'_>> {
+    let (input, (_, _, _, name, value)) = (
+        lws0,
+        char(';'),
+        lws0,
+        take_while1(is_token),
+        opt(preceded(
+            (lws0, char('='), lws0),
+            // Once `=` is seen a value must follow: `;a="open` is malformed, not a flag.
+            cut(alt((quoted_string, take_while1(is_param_value)))),
+        )),
+    )
+        .parse(input)?;
+    Ok((input, Param { name, value }))
+}
+
+/// Iterates `*( SEMI generic-param )`, the parameters after a Via sent-by or a From, To or
+/// Contact address. Yields one [`ScanError::MalformedParameters`] and stops at the first
+/// byte that does not fit.
+#[derive(Clone, Debug)]
+pub struct Params<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Params<'a> {
+    pub fn new(raw: &'a [u8]) -> Self {
+        Self { rest: raw }
+    }
+
+    /// The first parameter called `name` (case-insensitive), ignoring anything malformed.
+    pub fn get(self, name: &[u8]) -> Option<Param<'a>> {
+        self.map_while(Result::ok)
+            .find(|param| param.name.eq_ignore_ascii_case(name))
+    }
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = Result<Param<'a>, ScanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.iter().all(|&b| is_lws(b)) {
+            return None;
+        }
+        match generic_param(self.rest) {
+            Ok((rest, param)) => {
+                self.rest = rest;
+                Some(Ok(param))
+            }
+            Err(_) => {
+                self.rest = &[];
+                Some(Err(ScanError::MalformedParameters))
+            }
+        }
+    }
+}
+
+/// Splits a list header value (`#element`: Via, Contact, Route, ...) at the commas that
+/// are not inside a quoted string or an `<...>` URI. Yields each element trimmed, and
+/// skips empty ones.
+#[derive(Clone, Debug)]
+pub struct ListValues<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> ListValues<'a> {
+    pub fn new(value: &'a [u8]) -> Self {
+        Self { rest: Some(value) }
+    }
+}
+
+impl<'a> Iterator for ListValues<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let rest = self.rest?;
+            let mut in_quotes = false;
+            let mut in_angle = false;
+            let mut escaped = false;
+            let mut split = None;
+            for (index, &byte) in rest.iter().enumerate() {
+                if escaped {
+                    escaped = false;
+                } else if in_quotes {
+                    match byte {
+                        b'\\' => escaped = true,
+                        b'"' => in_quotes = false,
+                        _ => {}
+                    }
+                } else {
+                    match byte {
+                        b'"' => in_quotes = true,
+                        b'<' => in_angle = true,
+                        b'>' => in_angle = false,
+                        b',' if !in_angle => {
+                            split = Some(index);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let element = match split {
+                Some(index) => {
+                    self.rest = rest.get(index + 1..);
+                    rest.get(..index).unwrap_or_default()
+                }
+                None => {
+                    self.rest = None;
+                    rest
+                }
+            };
+            let element = trim_lws(element);
+            if !element.is_empty() {
+                return Some(element);
+            }
+        }
+    }
+}
+
+/// An address header value: From, To, one Contact entry (RFC 3261 §20.10, §25.1):
+/// ```text
+/// ( name-addr / addr-spec ) *( SEMI param )
+/// name-addr    = [ display-name ] LAQUOT addr-spec RAQUOT
+/// display-name = *(token LWS) / quoted-string
+/// ```
+/// Without angle brackets the parameters belong to the header, not to the URI: in
+/// `sip:a@b;tag=x` the tag is a header tag (RFC 3261 §20.10). Inside brackets,
+/// `<sip:a@b;tag=x>` has no header tag at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    /// Without the quotes of a quoted string and with its escapes as written; may hold
+    /// any byte ≥ 0x80, UTF-8 or not.
+    pub display_name: Option<&'a [u8]>,
+    pub uri: &'a [u8],
+    /// The user part of a sip:, sips: or tel: URI (see [`uri_user`]).
+    pub user: Option<&'a [u8]>,
+    pub tag: Option<&'a [u8]>,
+    /// The header parameters, raw, from the first `;` (empty when there are none).
+    pub params: &'a [u8],
+}
+
+impl<'a> NameAddr<'a> {
+    /// Parses one address value. Errors are [`ScanError::MalformedParameters`] or
+    /// [`ScanError::MalformedHeader`] with the label `"address"`; the accessors on
+    /// [`Scan`] replace them with the header's name.
+    pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
+        const MALFORMED: ScanError = ScanError::MalformedHeader("address");
+        let value = trim_lws(value);
+        let (display_name, uri, params) = if value.first() == Some(&b'"') {
+            let (after, quoted) = quoted_string(value).map_err(|_| MALFORMED)?;
+            let inner = quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default();
+            let (uri, params) = angle_addr(trim_lws(after)).ok_or(MALFORMED)?;
+            (Some(inner), uri, params)
+        } else {
+            match value.iter().position(|&b| b == b'<' || b == b';') {
+                Some(index) if value.get(index) == Some(&b'<') => {
+                    let name = trim_lws(value.get(..index).unwrap_or_default());
+                    // display-name = *(token LWS), read leniently as any TEXT but DQUOTE.
+                    if name
+                        .iter()
+                        .any(|&b| (!is_text(b) && !is_lws(b)) || b == b'"')
+                    {
+                        return Err(MALFORMED);
+                    }
+                    let (uri, params) =
+                        angle_addr(value.get(index..).unwrap_or_default()).ok_or(MALFORMED)?;
+                    ((!name.is_empty()).then_some(name), uri, params)
+                }
+                // addr-spec: the URI runs to the first `;`, the rest are header params.
+                split => {
+                    let end = split.unwrap_or(value.len());
+                    let uri = trim_lws(value.get(..end).unwrap_or_default());
+                    (None, uri, value.get(end..).unwrap_or_default())
+                }
+            }
+        };
+        if uri.is_empty() || !uri.iter().all(|&b| is_uri(b)) || uri_scheme(uri).is_none() {
+            return Err(MALFORMED);
+        }
+        let params = trim_lws(params);
+        let mut tag = None;
+        for param in Params::new(params) {
+            let param = param?;
+            if tag.is_none() && param.name.eq_ignore_ascii_case(b"tag") {
+                tag = Some(param.value.ok_or(MALFORMED)?);
+            }
+        }
+        Ok(NameAddr {
+            display_name,
+            uri,
+            user: uri_user(uri),
+            tag,
+            params,
+        })
+    }
+
+    pub fn params(&self) -> Params<'a> {
+        Params::new(self.params)
+    }
+
+    /// The first header parameter called `name` (case-insensitive), e.g. `expires`.
+    pub fn param(&self, name: &[u8]) -> Option<Param<'a>> {
+        self.params().get(name)
+    }
+}
+
+/// `LAQUOT addr-spec RAQUOT` at the start of `input`: the URI and what follows the `>`.
+fn angle_addr(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let inner = input.strip_prefix(b"<")?;
+    let close = memchr(b'>', inner)?;
+    Some((inner.get(..close)?, inner.get(close + 1..)?))
+}
+
+/// One Contact entry (RFC 3261 §20.10): `"*"` or an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contact<'a> {
+    /// `Contact: *`, only meaningful in a REGISTER removing every binding.
+    Wildcard,
+    Address(NameAddr<'a>),
+}
+
+impl<'a> Contact<'a> {
+    pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
+        if trim_lws(value) == b"*" {
+            return Ok(Contact::Wildcard);
+        }
+        NameAddr::parse(value)
+            .map(Contact::Address)
+            .map_err(|_| ScanError::MalformedHeader("Contact"))
+    }
+}
+
+/// `CSeq = 1*DIGIT LWS Method` (RFC 3261 §20.16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// RFC 3261 §8.1.1.5: "MUST be expressible as a 32-bit unsigned integer".
+    pub sequence: u32,
+    pub method: Method<'a>,
+}
+
+impl<'a> CSeq<'a> {
+    pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
+        const MALFORMED: ScanError = ScanError::MalformedHeader("CSeq");
+        let parsed: Res<'_, _> = (
+            take_while1(|b: u8| b.is_ascii_digit()),
+            take_while1(is_lws),
+            take_while1(is_token),
+            eof,
+        )
+            .parse(trim_lws(value));
+        let (_, (digits, _, method, _)) = parsed.map_err(|_| MALFORMED)?;
+        let sequence = parse_decimal(digits, u64::from(u32::MAX))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(MALFORMED)?;
+        let method = Method::parse(method).ok_or(MALFORMED)?;
+        Ok(CSeq { sequence, method })
+    }
+}
+
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` before the first `:`; returns
+/// the scheme and what follows the colon.
+pub fn uri_scheme(uri: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = memchr(b':', uri)?;
+    let scheme = uri.get(..colon)?;
+    let (first, others) = scheme.split_first()?;
+    let valid = first.is_ascii_alphabetic()
+        && others
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    valid.then(|| (scheme, uri.get(colon + 1..).unwrap_or_default()))
+}
+
+/// The user part of a URI, raw (escapes as written), for the schemes trunkd routes on:
+/// - `sip:`/`sips:` (RFC 3261 §19.1.1): the `user` of `userinfo = user [":" password] "@"`,
+///   found at the first `@`, which no host, port or parameter may hold unescaped; a
+///   telephone-subscriber user keeps its own `;` parameters. An IPv6 host in brackets,
+///   `sip:+15551234567@[2001:db8::1]:5060;user=phone`, does not confuse it.
+/// - `tel:` (RFC 3966): the number before the first `;`.
+///
+/// `None` for other schemes and for URIs without a user.
+pub fn uri_user(uri: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = uri_scheme(uri)?;
+    let user = if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        let userinfo = rest.get(..memchr(b'@', rest)?)?;
+        userinfo.split(|&b| b == b':').next()?
+    } else if scheme.eq_ignore_ascii_case(b"tel") {
+        rest.split(|&b| b == b';' || b == b'?').next()?
+    } else {
+        return None;
+    };
+    (!user.is_empty()).then_some(user)
+}
+
+/// Reads a raw header value with each fold (`[*WSP CRLF] 1*WSP`, RFC 3261 §7.3.1) as a
+/// single SP, without allocating. Whitespace that holds no line break is kept as is.
+pub fn unfold(value: &[u8]) -> Unfolded<'_> {
+    Unfolded {
+        rest: value,
+        verbatim: 0,
+    }
+}
+
+/// See [`unfold`].
+#[derive(Clone, Debug)]
+pub struct Unfolded<'a> {
+    rest: &'a [u8],
+    /// Bytes of the current whitespace run already known to hold no line break.
+    verbatim: usize,
+}
+
+impl Iterator for Unfolded<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let (&first, tail) = self.rest.split_first()?;
+        if self.verbatim == 0 && is_lws(first) {
+            let run = self.rest.iter().take_while(|&&b| is_lws(b)).count();
+            let (whitespace, after) = self.rest.split_at(run);
+            if whitespace.iter().any(|&b| b == b'\r' || b == b'\n') {
+                self.rest = after;
+                return Some(b' ');
+            }
+            self.verbatim = run;
+        }
+        self.verbatim = self.verbatim.saturating_sub(1);
+        self.rest = tail;
+        Some(first)
+    }
+}
+
+/// Whether a raw value equals `expected` once folds are read as single spaces.
+pub fn eq_unfolded(value: &[u8], expected: &[u8]) -> bool {
+    unfold(value).eq(expected.iter().copied())
+}
+
+/// [`eq_unfolded`], ignoring ASCII case (for tokens, RFC 3261 §7.3.1).
+pub fn eq_unfolded_ignore_case(value: &[u8], expected: &[u8]) -> bool {
+    unfold(value)
+        .map(|b| b.to_ascii_lowercase())
+        .eq(expected.iter().map(u8::to_ascii_lowercase))
+}
+
+// ---------------------------------------------------------------------------------------
+// Stream framing
+// ---------------------------------------------------------------------------------------
+
+pub mod frame {
+    //! Cuts a TCP or TLS byte stream into SIP messages and keepalives, before [`scan`]
+    //! (RFC 3261 §18.3, RFC 5626 §3.5.1). A cheap completeness check, as in mini-redis's
+    //! `Frame::check`: it finds the end of the headers and reads Content-Length, nothing
+    //! more. It keeps no state; the caller owns the buffer and consumes `len` bytes per
+    //! frame.
+    //!
+    //! Every error is fatal for the connection: once the length of a message is unknown
+    //! the stream cannot be resynchronised, so close it.
+    //!
+    //! [`scan`]: super::scan
+
+    use super::{HeaderName, MAX_MESSAGE_LEN, is_wsp, parse_content_length, trim_wsp_end};
+    use memchr::{memchr, memmem};
+
+    /// What the front of the buffer holds.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Frame {
+        /// Not enough bytes yet; read more and call again with the grown buffer.
+        Incomplete,
+        /// A keepalive to consume (RFC 5626 §3.5.1): `len == 4` is a ping (CRLF CRLF) to
+        /// answer with a pong, `len == 2` a pong (a lone CRLF). RFC 3261 §7.5 also makes
+        /// stray CRLFs before a start line ignorable, which this covers.
+        KeepAlive { len: usize },
+        /// A complete message in the first `len` bytes: headers, empty line and body.
+        Message { len: usize },
+    }
+
+    impl Frame {
+        /// A CRLF CRLF ping, which RFC 5626 §3.5.1 says to answer with a CRLF pong.
+        pub fn is_ping(&self) -> bool {
+            *self == Frame::KeepAlive { len: 4 }
+        }
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+    pub enum FrameError {
+        #[error("message larger than the stream cap")]
+        TooLarge,
+        #[error("missing Content-Length on a stream")]
+        MissingContentLength,
+        #[error("invalid Content-Length")]
+        InvalidContentLength,
+        #[error("duplicate Content-Length")]
+        DuplicateContentLength,
+    }
+
+    /// Frames the front of `buffer`. `max_len` caps a whole message (clamped to
+    /// [`MAX_MESSAGE_LEN`]); it is checked before waiting for more bytes, both while the
+    /// headers have no end yet and as soon as Content-Length is known, so a hostile peer
+    /// cannot make us buffer more than `max_len`.
+    ///
+    /// Content-Length is required: RFC 3261 §18.3 frames stream messages by it, and
+    /// §20.14 says "If a stream-based protocol (such as TCP) is used as transport, the
+    /// header field MUST be used". A lone CRLF at the end of the buffer is read as a pong,
+    /// not as half a ping: pongs arrive alone and must not wait for more bytes, while a
+    /// ping is one 4-byte write that is almost never split (if one is, it reads as two
+    /// pongs).
+    ///
+    /// Work per call is one bounded search over at most `max_len` bytes; a caller that
+    /// calls again on every read of a slow stream pays that search again, at most
+    /// `max_len` bytes per read.
+    pub fn frame(buffer: &[u8], max_len: usize) -> Result<Frame, FrameError> {
+        let max_len = max_len.min(MAX_MESSAGE_LEN);
+        match buffer {
+            [] | [b'\r'] | [b'\r', b'\n', b'\r'] => return Ok(Frame::Incomplete),
+            [b'\r', b'\n', b'\r', b'\n', ..] => return Ok(Frame::KeepAlive { len: 4 }),
+            [b'\r', b'\n', ..] => return Ok(Frame::KeepAlive { len: 2 }),
+            _ => {}
+        }
+        let window = buffer.get(..max_len).unwrap_or(buffer);
+        let Some(empty_line) = memmem::find(window, b"\r\n\r\n") else {
+            return if buffer.len() >= max_len {
+                Err(FrameError::TooLarge)
+            } else {
+                Ok(Frame::Incomplete)
+            };
+        };
+        // The start line and every header line, each with its CRLF.
+        let head = buffer.get(..empty_line + 2).unwrap_or_default();
+        let content_length = content_length(head)?.ok_or(FrameError::MissingContentLength)?;
+        let len = (empty_line + 4)
+            .checked_add(content_length)
+            .ok_or(FrameError::TooLarge)?;
+        if len > max_len {
+            Err(FrameError::TooLarge)
+        } else if buffer.len() < len {
+            Ok(Frame::Incomplete)
+        } else {
+            Ok(Frame::Message { len })
+        }
+    }
+
+    /// The Content-Length of a message head (start line and headers, each ending in
+    /// CRLF), folded values included; `None` if there is none. Uses the scanner's name
+    /// lookup and number parser so the framer and [`super::scan`] always agree.
+    fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
+        let mut found = None;
+        // The byte range of the Content-Length value being read, continuations included.
+        let mut pending: Option<(usize, usize)> = None;
+        let mut start = match memchr(b'\n', head) {
+            Some(lf) => lf + 1, // skip the start line
+            None => return Ok(None),
+        };
+        while let Some(lf) = head.get(start..).and_then(|rest| memchr(b'\n', rest)) {
+            let end = start + lf;
+            let content_end = if end > start && head.get(end - 1) == Some(&b'\r') {
+                end - 1
+            } else {
+                end
+            };
+            let line = head.get(start..content_end).unwrap_or_default();
+            if line.first().is_some_and(|&b| is_wsp(b)) {
+                if let Some((_, value_end)) = &mut pending {
+                    *value_end = content_end;
+                }
+            } else {
+                finish(head, pending.take(), &mut found)?;
+                if let Some(colon) = memchr(b':', line) {
+                    let name = trim_wsp_end(line.get(..colon).unwrap_or_default());
+                    if HeaderName::parse(name) == HeaderName::ContentLength {
+                        pending = Some((start + colon + 1, content_end));
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        finish(head, pending, &mut found)?;
+        Ok(found)
+    }
+
+    fn finish(
+        head: &[u8],
+        pending: Option<(usize, usize)>,
+        found: &mut Option<usize>,
+    ) -> Result<(), FrameError> {
+        let Some((value_start, value_end)) = pending else {
+            return Ok(());
+        };
+        if found.is_some() {
+            return Err(FrameError::DuplicateContentLength);
+        }
+        let value = head.get(value_start..value_end).unwrap_or_default();
+        *found = Some(parse_content_length(value).ok_or(FrameError::InvalidContentLength)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame::{Frame, FrameError, frame};
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:+15551234567@trunk.example.com;user=phone SIP/2.0\r\n\
+Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Via: SIP/2.0/TCP proxy.example.net;branch=z9hG4bKnashds8;received=192.0.2.3\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:alice@carrier.example.net>;tag=1928301774\r\n\
+To: <sip:+15551234567@trunk.example.com>\r\n\
+Call-ID: a84b4c76e66710@pc33.example.net\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@198.51.100.7:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 5\r\n\
+\r\n\
+v=0\r\n";
+
+    const LENIENT: ScanOptions = ScanOptions {
+        allow_bare_lf: true,
+        require_content_length: false,
+    };
+
+    /// A request with the given header block (each line ending in CRLF) and no body.
+    fn request(headers: &str) -> Vec<u8> {
+        format!("OPTIONS sip:trunk.example.com SIP/2.0\r\n{headers}\r\n").into_bytes()
+    }
+
+    fn scan_error(bytes: &[u8]) -> ScanError {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        scan(bytes, &mut storage).expect_err("scan should fail")
+    }
+
+    /// Calls every accessor and helper, for the never-panics loops.
+    fn exercise(bytes: &[u8]) {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        for options in [ScanOptions::DATAGRAM, ScanOptions::STREAM, LENIENT] {
+            if let Ok(message) = scan_with(bytes, &mut storage, options) {
+                let _ = message.top_via();
+                let _ = message.vias().count();
+                let _ = message.from();
+                let _ = message.to();
+                let _ = message.call_id();
+                let _ = message.cseq();
+                let _ = message.max_forwards();
+                let _ = message.contact();
+                let _ = message.contacts().count();
+                let _ = message.request_uri_user();
+                let _ = message.body();
+                for header in message.headers() {
+                    let _ = header.unfolded().count();
+                    let _ = ListValues::new(header.value).count();
+                    let _ = Params::new(header.value).count();
+                    let _ = NameAddr::parse(header.value);
+                    let _ = Via::parse(header.value);
+                    let _ = CSeq::parse(header.value);
+                    let _ = uri_user(header.value);
+                }
+            }
+        }
+        let _ = frame(bytes, MAX_MESSAGE_LEN);
+        let _ = frame(bytes, 64);
+    }
+
+    // --- start line ------------------------------------------------------------------
+
+    #[test]
+    fn request_line() {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(INVITE, &mut storage).unwrap();
+        assert_eq!(
+            message.start_line(),
+            StartLine::Request {
+                method: Method::Invite,
+                uri: b"sip:+15551234567@trunk.example.com;user=phone",
+            }
+        );
+        assert!(message.is_request());
+        assert_eq!(message.method(), Some(Method::Invite));
+        assert_eq!(message.status_code(), None);
+        assert_eq!(message.request_uri_user(), Some(&b"+15551234567"[..]));
+        assert_eq!(message.headers().len(), 10);
+        assert_eq!(message.body(), b"v=0\r\n");
+        assert_eq!(message.message_len(), INVITE.len());
+    }
+
+    #[test]
+    fn response_line() {
+        let bytes = b"SIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n";
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(bytes, &mut storage).unwrap();
+        assert_eq!(
+            message.start_line(),
+            StartLine::Response {
+                code: 180,
+                reason: b"Ringing"
+            }
+        );
+        assert_eq!(message.status_code(), Some(180));
+        assert_eq!(message.method(), None);
+        assert_eq!(message.request_uri(), None);
+        assert_eq!(message.request_uri_user(), None);
+
+        let mut storage = [EMPTY_HEADER; 4];
+        let empty_reason = scan(b"SIP/2.0 200 \r\n\r\n", &mut storage).unwrap();
+        assert_eq!(
+            empty_reason.start_line(),
+            StartLine::Response {
+                code: 200,
+                reason: b""
+            }
+        );
+        let mut storage = [EMPTY_HEADER; 4];
+        let utf8_reason = "SIP/2.0 486 Besetzt – später\r\n\r\n".as_bytes();
+        assert!(scan(utf8_reason, &mut storage).is_ok());
+    }
+
+    #[test]
+    fn bad_status_lines() {
+        for line in [
+            "SIP/2.0 099 Too Low\r\n\r\n",
+            "SIP/2.0 700 Too High\r\n\r\n",
+            "SIP/2.0 20 OK\r\n\r\n",
+            "SIP/2.0 2000 OK\r\n\r\n",
+            "SIP/2.0 200\r\n\r\n",
+            "SIP/2.0  200 OK\r\n\r\n",
+            "SIP/2.0 2x0 OK\r\n\r\n",
+        ] {
+            assert_eq!(
+                scan_error(line.as_bytes()),
+                ScanError::StartLine,
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            scan_error(b"SIP/2.0 200 O\x00K\r\n\r\n"),
+            ScanError::StartLine
+        );
+    }
+
+    #[test]
+    fn version_is_case_insensitive() {
+        // RFC 3261 §7.1: "The SIP-Version string is case-insensitive".
+        let mut storage = [EMPTY_HEADER; 4];
+        assert!(scan(b"OPTIONS sip:a.example.com sip/2.0\r\n\r\n", &mut storage).is_ok());
+        let mut storage = [EMPTY_HEADER; 4];
+        assert!(scan(b"Sip/2.0 200 OK\r\n\r\n", &mut storage).is_ok());
+    }
+
+    #[test]
+    fn other_versions() {
+        for (line, error) in [
+            (
+                "OPTIONS sip:a.example.com SIP/3.0\r\n\r\n",
+                ScanError::UnsupportedVersion,
+            ),
+            (
+                "OPTIONS sip:a.example.com SIP/2.00\r\n\r\n",
+                ScanError::UnsupportedVersion,
+            ),
+            ("SIP/1.0 200 OK\r\n\r\n", ScanError::UnsupportedVersion),
+            (
+                "OPTIONS sip:a.example.com HTTP/1.1\r\n\r\n",
+                ScanError::StartLine,
+            ),
+            (
+                "OPTIONS sip:a.example.com SIP/2\r\n\r\n",
+                ScanError::StartLine,
+            ),
+            (
+                "OPTIONS sip:a.example.com SIP/2.0 \r\n\r\n",
+                ScanError::StartLine,
+            ),
+            ("OPTIONS sip:a.example.com\r\n\r\n", ScanError::StartLine),
+        ] {
+            assert_eq!(scan_error(line.as_bytes()), error, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn methods_are_case_sensitive_tokens() {
+        let cases: [(&[u8], Method<'_>); 16] = [
+            (b"INVITE", Method::Invite),
+            (b"ACK", Method::Ack),
+            (b"BYE", Method::Bye),
+            (b"CANCEL", Method::Cancel),
+            (b"OPTIONS", Method::Options),
+            (b"REGISTER", Method::Register),
+            (b"PRACK", Method::Prack),
+            (b"SUBSCRIBE", Method::Subscribe),
+            (b"NOTIFY", Method::Notify),
+            (b"PUBLISH", Method::Publish),
+            (b"INFO", Method::Info),
+            (b"REFER", Method::Refer),
+            (b"MESSAGE", Method::Message),
+            (b"UPDATE", Method::Update),
+            (b"invite", Method::Other(b"invite")),
+            (b"FOO-BAR.1", Method::Other(b"FOO-BAR.1")),
+        ];
+        for (token, method) in cases {
+            assert_eq!(Method::parse(token), Some(method));
+            assert_eq!(method.as_bytes(), token);
+        }
+        assert_eq!(Method::parse(b""), None);
+        assert_eq!(Method::parse(b"IN VITE"), None);
+        assert_eq!(Method::parse(b"INV@TE"), None);
+    }
+
+    #[test]
+    fn unknown_method_is_other() {
+        let bytes = b"FROBNICATE sip:a@b.example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(bytes, &mut storage).unwrap();
+        assert_eq!(message.method(), Some(Method::Other(b"FROBNICATE")));
+    }
+
+    #[test]
+    fn bad_request_lines() {
+        for line in [
+            "INVITE  sip:a@b SIP/2.0\r\n\r\n",
+            "INVITE sip:a@b  SIP/2.0\r\n\r\n",
+            "INV@TE sip:a@b SIP/2.0\r\n\r\n",
+            "INVITE 1234 SIP/2.0\r\n\r\n",
+            "INVITE <sip:a@b> SIP/2.0\r\n\r\n",
+            "INVITE sip:a@b\tSIP/2.0\r\n\r\n",
+            " INVITE sip:a@b SIP/2.0\r\n\r\n",
+            "INVITE sip:a\x00@b SIP/2.0\r\n\r\n",
+            "INVITE\r\n\r\n",
+        ] {
+            assert_eq!(
+                scan_error(line.as_bytes()),
+                ScanError::StartLine,
+                "{line:?}"
+            );
+        }
+    }
+
+    // --- headers ---------------------------------------------------------------------
+
+    #[test]
+    fn compact_forms() {
+        let cases: [(&[u8], HeaderName<'_>); 20] = [
+            (b"a", HeaderName::AcceptContact),
+            (b"b", HeaderName::ReferredBy),
+            (b"c", HeaderName::ContentType),
+            (b"d", HeaderName::RequestDisposition),
+            (b"e", HeaderName::ContentEncoding),
+            (b"f", HeaderName::From),
+            (b"i", HeaderName::CallId),
+            (b"j", HeaderName::RejectContact),
+            (b"k", HeaderName::Supported),
+            (b"l", HeaderName::ContentLength),
+            (b"m", HeaderName::Contact),
+            (b"n", HeaderName::IdentityInfo),
+            (b"o", HeaderName::Event),
+            (b"r", HeaderName::ReferTo),
+            (b"s", HeaderName::Subject),
+            (b"t", HeaderName::To),
+            (b"u", HeaderName::AllowEvents),
+            (b"V", HeaderName::Via),
+            (b"x", HeaderName::SessionExpires),
+            (b"y", HeaderName::Identity),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(HeaderName::parse(name), expected, "{:?}", name);
+        }
+        assert_eq!(HeaderName::parse(b"g"), HeaderName::Other(b"g"));
+
+        let bytes = request(
+            "v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKc\r\nf: <sip:a@b.example>;tag=1\r\n\
+             t: <sip:c@d.example>\r\ni: compact@192.0.2.1\r\nm: <sip:a@192.0.2.1>\r\n\
+             k: timer\r\nl: 0\r\n",
+        );
+        let mut storage = [EMPTY_HEADER; 8];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.top_via().unwrap().branch, Some(&b"z9hG4bKc"[..]));
+        assert_eq!(message.from().unwrap().tag, Some(&b"1"[..]));
+        assert_eq!(message.to().unwrap().uri, b"sip:c@d.example");
+        assert_eq!(message.call_id().unwrap(), b"compact@192.0.2.1");
+        assert_eq!(message.header(HeaderName::Supported), Some(&b"timer"[..]));
+        assert_eq!(message.content_length(), Some(0));
+        assert!(message.contact().unwrap().is_some());
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        for known in &KNOWN_HEADERS {
+            let canonical = known.canonical();
+            assert_eq!(HeaderName::parse(canonical.as_bytes()), *known);
+            let upper = canonical.to_ascii_uppercase();
+            assert_eq!(HeaderName::parse(upper.as_bytes()), *known);
+            let lower = canonical.to_ascii_lowercase();
+            assert_eq!(HeaderName::parse(lower.as_bytes()), *known);
+        }
+        assert_eq!(
+            HeaderName::Other(b"X-Custom"),
+            HeaderName::Other(b"x-CUSTOM")
+        );
+        assert_ne!(HeaderName::Other(b"Via"), HeaderName::Via);
+
+        let bytes = request("VIA: SIP/2.0/UDP h.example\r\ncAlL-iD: x@y\r\nX-Custom: 1\r\n");
+        let mut storage = [EMPTY_HEADER; 8];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.via_count(), 1);
+        assert_eq!(message.call_id().unwrap(), b"x@y");
+        assert_eq!(
+            message.header(HeaderName::Other(b"x-custom")),
+            Some(&b"1"[..])
+        );
+        assert_eq!(message.header(HeaderName::Other(b"X-Missing")), None);
+    }
+
+    #[test]
+    fn values_are_trimmed() {
+        let bytes = request("Call-ID   :   spaced@host  \t\r\nSubject:\r\nX-Tab:\tv\r\n");
+        let mut storage = [EMPTY_HEADER; 8];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.call_id().unwrap(), b"spaced@host");
+        assert_eq!(message.header(HeaderName::Subject), Some(&b""[..]));
+        assert_eq!(message.header(HeaderName::Other(b"X-Tab")), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn folded_headers() {
+        let bytes = request(
+            "Subject: I know you're there,\r\n     pay attention!\r\n\
+             From: \"Folded\"\r\n\t<sip:f@example.com>\r\n ;tag=ff\r\n\
+             CSeq: 8\r\n  INVITE\r\n",
+        );
+        let mut storage = [EMPTY_HEADER; 8];
+        let message = scan(&bytes, &mut storage).unwrap();
+        let subject = message.header(HeaderName::Subject).unwrap();
+        assert_eq!(subject, b"I know you're there,\r\n     pay attention!");
+        assert!(eq_unfolded(subject, b"I know you're there, pay attention!"));
+        let unfolded: Vec<u8> = message.headers()[0].unfolded().collect();
+        assert_eq!(unfolded, b"I know you're there, pay attention!");
+        let from = message.from().unwrap();
+        assert_eq!(from.display_name, Some(&b"Folded"[..]));
+        assert_eq!(from.uri, b"sip:f@example.com");
+        assert_eq!(from.tag, Some(&b"ff"[..]));
+        assert_eq!(
+            message.cseq().unwrap(),
+            CSeq {
+                sequence: 8,
+                method: Method::Invite
+            }
+        );
+    }
+
+    #[test]
+    fn unfold_reads_each_fold_as_one_space() {
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"a \r\n\t b", b"a b"),
+            (b"a\r\n b", b"a b"),
+            (b"a\n b", b"a b"),
+            (b"a  b", b"a  b"),
+            (b"a\t b", b"a\t b"),
+            (b"", b""),
+            (b"plain", b"plain"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(unfold(raw).collect::<Vec<u8>>(), expected, "{raw:?}");
+            assert!(eq_unfolded(raw, expected));
+        }
+        assert!(eq_unfolded_ignore_case(b"Foo\r\n BAR", b"foo bar"));
+        assert!(!eq_unfolded(b"Foo\r\n BAR", b"foo bar"));
+        assert!(!eq_unfolded(b"a\r\n b", b"a  b"));
+    }
+
+    #[test]
+    fn header_lookup() {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(INVITE, &mut storage).unwrap();
+        let vias: Vec<&[u8]> = message.header_values(HeaderName::Via).collect();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(
+            vias[1],
+            b"SIP/2.0/TCP proxy.example.net;branch=z9hG4bKnashds8;received=192.0.2.3"
+        );
+        assert_eq!(
+            message.header(HeaderName::ContentType),
+            Some(&b"application/sdp"[..])
+        );
+        assert_eq!(message.headers()[0].name, HeaderName::Via);
+        assert_eq!(message.header(HeaderName::Route), None);
+    }
+
+    // --- accessors -------------------------------------------------------------------
+
+    #[test]
+    fn top_via_and_vias() {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(INVITE, &mut storage).unwrap();
+        assert_eq!(
+            message.top_via().unwrap(),
+            Via {
+                transport: Transport::Udp,
+                sent_by_host: b"198.51.100.7",
+                sent_by_port: Some(5060),
+                branch: Some(b"z9hG4bK776asdhds"),
+                rport: Rport::Empty,
+                received: None,
+                params: b";branch=z9hG4bK776asdhds;rport",
+            }
+        );
+        assert_eq!(message.via_count(), 2);
+        let second = message.vias().nth(1).unwrap().unwrap();
+        assert_eq!(second.transport, Transport::Tcp);
+        assert_eq!(second.sent_by_host, b"proxy.example.net");
+        assert_eq!(second.sent_by_port, None);
+        assert_eq!(second.received, Some(&b"192.0.2.3"[..]));
+        assert_eq!(second.rport, Rport::Absent);
+    }
+
+    #[test]
+    fn via_forms() {
+        let via =
+            Via::parse(b"SIP/2.0/UDP 192.0.2.1:5060;rport=5061;received=192.0.2.9;branch=z9hG4bKx")
+                .unwrap();
+        assert_eq!(via.rport, Rport::Value(5061));
+        assert_eq!(via.received, Some(&b"192.0.2.9"[..]));
+        assert_eq!(via.branch, Some(&b"z9hG4bKx"[..]));
+
+        let via =
+            Via::parse(b"SIP / 2.0 / tls  host.example.com : 5061 ; branch = z9hG4bKsp").unwrap();
+        assert_eq!(via.transport, Transport::Tls);
+        assert_eq!(via.sent_by_host, b"host.example.com");
+        assert_eq!(via.sent_by_port, Some(5061));
+        assert_eq!(via.branch, Some(&b"z9hG4bKsp"[..]));
+
+        let via = Via::parse(b"SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKws;alias").unwrap();
+        assert_eq!(via.transport, Transport::Wss);
+        assert_eq!(via.params, b";branch=z9hG4bKws;alias");
+
+        let via = Via::parse(b"SIP/2.0/FOO host;branch=\"quoted\"").unwrap();
+        assert_eq!(via.transport, Transport::Other(b"FOO"));
+        assert_eq!(via.branch, Some(&b"\"quoted\""[..]));
+    }
+
+    #[test]
+    fn ipv6_via_sent_by() {
+        let via =
+            Via::parse(b"SIP/2.0/UDP [2001:db8::9]:5070;branch=z9hG4bKv6;received=2001:db8::9:1")
+                .unwrap();
+        assert_eq!(via.sent_by_host, b"[2001:db8::9]");
+        assert_eq!(via.sent_by_port, Some(5070));
+        assert_eq!(via.received, Some(&b"2001:db8::9:1"[..]));
+
+        let via = Via::parse(b"SIP/2.0/TCP [::ffff:192.0.2.1];branch=z9hG4bKm").unwrap();
+        assert_eq!(via.sent_by_host, b"[::ffff:192.0.2.1]");
+        assert_eq!(via.sent_by_port, None);
+    }
+
+    #[test]
+    fn malformed_vias() {
+        for value in [
+            &b"SIP/2.0/UDP"[..],
+            b"SIP/2.0/UDP ",
+            b"SIP/3.0/UDP host",
+            b"HTTP/2.0/UDP host",
+            b"SIP/2.0 host",
+            b"SIP/2.0/UDPhost",
+            b"SIP/2.0/UDP host:70000",
+            b"SIP/2.0/UDP host:0",
+            b"SIP/2.0/UDP host:",
+            b"SIP/2.0/UDP [2001:db8::1",
+            b"SIP/2.0/UDP []",
+            b"SIP/2.0/UDP [zz::1]",
+            b"SIP/2.0/UDP host;branch",
+            b"SIP/2.0/UDP host;received",
+            b"SIP/2.0/UDP host;rport=abc",
+            b"SIP/2.0/UDP host;rport=",
+            b"SIP/2.0/UDP host garbage",
+            b"SIP/2.0/UDP host;;",
+            b"SIP/2.0/UDP ho_st",
+        ] {
+            assert_eq!(
+                Via::parse(value),
+                Err(ScanError::MalformedHeader("Via")),
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        let bytes = request("Via: ,\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.via_count(), 0);
+        assert_eq!(message.top_via(), Err(ScanError::MalformedHeader("Via")));
+    }
+
+    #[test]
+    fn via_count_spans_headers_and_commas() {
+        let bytes = request(
+            "Via: SIP/2.0/UDP a.example;branch=z9hG4bK1, SIP/2.0/UDP b.example;branch=z9hG4bK2\r\n\
+             Via: SIP/2.0/UDP c.example;branch=z9hG4bK3\r\n",
+        );
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.via_count(), 3);
+        let hosts: Vec<&[u8]> = message
+            .vias()
+            .map(|via| via.unwrap().sent_by_host)
+            .collect();
+        assert_eq!(hosts, [&b"a.example"[..], b"b.example", b"c.example"]);
+        assert_eq!(message.top_via().unwrap().sent_by_host, b"a.example");
+    }
+
+    #[test]
+    fn missing_headers() {
+        let bytes = request("Content-Length: 0\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.top_via(), Err(ScanError::MissingHeader("Via")));
+        assert_eq!(message.from(), Err(ScanError::MissingHeader("From")));
+        assert_eq!(message.to(), Err(ScanError::MissingHeader("To")));
+        assert_eq!(message.call_id(), Err(ScanError::MissingHeader("Call-ID")));
+        assert_eq!(message.cseq(), Err(ScanError::MissingHeader("CSeq")));
+        assert_eq!(message.max_forwards(), Ok(None));
+        assert_eq!(message.contact(), Ok(None));
+        assert_eq!(message.contacts().count(), 0);
+        assert_eq!(message.via_count(), 0);
+        assert_eq!(message.vias().count(), 0);
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let quoted = NameAddr::parse(
+            b"\"Alice Example\" <sip:+4915112345678@carrier.example.net;user=phone>;tag=8a7f3c21",
+        )
+        .unwrap();
+        assert_eq!(
+            quoted,
+            NameAddr {
+                display_name: Some(b"Alice Example"),
+                uri: b"sip:+4915112345678@carrier.example.net;user=phone",
+                user: Some(b"+4915112345678"),
+                tag: Some(b"8a7f3c21"),
+                params: b";tag=8a7f3c21",
+            }
+        );
+
+        let tokens = NameAddr::parse(b"Bob Smith <sip:bob@example.com>").unwrap();
+        assert_eq!(tokens.display_name, Some(&b"Bob Smith"[..]));
+        assert_eq!(tokens.tag, None);
+        assert_eq!(tokens.params, b"");
+
+        let bare = NameAddr::parse(b"<sip:bob@example.com>;tag=x1;foo").unwrap();
+        assert_eq!(bare.display_name, None);
+        assert_eq!(bare.tag, Some(&b"x1"[..]));
+        assert_eq!(bare.param(b"FOO").unwrap().value, None);
+
+        // RFC 3261 §20.10: without brackets the parameters belong to the header.
+        let addr_spec = NameAddr::parse(b"sip:bob@example.com;tag=abc;user=phone").unwrap();
+        assert_eq!(addr_spec.uri, b"sip:bob@example.com");
+        assert_eq!(addr_spec.tag, Some(&b"abc"[..]));
+        assert_eq!(addr_spec.params, b";tag=abc;user=phone");
+        assert_eq!(addr_spec.user, Some(&b"bob"[..]));
+
+        // ... and inside brackets to the URI: there is no header tag.
+        let in_uri = NameAddr::parse(b"<sip:bob@example.com;tag=abc>").unwrap();
+        assert_eq!(in_uri.uri, b"sip:bob@example.com;tag=abc");
+        assert_eq!(in_uri.tag, None);
+
+        let escaped = NameAddr::parse(b"\"A \\\"B\\\" C\" <sip:x@example.com>").unwrap();
+        assert_eq!(escaped.display_name, Some(&br#"A \"B\" C"#[..]));
+
+        let tel = NameAddr::parse(b"<tel:+15551234567;phone-context=example.com>;tag=t").unwrap();
+        assert_eq!(tel.user, Some(&b"+15551234567"[..]));
+
+        let no_space = NameAddr::parse(b"\"Name\"<sip:n@example.com>").unwrap();
+        assert_eq!(no_space.display_name, Some(&b"Name"[..]));
+
+        let commas = NameAddr::parse(b"\"Doe, John\" <sip:j@example.com>").unwrap();
+        assert_eq!(commas.display_name, Some(&b"Doe, John"[..]));
+    }
+
+    #[test]
+    fn non_utf8_display_name() {
+        let quoted = NameAddr::parse(b"\"Caf\xE9 \xFF\" <sip:cafe@example.com>;tag=l1").unwrap();
+        assert_eq!(quoted.display_name, Some(&b"Caf\xE9 \xFF"[..]));
+        let unquoted = NameAddr::parse(b"M\xFCller <sip:m@example.com>").unwrap();
+        assert_eq!(unquoted.display_name, Some(&b"M\xFCller"[..]));
+
+        let mut bytes = b"OPTIONS sip:a.example.com SIP/2.0\r\nFrom: \"\xC3\x28\xE9\" <sip:x@example.com>;tag=z\r\n\r\n".to_vec();
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(
+            message.from().unwrap().display_name,
+            Some(&b"\xC3\x28\xE9"[..])
+        );
+        bytes.clear();
+    }
+
+    #[test]
+    fn malformed_addresses() {
+        for value in [
+            &b"<sip:a@example.com"[..],
+            b"sip-without-scheme",
+            b"<sip:a@example.com> garbage",
+            b"\"unterminated <sip:a@example.com>",
+            b"\"Name\" sip:a@example.com",
+            b"<sip:a@example.com>;tag",
+            b"<>",
+            b"<sip:a b@example.com>",
+            b"Na\"me <sip:a@example.com>",
+            b"",
+        ] {
+            assert!(
+                NameAddr::parse(value).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        let bytes = request("From: <sip:a@example.com\r\nTo: broken\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(message.from(), Err(ScanError::MalformedHeader("From")));
+        assert_eq!(message.to(), Err(ScanError::MalformedHeader("To")));
+    }
+
+    #[test]
+    fn uri_users() {
+        let cases: [(&[u8], Option<&[u8]>); 12] = [
+            (
+                b"sip:+15551234567@[2001:db8::1]:5060;user=phone",
+                Some(b"+15551234567"),
+            ),
+            (b"sip:[2001:db8::1]:5060", None),
+            (b"sip:alice@example.com", Some(b"alice")),
+            (b"SIPS:alice@example.com", Some(b"alice")),
+            (b"sip:alice:secret@example.com", Some(b"alice")),
+            (b"sip:example.com;transport=tcp", None),
+            (b"sip:@example.com", None),
+            (
+                b"sip:+1555;phone-context=example.com@example.com",
+                Some(b"+1555;phone-context=example.com"),
+            ),
+            (
+                b"tel:+15551234567;phone-context=example.com",
+                Some(b"+15551234567"),
+            ),
+            (b"tel:+15551234567", Some(b"+15551234567")),
+            (b"http://example.com/", None),
+            (b"no-scheme", None),
+        ];
+        for (uri, user) in cases {
+            assert_eq!(uri_user(uri), user, "{:?}", String::from_utf8_lossy(uri));
+        }
+        assert_eq!(uri_scheme(b"sip:a"), Some((&b"sip"[..], &b"a"[..])));
+        assert_eq!(uri_scheme(b"1sip:a"), None);
+        assert_eq!(uri_scheme(b":a"), None);
+    }
+
+    #[test]
+    fn ipv6_request_uri() {
+        let bytes = b"INVITE sip:+15551234567@[2001:db8::1]:5060;user=phone SIP/2.0\r\n\
+Via: SIP/2.0/UDP [2001:db8::20]:5060;branch=z9hG4bK6\r\nContent-Length: 0\r\n\r\n";
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(bytes, &mut storage).unwrap();
+        assert_eq!(
+            message.request_uri(),
+            Some(&b"sip:+15551234567@[2001:db8::1]:5060;user=phone"[..])
+        );
+        assert_eq!(message.request_uri_user(), Some(&b"+15551234567"[..]));
+        assert_eq!(message.top_via().unwrap().sent_by_host, b"[2001:db8::20]");
+    }
+
+    #[test]
+    fn call_id_and_cseq() {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(INVITE, &mut storage).unwrap();
+        assert_eq!(
+            message.call_id().unwrap(),
+            b"a84b4c76e66710@pc33.example.net"
+        );
+        assert_eq!(
+            message.cseq().unwrap(),
+            CSeq {
+                sequence: 314_159,
+                method: Method::Invite
+            }
+        );
+        assert_eq!(
+            CSeq::parse(b"4294967295 foo").unwrap(),
+            CSeq {
+                sequence: u32::MAX,
+                method: Method::Other(b"foo")
+            }
+        );
+        for value in [
+            &b"abc INVITE"[..],
+            b"4294967296 INVITE",
+            b"1INVITE",
+            b"1 INVITE x",
+            b"-1 INVITE",
+            b"1",
+            b"INVITE",
+            b"1 INV@TE",
+        ] {
+            assert_eq!(
+                CSeq::parse(value),
+                Err(ScanError::MalformedHeader("CSeq")),
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        let bytes = request("Call-ID: has space@host\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(
+            message.call_id(),
+            Err(ScanError::MalformedHeader("Call-ID"))
+        );
+        let bytes = request("Call-ID:\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        assert_eq!(
+            message.call_id(),
+            Err(ScanError::MalformedHeader("Call-ID"))
+        );
+    }
+
+    #[test]
+    fn max_forwards() {
+        for (value, expected) in [
+            ("0", Ok(Some(0))),
+            ("70", Ok(Some(70))),
+            ("255", Ok(Some(255))),
+            ("0070", Ok(Some(70))),
+            ("256", Err(ScanError::MalformedHeader("Max-Forwards"))),
+            (
+                "99999999999999999999999",
+                Err(ScanError::MalformedHeader("Max-Forwards")),
+            ),
+            ("-1", Err(ScanError::MalformedHeader("Max-Forwards"))),
+            ("7 0", Err(ScanError::MalformedHeader("Max-Forwards"))),
+            ("", Err(ScanError::MalformedHeader("Max-Forwards"))),
+        ] {
+            let bytes = request(&format!("Max-Forwards: {value}\r\n"));
+            let mut storage = [EMPTY_HEADER; 4];
+            let message = scan(&bytes, &mut storage).unwrap();
+            assert_eq!(message.max_forwards(), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn content_length_and_body() {
+        let head = "OPTIONS sip:a.example.com SIP/2.0\r\n";
+        let with =
+            |length: &str, body: &str| format!("{head}Content-Length: {length}\r\n\r\n{body}");
+
+        let exact = with("5", "hello");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(exact.as_bytes(), &mut storage).unwrap();
+        assert_eq!(message.content_length(), Some(5));
+        assert_eq!(message.body(), b"hello");
+        assert_eq!(message.message_len(), exact.len());
+
+        // RFC 3261 §18.3: bytes past Content-Length in a datagram are discarded.
+        let extra = with("2", "hello");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(extra.as_bytes(), &mut storage).unwrap();
+        assert_eq!(message.body(), b"he");
+        assert_eq!(message.message_len(), extra.len() - 3);
+
+        let missing = format!("{head}\r\nrest of datagram");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(missing.as_bytes(), &mut storage).unwrap();
+        assert_eq!(message.content_length(), None);
+        assert_eq!(message.body(), b"rest of datagram");
+        let mut storage = [EMPTY_HEADER; 4];
+        assert_eq!(
+            scan_with(missing.as_bytes(), &mut storage, ScanOptions::STREAM).unwrap_err(),
+            ScanError::MissingContentLength
+        );
+
+        let compact = format!("{head}l:3\r\n\r\nabc");
+        let mut storage = [EMPTY_HEADER; 4];
+        assert_eq!(
+            scan(compact.as_bytes(), &mut storage).unwrap().body(),
+            b"abc"
+        );
+
+        let folded = format!("{head}Content-Length:\r\n 3\r\n\r\nabc");
+        let mut storage = [EMPTY_HEADER; 4];
+        assert_eq!(
+            scan(folded.as_bytes(), &mut storage).unwrap().body(),
+            b"abc"
+        );
+
+        for (length, error) in [
+            ("6", ScanError::Truncated),
+            ("70000", ScanError::Truncated),
+            ("4294967295", ScanError::Truncated),
+            ("4294967296", ScanError::InvalidContentLength),
+            ("18446744073709551616", ScanError::InvalidContentLength),
+            ("-1", ScanError::InvalidContentLength),
+            ("+5", ScanError::InvalidContentLength),
+            ("5 5", ScanError::InvalidContentLength),
+            ("0x5", ScanError::InvalidContentLength),
+            ("", ScanError::InvalidContentLength),
+        ] {
+            assert_eq!(
+                scan_error(with(length, "hello").as_bytes()),
+                error,
+                "{length:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn contacts() {
+        let bytes = request(
+            "Contact: <sip:trunk1@192.0.2.10:5060;transport=udp>;expires=3600\r\n\
+             m: \"Bob, Jr\" <sip:bob@192.0.2.11>;expires=60;q=0.5, sip:carol@192.0.2.12\r\n",
+        );
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&bytes, &mut storage).unwrap();
+        let Some(Contact::Address(first)) = message.contact().unwrap() else {
+            panic!("expected an address");
+        };
+        assert_eq!(first.uri, b"sip:trunk1@192.0.2.10:5060;transport=udp");
+        assert_eq!(first.user, Some(&b"trunk1"[..]));
+        assert_eq!(first.param(b"expires").unwrap().value, Some(&b"3600"[..]));
+        let all: Vec<Contact<'_>> = message.contacts().map(Result::unwrap).collect();
+        assert_eq!(all.len(), 3);
+        let Contact::Address(bob) = all[1] else {
+            panic!("expected an address");
+        };
+        assert_eq!(bob.display_name, Some(&b"Bob, Jr"[..]));
+        assert_eq!(bob.param(b"q").unwrap().value, Some(&b"0.5"[..]));
+        let Contact::Address(carol) = all[2] else {
+            panic!("expected an address");
+        };
+        assert_eq!(carol.uri, b"sip:carol@192.0.2.12");
+
+        let wildcard = request("Contact: *\r\nExpires: 0\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&wildcard, &mut storage).unwrap();
+        assert_eq!(message.contact(), Ok(Some(Contact::Wildcard)));
+
+        let broken = request("Contact: <sip:a@b\r\n");
+        let mut storage = [EMPTY_HEADER; 4];
+        let message = scan(&broken, &mut storage).unwrap();
+        assert_eq!(
+            message.contact(),
+            Err(ScanError::MalformedHeader("Contact"))
+        );
+    }
+
+    #[test]
+    fn params_iterator() {
+        let params: Vec<Param<'_>> = Params::new(b" ; a=1 ;b; c = \"x;y\" ;d=[2001:db8::1]")
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            params,
+            [
+                Param {
+                    name: b"a",
+                    value: Some(b"1")
+                },
+                Param {
+                    name: b"b",
+                    value: None
+                },
+                Param {
+                    name: b"c",
+                    value: Some(b"\"x;y\"")
+                },
+                Param {
+                    name: b"d",
+                    value: Some(b"[2001:db8::1]")
+                },
+            ]
+        );
+        let mut broken = Params::new(b";a=1;=2;b=3");
+        assert!(broken.next().unwrap().is_ok());
+        assert_eq!(broken.next(), Some(Err(ScanError::MalformedParameters)));
+        assert_eq!(broken.next(), None);
+        assert_eq!(
+            Params::new(b";a=\"open").next(),
+            Some(Err(ScanError::MalformedParameters))
+        );
+    }
+
+    #[test]
+    fn list_values() {
+        let values: Vec<&[u8]> =
+            ListValues::new(b" a , \"b,c\" <sip:d,e@f>;x=\"\\\",\" ,, g ,").collect();
+        assert_eq!(
+            values,
+            [&b"a"[..], b"\"b,c\" <sip:d,e@f>;x=\"\\\",\"", b"g"]
+        );
+        assert_eq!(ListValues::new(b"").count(), 0);
+        assert_eq!(ListValues::new(b" , ,").count(), 0);
+    }
+
+    #[test]
+    fn duplicate_single_value_headers() {
+        for (headers, name) in [
+            ("Content-Length: 0\r\nl: 0\r\n", "Content-Length"),
+            (
+                "From: <sip:a@b.example>\r\nf: <sip:c@d.example>\r\n",
+                "From",
+            ),
+            ("To: <sip:a@b.example>\r\nTo: <sip:a@b.example>\r\n", "To"),
+            ("Call-ID: a\r\ni: b\r\n", "Call-ID"),
+            ("CSeq: 1 INVITE\r\nCSeq: 2 INVITE\r\n", "CSeq"),
+            ("Max-Forwards: 70\r\nMax-Forwards: 69\r\n", "Max-Forwards"),
+        ] {
+            assert_eq!(
+                scan_error(&request(headers)),
+                ScanError::DuplicateHeader(name),
+                "{headers:?}"
+            );
+        }
+        // List headers may repeat.
+        let bytes =
+            request("Supported: timer\r\nk: 100rel\r\nRoute: <sip:a>\r\nRoute: <sip:b>\r\n");
+        let mut storage = [EMPTY_HEADER; 8];
+        assert_eq!(scan(&bytes, &mut storage).unwrap().headers().len(), 4);
+    }
+
+    // --- caps and errors -------------------------------------------------------------
+
+    #[test]
+    fn too_many_headers() {
+        let at_cap = request(&"X-H: v\r\n".repeat(MAX_HEADERS));
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS + 10];
+        assert_eq!(
+            scan(&at_cap, &mut storage).unwrap().headers().len(),
+            MAX_HEADERS
+        );
+
+        let over = request(&"X-H: v\r\n".repeat(MAX_HEADERS + 1));
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS + 10];
+        assert_eq!(
+            scan(&over, &mut storage).unwrap_err(),
+            ScanError::TooManyHeaders
+        );
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        assert_eq!(
+            scan(&over, &mut storage).unwrap_err(),
+            ScanError::TooManyHeaders
+        );
+
+        let flood = request(&"a:\r\n".repeat(10_000));
+        assert_eq!(scan_error(&flood), ScanError::TooManyHeaders);
+    }
+
+    #[test]
+    fn header_storage_too_small() {
+        let bytes = request("A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n");
+        let mut storage = [EMPTY_HEADER; 3];
+        assert_eq!(
+            scan(&bytes, &mut storage).unwrap_err(),
+            ScanError::HeaderStorageFull
+        );
+        let mut storage: [Header<'_>; 0] = [];
+        assert_eq!(
+            scan(&bytes, &mut storage).unwrap_err(),
+            ScanError::HeaderStorageFull
+        );
+        let mut storage = [EMPTY_HEADER; 4];
+        assert_eq!(scan(&bytes, &mut storage).unwrap().headers().len(), 4);
+    }
+
+    #[test]
+    fn too_many_vias() {
+        let via = "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKv\r\n";
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let at_cap = request(&via.repeat(MAX_VIAS));
+        assert_eq!(scan(&at_cap, &mut storage).unwrap().via_count(), MAX_VIAS);
+        assert_eq!(
+            scan_error(&request(&via.repeat(MAX_VIAS + 1))),
+            ScanError::TooManyVias
+        );
+
+        let entry = "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKv";
+        let one_header = vec![entry; MAX_VIAS + 1].join(", ");
+        assert_eq!(
+            scan_error(&request(&format!("v: {one_header}\r\n"))),
+            ScanError::TooManyVias
+        );
+        let mixed = format!("Via: {entry}, {entry}\r\n{}", via.repeat(MAX_VIAS - 1));
+        assert_eq!(scan_error(&request(&mixed)), ScanError::TooManyVias);
+        let commas = format!("Via: {}\r\n", "x,".repeat(4_000));
+        assert_eq!(scan_error(&request(&commas)), ScanError::TooManyVias);
+    }
+
+    #[test]
+    fn bare_lf_is_refused_unless_allowed() {
+        let lf = b"OPTIONS sip:a.example.com SIP/2.0\nVia: SIP/2.0/UDP h.example;branch=z9hG4bKlf\nCall-ID: lf@h\nSubject: one\n two\nContent-Length: 2\n\nok";
+        assert_eq!(scan_error(lf), ScanError::BareLf);
+        let mut storage = [EMPTY_HEADER; 8];
+        let message = scan_with(lf, &mut storage, LENIENT).unwrap();
+        assert_eq!(message.call_id().unwrap(), b"lf@h");
+        assert_eq!(message.top_via().unwrap().branch, Some(&b"z9hG4bKlf"[..]));
+        assert!(eq_unfolded(
+            message.header(HeaderName::Subject).unwrap(),
+            b"one two"
+        ));
+        assert_eq!(message.body(), b"ok");
+
+        // One bare LF anywhere in the head is enough, the empty line included.
+        let mixed = b"OPTIONS sip:a.example.com SIP/2.0\r\nCall-ID: x\r\n\nbody";
+        assert_eq!(scan_error(mixed), ScanError::BareLf);
+        let mixed = b"OPTIONS sip:a.example.com SIP/2.0\r\nCall-ID: x\nTo: <sip:t@h>\r\n\r\n";
+        assert_eq!(scan_error(mixed), ScanError::BareLf);
+        // A bare LF in the body is the body's business.
+        let mut storage = [EMPTY_HEADER; 8];
+        let body_lf = b"OPTIONS sip:a.example.com SIP/2.0\r\nl: 4\r\n\r\na\nb\n";
+        assert_eq!(scan(body_lf, &mut storage).unwrap().body(), b"a\nb\n");
+    }
+
+    #[test]
+    fn control_characters() {
+        assert_eq!(
+            scan_error(&request("Subject: a\rb\r\n")),
+            ScanError::ControlCharacter
+        );
+        assert_eq!(
+            scan_error(&request("Subject: a\x00b\r\n")),
+            ScanError::ControlCharacter
+        );
+        assert_eq!(
+            scan_error(&request("Subject: a\r\n b\x7f\r\n")),
+            ScanError::ControlCharacter
+        );
+        assert_eq!(
+            scan_error(&request("Subject: a\x1bb\r\n")),
+            ScanError::ControlCharacter
+        );
+        let mut storage = [EMPTY_HEADER; 4];
+        assert!(scan(&request("Subject: tab\there \u{e9}\r\n"), &mut storage).is_ok());
+    }
+
+    #[test]
+    fn malformed_header_lines() {
+        assert_eq!(
+            scan_error(&request("Max-Forwards 70\r\n")),
+            ScanError::MissingColon
+        );
+        assert_eq!(
+            scan_error(&request("NoColonHere\r\n")),
+            ScanError::MissingColon
+        );
+        assert_eq!(
+            scan_error(&request("Bad@Name: x\r\n")),
+            ScanError::HeaderName
+        );
+        assert_eq!(scan_error(&request(": x\r\n")), ScanError::HeaderName);
+        assert_eq!(scan_error(&request("\x00: x\r\n")), ScanError::HeaderName);
+        // A fold needs a header to continue.
+        assert_eq!(
+            scan_error(&request(" continued: x\r\n")),
+            ScanError::HeaderName
+        );
+    }
+
+    #[test]
+    fn unterminated_headers() {
+        let cases: [&[u8]; 5] = [
+            b"OPTIONS sip:a.example.com SIP/2.0",
+            b"OPTIONS sip:a.example.com SIP/2.0\r\n",
+            b"OPTIONS sip:a.example.com SIP/2.0\r\nCall-ID: x\r\n",
+            b"OPTIONS sip:a.example.com SIP/2.0\r\nCall-ID: x",
+            b"OPTIONS sip:a.example.com SIP/2.0\r\nCall-ID: x\r\n\r",
+        ];
+        for bytes in cases {
+            assert_eq!(
+                scan_error(bytes),
+                ScanError::UnterminatedHeaders,
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines() {
+        let at_cap = format!("X-Long: {}\r\n", "a".repeat(MAX_HEADER_LINE - 8));
+        let mut storage = [EMPTY_HEADER; 4];
+        assert!(scan(&request(&at_cap), &mut storage).is_ok());
+        let over = format!("X-Long: {}\r\n", "a".repeat(MAX_HEADER_LINE - 7));
+        assert_eq!(scan_error(&request(&over)), ScanError::LineTooLong);
+        let folded = format!(
+            "X-Long: a\r\n{}",
+            format!(" {}\r\n", "b".repeat(1_000)).repeat(9)
+        );
+        assert_eq!(scan_error(&request(&folded)), ScanError::LineTooLong);
+        let start = format!(
+            "OPTIONS sip:{} SIP/2.0\r\n\r\n",
+            "a".repeat(MAX_HEADER_LINE)
+        );
+        assert_eq!(scan_error(start.as_bytes()), ScanError::LineTooLong);
+        let no_lf = vec![b'A'; MAX_MESSAGE_LEN];
+        assert_eq!(scan_error(&no_lf), ScanError::LineTooLong);
+    }
+
+    #[test]
+    fn empty_and_oversized() {
+        assert_eq!(scan_error(b""), ScanError::Empty);
+        assert_eq!(scan_error(b"\r\n"), ScanError::Empty);
+        assert_eq!(scan_error(b"\r\n\r\n"), ScanError::Empty);
+        assert_eq!(
+            scan_error(&vec![b'x'; MAX_MESSAGE_LEN + 1]),
+            ScanError::TooLarge
+        );
+    }
+
+    #[test]
+    fn errors_are_small_and_display() {
+        assert!(core::mem::size_of::<ScanError>() <= 24);
+        assert_eq!(
+            ScanError::MissingHeader("Via").to_string(),
+            "missing Via header"
+        );
+        assert_eq!(
+            ScanError::DuplicateHeader("Content-Length").to_string(),
+            "duplicate Content-Length header"
+        );
+        assert_eq!(
+            FrameError::TooLarge.to_string(),
+            "message larger than the stream cap"
+        );
+    }
+
+    #[test]
+    fn character_tables_follow_the_abnf() {
+        let token_marks = b"-.!%*_+`'~";
+        for byte in 0..=255u8 {
+            let token = byte.is_ascii_alphanumeric() || token_marks.contains(&byte);
+            assert_eq!(is_token(byte), token, "{byte:#04x}");
+            let text =
+                byte == b'\t' || byte == b' ' || (0x21..=0x7e).contains(&byte) || byte >= 0x80;
+            assert_eq!(is_text(byte), text, "{byte:#04x}");
+            let uri = (0x21..=0x7e).contains(&byte) && byte != b'<' && byte != b'>';
+            assert_eq!(is_uri(byte), uri, "{byte:#04x}");
+        }
+    }
+
+    // --- never panic, bounded work ---------------------------------------------------
+
+    const FOLDED_IPV6: &[u8] = b"INVITE sip:+15551234567@[2001:db8::1]:5060;user=phone SIP/2.0\r\n\
+v: SIP/2.0/UDP [2001:db8::20]:5060\r\n ;branch=z9hG4bK6;rport, SIP/2.0/TCP h.example\r\n\
+f: \"Caf\xE9\"\r\n <sip:a@example.com>;tag=t1\r\n\
+t: sip:+15551234567@example.com;tag=t2\r\n\
+i: fold@h\r\nCSeq: 1\r\n INVITE\r\nMax-Forwards: 0\r\n\
+m: *\r\nl: 4\r\n\r\nbody";
+
+    #[test]
+    fn max_forwards_zero_and_folded_ipv6_message() {
+        let mut storage = [EMPTY_HEADER; 16];
+        let message = scan(FOLDED_IPV6, &mut storage).unwrap();
+        assert_eq!(message.max_forwards(), Ok(Some(0)));
+        assert_eq!(message.via_count(), 2);
+        let via = message.top_via().unwrap();
+        assert_eq!(via.sent_by_host, b"[2001:db8::20]");
+        assert_eq!(via.rport, Rport::Empty);
+        assert_eq!(message.from().unwrap().display_name, Some(&b"Caf\xE9"[..]));
+        assert_eq!(message.to().unwrap().tag, Some(&b"t2"[..]));
+        assert_eq!(message.contact(), Ok(Some(Contact::Wildcard)));
+        assert_eq!(message.body(), b"body");
+    }
+
+    #[test]
+    fn every_prefix_is_an_error_and_never_panics() {
+        for message in [INVITE, FOLDED_IPV6] {
+            for end in 0..message.len() {
+                let prefix = &message[..end];
+                exercise(prefix);
+                let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+                assert!(scan(prefix, &mut storage).is_err(), "prefix of {end} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_flips_never_panic() {
+        let replacements = [
+            0x00, 0x7f, 0xff, b'\r', b'\n', b' ', b'\t', b':', b';', b',', b'<', b'>', b'"', b'\\',
+            b'[', b']', b'@', b'=', b'/', b'0', b'9',
+        ];
+        for message in [INVITE, FOLDED_IPV6] {
+            let mut bytes = message.to_vec();
+            for index in 0..bytes.len() {
+                let original = bytes[index];
+                for replacement in replacements {
+                    bytes[index] = replacement;
+                    exercise(&bytes);
+                }
+                bytes[index] = original;
+            }
+        }
+    }
+
+    /// A deterministic byte generator (xorshift), so the garbage is the same on every run.
+    fn garbage(len: usize, mut state: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test measures its own wall time; no core logic reads the clock"
+    )]
+    fn garbage_is_rejected_quickly() {
+        let megabyte = garbage(1 << 20, 0x9e37_79b9_7f4a_7c15);
+        let started = std::time::Instant::now();
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        for _ in 0..100 {
+            assert_eq!(
+                scan(&megabyte, &mut storage).unwrap_err(),
+                ScanError::TooLarge
+            );
+            assert_eq!(frame(&megabyte, MAX_MESSAGE_LEN), Err(FrameError::TooLarge));
+            assert!(scan(&megabyte[..MAX_MESSAGE_LEN], &mut storage).is_err());
+        }
+        // Garbage that looks like lines: a header flood at the cap.
+        let lines = "x:\r\n".repeat(MAX_MESSAGE_LEN / 4);
+        for _ in 0..100 {
+            assert!(scan(lines.as_bytes(), &mut storage).is_err());
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+        for seed in 1..200 {
+            exercise(&garbage(2_000, seed));
+        }
+    }
+
+    // --- framer ----------------------------------------------------------------------
+
+    const OPTIONS: &[u8] =
+        b"OPTIONS sip:a.example.com SIP/2.0\r\nCall-ID: 1@h\r\nContent-Length: 0\r\n\r\n";
+    const MESSAGE: &[u8] =
+        b"MESSAGE sip:a.example.com SIP/2.0\r\nCall-ID: 2@h\r\nl: 11\r\n\r\nhello\r\n\r\n!!";
+    const RESPONSE: &[u8] = b"SIP/2.0 200 OK\r\nCall-ID: 3@h\r\nContent-Length:\r\n 3\r\n\r\nabc";
+
+    #[test]
+    fn keepalives() {
+        assert_eq!(frame(b"", 100), Ok(Frame::Incomplete));
+        assert_eq!(frame(b"\r", 100), Ok(Frame::Incomplete));
+        assert_eq!(frame(b"\r\n\r", 100), Ok(Frame::Incomplete));
+        assert_eq!(frame(b"\r\n", 100), Ok(Frame::KeepAlive { len: 2 }));
+        assert_eq!(frame(b"\r\n\r\n", 100), Ok(Frame::KeepAlive { len: 4 }));
+        assert_eq!(
+            frame(b"\r\n\r\nOPTIONS", 100),
+            Ok(Frame::KeepAlive { len: 4 })
+        );
+        assert_eq!(frame(b"\r\nOPTIONS", 100), Ok(Frame::KeepAlive { len: 2 }));
+        assert!(Frame::KeepAlive { len: 4 }.is_ping());
+        assert!(!Frame::KeepAlive { len: 2 }.is_ping());
+    }
+
+    #[test]
+    fn frames_messages() {
+        assert_eq!(
+            frame(OPTIONS, 1_000),
+            Ok(Frame::Message { len: OPTIONS.len() })
+        );
+        assert_eq!(
+            frame(MESSAGE, 1_000),
+            Ok(Frame::Message { len: MESSAGE.len() })
+        );
+        assert_eq!(
+            frame(RESPONSE, 1_000),
+            Ok(Frame::Message {
+                len: RESPONSE.len()
+            })
+        );
+        for message in [OPTIONS, MESSAGE, RESPONSE] {
+            for end in 1..message.len() {
+                assert_eq!(
+                    frame(&message[..end], 1_000),
+                    Ok(Frame::Incomplete),
+                    "{end}"
+                );
+            }
+        }
+        let mut followed = MESSAGE.to_vec();
+        followed.extend_from_slice(OPTIONS);
+        assert_eq!(
+            frame(&followed, 1_000),
+            Ok(Frame::Message { len: MESSAGE.len() })
+        );
+    }
+
+    #[test]
+    fn framing_errors() {
+        let no_length = b"OPTIONS sip:a SIP/2.0\r\nCall-ID: x\r\n\r\n";
+        assert_eq!(
+            frame(no_length, 1_000),
+            Err(FrameError::MissingContentLength)
+        );
+        let twice = b"OPTIONS sip:a SIP/2.0\r\nl: 0\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(frame(twice, 1_000), Err(FrameError::DuplicateContentLength));
+        let bad = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: -3\r\n\r\n";
+        assert_eq!(frame(bad, 1_000), Err(FrameError::InvalidContentLength));
+        // The start line is not a header, even when it looks like one.
+        let start = b"Content-Length: 0\r\nCall-ID: x\r\n\r\n";
+        assert_eq!(frame(start, 1_000), Err(FrameError::MissingContentLength));
+    }
+
+    #[test]
+    fn framing_cap_is_checked_before_waiting() {
+        // The headers promise more than the cap: refuse before the body arrives.
+        let promise = b"MESSAGE sip:a SIP/2.0\r\nContent-Length: 60000\r\n\r\n";
+        assert_eq!(frame(promise, 1_000), Err(FrameError::TooLarge));
+        assert_eq!(frame(promise, 100_000), Ok(Frame::Incomplete));
+        let beyond = b"MESSAGE sip:a SIP/2.0\r\nContent-Length: 65500\r\n\r\n";
+        assert_eq!(frame(beyond, usize::MAX), Err(FrameError::TooLarge));
+        // Headers that never end: wait up to the cap, then refuse.
+        let endless = "X: y\r\n".repeat(50);
+        assert_eq!(frame(&endless.as_bytes()[..99], 100), Ok(Frame::Incomplete));
+        assert_eq!(
+            frame(&endless.as_bytes()[..100], 100),
+            Err(FrameError::TooLarge)
+        );
+        assert_eq!(frame(endless.as_bytes(), 100), Err(FrameError::TooLarge));
+        // A message exactly at the cap is fine.
+        assert_eq!(
+            frame(OPTIONS, OPTIONS.len()),
+            Ok(Frame::Message { len: OPTIONS.len() })
+        );
+        assert_eq!(frame(OPTIONS, OPTIONS.len() - 1), Err(FrameError::TooLarge));
+    }
+
+    /// Frames and consumes everything complete at the front of `buffer`.
+    fn drain(buffer: &mut Vec<u8>, messages: &mut Vec<Vec<u8>>, keepalive_bytes: &mut usize) {
+        loop {
+            match frame(buffer, MAX_MESSAGE_LEN).expect("stream should frame") {
+                Frame::Incomplete => return,
+                Frame::KeepAlive { len } => {
+                    *keepalive_bytes += len;
+                    buffer.drain(..len);
+                }
+                Frame::Message { len } => {
+                    messages.push(buffer.drain(..len).collect());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn three_messages_split_at_every_offset() {
+        let stream = [OPTIONS, MESSAGE, RESPONSE].concat();
+        for split in 0..=stream.len() {
+            let mut buffer = Vec::new();
+            let mut messages = Vec::new();
+            let mut keepalive_bytes = 0;
+            for chunk in [&stream[..split], &stream[split..]] {
+                buffer.extend_from_slice(chunk);
+                drain(&mut buffer, &mut messages, &mut keepalive_bytes);
+            }
+            assert_eq!(messages, [OPTIONS, MESSAGE, RESPONSE], "split at {split}");
+            assert!(buffer.is_empty());
+            assert_eq!(keepalive_bytes, 0);
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_stream_with_keepalives() {
+        let stream = [
+            b"\r\n\r\n",
+            OPTIONS,
+            b"\r\n",
+            MESSAGE,
+            b"\r\n\r\n",
+            RESPONSE,
+        ]
+        .concat();
+        let mut buffer = Vec::new();
+        let mut messages = Vec::new();
+        let mut keepalive_bytes = 0;
+        for &byte in &stream {
+            buffer.push(byte);
+            drain(&mut buffer, &mut messages, &mut keepalive_bytes);
+        }
+        assert_eq!(messages, [OPTIONS, MESSAGE, RESPONSE]);
+        assert_eq!(keepalive_bytes, 10);
+        assert!(buffer.is_empty());
+
+        // Whole writes keep pings and pongs apart.
+        let mut buffer = stream.clone();
+        let mut kinds = Vec::new();
+        while !buffer.is_empty() {
+            let framed = frame(&buffer, MAX_MESSAGE_LEN).unwrap();
+            let len = match framed {
+                Frame::KeepAlive { len } | Frame::Message { len } => len,
+                Frame::Incomplete => panic!("complete stream reported incomplete"),
+            };
+            kinds.push(framed);
+            buffer.drain(..len);
+        }
+        assert_eq!(
+            kinds,
+            [
+                Frame::KeepAlive { len: 4 },
+                Frame::Message { len: OPTIONS.len() },
+                Frame::KeepAlive { len: 2 },
+                Frame::Message { len: MESSAGE.len() },
+                Frame::KeepAlive { len: 4 },
+                Frame::Message {
+                    len: RESPONSE.len()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn framer_and_scanner_agree() {
+        for message in [OPTIONS, MESSAGE, RESPONSE, INVITE, FOLDED_IPV6] {
+            let Ok(Frame::Message { len }) = frame(message, MAX_MESSAGE_LEN) else {
+                panic!("{:?} did not frame", String::from_utf8_lossy(message));
+            };
+            let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+            let scanned = scan_with(&message[..len], &mut storage, ScanOptions::STREAM).unwrap();
+            assert_eq!(scanned.message_len(), len);
+        }
+    }
+}
