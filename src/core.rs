@@ -6,11 +6,35 @@
 //! hang off [`TrunkRuntime`], which survives any reload that leaves its trunk unchanged.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{Config, ConfigErrors, Diff, Trunk, diff};
+use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS};
+use crate::sip::transaction::TimerValues;
 use crate::status::{Summary, TrunkState, TrunkStatus};
+use crate::trunk::registration::Transmit;
+use crate::trunk::registry::{Notice, Registry, ResolveRequest, Resolved};
+
+/// What the core needs from its environment besides the config.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Seeds Call-IDs, tags, branches, cnonces and jitter (the shell draws it from the OS).
+    pub seed: u64,
+    pub timers: TimerValues,
+    pub user_agent: String,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            seed: 0,
+            timers: TimerValues::default(),
+            user_agent: format!("trunkd/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
 
 /// Runtime state of one trunk; replaced only when its config changes.
 #[derive(Debug)]
@@ -52,6 +76,8 @@ pub enum ChangeReason {
     Added,
     /// The fields whose change caused it.
     Changed(Vec<&'static str>),
+    /// Its registration changed state; the reason as the registrar gave it.
+    Registration(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,32 +106,49 @@ pub enum Event {
         errors: ConfigErrors,
         generation: u64,
     },
+    /// Something an operator should see that is not a state change (a trunk that cannot
+    /// register, a response from an unexpected address).
+    Warning {
+        trunk: String,
+        message: String,
+    },
 }
 
 pub struct Core {
     config: Arc<Config>,
     generation: u64,
     trunks: BTreeMap<String, TrunkSlot>,
+    registry: Registry,
     next_report: Instant,
     events: VecDeque<Event>,
 }
 
 impl Core {
-    /// Starts generation 1 and queues the start-up report.
+    /// Starts generation 1 with a default context and queues the start-up report.
     pub fn new(config: Config, now: Instant) -> Self {
-        let trunks = config
+        Self::with_context(config, now, Context::default())
+    }
+
+    pub fn with_context(config: Config, now: Instant, context: Context) -> Self {
+        let trunks: BTreeMap<String, TrunkSlot> = config
             .trunks
             .iter()
             .map(|(id, trunk)| (id.clone(), TrunkSlot::new(trunk.clone(), now)))
             .collect();
+        let mut registry = Registry::new(context.seed, context.timers, context.user_agent);
+        for slot in trunks.values() {
+            registry.add(&slot.config);
+        }
         let mut core = Core {
             next_report: now + config.daemon.status_interval,
             config: Arc::new(config),
             generation: 1,
             trunks,
+            registry,
             events: VecDeque::new(),
         };
-        core.queue_report();
+        core.collect_notices(now);
+        core.queue_report(now);
         core
     }
 
@@ -145,11 +188,13 @@ impl Core {
         let diff = diff(&self.config, &config);
         for id in &diff.removed {
             self.trunks.remove(id);
+            self.registry.remove(now, id);
             self.events
                 .push_back(Event::TrunkRemoved { id: id.clone() });
         }
         for id in &diff.added {
             let slot = TrunkSlot::new(config.trunks[id].clone(), now);
+            self.registry.add(&slot.config);
             self.events.push_back(Event::TrunkUpdated {
                 status: slot.status(),
                 reason: ChangeReason::Added,
@@ -158,12 +203,14 @@ impl Core {
         }
         for (id, fields) in &diff.changed {
             let slot = TrunkSlot::new(config.trunks[id].clone(), now);
+            self.registry.change(now, &slot.config, fields);
             self.events.push_back(Event::TrunkUpdated {
-                status: slot.status(),
+                status: self.status_of(&slot, now),
                 reason: ChangeReason::Changed(fields.clone()),
             });
             self.trunks.insert(id.clone(), slot);
         }
+        self.collect_notices(now);
         if config.daemon.status_interval != self.config.daemon.status_interval {
             self.next_report = now + config.daemon.status_interval;
         }
@@ -178,8 +225,10 @@ impl Core {
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.registry.handle_timeout(now);
+        self.collect_notices(now);
         if now >= self.next_report {
-            self.queue_report();
+            self.queue_report(now);
             let interval = self.config.daemon.status_interval;
             // After a stall (suspend, overload) report once, not once per missed interval.
             self.next_report = (self.next_report + interval).max(now + interval / 2);
@@ -188,15 +237,103 @@ impl Core {
 
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_report
+        match self.registry.poll_timeout() {
+            Some(at) => at.min(self.next_report),
+            None => self.next_report,
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    fn queue_report(&mut self) {
-        let trunks = self.trunks.values().map(TrunkSlot::status).collect();
+    /// A datagram (or stream frame) received from `source`. Responses to our REGISTERs
+    /// go to their registration; requests are not served yet (issues 4 and 5).
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(message) = scan::scan(bytes, &mut headers) else {
+            return;
+        };
+        if !message.is_request() && self.registry.handle_response(now, source, &message) {
+            self.collect_notices(now);
+        }
+    }
+
+    /// The shell's answer to a [`Core::poll_resolve`] request.
+    pub fn handle_resolved(
+        &mut self,
+        now: Instant,
+        trunk: &str,
+        resolved: Result<Resolved, String>,
+    ) {
+        self.registry.handle_resolved(now, trunk, resolved);
+        self.collect_notices(now);
+    }
+
+    /// A next hop the shell should resolve.
+    pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
+        self.registry.poll_resolve()
+    }
+
+    /// Bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.registry.poll_transmit()
+    }
+
+    /// Shutdown: unregister every trunk. The shell keeps driving the core until
+    /// [`Core::is_quiescent`] or its deadline.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.registry.unregister_all(now);
+    }
+
+    /// Nothing in flight that shutdown should wait for.
+    pub fn is_quiescent(&self) -> bool {
+        self.registry.is_idle()
+    }
+
+    fn status_of(&self, slot: &TrunkSlot, now: Instant) -> TrunkStatus {
+        slot.status()
+            .with_registration(self.registry.status(&slot.config.id, now))
+    }
+
+    /// Turns registry notices into events; a state change logs the trunk's line.
+    fn collect_notices(&mut self, now: Instant) {
+        while let Some(notice) = self.registry.poll_notice() {
+            let event = match notice {
+                Notice::StateChanged { trunk, reason, .. } => {
+                    let Some(slot) = self.trunks.get(&trunk) else {
+                        continue;
+                    };
+                    Event::TrunkUpdated {
+                        status: self.status_of(slot, now),
+                        reason: ChangeReason::Registration(reason),
+                    }
+                }
+                Notice::ForeignResponse {
+                    trunk,
+                    source,
+                    code,
+                } => Event::Warning {
+                    trunk,
+                    message: format!(
+                        "ignored a {code} response from {source}: not the trunk's next hop"
+                    ),
+                },
+                Notice::NotRegistering { trunk, reason } => Event::Warning {
+                    trunk,
+                    message: format!("not registering: {reason}"),
+                },
+            };
+            self.events.push_back(event);
+        }
+    }
+
+    fn queue_report(&mut self, now: Instant) {
+        let trunks = self
+            .trunks
+            .values()
+            .map(|slot| self.status_of(slot, now))
+            .collect();
         self.events.push_back(Event::Report {
             trunks,
             summary: self.summary(),

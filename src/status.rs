@@ -8,14 +8,18 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{Direction, Transport, Trunk, format_duration};
+use crate::trunk::registration;
+use crate::trunk::registry::RegistrationStatus;
 
-/// Where a trunk stands. Later issues add registration and keepalive states.
+/// Where a trunk stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrunkState {
     /// `enabled = false`: configured, validated, and left alone.
     Disabled,
-    /// Enabled, nothing in progress.
+    /// Enabled and not registering (`register = false`, or waiting to start).
     Idle,
+    /// Enabled and registering: where its registration stands.
+    Registration(registration::State),
 }
 
 impl TrunkState {
@@ -23,6 +27,7 @@ impl TrunkState {
         match self {
             TrunkState::Disabled => "disabled",
             TrunkState::Idle => "idle",
+            TrunkState::Registration(state) => state.as_str(),
         }
     }
 }
@@ -40,6 +45,8 @@ pub struct TrunkStatus {
     pub numbers: usize,
     pub max_channels: u32,
     pub name: String,
+    /// Registration details when the trunk registers.
+    pub registration: Option<RegistrationStatus>,
 }
 
 impl TrunkStatus {
@@ -55,7 +62,18 @@ impl TrunkStatus {
             numbers: trunk.numbers.len(),
             max_channels: trunk.max_channels,
             name: trunk.name.clone(),
+            registration: None,
         }
+    }
+
+    /// Adds what the registration knows: its state, and the next hop actually used.
+    pub fn with_registration(mut self, registration: Option<RegistrationStatus>) -> Self {
+        if let Some(status) = registration {
+            self.state = TrunkState::Registration(status.state);
+            self.next_hop = format!("{}:{}", self.transport, status.next_hop);
+        }
+        self.registration = registration;
+        self
     }
 }
 
@@ -76,7 +94,19 @@ impl fmt::Display for TrunkStatus {
             format_duration(self.options_interval),
             self.numbers,
         )?;
-        write_quoted(f, &self.name)
+        write_quoted(f, &self.name)?;
+        if let Some(registration) = &self.registration {
+            if let Some(expires_in) = registration.expires_in {
+                write!(f, " expires_in={}", expires_in.as_secs())?;
+            }
+            if let Some(code) = registration.last_code {
+                write!(f, " last_code={code}")?;
+            }
+            if let Some(retry_in) = registration.retry_in {
+                write!(f, " retry_in={}", retry_in.as_secs())?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -146,6 +176,7 @@ mod tests {
             numbers: 2,
             max_channels: 0,
             name: "Carrier \"X\"\nUS".into(),
+            registration: None,
         };
         assert_eq!(
             status.to_string(),

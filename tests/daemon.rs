@@ -178,7 +178,7 @@ port = 5070
 transport = "udp"
 username = "{id}"
 {password}
-register = true
+register = false
 allowed_inbound_ips = ["127.0.0.1"]
 {extra}
 "#

@@ -8,10 +8,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
@@ -35,10 +37,23 @@ pub enum ListenError {
 pub struct Listeners {
     /// The configured entries with the addresses actually bound (port 0 resolved).
     pub bound: Vec<Listen>,
+    /// UDP sockets by bound address: requests go out of the socket whose responses we
+    /// expect back (RFC 3261 §18.1.1: responses go to the Via sent-by).
+    pub udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     _tasks: JoinSet<()>,
 }
 
-pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
+/// A received datagram handed to the control path.
+pub type Datagram = (SocketAddr, Vec<u8>);
+
+/// Datagrams waiting for the control path; beyond this, responses are dropped (and the
+/// transaction retransmits) rather than queued without bound.
+pub const CONTROL_QUEUE: usize = 1024;
+
+pub async fn bind(
+    config: &Config,
+    control: mpsc::Sender<Datagram>,
+) -> Result<Listeners, ListenError> {
     let acceptor = match &config.tls {
         Some(files)
             if config
@@ -53,6 +68,7 @@ pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
     };
     let mut tasks = JoinSet::new();
     let mut bound = Vec::new();
+    let mut udp = Vec::new();
     for listen in &config.daemon.listen {
         let bind_error = |source| ListenError::Bind {
             listen: *listen,
@@ -62,7 +78,9 @@ pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
             Transport::Udp => {
                 let socket = bind_udp(listen.address).map_err(bind_error)?;
                 let address = socket.local_addr().map_err(bind_error)?;
-                tasks.spawn(drain_udp(socket));
+                let socket = Arc::new(socket);
+                udp.push((address, Arc::clone(&socket)));
+                tasks.spawn(receive_udp(socket, control.clone()));
                 address
             }
             Transport::Tcp | Transport::Tls => {
@@ -83,6 +101,7 @@ pub async fn bind(config: &Config) -> Result<Listeners, ListenError> {
     }
     Ok(Listeners {
         bound,
+        udp,
         _tasks: tasks,
     })
 }
@@ -136,12 +155,22 @@ fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-async fn drain_udp(socket: UdpSocket) {
+/// Reads datagrams: SIP responses go to the control path (they answer our REGISTERs);
+/// requests are dropped until the inbound path exists (issues 4 and 5).
+async fn receive_udp(socket: Arc<UdpSocket>, control: mpsc::Sender<Datagram>) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     loop {
         match socket.recv_from(&mut buffer).await {
             Ok((length, source)) => {
-                debug!(%source, length, "udp datagram dropped: SIP handling not enabled yet")
+                let datagram = &buffer[..length];
+                // A response's status line starts with the version (RFC 3261 §7.2).
+                if datagram.len() > 8 && datagram[..8].eq_ignore_ascii_case(b"SIP/2.0 ") {
+                    if control.try_send((source, datagram.to_vec())).is_err() {
+                        debug!(%source, "control path busy: response dropped");
+                    }
+                } else {
+                    debug!(%source, length, "request dropped: SIP requests not served yet");
+                }
             }
             Err(error) => debug!("udp receive error: {error}"),
         }

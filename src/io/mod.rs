@@ -3,11 +3,14 @@
 
 pub mod clock;
 pub mod listeners;
+pub mod network;
 pub mod systemd;
 pub mod watch;
 
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -15,8 +18,13 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::config::{self, ConfigErrors, LoadOptions};
-use crate::core::{ChangeReason, Core, Event};
+use crate::core::{ChangeReason, Context, Core, Event};
+use crate::trunk::registry::Resolved;
+use network::Network;
 use systemd::Notifier;
+
+/// How long shutdown waits for un-REGISTERs to be answered.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -40,17 +48,29 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             return Err(RunError::Config(errors));
         }
     };
-    let listeners = listeners::bind(&config).await?;
+    let (control_tx, mut control_rx) = mpsc::channel(listeners::CONTROL_QUEUE);
+    let listeners = listeners::bind(&config, control_tx).await?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
+    let public_ip = config
+        .daemon
+        .public_address
+        .as_ref()
+        .and_then(|host| host.ip());
+    let network = Network::new(listeners.udp.clone(), public_ip);
+    let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let mut watch = start_watch(&config, &reload_tx);
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
 
-    let mut core = Core::new(config, clock::now());
+    let context = Context {
+        seed: random_seed(),
+        ..Context::default()
+    };
+    let mut core = Core::with_context(config, clock::now(), context);
     let mut last_reload_failed = None;
     info!(
         "trunkd {} started with {}",
@@ -58,6 +78,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         config_path.display()
     );
     drain_events(&mut core, &mut last_reload_failed);
+    pump(&mut core, &network, &resolved_tx).await;
     notifier.ready(&systemd_status(&core, last_reload_failed));
 
     let watchdog_period = notifier.watchdog_interval();
@@ -68,6 +89,11 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         let deadline = TokioInstant::from_std(core.poll_timeout());
         tokio::select! {
             _ = sleep_until(deadline) => core.handle_timeout(clock::now()),
+            Some((source, bytes)) = control_rx.recv() => core.handle_datagram(clock::now(), source, &bytes),
+            Some((trunk, resolved)) = resolved_rx.recv() => {
+                let resolved: Result<Resolved, String> = resolved;
+                core.handle_resolved(clock::now(), &trunk, resolved);
+            }
             Some(()) = reload_rx.recv() => {
                 info!("config files changed; reloading");
                 reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &reload_tx).await;
@@ -81,11 +107,77 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             _ = sigint.recv() => { info!("SIGINT; shutting down"); break; }
         }
         drain_events(&mut core, &mut last_reload_failed);
+        pump(&mut core, &network, &resolved_tx).await;
     }
     notifier.stopping();
+    unregister_all(
+        &mut core,
+        &network,
+        &mut control_rx,
+        &mut last_reload_failed,
+    )
+    .await;
     drop(listeners);
     info!("stopped");
     Ok(())
+}
+
+/// Sends what the core queued and starts the lookups it asked for.
+async fn pump(
+    core: &mut Core,
+    network: &Network,
+    resolved: &mpsc::UnboundedSender<(String, Result<Resolved, String>)>,
+) {
+    while let Some(transmit) = core.poll_transmit() {
+        network.send(transmit).await;
+    }
+    while let Some(request) = core.poll_resolve() {
+        let network = network.clone();
+        let resolved = resolved.clone();
+        tokio::spawn(async move {
+            let result = network.resolve(&request).await;
+            let _ = resolved.send((request.trunk, result));
+        });
+    }
+}
+
+/// Removes every binding (REGISTER Expires: 0) and waits for the answers, up to
+/// [`SHUTDOWN_DEADLINE`], so carriers stop sending calls to an address about to go away.
+async fn unregister_all(
+    core: &mut Core,
+    network: &Network,
+    control: &mut mpsc::Receiver<listeners::Datagram>,
+    last_reload_failed: &mut Option<usize>,
+) {
+    core.shutdown(clock::now());
+    let deadline = clock::now() + SHUTDOWN_DEADLINE;
+    loop {
+        while let Some(transmit) = core.poll_transmit() {
+            network.send(transmit).await;
+        }
+        drain_events(core, last_reload_failed);
+        if core.is_quiescent() {
+            return;
+        }
+        let wake = TokioInstant::from_std(core.poll_timeout().min(deadline));
+        tokio::select! {
+            _ = sleep_until(wake) => {
+                if clock::now() >= deadline {
+                    warn!("shutdown deadline reached with unregistrations unanswered");
+                    return;
+                }
+                core.handle_timeout(clock::now());
+            }
+            Some((source, bytes)) = control.recv() => core.handle_datagram(clock::now(), source, &bytes),
+        }
+    }
+}
+
+/// A per-process seed from the OS-seeded keys of std's hasher (no extra dependency).
+fn random_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 async fn load(path: &Path, options: &LoadOptions) -> Result<config::Config, ConfigErrors> {
@@ -145,6 +237,9 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
                     "{status} event=changed fields={}",
                     fields.join(",")
                 ),
+                ChangeReason::Registration(reason) => {
+                    info!(target: "trunkd::status", "{status} event=registration reason=\"{reason}\"")
+                }
             },
             Event::TrunkRemoved { id } => {
                 info!(target: "trunkd::status", "trunk={id} state=removed event=removed");
@@ -163,6 +258,7 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
                 }
                 info!(target: "trunkd::status", "{summary}");
             }
+            Event::Warning { trunk, message } => warn!("trunk {trunk}: {message}"),
             Event::ReloadRejected { errors, generation } => {
                 *last_reload_failed = Some(errors.0.len());
                 for error in &errors.0 {

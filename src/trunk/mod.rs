@@ -4,3 +4,4 @@
 
 pub mod random;
 pub mod registration;
+pub mod registry;

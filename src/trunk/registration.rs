@@ -226,6 +226,12 @@ impl Registration {
         self.expires_at.map(|at| at.saturating_duration_since(now))
     }
 
+    /// Whether the registrar holds (as far as we know) a binding of ours: only then is
+    /// there anything to unregister.
+    pub fn has_binding(&self) -> bool {
+        self.expires_at.is_some()
+    }
+
     /// When the next attempt (start, refresh or retry) is due, if one is scheduled.
     pub fn next_attempt_at(&self) -> Option<Instant> {
         self.next_attempt_at

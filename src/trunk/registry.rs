@@ -1,0 +1,645 @@
+//! Every trunk's registration, sans IO: which trunks register, with what parameters,
+//! which registration an incoming response belongs to, and what a reload does to them.
+//!
+//! A trunk registers when it is enabled, has `register = true` and its next hop is known.
+//! Resolving the next hop (a name lookup, and the local address the kernel would use
+//! toward it) is IO: the registry asks for it with [`Registry::poll_resolve`] and the shell
+//! answers with [`Registry::handle_resolved`]. On reload, a trunk whose registration
+//! fields are unchanged keeps its registration untouched (Call-ID, CSeq, binding); one
+//! whose fields changed, or that was removed or disabled, unregisters the old binding
+//! while the new one (if any) starts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::config::{Transport, Trunk};
+use crate::sip::scan::{self, Contact, HeaderName, Scan, StartLine};
+use crate::sip::transaction::TimerValues;
+use crate::trunk::random::Random;
+use crate::trunk::registration::{self, Params, Registration, ResponseView, Transmit};
+
+/// Fields whose change means a new registration (RFC 3261 §10: a new binding).
+pub const REGISTRATION_FIELDS: &[&str] = &[
+    "enabled",
+    "domain",
+    "port",
+    "port_explicit",
+    "transport",
+    "outbound_proxy",
+    "username",
+    "password",
+    "auth_realm",
+    "register",
+    "register_expires",
+];
+
+/// Spread of first REGISTERs after start or reload, so many trunks don't hit one
+/// registrar in the same millisecond.
+pub const START_SPREAD: Duration = Duration::from_secs(2);
+
+/// A next hop to resolve: the host (name or literal) and port the trunk sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveRequest {
+    pub trunk: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// What the shell found: the address to send to, and our address as seen from it (the
+/// kernel's choice of source address toward it, or the configured public address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    pub next_hop: SocketAddr,
+    pub local: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A registration event worth a log line, with the trunk's id.
+    StateChanged {
+        trunk: String,
+        state: registration::State,
+        reason: String,
+    },
+    ForeignResponse {
+        trunk: String,
+        source: SocketAddr,
+        code: u16,
+    },
+    /// The trunk would register but cannot yet (unsupported transport, resolution failed).
+    NotRegistering { trunk: String, reason: String },
+}
+
+/// One trunk's registration and what the status line shows about it.
+#[derive(Debug)]
+struct Entry {
+    registration: Registration,
+    next_hop: SocketAddr,
+}
+
+pub struct Registry {
+    timers: TimerValues,
+    user_agent: String,
+    random: Random,
+    entries: BTreeMap<String, Entry>,
+    /// Call-ID → trunk, to route responses.
+    call_ids: HashMap<String, String>,
+    /// Old bindings being removed (REGISTER Expires: 0) after a change or removal.
+    retiring: Vec<Registration>,
+    /// Trunks waiting for the shell to resolve their next hop.
+    pending: BTreeMap<String, Trunk>,
+    resolve_requests: VecDeque<ResolveRequest>,
+    notices: VecDeque<Notice>,
+}
+
+impl Registry {
+    pub fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
+        Registry {
+            timers,
+            user_agent,
+            random: Random::new(seed),
+            entries: BTreeMap::new(),
+            call_ids: HashMap::new(),
+            retiring: Vec::new(),
+            pending: BTreeMap::new(),
+            resolve_requests: VecDeque::new(),
+            notices: VecDeque::new(),
+        }
+    }
+
+    /// Whether this trunk should hold a registration at all.
+    pub fn wants_registration(trunk: &Trunk) -> bool {
+        trunk.enabled && trunk.register
+    }
+
+    /// Adds a trunk: asks for its next hop to be resolved, or explains why it won't
+    /// register.
+    pub fn add(&mut self, trunk: &Trunk) {
+        if !Self::wants_registration(trunk) {
+            return;
+        }
+        if trunk.transport != Transport::Udp {
+            self.notices.push_back(Notice::NotRegistering {
+                trunk: trunk.id.clone(),
+                reason: format!(
+                    "REGISTER over {} is not implemented yet (udp only)",
+                    trunk.transport
+                ),
+            });
+            return;
+        }
+        let (host, port) = match &trunk.outbound_proxy {
+            Some(proxy) => (
+                proxy.host.to_string(),
+                proxy.port.unwrap_or(trunk.transport.default_port()),
+            ),
+            None => (trunk.domain.to_string(), trunk.port),
+        };
+        // A bracketed IPv6 literal resolves as the bare address.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        self.pending.insert(trunk.id.clone(), trunk.clone());
+        self.resolve_requests.push_back(ResolveRequest {
+            trunk: trunk.id.clone(),
+            host,
+            port,
+        });
+    }
+
+    /// Removes a trunk's registration, unregistering its binding.
+    pub fn remove(&mut self, now: Instant, id: &str) {
+        self.pending.remove(id);
+        if let Some(mut entry) = self.entries.remove(id) {
+            self.call_ids.remove(entry.registration.call_id());
+            // Without a binding there is nothing to remove at the registrar.
+            if entry.registration.has_binding() {
+                entry.registration.unregister(now);
+                self.retiring.push(entry.registration);
+            }
+        }
+    }
+
+    /// Applies a changed trunk: untouched unless a registration field changed.
+    pub fn change(&mut self, now: Instant, trunk: &Trunk, fields: &[&str]) {
+        if fields
+            .iter()
+            .any(|field| REGISTRATION_FIELDS.contains(field))
+        {
+            self.remove(now, &trunk.id);
+            self.add(trunk);
+        }
+    }
+
+    pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
+        self.resolve_requests.pop_front()
+    }
+
+    /// The shell's answer to a [`ResolveRequest`]. Stale answers (the trunk was removed
+    /// or changed meanwhile) are ignored.
+    pub fn handle_resolved(&mut self, now: Instant, id: &str, resolved: Result<Resolved, String>) {
+        let Some(trunk) = self.pending.remove(id) else {
+            return;
+        };
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(reason) => {
+                self.notices.push_back(Notice::NotRegistering {
+                    trunk: id.to_owned(),
+                    reason: format!("cannot resolve next hop: {reason}"),
+                });
+                return;
+            }
+        };
+        let params = params(&trunk, resolved, &self.user_agent);
+        let delay = Duration::from_millis(self.random.below(START_SPREAD.as_millis() as u64));
+        let registration =
+            Registration::new(params, self.timers, self.random.next_u64(), now, delay);
+        self.call_ids
+            .insert(registration.call_id().to_owned(), id.to_owned());
+        self.entries.insert(
+            id.to_owned(),
+            Entry {
+                registration,
+                next_hop: resolved.next_hop,
+            },
+        );
+    }
+
+    /// Routes a response to the registration whose Call-ID it carries. Returns whether it
+    /// was a REGISTER response for one of ours.
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+    ) -> bool {
+        let Ok(call_id) = message.call_id() else {
+            return false;
+        };
+        let Ok(call_id) = std::str::from_utf8(call_id) else {
+            return false;
+        };
+        let registration = match self.call_ids.get(call_id) {
+            Some(id) => self
+                .entries
+                .get_mut(id)
+                .map(|entry| &mut entry.registration),
+            None => self
+                .retiring
+                .iter_mut()
+                .find(|registration| registration.call_id() == call_id),
+        };
+        let Some(registration) = registration else {
+            return false;
+        };
+        let Some(view) = response_view(message, source) else {
+            return false;
+        };
+        registration.handle_response(now, &view);
+        true
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for entry in self.entries.values_mut() {
+            if entry
+                .registration
+                .poll_timeout()
+                .is_some_and(|at| at <= now)
+            {
+                entry.registration.handle_timeout(now);
+            }
+        }
+        for registration in &mut self.retiring {
+            if registration.poll_timeout().is_some_and(|at| at <= now) {
+                registration.handle_timeout(now);
+            }
+        }
+        self.retiring
+            .retain(|registration| !registration.is_finished());
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .map(|entry| &entry.registration)
+            .chain(&self.retiring)
+            .filter_map(Registration::poll_timeout)
+            .min()
+    }
+
+    /// Bytes to send, from any registration.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.entries
+            .values_mut()
+            .map(|entry| &mut entry.registration)
+            .chain(self.retiring.iter_mut())
+            .find_map(Registration::poll_transmit)
+    }
+
+    /// Collects the registrations' events as notices naming their trunk.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        if let Some(notice) = self.notices.pop_front() {
+            return Some(notice);
+        }
+        for (id, entry) in &mut self.entries {
+            if let Some(event) = entry.registration.poll_event() {
+                return Some(match event {
+                    registration::Event::StateChanged { state, reason, .. } => {
+                        Notice::StateChanged {
+                            trunk: id.clone(),
+                            state,
+                            reason,
+                        }
+                    }
+                    registration::Event::ForeignResponse { source, code } => {
+                        Notice::ForeignResponse {
+                            trunk: id.clone(),
+                            source,
+                            code,
+                        }
+                    }
+                });
+            }
+        }
+        // Retiring registrations' events have no trunk left to report on.
+        for registration in &mut self.retiring {
+            while registration.poll_event().is_some() {}
+        }
+        None
+    }
+
+    /// Unregisters everything (shutdown). `is_idle` says when all are done.
+    pub fn unregister_all(&mut self, now: Instant) {
+        let ids: Vec<String> = self.entries.keys().cloned().collect();
+        for id in ids {
+            self.remove(now, &id);
+        }
+        self.pending.clear();
+    }
+
+    /// No registration left and no unregistration in flight.
+    pub fn is_idle(&self) -> bool {
+        self.entries.is_empty() && self.retiring.iter().all(Registration::is_finished)
+    }
+
+    /// The registration fields of a trunk's status line, if it registers.
+    pub fn status(&self, id: &str, now: Instant) -> Option<RegistrationStatus> {
+        let entry = self.entries.get(id)?;
+        let registration = &entry.registration;
+        Some(RegistrationStatus {
+            state: registration.state(),
+            expires_in: registration.expires_in(now),
+            last_code: registration.last_code(),
+            retry_in: match registration.state() {
+                registration::State::Backoff
+                | registration::State::AuthFailed
+                | registration::State::Rejected => registration
+                    .next_attempt_at()
+                    .map(|at| at.saturating_duration_since(now)),
+                _ => None,
+            },
+            next_hop: entry.next_hop,
+        })
+    }
+}
+
+/// What a status line shows about a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationStatus {
+    pub state: registration::State,
+    pub expires_in: Option<Duration>,
+    pub last_code: Option<u16>,
+    pub retry_in: Option<Duration>,
+    pub next_hop: SocketAddr,
+}
+
+fn params(trunk: &Trunk, resolved: Resolved, user_agent: &str) -> Params {
+    let username = trunk.username.clone().unwrap_or_default();
+    let local = match resolved.local.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]:{}", resolved.local.port()),
+        IpAddr::V4(v4) => format!("{v4}:{}", resolved.local.port()),
+    };
+    let registrar = if trunk.port_explicit && trunk.outbound_proxy.is_none() {
+        format!("sip:{}:{}", trunk.domain, trunk.port)
+    } else {
+        format!("sip:{}", trunk.domain)
+    };
+    Params {
+        registrar,
+        aor: format!("sip:{username}@{}", trunk.domain),
+        contact: format!("sip:{username}@{local};transport={}", trunk.transport),
+        via_sent_by: local,
+        transport: trunk.transport,
+        next_hop: resolved.next_hop,
+        username,
+        password: trunk
+            .password
+            .clone()
+            .unwrap_or_else(|| crate::config::Secret::new("")),
+        auth_realm: trunk.auth_realm.clone(),
+        expires: trunk.register_expires,
+        user_agent: user_agent.to_owned(),
+    }
+}
+
+/// The parts of a REGISTER response the registration needs, or `None` when the message
+/// is not a response to REGISTER.
+fn response_view<'a>(message: &Scan<'a, '_>, source: SocketAddr) -> Option<ResponseView<'a>> {
+    let StartLine::Response { code, reason } = message.start_line() else {
+        return None;
+    };
+    let cseq = message.cseq().ok()?;
+    if cseq.method != scan::Method::Register {
+        return None;
+    }
+    let via = message.top_via().ok()?;
+    let text = |bytes: &'a [u8]| std::str::from_utf8(bytes).ok();
+    let number = |name: HeaderName<'_>| {
+        message
+            .header(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| value.trim().parse::<u32>().ok())
+    };
+    // The registrar lists every binding of the AOR; ours is the one with our Via branch's
+    // host — but the simplest robust rule is the first Contact carrying an expires, which
+    // the registrar sets per binding. Trunk AORs have one binding: ours.
+    let contact_expires =
+        message
+            .contacts()
+            .filter_map(Result::ok)
+            .find_map(|contact| match contact {
+                Contact::Address(address) => scan::Params::new(address.params)
+                    .get(b"expires")
+                    .and_then(|param| param.value)
+                    .and_then(|value| std::str::from_utf8(value).ok())
+                    .and_then(|value| value.parse::<u32>().ok()),
+                Contact::Wildcard => None,
+            });
+    let values = |name: HeaderName<'_>| -> Vec<&'a str> {
+        message.header_values(name).filter_map(text).collect()
+    };
+    // Retry-After may carry a comment and parameters: take the leading number.
+    let retry_after = message
+        .header(HeaderName::RetryAfter)
+        .and_then(text)
+        .and_then(|value| value.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok());
+    Some(ResponseView {
+        source: Some(source),
+        code,
+        reason: text(reason).unwrap_or(""),
+        branch: via.branch.and_then(text).unwrap_or(""),
+        cseq: cseq.sequence,
+        contact_expires,
+        expires: number(HeaderName::Expires),
+        www_authenticate: values(HeaderName::WwwAuthenticate),
+        proxy_authenticate: values(HeaderName::ProxyAuthenticate),
+        min_expires: number(HeaderName::MinExpires),
+        retry_after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{LoadOptions, load_str};
+    use crate::sip::scan::{EMPTY_HEADER, MAX_HEADERS};
+
+    const REGISTRAR: &str = "127.0.0.1:5070";
+
+    #[allow(clippy::disallowed_methods)]
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    fn trunk(extra: &str) -> Trunk {
+        let text = format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+[trunks.alpha]
+domain = "127.0.0.1"
+port = 5070
+transport = "udp"
+direction = "outbound"
+username = "trunk1"
+password = "s3cret"
+register = true
+{extra}
+"#
+        );
+        let config = load_str(Path::new("t.toml"), &text, &LoadOptions::default())
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        (*config.trunks["alpha"]).clone()
+    }
+
+    fn resolved() -> Resolved {
+        Resolved {
+            next_hop: REGISTRAR.parse().unwrap(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+        }
+    }
+
+    /// A registry whose trunk "alpha" has sent its first REGISTER; returns that request.
+    fn started(trunk: &Trunk) -> (Registry, String, Instant) {
+        let t0 = epoch();
+        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+        registry.add(trunk);
+        let request = registry.poll_resolve().expect("a lookup request");
+        assert_eq!(
+            request,
+            ResolveRequest {
+                trunk: "alpha".into(),
+                host: "127.0.0.1".into(),
+                port: 5070
+            }
+        );
+        registry.handle_resolved(t0, "alpha", Ok(resolved()));
+        let t = t0 + START_SPREAD;
+        registry.handle_timeout(t);
+        let transmit = registry.poll_transmit().expect("REGISTER");
+        (registry, String::from_utf8(transmit.bytes).unwrap(), t)
+    }
+
+    fn header<'a>(request: &'a str, name: &str) -> &'a str {
+        request
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+            .unwrap()
+    }
+
+    /// The registrar's 200 OK to `request`, as bytes on the wire.
+    fn ok_for(request: &str) -> Vec<u8> {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r1\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+             Contact: <sip:trunk1@127.0.0.1:5060;transport=udp>;expires=600\r\nContent-Length: 0\r\n\r\n",
+            header(request, "Via"),
+            header(request, "From"),
+            header(request, "To"),
+            header(request, "Call-ID"),
+            header(request, "CSeq"),
+        )
+        .into_bytes()
+    }
+
+    fn deliver(registry: &mut Registry, now: Instant, bytes: &[u8]) -> bool {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan::scan(bytes, &mut headers).unwrap();
+        registry.handle_response(now, REGISTRAR.parse().unwrap(), &message)
+    }
+
+    #[test]
+    fn a_wire_200_registers_with_the_contact_expiry() {
+        let trunk = trunk("");
+        let (mut registry, request, t) = started(&trunk);
+        assert!(request.contains("Contact: <sip:trunk1@127.0.0.1:5060;transport=udp>\r\n"));
+        assert!(deliver(&mut registry, t, &ok_for(&request)));
+        let status = registry.status("alpha", t).unwrap();
+        assert_eq!(status.state, registration::State::Registered);
+        assert_eq!(status.expires_in, Some(Duration::from_secs(600)));
+        assert_eq!(status.next_hop, REGISTRAR.parse().unwrap());
+    }
+
+    #[test]
+    fn reload_keeps_the_registration_unless_a_registration_field_changed() {
+        let trunk = trunk("");
+        let (mut registry, request, t) = started(&trunk);
+        deliver(&mut registry, t, &ok_for(&request));
+        let call_id = header(&request, "Call-ID").to_owned();
+
+        // max_channels is not a registration field: nothing happens.
+        registry.change(t, &self::trunk("max_channels = 5"), &["max_channels"]);
+        assert!(registry.poll_transmit().is_none());
+        assert!(registry.poll_resolve().is_none());
+        assert_eq!(
+            registry.status("alpha", t).unwrap().state,
+            registration::State::Registered
+        );
+
+        // A new password: the old binding is removed and a new registration starts.
+        // (The diff's field list drives the decision; the values are the config's.)
+        let rotated = self::trunk("");
+        registry.change(t, &rotated, &["password"]);
+        let removal = String::from_utf8(registry.poll_transmit().unwrap().bytes).unwrap();
+        assert_eq!(header(&removal, "Expires"), "0");
+        assert_eq!(
+            header(&removal, "Call-ID"),
+            call_id,
+            "the old binding's Call-ID"
+        );
+        assert!(
+            registry.poll_resolve().is_some(),
+            "the new registration resolves again"
+        );
+        // The old binding's answer still reaches it, though the trunk has a new one.
+        assert!(deliver(&mut registry, t, &ok_for(&removal)));
+        registry.handle_timeout(t);
+        assert!(registry.retiring.is_empty(), "the removed binding is done");
+        assert!(
+            registry.pending.contains_key("alpha"),
+            "the new registration awaits its lookup"
+        );
+    }
+
+    #[test]
+    fn removal_unregisters_and_shutdown_waits_for_it() {
+        let trunk = trunk("");
+        let (mut registry, request, t) = started(&trunk);
+        deliver(&mut registry, t, &ok_for(&request));
+        registry.unregister_all(t);
+        assert!(!registry.is_idle());
+        let removal = String::from_utf8(registry.poll_transmit().unwrap().bytes).unwrap();
+        assert_eq!(header(&removal, "Expires"), "0");
+        deliver(&mut registry, t, &ok_for(&removal));
+        assert!(registry.is_idle());
+    }
+
+    #[test]
+    fn a_trunk_that_never_registered_has_nothing_to_unregister() {
+        let trunk = trunk("");
+        let (mut registry, _request, t) = started(&trunk);
+        registry.unregister_all(t);
+        assert!(registry.poll_transmit().is_none());
+        assert!(registry.is_idle());
+    }
+
+    #[test]
+    fn tcp_trunks_say_why_they_do_not_register_yet() {
+        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+        registry.add(&trunk("").clone().tap_transport(Transport::Tcp));
+        assert!(registry.poll_resolve().is_none());
+        let Some(Notice::NotRegistering { trunk, reason }) = registry.poll_notice() else {
+            panic!("expected a notice");
+        };
+        assert_eq!(trunk, "alpha");
+        assert!(reason.contains("not implemented yet"), "{reason}");
+    }
+
+    #[test]
+    fn responses_from_strangers_or_unknown_call_ids_are_not_ours() {
+        let trunk = trunk("");
+        let (mut registry, request, t) = started(&trunk);
+        let other = ok_for(&request.replace(header(&request, "Call-ID"), "someone-else"));
+        assert!(!deliver(&mut registry, t, &other));
+        assert_eq!(
+            registry.status("alpha", t).unwrap().state,
+            registration::State::Registering
+        );
+    }
+
+    trait TapTransport {
+        fn tap_transport(self, transport: Transport) -> Self;
+    }
+
+    impl TapTransport for Trunk {
+        fn tap_transport(mut self, transport: Transport) -> Self {
+            self.transport = transport;
+            self
+        }
+    }
+}
