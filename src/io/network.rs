@@ -64,6 +64,7 @@ impl Network {
         Ok(Resolved {
             next_hop,
             local: SocketAddr::new(ip, listener.port()),
+            public: self.public_ip.is_some(),
         })
     }
 }

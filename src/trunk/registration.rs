@@ -59,6 +59,9 @@ pub struct Params {
     /// Requested expiry in seconds.
     pub expires: u32,
     pub user_agent: String,
+    /// Learn our public address from the registrar's Via `received`/`rport` (RFC 3581) and
+    /// correct the Contact. Off when the operator set `public_address`.
+    pub learn_public_address: bool,
 }
 
 /// The parts of a response to REGISTER that the registration acts on.
@@ -77,6 +80,9 @@ pub struct ResponseView<'a> {
     pub proxy_authenticate: Vec<&'a str>,
     pub min_expires: Option<u32>,
     pub retry_after: Option<u32>,
+    /// Top Via `received` and `rport` (RFC 3581): where the registrar saw us come from.
+    pub received: Option<&'a str>,
+    pub rport: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +175,10 @@ pub struct Registration {
     next_attempt_at: Option<Instant>,
     consecutive_failures: u32,
     unregistering: bool,
+    /// The Contact we register; starts as `params.contact`, corrected behind NAT.
+    contact: String,
+    /// A Contact replaced behind NAT, removed (`expires=0`) in the next REGISTER.
+    retired_contact: Option<String>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -183,6 +193,7 @@ impl Registration {
         now: Instant,
         start_delay: Duration,
     ) -> Self {
+        let contact = params.contact.clone();
         let mut random = Random::new(seed);
         let call_id = format!("{}@trunkd", random.hex());
         let from_tag = random.hex();
@@ -204,6 +215,8 @@ impl Registration {
             next_attempt_at: Some(now + start_delay),
             consecutive_failures: 0,
             unregistering: false,
+            contact,
+            retired_contact: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -271,6 +284,29 @@ impl Registration {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timeout_limited(now, true);
+    }
+
+    /// Whether a REGISTER transaction is under way.
+    pub fn is_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// When the current transaction's next timer fires, if one is under way.
+    pub fn transaction_deadline(&self) -> Option<Instant> {
+        self.in_flight
+            .as_ref()
+            .and_then(|in_flight| in_flight.transaction.poll_timeout())
+    }
+
+    /// Whether a new attempt (start, refresh, retry) is due and waits to be started.
+    pub fn attempt_due(&self, now: Instant) -> bool {
+        self.in_flight.is_none() && self.next_attempt_at.is_some_and(|at| now >= at)
+    }
+
+    /// Runs the transaction's timers, and starts a due attempt only if `may_start`: the
+    /// registry's cap on REGISTERs in flight decides.
+    pub fn handle_timeout_limited(&mut self, now: Instant, may_start: bool) {
         if let Some(in_flight) = &mut self.in_flight {
             match in_flight.transaction.handle_timeout(now) {
                 Action::Retransmit => {
@@ -290,7 +326,7 @@ impl Registration {
                 _ => {}
             }
         }
-        if self.next_attempt_at.is_some_and(|at| now >= at) && self.in_flight.is_none() {
+        if may_start && self.attempt_due(now) {
             // A new attempt: a challenge to it is fresh even if we send a cached answer.
             self.next_attempt_at = None;
             self.challenges_this_attempt = 0;
@@ -399,7 +435,44 @@ impl Registration {
         let granted = Duration::from_secs(u64::from(granted));
         self.expires_at = Some(now + granted);
         self.next_attempt_at = Some(now + refresh_after(granted));
+        self.retired_contact = None;
         self.set_state(State::Registered, Some(response.code), reason);
+        self.learn_public_address(now, response);
+    }
+
+    /// RFC 3581: the registrar answered to where our request came from and said so in
+    /// `received`/`rport`. If that is not our Contact, calls would go to an address behind
+    /// NAT: register the seen address now, removing the old Contact in the same request.
+    fn learn_public_address(&mut self, now: Instant, response: &ResponseView<'_>) {
+        if !self.params.learn_public_address
+            || (response.received.is_none() && response.rport.is_none())
+        {
+            return;
+        }
+        let (our_host, our_port) = split_sent_by(&self.params.via_sent_by);
+        let host = response.received.unwrap_or(our_host);
+        let port = response.rport.unwrap_or(our_port);
+        let host = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => format!("[{v6}]"),
+            Err(_) => host.to_owned(),
+        };
+        let seen = format!(
+            "sip:{}@{host}:{port};transport={}",
+            self.params.username, self.params.transport
+        );
+        if seen == self.contact {
+            return;
+        }
+        self.events.push_back(Event::StateChanged {
+            state: State::Registered,
+            code: Some(response.code),
+            reason: format!(
+                "registrar sees us at {host}:{port} (NAT): re-registering that Contact"
+            ),
+        });
+        self.retired_contact = Some(std::mem::replace(&mut self.contact, seen));
+        self.challenges_this_attempt = 0;
+        self.send(now);
     }
 
     fn on_challenge(&mut self, now: Instant, response: &ResponseView<'_>, reason: String) {
@@ -579,7 +652,7 @@ impl Registration {
              To: <{aor}>\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} REGISTER\r\n\
-             Contact: <{contact}>\r\n\
+             Contact: <{contact}>{retired}\r\n\
              Expires: {expires}\r\n",
             registrar = p.registrar,
             sent_by = p.via_sent_by,
@@ -587,7 +660,12 @@ impl Registration {
             tag = self.from_tag,
             call_id = self.call_id,
             cseq = self.cseq,
-            contact = p.contact,
+            contact = self.contact,
+            retired = self
+                .retired_contact
+                .as_ref()
+                .map(|old| format!(", <{old}>;expires=0"))
+                .unwrap_or_default(),
         );
         if let Some((kind, value)) = authorization {
             let name = match kind {
@@ -610,6 +688,17 @@ impl Registration {
             transport: self.params.transport,
             bytes,
         });
+    }
+}
+
+/// `host:port` of a Via sent-by; the port defaults to 5060 when absent.
+fn split_sent_by(sent_by: &str) -> (&str, u16) {
+    match sent_by.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (
+            host.trim_start_matches('[').trim_end_matches(']'),
+            port.parse().unwrap_or(5060),
+        ),
+        _ => (sent_by, 5060),
     }
 }
 
@@ -672,6 +761,7 @@ mod tests {
             auth_realm: None,
             expires: 3600,
             user_agent: "trunkd-test".into(),
+            learn_public_address: true,
         }
     }
 
@@ -1080,6 +1170,60 @@ mod tests {
             }
             assert_eq!(previous_ceiling, BACKOFF_CAP);
         }
+    }
+
+    #[test]
+    fn behind_nat_the_seen_address_replaces_the_contact_once() {
+        let (mut registration, request, t) = started(params());
+        let mut ok = response(&request, 200, "OK");
+        ok.received = Some("203.0.113.5");
+        ok.rport = Some(40000);
+        registration.handle_response(t, &ok);
+        let corrected = sent(&mut registration);
+        assert_eq!(
+            header(&corrected, "Contact"),
+            Some(
+                "<sip:user_42@203.0.113.5:40000;transport=udp>, \
+                 <sip:user_42@198.51.100.1:5060;transport=udp>;expires=0"
+            )
+        );
+        assert_eq!(header(&corrected, "Call-ID"), header(&request, "Call-ID"));
+        // The registrar sees the same address again: nothing more to correct.
+        let mut ok = response(&corrected, 200, "OK");
+        ok.received = Some("203.0.113.5");
+        ok.rport = Some(40000);
+        registration.handle_response(t, &ok);
+        assert!(registration.poll_transmit().is_none());
+        assert_eq!(registration.state(), State::Registered);
+        // Refreshes keep the corrected Contact and drop the retired one.
+        let refresh_at = registration.next_attempt_at().unwrap();
+        registration.handle_timeout(refresh_at);
+        let refresh = sent(&mut registration);
+        assert_eq!(
+            header(&refresh, "Contact"),
+            Some("<sip:user_42@203.0.113.5:40000;transport=udp>")
+        );
+    }
+
+    #[test]
+    fn a_configured_public_address_is_never_overridden_and_no_nat_means_no_change() {
+        let mut fixed = params();
+        fixed.learn_public_address = false;
+        let (mut registration, request, t) = started(fixed);
+        let mut ok = response(&request, 200, "OK");
+        ok.received = Some("203.0.113.5");
+        ok.rport = Some(40000);
+        registration.handle_response(t, &ok);
+        assert!(registration.poll_transmit().is_none());
+
+        let (mut registration, request, t) = started(params());
+        let mut ok = response(&request, 200, "OK");
+        ok.rport = Some(5060);
+        registration.handle_response(t, &ok);
+        assert!(
+            registration.poll_transmit().is_none(),
+            "rport equal to ours: no NAT"
+        );
     }
 
     #[test]

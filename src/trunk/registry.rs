@@ -34,6 +34,11 @@ pub const REGISTRATION_FIELDS: &[&str] = &[
     "register_expires",
 ];
 
+/// At most this many REGISTER transactions at once across all trunks: after a registrar
+/// outage every trunk is due at about the same time, and a recovering registrar should
+/// not meet all of them in one burst. Deferred attempts start as slots free up.
+pub const MAX_REGISTERS_IN_FLIGHT: usize = 256;
+
 /// Spread of first REGISTERs after start or reload, so many trunks don't hit one
 /// registrar in the same millisecond.
 pub const START_SPREAD: Duration = Duration::from_secs(2);
@@ -52,6 +57,8 @@ pub struct ResolveRequest {
 pub struct Resolved {
     pub next_hop: SocketAddr,
     pub local: SocketAddr,
+    /// `local` is the configured `public_address`: never "corrected" from the Via.
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,15 +250,7 @@ impl Registry {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        for entry in self.entries.values_mut() {
-            if entry
-                .registration
-                .poll_timeout()
-                .is_some_and(|at| at <= now)
-            {
-                entry.registration.handle_timeout(now);
-            }
-        }
+        // Retiring bindings were already started; they only run their timers.
         for registration in &mut self.retiring {
             if registration.poll_timeout().is_some_and(|at| at <= now) {
                 registration.handle_timeout(now);
@@ -259,14 +258,48 @@ impl Registry {
         }
         self.retiring
             .retain(|registration| !registration.is_finished());
+        let mut in_flight = self.in_flight();
+        for entry in self.entries.values_mut() {
+            let registration = &mut entry.registration;
+            if registration.poll_timeout().is_some_and(|at| at <= now) {
+                let starts = registration.attempt_due(now);
+                let may_start = in_flight < MAX_REGISTERS_IN_FLIGHT;
+                registration.handle_timeout_limited(now, may_start);
+                if starts && may_start {
+                    in_flight += 1;
+                }
+            }
+        }
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn in_flight(&self) -> usize {
         self.entries
             .values()
             .map(|entry| &entry.registration)
             .chain(&self.retiring)
-            .filter_map(Registration::poll_timeout)
+            .filter(|registration| registration.is_in_flight())
+            .count()
+    }
+
+    /// The next deadline. Attempts waiting for a free slot do not count while none is
+    /// free (that would wake the shell in a loop); a response freeing one makes them due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let slots_free = self.in_flight() < MAX_REGISTERS_IN_FLIGHT;
+        let registrations = self
+            .entries
+            .values()
+            .map(|entry| &entry.registration)
+            .chain(&self.retiring);
+        registrations
+            .filter_map(|registration| {
+                let attempt = registration
+                    .next_attempt_at()
+                    .filter(|_| slots_free && !registration.is_in_flight());
+                match (registration.transaction_deadline(), attempt) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .min()
     }
 
@@ -382,6 +415,7 @@ fn params(trunk: &Trunk, resolved: Resolved, user_agent: &str) -> Params {
         auth_realm: trunk.auth_realm.clone(),
         expires: trunk.register_expires,
         user_agent: user_agent.to_owned(),
+        learn_public_address: !resolved.public,
     }
 }
 
@@ -439,6 +473,11 @@ fn response_view<'a>(message: &Scan<'a, '_>, source: SocketAddr) -> Option<Respo
         proxy_authenticate: values(HeaderName::ProxyAuthenticate),
         min_expires: number(HeaderName::MinExpires),
         retry_after,
+        received: via.received.and_then(text),
+        rport: match via.rport {
+            scan::Rport::Value(port) => Some(port),
+            scan::Rport::Absent | scan::Rport::Empty => None,
+        },
     })
 }
 
@@ -482,6 +521,7 @@ register = true
         Resolved {
             next_hop: REGISTRAR.parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
+            public: false,
         }
     }
 
@@ -630,6 +670,40 @@ register = true
             registry.status("alpha", t).unwrap().state,
             registration::State::Registering
         );
+    }
+
+    #[test]
+    fn registers_in_flight_are_capped_and_deferred_ones_start_as_slots_free() {
+        let t0 = epoch();
+        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+        let count = MAX_REGISTERS_IN_FLIGHT + 10;
+        for index in 0..count {
+            let mut trunk = trunk("");
+            trunk.id = format!("t{index:04}");
+            registry.add(&trunk);
+        }
+        while let Some(request) = registry.poll_resolve() {
+            registry.handle_resolved(t0, &request.trunk, Ok(resolved()));
+        }
+        let t = t0 + START_SPREAD;
+        registry.handle_timeout(t);
+        let mut sent = Vec::new();
+        while let Some(transmit) = registry.poll_transmit() {
+            sent.push(String::from_utf8(transmit.bytes).unwrap());
+        }
+        assert_eq!(sent.len(), MAX_REGISTERS_IN_FLIGHT);
+        // Ten attempts wait, but do not make the registry ask to be woken for them now.
+        assert!(
+            registry.poll_timeout().unwrap() > t,
+            "no busy loop while the cap is full"
+        );
+
+        // One answer frees one slot: one deferred attempt becomes due at once.
+        assert!(deliver(&mut registry, t, &ok_for(&sent[0])));
+        assert!(registry.poll_timeout().unwrap() <= t);
+        registry.handle_timeout(t);
+        assert!(registry.poll_transmit().is_some());
+        assert!(registry.poll_transmit().is_none(), "exactly one more");
     }
 
     trait TapTransport {
