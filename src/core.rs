@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use crate::config::{Config, ConfigErrors, Diff, Trunk, diff};
 use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS};
-use crate::sip::transaction::TimerValues;
 use crate::status::{Summary, TrunkState, TrunkStatus};
 use crate::trunk::registration::Transmit;
 use crate::trunk::registry::{Notice, Registry, ResolveRequest, Resolved};
@@ -22,7 +21,6 @@ use crate::trunk::registry::{Notice, Registry, ResolveRequest, Resolved};
 pub struct Context {
     /// Seeds Call-IDs, tags, branches, cnonces and jitter (the shell draws it from the OS).
     pub seed: u64,
-    pub timers: TimerValues,
     pub user_agent: String,
 }
 
@@ -30,7 +28,6 @@ impl Default for Context {
     fn default() -> Self {
         Context {
             seed: 0,
-            timers: TimerValues::default(),
             user_agent: format!("trunkd/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -135,7 +132,13 @@ impl Core {
             .iter()
             .map(|(id, trunk)| (id.clone(), TrunkSlot::new(trunk.clone(), now)))
             .collect();
-        let mut registry = Registry::new(context.seed, context.timers, context.user_agent);
+        let daemon = &config.daemon;
+        let mut registry = Registry::new(context.seed, daemon.timers, context.user_agent);
+        registry.set_policy(
+            daemon.timers,
+            daemon.register_retry_min,
+            daemon.register_retry_max,
+        );
         for slot in trunks.values() {
             registry.add(&slot.config);
         }
@@ -186,6 +189,11 @@ impl Core {
             }
         };
         let diff = diff(&self.config, &config);
+        self.registry.set_policy(
+            config.daemon.timers,
+            config.daemon.register_retry_min,
+            config.daemon.register_retry_max,
+        );
         for id in &diff.removed {
             self.trunks.remove(id);
             self.registry.remove(now, id);

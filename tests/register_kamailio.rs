@@ -27,11 +27,14 @@ struct Kamailio {
 
 impl Kamailio {
     fn start(dir: &Path) -> Kamailio {
+        Self::start_on(dir, free_port())
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Kamailio {
         let binary = ["/usr/sbin/kamailio", "/usr/bin/kamailio"]
             .into_iter()
             .find(|path| Path::new(path).exists())
             .expect("kamailio is not installed: apt-get install -y kamailio (see .ci/run)");
-        let port = free_port();
         let runtime = dir.join("kamailio-run");
         std::fs::create_dir_all(&runtime).unwrap();
         let log = dir.join("kamailio.log");
@@ -231,6 +234,10 @@ impl Drop for Trunkd {
 }
 
 fn config(dir: &Path, port: u16, extra_for_good: &str) -> PathBuf {
+    config_with_daemon(dir, port, extra_for_good, "")
+}
+
+fn config_with_daemon(dir: &Path, port: u16, extra_for_good: &str, daemon: &str) -> PathBuf {
     let path = dir.join("trunkd.toml");
     std::fs::write(
         &path,
@@ -239,6 +246,7 @@ fn config(dir: &Path, port: u16, extra_for_good: &str) -> PathBuf {
 [daemon]
 listen = ["udp:127.0.0.1:0"]
 status_interval = "1h"
+{daemon}
 
 [trunks.good]
 domain = "127.0.0.1"
@@ -340,4 +348,26 @@ fn config_with(path: &Path, port: u16, extra: &str) {
     let dir = path.parent().unwrap();
     let written = config(dir, port, extra);
     assert_eq!(written, path);
+}
+
+#[test]
+fn registrar_down_means_backoff_and_its_return_means_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Short RFC 3261 timers and retries, so Timer F (64·T1) fires in 3.2 s, not 32 s.
+    let timers = "timer_t1 = \"50ms\"\ntimer_t2 = \"200ms\"\n\
+                  register_retry_min = \"1s\"\nregister_retry_max = \"2s\"";
+    let config = config_with_daemon(dir.path(), port, "", timers);
+    let mut trunkd = Trunkd::start(&config);
+    let down = trunkd.wait_for(&["trunk=good state=backoff"]);
+    assert!(
+        down.contains("no response (timeout)") && down.contains("retry_in="),
+        "{down}"
+    );
+
+    let kamailio = Kamailio::start_on(dir.path(), port);
+    let up = trunkd.wait_for(&["trunk=good state=registered"]);
+    assert!(up.contains("expires_in=600"), "{up}");
+    kamailio.wait_for_log(&["REGISTRAR REGISTERED user=trunk1"]);
+    trunkd.stop();
 }

@@ -57,6 +57,12 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             old.daemon.status_interval != new.daemon.status_interval,
         ),
         ("include", old.daemon.include != new.daemon.include),
+        ("timers", old.daemon.timers != new.daemon.timers),
+        (
+            "register_retry",
+            (old.daemon.register_retry_min, old.daemon.register_retry_max)
+                != (new.daemon.register_retry_min, new.daemon.register_retry_max),
+        ),
         ("tls", old.tls != new.tls),
         ("backend", old.backend != new.backend),
     ];

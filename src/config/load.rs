@@ -16,9 +16,11 @@ use super::error::{ConfigError, ConfigErrors, SourceFile};
 use super::reader::TableReader;
 use super::tls::{self, TlsProblem};
 use super::values::{
-    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, parse_network,
+    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
+    parse_network,
 };
 use super::{Backend, Config, Daemon, Origin, TlsFiles, Trunk};
+use crate::sip::transaction::TimerValues;
 use crate::sip::{Host, Scheme, SipUri};
 
 /// What a load needs from the environment, passed in so tests control it.
@@ -41,6 +43,8 @@ const DEFAULT_LISTEN: [&str; 2] = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"];
 const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_OPTIONS_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
+const DEFAULT_REGISTER_RETRY_MIN: Duration = Duration::from_secs(30);
+const DEFAULT_REGISTER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
 /// RFC 3261 §10.2.1.1 lets registrars refuse short expiries; below a minute is a typo.
 const REGISTER_EXPIRES_RANGE: Range<i64> = 60..604_801;
 const MAX_CHANNELS_RANGE: Range<i64> = 0..1_000_001;
@@ -236,6 +240,30 @@ fn expand_include(
     matched
 }
 
+/// A duration key with a default and inclusive bounds; out of bounds is an error at the
+/// value (the default is then used so later checks still run).
+fn bounded_duration(
+    reader: &mut TableReader,
+    key: &'static str,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Spanned<Duration> {
+    let Some(value) = reader.duration(key) else {
+        return Spanned::new(0..0, default);
+    };
+    if *value.get_ref() < min || *value.get_ref() > max {
+        let message = format!(
+            "{key}: must be between {} and {}",
+            format_duration(min),
+            format_duration(max)
+        );
+        reader.error(&value.span(), message);
+        return Spanned::new(value.span(), default);
+    }
+    value
+}
+
 struct DaemonRead {
     config: Daemon,
     /// `listen` entries with their spans, for the cross checks.
@@ -255,6 +283,9 @@ fn read_daemon<'a>(
             public_address: None,
             status_interval: DEFAULT_STATUS_INTERVAL,
             include: Vec::new(),
+            timers: TimerValues::default(),
+            register_retry_min: DEFAULT_REGISTER_RETRY_MIN,
+            register_retry_max: DEFAULT_REGISTER_RETRY_MAX,
         };
         return (
             DaemonRead {
@@ -269,6 +300,36 @@ fn read_daemon<'a>(
     let public_address = reader.parsed("public_address", Host::parse);
     let status_interval = reader.duration("status_interval");
     let include = reader.strings("include").unwrap_or_default();
+    let defaults = TimerValues::default();
+    let ms = Duration::from_millis;
+    let s = Duration::from_secs;
+    let t1 = bounded_duration(&mut reader, "timer_t1", defaults.t1, ms(10), s(10));
+    let t2 = bounded_duration(&mut reader, "timer_t2", defaults.t2, ms(10), s(60));
+    let t4 = bounded_duration(&mut reader, "timer_t4", defaults.t4, ms(10), s(60));
+    let retry_min = bounded_duration(
+        &mut reader,
+        "register_retry_min",
+        DEFAULT_REGISTER_RETRY_MIN,
+        s(1),
+        s(3600),
+    );
+    let retry_max = bounded_duration(
+        &mut reader,
+        "register_retry_max",
+        DEFAULT_REGISTER_RETRY_MAX,
+        s(1),
+        s(86_400),
+    );
+    if t2.get_ref() < t1.get_ref() {
+        reader.error(
+            &t2.span(),
+            "timer_t2: must not be shorter than timer_t1".into(),
+        );
+    }
+    if retry_max.get_ref() < retry_min.get_ref() {
+        let message = "register_retry_max: must not be shorter than register_retry_min";
+        reader.error(&retry_max.span(), message.into());
+    }
     if let Some(interval) = &status_interval
         && *interval.get_ref() < Duration::from_secs(1)
     {
@@ -306,6 +367,13 @@ fn read_daemon<'a>(
             .iter()
             .map(|site| site.get_ref().to_string())
             .collect(),
+        timers: TimerValues {
+            t1: t1.into_inner(),
+            t2: t2.into_inner(),
+            t4: t4.into_inner(),
+        },
+        register_retry_min: retry_min.into_inner(),
+        register_retry_max: retry_max.into_inner(),
     };
     (
         DaemonRead {

@@ -28,6 +28,7 @@ pub use values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
 };
 
+use crate::sip::transaction::TimerValues;
 use crate::sip::{Host, SipUri};
 
 /// Where `trunkd run` and `check-config` look when `--config` is not given.
@@ -56,6 +57,12 @@ pub struct Daemon {
     pub public_address: Option<Host>,
     pub status_interval: Duration,
     pub include: Vec<String>,
+    /// RFC 3261 §17 timer base values T1, T2, T4 (defaults 500 ms, 4 s, 5 s).
+    pub timers: TimerValues,
+    /// REGISTER retry after a failure: `retry_min` doubling up to `retry_max`, with jitter;
+    /// `retry_max` is also the retry of a rejected (403/404) registration.
+    pub register_retry_min: Duration,
+    pub register_retry_max: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

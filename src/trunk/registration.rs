@@ -26,11 +26,6 @@ use crate::sip::digest::{self, Challenge};
 use crate::sip::transaction::{Action, NonInviteClient, TimerValues};
 use crate::trunk::random::Random;
 
-/// First retry after a failure; doubles per consecutive failure up to [`BACKOFF_CAP`].
-pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30 * 60);
-/// 403/404: the carrier refuses this account; asking again soon only adds log noise.
-pub const REJECTED_RETRY: Duration = BACKOFF_CAP;
 /// Refresh at min(75 % of the granted expiry, expiry − this margin), so a refresh has time
 /// for a challenge round and retransmissions before the binding lapses.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(32);
@@ -62,6 +57,11 @@ pub struct Params {
     /// Learn our public address from the registrar's Via `received`/`rport` (RFC 3581) and
     /// correct the Contact. Off when the operator set `public_address`.
     pub learn_public_address: bool,
+    /// First retry after a failure; doubles per consecutive failure up to `retry_max`,
+    /// which is also the retry of a rejected (403/404) registration: the carrier refuses
+    /// this account, and asking again soon only adds log noise.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
 }
 
 /// The parts of a response to REGISTER that the registration acts on.
@@ -565,8 +565,13 @@ impl Registration {
         }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let mut delay = match state {
-            State::Rejected => REJECTED_RETRY,
-            _ => backoff(self.consecutive_failures, &mut self.random),
+            State::Rejected => self.params.retry_max,
+            _ => backoff(
+                self.consecutive_failures,
+                self.params.retry_min,
+                self.params.retry_max,
+                &mut self.random,
+            ),
         };
         if let Some(seconds) = retry_after {
             delay = delay.max(Duration::from_secs(u64::from(seconds)));
@@ -712,12 +717,12 @@ pub fn refresh_after(granted: Duration) -> Duration {
     }
 }
 
-/// Delay before retry number `failures` (1-based): BASE·2^(n−1) capped at CAP, then
+/// Delay before retry number `failures` (1-based): min·2^(n−1) capped at max, then
 /// "equal jitter": half fixed, half random, so a registrar that comes back is not hit by
 /// every trunk at once.
-pub fn backoff(failures: u32, random: &mut Random) -> Duration {
+pub fn backoff(failures: u32, min: Duration, max: Duration, random: &mut Random) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
-    let ceiling = BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_CAP);
+    let ceiling = min.saturating_mul(1 << exponent).min(max);
     let half = ceiling / 2;
     let jitter_millis = random.below(half.as_millis() as u64 + 1);
     half + Duration::from_millis(jitter_millis)
@@ -741,6 +746,8 @@ mod tests {
     use super::*;
 
     const REGISTRAR: &str = "192.0.2.20:5060";
+    const BACKOFF_BASE: Duration = Duration::from_secs(30);
+    const BACKOFF_CAP: Duration = Duration::from_secs(30 * 60);
     const NONCE: &str = "1700000000:abc";
 
     #[allow(clippy::disallowed_methods)]
@@ -762,6 +769,8 @@ mod tests {
             expires: 3600,
             user_agent: "trunkd-test".into(),
             learn_public_address: true,
+            retry_min: BACKOFF_BASE,
+            retry_max: BACKOFF_CAP,
         }
     }
 
@@ -1071,7 +1080,7 @@ mod tests {
         let (mut registration, request, t) = started(params());
         registration.handle_response(t, &response(&request, 403, "Forbidden"));
         assert_eq!(registration.state(), State::Rejected);
-        assert_eq!(registration.next_attempt_at(), Some(t + REJECTED_RETRY));
+        assert_eq!(registration.next_attempt_at(), Some(t + BACKOFF_CAP));
 
         let (mut registration, request, t) = started(params());
         let mut unavailable = response(&request, 503, "Service Unavailable");
@@ -1157,7 +1166,7 @@ mod tests {
             let mut random = Random::new(seed);
             let mut previous_ceiling = Duration::ZERO;
             for failures in 1..=64 {
-                let delay = backoff(failures, &mut random);
+                let delay = backoff(failures, BACKOFF_BASE, BACKOFF_CAP, &mut random);
                 let ceiling = BACKOFF_BASE
                     .saturating_mul(1 << (failures - 1).min(16))
                     .min(BACKOFF_CAP);

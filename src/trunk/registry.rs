@@ -87,6 +87,8 @@ struct Entry {
 
 pub struct Registry {
     timers: TimerValues,
+    retry_min: Duration,
+    retry_max: Duration,
     user_agent: String,
     random: Random,
     entries: BTreeMap<String, Entry>,
@@ -104,6 +106,8 @@ impl Registry {
     pub fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
         Registry {
             timers,
+            retry_min: Duration::from_secs(30),
+            retry_max: Duration::from_secs(30 * 60),
             user_agent,
             random: Random::new(seed),
             entries: BTreeMap::new(),
@@ -113,6 +117,14 @@ impl Registry {
             resolve_requests: VecDeque::new(),
             notices: VecDeque::new(),
         }
+    }
+
+    /// Timers and retry policy for registrations created from now on (a reload does not
+    /// disturb registrations in progress).
+    pub fn set_policy(&mut self, timers: TimerValues, retry_min: Duration, retry_max: Duration) {
+        self.timers = timers;
+        self.retry_min = retry_min;
+        self.retry_max = retry_max;
     }
 
     /// Whether this trunk should hold a registration at all.
@@ -200,7 +212,9 @@ impl Registry {
                 return;
             }
         };
-        let params = params(&trunk, resolved, &self.user_agent);
+        let mut params = params(&trunk, resolved, &self.user_agent);
+        params.retry_min = self.retry_min;
+        params.retry_max = self.retry_max;
         let delay = Duration::from_millis(self.random.below(START_SPREAD.as_millis() as u64));
         let registration =
             Registration::new(params, self.timers, self.random.next_u64(), now, delay);
@@ -416,6 +430,8 @@ fn params(trunk: &Trunk, resolved: Resolved, user_agent: &str) -> Params {
         expires: trunk.register_expires,
         user_agent: user_agent.to_owned(),
         learn_public_address: !resolved.public,
+        retry_min: Duration::from_secs(30),
+        retry_max: Duration::from_secs(30 * 60),
     }
 }
 
