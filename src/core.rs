@@ -278,6 +278,19 @@ impl Core {
         self.collect_notices(now);
     }
 
+    /// A connection the shell opened for us failed or closed.
+    pub fn handle_transport_error(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        transport: crate::config::Transport,
+        why: &str,
+    ) {
+        self.registry
+            .handle_transport_error(now, peer, transport, why);
+        self.collect_notices(now);
+    }
+
     /// A next hop the shell should resolve.
     pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
         self.registry.poll_resolve()

@@ -208,6 +208,19 @@ impl Trunkd {
         }
     }
 
+    /// Like `wait_for`, but also matches a line already read (events of different trunks
+    /// arrive in any order).
+    fn seen_or_wait_for(&mut self, needles: &[&str]) -> String {
+        let seen = self
+            .log
+            .iter()
+            .find(|line| needles.iter().all(|needle| line.contains(needle)));
+        match seen {
+            Some(line) => line.clone(),
+            None => self.wait_for(needles),
+        }
+    }
+
     fn stop(mut self) -> Vec<String> {
         let started = Instant::now();
         Command::new("kill")
@@ -297,7 +310,7 @@ fn registers_with_digest_honours_granted_expiry_fails_wrong_password_and_unregis
     );
 
     // The wrong password: one challenge answered, refused, then a scheduled retry.
-    let failed = trunkd.wait_for(&["trunk=wrong state=auth_failed"]);
+    let failed = trunkd.seen_or_wait_for(&["trunk=wrong state=auth_failed"]);
     assert!(
         failed.contains("last_code=401") && failed.contains("retry_in="),
         "{failed}"
@@ -370,4 +383,83 @@ fn registrar_down_means_backoff_and_its_return_means_registered() {
     assert!(up.contains("expires_in=600"), "{up}");
     kamailio.wait_for_log(&["REGISTRAR REGISTERED user=trunk1"]);
     trunkd.stop();
+}
+
+#[test]
+fn registers_over_tcp_and_a_refused_connection_backs_off_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start(dir.path());
+    let closed = free_port();
+    let path = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+status_interval = "1h"
+
+[trunks.tcp]
+domain = "127.0.0.1"
+port = {port}
+transport = "tcp"
+direction = "outbound"
+username = "trunk2"
+password = "s3cret-trunk2"
+register = true
+
+[trunks.refused]
+domain = "127.0.0.1"
+port = {closed}
+transport = "tcp"
+direction = "outbound"
+username = "trunk1"
+password = "{GOOD_PASSWORD}"
+register = true
+"#,
+            port = kamailio.port
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&path);
+    let tcp_listener = trunkd.wait_for(&["listening on tcp:127.0.0.1:"]);
+    let tcp_port = tcp_listener.rsplit(':').next().unwrap().trim().to_owned();
+
+    let registered = trunkd.wait_for(&["trunk=tcp state=registered"]);
+    assert!(
+        registered.contains(&format!("next_hop=tcp:127.0.0.1:{}", kamailio.port)),
+        "{registered}"
+    );
+    let binding = kamailio.wait_for_log(&["REGISTRAR REGISTERED user=trunk2"]);
+    assert!(binding.contains("proto=tcp"), "{binding}");
+    // The Contact names our TCP listener, so the carrier can open connections to us.
+    assert!(
+        binding.contains(&format!(
+            "contact=<sip:trunk2@127.0.0.1:{tcp_port};transport=tcp>"
+        )),
+        "{binding}"
+    );
+
+    // Nothing listens on `closed`: the refused connect fails the transaction at once
+    // (a 503 per RFC 3261 §8.1.3.1), not after Timer F's 32 s.
+    let refused = trunkd.seen_or_wait_for(&["trunk=refused state=backoff"]);
+    assert!(
+        refused.contains("transport error: connect failed"),
+        "{refused}"
+    );
+    // The first failure: the retry is the first backoff step (15-30 s), not a later one.
+    let retry_in: u64 = refused
+        .split("retry_in=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|seconds| seconds.parse().ok())
+        .expect("retry_in");
+    assert!(retry_in <= 30, "{refused}");
+
+    trunkd.stop();
+    let removal = kamailio.wait_for_log(&["REGISTRAR UNREGISTERED user=trunk2"]);
+    assert!(
+        removal.contains("proto=tcp") && removal.contains("expires-hdr=0"),
+        "{removal}"
+    );
 }

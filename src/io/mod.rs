@@ -49,7 +49,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         }
     };
     let (control_tx, mut control_rx) = mpsc::channel(listeners::CONTROL_QUEUE);
-    let listeners = listeners::bind(&config, control_tx).await?;
+    let listeners = listeners::bind(&config, control_tx.clone()).await?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
@@ -58,7 +58,20 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         .public_address
         .as_ref()
         .and_then(|host| host.ip());
-    let network = Network::new(listeners.udp.clone(), public_ip);
+    let tcp_listeners = listeners
+        .bound
+        .iter()
+        .filter(|listen| listen.transport == config::Transport::Tcp)
+        .map(|listen| listen.address)
+        .collect();
+    let (failures_tx, mut failures_rx) = mpsc::unbounded_channel();
+    let network = Network::new(
+        listeners.udp.clone(),
+        tcp_listeners,
+        public_ip,
+        control_tx,
+        failures_tx,
+    );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let mut watch = start_watch(&config, &reload_tx);
@@ -90,6 +103,9 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         tokio::select! {
             _ = sleep_until(deadline) => core.handle_timeout(clock::now()),
             Some((source, bytes)) = control_rx.recv() => core.handle_datagram(clock::now(), source, &bytes),
+            Some((peer, transport, why)) = failures_rx.recv() => {
+                core.handle_transport_error(clock::now(), peer, transport, &why);
+            }
             Some((trunk, resolved)) = resolved_rx.recv() => {
                 let resolved: Result<Resolved, String> = resolved;
                 core.handle_resolved(clock::now(), &trunk, resolved);

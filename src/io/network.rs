@@ -1,35 +1,97 @@
 //! Sending what the core queues, and resolving the next hops it asks for.
+//!
+//! UDP leaves from the listener socket of the destination's family, so responses come back
+//! to it. TCP uses one client connection per next hop, reused by every trunk behind it;
+//! the connection's reads are framed (RFC 3261 §18.3) and handed to the control path like
+//! datagrams, and a failed connect or a dropped connection is reported back so the
+//! transaction fails at once instead of waiting for Timer F.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::config::Transport;
+use crate::io::listeners::Datagram;
+use crate::sip::scan::MAX_MESSAGE_LEN;
+use crate::sip::scan::frame::{self, Frame};
 use crate::trunk::registration::Transmit;
 use crate::trunk::registry::{ResolveRequest, Resolved};
 
-/// The UDP sockets of the listeners, and the address to advertise instead of theirs.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests waiting to be written to one connection.
+const STREAM_QUEUE: usize = 256;
+
+/// A connection that failed or closed: its peer, and why.
+pub type TransportFailure = (SocketAddr, Transport, String);
+
+/// The listeners' sockets and addresses, the outgoing TCP connections, and where received
+/// messages and failures go.
 #[derive(Clone)]
 pub struct Network {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp_listeners: Vec<SocketAddr>,
     public_ip: Option<IpAddr>,
+    streams: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>,
+    control: mpsc::Sender<Datagram>,
+    failures: mpsc::UnboundedSender<TransportFailure>,
 }
 
 impl Network {
-    pub fn new(udp: Vec<(SocketAddr, Arc<UdpSocket>)>, public_ip: Option<IpAddr>) -> Self {
-        Network { udp, public_ip }
+    pub fn new(
+        udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+        tcp_listeners: Vec<SocketAddr>,
+        public_ip: Option<IpAddr>,
+        control: mpsc::Sender<Datagram>,
+        failures: mpsc::UnboundedSender<TransportFailure>,
+    ) -> Self {
+        Network {
+            udp,
+            tcp_listeners,
+            public_ip,
+            streams: Arc::default(),
+            control,
+            failures,
+        }
     }
 
-    /// The listener socket for a destination's address family.
-    fn socket_for(&self, destination: SocketAddr) -> Option<&(SocketAddr, Arc<UdpSocket>)> {
+    /// The UDP listener socket for a destination's address family.
+    fn udp_for(&self, destination: SocketAddr) -> Option<&(SocketAddr, Arc<UdpSocket>)> {
         self.udp
             .iter()
             .find(|(local, _)| local.is_ipv4() == destination.is_ipv4())
     }
 
+    /// The address our Contact names for a transport and family: the listener's.
+    fn listener_for(&self, transport: Transport, destination: SocketAddr) -> Option<SocketAddr> {
+        match transport {
+            Transport::Udp => self.udp_for(destination).map(|(local, _)| *local),
+            Transport::Tcp => self
+                .tcp_listeners
+                .iter()
+                .copied()
+                .find(|local| local.is_ipv4() == destination.is_ipv4()),
+            Transport::Tls => None,
+        }
+    }
+
     pub async fn send(&self, transmit: Transmit) {
-        let Some((_, socket)) = self.socket_for(transmit.destination) else {
+        match transmit.transport {
+            Transport::Udp => self.send_udp(transmit).await,
+            Transport::Tcp => self.send_tcp(transmit),
+            Transport::Tls => {
+                warn!(destination = %transmit.destination, "tls is not implemented for requests yet")
+            }
+        }
+    }
+
+    async fn send_udp(&self, transmit: Transmit) {
+        let Some((_, socket)) = self.udp_for(transmit.destination) else {
             warn!(destination = %transmit.destination, "no udp listener of that address family to send from");
             return;
         };
@@ -38,22 +100,58 @@ impl Network {
         }
     }
 
+    /// Queues bytes on the connection to the destination, opening it if needed.
+    fn send_tcp(&self, transmit: Transmit) {
+        let peer = transmit.destination;
+        let mut streams = self
+            .streams
+            .lock()
+            .expect("no panics while holding the lock");
+        let sender = match streams.get(&peer) {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+                streams.insert(peer, sender.clone());
+                tokio::spawn(run_connection(peer, receiver, self.clone()));
+                sender
+            }
+        };
+        drop(streams);
+        if sender.try_send(transmit.bytes).is_err() {
+            let _ = self
+                .failures
+                .send((peer, Transport::Tcp, "connection queue full".into()));
+        }
+    }
+
+    fn forget(&self, peer: SocketAddr, why: String) {
+        self.streams
+            .lock()
+            .expect("no panics while holding the lock")
+            .remove(&peer);
+        let _ = self.failures.send((peer, Transport::Tcp, why));
+    }
+
     /// Looks the next hop up (the system resolver for now; RFC 3263 NAPTR/SRV is issue 3's
     /// DNS work) and finds our address as the next hop will see it: the public address if
     /// configured, else the listener's own address, else the kernel's source address
-    /// toward the next hop (a wildcard listener has no single address of its own).
+    /// toward the next hop (a wildcard listener has no single address of its own). The
+    /// port is that of our listener for the trunk's transport, which the Contact names.
     pub async fn resolve(&self, request: &ResolveRequest) -> Result<Resolved, String> {
         let addresses = tokio::net::lookup_host((request.host.as_str(), request.port))
             .await
             .map_err(|error| format!("{}: {error}", request.host))?;
         let candidates: Vec<SocketAddr> = addresses.collect();
-        let (next_hop, (listener, _)) = candidates
+        let (next_hop, listener) = candidates
             .iter()
-            .find_map(|address| self.socket_for(*address).map(|socket| (*address, socket)))
+            .find_map(|address| {
+                self.listener_for(request.transport, *address)
+                    .map(|listener| (*address, listener))
+            })
             .ok_or_else(|| {
                 format!(
-                    "{} resolves to {candidates:?}, and no udp listener has that address family",
-                    request.host
+                    "{} resolves to {candidates:?}, and no {} listener has that address family",
+                    request.host, request.transport
                 )
             })?;
         let ip = match (self.public_ip, listener.ip()) {
@@ -67,6 +165,60 @@ impl Network {
             public: self.public_ip.is_some(),
         })
     }
+}
+
+/// One TCP connection: connect, write what is queued, frame what is read.
+async fn run_connection(peer: SocketAddr, mut outgoing: mpsc::Receiver<Vec<u8>>, network: Network) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return network.forget(peer, format!("connect failed: {error}")),
+        Err(_) => return network.forget(peer, "connect timed out".into()),
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let write = async {
+        while let Some(bytes) = outgoing.recv().await {
+            writer.write_all(&bytes).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let read = async {
+        let mut buffer = Vec::with_capacity(8192);
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            let read = reader.read(&mut chunk).await?;
+            if read == 0 {
+                return Ok::<String, std::io::Error>("closed by peer".into());
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+            loop {
+                match frame::frame(&buffer, MAX_MESSAGE_LEN) {
+                    Ok(Frame::Incomplete) => break,
+                    Ok(Frame::KeepAlive { len }) => {
+                        buffer.drain(..len);
+                    }
+                    Ok(Frame::Message { len }) => {
+                        let message: Vec<u8> = buffer.drain(..len).collect();
+                        if network.control.try_send((peer, message)).is_err() {
+                            debug!(%peer, "control path busy: message dropped");
+                        }
+                    }
+                    Err(error) => return Ok(format!("unframeable stream: {error}")),
+                }
+            }
+        }
+    };
+    let why = tokio::select! {
+        result = write => match result {
+            Ok(()) => return, // every sender dropped: nobody needs this connection
+            Err(error) => format!("write failed: {error}"),
+        },
+        result = read => match result {
+            Ok(why) => why,
+            Err(error) => format!("read failed: {error}"),
+        },
+    };
+    network.forget(peer, why);
 }
 
 /// The source address the kernel picks for `destination` (a connected UDP socket sends

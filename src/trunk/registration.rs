@@ -451,7 +451,12 @@ impl Registration {
         }
         let (our_host, our_port) = split_sent_by(&self.params.via_sent_by);
         let host = response.received.unwrap_or(our_host);
-        let port = response.rport.unwrap_or(our_port);
+        // Over TCP/TLS, rport is the ephemeral port of our client connection, which
+        // says nothing about NAT: the Contact keeps our listener's port.
+        let port = match self.params.transport {
+            Transport::Udp => response.rport.unwrap_or(our_port),
+            Transport::Tcp | Transport::Tls => our_port,
+        };
         let host = match host.parse::<std::net::Ipv6Addr>() {
             Ok(v6) => format!("[{v6}]"),
             Err(_) => host.to_owned(),
@@ -1232,6 +1237,21 @@ mod tests {
         assert!(
             registration.poll_transmit().is_none(),
             "rport equal to ours: no NAT"
+        );
+    }
+
+    #[test]
+    fn over_tcp_the_connection_port_is_not_taken_for_nat() {
+        let mut tcp = params();
+        tcp.transport = Transport::Tcp;
+        tcp.contact = "sip:user_42@198.51.100.1:5060;transport=tcp".into();
+        let (mut registration, request, t) = started(tcp);
+        let mut ok = response(&request, 200, "OK");
+        ok.rport = Some(54316);
+        registration.handle_response(t, &ok);
+        assert!(
+            registration.poll_transmit().is_none(),
+            "same IP: nothing to correct"
         );
     }
 

@@ -49,6 +49,8 @@ pub struct ResolveRequest {
     pub trunk: String,
     pub host: String,
     pub port: u16,
+    /// Which listener's address our Contact should name.
+    pub transport: Transport,
 }
 
 /// What the shell found: the address to send to, and our address as seen from it (the
@@ -83,6 +85,7 @@ pub enum Notice {
 struct Entry {
     registration: Registration,
     next_hop: SocketAddr,
+    transport: Transport,
 }
 
 pub struct Registry {
@@ -138,13 +141,10 @@ impl Registry {
         if !Self::wants_registration(trunk) {
             return;
         }
-        if trunk.transport != Transport::Udp {
+        if trunk.transport == Transport::Tls {
             self.notices.push_back(Notice::NotRegistering {
                 trunk: trunk.id.clone(),
-                reason: format!(
-                    "REGISTER over {} is not implemented yet (udp only)",
-                    trunk.transport
-                ),
+                reason: "REGISTER over tls is not implemented yet (udp and tcp are)".into(),
             });
             return;
         }
@@ -165,6 +165,7 @@ impl Registry {
             trunk: trunk.id.clone(),
             host,
             port,
+            transport: trunk.transport,
         });
     }
 
@@ -225,6 +226,7 @@ impl Registry {
             Entry {
                 registration,
                 next_hop: resolved.next_hop,
+                transport: trunk.transport,
             },
         );
     }
@@ -356,6 +358,22 @@ impl Registry {
             while registration.poll_event().is_some() {}
         }
         None
+    }
+
+    /// A connection to `peer` failed or closed: the registrations using it fail their
+    /// transaction now (RFC 3261 §8.1.3.1: a transport error is a 503) and back off.
+    pub fn handle_transport_error(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        transport: Transport,
+        why: &str,
+    ) {
+        for entry in self.entries.values_mut() {
+            if entry.next_hop == peer && entry.transport == transport {
+                entry.registration.handle_transport_error(now, why);
+            }
+        }
     }
 
     /// Unregisters everything (shutdown). `is_idle` says when all are done.
@@ -552,7 +570,8 @@ register = true
             ResolveRequest {
                 trunk: "alpha".into(),
                 host: "127.0.0.1".into(),
-                port: 5070
+                port: 5070,
+                transport: Transport::Udp,
             }
         );
         registry.handle_resolved(t0, "alpha", Ok(resolved()));
@@ -665,9 +684,9 @@ register = true
     }
 
     #[test]
-    fn tcp_trunks_say_why_they_do_not_register_yet() {
+    fn tls_trunks_say_why_they_do_not_register_yet() {
         let mut registry = Registry::new(1, TimerValues::default(), "test".into());
-        registry.add(&trunk("").clone().tap_transport(Transport::Tcp));
+        registry.add(&trunk("").clone().tap_transport(Transport::Tls));
         assert!(registry.poll_resolve().is_none());
         let Some(Notice::NotRegistering { trunk, reason }) = registry.poll_notice() else {
             panic!("expected a notice");
