@@ -19,7 +19,7 @@ use super::values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
     parse_network,
 };
-use super::{Backend, Config, Daemon, Origin, TlsFiles, Trunk};
+use super::{Backend, Config, Daemon, Origin, TlsFiles, TlsIdentity, Trunk};
 use crate::sip::transaction::TimerValues;
 use crate::sip::{Host, Scheme, SipUri};
 
@@ -121,7 +121,9 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         &main_source,
         &daemon,
         // Presence, not validity: a broken [tls] has its own errors already.
-        tls_table.is_some(),
+        tls_table.as_ref().is_some_and(|(table, _)| {
+            table.get("certificate").is_some() || table.get("private_key").is_some()
+        }),
         backend_table.is_some(),
         &trunks,
         &mut errors,
@@ -393,53 +395,65 @@ fn read_tls(
 ) -> Option<TlsFiles> {
     let before = errors.len();
     let mut reader = TableReader::new(source, "[tls]".into(), None, table, errors);
-    let mut path = |key: &'static str, required: bool| {
-        let Some(site) = reader.string(key) else {
-            if required && table.get(key).is_none() {
-                reader.error(span, format!("[tls] needs {key}"));
-            }
-            return None;
-        };
+    let mut path = |key: &'static str| {
+        let site = reader.string(key)?;
         Some((base_dir.join(site.get_ref()), site.span()))
     };
-    let certificate = path("certificate", true);
-    let private_key = path("private_key", true);
-    let ca_file = path("ca_file", false);
+    let certificate = path("certificate");
+    let private_key = path("private_key");
+    let ca_file = path("ca_file");
     if let Some((ca_path, ca_span)) = &ca_file
         && let Err(reason) = tls::certificates(ca_path)
     {
         reader.error(ca_span, format!("ca_file: {}: {reason}", ca_path.display()));
     }
-    if let (Some((cert_path, cert_span)), None) = (&certificate, &private_key)
-        && let Err(reason) = tls::certificates(cert_path)
-    {
-        reader.error(
-            cert_span,
-            format!("certificate: {}: {reason}", cert_path.display()),
-        );
-    }
-    if let (Some((cert_path, cert_span)), Some((key_path, key_span))) = (&certificate, &private_key)
-    {
-        for problem in tls::server_config(cert_path, key_path)
-            .err()
-            .unwrap_or_default()
-        {
-            match problem {
-                TlsProblem::Certificate(reason) => reader.error(
-                    cert_span,
-                    format!("certificate: {}: {reason}", cert_path.display()),
-                ),
-                TlsProblem::PrivateKey(reason) => reader.error(
-                    key_span,
-                    format!("private_key: {}: {reason}", key_path.display()),
-                ),
+    match (&certificate, &private_key) {
+        (Some((cert_path, cert_span)), Some((key_path, key_span))) => {
+            for problem in tls::server_config(cert_path, key_path)
+                .err()
+                .unwrap_or_default()
+            {
+                match problem {
+                    TlsProblem::Certificate(reason) => reader.error(
+                        cert_span,
+                        format!("certificate: {}: {reason}", cert_path.display()),
+                    ),
+                    TlsProblem::PrivateKey(reason) => reader.error(
+                        key_span,
+                        format!("private_key: {}: {reason}", key_path.display()),
+                    ),
+                }
             }
         }
+        (Some((cert_path, cert_span)), None) => {
+            if let Err(reason) = tls::certificates(cert_path) {
+                reader.error(
+                    cert_span,
+                    format!("certificate: {}: {reason}", cert_path.display()),
+                );
+            }
+            if table.get("private_key").is_none() {
+                reader.error(span, "[tls] certificate needs private_key too".into());
+            }
+        }
+        (None, Some(_)) if table.get("certificate").is_none() => {
+            reader.error(span, "[tls] private_key needs certificate too".into());
+        }
+        _ => {}
     }
     reader.finish();
-    (errors.len() == before).then(|| TlsFiles {
-        certificate: certificate.expect("checked").0,
-        private_key: private_key.expect("checked").0,
+    if errors.len() != before {
+        return None;
+    }
+    let identity = match (certificate, private_key) {
+        (Some((certificate, _)), Some((private_key, _))) => Some(TlsIdentity {
+            certificate,
+            private_key,
+        }),
+        _ => None,
+    };
+    Some(TlsFiles {
+        identity,
         ca_file: ca_file.map(|(path, _)| path),
     })
 }

@@ -67,9 +67,17 @@ pub struct Daemon {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// Our certificate chain and key, which `tls:` listeners need; `None` when TLS is only
+    /// used toward carriers.
+    pub identity: Option<TlsIdentity>,
+    /// CAs trusted for carriers' certificates in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
-    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use pki_types::pem::{self, PemObject};
 use pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Which file a problem is in, and what it is. Never contains key material: rustls and
 /// pki-types errors name the kind of problem only.
@@ -54,4 +54,33 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map(Arc::new)
         .map_err(|error| vec![TlsProblem::PrivateKey(error.to_string())])
+}
+
+/// The client side of TLS toward carriers: the system's trusted roots plus the extra CAs
+/// of `ca_file`, with the ring provider passed explicitly. Server certificates are always
+/// verified; there is no switch to turn that off.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    // Unreadable entries of the system store are skipped; an empty store plus no ca_file
+    // is still an error below.
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    let mut extra = 0;
+    if let Some(path) = ca_file {
+        for certificate in certificates(path)? {
+            roots
+                .add(certificate)
+                .map_err(|error| format!("ca_file {}: {error}", path.display()))?;
+            extra += 1;
+        }
+    }
+    if added + extra == 0 {
+        return Err("no trusted CA: the system store is empty and no ca_file is set".into());
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

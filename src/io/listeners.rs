@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::config::tls::{self, TlsProblem};
-use crate::config::{Config, Listen, TlsFiles, Transport};
+use crate::config::{Config, Listen, TlsIdentity, Transport};
 
 /// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
 const MAX_DATAGRAM: usize = 65_535;
@@ -54,15 +54,17 @@ pub async fn bind(
     config: &Config,
     control: mpsc::Sender<Datagram>,
 ) -> Result<Listeners, ListenError> {
-    let acceptor = match &config.tls {
-        Some(files)
+    // Validation guarantees an identity whenever a tls listener is configured.
+    let identity = config.tls.as_ref().and_then(|tls| tls.identity.as_ref());
+    let acceptor = match identity {
+        Some(identity)
             if config
                 .daemon
                 .listen
                 .iter()
                 .any(|l| l.transport == Transport::Tls) =>
         {
-            Some(tls_acceptor(files)?)
+            Some(tls_acceptor(identity)?)
         }
         _ => None,
     };
@@ -108,7 +110,7 @@ pub async fn bind(
 
 /// The acceptor for the `[tls]` files (validated at load; read again here, as they are
 /// the files in force when the listener binds).
-pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ListenError> {
+pub fn tls_acceptor(files: &TlsIdentity) -> Result<TlsAcceptor, ListenError> {
     let config =
         tls::server_config(&files.certificate, &files.private_key).map_err(|problems| {
             let (path, reason) = match problems.into_iter().next() {

@@ -58,17 +58,26 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         .public_address
         .as_ref()
         .and_then(|host| host.ip());
-    let tcp_listeners = listeners
+    let stream_listeners = listeners
         .bound
         .iter()
-        .filter(|listen| listen.transport == config::Transport::Tcp)
-        .map(|listen| listen.address)
+        .filter(|listen| listen.transport != config::Transport::Udp)
+        .copied()
         .collect();
+    let ca_file = config.tls.as_ref().and_then(|tls| tls.ca_file.as_deref());
+    let tls_client = match config::tls::client_config(ca_file) {
+        Ok(client) => Some(client),
+        Err(error) => {
+            warn!("TLS toward carriers unavailable: {error}");
+            None
+        }
+    };
     let (failures_tx, mut failures_rx) = mpsc::unbounded_channel();
     let network = Network::new(
         listeners.udp.clone(),
-        tcp_listeners,
+        stream_listeners,
         public_ip,
+        tls_client,
         control_tx,
         failures_tx,
     );

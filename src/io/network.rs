@@ -1,10 +1,12 @@
 //! Sending what the core queues, and resolving the next hops it asks for.
 //!
 //! UDP leaves from the listener socket of the destination's family, so responses come back
-//! to it. TCP uses one client connection per next hop, reused by every trunk behind it;
-//! the connection's reads are framed (RFC 3261 §18.3) and handed to the control path like
-//! datagrams, and a failed connect or a dropped connection is reported back so the
-//! transaction fails at once instead of waiting for Timer F.
+//! to it. TCP and TLS use one client connection per next hop (and, for TLS, server name),
+//! reused by every trunk behind it; TLS verifies the server's certificate against the
+//! system roots plus `[tls] ca_file`, for the name the trunk was configured with. Reads
+//! are framed (RFC 3261 §18.3) and handed to the control path like datagrams, and a failed
+//! connect, handshake or a dropped connection is reported back so the transaction fails at
+//! once instead of waiting for Timer F.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,9 +16,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, warn};
 
-use crate::config::Transport;
+use crate::config::{Listen, Transport};
 use crate::io::listeners::Datagram;
 use crate::sip::scan::MAX_MESSAGE_LEN;
 use crate::sip::scan::frame::{self, Frame};
@@ -27,33 +32,47 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests waiting to be written to one connection.
 const STREAM_QUEUE: usize = 256;
 
-/// A connection that failed or closed: its peer, and why.
+/// A connection that failed or closed: its peer, transport, and why.
 pub type TransportFailure = (SocketAddr, Transport, String);
 
-/// The listeners' sockets and addresses, the outgoing TCP connections, and where received
+/// The listeners' sockets and addresses, the outgoing connections, and where received
 /// messages and failures go.
 #[derive(Clone)]
 pub struct Network {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
-    tcp_listeners: Vec<SocketAddr>,
+    /// Bound tcp: and tls: listeners: the addresses Contacts name for those transports.
+    stream_listeners: Vec<Listen>,
     public_ip: Option<IpAddr>,
-    streams: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>,
+    /// Client side of TLS; `None` when it could not be built (logged at start).
+    tls: Option<TlsConnector>,
+    streams: Arc<Mutex<HashMap<StreamKey, mpsc::Sender<Vec<u8>>>>>,
     control: mpsc::Sender<Datagram>,
     failures: mpsc::UnboundedSender<TransportFailure>,
+}
+
+/// Which connection: TLS connections to one address for different names are kept apart,
+/// since each is verified for its own name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct StreamKey {
+    peer: SocketAddr,
+    transport: Transport,
+    server_name: String,
 }
 
 impl Network {
     pub fn new(
         udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
-        tcp_listeners: Vec<SocketAddr>,
+        stream_listeners: Vec<Listen>,
         public_ip: Option<IpAddr>,
+        tls: Option<Arc<ClientConfig>>,
         control: mpsc::Sender<Datagram>,
         failures: mpsc::UnboundedSender<TransportFailure>,
     ) -> Self {
         Network {
             udp,
-            tcp_listeners,
+            stream_listeners,
             public_ip,
+            tls: tls.map(TlsConnector::from),
             streams: Arc::default(),
             control,
             failures,
@@ -71,22 +90,21 @@ impl Network {
     fn listener_for(&self, transport: Transport, destination: SocketAddr) -> Option<SocketAddr> {
         match transport {
             Transport::Udp => self.udp_for(destination).map(|(local, _)| *local),
-            Transport::Tcp => self
-                .tcp_listeners
+            Transport::Tcp | Transport::Tls => self
+                .stream_listeners
                 .iter()
-                .copied()
-                .find(|local| local.is_ipv4() == destination.is_ipv4()),
-            Transport::Tls => None,
+                .find(|listen| {
+                    listen.transport == transport
+                        && listen.address.is_ipv4() == destination.is_ipv4()
+                })
+                .map(|listen| listen.address),
         }
     }
 
     pub async fn send(&self, transmit: Transmit) {
         match transmit.transport {
             Transport::Udp => self.send_udp(transmit).await,
-            Transport::Tcp => self.send_tcp(transmit),
-            Transport::Tls => {
-                warn!(destination = %transmit.destination, "tls is not implemented for requests yet")
-            }
+            Transport::Tcp | Transport::Tls => self.send_stream(transmit),
         }
     }
 
@@ -101,35 +119,41 @@ impl Network {
     }
 
     /// Queues bytes on the connection to the destination, opening it if needed.
-    fn send_tcp(&self, transmit: Transmit) {
-        let peer = transmit.destination;
+    fn send_stream(&self, transmit: Transmit) {
+        let key = StreamKey {
+            peer: transmit.destination,
+            transport: transmit.transport,
+            server_name: match transmit.transport {
+                Transport::Tls => transmit.server_name,
+                _ => String::new(),
+            },
+        };
         let mut streams = self
             .streams
             .lock()
             .expect("no panics while holding the lock");
-        let sender = match streams.get(&peer) {
+        let sender = match streams.get(&key) {
             Some(sender) if !sender.is_closed() => sender.clone(),
             _ => {
                 let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
-                streams.insert(peer, sender.clone());
-                tokio::spawn(run_connection(peer, receiver, self.clone()));
+                streams.insert(key.clone(), sender.clone());
+                tokio::spawn(run_connection(key.clone(), receiver, self.clone()));
                 sender
             }
         };
         drop(streams);
         if sender.try_send(transmit.bytes).is_err() {
-            let _ = self
-                .failures
-                .send((peer, Transport::Tcp, "connection queue full".into()));
+            let why = "connection queue full".to_owned();
+            let _ = self.failures.send((key.peer, key.transport, why));
         }
     }
 
-    fn forget(&self, peer: SocketAddr, why: String) {
+    fn forget(&self, key: &StreamKey, why: String) {
         self.streams
             .lock()
             .expect("no panics while holding the lock")
-            .remove(&peer);
-        let _ = self.failures.send((peer, Transport::Tcp, why));
+            .remove(key);
+        let _ = self.failures.send((key.peer, key.transport, why));
     }
 
     /// Looks the next hop up (the system resolver for now; RFC 3263 NAPTR/SRV is issue 3's
@@ -167,18 +191,47 @@ impl Network {
     }
 }
 
-/// One TCP connection: connect, write what is queued, frame what is read.
-async fn run_connection(peer: SocketAddr, mut outgoing: mpsc::Receiver<Vec<u8>>, network: Network) {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+/// One TCP or TLS connection: connect (and handshake), then serve it.
+async fn run_connection(key: StreamKey, outgoing: mpsc::Receiver<Vec<u8>>, network: Network) {
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(key.peer)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => return network.forget(peer, format!("connect failed: {error}")),
-        Err(_) => return network.forget(peer, "connect timed out".into()),
+        Ok(Err(error)) => return network.forget(&key, format!("connect failed: {error}")),
+        Err(_) => return network.forget(&key, "connect timed out".into()),
     };
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let _ = tcp.set_nodelay(true);
+    if key.transport != Transport::Tls {
+        return serve(key, tcp, outgoing, network).await;
+    }
+    let Some(connector) = network.tls.clone() else {
+        let why = "no TLS client configuration (see the start-up log)".to_owned();
+        return network.forget(&key, why);
+    };
+    let name = match ServerName::try_from(key.server_name.clone()) {
+        Ok(name) => name,
+        Err(error) => return network.forget(&key, format!("bad TLS server name: {error}")),
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => serve(key, tls, outgoing, network).await,
+        Ok(Err(error)) => network.forget(&key, format!("TLS handshake failed: {error}")),
+        Err(_) => network.forget(&key, "TLS handshake timed out".into()),
+    }
+}
+
+/// Writes what is queued and frames what is read, until either side fails.
+async fn serve<S>(
+    key: StreamKey,
+    stream: S,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+    network: Network,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let peer = key.peer;
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async {
         while let Some(bytes) = outgoing.recv().await {
             writer.write_all(&bytes).await?;
+            writer.flush().await?;
         }
         Ok::<(), std::io::Error>(())
     };
@@ -218,7 +271,7 @@ async fn run_connection(peer: SocketAddr, mut outgoing: mpsc::Receiver<Vec<u8>>,
             Err(error) => format!("read failed: {error}"),
         },
     };
-    network.forget(peer, why);
+    network.forget(&key, why);
 }
 
 /// The source address the kernel picks for `destination` (a connected UDP socket sends

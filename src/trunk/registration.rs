@@ -47,6 +47,9 @@ pub struct Params {
     pub transport: Transport,
     /// Where requests go; responses from anywhere else are ignored.
     pub next_hop: SocketAddr,
+    /// The host the next hop was resolved from (outbound proxy or domain): the name a TLS
+    /// server certificate must carry (RFC 5922 §7).
+    pub server_name: String,
     pub username: String,
     pub password: Secret,
     /// The operator's `auth_realm`: challenges for any other realm are not answered.
@@ -113,6 +116,8 @@ impl State {
 pub struct Transmit {
     pub destination: SocketAddr,
     pub transport: Transport,
+    /// For TLS: the name the server's certificate must carry.
+    pub server_name: String,
     pub bytes: Vec<u8>,
 }
 
@@ -696,6 +701,7 @@ impl Registration {
         self.transmits.push_back(Transmit {
             destination: self.params.next_hop,
             transport: self.params.transport,
+            server_name: self.params.server_name.clone(),
             bytes,
         });
     }
@@ -768,6 +774,7 @@ mod tests {
             via_sent_by: "198.51.100.1:5060".into(),
             transport: Transport::Udp,
             next_hop: REGISTRAR.parse().unwrap(),
+            server_name: "carrier.example.net".into(),
             username: "user_42".into(),
             password: Secret::new("correct horse"),
             auth_realm: None,

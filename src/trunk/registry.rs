@@ -141,13 +141,6 @@ impl Registry {
         if !Self::wants_registration(trunk) {
             return;
         }
-        if trunk.transport == Transport::Tls {
-            self.notices.push_back(Notice::NotRegistering {
-                trunk: trunk.id.clone(),
-                reason: "REGISTER over tls is not implemented yet (udp and tcp are)".into(),
-            });
-            return;
-        }
         let (host, port) = match &trunk.outbound_proxy {
             Some(proxy) => (
                 proxy.host.to_string(),
@@ -432,7 +425,15 @@ fn params(trunk: &Trunk, resolved: Resolved, user_agent: &str) -> Params {
     } else {
         format!("sip:{}", trunk.domain)
     };
+    let server_name = match &trunk.outbound_proxy {
+        Some(proxy) => proxy.host.to_string(),
+        None => trunk.domain.to_string(),
+    };
     Params {
+        server_name: server_name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
         registrar,
         aor: format!("sip:{username}@{}", trunk.domain),
         contact: format!("sip:{username}@{local};transport={}", trunk.transport),
@@ -684,15 +685,11 @@ register = true
     }
 
     #[test]
-    fn tls_trunks_say_why_they_do_not_register_yet() {
+    fn tls_trunks_resolve_for_their_tls_listener() {
         let mut registry = Registry::new(1, TimerValues::default(), "test".into());
         registry.add(&trunk("").clone().tap_transport(Transport::Tls));
-        assert!(registry.poll_resolve().is_none());
-        let Some(Notice::NotRegistering { trunk, reason }) = registry.poll_notice() else {
-            panic!("expected a notice");
-        };
-        assert_eq!(trunk, "alpha");
-        assert!(reason.contains("not implemented yet"), "{reason}");
+        let request = registry.poll_resolve().expect("a lookup");
+        assert_eq!(request.transport, Transport::Tls);
     }
 
     #[test]
