@@ -340,6 +340,10 @@ impl Core {
                         "ignored a {code} response from {source}: not the trunk's next hop"
                     ),
                 },
+                Notice::FailedOver { trunk, next_hop } => Event::Warning {
+                    trunk,
+                    message: format!("next hop failed; trying the next DNS target {next_hop}"),
+                },
                 Notice::NotRegistering { trunk, reason } => Event::Warning {
                     trunk,
                     message: format!("not registering: {reason}"),

@@ -59,6 +59,10 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
         ("include", old.daemon.include != new.daemon.include),
         ("timers", old.daemon.timers != new.daemon.timers),
         (
+            "dns_servers",
+            old.daemon.dns_servers != new.daemon.dns_servers,
+        ),
+        (
             "register_retry",
             (old.daemon.register_retry_min, old.daemon.register_retry_max)
                 != (new.daemon.register_retry_min, new.daemon.register_retry_max),

@@ -242,6 +242,16 @@ fn expand_include(
     matched
 }
 
+/// A DNS server: an IP address, with a port after it if not 53 (`"127.0.0.1:5353"`,
+/// `"[::1]:5353"`).
+fn parse_dns_server(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    text.parse()
+        .map_err(|_| format!("\"{text}\" is not an IP address or address:port"))
+}
+
 /// A duration key with a default and inclusive bounds; out of bounds is an error at the
 /// value (the default is then used so later checks still run).
 fn bounded_duration(
@@ -288,6 +298,7 @@ fn read_daemon<'a>(
             timers: TimerValues::default(),
             register_retry_min: DEFAULT_REGISTER_RETRY_MIN,
             register_retry_max: DEFAULT_REGISTER_RETRY_MAX,
+            dns_servers: Vec::new(),
         };
         return (
             DaemonRead {
@@ -302,6 +313,7 @@ fn read_daemon<'a>(
     let public_address = reader.parsed("public_address", Host::parse);
     let status_interval = reader.duration("status_interval");
     let include = reader.strings("include").unwrap_or_default();
+    let dns_servers = reader.parsed_list("dns_servers", parse_dns_server);
     let defaults = TimerValues::default();
     let ms = Duration::from_millis;
     let s = Duration::from_secs;
@@ -376,6 +388,11 @@ fn read_daemon<'a>(
         },
         register_retry_min: retry_min.into_inner(),
         register_retry_max: retry_max.into_inner(),
+        dns_servers: dns_servers
+            .unwrap_or_default()
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
     };
     (
         DaemonRead {

@@ -63,6 +63,8 @@ pub struct Daemon {
     /// `retry_max` is also the retry of a rejected (403/404) registration.
     pub register_retry_min: Duration,
     pub register_retry_max: Duration,
+    /// DNS servers for next-hop lookups; empty means the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! core. It moves bytes, events and time; it decides nothing the core could decide.
 
 pub mod clock;
+pub mod dns;
 pub mod listeners;
 pub mod network;
 pub mod systemd;
@@ -72,12 +73,14 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             None
         }
     };
+    let dns = dns::Dns::new(&config.daemon.dns_servers).map_err(std::io::Error::other)?;
     let (failures_tx, mut failures_rx) = mpsc::unbounded_channel();
     let network = Network::new(
         listeners.udp.clone(),
         stream_listeners,
         public_ip,
         tls_client,
+        dns,
         control_tx,
         failures_tx,
     );
@@ -277,7 +280,7 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
                 *last_reload_failed = None;
                 info!("reload applied: generation={generation} {diff}");
                 for setting in &diff.daemon_changed {
-                    if matches!(*setting, "listen" | "tls") {
+                    if matches!(*setting, "listen" | "tls" | "dns_servers") {
                         warn!("[daemon] {setting} changed: restart trunkd to apply it");
                     }
                 }

@@ -22,9 +22,11 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, warn};
 
 use crate::config::{Listen, Transport};
+use crate::io::dns::Dns;
 use crate::io::listeners::Datagram;
 use crate::sip::scan::MAX_MESSAGE_LEN;
 use crate::sip::scan::frame::{self, Frame};
+use crate::trunk::random::Random;
 use crate::trunk::registration::Transmit;
 use crate::trunk::registry::{ResolveRequest, Resolved};
 
@@ -48,6 +50,7 @@ pub struct Network {
     streams: Arc<Mutex<HashMap<StreamKey, mpsc::Sender<Vec<u8>>>>>,
     control: mpsc::Sender<Datagram>,
     failures: mpsc::UnboundedSender<TransportFailure>,
+    dns: Dns,
 }
 
 /// Which connection: TLS connections to one address for different names are kept apart,
@@ -65,6 +68,7 @@ impl Network {
         stream_listeners: Vec<Listen>,
         public_ip: Option<IpAddr>,
         tls: Option<Arc<ClientConfig>>,
+        dns: Dns,
         control: mpsc::Sender<Datagram>,
         failures: mpsc::UnboundedSender<TransportFailure>,
     ) -> Self {
@@ -76,6 +80,7 @@ impl Network {
             streams: Arc::default(),
             control,
             failures,
+            dns,
         }
     }
 
@@ -156,28 +161,30 @@ impl Network {
         let _ = self.failures.send((key.peer, key.transport, why));
     }
 
-    /// Looks the next hop up (the system resolver for now; RFC 3263 NAPTR/SRV is issue 3's
-    /// DNS work) and finds our address as the next hop will see it: the public address if
-    /// configured, else the listener's own address, else the kernel's source address
-    /// toward the next hop (a wildcard listener has no single address of its own). The
+    /// Finds the next hop by RFC 3263 (see [`Dns`]), keeps the targets of an address
+    /// family we have a listener for, and works out our address as they will see it: the
+    /// public address if configured, else the listener's own, else the kernel's source
+    /// address toward the first target (a wildcard listener has no single address). The
     /// port is that of our listener for the trunk's transport, which the Contact names.
     pub async fn resolve(&self, request: &ResolveRequest) -> Result<Resolved, String> {
-        let addresses = tokio::net::lookup_host((request.host.as_str(), request.port))
-            .await
-            .map_err(|error| format!("{}: {error}", request.host))?;
-        let candidates: Vec<SocketAddr> = addresses.collect();
-        let (next_hop, listener) = candidates
+        let mut random = Random::new(seed());
+        let candidates = self
+            .dns
+            .targets(&request.host, request.port, request.transport, &mut random)
+            .await?;
+        let usable: Vec<(SocketAddr, SocketAddr)> = candidates
             .iter()
-            .find_map(|address| {
+            .filter_map(|address| {
                 self.listener_for(request.transport, *address)
                     .map(|listener| (*address, listener))
             })
-            .ok_or_else(|| {
-                format!(
-                    "{} resolves to {candidates:?}, and no {} listener has that address family",
-                    request.host, request.transport
-                )
-            })?;
+            .collect();
+        let Some(&(next_hop, listener)) = usable.first() else {
+            return Err(format!(
+                "{} resolves to {candidates:?}, and no {} listener has that address family",
+                request.host, request.transport
+            ));
+        };
         let ip = match (self.public_ip, listener.ip()) {
             (Some(public), _) => public,
             (None, ip) if !ip.is_unspecified() => ip,
@@ -185,10 +192,24 @@ impl Network {
         };
         Ok(Resolved {
             next_hop,
+            alternatives: usable
+                .iter()
+                .skip(1)
+                .filter(|(_, local)| *local == listener)
+                .map(|(address, _)| *address)
+                .collect(),
             local: SocketAddr::new(ip, listener.port()),
             public: self.public_ip.is_some(),
         })
     }
+}
+
+/// A seed for SRV weight draws (std's per-process random hasher keys).
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    hasher.finish()
 }
 
 /// One TCP or TLS connection: connect (and handshake), then serve it.

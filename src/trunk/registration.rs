@@ -180,6 +180,9 @@ pub struct Registration {
     next_attempt_at: Option<Instant>,
     consecutive_failures: u32,
     unregistering: bool,
+    /// Set when an attempt failed in a way another server might not (no answer, transport
+    /// error, 408, 5xx): the registry may fail over to the next DNS target.
+    failover_hint: bool,
     /// The Contact we register; starts as `params.contact`, corrected behind NAT.
     contact: String,
     /// A Contact replaced behind NAT, removed (`expires=0`) in the next REGISTER.
@@ -220,6 +223,7 @@ impl Registration {
             next_attempt_at: Some(now + start_delay),
             consecutive_failures: 0,
             unregistering: false,
+            failover_hint: false,
             contact,
             retired_contact: None,
             transmits: VecDeque::new(),
@@ -242,6 +246,21 @@ impl Registration {
     /// Seconds of the current binding left at `now`.
     pub fn expires_in(&self, now: Instant) -> Option<Duration> {
         self.expires_at.map(|at| at.saturating_duration_since(now))
+    }
+
+    /// Whether the last failure suggests trying another server; reading it clears it.
+    pub fn take_failover_hint(&mut self) -> bool {
+        std::mem::take(&mut self.failover_hint)
+    }
+
+    /// Sends the next attempt to `next_hop` now, instead of after the backoff. A cached
+    /// challenge belonged to the other server and is dropped.
+    pub fn fail_over(&mut self, now: Instant, next_hop: SocketAddr) {
+        self.params.next_hop = next_hop;
+        self.challenge = None;
+        if self.in_flight.is_none() {
+            self.next_attempt_at = Some(now);
+        }
     }
 
     /// Whether the registrar holds (as far as we know) a binding of ours: only then is
@@ -574,6 +593,10 @@ impl Registration {
             return;
         }
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        // RFC 3263 §4.3: a timeout, transport error or 503 (here: any 5xx or 408) makes
+        // the next server worth trying; a 6xx or an auth failure would be the same anywhere.
+        self.failover_hint = state == State::Backoff
+            && code.is_none_or(|code| code == 408 || (500..600).contains(&code));
         let mut delay = match state {
             State::Rejected => self.params.retry_max,
             _ => backoff(

@@ -48,16 +48,19 @@ pub const START_SPREAD: Duration = Duration::from_secs(2);
 pub struct ResolveRequest {
     pub trunk: String,
     pub host: String,
-    pub port: u16,
+    /// An explicit port; without one, RFC 3263 SRV records choose.
+    pub port: Option<u16>,
     /// Which listener's address our Contact should name.
     pub transport: Transport,
 }
 
 /// What the shell found: the address to send to, and our address as seen from it (the
 /// kernel's choice of source address toward it, or the configured public address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub next_hop: SocketAddr,
+    /// Further targets in RFC 3263 order, tried when `next_hop` fails.
+    pub alternatives: Vec<SocketAddr>,
     pub local: SocketAddr,
     /// `local` is the configured `public_address`: never "corrected" from the Via.
     pub public: bool,
@@ -76,6 +79,8 @@ pub enum Notice {
         source: SocketAddr,
         code: u16,
     },
+    /// The next hop failed; the next DNS target is tried at once.
+    FailedOver { trunk: String, next_hop: SocketAddr },
     /// The trunk would register but cannot yet (unsupported transport, resolution failed).
     NotRegistering { trunk: String, reason: String },
 }
@@ -86,6 +91,37 @@ struct Entry {
     registration: Registration,
     next_hop: SocketAddr,
     transport: Transport,
+    /// Every DNS target, in order; `next_hop` is one of them.
+    targets: Vec<SocketAddr>,
+    /// Targets tried since the last success, for failover within one round.
+    tried: usize,
+}
+
+impl Entry {
+    /// After a failure another server might not share, moves to the next target and
+    /// retries at once, until each target was tried once since the last success; then
+    /// the registration's own backoff applies.
+    fn consider_failover(&mut self, now: Instant, notices: &mut VecDeque<Notice>, id: &str) {
+        if !self.registration.take_failover_hint() || self.targets.len() < 2 {
+            return;
+        }
+        self.tried += 1;
+        if self.tried >= self.targets.len() {
+            self.tried = 0;
+            return;
+        }
+        let position = self
+            .targets
+            .iter()
+            .position(|t| *t == self.next_hop)
+            .unwrap_or(0);
+        self.next_hop = self.targets[(position + 1) % self.targets.len()];
+        self.registration.fail_over(now, self.next_hop);
+        notices.push_back(Notice::FailedOver {
+            trunk: id.to_owned(),
+            next_hop: self.next_hop,
+        });
+    }
 }
 
 pub struct Registry {
@@ -142,11 +178,11 @@ impl Registry {
             return;
         }
         let (host, port) = match &trunk.outbound_proxy {
-            Some(proxy) => (
-                proxy.host.to_string(),
-                proxy.port.unwrap_or(trunk.transport.default_port()),
+            Some(proxy) => (proxy.host.to_string(), proxy.port),
+            None => (
+                trunk.domain.to_string(),
+                trunk.port_explicit.then_some(trunk.port),
             ),
-            None => (trunk.domain.to_string(), trunk.port),
         };
         // A bracketed IPv6 literal resolves as the bare address.
         let host = host
@@ -206,7 +242,7 @@ impl Registry {
                 return;
             }
         };
-        let mut params = params(&trunk, resolved, &self.user_agent);
+        let mut params = params(&trunk, &resolved, &self.user_agent);
         params.retry_min = self.retry_min;
         params.retry_max = self.retry_max;
         let delay = Duration::from_millis(self.random.below(START_SPREAD.as_millis() as u64));
@@ -220,6 +256,10 @@ impl Registry {
                 registration,
                 next_hop: resolved.next_hop,
                 transport: trunk.transport,
+                targets: std::iter::once(resolved.next_hop)
+                    .chain(resolved.alternatives.iter().copied())
+                    .collect(),
+                tried: 0,
             },
         );
     }
@@ -238,24 +278,30 @@ impl Registry {
         let Ok(call_id) = std::str::from_utf8(call_id) else {
             return false;
         };
-        let registration = match self.call_ids.get(call_id) {
-            Some(id) => self
-                .entries
-                .get_mut(id)
-                .map(|entry| &mut entry.registration),
-            None => self
-                .retiring
-                .iter_mut()
-                .find(|registration| registration.call_id() == call_id),
-        };
-        let Some(registration) = registration else {
-            return false;
-        };
         let Some(view) = response_view(message, source) else {
             return false;
         };
-        registration.handle_response(now, &view);
-        true
+        if let Some(id) = self.call_ids.get(call_id)
+            && let Some(entry) = self.entries.get_mut(id)
+        {
+            entry.registration.handle_response(now, &view);
+            if entry.registration.state() == registration::State::Registered {
+                entry.tried = 0;
+            }
+            entry.consider_failover(now, &mut self.notices, id);
+            return true;
+        }
+        match self
+            .retiring
+            .iter_mut()
+            .find(|registration| registration.call_id() == call_id)
+        {
+            Some(registration) => {
+                registration.handle_response(now, &view);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -268,7 +314,7 @@ impl Registry {
         self.retiring
             .retain(|registration| !registration.is_finished());
         let mut in_flight = self.in_flight();
-        for entry in self.entries.values_mut() {
+        for (id, entry) in &mut self.entries {
             let registration = &mut entry.registration;
             if registration.poll_timeout().is_some_and(|at| at <= now) {
                 let starts = registration.attempt_due(now);
@@ -277,6 +323,7 @@ impl Registry {
                 if starts && may_start {
                     in_flight += 1;
                 }
+                entry.consider_failover(now, &mut self.notices, id);
             }
         }
     }
@@ -362,9 +409,10 @@ impl Registry {
         transport: Transport,
         why: &str,
     ) {
-        for entry in self.entries.values_mut() {
+        for (id, entry) in &mut self.entries {
             if entry.next_hop == peer && entry.transport == transport {
                 entry.registration.handle_transport_error(now, why);
+                entry.consider_failover(now, &mut self.notices, id);
             }
         }
     }
@@ -414,7 +462,7 @@ pub struct RegistrationStatus {
     pub next_hop: SocketAddr,
 }
 
-fn params(trunk: &Trunk, resolved: Resolved, user_agent: &str) -> Params {
+fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
     let username = trunk.username.clone().unwrap_or_default();
     let local = match resolved.local.ip() {
         IpAddr::V6(v6) => format!("[{v6}]:{}", resolved.local.port()),
@@ -555,6 +603,7 @@ register = true
     fn resolved() -> Resolved {
         Resolved {
             next_hop: REGISTRAR.parse().unwrap(),
+            alternatives: Vec::new(),
             local: "127.0.0.1:5060".parse().unwrap(),
             public: false,
         }
@@ -571,7 +620,7 @@ register = true
             ResolveRequest {
                 trunk: "alpha".into(),
                 host: "127.0.0.1".into(),
-                port: 5070,
+                port: Some(5070),
                 transport: Transport::Udp,
             }
         );

@@ -1,0 +1,194 @@
+//! RFC 3263 §4 server location for a trunk's next hop, with hickory-resolver.
+//!
+//! The transport is always known (the trunk's `transport`), so the NAPTR step, which
+//! exists to choose a transport, is skipped as §4.1 allows. Then:
+//! - an IP address is used as it is, with the given port or the transport's default;
+//! - a name with an explicit port is looked up as A/AAAA (§4.2);
+//! - a name without a port is looked up as SRV `_sip._udp`, `_sip._tcp` or `_sips._tcp`
+//!   (§4.2), targets ordered by priority and, within one priority, by a weighted random
+//!   draw (RFC 2782), each target's A/AAAA records in turn; with no SRV record, the
+//!   name's A/AAAA records on the default port.
+//!
+//! The result is an ordered list of addresses; the registry fails over along it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+
+use crate::config::Transport;
+use crate::trunk::random::Random;
+
+/// Upper bound on addresses kept per next hop; more says nothing useful for failover.
+const MAX_TARGETS: usize = 16;
+
+#[derive(Clone)]
+pub struct Dns {
+    resolver: Arc<TokioResolver>,
+}
+
+impl Dns {
+    /// The system's resolver configuration, or the given servers (`[daemon] dns_servers`).
+    pub fn new(servers: &[SocketAddr]) -> Result<Self, String> {
+        let builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|error| error.to_string())?
+        } else {
+            let name_servers = servers
+                .iter()
+                .map(|server| {
+                    let mut config = NameServerConfig::udp_and_tcp(server.ip());
+                    for connection in &mut config.connections {
+                        connection.port = server.port();
+                    }
+                    config
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(name_servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let resolver = builder.build().map_err(|error| error.to_string())?;
+        Ok(Dns {
+            resolver: Arc::new(resolver),
+        })
+    }
+
+    /// The addresses to try, in order, for `host` with an optional explicit `port`.
+    pub async fn targets(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        transport: Transport,
+        random: &mut Random,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let default_port = transport.default_port();
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port.unwrap_or(default_port))]);
+        }
+        if let Some(port) = port {
+            return self.addresses(host, port).await;
+        }
+        let service = match transport {
+            Transport::Udp => "_sip._udp",
+            Transport::Tcp => "_sip._tcp",
+            Transport::Tls => "_sips._tcp",
+        };
+        let query = format!("{service}.{}.", host.trim_end_matches('.'));
+        let records: Vec<(u16, u16, u16, String)> =
+            match self.resolver.srv_lookup(query.as_str()).await {
+                Ok(lookup) => lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::SRV(srv) => {
+                            Some((srv.priority, srv.weight, srv.port, srv.target.to_utf8()))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+        if records.is_empty() {
+            return self.addresses(host, default_port).await;
+        }
+        let mut targets = Vec::new();
+        let mut last_error = None;
+        for (_, _, port, target) in order_srv(records, random) {
+            // RFC 2782: a target of "." means the service is decidedly not available.
+            if target == "." {
+                continue;
+            }
+            match self.addresses(&target, port).await {
+                Ok(addresses) => targets.extend(addresses),
+                Err(error) => last_error = Some(error),
+            }
+            if targets.len() >= MAX_TARGETS {
+                break;
+            }
+        }
+        targets.truncate(MAX_TARGETS);
+        if targets.is_empty() {
+            return Err(last_error.unwrap_or_else(|| format!("{query}: no usable SRV target")));
+        }
+        Ok(targets)
+    }
+
+    async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        let name = format!("{}.", host.trim_end_matches('.'));
+        let lookup = self
+            .resolver
+            .lookup_ip(name.as_str())
+            .await
+            .map_err(|error| format!("{host}: {error}"))?;
+        Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    }
+}
+
+/// RFC 2782 ordering: ascending priority; within a priority, repeatedly draw a record with
+/// probability proportional to its weight (zero-weight records get a small chance).
+fn order_srv(
+    mut records: Vec<(u16, u16, u16, String)>,
+    random: &mut Random,
+) -> Vec<(u16, u16, u16, String)> {
+    records.sort_by_key(|record| record.0);
+    let mut ordered = Vec::with_capacity(records.len());
+    while !records.is_empty() {
+        let priority = records[0].0;
+        let group_len = records.iter().take_while(|r| r.0 == priority).count();
+        let mut group: Vec<_> = records.drain(..group_len).collect();
+        while !group.is_empty() {
+            let total: u64 = group.iter().map(|r| u64::from(r.1) + 1).sum();
+            let mut pick = random.below(total);
+            let index = group
+                .iter()
+                .position(|r| {
+                    let weight = u64::from(r.1) + 1;
+                    if pick < weight {
+                        true
+                    } else {
+                        pick -= weight;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            ordered.push(group.remove(index));
+        }
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(priority: u16, weight: u16, name: &str) -> (u16, u16, u16, String) {
+        (priority, weight, 5060, name.to_owned())
+    }
+
+    #[test]
+    fn lower_priority_always_first_and_weights_bias_the_draw() {
+        let mut random = Random::new(9);
+        let mut heavy_first = 0;
+        for _ in 0..1000 {
+            let ordered = order_srv(
+                vec![
+                    record(20, 0, "backup"),
+                    record(10, 90, "heavy"),
+                    record(10, 10, "light"),
+                ],
+                &mut random,
+            );
+            assert_eq!(ordered.len(), 3);
+            assert_eq!(ordered[2].3, "backup", "priority 20 comes last");
+            if ordered[0].3 == "heavy" {
+                heavy_first += 1;
+            }
+        }
+        // Expected share 91/102 ≈ 0.89.
+        assert!((800..980).contains(&heavy_first), "{heavy_first}");
+    }
+}

@@ -1,0 +1,295 @@
+//! Shared harness for the real-peer tests: Kamailio, dnsmasq and the trunkd binary as
+//! child processes on loopback, each stopped on drop. A missing peer fails the test.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+pub const GOOD_PASSWORD: &str = "s3cret-trunk1";
+pub const BAD_PASSWORD: &str = "not-the-password-of-trunk2";
+
+/// Kamailio on a free loopback port, killed on drop; its log goes to a file.
+pub struct Kamailio {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Kamailio {
+    pub fn start(dir: &Path) -> Kamailio {
+        Self::start_on(dir, free_port())
+    }
+
+    pub fn start_on(dir: &Path, port: u16) -> Kamailio {
+        let binary = ["/usr/sbin/kamailio", "/usr/bin/kamailio"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .expect("kamailio is not installed: apt-get install -y kamailio (see .ci/run)");
+        let runtime = dir.join("kamailio-run");
+        std::fs::create_dir_all(&runtime).unwrap();
+        let log = dir.join("kamailio.log");
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(binary)
+            .arg("-f")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kamailio-registrar.cfg"))
+            .args(["-DD", "-E", "-n", "1", "-m", "32", "-M", "8", "-Y"])
+            .arg(&runtime)
+            .arg("-P")
+            .arg(runtime.join("kamailio.pid"))
+            .arg("-w")
+            .arg(&runtime)
+            .args([
+                "-l",
+                &format!("udp:{listen}"),
+                "-l",
+                &format!("tcp:{listen}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            // Its own process group, so the forked workers can be stopped together.
+            .process_group(0)
+            .spawn()
+            .expect("kamailio starts");
+        let kamailio = Kamailio { child, port, log };
+        kamailio.wait_until_answering();
+        kamailio
+    }
+
+    /// Sends OPTIONS until Kamailio answers 200 (it needs a moment to fork its workers).
+    pub fn wait_until_answering(&self) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let local = socket.local_addr().unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut buffer = [0u8; 4096];
+        for attempt in 0.. {
+            assert!(
+                Instant::now() < deadline,
+                "kamailio never answered OPTIONS:\n{}",
+                self.log_text()
+            );
+            let options = format!(
+                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKready{attempt}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+                 Call-ID: ready-{attempt}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                port = self.port
+            );
+            socket
+                .send_to(options.as_bytes(), ("127.0.0.1", self.port))
+                .unwrap();
+            if let Ok(length) = socket.recv(&mut buffer)
+                && buffer[..length].starts_with(b"SIP/2.0 200")
+            {
+                return;
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for a Kamailio log line containing all `needles`.
+    pub fn wait_for_log(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self
+                .log_text()
+                .lines()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+            {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no kamailio line with {needles:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+}
+
+impl Drop for Kamailio {
+    /// SIGTERM lets Kamailio stop its workers; then the whole group is killed in case any
+    /// survived (SIGKILL to the main process alone would orphan them).
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    // A port free for UDP and TCP at once (Kamailio listens on both).
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct Trunkd {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Trunkd {
+    pub fn start(config: &Path) -> Trunkd {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Trunkd {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    pub fn wait_for(&mut self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if needles.iter().all(|needle| line.contains(needle)) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no trunkd line with {needles:?}:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    /// Like `wait_for`, but also matches a line already read (events of different trunks
+    /// arrive in any order).
+    pub fn seen_or_wait_for(&mut self, needles: &[&str]) -> String {
+        let seen = self
+            .log
+            .iter()
+            .find(|line| needles.iter().all(|needle| line.contains(needle)));
+        match seen {
+            Some(line) => line.clone(),
+            None => self.wait_for(needles),
+        }
+    }
+
+    pub fn stop(mut self) -> Vec<String> {
+        let started = Instant::now();
+        Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(self.child.wait().unwrap().success());
+        // Unregistration was answered, so shutdown did not wait for its 5 s deadline.
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        self.log.extend(self.lines.try_iter());
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl Drop for Trunkd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// dnsmasq serving the given records on a free loopback port, killed on drop.
+pub struct Dnsmasq {
+    child: Child,
+    pub port: u16,
+}
+
+impl Dnsmasq {
+    /// `records` are dnsmasq options such as `--srv-host=...` and `--host-record=...`.
+    pub fn start(records: &[String]) -> Dnsmasq {
+        let binary = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .expect("dnsmasq is not installed: apt-get install -y dnsmasq-base (see .ci/run)");
+        let port = free_port();
+        let child = Command::new(binary)
+            .args([
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--user=root",
+            ])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts");
+        let dnsmasq = Dnsmasq { child, port };
+        // Ready when its UDP port is taken.
+        let deadline = Instant::now() + WAIT;
+        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "dnsmasq did not bind its port");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        dnsmasq
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
