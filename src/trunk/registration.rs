@@ -76,8 +76,9 @@ pub struct ResponseView<'a> {
     /// Branch of the top Via: which transaction this answers.
     pub branch: &'a str,
     pub cseq: u32,
-    /// `expires` parameter of the Contact that is ours (RFC 3261 §10.2.4), if present.
-    pub contact_expires: Option<u32>,
+    /// Every Contact of the 200 (the registrar lists all bindings of the AOR, other
+    /// devices' too): its URI and `expires` parameter (RFC 3261 §10.2.4).
+    pub contacts: Vec<(&'a str, Option<u32>)>,
     pub expires: Option<u32>,
     pub www_authenticate: Vec<&'a str>,
     pub proxy_authenticate: Vec<&'a str>,
@@ -440,11 +441,15 @@ impl Registration {
             self.set_state(State::Unregistered, Some(response.code), reason);
             return;
         }
-        // RFC 3261 §10.2.4: the registrar's word on our Contact wins, then Expires.
-        let granted = response
-            .contact_expires
-            .or(response.expires)
-            .unwrap_or(sent_expires);
+        // RFC 3261 §10.2.4: the registrar's word on our Contact wins, then Expires. URIs
+        // compare case-insensitively here (registrars echo `transport=UDP`); the full
+        // §19.1.4 comparison is not needed to find a Contact we wrote ourselves.
+        let ours = response
+            .contacts
+            .iter()
+            .find(|(uri, _)| uri.eq_ignore_ascii_case(&self.contact))
+            .and_then(|(_, expires)| *expires);
+        let granted = ours.or(response.expires).unwrap_or(sent_expires);
         if granted == 0 {
             // A registrar that granted nothing: treat as a failure, not a success.
             self.fail(
@@ -962,7 +967,11 @@ mod tests {
         // The carrier grants 600 s on our Contact although we asked for 3600.
         let t = t + Duration::from_millis(40);
         let mut ok = response(&answered, 200, "OK");
-        ok.contact_expires = Some(600);
+        // Another device's binding first: ours is found by its URI.
+        ok.contacts = vec![
+            ("sip:other@203.0.113.9:5060", Some(3600)),
+            ("sip:user_42@198.51.100.1:5060;transport=UDP", Some(600)),
+        ];
         ok.expires = Some(3600);
         registration.handle_response(t, &ok);
         assert_eq!(registration.state(), State::Registered);

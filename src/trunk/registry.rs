@@ -520,21 +520,21 @@ fn response_view<'a>(message: &Scan<'a, '_>, source: SocketAddr) -> Option<Respo
             .and_then(|value| std::str::from_utf8(value).ok())
             .and_then(|value| value.trim().parse::<u32>().ok())
     };
-    // The registrar lists every binding of the AOR; ours is the one with our Via branch's
-    // host — but the simplest robust rule is the first Contact carrying an expires, which
-    // the registrar sets per binding. Trunk AORs have one binding: ours.
-    let contact_expires =
-        message
-            .contacts()
-            .filter_map(Result::ok)
-            .find_map(|contact| match contact {
-                Contact::Address(address) => scan::Params::new(address.params)
+    let contacts = message
+        .contacts()
+        .filter_map(Result::ok)
+        .filter_map(|contact| match contact {
+            Contact::Address(address) => {
+                let expires = scan::Params::new(address.params)
                     .get(b"expires")
                     .and_then(|param| param.value)
                     .and_then(|value| std::str::from_utf8(value).ok())
-                    .and_then(|value| value.parse::<u32>().ok()),
-                Contact::Wildcard => None,
-            });
+                    .and_then(|value| value.parse::<u32>().ok());
+                Some((text(address.uri)?, expires))
+            }
+            Contact::Wildcard => None,
+        })
+        .collect();
     let values = |name: HeaderName<'_>| -> Vec<&'a str> {
         message.header_values(name).filter_map(text).collect()
     };
@@ -550,7 +550,7 @@ fn response_view<'a>(message: &Scan<'a, '_>, source: SocketAddr) -> Option<Respo
         reason: text(reason).unwrap_or(""),
         branch: via.branch.and_then(text).unwrap_or(""),
         cseq: cseq.sequence,
-        contact_expires,
+        contacts,
         expires: number(HeaderName::Expires),
         www_authenticate: values(HeaderName::WwwAuthenticate),
         proxy_authenticate: values(HeaderName::ProxyAuthenticate),
