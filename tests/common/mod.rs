@@ -293,3 +293,83 @@ impl Drop for Dnsmasq {
         let _ = self.child.wait();
     }
 }
+
+/// SIPp running a UAS scenario from tests/peers on a free loopback UDP port. It exits on
+/// its own (`-m 1`, `-timeout`); dropping it kills it if it has not.
+pub struct Sipp {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Sipp {
+    pub fn start_uas(scenario: &str, dir: &Path) -> Sipp {
+        let binary = ["/usr/bin/sipp", "/usr/local/bin/sipp"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .expect("sipp is not installed: apt-get install -y sip-tester (see .ci/run)");
+        let port = free_port();
+        let log = dir.join(format!("{scenario}.log"));
+        let child = Command::new(binary)
+            .arg("-sf")
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/peers")
+                    .join(scenario),
+            )
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "u1",
+                "-m",
+                "1",
+            ])
+            .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
+            .args([
+                "-default_behaviors",
+                "abortunexp",
+                "-trace_logs",
+                "-log_file",
+            ])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp starts");
+        // Ready when its port is bound (probing with SIP would use up its one call).
+        let deadline = Instant::now() + WAIT;
+        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "sipp did not bind its port");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sipp { child, port, log }
+    }
+
+    /// Waits for SIPp to finish its scenario; its exit code says whether every step
+    /// matched (0) or not.
+    pub fn wait(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT * 3;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "sipp did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
