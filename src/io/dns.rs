@@ -13,6 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
@@ -24,6 +25,13 @@ use crate::trunk::random::Random;
 
 /// Upper bound on addresses kept per next hop; more says nothing useful for failover.
 const MAX_TARGETS: usize = 16;
+
+/// Ordered targets and how long the DNS answers behind them stay valid.
+pub struct Targets {
+    pub addresses: Vec<SocketAddr>,
+    /// The shortest TTL among the records used; `None` for an IP literal.
+    pub ttl: Option<Duration>,
+}
 
 #[derive(Clone)]
 pub struct Dns {
@@ -64,10 +72,13 @@ impl Dns {
         port: Option<u16>,
         transport: Transport,
         random: &mut Random,
-    ) -> Result<Vec<SocketAddr>, String> {
+    ) -> Result<Targets, String> {
         let default_port = transport.default_port();
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(vec![SocketAddr::new(ip, port.unwrap_or(default_port))]);
+            return Ok(Targets {
+                addresses: vec![SocketAddr::new(ip, port.unwrap_or(default_port))],
+                ttl: None,
+            });
         }
         if let Some(port) = port {
             return self.addresses(host, port).await;
@@ -78,9 +89,9 @@ impl Dns {
             Transport::Tls => "_sips._tcp",
         };
         let query = format!("{service}.{}.", host.trim_end_matches('.'));
-        let records: Vec<(u16, u16, u16, String)> =
-            match self.resolver.srv_lookup(query.as_str()).await {
-                Ok(lookup) => lookup
+        let (records, mut ttl) = match self.resolver.srv_lookup(query.as_str()).await {
+            Ok(lookup) => {
+                let records: Vec<(u16, u16, u16, String)> = lookup
                     .answers()
                     .iter()
                     .filter_map(|record| match &record.data {
@@ -89,13 +100,15 @@ impl Dns {
                         }
                         _ => None,
                     })
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
+                    .collect();
+                (records, Some(remaining(lookup.valid_until())))
+            }
+            Err(_) => (Vec::new(), None),
+        };
         if records.is_empty() {
             return self.addresses(host, default_port).await;
         }
-        let mut targets = Vec::new();
+        let mut addresses = Vec::new();
         let mut last_error = None;
         for (_, _, port, target) in order_srv(records, random) {
             // RFC 2782: a target of "." means the service is decidedly not available.
@@ -103,28 +116,46 @@ impl Dns {
                 continue;
             }
             match self.addresses(&target, port).await {
-                Ok(addresses) => targets.extend(addresses),
+                Ok(found) => {
+                    addresses.extend(found.addresses);
+                    ttl = shorter(ttl, found.ttl);
+                }
                 Err(error) => last_error = Some(error),
             }
-            if targets.len() >= MAX_TARGETS {
+            if addresses.len() >= MAX_TARGETS {
                 break;
             }
         }
-        targets.truncate(MAX_TARGETS);
-        if targets.is_empty() {
+        addresses.truncate(MAX_TARGETS);
+        if addresses.is_empty() {
             return Err(last_error.unwrap_or_else(|| format!("{query}: no usable SRV target")));
         }
-        Ok(targets)
+        Ok(Targets { addresses, ttl })
     }
 
-    async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    async fn addresses(&self, host: &str, port: u16) -> Result<Targets, String> {
         let name = format!("{}.", host.trim_end_matches('.'));
         let lookup = self
             .resolver
             .lookup_ip(name.as_str())
             .await
             .map_err(|error| format!("{host}: {error}"))?;
-        Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+        Ok(Targets {
+            addresses: lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+            ttl: Some(remaining(lookup.valid_until())),
+        })
+    }
+}
+
+/// hickory reports validity as an `Instant`; the TTL is what remains of it now.
+fn remaining(valid_until: std::time::Instant) -> Duration {
+    valid_until.saturating_duration_since(crate::io::clock::now())
+}
+
+fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -168,10 +168,11 @@ impl Network {
     /// port is that of our listener for the trunk's transport, which the Contact names.
     pub async fn resolve(&self, request: &ResolveRequest) -> Result<Resolved, String> {
         let mut random = Random::new(seed());
-        let candidates = self
+        let found = self
             .dns
             .targets(&request.host, request.port, request.transport, &mut random)
             .await?;
+        let candidates = found.addresses;
         let usable: Vec<(SocketAddr, SocketAddr)> = candidates
             .iter()
             .filter_map(|address| {
@@ -200,6 +201,7 @@ impl Network {
                 .collect(),
             local: SocketAddr::new(ip, listener.port()),
             public: self.public_ip.is_some(),
+            ttl: found.ttl,
         })
     }
 }

@@ -264,6 +264,12 @@ impl Registration {
         }
     }
 
+    /// Sends future requests to `next_hop` (new DNS data); nothing is sent now.
+    pub fn move_to(&mut self, next_hop: SocketAddr) {
+        self.params.next_hop = next_hop;
+        self.challenge = None;
+    }
+
     /// Whether the registrar holds (as far as we know) a binding of ours: only then is
     /// there anything to unregister.
     pub fn has_binding(&self) -> bool {

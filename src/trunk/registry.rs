@@ -64,7 +64,14 @@ pub struct Resolved {
     pub local: SocketAddr,
     /// `local` is the configured `public_address`: never "corrected" from the Via.
     pub public: bool,
+    /// How long the DNS answers stay valid; `None` for an IP address.
+    pub ttl: Option<Duration>,
 }
+
+/// Re-resolution happens when the DNS answers expire, but not more often than this (a
+/// zero TTL would otherwise mean a lookup per loop) nor less often than the maximum.
+pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const MAX_RESOLVE_INTERVAL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -95,9 +102,77 @@ struct Entry {
     targets: Vec<SocketAddr>,
     /// Targets tried since the last success, for failover within one round.
     tried: usize,
+    /// How the targets were found, to look them up again.
+    lookup: ResolveRequest,
+    /// When to look them up again (DNS TTL), or `None` for an IP address.
+    resolve_at: Option<Instant>,
+    /// A lookup is under way.
+    resolving: bool,
+}
+
+/// The lookup that finds a trunk's next hop: the outbound proxy, else the domain; the port
+/// only when written (without one, SRV records choose).
+fn lookup_request(trunk: &Trunk) -> ResolveRequest {
+    let (host, port) = match &trunk.outbound_proxy {
+        Some(proxy) => (proxy.host.to_string(), proxy.port),
+        None => (
+            trunk.domain.to_string(),
+            trunk.port_explicit.then_some(trunk.port),
+        ),
+    };
+    ResolveRequest {
+        trunk: trunk.id.clone(),
+        // A bracketed IPv6 literal resolves as the bare address.
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+        transport: trunk.transport,
+    }
+}
+
+fn resolve_interval(ttl: Duration) -> Duration {
+    ttl.clamp(MIN_RESOLVE_INTERVAL, MAX_RESOLVE_INTERVAL)
 }
 
 impl Entry {
+    /// New DNS answers for a running registration: keep the current next hop if it is
+    /// still among the targets, else move to the first of them (the next REGISTER goes
+    /// there; RFC 3263 §4.3 lets a client switch when the data changes). A failed lookup
+    /// keeps the old targets and tries again later.
+    fn refresh_targets(
+        &mut self,
+        now: Instant,
+        resolved: Result<Resolved, String>,
+        notices: &mut VecDeque<Notice>,
+        id: &str,
+    ) {
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(reason) => {
+                self.resolve_at = Some(now + MIN_RESOLVE_INTERVAL);
+                notices.push_back(Notice::NotRegistering {
+                    trunk: id.to_owned(),
+                    reason: format!("DNS refresh failed, keeping the known targets: {reason}"),
+                });
+                return;
+            }
+        };
+        self.targets = std::iter::once(resolved.next_hop)
+            .chain(resolved.alternatives.iter().copied())
+            .collect();
+        self.resolve_at = resolved.ttl.map(|ttl| now + resolve_interval(ttl));
+        if !self.targets.contains(&self.next_hop) {
+            self.next_hop = self.targets[0];
+            self.registration.move_to(self.next_hop);
+            notices.push_back(Notice::FailedOver {
+                trunk: id.to_owned(),
+                next_hop: self.next_hop,
+            });
+        }
+    }
+
     /// After a failure another server might not share, moves to the next target and
     /// retries at once, until each target was tried once since the last success; then
     /// the registration's own backoff applies.
@@ -107,7 +182,12 @@ impl Entry {
         }
         self.tried += 1;
         if self.tried >= self.targets.len() {
+            // Every target failed since the last success: the DNS data may be stale, so
+            // look it up again now (the registration's backoff paces the retries).
             self.tried = 0;
+            if self.resolve_at.is_some() {
+                self.resolve_at = Some(now);
+            }
             return;
         }
         let position = self
@@ -177,25 +257,8 @@ impl Registry {
         if !Self::wants_registration(trunk) {
             return;
         }
-        let (host, port) = match &trunk.outbound_proxy {
-            Some(proxy) => (proxy.host.to_string(), proxy.port),
-            None => (
-                trunk.domain.to_string(),
-                trunk.port_explicit.then_some(trunk.port),
-            ),
-        };
-        // A bracketed IPv6 literal resolves as the bare address.
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
         self.pending.insert(trunk.id.clone(), trunk.clone());
-        self.resolve_requests.push_back(ResolveRequest {
-            trunk: trunk.id.clone(),
-            host,
-            port,
-            transport: trunk.transport,
-        });
+        self.resolve_requests.push_back(lookup_request(trunk));
     }
 
     /// Removes a trunk's registration, unregistering its binding.
@@ -226,9 +289,17 @@ impl Registry {
         self.resolve_requests.pop_front()
     }
 
-    /// The shell's answer to a [`ResolveRequest`]. Stale answers (the trunk was removed
-    /// or changed meanwhile) are ignored.
+    /// The shell's answer to a [`ResolveRequest`]: a new trunk's registration starts, an
+    /// existing one gets its refreshed targets. Stale answers (the trunk was removed or
+    /// changed meanwhile) are ignored.
     pub fn handle_resolved(&mut self, now: Instant, id: &str, resolved: Result<Resolved, String>) {
+        if let Some(entry) = self.entries.get_mut(id)
+            && entry.resolving
+        {
+            entry.resolving = false;
+            entry.refresh_targets(now, resolved, &mut self.notices, id);
+            return;
+        }
         let Some(trunk) = self.pending.remove(id) else {
             return;
         };
@@ -260,6 +331,9 @@ impl Registry {
                     .chain(resolved.alternatives.iter().copied())
                     .collect(),
                 tried: 0,
+                lookup: lookup_request(&trunk),
+                resolve_at: resolved.ttl.map(|ttl| now + resolve_interval(ttl)),
+                resolving: false,
             },
         );
     }
@@ -313,6 +387,13 @@ impl Registry {
         }
         self.retiring
             .retain(|registration| !registration.is_finished());
+        for entry in self.entries.values_mut() {
+            if !entry.resolving && entry.resolve_at.is_some_and(|at| at <= now) {
+                entry.resolving = true;
+                entry.resolve_at = None;
+                self.resolve_requests.push_back(entry.lookup.clone());
+            }
+        }
         let mut in_flight = self.in_flight();
         for (id, entry) in &mut self.entries {
             let registration = &mut entry.registration;
@@ -346,6 +427,7 @@ impl Registry {
             .values()
             .map(|entry| &entry.registration)
             .chain(&self.retiring);
+        let lookups = self.entries.values().filter_map(|entry| entry.resolve_at);
         registrations
             .filter_map(|registration| {
                 let attempt = registration
@@ -356,6 +438,7 @@ impl Registry {
                     (a, b) => a.or(b),
                 }
             })
+            .chain(lookups)
             .min()
     }
 
@@ -606,6 +689,7 @@ register = true
             alternatives: Vec::new(),
             local: "127.0.0.1:5060".parse().unwrap(),
             public: false,
+            ttl: None,
         }
     }
 
@@ -785,6 +869,76 @@ register = true
         registry.handle_timeout(t);
         assert!(registry.poll_transmit().is_some());
         assert!(registry.poll_transmit().is_none(), "exactly one more");
+    }
+
+    #[test]
+    fn dns_answers_are_refreshed_at_their_ttl_and_a_moved_registrar_is_followed() {
+        let t0 = epoch();
+        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+        registry.add(&trunk(""));
+        let request = registry.poll_resolve().unwrap();
+        let mut first = resolved();
+        first.ttl = Some(Duration::from_secs(120));
+        registry.handle_resolved(t0, "alpha", Ok(first));
+        registry.handle_timeout(t0 + START_SPREAD);
+        let register = String::from_utf8(registry.poll_transmit().unwrap().bytes).unwrap();
+        assert!(deliver(
+            &mut registry,
+            t0 + START_SPREAD,
+            &ok_for(&register)
+        ));
+
+        // Nothing to look up before the TTL; at the TTL, the same lookup again.
+        let expiry = t0 + Duration::from_secs(120);
+        assert!(registry.poll_timeout().unwrap() <= expiry);
+        registry.handle_timeout(expiry - Duration::from_secs(1));
+        assert!(registry.poll_resolve().is_none());
+        registry.handle_timeout(expiry);
+        assert_eq!(registry.poll_resolve(), Some(request));
+
+        // The registrar moved: the next REGISTER (the refresh) goes to the new address.
+        let mut moved = resolved();
+        moved.next_hop = "127.0.0.2:5070".parse().unwrap();
+        moved.ttl = Some(Duration::from_secs(120));
+        registry.handle_resolved(expiry, "alpha", Ok(moved));
+        assert!(matches!(
+            registry.poll_notice(),
+            Some(Notice::FailedOver { .. })
+        ));
+        // Drive time to the refresh (at 450 s), answering the DNS refreshes on the way.
+        let (transmit, at) = loop {
+            let at = registry.poll_timeout().unwrap();
+            assert!(
+                at < t0 + Duration::from_secs(600),
+                "no refresh before expiry"
+            );
+            registry.handle_timeout(at);
+            while let Some(lookup) = registry.poll_resolve() {
+                let mut again = resolved();
+                again.next_hop = "127.0.0.2:5070".parse().unwrap();
+                again.ttl = Some(Duration::from_secs(120));
+                registry.handle_resolved(at, &lookup.trunk, Ok(again));
+            }
+            if let Some(transmit) = registry.poll_transmit() {
+                break (transmit, at);
+            }
+        };
+        assert_eq!(transmit.destination, "127.0.0.2:5070".parse().unwrap());
+        assert_eq!(at, t0 + START_SPREAD + Duration::from_secs(450));
+        let status = registry.status("alpha", at).unwrap();
+        assert_eq!(status.next_hop, "127.0.0.2:5070".parse().unwrap());
+    }
+
+    #[test]
+    fn ip_address_next_hops_are_never_looked_up_again() {
+        let t0 = epoch();
+        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+        registry.add(&trunk(""));
+        registry.poll_resolve().unwrap();
+        registry.handle_resolved(t0, "alpha", Ok(resolved()));
+        registry.handle_timeout(t0 + Duration::from_secs(7200));
+        while registry.poll_transmit().is_some() {}
+        assert!(registry.poll_resolve().is_none());
     }
 
     trait TapTransport {
