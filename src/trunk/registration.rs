@@ -1210,24 +1210,25 @@ mod tests {
         assert_eq!(registration.state(), State::Registering);
     }
 
-    #[test]
-    fn backoff_stays_within_bounds_for_any_failure_count() {
-        for seed in 0..200 {
+    proptest::proptest! {
+        /// For any policy, failure count and seed: the delay is between half and all of
+        /// min·2^(n−1) capped at max, so retries never stop, never exceed the cap, and
+        /// never come faster than half the first step.
+        #[test]
+        fn backoff_stays_within_bounds(
+            min_secs in 1u64..3600,
+            extra_secs in 0u64..86_400,
+            failures in 1u32..10_000,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let min = Duration::from_secs(min_secs);
+            let max = min + Duration::from_secs(extra_secs);
             let mut random = Random::new(seed);
-            let mut previous_ceiling = Duration::ZERO;
-            for failures in 1..=64 {
-                let delay = backoff(failures, BACKOFF_BASE, BACKOFF_CAP, &mut random);
-                let ceiling = BACKOFF_BASE
-                    .saturating_mul(1 << (failures - 1).min(16))
-                    .min(BACKOFF_CAP);
-                assert!(
-                    delay >= ceiling / 2 && delay <= ceiling,
-                    "{failures}: {delay:?}"
-                );
-                assert!(ceiling >= previous_ceiling);
-                previous_ceiling = ceiling;
-            }
-            assert_eq!(previous_ceiling, BACKOFF_CAP);
+            let delay = backoff(failures, min, max, &mut random);
+            let ceiling = min.saturating_mul(1 << (failures - 1).min(16)).min(max);
+            proptest::prop_assert!(delay >= ceiling / 2 && delay <= ceiling, "{:?} {:?}", delay, ceiling);
+            proptest::prop_assert!(delay <= max);
+            proptest::prop_assert!(delay >= min / 2);
         }
     }
 
