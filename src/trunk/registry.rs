@@ -313,9 +313,7 @@ impl Registry {
                 return;
             }
         };
-        let mut params = params(&trunk, &resolved, &self.user_agent);
-        params.retry_min = self.retry_min;
-        params.retry_max = self.retry_max;
+        let params = self.params(&trunk, &resolved);
         let delay = Duration::from_millis(self.random.below(START_SPREAD.as_millis() as u64));
         let registration =
             Registration::new(params, self.timers, self.random.next_u64(), now, delay);
@@ -545,7 +543,26 @@ pub struct RegistrationStatus {
     pub next_hop: SocketAddr,
 }
 
-fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
+impl Registry {
+    /// A trunk's registration parameters, with the registry's current retry policy.
+    fn params(&self, trunk: &Trunk, resolved: &Resolved) -> Params {
+        params(
+            trunk,
+            resolved,
+            &self.user_agent,
+            self.retry_min,
+            self.retry_max,
+        )
+    }
+}
+
+fn params(
+    trunk: &Trunk,
+    resolved: &Resolved,
+    user_agent: &str,
+    retry_min: Duration,
+    retry_max: Duration,
+) -> Params {
     let username = trunk.username.clone().unwrap_or_default();
     let local = match resolved.local.ip() {
         IpAddr::V6(v6) => format!("[{v6}]:{}", resolved.local.port()),
@@ -580,8 +597,8 @@ fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
         expires: trunk.register_expires,
         user_agent: user_agent.to_owned(),
         learn_public_address: !resolved.public,
-        retry_min: Duration::from_secs(30),
-        retry_max: Duration::from_secs(30 * 60),
+        retry_min,
+        retry_max,
     }
 }
 
