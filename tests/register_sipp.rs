@@ -68,3 +68,63 @@ register_expires = 3600
     // SIPp has finished: an un-REGISTER would go unanswered, so no orderly stop here.
     drop(trunkd);
 }
+
+#[test]
+fn a_silent_registrar_sees_the_rfc_3261_retransmissions_then_trunkd_backs_off() {
+    let dir = tempfile::tempdir().unwrap();
+    // Never answers; -nr makes SIPp log every retransmission too.
+    let flags = [
+        "-t",
+        "u1",
+        "-nr",
+        "-timeout",
+        "30s",
+        "-default_behaviors",
+        "none",
+    ];
+    let sipp = Sipp::start_with("sipp-registrar-silent.xml", dir.path(), &flags);
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+# Timer F = 64·T1 = 3.2 s; the next attempt only after the test is over.
+timer_t1 = "50ms"
+timer_t2 = "200ms"
+register_retry_min = "60s"
+
+[trunks.silent]
+domain = "127.0.0.1"
+port = {port}
+transport = "udp"
+direction = "outbound"
+username = "trunk-sipp"
+password = "s3cret-sipp"
+register = true
+"#,
+            port = sipp.port
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    let backoff = trunkd.wait_for(&["trunk=silent state=backoff"]);
+    assert!(backoff.contains("no response (timeout)"), "{backoff}");
+    assert!(backoff.contains("retry_in="), "{backoff}");
+
+    // RFC 3261 §17.1.2.2 over UDP: the request, then retransmissions at T1, 2·T1, 4·T1,
+    // then every T2 until Timer F: with T1 = 50 ms and T2 = 200 ms, 1 + 17 sends by
+    // 3.2 s (50, 150, 350, 550, ... 3150 ms).
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let sends = loop {
+        let sends = sipp.log_text().matches("SILENT n=").count();
+        if sends >= 18 || Instant::now() > deadline {
+            break sends;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(sends, 18, "sipp log:\n{}", sipp.log_text());
+    drop(trunkd);
+}

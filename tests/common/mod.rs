@@ -303,7 +303,25 @@ pub struct Sipp {
 }
 
 impl Sipp {
+    /// A scripted registrar that runs one call and exits (`-m 1`) on its own.
     pub fn start_uas(scenario: &str, dir: &Path) -> Sipp {
+        let flags = [
+            "-t",
+            "u1",
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-default_behaviors",
+            "abortunexp",
+        ];
+        Self::start_with(scenario, dir, &flags)
+    }
+
+    /// Any scenario with its own flags; the address, port, logging and `-nostdin` are set
+    /// here.
+    pub fn start_with(scenario: &str, dir: &Path, flags: &[&str]) -> Sipp {
         let binary = ["/usr/bin/sipp", "/usr/local/bin/sipp"]
             .into_iter()
             .find(|path| Path::new(path).exists())
@@ -317,23 +335,9 @@ impl Sipp {
                     .join("tests/peers")
                     .join(scenario),
             )
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-t",
-                "u1",
-                "-m",
-                "1",
-            ])
-            .args(["-nostdin", "-timeout", "60s", "-timeout_error"])
-            .args([
-                "-default_behaviors",
-                "abortunexp",
-                "-trace_logs",
-                "-log_file",
-            ])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+            .args(flags)
+            .args(["-trace_logs", "-log_file"])
             .arg(&log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
