@@ -4,112 +4,27 @@
 // These tests watch a real process in real time; the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(15);
+use common::{Trunkd, WAIT};
+
 /// Passwords used in these configs; none may ever appear in the daemon's output.
 const SECRETS: [&str; 3] = ["inline-pa55word-x", "file-pa55word-y", "rotated-pa55word-z"];
 
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Daemon {
-    fn start(config: &Path, extra_args: &[&str], env: &[(&str, &Path)]) -> Daemon {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_trunkd"));
-        command
-            .args(extra_args)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("trunkd starts");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Daemon {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing every one of `needles`; returns it.
-    fn wait_for(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if needles.iter().all(|needle| line.contains(needle)) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needles:?} within {WAIT:?}; log so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, wait for exit, and check the whole log for secrets.
-    fn stop(mut self) -> (ExitStatus, Vec<String>) {
-        self.signal("TERM");
-        let status = self.child.wait().unwrap();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.log.push(line);
-        }
-        assert_no_secrets(&self.log);
-        (status, std::mem::take(&mut self.log))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn assert_no_secrets(log: &[String]) {
-    for line in log {
+/// Stops trunkd and checks its whole log for the configured passwords.
+fn stop(daemon: Trunkd) -> Vec<String> {
+    let log = daemon.stop();
+    for line in &log {
         for secret in SECRETS {
             assert!(!line.contains(secret), "secret in log line: {line}");
         }
     }
+    log
 }
 
 /// A config tree: main file with two listeners on port 0, one trunk per included file.
@@ -188,7 +103,7 @@ allowed_inbound_ips = ["127.0.0.1"]
 #[test]
 fn starts_binds_listeners_and_logs_status_lines() {
     let tree = Tree::new();
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     let udp = daemon.wait_for(&["listening on udp:127.0.0.1:"]);
     let tcp = daemon.wait_for(&["listening on tcp:127.0.0.1:"]);
     let alpha = daemon.wait_for(&["trunk=alpha "]);
@@ -210,8 +125,7 @@ fn starts_binds_listeners_and_logs_status_lines() {
         "{tcp_address} not bound"
     );
 
-    let (status, log) = daemon.stop();
-    assert!(status.success(), "{status:?}");
+    let log = stop(daemon);
     assert!(
         log.iter()
             .any(|line| line.contains("SIGTERM; shutting down"))
@@ -222,7 +136,7 @@ fn starts_binds_listeners_and_logs_status_lines() {
 #[test]
 fn reloads_on_in_place_edit_and_applies_only_the_diff() {
     let tree = Tree::new();
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     daemon.wait_for(&["summary "]);
 
     tree.write("trunks.d/alpha.toml", &trunk("alpha", "max_channels = 20"));
@@ -250,8 +164,7 @@ fn reloads_on_in_place_edit_and_applies_only_the_diff() {
         "reload applied: generation=4 added=0 removed=1 changed=0 unchanged=2 removed_trunks=beta",
     ]);
 
-    let (status, log) = daemon.stop();
-    assert!(status.success());
+    let log = stop(daemon);
     // One save is one reload: the debounce merged the write's events.
     let reloads = log.iter().filter(|l| l.contains("reload applied")).count();
     assert_eq!(reloads, 3, "{log:#?}");
@@ -260,7 +173,7 @@ fn reloads_on_in_place_edit_and_applies_only_the_diff() {
 #[test]
 fn reloads_when_an_editor_renames_a_new_file_over_the_old_one() {
     let tree = Tree::new();
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     daemon.wait_for(&["summary "]);
 
     tree.replace("trunks.d/beta.toml", &trunk("beta", "enabled = true"));
@@ -283,14 +196,14 @@ fn reloads_when_an_editor_renames_a_new_file_over_the_old_one() {
         "reload applied: generation=4",
         "changed_trunks=beta(enabled)",
     ]);
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }
 
 #[test]
 fn sighup_reloads_files_the_watch_does_not_cover() {
     // A rotated password file is not watched: SIGHUP (systemctl reload) picks it up.
     let tree = Tree::new();
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     daemon.wait_for(&["summary "]);
     std::fs::write(tree.path("alpha.password"), SECRETS[2]).unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -301,13 +214,13 @@ fn sighup_reloads_files_the_watch_does_not_cover() {
     // Nothing changed: a SIGHUP still reloads, and says so.
     daemon.signal("HUP");
     daemon.wait_for(&["reload applied: generation=3 added=0 removed=0 changed=0 unchanged=2"]);
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }
 
 #[test]
 fn invalid_edit_keeps_the_running_config_and_says_why() {
     let tree = Tree::new();
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     daemon.wait_for(&["summary "]);
 
     let broken = trunk(
@@ -338,7 +251,7 @@ fn invalid_edit_keeps_the_running_config_and_says_why() {
         &trunk("alpha", "max_channels = 10\nname = \"Alpha\""),
     );
     daemon.wait_for(&["reload applied: generation=2 added=0 removed=0 changed=1 unchanged=1 changed_trunks=alpha(name)"]);
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }
 
 #[test]
@@ -347,7 +260,7 @@ fn sd_notify_messages_arrive_in_order() {
     let socket_path = tree.path("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(WAIT)).unwrap();
-    let mut daemon = Daemon::start(&tree.main(), &[], &[("NOTIFY_SOCKET", &socket_path)]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[("NOTIFY_SOCKET", &socket_path)]);
     let receive = || {
         let mut buffer = [0u8; 4096];
         let length = socket.recv(&mut buffer).expect("an sd_notify message");
@@ -392,7 +305,7 @@ fn sd_notify_messages_arrive_in_order() {
 
     daemon.signal("TERM");
     assert_eq!(receive(), "STOPPING=1\nSTATUS=stopping\n");
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }
 
 #[test]
@@ -430,7 +343,7 @@ fn watchdog_pings_when_systemd_asks_for_them() {
 #[test]
 fn json_log_format_carries_the_status_line_as_message() {
     let tree = Tree::new();
-    let mut daemon = Daemon::start(&tree.main(), &["--log-format", "json"], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &["--log-format", "json"], &[]);
     let line = daemon.wait_for(&["trunk=alpha state=idle"]);
     let json: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
     assert!(
@@ -440,7 +353,7 @@ fn json_log_format_carries_the_status_line_as_message() {
             .starts_with("trunk=alpha state=idle")
     );
     assert_eq!(json["target"], "trunkd::status");
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }
 
 #[test]
@@ -501,7 +414,7 @@ fn status_lines_repeat_every_status_interval() {
     let tree = Tree::new();
     let main = std::fs::read_to_string(tree.main()).unwrap();
     tree.write("trunkd.toml", &main.replace("\"1h\"", "\"1s\""));
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     let started = Instant::now();
     for _ in 0..3 {
         daemon.wait_for(&["trunk=alpha state=idle"]);
@@ -514,7 +427,7 @@ fn status_lines_repeat_every_status_interval() {
         "{:?}",
         started.elapsed()
     );
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }
 
 #[test]
@@ -546,11 +459,11 @@ fn ipv4_and_ipv6_wildcards_can_share_a_port() {
             &listen,
         ),
     );
-    let mut daemon = Daemon::start(&tree.main(), &[], &[]);
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     daemon.wait_for(&[&format!("listening on udp:0.0.0.0:{udp}")]);
     daemon.wait_for(&[&format!("listening on udp:[::]:{udp}")]);
     daemon.wait_for(&[&format!("listening on tcp:0.0.0.0:{tcp}")]);
     daemon.wait_for(&[&format!("listening on tcp:[::]:{tcp}")]);
     daemon.wait_for(&["summary "]);
-    assert!(daemon.stop().0.success());
+    stop(daemon);
 }

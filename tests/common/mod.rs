@@ -164,15 +164,27 @@ pub struct Trunkd {
 
 impl Trunkd {
     pub fn start(config: &Path) -> Trunkd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        Self::start_with(config, &[], &[])
+    }
+
+    /// With global options before `run` (e.g. `--log-format json`) and extra environment
+    /// (e.g. `NOTIFY_SOCKET`); systemd's variables are otherwise removed.
+    pub fn start_with(config: &Path, options: &[&str], env: &[(&str, &Path)]) -> Trunkd {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trunkd"));
+        command
+            .args(options)
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
             .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("trunkd starts");
         let stderr = child.stderr.take().unwrap();
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -218,12 +230,21 @@ impl Trunkd {
         }
     }
 
-    pub fn stop(mut self) -> Vec<String> {
-        let started = Instant::now();
-        Command::new("kill")
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM; asserts a clean exit within 4 s (un-REGISTERs answered, or none needed)
+    /// and returns the whole log.
+    pub fn stop(mut self) -> Vec<String> {
+        let started = Instant::now();
+        self.signal("TERM");
         assert!(self.child.wait().unwrap().success());
         // Unregistration was answered, so shutdown did not wait for its 5 s deadline.
         assert!(
@@ -231,7 +252,10 @@ impl Trunkd {
             "{:?}",
             started.elapsed()
         );
-        self.log.extend(self.lines.try_iter());
+        // The reader thread may still hold the last lines.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            self.log.push(line);
+        }
         std::mem::take(&mut self.log)
     }
 }
