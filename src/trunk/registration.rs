@@ -885,6 +885,13 @@ mod tests {
         }
     }
 
+    /// Answers `request` with a 401 carrying one WWW-Authenticate `challenge`.
+    fn deliver_401(registration: &mut Registration, now: Instant, request: &str, challenge: &str) {
+        let mut unauthorized = response(request, 401, "Unauthorized");
+        unauthorized.www_authenticate = vec![challenge];
+        registration.handle_response(now, &unauthorized);
+    }
+
     fn challenge_header(nonce: &str, stale: bool) -> String {
         format!(
             "Digest realm=\"carrier.example.net\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{}",
@@ -961,9 +968,7 @@ mod tests {
     fn challenge_answered_then_registered_and_refreshed_from_granted_expiry() {
         let (mut registration, request, t) = started(params());
         let challenge = challenge_header(NONCE, false);
-        let mut unauthorized = response(&request, 401, "Unauthorized");
-        unauthorized.www_authenticate = vec![&challenge];
-        registration.handle_response(t, &unauthorized);
+        deliver_401(&mut registration, t, &request, &challenge);
         let answered = sent(&mut registration);
         assert_eq!(cseq(&answered), 2);
         assert_ne!(branch(&answered), branch(&request), "a new transaction");
@@ -1020,9 +1025,7 @@ mod tests {
     fn cached_nonce_refused_at_refresh_is_answered_with_the_fresh_one() {
         let (mut registration, request, t) = started(params());
         let challenge = challenge_header(NONCE, false);
-        let mut unauthorized = response(&request, 401, "Unauthorized");
-        unauthorized.www_authenticate = vec![&challenge];
-        registration.handle_response(t, &unauthorized);
+        deliver_401(&mut registration, t, &request, &challenge);
         let answered = sent(&mut registration);
         registration.handle_response(t, &response(&answered, 200, "OK"));
         let t = registration.next_attempt_at().unwrap();
@@ -1030,9 +1033,7 @@ mod tests {
         let refresh = sent(&mut registration);
         // The registrar expired our nonce: a fresh challenge, not a wrong password.
         let fresh = challenge_header("1700003600:def", false);
-        let mut unauthorized = response(&refresh, 401, "Unauthorized");
-        unauthorized.www_authenticate = vec![&fresh];
-        registration.handle_response(t, &unauthorized);
+        deliver_401(&mut registration, t, &refresh, &fresh);
         let answered = sent(&mut registration);
         assert_valid_authorization(&answered, "1700003600:def", "00000001");
         registration.handle_response(t, &response(&answered, 200, "OK"));
@@ -1043,14 +1044,10 @@ mod tests {
     fn stale_nonce_is_retried_without_counting_as_a_failure() {
         let (mut registration, request, t) = started(params());
         let challenge = challenge_header(NONCE, false);
-        let mut unauthorized = response(&request, 401, "Unauthorized");
-        unauthorized.www_authenticate = vec![&challenge];
-        registration.handle_response(t, &unauthorized);
+        deliver_401(&mut registration, t, &request, &challenge);
         let answered = sent(&mut registration);
         let stale = challenge_header("1700000100:new", true);
-        let mut unauthorized = response(&answered, 401, "Unauthorized");
-        unauthorized.www_authenticate = vec![&stale];
-        registration.handle_response(t, &unauthorized);
+        deliver_401(&mut registration, t, &answered, &stale);
         let retried = sent(&mut registration);
         assert_valid_authorization(&retried, "1700000100:new", "00000001");
         registration.handle_response(t, &response(&retried, 200, "OK"));
@@ -1062,9 +1059,7 @@ mod tests {
         let (mut registration, mut request, mut t) = started(params());
         let challenge = challenge_header(NONCE, false);
         for round in 0..12 {
-            let mut unauthorized = response(&request, 401, "Unauthorized");
-            unauthorized.www_authenticate = vec![&challenge];
-            registration.handle_response(t, &unauthorized);
+            deliver_401(&mut registration, t, &request, &challenge);
             let answered = sent(&mut registration);
             let mut refused = response(&answered, 401, "Unauthorized");
             refused.www_authenticate = vec![&challenge];
@@ -1169,9 +1164,7 @@ mod tests {
         pinned.auth_realm = Some("other.example".into());
         let (mut registration, request, t) = started(pinned);
         let challenge = challenge_header(NONCE, false);
-        let mut unauthorized = response(&request, 401, "Unauthorized");
-        unauthorized.www_authenticate = vec![&challenge];
-        registration.handle_response(t, &unauthorized);
+        deliver_401(&mut registration, t, &request, &challenge);
         assert!(registration.poll_transmit().is_none());
         assert_eq!(registration.state(), State::AuthFailed);
     }
