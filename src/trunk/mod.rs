@@ -2,6 +2,7 @@
 //! follow. Each is driven by `now` and parsed inputs and emits bytes to send, deadlines
 //! and events; the shell does the sockets, DNS and clocks.
 
+pub mod keepalive;
 pub mod random;
 pub mod registration;
 pub mod registry;
