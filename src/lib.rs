@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod core;
+pub mod inbound;
 pub mod io;
 pub mod sip;
 pub mod status;

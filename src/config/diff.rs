@@ -67,6 +67,18 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             (old.daemon.register_retry_min, old.daemon.register_retry_max)
                 != (new.daemon.register_retry_min, new.daemon.register_retry_max),
         ),
+        (
+            "on_unknown_source",
+            old.daemon.on_unknown_source != new.daemon.on_unknown_source,
+        ),
+        (
+            "trunk_header",
+            old.daemon.trunk_header != new.daemon.trunk_header,
+        ),
+        (
+            "max_call_duration",
+            old.daemon.max_call_duration != new.daemon.max_call_duration,
+        ),
         ("tls", old.tls != new.tls),
         ("backend", old.backend != new.backend),
     ];

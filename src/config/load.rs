@@ -16,8 +16,8 @@ use super::error::{ConfigError, ConfigErrors, SourceFile};
 use super::reader::TableReader;
 use super::tls::{self, TlsProblem};
 use super::values::{
-    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
-    parse_network,
+    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, UnknownSource,
+    format_duration, parse_network,
 };
 use super::{Backend, Config, Daemon, Origin, TlsFiles, TlsIdentity, Trunk};
 use crate::sip::transaction::TimerValues;
@@ -45,6 +45,9 @@ const DEFAULT_OPTIONS_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
 const DEFAULT_REGISTER_RETRY_MIN: Duration = Duration::from_secs(30);
 const DEFAULT_REGISTER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_TRUNK_HEADER: &str = "X-Trunk";
+const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
+const MAX_CPS_RANGE: Range<i64> = 0..100_001;
 /// RFC 3261 §10.2.1.1 lets registrars refuse short expiries; below a minute is a typo.
 const REGISTER_EXPIRES_RANGE: Range<i64> = 60..604_801;
 const MAX_CHANNELS_RANGE: Range<i64> = 0..1_000_001;
@@ -299,6 +302,9 @@ fn read_daemon<'a>(
             register_retry_min: DEFAULT_REGISTER_RETRY_MIN,
             register_retry_max: DEFAULT_REGISTER_RETRY_MAX,
             dns_servers: Vec::new(),
+            on_unknown_source: UnknownSource::Reject,
+            trunk_header: DEFAULT_TRUNK_HEADER.to_owned(),
+            max_call_duration: DEFAULT_MAX_CALL_DURATION,
         };
         return (
             DaemonRead {
@@ -333,6 +339,19 @@ fn read_daemon<'a>(
         DEFAULT_REGISTER_RETRY_MAX,
         s(1),
         s(86_400),
+    );
+    let on_unknown_source = reader
+        .parsed("on_unknown_source", UnknownSource::parse)
+        .map_or(UnknownSource::Reject, Spanned::into_inner);
+    let trunk_header = reader
+        .parsed("trunk_header", parse_header_name)
+        .map_or(DEFAULT_TRUNK_HEADER.to_owned(), Spanned::into_inner);
+    let max_call_duration = bounded_duration(
+        &mut reader,
+        "max_call_duration",
+        DEFAULT_MAX_CALL_DURATION,
+        s(60),
+        s(7 * 86_400),
     );
     if t2.get_ref() < t1.get_ref() {
         reader.error(
@@ -393,6 +412,9 @@ fn read_daemon<'a>(
             .into_iter()
             .map(Spanned::into_inner)
             .collect(),
+        on_unknown_source,
+        trunk_header,
+        max_call_duration: max_call_duration.into_inner(),
     };
     (
         DaemonRead {
@@ -645,6 +667,10 @@ fn read_trunk(
     let max_channels = r
         .integer("max_channels", MAX_CHANNELS_RANGE)
         .map_or(0, |max| max.into_inner() as u32);
+    let max_cps = r
+        .integer("max_cps", MAX_CPS_RANGE)
+        .map_or(0, |max| max.into_inner() as u32);
+    let allow_next_hop = r.boolean("allow_next_hop").unwrap_or(true);
     let route_to = r.parsed("route_to", SipUri::parse);
     let termination_uri = r.parsed("termination_uri", SipUri::parse);
 
@@ -755,6 +781,8 @@ fn read_trunk(
         country,
         number_format,
         max_channels,
+        max_cps,
+        allow_next_hop,
         route_to: route_to.map(Spanned::into_inner),
         termination_uri: termination_uri.map(Spanned::into_inner),
         origin: Origin {
@@ -769,6 +797,41 @@ fn read_trunk(
         numbers: number_sites,
         header: source.error_at(header.start, Some(id), String::new()),
     })
+}
+
+/// A SIP header name (RFC 3261 §25.1 token), e.g. `X-Trunk`; the names trunkd writes
+/// itself are refused so the backend cannot be confused.
+fn parse_header_name(text: &str) -> Result<String, String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    if text.is_empty() || !text.chars().all(token) {
+        return Err(format!(
+            "\"{text}\" is not a header name (letters, digits, -)"
+        ));
+    }
+    let reserved = [
+        "via",
+        "v",
+        "record-route",
+        "route",
+        "max-forwards",
+        "call-id",
+        "i",
+        "cseq",
+        "from",
+        "f",
+        "to",
+        "t",
+        "content-length",
+        "l",
+        "contact",
+        "m",
+    ];
+    if reserved.iter().any(|name| name.eq_ignore_ascii_case(text)) {
+        return Err(format!(
+            "\"{text}\" is a SIP header trunkd must not overwrite"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_country(text: &str) -> Result<&'static country::Country, String> {

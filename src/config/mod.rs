@@ -25,7 +25,8 @@ pub use diff::{Diff, diff};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{LoadOptions, load, load_str};
 pub use values::{
-    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, format_duration,
+    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, UnknownSource,
+    format_duration,
 };
 
 use crate::sip::transaction::TimerValues;
@@ -65,6 +66,12 @@ pub struct Daemon {
     pub register_retry_max: Duration,
     /// DNS servers for next-hop lookups; empty means the system's (`/etc/resolv.conf`).
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Requests from a source no trunk allows: answered 403, or dropped without a word.
+    pub on_unknown_source: UnknownSource,
+    /// Header naming the trunk on calls forwarded to the backend (default `X-Trunk`).
+    pub trunk_header: String,
+    /// A call whose BYE never arrives is ended (its channel released) after this.
+    pub max_call_duration: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +125,11 @@ pub struct Trunk {
     pub number_format: NumberFormat,
     /// Zero: unlimited.
     pub max_channels: u32,
+    /// New inbound calls per second (token bucket); zero: unlimited.
+    pub max_cps: u32,
+    /// The resolved addresses of the trunk's own next hop may send requests without
+    /// being listed in `allowed_inbound_ips`.
+    pub allow_next_hop: bool,
     /// Where admitted inbound calls go (the "origination URI" of trunk APIs); `None`
     /// means `[backend] uri`.
     pub route_to: Option<SipUri>,
@@ -178,6 +190,8 @@ impl Trunk {
             country,
             number_format,
             max_channels,
+            max_cps,
+            allow_next_hop,
             route_to,
             termination_uri,
         );

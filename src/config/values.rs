@@ -199,6 +199,11 @@ keyword_enum!(
 );
 
 keyword_enum!(
+    /// What happens to a request from a source no trunk allows.
+    UnknownSource { Reject = "reject", Drop = "drop" }
+);
+
+keyword_enum!(
     /// How numbers are written towards the carrier.
     NumberFormat { PlusE164 = "+e164", E164 = "e164", National = "national" }
 );

@@ -1,0 +1,832 @@
+//! The hot path: every request that reaches a listener passes through [`Inbound::handle`],
+//! on the socket's own task, before anything else sees it.
+//!
+//! It decides from the start line and a few headers, against an immutable [`Snapshot`]
+//! (swapped atomically on reload), touching no lock and allocating nothing on the reject
+//! path: a rejection is written into the task's reusable buffer and sent back at once
+//! (RFC 3261 §8.2.7 stateless), with a To-tag derived from Call-ID + top-Via branch so a
+//! retransmission gets the same bytes and its ACK is recognised and dropped without a
+//! table. Only admitted INVITEs (holding a claimed channel) and requests inside existing
+//! calls go on to the control path.
+//!
+//! Order of checks, cheapest first (each with its [`Reject`] reason):
+//! source → trunk (prefix table) · trunk disabled / outbound-only · dialled number ·
+//! Max-Forwards · mandatory headers · draining · `max_channels` (CAS) · `max_cps`.
+
+pub mod snapshot;
+
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tracing::warn;
+
+use crate::config::UnknownSource;
+use crate::sip::response;
+use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS, Method, Scan, ScanError};
+pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters};
+
+/// Retry-After on a 503 for a full trunk or a draining daemon.
+pub const BUSY_RETRY_AFTER: &str = "Retry-After: 5";
+pub const DRAINING_RETRY_AFTER: &str = "Retry-After: 30";
+/// What trunkd serves, for Allow in OPTIONS answers and 405s. In-dialog methods are
+/// routed between carrier and backend.
+pub const ALLOW: &str =
+    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
+/// Unknown-source samples logged at most this often (the counter counts every one).
+const SAMPLE_EVERY_NS: u64 = 10_000_000_000;
+
+/// Why a request was refused; each maps to one status code and one counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// No trunk allows the source address (403, or silence per `on_unknown_source`).
+    UnknownSource,
+    /// The trunk is `enabled = false` (403).
+    Disabled,
+    /// The trunk is `direction = "outbound"` (403).
+    OutboundOnly,
+    /// An INVITE from the backend outside a call: outbound calling is not served (403).
+    NotACarrier,
+    /// The dialled number is not one of the trunk's (404).
+    UnknownNumber,
+    /// Max-Forwards reached 0 (483).
+    TooManyHops,
+    /// A mandatory header is missing or malformed (400).
+    BadRequest(ScanError),
+    /// Shutting down (503 with Retry-After).
+    Draining,
+    /// `max_channels` in use (503 with Retry-After).
+    Busy,
+    /// Over `max_cps` (503 with Retry-After).
+    RateLimited,
+    /// The control path is overloaded (503).
+    Overloaded,
+    /// A method trunkd does not serve outside a call (405), or does not know (501).
+    MethodNotAllowed,
+    NotImplemented,
+}
+
+impl Reject {
+    pub fn code(self) -> u16 {
+        match self {
+            Reject::UnknownSource | Reject::Disabled | Reject::OutboundOnly => 403,
+            Reject::NotACarrier => 403,
+            Reject::UnknownNumber => 404,
+            Reject::TooManyHops => 483,
+            Reject::BadRequest(_) => 400,
+            Reject::Draining | Reject::Busy | Reject::RateLimited | Reject::Overloaded => 503,
+            Reject::MethodNotAllowed => 405,
+            Reject::NotImplemented => 501,
+        }
+    }
+
+    /// The reason phrase: specific enough for a carrier's engineer reading a trace,
+    /// never naming what the source should have been.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Reject::UnknownSource => "Forbidden",
+            Reject::Disabled => "Trunk Disabled",
+            Reject::OutboundOnly => "Trunk Does Not Accept Inbound Calls",
+            Reject::NotACarrier => "Outbound Calls Not Served",
+            Reject::UnknownNumber => "Not Found",
+            Reject::TooManyHops => "Too Many Hops",
+            Reject::BadRequest(_) => "Bad Request",
+            Reject::Draining => "Shutting Down",
+            Reject::Busy => "Channel Limit Reached",
+            Reject::RateLimited => "Call Rate Limit Reached",
+            Reject::Overloaded => "Service Unavailable",
+            Reject::MethodNotAllowed => "Method Not Allowed",
+            Reject::NotImplemented => "Not Implemented",
+        }
+    }
+
+    fn extra(self) -> &'static [&'static str] {
+        match self {
+            Reject::Busy | Reject::RateLimited | Reject::Overloaded => &[BUSY_RETRY_AFTER],
+            Reject::Draining => &[DRAINING_RETRY_AFTER],
+            Reject::MethodNotAllowed | Reject::NotImplemented => &[ALLOW],
+            _ => &[],
+        }
+    }
+}
+
+/// An admitted INVITE: the trunk and its claimed channel, handed to the call path.
+#[derive(Debug)]
+pub struct Admitted {
+    pub trunk: Arc<str>,
+    pub guard: ChannelGuard,
+}
+
+/// What the socket task does with a message after [`Inbound::handle`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send the worker's buffer back to the source.
+    Reply,
+    /// Nothing to send (dropped, or an ACK to a stateless reject).
+    Nothing,
+    /// A response, or a request inside a call: the control path's.
+    Control,
+    /// A new call: the control path routes it.
+    Admit(Admitted),
+}
+
+/// Daemon-wide counters of the hot path.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests from sources no trunk allows.
+    pub unknown_source: AtomicU64,
+    /// Datagrams that do not scan as SIP (dropped).
+    pub malformed: AtomicU64,
+    next_sample_ns: AtomicU64,
+}
+
+/// Shared by every socket task.
+pub struct Inbound {
+    snapshot: ArcSwap<Snapshot>,
+    draining: AtomicBool,
+    pub counters: Counters,
+    /// Keys the stateless To-tags (per process: a restart answers differently, which
+    /// only matters for a retransmission straddling the restart).
+    tag_key: u64,
+}
+
+/// Per-task scratch: the response buffer, reused for every answer.
+#[derive(Debug, Default)]
+pub struct Worker {
+    pub out: Vec<u8>,
+}
+
+impl Worker {
+    pub fn new() -> Self {
+        Worker {
+            out: Vec::with_capacity(2048),
+        }
+    }
+}
+
+impl Inbound {
+    pub fn new(snapshot: Snapshot, tag_key: u64) -> Self {
+        Inbound {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            draining: AtomicBool::new(false),
+            counters: Counters::default(),
+            tag_key,
+        }
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// From now on new calls get 503 and OPTIONS say 503, so carriers fail over while
+    /// calls in progress finish.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Decides what to do with one datagram or frame from `source`.
+    pub fn handle(
+        &self,
+        worker: &mut Worker,
+        now: Instant,
+        source: SocketAddr,
+        bytes: &[u8],
+    ) -> Outcome {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = match scan::scan(bytes, &mut storage) {
+            Ok(message) => message,
+            Err(_) => {
+                // Without its headers there is nobody to answer (RFC 3261 §18.3).
+                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                return Outcome::Nothing;
+            }
+        };
+        let Some(method) = message.method() else {
+            return Outcome::Control;
+        };
+        let snapshot = self.snapshot.load();
+        let users = [
+            message.request_uri_user(),
+            message.to().ok().and_then(|to| to.user),
+        ];
+        let trunk = snapshot.trunk_for(source.ip(), users);
+        let backend = trunk.is_none() && snapshot.is_backend(source);
+        if trunk.is_none() && !backend {
+            return self.unknown_source(worker, &snapshot, now, source, &message, method, users);
+        }
+        let in_dialog = message.to().is_ok_and(|to| to.tag.is_some());
+        match method {
+            Method::Ack if self.is_our_ack(&message) => Outcome::Nothing,
+            Method::Ack | Method::Cancel => Outcome::Control,
+            _ if in_dialog => Outcome::Control,
+            Method::Invite => match trunk {
+                Some(index) => self.admit(worker, &snapshot, now, source, &message, index, users),
+                None => self.reply(worker, source, &message, Reject::NotACarrier, None),
+            },
+            Method::Options => {
+                let trunk = trunk.map(|index| &snapshot.trunks[index as usize]);
+                if self.is_draining() {
+                    self.reply(worker, source, &message, Reject::Draining, None)
+                } else if trunk.is_some_and(|trunk| trunk.at_capacity()) {
+                    self.reply(worker, source, &message, Reject::Busy, None)
+                } else {
+                    self.answer_options(worker, source, &message)
+                }
+            }
+            Method::Bye => Outcome::Control,
+            Method::Other(_) => self.reply(worker, source, &message, Reject::NotImplemented, None),
+            _ => self.reply(worker, source, &message, Reject::MethodNotAllowed, None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+        index: u32,
+        users: [Option<&[u8]>; 2],
+    ) -> Outcome {
+        let trunk = &snapshot.trunks[index as usize];
+        let counters = Some(&*trunk.counters);
+        let reject = if !trunk.enabled {
+            Some(Reject::Disabled)
+        } else if !trunk.inbound {
+            Some(Reject::OutboundOnly)
+        } else if !users.iter().any(|user| trunk.owns(*user)) {
+            Some(Reject::UnknownNumber)
+        } else if message.max_forwards() == Ok(Some(0)) {
+            Some(Reject::TooManyHops)
+        } else if let Err(error) = check_mandatory(message) {
+            Some(Reject::BadRequest(error))
+        } else if self.is_draining() {
+            Some(Reject::Draining)
+        } else {
+            None
+        };
+        if let Some(reject) = reject {
+            return self.reply(worker, source, message, reject, counters);
+        }
+        let Some(guard) = trunk.counters.claim(trunk.max_channels) else {
+            return self.reply(worker, source, message, Reject::Busy, counters);
+        };
+        if !trunk.take_call_slot(snapshot.elapsed_ns(now)) {
+            return self.reply(worker, source, message, Reject::RateLimited, counters);
+        }
+        trunk.counters.calls.fetch_add(1, Ordering::Relaxed);
+        Outcome::Admit(Admitted {
+            trunk: Arc::clone(&trunk.id),
+            guard,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unknown_source(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+        method: Method<'_>,
+        users: [Option<&[u8]>; 2],
+    ) -> Outcome {
+        let count = self.counters.unknown_source.fetch_add(1, Ordering::Relaxed) + 1;
+        let intended = snapshot.owner(users);
+        if method == Method::Invite
+            && let Some(index) = intended
+        {
+            let trunk = &snapshot.trunks[index as usize];
+            trunk
+                .counters
+                .rejected_source
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.sample(snapshot, now, source, method, intended, count);
+        if method == Method::Ack || snapshot.on_unknown_source == UnknownSource::Drop {
+            return Outcome::Nothing;
+        }
+        self.reply(worker, source, message, Reject::UnknownSource, None)
+    }
+
+    /// One log line per [`SAMPLE_EVERY_NS`] at most, whatever the flood.
+    fn sample(
+        &self,
+        snapshot: &Snapshot,
+        now: Instant,
+        source: SocketAddr,
+        method: Method<'_>,
+        intended: Option<u32>,
+        count: u64,
+    ) {
+        let now_ns = snapshot.elapsed_ns(now);
+        let next = self.counters.next_sample_ns.load(Ordering::Relaxed);
+        if now_ns < next
+            || self
+                .counters
+                .next_sample_ns
+                .compare_exchange(
+                    next,
+                    now_ns + SAMPLE_EVERY_NS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let method = String::from_utf8_lossy(method.as_bytes());
+        match intended {
+            Some(index) => warn!(
+                "request from unknown source {source}: {method} for a number of trunk {} \
+                 (not in its allowed_inbound_ips); unknown_source={count} so far",
+                snapshot.trunks[index as usize].id
+            ),
+            None => warn!(
+                "request from unknown source {source}: {method}; unknown_source={count} so far"
+            ),
+        }
+    }
+
+    /// RFC 3261 §11.2: 200 with what we allow and accept.
+    fn answer_options(
+        &self,
+        worker: &mut Worker,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+    ) -> Outcome {
+        let tag = self.tag(message);
+        let extra = [ALLOW, "Accept: application/sdp", "Supported: "];
+        match response::write(
+            &mut worker.out,
+            message,
+            source,
+            200,
+            "OK",
+            Some(&tag),
+            &extra,
+        ) {
+            Ok(()) => Outcome::Reply,
+            Err(_) => Outcome::Nothing,
+        }
+    }
+
+    /// Writes the stateless answer for `reject` and counts it against the trunk.
+    fn reply(
+        &self,
+        worker: &mut Worker,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+        reject: Reject,
+        counters: Option<&TrunkCounters>,
+    ) -> Outcome {
+        if let Some(counters) = counters {
+            let counter = match reject {
+                Reject::Busy | Reject::RateLimited => &counters.rejected_busy,
+                Reject::UnknownNumber => &counters.rejected_number,
+                Reject::UnknownSource => &counters.rejected_source,
+                _ => &counters.rejected_other,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let tag = self.tag(message);
+        let written = response::write(
+            &mut worker.out,
+            message,
+            source,
+            reject.code(),
+            reject.reason(),
+            Some(&tag),
+            reject.extra(),
+        );
+        match written {
+            Ok(()) => Outcome::Reply,
+            Err(_) => Outcome::Nothing,
+        }
+    }
+
+    /// Writes the answer for a request the control path could not take (queue full).
+    pub fn reply_overloaded(&self, worker: &mut Worker, source: SocketAddr, bytes: &[u8]) -> bool {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(message) = scan::scan(bytes, &mut storage) else {
+            return false;
+        };
+        matches!(
+            self.reply(worker, source, &message, Reject::Overloaded, None),
+            Outcome::Reply
+        )
+    }
+
+    /// The stateless To-tag of a request: 16 hex digits of a keyed hash of Call-ID and
+    /// top-Via branch, so retransmissions (same Call-ID and branch) get the same tag.
+    pub fn tag(&self, message: &Scan<'_, '_>) -> [u8; 16] {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.tag_key.hash(&mut hasher);
+        message.call_id().unwrap_or_default().hash(&mut hasher);
+        message
+            .top_via()
+            .ok()
+            .and_then(|via| via.branch)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        let value = hasher.finish();
+        let mut tag = [0u8; 16];
+        for (i, byte) in tag.iter_mut().enumerate() {
+            *byte = b"0123456789abcdef"[((value >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        tag
+    }
+
+    /// An ACK carrying the tag of one of our stateless answers (RFC 3261 §17.1.1.3: the
+    /// ACK for a non-2xx has the INVITE's branch, so the tag recomputes).
+    fn is_our_ack(&self, message: &Scan<'_, '_>) -> bool {
+        let Ok(to) = message.to() else {
+            return false;
+        };
+        to.tag == Some(&self.tag(message)[..])
+    }
+}
+
+/// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact.
+fn check_mandatory(message: &Scan<'_, '_>) -> Result<(), ScanError> {
+    message
+        .top_via()?
+        .branch
+        .ok_or(ScanError::MalformedHeader("Via"))?;
+    message.from()?;
+    message.to()?;
+    message.call_id()?;
+    let cseq = message.cseq()?;
+    if Some(cseq.method) != message.method() {
+        return Err(ScanError::MalformedHeader("CSeq"));
+    }
+    message.max_forwards()?;
+    match message.contact()? {
+        Some(_) => Ok(()),
+        None => Err(ScanError::MissingHeader("Contact")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::snapshot::{Inputs, literal_backends, literal_next_hop};
+    use super::*;
+    use crate::config::{LoadOptions, load_str};
+
+    const CONFIG: &str = r#"
+[daemon]
+on_unknown_source = "reject"
+
+[backend]
+uri = "sip:127.0.0.1:5080"
+
+[trunks.carrier]
+domain = "carrier.example"
+allowed_inbound_ips = ["192.0.2.0/24"]
+numbers = ["+15550100001"]
+max_channels = 2
+
+[trunks.off]
+domain = "off.example"
+allowed_inbound_ips = ["198.51.100.1"]
+enabled = false
+
+[trunks.out]
+domain = "out.example"
+allowed_inbound_ips = ["198.51.100.2"]
+direction = "outbound"
+
+[trunks.paced]
+domain = "paced.example"
+allowed_inbound_ips = ["198.51.100.3"]
+max_cps = 1
+"#;
+
+    #[allow(clippy::disallowed_methods)]
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    fn inbound(text: &str) -> (Inbound, Instant) {
+        let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        let now = epoch();
+        let inputs = Inputs {
+            counters: &|_| Arc::new(TrunkCounters::default()),
+            next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
+            backends: literal_backends(&config),
+            epoch: now,
+        };
+        (Inbound::new(Snapshot::build(&config, &inputs), 7), now)
+    }
+
+    fn invite(branch: &str, to_user: &str) -> String {
+        format!(
+            "INVITE sip:{to_user}@192.0.2.200 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15551230000@carrier.example>;tag=f1\r\n\
+             To: <sip:{to_user}@192.0.2.200>\r\n\
+             Call-ID: call-{branch}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:+15551230000@192.0.2.10:5060>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// The status code of the reply in the worker's buffer, or the outcome's name.
+    fn run(inbound: &Inbound, now: Instant, source: &str, message: &str) -> (String, Outcome) {
+        let mut worker = Worker::new();
+        let outcome = inbound.handle(&mut worker, now, addr(source), message.as_bytes());
+        let text = String::from_utf8(worker.out).unwrap();
+        (text, outcome)
+    }
+
+    fn code(inbound: &Inbound, now: Instant, source: &str, message: &str) -> String {
+        match run(inbound, now, source, message) {
+            (text, Outcome::Reply) => text.lines().next().unwrap().to_owned(),
+            (_, outcome) => format!("{outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn every_rejection_reason_has_its_code() {
+        let (inbound, now) = inbound(CONFIG);
+        let number = "+15550100001";
+        let good = invite("z9hG4bK-1", number);
+        let cases = [
+            ("203.0.113.1:5060", good.clone(), "SIP/2.0 403 Forbidden"),
+            (
+                "198.51.100.1:5060",
+                good.clone(),
+                "SIP/2.0 403 Trunk Disabled",
+            ),
+            (
+                "198.51.100.2:5060",
+                good.clone(),
+                "SIP/2.0 403 Trunk Does Not Accept Inbound Calls",
+            ),
+            (
+                "192.0.2.10:5060",
+                invite("z9hG4bK-2", "+15559999999"),
+                "SIP/2.0 404 Not Found",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("Max-Forwards: 70", "Max-Forwards: 0"),
+                "SIP/2.0 483 Too Many Hops",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("Contact: <sip:+15551230000@192.0.2.10:5060>\r\n", ""),
+                "SIP/2.0 400 Bad Request",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"),
+                "SIP/2.0 400 Bad Request",
+            ),
+            (
+                "127.0.0.1:5080",
+                good.clone(),
+                "SIP/2.0 403 Outbound Calls Not Served",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("INVITE", "REGISTER"),
+                "SIP/2.0 405 Method Not Allowed",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("INVITE", "FROBNICATE"),
+                "SIP/2.0 501 Not Implemented",
+            ),
+        ];
+        for (source, message, expected) in cases {
+            assert_eq!(code(&inbound, now, source, &message), expected, "{message}");
+        }
+        let snapshot = inbound.snapshot();
+        let carrier = &snapshot.trunks[0].counters;
+        assert_eq!(carrier.rejected_number.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            carrier.rejected_other.load(Ordering::Relaxed),
+            3,
+            "483, 400, 400"
+        );
+        assert_eq!(
+            carrier.rejected_source.load(Ordering::Relaxed),
+            1,
+            "the unknown source dialled its number"
+        );
+        assert_eq!(inbound.counters.unknown_source.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn stateless_rejects_are_byte_identical_and_their_ack_is_dropped() {
+        let (inbound, now) = inbound(CONFIG);
+        let message = invite("z9hG4bK-77", "+15550100001");
+        let (first, _) = run(&inbound, now, "203.0.113.1:5060", &message);
+        let (again, _) = run(&inbound, now, "203.0.113.1:5060", &message);
+        assert_eq!(first, again);
+        let tag = first
+            .lines()
+            .find_map(|line| line.strip_prefix("To: "))
+            .and_then(|to| to.split(";tag=").nth(1))
+            .unwrap()
+            .to_owned();
+        assert_eq!(tag.len(), 16);
+        let other = run(
+            &inbound,
+            now,
+            "203.0.113.1:5060",
+            &invite("z9hG4bK-78", "x"),
+        )
+        .0;
+        assert!(!other.contains(&tag), "another transaction, another tag");
+
+        // The ACK for the 403 from an allowed source: same branch, our tag.
+        let ack = message
+            .replace("INVITE sip", "ACK sip")
+            .replace("1 INVITE", "1 ACK")
+            .replace("@192.0.2.200>\r\n", &format!("@192.0.2.200>;tag={tag}\r\n"));
+        let (_, outcome) = run(&inbound, now, "192.0.2.10:5060", &ack);
+        assert!(matches!(outcome, Outcome::Nothing), "{outcome:?}");
+        let foreign_ack = ack.replace(&tag, "0123456789abcdef");
+        let (_, outcome) = run(&inbound, now, "192.0.2.10:5060", &foreign_ack);
+        assert!(matches!(outcome, Outcome::Control), "{outcome:?}");
+        // From an unknown source an ACK is never answered.
+        let (text, outcome) = run(&inbound, now, "203.0.113.1:5060", &foreign_ack);
+        assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+    }
+
+    #[test]
+    fn drop_policy_answers_nothing_but_counts() {
+        let (inbound, now) = inbound(&CONFIG.replace("\"reject\"", "\"drop\""));
+        let (text, outcome) = run(&inbound, now, "203.0.113.1:5060", &invite("b1", "x"));
+        assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+        assert_eq!(inbound.counters.unknown_source.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn channels_are_claimed_up_to_max_and_released_by_the_guard() {
+        let (inbound, now) = inbound(CONFIG);
+        let number = "+15550100001";
+        let mut admitted = Vec::new();
+        for branch in ["a1", "a2"] {
+            match run(&inbound, now, "192.0.2.10:5060", &invite(branch, number)).1 {
+                Outcome::Admit(call) => admitted.push(call),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(&*admitted[0].trunk, "carrier");
+        let busy = code(&inbound, now, "192.0.2.10:5060", &invite("a3", number));
+        assert_eq!(busy, "SIP/2.0 503 Channel Limit Reached");
+        let (text, _) = run(&inbound, now, "192.0.2.10:5060", &invite("a3", number));
+        assert!(text.contains("\r\nRetry-After: 5\r\n"));
+        // OPTIONS says so too, so the carrier can fail over.
+        let options = invite("o1", number).replace("INVITE", "OPTIONS");
+        assert_eq!(
+            code(&inbound, now, "192.0.2.10:5060", &options),
+            "SIP/2.0 503 Channel Limit Reached"
+        );
+        admitted.pop();
+        assert!(matches!(
+            run(&inbound, now, "192.0.2.10:5060", &invite("a4", number)).1,
+            Outcome::Admit(_)
+        ));
+        let counters = &inbound.snapshot().trunks[0].counters;
+        assert_eq!(counters.calls.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            counters.rejected_busy.load(Ordering::Relaxed),
+            2,
+            "INVITEs only"
+        );
+    }
+
+    #[test]
+    fn max_cps_paces_new_calls() {
+        let (inbound, now) = inbound(CONFIG);
+        let first = run(&inbound, now, "198.51.100.3:5060", &invite("c1", "1")).1;
+        assert!(matches!(first, Outcome::Admit(_)));
+        let second = code(&inbound, now, "198.51.100.3:5060", &invite("c2", "1"));
+        assert_eq!(second, "SIP/2.0 503 Call Rate Limit Reached");
+        let later = now + std::time::Duration::from_millis(1001);
+        let third = run(&inbound, later, "198.51.100.3:5060", &invite("c3", "1")).1;
+        assert!(matches!(third, Outcome::Admit(_)));
+    }
+
+    #[test]
+    fn options_are_answered_and_draining_turns_everything_away() {
+        let (inbound, now) = inbound(CONFIG);
+        let options = invite("o1", "x").replace("INVITE", "OPTIONS");
+        let (text, _) = run(&inbound, now, "192.0.2.10:5060", &options);
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert!(text.contains(&format!("\r\n{ALLOW}\r\n")));
+        assert!(text.contains("\r\nAccept: application/sdp\r\n"));
+        assert!(text.contains(
+            "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=o1;rport=5060;received=192.0.2.10\r\n"
+        ));
+        inbound.start_draining();
+        assert_eq!(
+            code(&inbound, now, "192.0.2.10:5060", &options),
+            "SIP/2.0 503 Shutting Down"
+        );
+        assert_eq!(
+            code(
+                &inbound,
+                now,
+                "192.0.2.10:5060",
+                &invite("d1", "+15550100001")
+            ),
+            "SIP/2.0 503 Shutting Down"
+        );
+    }
+
+    #[test]
+    fn responses_in_dialog_requests_and_cancel_go_to_the_control_path() {
+        let (inbound, now) = inbound(CONFIG);
+        let bye = invite("b1", "+15550100001")
+            .replace("INVITE sip", "BYE sip")
+            .replace("1 INVITE", "2 BYE")
+            .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=x\r\n");
+        let cancel = invite("b1", "+15550100001").replace("INVITE", "CANCEL");
+        let response = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z\r\n\
+                        From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\n\
+                        CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        for (source, message) in [
+            ("192.0.2.10:5060", bye.as_str()),
+            ("127.0.0.1:5080", bye.as_str()),
+            ("192.0.2.10:5060", cancel.as_str()),
+            ("127.0.0.1:5080", response),
+        ] {
+            let (text, outcome) = run(&inbound, now, source, message);
+            assert!(
+                matches!(outcome, Outcome::Control) && text.is_empty(),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_dropped_and_counted() {
+        let (inbound, now) = inbound(CONFIG);
+        for junk in [
+            "",
+            "\r\n\r\n",
+            "hello",
+            "INVITE sip:a SIP/2.0\r\nVia: x\r\n",
+        ] {
+            let (text, outcome) = run(&inbound, now, "192.0.2.10:5060", junk);
+            assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+        }
+        assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 4);
+    }
+
+    proptest::proptest! {
+        /// Any interleaving of admissions and releases keeps 0 ≤ channels ≤ max.
+        #[test]
+        fn channel_count_stays_within_bounds(
+            max in 0u32..5,
+            steps in proptest::collection::vec(proptest::prelude::any::<(bool, u8)>(), 0..200),
+        ) {
+            let counters = Arc::new(TrunkCounters::default());
+            let mut held: Vec<ChannelGuard> = Vec::new();
+            for (admit, pick) in steps {
+                if admit {
+                    let before = counters.channels();
+                    match counters.claim(max) {
+                        Some(guard) => held.push(guard),
+                        None => proptest::prop_assert!(max != 0 && before >= max),
+                    }
+                } else if !held.is_empty() {
+                    let index = usize::from(pick) % held.len();
+                    held.swap_remove(index);
+                }
+                proptest::prop_assert_eq!(counters.channels() as usize, held.len());
+                proptest::prop_assert!(max == 0 || counters.channels() <= max);
+            }
+            held.clear();
+            proptest::prop_assert_eq!(counters.channels(), 0);
+        }
+    }
+}

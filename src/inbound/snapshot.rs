@@ -1,0 +1,631 @@
+//! What the hot path reads: an immutable picture of the trunks' inbound policy, built from
+//! a [`Config`] on the control path and swapped in atomically on reload.
+//!
+//! Lookups allocate nothing. The source table is a longest-prefix match over every trunk's
+//! `allowed_inbound_ips` plus the resolved addresses of its own next hop; IPv4 sources and
+//! IPv4-mapped IPv6 sources are the same key (`::ffff:a.b.c.d`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use crate::config::{Config, Country, Trunk, UnknownSource};
+
+/// Per-trunk counters the hot path updates; they outlive reloads (the core hands the same
+/// `Arc` to each new snapshot while the trunk id exists), so calls in progress keep
+/// counting against their trunk whatever the reload changed.
+#[derive(Debug, Default)]
+pub struct TrunkCounters {
+    channels: AtomicU32,
+    /// Calls admitted, ever.
+    pub calls: AtomicU64,
+    /// INVITEs for this trunk's numbers from a source it does not allow.
+    pub rejected_source: AtomicU64,
+    /// Refused at `max_channels` or `max_cps`.
+    pub rejected_busy: AtomicU64,
+    /// The dialled number is not one of the trunk's.
+    pub rejected_number: AtomicU64,
+    /// Disabled, outbound-only, or malformed requests (400/483).
+    pub rejected_other: AtomicU64,
+    /// GCRA "theoretical arrival time" of `max_cps`, in ns since the snapshot epoch.
+    cps_tat: AtomicU64,
+}
+
+impl TrunkCounters {
+    /// Channels in use now.
+    pub fn channels(&self) -> u32 {
+        self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Claims one channel unless `max` (0: unlimited) are in use. Never over-admits: the
+    /// check and the increment are one compare-and-swap.
+    pub fn claim(self: &Arc<Self>, max: u32) -> Option<ChannelGuard> {
+        self.channels
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (max == 0 || used < max)
+                    .then(|| used.checked_add(1))
+                    .flatten()
+            })
+            .ok()?;
+        Some(ChannelGuard {
+            counters: Arc::clone(self),
+        })
+    }
+
+    /// Generic cell rate algorithm: at most `rate` calls per second with a burst of
+    /// `rate`; one CAS, no lock, no timer.
+    fn take_call_slot(&self, rate: u32, now_ns: u64) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let interval = 1_000_000_000 / u64::from(rate);
+        let tolerance = interval * u64::from(rate.saturating_sub(1));
+        self.cps_tat
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                let start = tat.max(now_ns);
+                (start - now_ns <= tolerance).then_some(start + interval)
+            })
+            .is_ok()
+    }
+}
+
+/// One claimed channel. Dropping it releases the channel, exactly once, whatever ended
+/// the call: BYE, CANCEL, failure, timeout, or the call table being torn down.
+#[derive(Debug)]
+pub struct ChannelGuard {
+    counters: Arc<TrunkCounters>,
+}
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        self.counters.channels.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The inbound policy of one trunk.
+#[derive(Debug)]
+pub struct TrunkPolicy {
+    pub id: Arc<str>,
+    pub enabled: bool,
+    pub inbound: bool,
+    pub max_channels: u32,
+    pub max_cps: u32,
+    /// E.164 digits, sorted; empty means any number.
+    numbers: Box<[Box<str>]>,
+    country: Option<&'static Country>,
+    pub counters: Arc<TrunkCounters>,
+}
+
+impl TrunkPolicy {
+    /// Whether `user` (a Request-URI or To user part) names one of the trunk's numbers:
+    /// `+E.164`, E.164 without `+`, or national with the country's prefix, visual
+    /// separators and user parameters ignored. A trunk without numbers takes any.
+    pub fn owns(&self, user: Option<&[u8]>) -> bool {
+        if self.numbers.is_empty() {
+            return true;
+        }
+        let Some(number) = user.and_then(Dialled::parse) else {
+            return false;
+        };
+        let find = |digits: &[u8]| {
+            self.numbers
+                .binary_search_by(|n| n.as_bytes().cmp(digits))
+                .is_ok()
+        };
+        if find(number.digits()) {
+            return true;
+        }
+        if number.plus {
+            return false;
+        }
+        // National: the calling code in front, after the national prefix (`0`) if any.
+        let Some(country) = self.country else {
+            return false;
+        };
+        let Some(code) = country.calling_code else {
+            return false;
+        };
+        let mut national = number.digits();
+        if let Some(prefix) = country.national_prefix
+            && national.len() > prefix.len()
+            && national.starts_with(prefix.as_bytes())
+        {
+            let international = number.with_code(code, national);
+            if international.as_ref().is_some_and(|d| find(d.digits())) {
+                return true;
+            }
+            national = &national[prefix.len()..];
+        }
+        number
+            .with_code(code, national)
+            .is_some_and(|d| find(d.digits()))
+    }
+
+    pub fn at_capacity(&self) -> bool {
+        self.max_channels != 0 && self.counters.channels() >= self.max_channels
+    }
+
+    pub(crate) fn take_call_slot(&self, now_ns: u64) -> bool {
+        self.counters.take_call_slot(self.max_cps, now_ns)
+    }
+}
+
+/// The digits of a dialled number, on the stack.
+struct Dialled {
+    buffer: [u8; 32],
+    len: usize,
+    plus: bool,
+}
+
+impl Dialled {
+    /// `+1 (555) 010-0001;npdi` → digits `15550100001`, plus = true. `None` for anything
+    /// that is not a telephone number.
+    fn parse(user: &[u8]) -> Option<Self> {
+        let user = user.split(|&b| b == b';').next().unwrap_or(user);
+        let (plus, rest) = match user.split_first() {
+            Some((b'+', rest)) => (true, rest),
+            _ => (false, user),
+        };
+        let mut dialled = Dialled {
+            buffer: [0; 32],
+            len: 0,
+            plus,
+        };
+        for &byte in rest {
+            match byte {
+                b'0'..=b'9' if dialled.len < dialled.buffer.len() => {
+                    dialled.buffer[dialled.len] = byte;
+                    dialled.len += 1;
+                }
+                // RFC 3966 visual separators.
+                b'-' | b'.' | b'(' | b')' => {}
+                _ => return None,
+            }
+        }
+        (dialled.len > 0).then_some(dialled)
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+
+    fn with_code(&self, code: u16, national: &[u8]) -> Option<Dialled> {
+        let mut out = Dialled {
+            buffer: [0; 32],
+            len: 0,
+            plus: true,
+        };
+        let mut code_digits = [0u8; 5];
+        let mut n = code;
+        let mut count = 0;
+        while n > 0 && count < code_digits.len() {
+            code_digits[count] = b'0' + (n % 10) as u8;
+            n /= 10;
+            count += 1;
+        }
+        if count + national.len() > out.buffer.len() {
+            return None;
+        }
+        for i in 0..count {
+            out.buffer[i] = code_digits[count - 1 - i];
+        }
+        out.buffer[count..count + national.len()].copy_from_slice(national);
+        out.len = count + national.len();
+        Some(out)
+    }
+}
+
+/// A longest-prefix-match table from source address to trunk indices.
+#[derive(Debug, Default)]
+struct PrefixTable {
+    /// (prefix length over the 128-bit key, masked key) → range in `candidates`, sorted.
+    entries: Vec<(u8, u128, u32, u32)>,
+    /// The distinct prefix lengths present, longest first.
+    lengths: Vec<u8>,
+    candidates: Vec<u32>,
+}
+
+fn key(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn mask(key: u128, length: u8) -> u128 {
+    match length {
+        0 => 0,
+        length => key & (u128::MAX << (128 - u32::from(length))),
+    }
+}
+
+impl PrefixTable {
+    fn build(mut routes: Vec<(IpNet, u32)>) -> Self {
+        let mut keyed: Vec<(u8, u128, u32)> = routes
+            .drain(..)
+            .map(|(net, trunk)| {
+                let length = match net {
+                    IpNet::V4(v4) => v4.prefix_len() + 96,
+                    IpNet::V6(v6) => v6.prefix_len(),
+                };
+                (length, mask(key(net.addr()), length), trunk)
+            })
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        let mut table = PrefixTable::default();
+        for (length, prefix, trunk) in keyed {
+            match table.entries.last_mut() {
+                Some(entry) if entry.0 == length && entry.1 == prefix => entry.3 += 1,
+                _ => {
+                    let start = table.candidates.len() as u32;
+                    table.entries.push((length, prefix, start, 1));
+                }
+            }
+            table.candidates.push(trunk);
+        }
+        table.lengths = table.entries.iter().map(|entry| entry.0).collect();
+        table.lengths.dedup();
+        table.lengths.reverse();
+        table
+    }
+
+    /// The trunks of each matching prefix, longest prefix first.
+    fn matches(&self, address: IpAddr) -> impl Iterator<Item = &[u32]> {
+        let key = key(canonical(address));
+        self.lengths.iter().filter_map(move |&length| {
+            let wanted = (length, mask(key, length));
+            let index = self
+                .entries
+                .binary_search_by(|entry| (entry.0, entry.1).cmp(&wanted))
+                .ok()?;
+            let (_, _, start, count) = self.entries[index];
+            Some(&self.candidates[start as usize..(start + count) as usize])
+        })
+    }
+}
+
+/// IPv4-mapped IPv6 (`::ffff:192.0.2.1`, from a dual-stack socket) is its IPv4 address.
+pub fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// What the hot path reads; see the module documentation.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub trunks: Box<[TrunkPolicy]>,
+    sources: PrefixTable,
+    /// Every trunk's numbers (E.164 digits) → trunk index, sorted: which trunk an INVITE
+    /// from an unknown source was meant for.
+    numbers: Box<[(Box<str>, u32)]>,
+    /// Where admitted calls go; in-dialog requests from here are the backend's.
+    backends: Box<[SocketAddr]>,
+    pub on_unknown_source: UnknownSource,
+    /// Time base of the `max_cps` buckets.
+    epoch: Instant,
+}
+
+/// What the snapshot needs from the core besides the config.
+pub struct Inputs<'a> {
+    /// The counters of a trunk id (the same `Arc` across generations).
+    pub counters: &'a dyn Fn(&str) -> Arc<TrunkCounters>,
+    /// The resolved addresses of a trunk's next hop, as far as they are known.
+    pub next_hops: &'a dyn Fn(&Trunk) -> Vec<IpAddr>,
+    /// Resolved addresses of the backend URIs.
+    pub backends: Vec<SocketAddr>,
+    pub epoch: Instant,
+}
+
+impl Snapshot {
+    pub fn build(config: &Config, inputs: &Inputs<'_>) -> Self {
+        let mut routes = Vec::new();
+        let mut numbers = Vec::new();
+        let mut trunks = Vec::with_capacity(config.trunks.len());
+        for (index, trunk) in config.trunks.values().enumerate() {
+            let index = index as u32;
+            let mut networks = trunk.allowed_inbound_ips.clone();
+            if trunk.allow_next_hop {
+                networks.extend((inputs.next_hops)(trunk).into_iter().map(IpNet::from));
+            }
+            networks.sort_unstable();
+            networks.dedup();
+            routes.extend(networks.iter().map(|net| (*net, index)));
+            let mut digits: Vec<Box<str>> =
+                trunk.numbers.iter().map(|n| n.digits().into()).collect();
+            digits.sort_unstable();
+            numbers.extend(digits.iter().map(|d| (d.clone(), index)));
+            trunks.push(TrunkPolicy {
+                id: trunk.id.as_str().into(),
+                enabled: trunk.enabled,
+                inbound: trunk.direction.accepts_inbound(),
+                max_channels: trunk.max_channels,
+                max_cps: trunk.max_cps,
+                numbers: digits.into(),
+                country: trunk.country,
+                counters: (inputs.counters)(&trunk.id),
+            });
+        }
+        numbers.sort_unstable();
+        let mut backends = inputs.backends.clone();
+        backends.sort_unstable();
+        backends.dedup();
+        Snapshot {
+            trunks: trunks.into(),
+            sources: PrefixTable::build(routes),
+            numbers: numbers.into(),
+            backends: backends.into(),
+            on_unknown_source: config.daemon.on_unknown_source,
+            epoch: inputs.epoch,
+        }
+    }
+
+    /// The trunk a request from `source` belongs to. When several trunks allow the
+    /// source (one carrier, several accounts), the one owning a dialled number wins, then
+    /// one taking any number, then the longest prefix's first trunk (whose numbers will
+    /// not match: a 404 that names the right carrier).
+    pub fn trunk_for(&self, source: IpAddr, users: [Option<&[u8]>; 2]) -> Option<u32> {
+        let mut first = None;
+        let mut any_number = None;
+        for candidates in self.sources.matches(source) {
+            for &index in candidates {
+                first.get_or_insert(index);
+                let trunk = &self.trunks[index as usize];
+                if trunk.numbers.is_empty() {
+                    any_number.get_or_insert(index);
+                } else if users.iter().any(|user| trunk.owns(*user)) {
+                    return Some(index);
+                }
+            }
+        }
+        any_number.or(first)
+    }
+
+    /// The trunk owning a dialled number (exact E.164 digits), whatever the source.
+    pub fn owner(&self, users: [Option<&[u8]>; 2]) -> Option<u32> {
+        users.iter().flatten().find_map(|user| {
+            let number = Dialled::parse(user)?;
+            let index = self
+                .numbers
+                .binary_search_by(|(digits, _)| digits.as_bytes().cmp(number.digits()))
+                .ok()?;
+            Some(self.numbers[index].1)
+        })
+    }
+
+    pub fn is_backend(&self, source: SocketAddr) -> bool {
+        let source = SocketAddr::new(canonical(source.ip()), source.port());
+        self.backends.binary_search(&source).is_ok()
+            || self.backends.iter().any(|b| b.ip() == source.ip())
+    }
+
+    /// Nanoseconds since the snapshot's time base.
+    pub fn elapsed_ns(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+}
+
+/// The next-hop addresses known without DNS: an IP-literal domain or outbound proxy.
+pub fn literal_next_hop(trunk: &Trunk) -> Option<IpAddr> {
+    match &trunk.outbound_proxy {
+        Some(proxy) => proxy.host.ip(),
+        None => trunk.domain.ip(),
+    }
+}
+
+/// Backend addresses known without DNS: every IP-literal `route_to` and `[backend] uri`.
+pub fn literal_backends(config: &Config) -> Vec<SocketAddr> {
+    let uris = config
+        .backend
+        .iter()
+        .map(|backend| &backend.uri)
+        .chain(config.trunks.values().filter_map(|t| t.route_to.as_ref()));
+    uris.filter_map(|uri| Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{LoadOptions, load_str};
+
+    #[allow(clippy::disallowed_methods)]
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    fn snapshot(text: &str) -> Snapshot {
+        let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        let inputs = Inputs {
+            counters: &|_| Arc::new(TrunkCounters::default()),
+            next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
+            backends: literal_backends(&config),
+            epoch: epoch(),
+        };
+        Snapshot::build(&config, &inputs)
+    }
+
+    const CONFIG: &str = r#"
+[backend]
+uri = "sip:10.9.9.9:5080"
+
+[trunks.wide]
+domain = "carrier.example"
+allowed_inbound_ips = ["192.0.2.0/24"]
+numbers = ["+15550100001"]
+
+[trunks.narrow]
+domain = "carrier.example"
+allowed_inbound_ips = ["192.0.2.10"]
+numbers = ["+15550100002"]
+
+[trunks.shared-any]
+domain = "carrier.example"
+allowed_inbound_ips = ["198.51.100.0/24"]
+
+[trunks.shared-numbers]
+domain = "carrier.example"
+allowed_inbound_ips = ["198.51.100.0/24"]
+numbers = ["+442079460000"]
+country = "GB"
+
+[trunks.v6]
+domain = "2001:db8::5"
+allowed_inbound_ips = ["2001:db8:1::/48"]
+
+[trunks.by-next-hop]
+domain = "203.0.113.7"
+direction = "outbound"
+"#;
+
+    fn id(snapshot: &Snapshot, index: Option<u32>) -> Option<&str> {
+        index.map(|i| &*snapshot.trunks[i as usize].id)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_then_number_owner() {
+        let s = snapshot(CONFIG);
+        let none = [None, None];
+        assert_eq!(id(&s, s.trunk_for(ip("192.0.2.11"), none)), Some("wide"));
+        assert_eq!(id(&s, s.trunk_for(ip("192.0.2.10"), none)), Some("narrow"));
+        // The narrow source dials the wide trunk's number: the owner wins.
+        let wide_number = [Some(&b"+15550100001"[..]), None];
+        assert_eq!(
+            id(&s, s.trunk_for(ip("192.0.2.10"), wide_number)),
+            Some("wide")
+        );
+        assert_eq!(id(&s, s.trunk_for(ip("192.0.3.1"), none)), None);
+        assert_eq!(
+            id(&s, s.trunk_for(ip("::ffff:192.0.2.11"), none)),
+            Some("wide"),
+            "IPv4-mapped is IPv4"
+        );
+        assert_eq!(id(&s, s.trunk_for(ip("2001:db8:1:2::1"), none)), Some("v6"));
+        assert_eq!(id(&s, s.trunk_for(ip("2001:db8:2::1"), none)), None);
+        assert_eq!(
+            id(&s, s.trunk_for(ip("2001:db8::5"), none)),
+            Some("v6"),
+            "next hop allowed implicitly"
+        );
+        assert_eq!(
+            id(&s, s.trunk_for(ip("203.0.113.7"), none)),
+            Some("by-next-hop")
+        );
+    }
+
+    #[test]
+    fn one_source_two_trunks_split_by_number() {
+        let s = snapshot(CONFIG);
+        let source = ip("198.51.100.20");
+        let gb = |user: &'static [u8]| [Some(user), None];
+        assert_eq!(
+            id(&s, s.trunk_for(source, gb(b"+442079460000"))),
+            Some("shared-numbers")
+        );
+        assert_eq!(
+            id(&s, s.trunk_for(source, gb(b"02079460000"))),
+            Some("shared-numbers"),
+            "national with the 0 prefix"
+        );
+        assert_eq!(
+            id(&s, s.trunk_for(source, [None, Some(b"442079460000")])),
+            Some("shared-numbers"),
+            "To user"
+        );
+        assert_eq!(
+            id(&s, s.trunk_for(source, gb(b"+15559999999"))),
+            Some("shared-any")
+        );
+    }
+
+    #[test]
+    fn numbers_in_every_written_form() {
+        let s = snapshot(CONFIG);
+        let wide = &s.trunks[s.trunk_for(ip("192.0.2.1"), [None, None]).unwrap() as usize];
+        for user in [
+            &b"+15550100001"[..],
+            b"15550100001",
+            b"+1-555-010-0001",
+            b"+15550100001;npdi;rn=+15550000000",
+        ] {
+            assert!(wide.owns(Some(user)), "{}", String::from_utf8_lossy(user));
+        }
+        for user in [&b"+15550100002"[..], b"alice", b"", b"+"] {
+            assert!(!wide.owns(Some(user)), "{}", String::from_utf8_lossy(user));
+        }
+        assert!(!wide.owns(None));
+        assert_eq!(
+            id(&s, s.owner([None, Some(b"+1-555-010-0002")])),
+            Some("narrow")
+        );
+    }
+
+    #[test]
+    fn backends_by_address() {
+        let s = snapshot(CONFIG);
+        assert!(s.is_backend("10.9.9.9:5080".parse().unwrap()));
+        assert!(s.is_backend("10.9.9.9:41000".parse().unwrap()));
+        assert!(!s.is_backend("10.9.9.8:5080".parse().unwrap()));
+    }
+
+    #[test]
+    fn channel_claims_never_exceed_the_limit_and_release_once() {
+        let counters = Arc::new(TrunkCounters::default());
+        let guards: Vec<_> = (0..5).filter_map(|_| counters.claim(3)).collect();
+        assert_eq!(guards.len(), 3);
+        assert_eq!(counters.channels(), 3);
+        drop(guards);
+        assert_eq!(counters.channels(), 0);
+        let unlimited: Vec<_> = (0..100).filter_map(|_| counters.claim(0)).collect();
+        assert_eq!(unlimited.len(), 100);
+    }
+
+    #[test]
+    fn concurrent_claims_never_over_admit() {
+        let counters = Arc::new(TrunkCounters::default());
+        let peak = Arc::new(AtomicU32::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                let counters = Arc::clone(&counters);
+                let peak = Arc::clone(&peak);
+                scope.spawn(move || {
+                    for _ in 0..20_000 {
+                        if let Some(guard) = counters.claim(5) {
+                            peak.fetch_max(counters.channels(), Ordering::Relaxed);
+                            drop(guard);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(peak.load(Ordering::Relaxed) <= 5);
+        assert_eq!(counters.channels(), 0);
+    }
+
+    #[test]
+    fn cps_bucket_allows_rate_per_second() {
+        let counters = TrunkCounters::default();
+        let second = 1_000_000_000;
+        let admitted = (0..20).filter(|_| counters.take_call_slot(5, 0)).count();
+        assert_eq!(admitted, 5, "a burst of one second's worth");
+        assert!(!counters.take_call_slot(5, second / 10));
+        assert!(
+            counters.take_call_slot(5, second / 5 + 1),
+            "one slot per 200 ms"
+        );
+        assert!(!counters.take_call_slot(5, second / 5 + 2));
+        assert!(counters.take_call_slot(0, 0), "0 = unlimited");
+    }
+}
