@@ -2,6 +2,7 @@
 //! transaction timers — all sans IO.
 
 pub mod digest;
+pub mod invite;
 pub mod response;
 pub mod scan;
 pub mod transaction;
