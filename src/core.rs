@@ -8,9 +8,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::call::{self, CallEvent, Calls};
 use crate::config::{Config, ConfigErrors, Diff, Trunk, diff};
+use crate::inbound::snapshot::{self, Inputs, Snapshot, TrunkCounters};
+use crate::inbound::{Admitted, Inbound};
 use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS};
 use crate::status::{Summary, TrunkState, TrunkStatus};
 use crate::trunk::registration::Transmit;
@@ -116,6 +120,15 @@ pub struct Core {
     generation: u64,
     trunks: BTreeMap<String, TrunkSlot>,
     registry: Registry,
+    /// The hot path's shared state: the snapshot this core publishes, its counters.
+    inbound: Arc<Inbound>,
+    /// Per-trunk counters by id, kept across reloads (calls in progress count on).
+    counters: BTreeMap<String, Arc<TrunkCounters>>,
+    /// The next-hop addresses changed: publish a new snapshot at this instant (batched,
+    /// so thousands of DNS answers at start-up rebuild it a few times, not thousands).
+    snapshot_due: Option<Instant>,
+    epoch: Instant,
+    calls: Calls,
     next_report: Instant,
     events: VecDeque<Event>,
 }
@@ -142,12 +155,27 @@ impl Core {
         for slot in trunks.values() {
             registry.add(&slot.config);
         }
+        let counters: BTreeMap<String, Arc<TrunkCounters>> = config
+            .trunks
+            .keys()
+            .map(|id| (id.clone(), Arc::default()))
+            .collect();
+        let calls = Calls::new(call_settings(&config), context.seed ^ 0x5eed_ca11);
+        let inbound = Arc::new(Inbound::new(
+            build_snapshot(&config, &counters, &registry, now),
+            context.seed,
+        ));
         let mut core = Core {
             next_report: now + config.daemon.status_interval,
             config: Arc::new(config),
             generation: 1,
             trunks,
             registry,
+            inbound,
+            counters,
+            snapshot_due: None,
+            epoch: now,
+            calls,
             events: VecDeque::new(),
         };
         core.collect_notices(now);
@@ -168,10 +196,14 @@ impl Core {
     }
 
     pub fn summary(&self) -> Summary {
+        let counters = &self.inbound.counters;
         Summary {
             trunks: self.trunks.len(),
             enabled: self.trunks.values().filter(|s| s.config.enabled).count(),
             generation: self.generation,
+            active_calls: self.calls.active(),
+            unknown_source: counters.unknown_source.load(Ordering::Relaxed),
+            malformed: counters.malformed.load(Ordering::Relaxed),
         }
     }
 
@@ -219,6 +251,18 @@ impl Core {
             self.trunks.insert(id.clone(), slot);
         }
         self.collect_notices(now);
+        self.counters.retain(|id, _| config.trunks.contains_key(id));
+        for id in config.trunks.keys() {
+            self.counters.entry(id.clone()).or_default();
+        }
+        self.calls.set_settings(call_settings(&config));
+        self.inbound.publish(build_snapshot(
+            &config,
+            &self.counters,
+            &self.registry,
+            self.epoch,
+        ));
+        self.snapshot_due = None;
         if config.daemon.status_interval != self.config.daemon.status_interval {
             self.next_report = now + config.daemon.status_interval;
         }
@@ -235,6 +279,12 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.registry.handle_timeout(now);
         self.collect_notices(now);
+        self.calls.handle_timeout(now);
+        self.collect_call_events();
+        if self.snapshot_due.is_some_and(|due| now >= due) {
+            self.snapshot_due = None;
+            self.publish_snapshot();
+        }
         if now >= self.next_report {
             self.queue_report(now);
             let interval = self.config.daemon.status_interval;
@@ -245,26 +295,107 @@ impl Core {
 
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
-        match self.registry.poll_timeout() {
-            Some(at) => at.min(self.next_report),
-            None => self.next_report,
-        }
+        [
+            self.registry.poll_timeout(),
+            self.calls.poll_timeout(),
+            self.snapshot_due,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_report, Instant::min)
+    }
+
+    /// The hot path's shared state, for the socket tasks.
+    pub fn inbound(&self) -> Arc<Inbound> {
+        Arc::clone(&self.inbound)
+    }
+
+    /// Calls in progress (setting up or answered).
+    pub fn active_calls(&self) -> usize {
+        self.calls.active()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// A datagram (or stream frame) received from `source`. Responses to our REGISTERs
-    /// go to their registration; requests are not served yet (issues 4 and 5).
-    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+    /// A message the hot path handed over: a response, a request inside a call, or an
+    /// admitted INVITE with its claimed channel. `local` is our address it reached.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        bytes: &[u8],
+        admitted: Option<Admitted>,
+    ) {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let Ok(message) = scan::scan(bytes, &mut headers) else {
             return;
         };
-        if !message.is_request() && self.registry.handle_response(now, source, &message) {
+        if let Some(admitted) = admitted {
+            let key = self.inbound.transaction_key(&message);
+            let route = self.route(&admitted.trunk, local, message.request_uri_user());
+            self.inbound.invite_started(key);
+            self.calls
+                .handle_invite(now, source, bytes, admitted, key, route);
+        } else if message.is_request() {
+            self.calls.handle_request(now, source, bytes);
+        } else if self.registry.handle_response(now, source, &message) {
             self.collect_notices(now);
+        } else {
+            self.calls.handle_response(now, source, bytes);
         }
+        self.collect_call_events();
+    }
+
+    /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
+    /// with the dialled user kept when the URI names none.
+    fn route(&self, trunk: &str, local: SocketAddr, user: Option<&[u8]>) -> Option<call::Route> {
+        let trunk = self.config.trunks.get(trunk)?;
+        let uri = trunk
+            .route_to
+            .as_ref()
+            .or(self.config.backend.as_ref().map(|b| &b.uri))?;
+        let backend = SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060));
+        let mut target = uri.clone();
+        if target.user.is_none() {
+            target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
+        }
+        let host = match &self.config.daemon.public_address {
+            Some(public) => public.to_string(),
+            None => match local.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            },
+        };
+        Some(call::Route {
+            sent_by: format!("{host}:{}", local.port()),
+            backend,
+            request_uri: target.to_string(),
+        })
+    }
+
+    fn collect_call_events(&mut self) {
+        for key in self.calls.take_finished_keys() {
+            self.inbound.invite_ended(key);
+        }
+        while let Some(event) = self.calls.poll_event() {
+            match event {
+                CallEvent::Warning { trunk, message } => {
+                    self.events.push_back(Event::Warning { trunk, message });
+                }
+            }
+        }
+    }
+
+    fn publish_snapshot(&mut self) {
+        self.inbound.publish(build_snapshot(
+            &self.config,
+            &self.counters,
+            &self.registry,
+            self.epoch,
+        ));
     }
 
     /// The shell's answer to a [`Core::poll_resolve`] request.
@@ -276,6 +407,8 @@ impl Core {
     ) {
         self.registry.handle_resolved(now, trunk, resolved);
         self.collect_notices(now);
+        // A next hop's addresses are allowed to send requests (allow_next_hop).
+        self.snapshot_due.get_or_insert(now + SNAPSHOT_BATCH);
     }
 
     /// A connection the shell opened for us failed or closed.
@@ -298,12 +431,15 @@ impl Core {
 
     /// Bytes to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.registry.poll_transmit()
+        self.registry
+            .poll_transmit()
+            .or_else(|| self.calls.poll_transmit())
     }
 
     /// Shutdown: unregister every trunk. The shell keeps driving the core until
     /// [`Core::is_quiescent`] or its deadline.
     pub fn shutdown(&mut self, now: Instant) {
+        self.inbound.start_draining();
         self.registry.unregister_all(now);
     }
 
@@ -313,8 +449,13 @@ impl Core {
     }
 
     fn status_of(&self, slot: &TrunkSlot, now: Instant) -> TrunkStatus {
-        slot.status()
-            .with_registration(self.registry.status(&slot.config.id, now))
+        let mut status = slot
+            .status()
+            .with_registration(self.registry.status(&slot.config.id, now));
+        if let Some(counters) = self.counters.get(&slot.config.id) {
+            status.calls = Some(crate::status::CallCounts::of(counters));
+        }
+        status
     }
 
     /// Turns registry notices into events; a state change logs the trunk's line.
@@ -364,6 +505,39 @@ impl Core {
             summary: self.summary(),
         });
     }
+}
+
+/// How long DNS answers are batched before the hot path's snapshot is rebuilt.
+const SNAPSHOT_BATCH: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn call_settings(config: &Config) -> call::Settings {
+    call::Settings {
+        trunk_header: config.daemon.trunk_header.clone(),
+        timers: config.daemon.timers,
+        max_call_duration: config.daemon.max_call_duration,
+    }
+}
+
+/// The hot path's view of `config`: allowlists plus every next-hop address known (IP
+/// literals at once, names once resolved), backends, and the trunks' counters.
+fn build_snapshot(
+    config: &Config,
+    counters: &BTreeMap<String, Arc<TrunkCounters>>,
+    registry: &Registry,
+    epoch: Instant,
+) -> Snapshot {
+    let inputs = Inputs {
+        counters: &|id| counters.get(id).cloned().unwrap_or_default(),
+        next_hops: &|trunk| {
+            let mut addresses: Vec<_> =
+                registry.targets(&trunk.id).iter().map(|a| a.ip()).collect();
+            addresses.extend(snapshot::literal_next_hop(trunk));
+            addresses
+        },
+        backends: snapshot::literal_backends(config),
+        epoch,
+    };
+    Snapshot::build(config, &inputs)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! every timer is testable on a virtual clock. The `io` shell only moves bytes, events and
 //! time between the core and the operating system.
 
+pub mod call;
 pub mod config;
 pub mod core;
 pub mod inbound;

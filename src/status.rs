@@ -7,7 +7,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use crate::config::{Direction, Transport, Trunk, format_duration};
+use crate::inbound::TrunkCounters;
 use crate::trunk::registration;
 use crate::trunk::registry::RegistrationStatus;
 
@@ -47,6 +50,33 @@ pub struct TrunkStatus {
     pub name: String,
     /// Registration details when the trunk registers.
     pub registration: Option<RegistrationStatus>,
+    /// Inbound call counters (channels in use, admitted, rejected).
+    pub calls: Option<CallCounts>,
+}
+
+/// A trunk's inbound counters as read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallCounts {
+    pub channels: u32,
+    pub calls: u64,
+    pub rejected_source: u64,
+    pub rejected_busy: u64,
+    pub rejected_number: u64,
+    pub rejected_other: u64,
+}
+
+impl CallCounts {
+    pub fn of(counters: &TrunkCounters) -> Self {
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        CallCounts {
+            channels: counters.channels(),
+            calls: load(&counters.calls),
+            rejected_source: load(&counters.rejected_source),
+            rejected_busy: load(&counters.rejected_busy),
+            rejected_number: load(&counters.rejected_number),
+            rejected_other: load(&counters.rejected_other),
+        }
+    }
 }
 
 impl TrunkStatus {
@@ -63,6 +93,7 @@ impl TrunkStatus {
             max_channels: trunk.max_channels,
             name: trunk.name.clone(),
             registration: None,
+            calls: None,
         }
     }
 
@@ -95,6 +126,18 @@ impl fmt::Display for TrunkStatus {
             self.numbers,
         )?;
         write_quoted(f, &self.name)?;
+        if let Some(calls) = &self.calls {
+            write!(
+                f,
+                " channels={}/{max} calls={} rejected_source={} rejected_busy={} rejected_number={} rejected_other={}",
+                calls.channels,
+                calls.calls,
+                calls.rejected_source,
+                calls.rejected_busy,
+                calls.rejected_number,
+                calls.rejected_other,
+            )?;
+        }
         if let Some(registration) = &self.registration {
             if let Some(expires_in) = registration.expires_in {
                 write!(f, " expires_in={}", expires_in.as_secs())?;
@@ -116,17 +159,26 @@ pub struct Summary {
     pub trunks: usize,
     pub enabled: usize,
     pub generation: u64,
+    /// Calls in progress, all trunks.
+    pub active_calls: usize,
+    /// Requests from sources no trunk allows, since start.
+    pub unknown_source: u64,
+    /// Datagrams that did not scan as SIP, since start.
+    pub malformed: u64,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "summary trunks={} enabled={} disabled={} config_generation={}",
+            "summary trunks={} enabled={} disabled={} config_generation={} active_calls={} unknown_source={} malformed={}",
             self.trunks,
             self.enabled,
             self.trunks - self.enabled,
-            self.generation
+            self.generation,
+            self.active_calls,
+            self.unknown_source,
+            self.malformed,
         )
     }
 }
@@ -135,11 +187,12 @@ impl Summary {
     /// The one-line `STATUS=` text for systemd (`systemctl status` shows it).
     pub fn systemd_status(&self) -> String {
         format!(
-            "{} trunks ({} enabled, {} disabled), config generation {}",
+            "{} trunks ({} enabled, {} disabled), {} calls, config generation {}",
             self.trunks,
             self.enabled,
             self.trunks - self.enabled,
-            self.generation
+            self.active_calls,
+            self.generation,
         )
     }
 }
@@ -177,6 +230,7 @@ mod tests {
             max_channels: 0,
             name: "Carrier \"X\"\nUS".into(),
             registration: None,
+            calls: None,
         };
         assert_eq!(
             status.to_string(),

@@ -270,7 +270,7 @@ fn sd_notify_messages_arrive_in_order() {
     let ready = receive();
     assert!(ready.starts_with("READY=1\n"), "{ready:?}");
     assert!(
-        ready.contains("STATUS=2 trunks (1 enabled, 1 disabled), config generation 1"),
+        ready.contains("STATUS=2 trunks (1 enabled, 1 disabled), 0 calls, config generation 1"),
         "{ready:?}"
     );
     // READY=1 is sent after the listeners are bound, which the log showed first.

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use dashmap::DashMap;
 use tracing::warn;
 
 use crate::config::UnknownSource;
@@ -148,6 +149,10 @@ pub struct Inbound {
     snapshot: ArcSwap<Snapshot>,
     draining: AtomicBool,
     pub counters: Counters,
+    /// INVITE transactions the call path is working on, by [`Inbound::transaction_key`]:
+    /// a retransmitted INVITE goes to its transaction instead of claiming a second
+    /// channel (or being refused 503 when the first took the last one).
+    active: DashMap<u64, ()>,
     /// Keys the stateless To-tags (per process: a restart answers differently, which
     /// only matters for a retransmission straddling the restart).
     tag_key: u64,
@@ -173,6 +178,7 @@ impl Inbound {
             snapshot: ArcSwap::from_pointee(snapshot),
             draining: AtomicBool::new(false),
             counters: Counters::default(),
+            active: DashMap::new(),
             tag_key,
         }
     }
@@ -215,6 +221,10 @@ impl Inbound {
         let Some(method) = message.method() else {
             return Outcome::Control;
         };
+        if method == Method::Ack && self.is_our_ack(&message) {
+            // The ACK to one of our stateless answers, from wherever it came.
+            return Outcome::Nothing;
+        }
         let snapshot = self.snapshot.load();
         let users = [
             message.request_uri_user(),
@@ -227,9 +237,11 @@ impl Inbound {
         }
         let in_dialog = message.to().is_ok_and(|to| to.tag.is_some());
         match method {
-            Method::Ack if self.is_our_ack(&message) => Outcome::Nothing,
             Method::Ack | Method::Cancel => Outcome::Control,
             _ if in_dialog => Outcome::Control,
+            Method::Invite if self.active.contains_key(&self.transaction_key(&message)) => {
+                Outcome::Control
+            }
             Method::Invite => match trunk {
                 Some(index) => self.admit(worker, &snapshot, now, source, &message, index, users),
                 None => self.reply(worker, source, &message, Reject::NotACarrier, None),
@@ -431,9 +443,18 @@ impl Inbound {
         )
     }
 
-    /// The stateless To-tag of a request: 16 hex digits of a keyed hash of Call-ID and
-    /// top-Via branch, so retransmissions (same Call-ID and branch) get the same tag.
-    pub fn tag(&self, message: &Scan<'_, '_>) -> [u8; 16] {
+    /// The call path took over an INVITE transaction; see `active`.
+    pub fn invite_started(&self, key: u64) {
+        self.active.insert(key, ());
+    }
+
+    pub fn invite_ended(&self, key: u64) {
+        self.active.remove(&key);
+    }
+
+    /// A keyed hash of Call-ID and top-Via branch: the same for a request and its
+    /// retransmissions (and for the ACK of a non-2xx answer, RFC 3261 §17.1.1.3).
+    pub fn transaction_key(&self, message: &Scan<'_, '_>) -> u64 {
         let mut hasher = std::hash::DefaultHasher::new();
         self.tag_key.hash(&mut hasher);
         message.call_id().unwrap_or_default().hash(&mut hasher);
@@ -443,7 +464,13 @@ impl Inbound {
             .and_then(|via| via.branch)
             .unwrap_or_default()
             .hash(&mut hasher);
-        let value = hasher.finish();
+        hasher.finish()
+    }
+
+    /// The stateless To-tag of a request: the 16 hex digits of its transaction key, so
+    /// retransmissions get the same tag.
+    pub fn tag(&self, message: &Scan<'_, '_>) -> [u8; 16] {
+        let value = self.transaction_key(message);
         let mut tag = [0u8; 16];
         for (i, byte) in tag.iter_mut().enumerate() {
             *byte = b"0123456789abcdef"[((value >> (60 - 4 * i)) & 0xf) as usize];

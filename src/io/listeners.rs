@@ -1,10 +1,9 @@
 //! SIP listeners: bind every `listen` address before READY=1, so a port conflict fails
 //! the start instead of surfacing later.
 //!
-//! Serving SIP on them is the job of the transport and admission work that follows; until
-//! then UDP datagrams are read and dropped (counted at debug level), and TCP/TLS
-//! connections are accepted and closed (TLS after a handshake, which proves the
-//! certificate loads and works).
+//! UDP datagrams go through the hot path ([`crate::inbound`]) on the socket's own task.
+//! TCP/TLS connections are still accepted and closed (TLS after a handshake, which proves
+//! the certificate loads and works): serving SIP on them is not done yet.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +19,8 @@ use tracing::debug;
 
 use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsIdentity, Transport};
+use crate::inbound::{Admitted, Inbound, Outcome, Worker};
+use crate::io::clock;
 
 /// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
 const MAX_DATAGRAM: usize = 65_535;
@@ -43,8 +44,16 @@ pub struct Listeners {
     _tasks: JoinSet<()>,
 }
 
-/// A received datagram handed to the control path.
-pub type Datagram = (SocketAddr, Vec<u8>);
+/// A message handed to the control path: a response, a request inside a call, or a new
+/// call the hot path admitted (with its claimed channel).
+#[derive(Debug)]
+pub struct Datagram {
+    pub source: SocketAddr,
+    /// Our address it arrived at (specific, even on a wildcard listener).
+    pub local: SocketAddr,
+    pub bytes: Vec<u8>,
+    pub admitted: Option<Admitted>,
+}
 
 /// Datagrams waiting for the control path; beyond this, responses are dropped (and the
 /// transaction retransmits) rather than queued without bound.
@@ -53,6 +62,7 @@ pub const CONTROL_QUEUE: usize = 1024;
 pub async fn bind(
     config: &Config,
     control: mpsc::Sender<Datagram>,
+    inbound: Arc<Inbound>,
 ) -> Result<Listeners, ListenError> {
     // Validation guarantees an identity whenever a tls listener is configured.
     let identity = config.tls.as_ref().and_then(|tls| tls.identity.as_ref());
@@ -82,7 +92,12 @@ pub async fn bind(
                 let address = socket.local_addr().map_err(bind_error)?;
                 let socket = Arc::new(socket);
                 udp.push((address, Arc::clone(&socket)));
-                tasks.spawn(receive_udp(socket, control.clone()));
+                tasks.spawn(receive_udp(
+                    socket,
+                    address,
+                    control.clone(),
+                    Arc::clone(&inbound),
+                ));
                 address
             }
             Transport::Tcp | Transport::Tls => {
@@ -157,26 +172,65 @@ fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Reads datagrams: SIP responses go to the control path (they answer our REGISTERs);
-/// requests are dropped until the inbound path exists (issues 4 and 5).
-async fn receive_udp(socket: Arc<UdpSocket>, control: mpsc::Sender<Datagram>) {
+/// The hot path of one UDP socket: every datagram goes through [`Inbound::handle`];
+/// rejections and OPTIONS are answered from here, responses, in-call requests and
+/// admitted calls go to the control path.
+async fn receive_udp(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    control: mpsc::Sender<Datagram>,
+    inbound: Arc<Inbound>,
+) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
+    let mut worker = Worker::new();
     loop {
-        match socket.recv_from(&mut buffer).await {
-            Ok((length, source)) => {
-                let datagram = &buffer[..length];
-                // A response's status line starts with the version (RFC 3261 §7.2).
-                if datagram.len() > 8 && datagram[..8].eq_ignore_ascii_case(b"SIP/2.0 ") {
-                    if control.try_send((source, datagram.to_vec())).is_err() {
-                        debug!(%source, "control path busy: response dropped");
-                    }
-                } else {
-                    debug!(%source, length, "request dropped: SIP requests not served yet");
-                }
+        let (length, source) = match socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            Err(error) => {
+                debug!("udp receive error: {error}");
+                continue;
             }
-            Err(error) => debug!("udp receive error: {error}"),
+        };
+        let datagram = &buffer[..length];
+        let admitted = match inbound.handle(&mut worker, clock::now(), source, datagram) {
+            Outcome::Reply => {
+                let _ = socket.send_to(&worker.out, source).await;
+                continue;
+            }
+            Outcome::Nothing => continue,
+            Outcome::Control => None,
+            Outcome::Admit(admitted) => Some(admitted),
+        };
+        let is_call = admitted.is_some();
+        let message = Datagram {
+            source,
+            local: specific(local, source),
+            bytes: datagram.to_vec(),
+            admitted,
+        };
+        if control.try_send(message).is_err() {
+            // The channel claim (if any) went with the message; say so to the carrier.
+            debug!(%source, "control path busy: message dropped");
+            if is_call && inbound.reply_overloaded(&mut worker, source, datagram) {
+                let _ = socket.send_to(&worker.out, source).await;
+            }
         }
     }
+}
+
+/// The address a wildcard listener was reached at, as the kernel would pick it to
+/// answer `peer` (a connected UDP socket sends nothing).
+fn specific(local: SocketAddr, peer: SocketAddr) -> SocketAddr {
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let any = SocketAddr::new(local.ip(), 0);
+    std::net::UdpSocket::bind(any)
+        .and_then(|probe| {
+            probe.connect(peer)?;
+            probe.local_addr()
+        })
+        .map_or(local, |found| SocketAddr::new(found.ip(), local.port()))
 }
 
 async fn accept_and_close(listener: TcpListener, acceptor: Option<TlsAcceptor>) {

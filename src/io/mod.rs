@@ -50,7 +50,13 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         }
     };
     let (control_tx, mut control_rx) = mpsc::channel(listeners::CONTROL_QUEUE);
-    let listeners = listeners::bind(&config, control_tx.clone()).await?;
+    let context = Context {
+        seed: random_seed(),
+        ..Context::default()
+    };
+    let mut core = Core::with_context(config, clock::now(), context);
+    let config = Arc::clone(core.config());
+    let listeners = listeners::bind(&config, control_tx.clone(), core.inbound()).await?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
@@ -91,11 +97,6 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
 
-    let context = Context {
-        seed: random_seed(),
-        ..Context::default()
-    };
-    let mut core = Core::with_context(config, clock::now(), context);
     let mut last_reload_failed = None;
     info!(
         "trunkd {} started with {}",
@@ -114,7 +115,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         let deadline = TokioInstant::from_std(core.poll_timeout());
         tokio::select! {
             _ = sleep_until(deadline) => core.handle_timeout(clock::now()),
-            Some((source, bytes)) = control_rx.recv() => core.handle_datagram(clock::now(), source, &bytes),
+            Some(received) = control_rx.recv() => deliver(&mut core, received),
             Some((peer, transport, why)) = failures_rx.recv() => {
                 core.handle_transport_error(clock::now(), peer, transport, &why);
             }
@@ -196,9 +197,19 @@ async fn unregister_all(
                 }
                 core.handle_timeout(clock::now());
             }
-            Some((source, bytes)) = control.recv() => core.handle_datagram(clock::now(), source, &bytes),
+            Some(received) = control.recv() => deliver(core, received),
         }
     }
+}
+
+fn deliver(core: &mut Core, received: listeners::Datagram) {
+    let listeners::Datagram {
+        source,
+        local,
+        bytes,
+        admitted,
+    } = received;
+    core.handle_datagram(clock::now(), source, local, &bytes, admitted);
 }
 
 /// A per-process seed from the OS-seeded keys of std's hasher (no extra dependency).

@@ -222,8 +222,9 @@ async fn run_connection(key: StreamKey, outgoing: mpsc::Receiver<Vec<u8>>, netwo
         Err(_) => return network.forget(&key, "connect timed out".into()),
     };
     let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().unwrap_or(key.peer);
     if key.transport != Transport::Tls {
-        return serve(key, tcp, outgoing, network).await;
+        return serve(key, local, tcp, outgoing, network).await;
     }
     let Some(connector) = network.tls.clone() else {
         let why = "no TLS client configuration (see the start-up log)".to_owned();
@@ -234,7 +235,7 @@ async fn run_connection(key: StreamKey, outgoing: mpsc::Receiver<Vec<u8>>, netwo
         Err(error) => return network.forget(&key, format!("bad TLS server name: {error}")),
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
-        Ok(Ok(tls)) => serve(key, tls, outgoing, network).await,
+        Ok(Ok(tls)) => serve(key, local, tls, outgoing, network).await,
         Ok(Err(error)) => network.forget(&key, format!("TLS handshake failed: {error}")),
         Err(_) => network.forget(&key, "TLS handshake timed out".into()),
     }
@@ -243,6 +244,7 @@ async fn run_connection(key: StreamKey, outgoing: mpsc::Receiver<Vec<u8>>, netwo
 /// Writes what is queued and frames what is read, until either side fails.
 async fn serve<S>(
     key: StreamKey,
+    local: SocketAddr,
     stream: S,
     mut outgoing: mpsc::Receiver<Vec<u8>>,
     network: Network,
@@ -275,7 +277,13 @@ async fn serve<S>(
                     }
                     Ok(Frame::Message { len }) => {
                         let message: Vec<u8> = buffer.drain(..len).collect();
-                        if network.control.try_send((peer, message)).is_err() {
+                        let received = Datagram {
+                            source: peer,
+                            local,
+                            bytes: message,
+                            admitted: None,
+                        };
+                        if network.control.try_send(received).is_err() {
                             debug!(%peer, "control path busy: message dropped");
                         }
                     }

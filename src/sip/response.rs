@@ -105,7 +105,11 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// The first Via header line's value with its first entry stamped with where the request
 /// really came from: `rport` filled in when asked for, `received` when the sent-by host
 /// is not the source address (or rport was asked for, RFC 3581 §4).
-fn write_top_via(out: &mut Vec<u8>, value: &[u8], source: SocketAddr) -> Result<(), ScanError> {
+pub(crate) fn write_top_via(
+    out: &mut Vec<u8>,
+    value: &[u8],
+    source: SocketAddr,
+) -> Result<(), ScanError> {
     let entry = ListValues::new(value)
         .next()
         .ok_or(ScanError::MalformedHeader("Via"))?;

@@ -656,6 +656,12 @@ impl Registry {
         self.entries.is_empty() && self.retiring.is_empty()
     }
 
+    /// Every resolved address of a trunk's next hop (empty until resolved, or when the
+    /// trunk does not register).
+    pub fn targets(&self, id: &str) -> &[SocketAddr] {
+        self.entries.get(id).map_or(&[], |entry| &entry.targets)
+    }
+
     /// The registration fields of a trunk's status line, if it registers.
     pub fn status(&self, id: &str, now: Instant) -> Option<RegistrationStatus> {
         let entry = self.entries.get(id)?;

@@ -1,0 +1,326 @@
+//! Rewriting messages as they pass through trunkd (RFC 3261 §16.6 for requests, §16.7
+//! for responses): our Via on top, Max-Forwards decremented, Record-Route added to
+//! dialog-creating requests, our own Route entry removed, the trunk header set.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use crate::sip::response::write_top_via;
+use crate::sip::scan::{HeaderName, ListValues, NameAddr, Scan, ScanError};
+
+/// What every forwarded request carries.
+pub struct Hop<'a> {
+    /// Our `host:port` for Via and Record-Route.
+    pub sent_by: &'a str,
+    /// The branch of our Via.
+    pub branch: &'a str,
+}
+
+fn name<'a>(name: &HeaderName<'a>) -> &'a [u8] {
+    match name {
+        HeaderName::Other(raw) => raw,
+        known => known.canonical().as_bytes(),
+    }
+}
+
+/// Whether a Route value names us (`<sip:host:port;lr>` with our sent-by).
+fn is_our_route(value: &[u8], sent_by: &str) -> bool {
+    let Ok(address) = NameAddr::parse(value) else {
+        return false;
+    };
+    let uri = address.uri;
+    let after_scheme = uri
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(uri, |colon| &uri[colon + 1..]);
+    let host_port = after_scheme
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(after_scheme);
+    let host_port = match host_port.iter().position(|&b| b == b'@') {
+        Some(at) => &host_port[at + 1..],
+        None => host_port,
+    };
+    host_port.eq_ignore_ascii_case(sent_by.as_bytes())
+}
+
+/// Forwards a request: `request_uri` replaces the original one when given (the initial
+/// INVITE toward the backend); `record_route` adds ours (dialog-creating requests);
+/// `trunk_header` is set, replacing whatever the sender put there.
+pub fn request(
+    out: &mut Vec<u8>,
+    message: &Scan<'_, '_>,
+    source: SocketAddr,
+    hop: &Hop<'_>,
+    request_uri: Option<&str>,
+    record_route: bool,
+    trunk_header: Option<(&str, &str)>,
+) -> Result<(), ScanError> {
+    out.clear();
+    let method = message.method().ok_or(ScanError::StartLine)?;
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    match request_uri {
+        Some(uri) => out.extend_from_slice(uri.as_bytes()),
+        None => out.extend_from_slice(message.request_uri().ok_or(ScanError::StartLine)?),
+    }
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    let _ = write!(
+        out,
+        "Via: SIP/2.0/UDP {};branch={};rport\r\n",
+        hop.sent_by, hop.branch
+    );
+    if record_route {
+        let _ = write!(out, "Record-Route: <sip:{};lr>\r\n", hop.sent_by);
+    }
+    let max_forwards = message.max_forwards()?.unwrap_or(70);
+    let mut first_via = true;
+    for header in message.headers() {
+        match header.name {
+            HeaderName::Via if first_via => {
+                first_via = false;
+                out.extend_from_slice(b"Via: ");
+                write_top_via(out, header.value, source)?;
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+            HeaderName::MaxForwards | HeaderName::ContentLength => continue,
+            HeaderName::Route => {
+                let kept =
+                    ListValues::new(header.value).filter(|value| !is_our_route(value, hop.sent_by));
+                let mut wrote = false;
+                for value in kept {
+                    out.extend_from_slice(if wrote { b", " } else { b"Route: " });
+                    out.extend_from_slice(value);
+                    wrote = true;
+                }
+                if wrote {
+                    out.extend_from_slice(b"\r\n");
+                }
+                continue;
+            }
+            HeaderName::Other(raw)
+                if trunk_header.is_some_and(|(n, _)| raw.eq_ignore_ascii_case(n.as_bytes())) =>
+            {
+                continue;
+            }
+            _ => {}
+        }
+        out.extend_from_slice(name(&header.name));
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(header.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(out, "Max-Forwards: {}\r\n", max_forwards.saturating_sub(1));
+    if let Some((name, value)) = trunk_header {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    let body = message.body();
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// Relays a response one hop back: removes the top Via entry (ours), copies the rest.
+pub fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), ScanError> {
+    out.clear();
+    let (code, reason) = match message.start_line() {
+        crate::sip::scan::StartLine::Response { code, reason } => (code, reason),
+        _ => return Err(ScanError::StartLine),
+    };
+    let _ = write!(out, "SIP/2.0 {code} ");
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+    let mut popped = false;
+    for header in message.headers() {
+        if header.name == HeaderName::Via && !popped {
+            popped = true;
+            let mut rest = ListValues::new(header.value).skip(1).peekable();
+            if rest.peek().is_none() {
+                continue;
+            }
+            out.extend_from_slice(b"Via: ");
+            for (i, value) in rest.enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(value);
+            }
+            out.extend_from_slice(b"\r\n");
+            continue;
+        }
+        if header.name == HeaderName::ContentLength {
+            continue;
+        }
+        out.extend_from_slice(name(&header.name));
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(header.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    let body = message.body();
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// The fields of a forwarded INVITE that its ACK (for a non-2xx) and CANCEL repeat
+/// (RFC 3261 §9.1, §17.1.1.3).
+#[derive(Debug, Clone)]
+pub struct InviteCopy {
+    pub request_uri: String,
+    pub via: String,
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+    pub call_id: Vec<u8>,
+    pub cseq: u32,
+    pub routes: Vec<Vec<u8>>,
+}
+
+impl InviteCopy {
+    pub fn of(forwarded: &Scan<'_, '_>) -> Result<Self, ScanError> {
+        let via = forwarded
+            .header(HeaderName::Via)
+            .ok_or(ScanError::MissingHeader("Via"))?;
+        let via = ListValues::new(via).next().unwrap_or(via);
+        Ok(InviteCopy {
+            request_uri: String::from_utf8_lossy(forwarded.request_uri().unwrap_or_default())
+                .into_owned(),
+            via: String::from_utf8_lossy(via).into_owned(),
+            from: forwarded
+                .header(HeaderName::From)
+                .unwrap_or_default()
+                .to_vec(),
+            to: forwarded
+                .header(HeaderName::To)
+                .unwrap_or_default()
+                .to_vec(),
+            call_id: forwarded.call_id()?.to_vec(),
+            cseq: forwarded.cseq()?.sequence,
+            routes: forwarded
+                .headers()
+                .iter()
+                .filter(|h| h.name == HeaderName::Route)
+                .map(|h| h.value.to_vec())
+                .collect(),
+        })
+    }
+
+    /// `ACK` (with the response's To, which has the tag) or `CANCEL` (the INVITE's To).
+    pub fn write(&self, out: &mut Vec<u8>, method: &str, to: Option<&[u8]>) {
+        out.clear();
+        let _ = write!(
+            out,
+            "{method} {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            self.request_uri, self.via
+        );
+        for route in &self.routes {
+            out.extend_from_slice(b"Route: ");
+            out.extend_from_slice(route);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"From: ");
+        out.extend_from_slice(&self.from);
+        out.extend_from_slice(b"\r\nTo: ");
+        out.extend_from_slice(to.unwrap_or(&self.to));
+        out.extend_from_slice(b"\r\nCall-ID: ");
+        out.extend_from_slice(&self.call_id);
+        let _ = write!(
+            out,
+            "\r\nCSeq: {} {method}\r\nContent-Length: 0\r\n\r\n",
+            self.cseq
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::scan::{EMPTY_HEADER, MAX_HEADERS, scan};
+
+    const INVITE: &str = "INVITE sip:+15550100001@192.0.2.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-1;rport\r\n\
+Max-Forwards: 70\r\n\
+Route: <sip:192.0.2.1:5060;lr>, <sip:other.example;lr>\r\n\
+From: <sip:+15551230000@carrier.example>;tag=abc\r\n\
+To: <sip:+15550100001@192.0.2.1>\r\n\
+Call-ID: call-1@carrier\r\n\
+CSeq: 7 INVITE\r\n\
+X-Trunk: spoofed\r\n\
+Contact: <sip:10.0.0.5:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\r\nv=0\n";
+
+    #[test]
+    fn forwarded_invite_has_our_via_record_route_and_trunk_header() {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(INVITE.as_bytes(), &mut storage).unwrap();
+        let mut out = Vec::new();
+        let hop = Hop {
+            sent_by: "192.0.2.1:5060",
+            branch: "z9hG4bKtk1",
+        };
+        request(
+            &mut out,
+            &message,
+            "203.0.113.5:5060".parse().unwrap(),
+            &hop,
+            Some("sip:+15550100001@127.0.0.1:5080"),
+            true,
+            Some(("X-Trunk", "carrier")),
+        )
+        .unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert_eq!(
+            text,
+            "INVITE sip:+15550100001@127.0.0.1:5080 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtk1;rport\r\n\
+Record-Route: <sip:192.0.2.1:5060;lr>\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-1;rport=5060;received=203.0.113.5\r\n\
+Route: <sip:other.example;lr>\r\n\
+From: <sip:+15551230000@carrier.example>;tag=abc\r\n\
+To: <sip:+15550100001@192.0.2.1>\r\n\
+Call-ID: call-1@carrier\r\n\
+CSeq: 7 INVITE\r\n\
+Contact: <sip:10.0.0.5:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Max-Forwards: 69\r\n\
+X-Trunk: carrier\r\n\
+Content-Length: 4\r\n\r\nv=0\n"
+        );
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let forwarded = scan(&out, &mut storage).unwrap();
+        let copy = InviteCopy::of(&forwarded).unwrap();
+        let mut ack = Vec::new();
+        copy.write(&mut ack, "ACK", Some(b"<sip:+15550100001@192.0.2.1>;tag=b"));
+        let ack = String::from_utf8(ack).unwrap();
+        assert!(ack.starts_with(
+            "ACK sip:+15550100001@127.0.0.1:5080 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtk1;rport\r\n"
+        ));
+        assert!(ack.contains("\r\nCSeq: 7 ACK\r\n"));
+        assert!(ack.contains("\r\nTo: <sip:+15550100001@192.0.2.1>;tag=b\r\n"));
+        assert!(ack.contains("\r\nRoute: <sip:other.example;lr>\r\n"));
+    }
+
+    #[test]
+    fn relayed_response_loses_only_our_via() {
+        let response = "SIP/2.0 180 Ringing\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtk1;rport=5060, SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-1\r\n\
+Record-Route: <sip:192.0.2.1:5060;lr>\r\n\
+From: <sip:a@b>;tag=abc\r\nTo: <sip:c@d>;tag=x\r\nCall-ID: call-1@carrier\r\n\
+CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(response.as_bytes(), &mut storage).unwrap();
+        let mut out = Vec::new();
+        super::response(&mut out, &message).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "SIP/2.0 180 Ringing\r\n\
+Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-1\r\n\
+Record-Route: <sip:192.0.2.1:5060;lr>\r\n\
+From: <sip:a@b>;tag=abc\r\nTo: <sip:c@d>;tag=x\r\nCall-ID: call-1@carrier\r\n\
+CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,680 @@
+//! Admitted calls: trunkd as a record-routing, transaction-stateful proxy between the
+//! carrier and the trunk's backend (RFC 3261 §16), sans IO.
+//!
+//! The INVITE is forwarded through a server transaction toward the carrier and a client
+//! transaction toward the backend ([`crate::sip::invite`]); CANCEL is hop by hop;
+//! requests inside the dialog (ACK for a 2xx, BYE, re-INVITE, UPDATE, INFO, ...) and their
+//! responses are forwarded statelessly between the two addresses the call knows.
+//!
+//! Each call holds the [`ChannelGuard`] the hot path claimed. The guard is dropped, and
+//! the channel released, exactly once, whichever comes first: a non-2xx final answer, a
+//! BYE from either side, a timeout (Timer B/C: 408 to the carrier), the backend being
+//! unreachable (503), `max_call_duration`, or the call table going away.
+//!
+//! ```text
+//!  carrier ──INVITE──► trunkd ──INVITE (Via, Record-Route, X-Trunk)──► backend
+//!          ◄──100────        ◄──────────────── 1xx / 2xx / non-2xx ───
+//!          ◄── 1xx/2xx/non-2xx relayed            (ACK for non-2xx: ours, hop by hop)
+//!          ──ACK/BYE/...──► stateless forward ◄──► by Call-ID
+//! ```
+
+pub mod forward;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::Transport;
+use crate::inbound::{Admitted, ChannelGuard};
+use crate::sip::invite::{
+    ClientAction, ClientState, InviteClient, InviteServer, ServerAction, ServerState,
+};
+use crate::sip::response;
+use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan};
+use crate::sip::transaction::TimerValues;
+use crate::trunk::registration::Transmit;
+use forward::{Hop, InviteCopy};
+
+/// RFC 3261 §16.6 step 11: Timer C, "greater than 3 minutes".
+pub const TIMER_C: Duration = Duration::from_secs(181);
+/// How long a call that ended by BYE is remembered, so BYE retransmissions and the 200
+/// still find their way (64·T1 with the default T1).
+const LINGER: Duration = Duration::from_secs(32);
+
+/// What the proxy needs to know, per daemon.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub trunk_header: String,
+    pub timers: TimerValues,
+    pub max_call_duration: Duration,
+}
+
+/// Where an admitted call goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Our `host:port` in Via and Record-Route: the address the INVITE reached (or
+    /// `public_address`).
+    pub sent_by: String,
+    pub backend: SocketAddr,
+    /// The Request-URI toward the backend.
+    pub request_uri: String,
+}
+
+/// Something for the status log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A call ended abnormally (timeout, unreachable backend, max duration).
+    Warning { trunk: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE forwarded, no final answer yet.
+    Setup,
+    /// 2xx relayed: the call is up.
+    Answered,
+    /// Ended (BYE, non-2xx, timeout): lingering for retransmissions.
+    Ended,
+}
+
+struct Call {
+    trunk: String,
+    phase: Phase,
+    guard: Option<ChannelGuard>,
+    /// The inbound transaction key (for the hot path's active set).
+    key: u64,
+    carrier: SocketAddr,
+    backend: SocketAddr,
+    carrier_branch: Vec<u8>,
+    /// The branch of our Via on the forwarded INVITE.
+    our_branch: Vec<u8>,
+    sent_by: String,
+    /// Any response came back from the backend.
+    backend_responded: bool,
+    /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200).
+    invite: Vec<u8>,
+    /// The INVITE as forwarded, for Timer A retransmissions.
+    forwarded: Vec<u8>,
+    copy: InviteCopy,
+    /// The latest response sent to the carrier, for Timer G and retransmitted INVITEs.
+    latest: Vec<u8>,
+    server: InviteServer,
+    client: InviteClient,
+    /// CANCEL received before the backend sent a provisional: send it when one comes.
+    cancel_pending: bool,
+    /// The ACK we sent the backend for its non-2xx, resent on its retransmissions.
+    ack: Vec<u8>,
+    ends_at: Instant,
+    linger_until: Option<Instant>,
+    scheduled: Option<Instant>,
+}
+
+impl Call {
+    fn release(&mut self) {
+        self.guard = None;
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.server.poll_timeout(),
+            self.client.poll_timeout(),
+            self.linger_until,
+            (self.phase != Phase::Ended).then_some(self.ends_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// Every call in progress, by Call-ID.
+pub struct Calls {
+    settings: Settings,
+    calls: HashMap<Vec<u8>, Call>,
+    deadlines: BinaryHeap<Reverse<(Instant, Vec<u8>)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<CallEvent>,
+    /// Transaction keys whose INVITE transaction ended: the hot path forgets them.
+    finished_keys: Vec<u64>,
+    branch_key: u64,
+    buffer: Vec<u8>,
+}
+
+impl Calls {
+    pub fn new(settings: Settings, branch_key: u64) -> Self {
+        Calls {
+            settings,
+            calls: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            finished_keys: Vec::new(),
+            branch_key,
+            buffer: Vec::with_capacity(2048),
+        }
+    }
+
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Calls not yet ended (setting up or answered).
+    pub fn active(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|call| call.phase != Phase::Ended)
+            .count()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    /// Transaction keys the hot path should stop treating as active.
+    pub fn take_finished_keys(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.finished_keys)
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// A new INVITE the hot path admitted, with its channel. `route` is `None` when the
+    /// trunk's backend cannot be reached (no address): the carrier gets a 503.
+    pub fn handle_invite(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        bytes: &[u8],
+        admitted: Admitted,
+        key: u64,
+        route: Option<Route>,
+    ) {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(message) = scan::scan(bytes, &mut storage) else {
+            return;
+        };
+        let (Ok(call_id), Ok(via)) = (message.call_id(), message.top_via()) else {
+            return;
+        };
+        let carrier_branch = via.branch.unwrap_or_default().to_vec();
+        if let Some(existing) = self.calls.get(call_id) {
+            // The same transaction again (the hot path had not seen it yet): its
+            // transaction answers; the second channel claim is released here.
+            if existing.carrier_branch == carrier_branch {
+                drop(admitted);
+                self.handle_invite_retransmission(call_id.to_vec());
+                return;
+            }
+            self.reply(source, &message, 482, "Loop Detected", None);
+            return;
+        }
+        let Some(route) = route else {
+            self.reply(source, &message, 503, "Backend Unavailable", None);
+            self.events.push_back(CallEvent::Warning {
+                trunk: admitted.trunk.to_string(),
+                message: "call refused: the backend has no address".into(),
+            });
+            return;
+        };
+        let branch = self.branch_for(call_id, &carrier_branch);
+        let hop = Hop {
+            sent_by: &route.sent_by,
+            branch: &branch,
+        };
+        let mut forwarded = Vec::with_capacity(bytes.len() + 256);
+        let trunk_header = (self.settings.trunk_header.as_str(), &*admitted.trunk);
+        if forward::request(
+            &mut forwarded,
+            &message,
+            source,
+            &hop,
+            Some(&route.request_uri),
+            true,
+            Some(trunk_header),
+        )
+        .is_err()
+        {
+            self.reply(source, &message, 400, "Bad Request", None);
+            return;
+        }
+        let copy = {
+            let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+            match scan::scan(&forwarded, &mut storage).and_then(|f| InviteCopy::of(&f)) {
+                Ok(copy) => copy,
+                Err(_) => {
+                    self.reply(source, &message, 400, "Bad Request", None);
+                    return;
+                }
+            }
+        };
+        let timers = self.settings.timers;
+        let (server, first) = InviteServer::new(timers, false);
+        let client = InviteClient::new(now, timers, false, Some(TIMER_C));
+        let mut trying = Vec::new();
+        let _ = response::write(&mut trying, &message, source, 100, "Trying", None, &[]);
+        debug_assert_eq!(first, ServerAction::Send(100));
+        self.send(source, trying.clone());
+        self.send(route.backend, forwarded.clone());
+        let call = Call {
+            trunk: admitted.trunk.to_string(),
+            phase: Phase::Setup,
+            guard: Some(admitted.guard),
+            key,
+            carrier: source,
+            backend: route.backend,
+            carrier_branch,
+            our_branch: branch.into_bytes(),
+            sent_by: route.sent_by,
+            backend_responded: false,
+            invite: bytes.to_vec(),
+            forwarded,
+            copy,
+            latest: trying,
+            server,
+            client,
+            cancel_pending: false,
+            ack: Vec::new(),
+            ends_at: now + self.settings.max_call_duration,
+            linger_until: None,
+            scheduled: None,
+        };
+        let id = call_id.to_vec();
+        self.calls.insert(id.clone(), call);
+        self.schedule(&id);
+    }
+
+    fn handle_invite_retransmission(&mut self, id: Vec<u8>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let ServerAction::Resend(_) = call.server.handle_request_retransmission() {
+            let bytes = call.latest.clone();
+            let to = call.carrier;
+            self.send(to, bytes);
+        }
+    }
+
+    /// A request that is not a new INVITE: CANCEL, ACK, in-dialog requests. Returns false
+    /// when no call knows it (the caller answers 481 or drops it).
+    pub fn handle_request(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) -> bool {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(message) = scan::scan(bytes, &mut storage) else {
+            return true;
+        };
+        let (Some(method), Ok(call_id)) = (message.method(), message.call_id()) else {
+            return true;
+        };
+        let id = call_id.to_vec();
+        let Some(call) = self.calls.get_mut(&id) else {
+            if method != Method::Ack {
+                self.reply(
+                    source,
+                    &message,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    None,
+                );
+            }
+            return false;
+        };
+        let branch = message
+            .top_via()
+            .ok()
+            .and_then(|via| via.branch)
+            .unwrap_or_default();
+        let from_carrier = source != call.backend;
+        let same_transaction = from_carrier && branch == call.carrier_branch.as_slice();
+        match method {
+            Method::Invite if same_transaction => {
+                self.handle_invite_retransmission(id);
+                return true;
+            }
+            Method::Ack if same_transaction => {
+                // ACK for our non-2xx: hop by hop, ends here (§17.2.1).
+                let action = call.server.handle_ack(now);
+                if action != ServerAction::DeliverAck {
+                    self.schedule(&id);
+                    return true;
+                }
+            }
+            Method::Cancel if same_transaction => {
+                self.reply(source, &message, 200, "OK", None);
+                self.cancel(now, &id);
+                self.schedule(&id);
+                return true;
+            }
+            Method::Bye => {
+                let call = self.calls.get_mut(&id).expect("present");
+                call.release();
+                call.phase = Phase::Ended;
+                call.linger_until = Some(now + LINGER);
+            }
+            _ => {}
+        }
+        let call = self.calls.get(&id).expect("present");
+        let destination = if from_carrier {
+            call.backend
+        } else {
+            call.carrier
+        };
+        if message.max_forwards() == Ok(Some(0)) {
+            self.reply(source, &message, 483, "Too Many Hops", None);
+            return true;
+        }
+        let branch = self.branch_for(call_id, branch);
+        let sent_by = call.sent_by.clone();
+        let hop = Hop {
+            sent_by: &sent_by,
+            branch: &branch,
+        };
+        let mut out = std::mem::take(&mut self.buffer);
+        if forward::request(&mut out, &message, source, &hop, None, false, None).is_ok() {
+            self.send(destination, out.clone());
+        }
+        self.buffer = out;
+        self.schedule(&id);
+        true
+    }
+
+    /// A response from either side. Returns false when no call knows it.
+    pub fn handle_response(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) -> bool {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(message) = scan::scan(bytes, &mut storage) else {
+            return false;
+        };
+        let (Some(code), Ok(call_id), Ok(cseq)) =
+            (message.status_code(), message.call_id(), message.cseq())
+        else {
+            return false;
+        };
+        let id = call_id.to_vec();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let branch = message.top_via().ok().and_then(|via| via.branch);
+        let from_backend = source == call.backend;
+        let ours = from_backend && branch == Some(call.our_branch.as_slice());
+        if ours && cseq.method == Method::Invite {
+            call.backend_responded = true;
+            self.invite_response(now, &id, code, &message);
+        } else if ours && cseq.method == Method::Cancel {
+            // The 200 to our CANCEL: hop by hop, ends here.
+        } else {
+            // A response to a request forwarded statelessly: back the other way.
+            let destination = if from_backend {
+                call.carrier
+            } else {
+                call.backend
+            };
+            let mut out = Vec::new();
+            if forward::response(&mut out, &message).is_ok() {
+                self.send(destination, out);
+            }
+        }
+        self.schedule(&id);
+        true
+    }
+
+    fn invite_response(&mut self, now: Instant, id: &[u8], code: u16, message: &Scan<'_, '_>) {
+        let call = self.calls.get_mut(id).expect("present");
+        let action = call.client.handle_response(now, code);
+        match action {
+            ClientAction::Deliver(code) | ClientAction::DeliverAndAck(code) => {
+                if let ClientAction::DeliverAndAck(_) = action {
+                    let to = message.header(HeaderName::To);
+                    call.copy.write(&mut call.ack, "ACK", to);
+                    let (ack, backend) = (call.ack.clone(), call.backend);
+                    self.send(backend, ack);
+                }
+                let call = self.calls.get_mut(id).expect("present");
+                if code == 100 {
+                    // Hop by hop: the carrier has our own 100 already.
+                } else {
+                    let mut relayed = Vec::new();
+                    if forward::response(&mut relayed, message).is_err() {
+                        return;
+                    }
+                    let server_action = match code {
+                        101..=199 => call.server.send_provisional(code),
+                        _ => call.server.send_final(now, code),
+                    };
+                    if matches!(server_action, ServerAction::Send(_)) || code >= 200 {
+                        call.latest = relayed.clone();
+                        let carrier = call.carrier;
+                        self.send(carrier, relayed);
+                    }
+                }
+                let call = self.calls.get_mut(id).expect("present");
+                match code {
+                    101..=199 if call.cancel_pending => {
+                        call.cancel_pending = false;
+                        self.send_cancel(id);
+                    }
+                    200..=299 if call.phase == Phase::Setup => call.phase = Phase::Answered,
+                    300..=699 => {
+                        call.release();
+                        call.phase = Phase::Ended;
+                    }
+                    _ => {}
+                }
+            }
+            ClientAction::SendAck => {
+                let (ack, backend) = (call.ack.clone(), call.backend);
+                self.send(backend, ack);
+            }
+            _ => {}
+        }
+    }
+
+    /// CANCEL from the carrier: once the backend sent a provisional, CANCEL it there
+    /// (§9.1); before that, remember and send it when one comes.
+    fn cancel(&mut self, _now: Instant, id: &[u8]) {
+        let call = self.calls.get_mut(id).expect("present");
+        match call.client.state() {
+            ClientState::Proceeding => self.send_cancel(id),
+            ClientState::Calling => call.cancel_pending = true,
+            _ => {}
+        }
+    }
+
+    fn send_cancel(&mut self, id: &[u8]) {
+        let call = self.calls.get_mut(id).expect("present");
+        let mut cancel = Vec::new();
+        call.copy.write(&mut cancel, "CANCEL", None);
+        let backend = call.backend;
+        self.send(backend, cancel);
+    }
+
+    /// Runs every call timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((at, id)) = self.deadlines.pop().expect("peeked");
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.scheduled != Some(at) {
+                continue;
+            }
+            call.scheduled = None;
+            self.run_timers(now, &id);
+            self.schedule(&id);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant, id: &[u8]) {
+        let call = self.calls.get_mut(id).expect("present");
+        if call.linger_until.is_some_and(|until| now >= until) {
+            call.linger_until = None;
+        }
+        match call.client.handle_timeout(now) {
+            ClientAction::Retransmit => {
+                let (bytes, backend) = (call.forwarded.clone(), call.backend);
+                self.send(backend, bytes);
+            }
+            ClientAction::TimedOut => {
+                let answered = call.server.state() != ServerState::Proceeding;
+                if !answered {
+                    // Nothing came back at all: the backend is unreachable (503, so
+                    // the carrier may try elsewhere); else it stopped answering (408).
+                    let code = if call.backend_responded { 408 } else { 503 };
+                    self.final_from_us(now, id, code);
+                    let trunk = self.calls[id].trunk.clone();
+                    self.events.push_back(CallEvent::Warning {
+                        trunk,
+                        message: format!(
+                            "backend did not answer an INVITE in time; carrier answered {code}"
+                        ),
+                    });
+                }
+            }
+            ClientAction::TimedOutC => {
+                self.send_cancel(id);
+                self.final_from_us(now, id, 408);
+            }
+            _ => {}
+        }
+        let call = self.calls.get_mut(id).expect("present");
+        match call.server.handle_timeout(now) {
+            ServerAction::Resend(_) => {
+                let (bytes, carrier) = (call.latest.clone(), call.carrier);
+                self.send(carrier, bytes);
+            }
+            ServerAction::AckTimedOut => {}
+            _ => {}
+        }
+        let call = self.calls.get_mut(id).expect("present");
+        if call.phase != Phase::Ended && now >= call.ends_at {
+            call.release();
+            call.phase = Phase::Ended;
+            call.linger_until = Some(now);
+            let trunk = call.trunk.clone();
+            let limit = self.settings.max_call_duration;
+            self.events.push_back(CallEvent::Warning {
+                trunk,
+                message: format!(
+                    "call ended by max_call_duration ({}s) without a BYE; channel released",
+                    limit.as_secs()
+                ),
+            });
+        }
+    }
+
+    /// Our own final response to the carrier (408, 503), ending the call.
+    fn final_from_us(&mut self, now: Instant, id: &[u8], code: u16) {
+        let call = self.calls.get_mut(id).expect("present");
+        if call.server.send_final(now, code) != ServerAction::Send(code) {
+            return;
+        }
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(message) = scan::scan(&call.invite, &mut storage) else {
+            return;
+        };
+        let tag = format!("{:016x}", call.key);
+        let mut out = Vec::new();
+        let reason = match code {
+            503 => "Backend Unavailable",
+            _ => response::reason_phrase(code),
+        };
+        let written = response::write(
+            &mut out,
+            &message,
+            call.carrier,
+            code,
+            reason,
+            Some(tag.as_bytes()),
+            &[],
+        );
+        if written.is_ok() {
+            call.latest = out.clone();
+            let carrier = call.carrier;
+            call.release();
+            call.phase = Phase::Ended;
+            self.send(carrier, out);
+        }
+    }
+
+    fn reply(
+        &mut self,
+        to: SocketAddr,
+        message: &Scan<'_, '_>,
+        code: u16,
+        reason: &str,
+        tag: Option<&[u8]>,
+    ) {
+        let mut out = Vec::new();
+        let tag = tag.map(<[u8]>::to_vec).unwrap_or_else(|| {
+            let key = self.key_of(message.call_id().unwrap_or_default(), b"reply");
+            format!("{key:016x}").into_bytes()
+        });
+        if response::write(&mut out, message, to, code, reason, Some(&tag), &[]).is_ok() {
+            self.send(to, out);
+        }
+    }
+
+    fn send(&mut self, destination: SocketAddr, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            destination,
+            transport: Transport::Udp,
+            server_name: String::new(),
+            bytes,
+        });
+    }
+
+    /// Re-arms a call's deadline, or forgets a finished call.
+    fn schedule(&mut self, id: &[u8]) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let deadline = call.next_deadline();
+        let done = call.phase == Phase::Ended
+            && call.server.state() == ServerState::Terminated
+            && matches!(
+                call.client.state(),
+                ClientState::Terminated | ClientState::Accepted
+            )
+            && call.linger_until.is_none();
+        if done || deadline.is_none() && call.phase == Phase::Ended {
+            let call = self.calls.remove(id).expect("present");
+            self.finished_keys.push(call.key);
+            return;
+        }
+        if let Some(at) = deadline
+            && call.scheduled != Some(at)
+        {
+            call.scheduled = Some(at);
+            self.deadlines.push(Reverse((at, id.to_vec())));
+        }
+    }
+
+    /// Our Via branch for a request with `branch` from the other side: the same input,
+    /// the same branch (stateless forwarding, §16.11), RFC 3261's magic cookie first.
+    fn branch_for(&self, call_id: &[u8], branch: &[u8]) -> String {
+        format!("z9hG4bKtk{:016x}", self.key_of(call_id, branch))
+    }
+
+    fn key_of(&self, call_id: &[u8], extra: &[u8]) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.branch_key.hash(&mut hasher);
+        call_id.hash(&mut hasher);
+        extra.hash(&mut hasher);
+        hasher.finish()
+    }
+}

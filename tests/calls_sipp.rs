@@ -1,0 +1,207 @@
+//! Inbound calls through the real trunkd binary between two real SIPp instances on
+//! loopback: a carrier (UAC, tests/peers/sipp-carrier-*.xml) and the trunk's backend (UAS,
+//! tests/peers/sipp-backend-*.xml). Each test checks what both peers saw (SIPp's exit
+//! code says every scenario step matched) and what trunkd's status line counts.
+
+// Real processes in real time: the virtual-clock rule is for the core.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{Sipp, Trunkd, free_port};
+
+const DID: &str = "+15550100001";
+
+/// trunkd on a free loopback port with one inbound trunk `lab` for [`DID`].
+fn start_trunkd(dir: &Path, backend: &str, allowed: &str, extra: &str) -> (Trunkd, u16) {
+    let port = free_port();
+    let config = dir.join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:{port}"]
+status_interval = "1s"
+{extra}
+
+[backend]
+uri = "sip:{backend}"
+
+[trunks.lab]
+domain = "192.0.2.77"
+transport = "udp"
+allowed_inbound_ips = ["{allowed}"]
+numbers = ["{DID}"]
+max_channels = 1
+"#
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["listening on udp:127.0.0.1"]);
+    (trunkd, port)
+}
+
+fn backend(dir: &Path, scenario: &str, calls: &str) -> Sipp {
+    let messages = dir.join(format!("{scenario}.messages"));
+    let flags = [
+        "-t",
+        "u1",
+        "-m",
+        calls,
+        "-timeout",
+        "30s",
+        "-timeout_error",
+        "-trace_msg",
+        "-message_file",
+        messages.to_str().unwrap(),
+    ];
+    Sipp::start_with(scenario, dir, &flags)
+}
+
+/// A carrier placing calls to `number` at trunkd, holding answered ones `hold_ms`.
+fn carrier(dir: &Path, scenario: &str, number: &str, hold_ms: &str, trunkd: u16) -> Sipp {
+    let messages = dir.join(format!("{scenario}-{number}-{hold_ms}.messages"));
+    let target = format!("127.0.0.1:{trunkd}");
+    let flags = [
+        "-t",
+        "u1",
+        "-m",
+        "1",
+        "-s",
+        number,
+        "-d",
+        hold_ms,
+        "-timeout",
+        "20s",
+        "-timeout_error",
+        "-trace_msg",
+        "-message_file",
+        messages.to_str().unwrap(),
+        &target,
+    ];
+    Sipp::start_with(scenario, dir, &flags)
+}
+
+fn messages(dir: &Path, scenario: &str, number: &str, hold_ms: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{scenario}-{number}-{hold_ms}.messages")))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_call_is_routed_to_the_backend_and_its_channel_released_on_bye() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "1");
+    let (mut trunkd, port) = start_trunkd(
+        dir.path(),
+        &format!("127.0.0.1:{}", uas.port),
+        "127.0.0.1",
+        "",
+    );
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "500", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    let backend_saw =
+        std::fs::read_to_string(dir.path().join("sipp-backend-uas.xml.messages")).unwrap();
+    assert!(
+        !backend_saw.contains("spoofed-by-carrier"),
+        "the carrier's own X-Trunk never reaches the backend"
+    );
+    assert!(backend_saw.contains("X-Trunk: lab\r\n"));
+    assert!(backend_saw.contains("Max-Forwards: 69\r\n"));
+    trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+    let stopped = trunkd.stop();
+    assert!(
+        stopped.iter().all(|line| !line.contains("WARN")),
+        "{stopped:#?}"
+    );
+}
+
+#[test]
+fn unknown_sources_get_403_and_unknown_numbers_404() {
+    let dir = tempfile::tempdir().unwrap();
+    // 127.0.0.1 (where SIPp sends from) is not allowed, and neither the trunk's next hop
+    // nor the backend is there.
+    let backend = "127.0.0.3:5080";
+    let (mut trunkd, port) = start_trunkd(dir.path(), backend, "127.0.0.2", "");
+    let mut uac = carrier(dir.path(), "sipp-carrier-rejected.xml", DID, "0", port);
+    assert_eq!(uac.wait(), Some(0), "{}", uac.log_text());
+    let trace = messages(dir.path(), "sipp-carrier-rejected.xml", DID, "0");
+    assert!(trace.contains("SIP/2.0 403 Forbidden\r\n"), "{trace}");
+    trunkd.wait_for(&["summary", "unknown_source=1 "]);
+    trunkd.wait_for(&["trunk=lab", "calls=0 rejected_source=1 "]);
+    drop(trunkd);
+
+    let (mut trunkd, port) = start_trunkd(dir.path(), backend, "127.0.0.1", "");
+    let wrong = "+15559999999";
+    let mut uac = carrier(dir.path(), "sipp-carrier-rejected.xml", wrong, "0", port);
+    assert_eq!(uac.wait(), Some(0), "{}", uac.log_text());
+    let trace = messages(dir.path(), "sipp-carrier-rejected.xml", wrong, "0");
+    assert!(trace.contains("SIP/2.0 404 Not Found\r\n"), "{trace}");
+    trunkd.wait_for(&["trunk=lab", "calls=0 ", "rejected_number=1 "]);
+}
+
+#[test]
+fn max_channels_refuses_with_503_until_a_bye_frees_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "2");
+    let (mut trunkd, port) = start_trunkd(
+        dir.path(),
+        &format!("127.0.0.1:{}", uas.port),
+        "127.0.0.1",
+        "",
+    );
+    // The first call holds the only channel for 4 s.
+    let mut first = carrier(dir.path(), "sipp-carrier-call.xml", DID, "4000", port);
+    trunkd.wait_for(&["trunk=lab", "channels=1/1 "]);
+    let mut refused = carrier(dir.path(), "sipp-carrier-rejected.xml", DID, "0", port);
+    assert_eq!(refused.wait(), Some(0), "{}", refused.log_text());
+    let trace = messages(dir.path(), "sipp-carrier-rejected.xml", DID, "0");
+    assert!(
+        trace.contains("SIP/2.0 503 Channel Limit Reached\r\n") && trace.contains("Retry-After: "),
+        "{trace}"
+    );
+    assert_eq!(first.wait(), Some(0), "{}", first.log_text());
+    // BYE released the channel: the next call goes through.
+    let mut next = carrier(dir.path(), "sipp-carrier-call.xml", DID, "100", port);
+    assert_eq!(next.wait(), Some(0), "{}", next.log_text());
+    assert_eq!(uas.wait(), Some(0), "{}", uas.log_text());
+    trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=2 ", "rejected_busy=1 "]);
+}
+
+#[test]
+fn cancel_is_passed_on_hop_by_hop_and_releases_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-cancel.xml", "1");
+    let (mut trunkd, port) = start_trunkd(
+        dir.path(),
+        &format!("127.0.0.1:{}", uas.port),
+        "127.0.0.1",
+        "",
+    );
+    let mut uac = carrier(dir.path(), "sipp-carrier-cancel.xml", DID, "0", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+}
+
+#[test]
+fn an_unreachable_backend_gets_the_carrier_a_503_and_frees_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = format!("127.0.0.1:{}", free_port());
+    // T1 = 50 ms: Timer B gives up after 64·T1 = 3.2 s instead of 32 s.
+    let (mut trunkd, port) = start_trunkd(dir.path(), &nobody, "127.0.0.1", "timer_t1 = \"50ms\"");
+    let mut uac = carrier(dir.path(), "sipp-carrier-rejected.xml", DID, "0", port);
+    assert_eq!(uac.wait(), Some(0), "{}", uac.log_text());
+    let trace = messages(dir.path(), "sipp-carrier-rejected.xml", DID, "0");
+    assert!(trace.contains("SIP/2.0 100 Trying\r\n"), "{trace}");
+    assert!(
+        trace.contains("SIP/2.0 503 Backend Unavailable\r\n"),
+        "{trace}"
+    );
+    trunkd.wait_for(&["trunk lab: backend did not answer an INVITE in time"]);
+    trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+}
