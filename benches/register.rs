@@ -390,7 +390,8 @@ fn write_config(dir: &Path, trunks: usize, port: u16, domain: &str) -> PathBuf {
              username = \"u{index}\"\n\
              password = \"p{index}\"\n\
              register = true\n\
-             register_expires = 3600\n\n"
+             register_expires = 3600\n\
+             options_interval = 0\n\n"
         );
     }
     let path = dir.join("trunkd.toml");

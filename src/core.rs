@@ -17,7 +17,8 @@ use crate::inbound::snapshot::{self, Inputs, Snapshot, TrunkCounters};
 use crate::inbound::{Admitted, Inbound};
 use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS};
 use crate::status::{Summary, TrunkState, TrunkStatus};
-use crate::trunk::registration::Transmit;
+use crate::trunk::qualify::{self, Qualifiers};
+use crate::trunk::registration::{self, Transmit};
 use crate::trunk::registry::{Notice, Registry, ResolveRequest, Resolved};
 
 /// What the core needs from its environment besides the config.
@@ -79,6 +80,8 @@ pub enum ChangeReason {
     Changed(Vec<&'static str>),
     /// Its registration changed state; the reason as the registrar gave it.
     Registration(String),
+    /// Its OPTIONS keepalive went up or down; the new state and the answer that did it.
+    Options(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +132,9 @@ pub struct Core {
     snapshot_due: Option<Instant>,
     epoch: Instant,
     calls: Calls,
+    qualifiers: Qualifiers,
+    /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
+    verified: std::collections::BTreeSet<String>,
     next_report: Instant,
     events: VecDeque<Event>,
 }
@@ -146,14 +152,20 @@ impl Core {
             .map(|(id, trunk)| (id.clone(), TrunkSlot::new(trunk.clone(), now)))
             .collect();
         let daemon = &config.daemon;
-        let mut registry = Registry::new(context.seed, daemon.timers, context.user_agent);
+        let mut registry = Registry::new(context.seed, daemon.timers, context.user_agent.clone());
         registry.set_policy(
             daemon.timers,
             daemon.register_retry_min,
             daemon.register_retry_max,
         );
+        let mut qualifiers = Qualifiers::new(
+            context.seed ^ 0x0971_0125,
+            daemon.timers,
+            context.user_agent.clone(),
+        );
         for slot in trunks.values() {
             registry.add(&slot.config);
+            qualifiers.add(&slot.config);
         }
         let counters: BTreeMap<String, Arc<TrunkCounters>> = config
             .trunks
@@ -176,6 +188,8 @@ impl Core {
             snapshot_due: None,
             epoch: now,
             calls,
+            qualifiers,
+            verified: Default::default(),
             events: VecDeque::new(),
         };
         core.collect_notices(now);
@@ -226,15 +240,19 @@ impl Core {
             config.daemon.register_retry_min,
             config.daemon.register_retry_max,
         );
+        self.qualifiers.set_timers(config.daemon.timers);
         for id in &diff.removed {
             self.trunks.remove(id);
             self.registry.remove(now, id);
+            self.qualifiers.remove(id);
+            self.verified.remove(id);
             self.events
                 .push_back(Event::TrunkRemoved { id: id.clone() });
         }
         for id in &diff.added {
             let slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registry.add(&slot.config);
+            self.qualifiers.add(&slot.config);
             self.events.push_back(Event::TrunkUpdated {
                 status: slot.status(),
                 reason: ChangeReason::Added,
@@ -244,6 +262,11 @@ impl Core {
         for (id, fields) in &diff.changed {
             let slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registry.change(now, &slot.config, fields);
+            if fields.iter().any(|field| QUALIFY_FIELDS.contains(field)) {
+                self.qualifiers.remove(id);
+                self.qualifiers.add(&slot.config);
+                self.verified.remove(id);
+            }
             self.events.push_back(Event::TrunkUpdated {
                 status: self.status_of(&slot, now),
                 reason: ChangeReason::Changed(fields.clone()),
@@ -281,6 +304,10 @@ impl Core {
         self.collect_notices(now);
         self.calls.handle_timeout(now);
         self.collect_call_events();
+        let registry = &self.registry;
+        self.qualifiers
+            .handle_timeout(now, &|id| registry.next_hop(id));
+        self.collect_notices(now);
         if self.snapshot_due.is_some_and(|due| now >= due) {
             self.snapshot_due = None;
             self.publish_snapshot();
@@ -298,6 +325,7 @@ impl Core {
         [
             self.registry.poll_timeout(),
             self.calls.poll_timeout(),
+            self.qualifiers.poll_timeout(),
             self.snapshot_due,
         ]
         .into_iter()
@@ -341,7 +369,9 @@ impl Core {
                 .handle_invite(now, source, bytes, admitted, key, route);
         } else if message.is_request() {
             self.calls.handle_request(now, source, bytes);
-        } else if self.registry.handle_response(now, source, &message) {
+        } else if self.registry.handle_response(now, source, &message)
+            || self.qualifiers.handle_response(now, source, &message)
+        {
             self.collect_notices(now);
         } else {
             self.calls.handle_response(now, source, bytes);
@@ -405,6 +435,7 @@ impl Core {
         trunk: &str,
         resolved: Result<Resolved, String>,
     ) {
+        self.qualifiers.handle_resolved(now, trunk, &resolved);
         self.registry.handle_resolved(now, trunk, resolved);
         self.collect_notices(now);
         // A next hop's addresses are allowed to send requests (allow_next_hop).
@@ -421,18 +452,22 @@ impl Core {
     ) {
         self.registry
             .handle_transport_error(now, peer, transport, why);
+        self.qualifiers.handle_transport_error(now, peer, why);
         self.collect_notices(now);
     }
 
     /// A next hop the shell should resolve.
     pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
-        self.registry.poll_resolve()
+        self.registry
+            .poll_resolve()
+            .or_else(|| self.qualifiers.poll_resolve())
     }
 
     /// Bytes to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.registry
             .poll_transmit()
+            .or_else(|| self.qualifiers.poll_transmit())
             .or_else(|| self.calls.poll_transmit())
     }
 
@@ -455,6 +490,8 @@ impl Core {
         if let Some(counters) = self.counters.get(&slot.config.id) {
             status.calls = Some(crate::status::CallCounts::of(counters));
         }
+        status.options = self.qualifiers.status(&slot.config.id);
+        status.verified = self.verified.contains(&slot.config.id);
         status
     }
 
@@ -462,7 +499,14 @@ impl Core {
     fn collect_notices(&mut self, now: Instant) {
         while let Some(notice) = self.registry.poll_notice() {
             let event = match notice {
-                Notice::StateChanged { trunk, reason, .. } => {
+                Notice::StateChanged {
+                    trunk,
+                    reason,
+                    state,
+                } => {
+                    if state == registration::State::Registered {
+                        self.verified.insert(trunk.clone());
+                    }
                     let Some(slot) = self.trunks.get(&trunk) else {
                         continue;
                     };
@@ -492,6 +536,41 @@ impl Core {
             };
             self.events.push_back(event);
         }
+        while let Some(notice) = self.qualifiers.poll_notice() {
+            let event = match notice {
+                qualify::Notice::StateChanged {
+                    trunk,
+                    state,
+                    reason,
+                } => {
+                    if self.qualifiers.status(&trunk).is_some_and(|s| s.answered) {
+                        self.verified.insert(trunk.clone());
+                    }
+                    let Some(slot) = self.trunks.get(&trunk) else {
+                        continue;
+                    };
+                    Event::TrunkUpdated {
+                        status: self.status_of(slot, now),
+                        reason: ChangeReason::Options(format!("{} ({reason})", state.as_str())),
+                    }
+                }
+                qualify::Notice::ForeignResponse {
+                    trunk,
+                    source,
+                    code,
+                } => Event::Warning {
+                    trunk,
+                    message: format!(
+                        "ignored a {code} response to OPTIONS from {source}: not the trunk's next hop"
+                    ),
+                },
+                qualify::Notice::NotPinging { trunk, reason } => Event::Warning {
+                    trunk,
+                    message: format!("not sending OPTIONS: {reason}"),
+                },
+            };
+            self.events.push_back(event);
+        }
     }
 
     fn queue_report(&mut self, now: Instant) {
@@ -506,6 +585,22 @@ impl Core {
         });
     }
 }
+
+/// Trunk fields whose change restarts the keepalive.
+const QUALIFY_FIELDS: &[&str] = &[
+    "enabled",
+    "domain",
+    "port",
+    "port_explicit",
+    "transport",
+    "outbound_proxy",
+    "register",
+    "options_interval",
+    "options_from",
+    "options_down_after",
+    "options_up_after",
+    "options_failure_codes",
+];
 
 /// How long DNS answers are batched before the hot path's snapshot is rebuilt.
 const SNAPSHOT_BATCH: std::time::Duration = std::time::Duration::from_millis(500);

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 
 use crate::config::{Direction, Transport, Trunk, format_duration};
 use crate::inbound::TrunkCounters;
+use crate::trunk::qualify::QualifyStatus;
 use crate::trunk::registration;
 use crate::trunk::registry::RegistrationStatus;
 
@@ -52,6 +53,10 @@ pub struct TrunkStatus {
     pub registration: Option<RegistrationStatus>,
     /// Inbound call counters (channels in use, admitted, rejected).
     pub calls: Option<CallCounts>,
+    /// The OPTIONS keepalive, when the trunk pings.
+    pub options: Option<QualifyStatus>,
+    /// Proven reachable once: OPTIONS answered or REGISTER succeeded.
+    pub verified: bool,
 }
 
 /// A trunk's inbound counters as read at one instant.
@@ -94,6 +99,8 @@ impl TrunkStatus {
             name: trunk.name.clone(),
             registration: None,
             calls: None,
+            options: None,
+            verified: false,
         }
     }
 
@@ -138,6 +145,22 @@ impl fmt::Display for TrunkStatus {
                 calls.rejected_other,
             )?;
         }
+        match &self.options {
+            Some(options) => {
+                write!(f, " options={}", options.state.as_str())?;
+                if let Some(rtt) = options.rtt_last {
+                    write!(f, " rtt_ms={}", rtt.as_millis())?;
+                }
+                if let Some(srtt) = options.rtt_smoothed {
+                    write!(f, " srtt_ms={}", srtt.as_millis())?;
+                }
+            }
+            None if self.options_interval.is_zero() || self.state == TrunkState::Disabled => {
+                f.write_str(" options=off")?;
+            }
+            None => f.write_str(" options=unknown")?,
+        }
+        write!(f, " verified={}", if self.verified { "yes" } else { "no" })?;
         if let Some(registration) = &self.registration {
             if let Some(expires_in) = registration.expires_in {
                 write!(f, " expires_in={}", expires_in.as_secs())?;
@@ -231,12 +254,40 @@ mod tests {
             name: "Carrier \"X\"\nUS".into(),
             registration: None,
             calls: None,
+            options: None,
+            verified: false,
         };
         assert_eq!(
             status.to_string(),
             "trunk=carrier-x state=idle direction=both next_hop=udp:sip.example.net:5060 \
              register=yes options_interval=30s numbers=2 max_channels=unlimited \
-             name=\"Carrier \\\"X\\\"\\u{a}US\""
+             name=\"Carrier \\\"X\\\"\\u{a}US\" options=unknown verified=no"
+        );
+        let with_options = TrunkStatus {
+            options: Some(QualifyStatus {
+                state: crate::trunk::keepalive::State::Up,
+                rtt_last: Some(Duration::from_millis(12)),
+                rtt_smoothed: Some(Duration::from_micros(10_500)),
+                answered: true,
+            }),
+            verified: true,
+            calls: Some(CallCounts {
+                channels: 3,
+                calls: 40,
+                rejected_source: 1,
+                rejected_busy: 2,
+                rejected_number: 3,
+                rejected_other: 4,
+            }),
+            ..status
+        };
+        let line = with_options.to_string();
+        assert!(
+            line.ends_with(
+                " channels=3/unlimited calls=40 rejected_source=1 rejected_busy=2 \
+                 rejected_number=3 rejected_other=4 options=up rtt_ms=12 srtt_ms=10 verified=yes"
+            ),
+            "{line}"
         );
     }
 }

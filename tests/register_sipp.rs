@@ -33,6 +33,8 @@ username = "trunk-sipp"
 password = "s3cret-sipp"
 register = true
 register_expires = 3600
+# SIPp's script expects REGISTERs only.
+options_interval = 0
 "#,
             port = sipp.port
         ),
@@ -104,6 +106,7 @@ direction = "outbound"
 username = "trunk-sipp"
 password = "s3cret-sipp"
 register = true
+options_interval = 0
 "#,
             port = sipp.port
         ),

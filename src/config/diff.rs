@@ -79,6 +79,10 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             "max_call_duration",
             old.daemon.max_call_duration != new.daemon.max_call_duration,
         ),
+        (
+            "status_file",
+            old.daemon.status_file != new.daemon.status_file,
+        ),
         ("tls", old.tls != new.tls),
         ("backend", old.backend != new.backend),
     ];

@@ -48,6 +48,10 @@ const DEFAULT_REGISTER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_TRUNK_HEADER: &str = "X-Trunk";
 const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
 const MAX_CPS_RANGE: Range<i64> = 0..100_001;
+const DEFAULT_STATUS_FILE: &str = "/run/trunkd/status.json";
+const DEFAULT_OPTIONS_DOWN_AFTER: u32 = 3;
+const DEFAULT_OPTIONS_UP_AFTER: u32 = 2;
+const DEFAULT_OPTIONS_FAILURE_CODES: [u16; 2] = [408, 503];
 /// RFC 3261 §10.2.1.1 lets registrars refuse short expiries; below a minute is a typo.
 const REGISTER_EXPIRES_RANGE: Range<i64> = 60..604_801;
 const MAX_CHANNELS_RANGE: Range<i64> = 0..1_000_001;
@@ -90,7 +94,9 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     let trunks_table = root.table("trunks");
     root.finish();
 
-    let (daemon, include_sites) = read_daemon(&main_source, daemon_table, &mut errors);
+    let (mut daemon, include_sites) = read_daemon(&main_source, daemon_table, &mut errors);
+    // Relative to the main file's directory, like includes.
+    daemon.config.status_file = daemon.config.status_file.map(|path| base_dir.join(path));
     let tls = tls_table
         .clone()
         .and_then(|(table, span)| read_tls(&main_source, table, &span, &base_dir, &mut errors));
@@ -305,6 +311,7 @@ fn read_daemon<'a>(
             on_unknown_source: UnknownSource::Reject,
             trunk_header: DEFAULT_TRUNK_HEADER.to_owned(),
             max_call_duration: DEFAULT_MAX_CALL_DURATION,
+            status_file: Some(PathBuf::from(DEFAULT_STATUS_FILE)),
         };
         return (
             DaemonRead {
@@ -353,6 +360,11 @@ fn read_daemon<'a>(
         s(60),
         s(7 * 86_400),
     );
+    let status_file = match reader.string("status_file") {
+        None => Some(PathBuf::from(DEFAULT_STATUS_FILE)),
+        Some(text) if text.get_ref().is_empty() => None,
+        Some(text) => Some(PathBuf::from(text.get_ref())),
+    };
     if t2.get_ref() < t1.get_ref() {
         reader.error(
             &t2.span(),
@@ -415,6 +427,7 @@ fn read_daemon<'a>(
         on_unknown_source,
         trunk_header,
         max_call_duration: max_call_duration.into_inner(),
+        status_file,
     };
     (
         DaemonRead {
@@ -653,6 +666,20 @@ fn read_trunk(
             "options_interval: use 0 (off) or at least 1s".into(),
         );
     }
+    let options_from = r
+        .parsed("options_from", SipUri::parse)
+        .map(Spanned::into_inner);
+    let options_down_after = r
+        .integer("options_down_after", 1..101)
+        .map_or(DEFAULT_OPTIONS_DOWN_AFTER, |n| n.into_inner() as u32);
+    let options_up_after = r
+        .integer("options_up_after", 1..101)
+        .map_or(DEFAULT_OPTIONS_UP_AFTER, |n| n.into_inner() as u32);
+    let options_failure_codes = r
+        .integers("options_failure_codes", 200..700)
+        .map_or(DEFAULT_OPTIONS_FAILURE_CODES.to_vec(), |codes| {
+            codes.into_iter().map(|c| c.into_inner() as u16).collect()
+        });
     let inbound_auth = r
         .parsed("inbound_auth", InboundAuth::parse)
         .map(Spanned::into_inner);
@@ -775,6 +802,10 @@ fn read_trunk(
         register,
         register_expires,
         options_interval: options_interval.map_or(DEFAULT_OPTIONS_INTERVAL, Spanned::into_inner),
+        options_from,
+        options_down_after,
+        options_up_after,
+        options_failure_codes,
         inbound_auth,
         allowed_inbound_ips,
         numbers: numbers.into_iter().map(Spanned::into_inner).collect(),

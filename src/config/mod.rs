@@ -72,6 +72,8 @@ pub struct Daemon {
     pub trunk_header: String,
     /// A call whose BYE never arrives is ended (its channel released) after this.
     pub max_call_duration: Duration,
+    /// Where the full status is written as JSON; `None`: not written.
+    pub status_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +120,13 @@ pub struct Trunk {
     pub register_expires: u32,
     /// Zero: keepalives off.
     pub options_interval: Duration,
+    /// From of our OPTIONS; `None`: `sip:trunkd@<our address>`.
+    pub options_from: Option<SipUri>,
+    /// Consecutive failed OPTIONS before the trunk is down; successes before it is up.
+    pub options_down_after: u32,
+    pub options_up_after: u32,
+    /// Final responses to OPTIONS that count as failures (timeouts always do).
+    pub options_failure_codes: Vec<u16>,
     pub inbound_auth: InboundAuth,
     pub allowed_inbound_ips: Vec<IpNet>,
     pub numbers: Vec<E164>,
@@ -184,6 +193,10 @@ impl Trunk {
             register,
             register_expires,
             options_interval,
+            options_from,
+            options_down_after,
+            options_up_after,
+            options_failure_codes,
             inbound_auth,
             allowed_inbound_ips,
             numbers,

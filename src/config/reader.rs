@@ -144,6 +144,40 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
         }
     }
 
+    /// An array of integers within `range`; bad elements are reported one by one.
+    pub fn integers(&mut self, key: &'static str, range: Range<i64>) -> Option<Vec<Spanned<i64>>> {
+        let value = self.value(key)?;
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong_type(key, value, "an array of integers");
+            return None;
+        };
+        let mut numbers = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let parsed = match item.get_ref() {
+                DeValue::Integer(integer) => {
+                    i64::from_str_radix(&integer.as_str().replace('_', ""), integer.radix()).ok()
+                }
+                _ => {
+                    self.wrong_type(&format!("{key}[{index}]"), item, "an integer");
+                    continue;
+                }
+            };
+            match parsed {
+                Some(number) if range.contains(&number) => {
+                    numbers.push(Spanned::new(item.span(), number));
+                }
+                _ => {
+                    let (low, high) = (range.start, range.end - 1);
+                    self.error(
+                        &item.span(),
+                        format!("{key}[{index}]: out of range {low}..={high}"),
+                    );
+                }
+            }
+        }
+        Some(numbers)
+    }
+
     /// An array of strings; non-string elements are reported one by one.
     pub fn strings(&mut self, key: &'static str) -> Option<Vec<Str<'a>>> {
         let value = self.value(key)?;

@@ -279,6 +279,9 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
                 ChangeReason::Registration(reason) => {
                     info!(target: "trunkd::status", "{status} event=registration reason=\"{reason}\"")
                 }
+                ChangeReason::Options(reason) => {
+                    warn_or_info_options(&status.to_string(), &reason);
+                }
             },
             Event::TrunkRemoved { id } => {
                 info!(target: "trunkd::status", "trunk={id} state=removed event=removed");
@@ -309,6 +312,15 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
                 );
             }
         }
+    }
+}
+
+/// A trunk going down is a warning, coming up is news.
+fn warn_or_info_options(status: &str, reason: &str) {
+    if reason.starts_with("down") {
+        warn!(target: "trunkd::status", "{status} event=options reason=\"{reason}\"");
+    } else {
+        info!(target: "trunkd::status", "{status} event=options reason=\"{reason}\"");
     }
 }
 

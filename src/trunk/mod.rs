@@ -3,6 +3,7 @@
 //! and events; the shell does the sockets, DNS and clocks.
 
 pub mod keepalive;
+pub mod qualify;
 pub mod random;
 pub mod registration;
 pub mod registry;

@@ -117,7 +117,7 @@ struct Entry {
 
 /// The lookup that finds a trunk's next hop: the outbound proxy, else the domain; the port
 /// only when written (without one, SRV records choose).
-fn lookup_request(trunk: &Trunk) -> ResolveRequest {
+pub fn lookup_request(trunk: &Trunk) -> ResolveRequest {
     let (host, port) = match &trunk.outbound_proxy {
         Some(proxy) => (proxy.host.to_string(), proxy.port),
         None => (
@@ -654,6 +654,11 @@ impl Registry {
     /// No registration left and no unregistration in flight or waiting.
     pub fn is_idle(&self) -> bool {
         self.entries.is_empty() && self.retiring.is_empty()
+    }
+
+    /// The next hop a registering trunk uses now (after failover or DNS refresh).
+    pub fn next_hop(&self, id: &str) -> Option<SocketAddr> {
+        self.entries.get(id).map(|entry| entry.next_hop)
     }
 
     /// Every resolved address of a trunk's next hop (empty until resolved, or when the
