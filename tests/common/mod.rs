@@ -28,6 +28,11 @@ impl Kamailio {
     }
 
     pub fn start_on(dir: &Path, port: u16) -> Kamailio {
+        Self::start_with(dir, port, &[])
+    }
+
+    /// With compile-time knobs of the cfg (`-A NAME`), e.g. `NATPING`.
+    pub fn start_with(dir: &Path, port: u16, defines: &[&str]) -> Kamailio {
         let binary = ["/usr/sbin/kamailio", "/usr/bin/kamailio"]
             .into_iter()
             .find(|path| Path::new(path).exists())
@@ -39,6 +44,7 @@ impl Kamailio {
         let child = Command::new(binary)
             .arg("-f")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kamailio-registrar.cfg"))
+            .args(defines.iter().flat_map(|define| ["-A", define]))
             .args(["-DD", "-E", "-n", "1", "-m", "32", "-M", "8", "-Y"])
             .arg(&runtime)
             .arg("-P")
@@ -346,11 +352,15 @@ impl Sipp {
     /// Any scenario with its own flags; the address, port, logging and `-nostdin` are set
     /// here.
     pub fn start_with(scenario: &str, dir: &Path, flags: &[&str]) -> Sipp {
+        Self::start_on(scenario, dir, free_port(), flags)
+    }
+
+    /// On a given port (to bring a peer back where it was).
+    pub fn start_on(scenario: &str, dir: &Path, port: u16, flags: &[&str]) -> Sipp {
         let binary = ["/usr/bin/sipp", "/usr/local/bin/sipp"]
             .into_iter()
             .find(|path| Path::new(path).exists())
             .expect("sipp is not installed: apt-get install -y sip-tester (see .ci/run)");
-        let port = free_port();
         let log = dir.join(format!("{scenario}.log"));
         let child = Command::new(binary)
             .arg("-sf")

@@ -1,0 +1,98 @@
+//! OPTIONS both ways with real peers on loopback: trunkd pings a SIPp carrier and tracks
+//! it down and up again; Kamailio's nathelper pings trunkd's registered contact and gets
+//! 200; trunkd pings Kamailio.
+
+// Real processes in real time: the virtual-clock rule is for the core.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::{GOOD_PASSWORD, Kamailio, Sipp, Trunkd, free_port};
+
+fn responder(dir: &std::path::Path, port: u16) -> Sipp {
+    let flags = ["-t", "u1", "-m", "1000", "-timeout", "60s"];
+    Sipp::start_on("sipp-options-responder.xml", dir, port, &flags)
+}
+
+#[test]
+fn trunkd_pings_a_carrier_reports_rtt_and_tracks_it_down_and_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sipp = responder(dir.path(), port);
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+# Timer F = 64·T1 = 1.6 s: an unanswered ping fails quickly.
+timer_t1 = "25ms"
+
+[trunks.sbc]
+domain = "127.0.0.1"
+port = {port}
+transport = "udp"
+direction = "outbound"
+options_interval = "1s"
+options_down_after = 2
+options_up_after = 2
+"#
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    let up = trunkd.wait_for(&["trunk=sbc", "event=options", "options=up"]);
+    assert!(up.contains("rtt_ms=") && up.contains("verified=yes"), "{up}");
+    assert!(up.contains("reason=\"up (200 OK)\""), "{up}");
+
+    drop(sipp);
+    let down = trunkd.wait_for(&["trunk=sbc", "event=options", "options=down"]);
+    assert!(down.contains("WARN"), "a trunk going down is a warning: {down}");
+    assert!(down.contains("reason=\"down (timeout)\""), "{down}");
+    assert!(down.contains("verified=yes"), "verified stays: {down}");
+
+    let _back = responder(dir.path(), port);
+    let up = trunkd.wait_for(&["trunk=sbc", "event=options", "options=up"]);
+    assert!(up.contains("rtt_ms="), "{up}");
+}
+
+#[test]
+fn kamailio_pings_the_registered_contact_and_trunkd_pings_kamailio() {
+    let dir = tempfile::tempdir().unwrap();
+    let kamailio = Kamailio::start_with(dir.path(), free_port(), &["NATPING"]);
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+
+[trunks.kam]
+domain = "127.0.0.1"
+port = {port}
+transport = "udp"
+direction = "outbound"
+username = "trunk1"
+password = "{GOOD_PASSWORD}"
+register = true
+register_expires = 600
+options_interval = "1s"
+"#,
+            port = kamailio.port
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["trunk=kam state=registered"]);
+    // nathelper pings the contact every 2 s; trunkd answers from the hot path.
+    let reply = kamailio.wait_for_log(&["REGISTRAR REPLY status=200 method=OPTIONS"]);
+    assert!(reply.contains("from=127.0.0.1:"), "{reply}");
+    // And trunkd's own pings reach Kamailio, which answers them.
+    let up = trunkd.seen_or_wait_for(&["trunk=kam", "event=options", "options=up"]);
+    assert!(up.contains("verified=yes"), "{up}");
+    assert!(kamailio.count("REGISTRAR OPTIONS") >= 1);
+}
