@@ -338,6 +338,20 @@ impl Core {
         Arc::clone(&self.inbound)
     }
 
+    /// Every trunk's status and the summary, as the status file shows them.
+    pub fn statuses(&self, now: Instant) -> (Summary, Vec<TrunkStatus>) {
+        let trunks = self
+            .trunks
+            .values()
+            .map(|slot| self.status_of(slot, now))
+            .collect();
+        (self.summary(), trunks)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inbound.is_draining()
+    }
+
     /// Calls in progress (setting up or answered).
     pub fn active_calls(&self) -> usize {
         self.calls.active()

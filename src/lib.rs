@@ -18,4 +18,5 @@ pub mod inbound;
 pub mod io;
 pub mod sip;
 pub mod status;
+pub mod status_file;
 pub mod trunk;

@@ -1,7 +1,7 @@
 //! The `trunkd` command: parse arguments, set up logging, run.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -13,8 +13,9 @@ use trunkd::io::count_of;
 /// Loads SIP trunk definitions from a TOML file and its includes (see README.md),
 /// validates every key, binds the SIP listeners and logs one status line per trunk.
 /// Edit the files or send SIGHUP and trunkd reloads them, applying only what changed, or
-/// keeping the running config if the edit is invalid. Registration, keepalives and call
-/// admission are not implemented yet: listeners accept traffic and drop it.
+/// keeping the running config if the edit is invalid. Trunks register and send OPTIONS
+/// keepalives; inbound INVITEs over UDP are admitted or refused per trunk and routed to
+/// the backend. `trunkd status` prints what the running daemon wrote to its status file.
 #[derive(Debug, Parser)]
 #[command(name = "trunkd", version, about, long_about)]
 struct Cli {
@@ -41,6 +42,20 @@ enum Command {
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Print the running daemon's per-trunk status (its `[daemon] status_file`) as a
+    /// table, or as JSON. Exits 1 if there is no status to show or the daemon that
+    /// wrote it is gone.
+    Status {
+        /// Main config file, to find `status_file` in.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Read this status file instead of the config's.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Print the status file's JSON as it is.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +70,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { config } => check_config(config),
+        Command::Status { config, file, json } => status(config, file, json),
     }
 }
 
@@ -119,4 +135,63 @@ fn check_config(path: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn status(config: PathBuf, file: Option<PathBuf>, json: bool) -> ExitCode {
+    let path = match file {
+        Some(path) => path,
+        None => match config::load(&config, &LoadOptions::from_env()) {
+            Ok(loaded) => match loaded.daemon.status_file {
+                Some(path) => path,
+                None => {
+                    eprintln!(
+                        "{}: status_file is off (\"\"); nothing to read",
+                        config.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            },
+            Err(errors) => {
+                for error in &errors.0 {
+                    eprintln!("{error}");
+                }
+                eprintln!(
+                    "{}: invalid; give the status file with --file",
+                    config.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let document = match trunkd::status_file::StatusDocument::read(&path) {
+        Ok(document) => document,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&document) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", document.table());
+    }
+    let alive = Path::new(&format!("/proc/{}", document.pid)).exists();
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |now| now.as_secs())
+        .saturating_sub(document.written_at);
+    if !alive {
+        eprintln!(
+            "trunkd (pid {}) is not running: this status is {age}s old",
+            document.pid
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

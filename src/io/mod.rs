@@ -24,6 +24,9 @@ use crate::trunk::registry::Resolved;
 use network::Network;
 use systemd::Notifier;
 
+/// The status file is rewritten at most this often (and on every status report).
+const STATUS_FILE_PERIOD: Duration = Duration::from_secs(1);
+
 /// How long shutdown waits for un-REGISTERs to be answered.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -107,6 +110,11 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     pump(&mut core, &network, &resolved_tx).await;
     notifier.ready(&systemd_status(&core, last_reload_failed));
 
+    let mut status_file = StatusFile::new(core.config().daemon.status_file.clone());
+    status_file.write(&core);
+    let mut status_tick = tokio::time::interval(STATUS_FILE_PERIOD);
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
     let watchdog_period = notifier.watchdog_interval();
     let mut watchdog =
         tokio::time::interval(watchdog_period.unwrap_or(std::time::Duration::MAX / 4));
@@ -132,10 +140,16 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                 reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &reload_tx).await;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
+            _ = status_tick.tick() => {
+                status_file.set_path(core.config().daemon.status_file.clone());
+                status_file.write_if_dirty(&core);
+            }
             _ = sigterm.recv() => { info!("SIGTERM; shutting down"); break; }
             _ = sigint.recv() => { info!("SIGINT; shutting down"); break; }
         }
-        drain_events(&mut core, &mut last_reload_failed);
+        if drain_events(&mut core, &mut last_reload_failed) {
+            status_file.dirty = true;
+        }
         pump(&mut core, &network, &resolved_tx).await;
     }
     notifier.stopping();
@@ -146,6 +160,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         &mut last_reload_failed,
     )
     .await;
+    status_file.write(&core);
     drop(listeners);
     info!("stopped");
     Ok(())
@@ -212,6 +227,71 @@ fn deliver(core: &mut Core, received: listeners::Datagram) {
     core.handle_datagram(clock::now(), source, local, &bytes, admitted);
 }
 
+/// Writes `[daemon] status_file` when something changed; a failure is logged once
+/// until a write succeeds again.
+struct StatusFile {
+    path: Option<PathBuf>,
+    dirty: bool,
+    failing: bool,
+}
+
+impl StatusFile {
+    fn new(path: Option<PathBuf>) -> Self {
+        StatusFile {
+            path,
+            dirty: true,
+            failing: false,
+        }
+    }
+
+    fn set_path(&mut self, path: Option<PathBuf>) {
+        if path != self.path {
+            self.path = path;
+            self.dirty = true;
+            self.failing = false;
+        }
+    }
+
+    fn write_if_dirty(&mut self, core: &Core) {
+        if self.dirty {
+            self.write(core);
+        }
+    }
+
+    fn write(&mut self, core: &Core) {
+        self.dirty = false;
+        let Some(path) = &self.path else {
+            return;
+        };
+        let (summary, trunks) = core.statuses(clock::now());
+        let written_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let document = crate::status_file::StatusDocument::new(
+            &summary,
+            &trunks,
+            core.is_draining(),
+            written_at,
+            std::process::id(),
+        );
+        match document.write(path) {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                info!("status file {} written again", path.display());
+            }
+            Ok(()) => {}
+            Err(error) if !self.failing => {
+                self.failing = true;
+                warn!(
+                    "cannot write the status file {}: {error} (`trunkd status` will not see this daemon; set [daemon] status_file)",
+                    path.display()
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// A per-process seed from the OS-seeded keys of std's hasher (no extra dependency).
 fn random_seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -259,9 +339,12 @@ async fn reload(
 }
 
 /// Writes the core's events to the log. Status lines go to the `trunkd::status` target so
-/// they can be filtered (`RUST_LOG=trunkd::status=info`).
-fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
+/// they can be filtered (`RUST_LOG=trunkd::status=info`). Returns whether any event
+/// changed what the status file shows.
+fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) -> bool {
+    let mut changed = false;
     while let Some(event) = core.poll_event() {
+        changed = true;
         match event {
             Event::Report { trunks, summary } => {
                 for status in trunks {
@@ -313,6 +396,7 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) {
             }
         }
     }
+    changed
 }
 
 /// A trunk going down is a warning, coming up is news.

@@ -1,0 +1,313 @@
+//! The status file: the full per-trunk status as JSON (`[daemon] status_file`), written
+//! atomically by the daemon and read by `trunkd status`.
+//!
+//! Built only from [`TrunkStatus`] and [`Summary`], which hold no secret: the password
+//! cannot reach this file because nothing here ever sees a [`crate::config::Trunk`].
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::{Summary, TrunkStatus};
+
+/// Bumped when a field changes meaning; `trunkd status` refuses other versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDocument {
+    pub version: u32,
+    /// Seconds since the Unix epoch when written.
+    pub written_at: u64,
+    pub pid: u32,
+    pub config_generation: u64,
+    pub trunks_total: usize,
+    pub trunks_enabled: usize,
+    pub active_calls: usize,
+    pub unknown_source: u64,
+    pub malformed: u64,
+    /// Shutting down: new calls are refused.
+    pub draining: bool,
+    pub trunks: Vec<TrunkEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrunkEntry {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub direction: String,
+    pub next_hop: String,
+    pub register: bool,
+    pub expires_in: Option<u64>,
+    pub last_code: Option<u16>,
+    pub retry_in: Option<u64>,
+    /// `up`, `down`, `unknown` or `off`.
+    pub options: String,
+    pub rtt_ms: Option<u64>,
+    pub srtt_ms: Option<u64>,
+    pub verified: bool,
+    pub channels: u32,
+    /// 0: unlimited.
+    pub max_channels: u32,
+    pub calls: u64,
+    pub rejected_source: u64,
+    pub rejected_busy: u64,
+    pub rejected_number: u64,
+    pub rejected_other: u64,
+}
+
+impl TrunkEntry {
+    pub fn of(status: &TrunkStatus) -> Self {
+        let registration = status.registration.as_ref();
+        let calls = status.calls.unwrap_or_default();
+        let options = match &status.options {
+            Some(options) => options.state.as_str(),
+            None if status.options_interval.is_zero()
+                || status.state == crate::status::TrunkState::Disabled =>
+            {
+                "off"
+            }
+            None => "unknown",
+        };
+        TrunkEntry {
+            id: status.id.clone(),
+            name: status.name.clone(),
+            state: status.state.as_str().to_owned(),
+            direction: status.direction.to_string(),
+            next_hop: status.next_hop.clone(),
+            register: status.register,
+            expires_in: registration.and_then(|r| r.expires_in).map(|d| d.as_secs()),
+            last_code: registration.and_then(|r| r.last_code),
+            retry_in: registration.and_then(|r| r.retry_in).map(|d| d.as_secs()),
+            options: options.to_owned(),
+            rtt_ms: status
+                .options
+                .and_then(|o| o.rtt_last)
+                .map(|d| d.as_millis() as u64),
+            srtt_ms: status
+                .options
+                .and_then(|o| o.rtt_smoothed)
+                .map(|d| d.as_millis() as u64),
+            verified: status.verified,
+            channels: calls.channels,
+            max_channels: status.max_channels,
+            calls: calls.calls,
+            rejected_source: calls.rejected_source,
+            rejected_busy: calls.rejected_busy,
+            rejected_number: calls.rejected_number,
+            rejected_other: calls.rejected_other,
+        }
+    }
+}
+
+impl StatusDocument {
+    pub fn new(
+        summary: &Summary,
+        trunks: &[TrunkStatus],
+        draining: bool,
+        written_at: u64,
+        pid: u32,
+    ) -> Self {
+        StatusDocument {
+            version: FORMAT_VERSION,
+            written_at,
+            pid,
+            config_generation: summary.generation,
+            trunks_total: summary.trunks,
+            trunks_enabled: summary.enabled,
+            active_calls: summary.active_calls,
+            unknown_source: summary.unknown_source,
+            malformed: summary.malformed,
+            draining,
+            trunks: trunks.iter().map(TrunkEntry::of).collect(),
+        }
+    }
+
+    /// Writes `path` atomically: a temporary file in the same directory, then rename,
+    /// so a reader never sees half a document.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".tmp.{}", std::process::id()));
+        let temporary = std::path::PathBuf::from(temporary);
+        std::fs::write(&temporary, text + "\n")?;
+        std::fs::rename(&temporary, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let document: StatusDocument = serde_json::from_str(&text)
+            .map_err(|error| format!("{}: not a trunkd status file: {error}", path.display()))?;
+        if document.version != FORMAT_VERSION {
+            return Err(format!(
+                "{}: status file version {} (this trunkd reads {FORMAT_VERSION})",
+                path.display(),
+                document.version
+            ));
+        }
+        Ok(document)
+    }
+
+    /// The `trunkd status` table (like `sofia status gateway`): one row per trunk.
+    pub fn table(&self) -> String {
+        let headers = [
+            "TRUNK", "STATE", "OPTIONS", "RTT", "VERIFIED", "CHANNELS", "CALLS", "REJECTED",
+            "NEXT HOP",
+        ];
+        let rows: Vec<[String; 9]> = self
+            .trunks
+            .iter()
+            .map(|t| {
+                let max = match t.max_channels {
+                    0 => "-".to_owned(),
+                    max => max.to_string(),
+                };
+                [
+                    t.id.clone(),
+                    t.state.clone(),
+                    t.options.clone(),
+                    t.rtt_ms.map_or("-".into(), |ms| format!("{ms}ms")),
+                    if t.verified { "yes" } else { "no" }.into(),
+                    format!("{}/{max}", t.channels),
+                    t.calls.to_string(),
+                    (t.rejected_source + t.rejected_busy + t.rejected_number + t.rejected_other)
+                        .to_string(),
+                    t.next_hop.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[&str]| {
+            let mut text = String::new();
+            for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    text.push_str(cell);
+                } else {
+                    let _ = write!(text, "{cell:<width$}  ");
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(&mut out, &headers);
+        for row in &rows {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            line(&mut out, &cells);
+        }
+        let _ = writeln!(
+            out,
+            "{} trunks ({} enabled), {} active calls, unknown_source={}, config generation {}{}",
+            self.trunks_total,
+            self.trunks_enabled,
+            self.active_calls,
+            self.unknown_source,
+            self.config_generation,
+            if self.draining { ", draining" } else { "" }
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> StatusDocument {
+        let entry = TrunkEntry {
+            id: "carrier-x".into(),
+            name: "Carrier X".into(),
+            state: "registered".into(),
+            direction: "both".into(),
+            next_hop: "udp:192.0.2.1:5060".into(),
+            register: true,
+            expires_in: Some(540),
+            last_code: Some(200),
+            retry_in: None,
+            options: "up".into(),
+            rtt_ms: Some(12),
+            srtt_ms: Some(11),
+            verified: true,
+            channels: 3,
+            max_channels: 30,
+            calls: 120,
+            rejected_source: 1,
+            rejected_busy: 2,
+            rejected_number: 3,
+            rejected_other: 0,
+        };
+        StatusDocument {
+            version: FORMAT_VERSION,
+            written_at: 1,
+            pid: 42,
+            config_generation: 3,
+            trunks_total: 2,
+            trunks_enabled: 2,
+            active_calls: 3,
+            unknown_source: 9,
+            malformed: 0,
+            draining: false,
+            trunks: vec![
+                entry.clone(),
+                TrunkEntry {
+                    id: "b".into(),
+                    state: "idle".into(),
+                    options: "off".into(),
+                    rtt_ms: None,
+                    verified: false,
+                    max_channels: 0,
+                    channels: 0,
+                    ..entry
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_atomically_and_prints_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let doc = document();
+        doc.write(&path).unwrap();
+        assert_eq!(StatusDocument::read(&path).unwrap(), doc);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left");
+        assert_eq!(
+            doc.table(),
+            "TRUNK      STATE       OPTIONS  RTT   VERIFIED  CHANNELS  CALLS  REJECTED  NEXT HOP\n\
+             carrier-x  registered  up       12ms  yes       3/30      120    6         udp:192.0.2.1:5060\n\
+             b          idle        off      -     no        0/-       120    6         udp:192.0.2.1:5060\n\
+             2 trunks (2 enabled), 3 active calls, unknown_source=9, config generation 3\n"
+        );
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        std::fs::write(&path, "not json").unwrap();
+        assert!(
+            StatusDocument::read(&path)
+                .unwrap_err()
+                .contains("not a trunkd status file")
+        );
+        let mut doc = document();
+        doc.version = 99;
+        doc.write(&path).unwrap();
+        assert!(
+            StatusDocument::read(&path)
+                .unwrap_err()
+                .contains("version 99")
+        );
+    }
+}
