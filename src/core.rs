@@ -133,6 +133,9 @@ pub struct Core {
     epoch: Instant,
     calls: Calls,
     qualifiers: Qualifiers,
+    /// Backends that left an INVITE unanswered, until when they count as down (OPTIONS
+    /// answered 503); a backend answering anything clears it at once.
+    backends_down: BTreeMap<SocketAddr, Instant>,
     /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
     verified: std::collections::BTreeSet<String>,
     next_report: Instant,
@@ -174,7 +177,7 @@ impl Core {
             .collect();
         let calls = Calls::new(call_settings(&config), context.seed ^ 0x5eed_ca11);
         let inbound = Arc::new(Inbound::new(
-            build_snapshot(&config, &counters, &registry, now),
+            build_snapshot(&config, &counters, &registry, &[], now),
             context.seed,
         ));
         let mut core = Core {
@@ -189,6 +192,7 @@ impl Core {
             epoch: now,
             calls,
             qualifiers,
+            backends_down: BTreeMap::new(),
             verified: Default::default(),
             events: VecDeque::new(),
         };
@@ -279,10 +283,12 @@ impl Core {
             self.counters.entry(id.clone()).or_default();
         }
         self.calls.set_settings(call_settings(&config));
+        let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
         self.inbound.publish(build_snapshot(
             &config,
             &self.counters,
             &self.registry,
+            &down,
             self.epoch,
         ));
         self.snapshot_due = None;
@@ -303,12 +309,14 @@ impl Core {
         self.registry.handle_timeout(now);
         self.collect_notices(now);
         self.calls.handle_timeout(now);
-        self.collect_call_events();
+        self.collect_call_events(now);
         let registry = &self.registry;
         self.qualifiers
             .handle_timeout(now, &|id| registry.next_hop(id));
         self.collect_notices(now);
-        if self.snapshot_due.is_some_and(|due| now >= due) {
+        let before = self.backends_down.len();
+        self.backends_down.retain(|_, until| *until > now);
+        if self.snapshot_due.is_some_and(|due| now >= due) || self.backends_down.len() != before {
             self.snapshot_due = None;
             self.publish_snapshot();
         }
@@ -327,6 +335,7 @@ impl Core {
             self.calls.poll_timeout(),
             self.qualifiers.poll_timeout(),
             self.snapshot_due,
+            self.backends_down.values().min().copied(),
         ]
         .into_iter()
         .flatten()
@@ -390,7 +399,7 @@ impl Core {
         } else {
             self.calls.handle_response(now, source, bytes);
         }
-        self.collect_call_events();
+        self.collect_call_events(now);
     }
 
     /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
@@ -420,24 +429,46 @@ impl Core {
         })
     }
 
-    fn collect_call_events(&mut self) {
+    fn collect_call_events(&mut self, now: Instant) {
         for key in self.calls.take_finished_keys() {
             self.inbound.invite_ended(key);
         }
+        let mut health_changed = false;
         while let Some(event) = self.calls.poll_event() {
             match event {
                 CallEvent::Warning { trunk, message } => {
                     self.events.push_back(Event::Warning { trunk, message });
                 }
+                CallEvent::BackendUnreachable(backend, trunk) => {
+                    health_changed |= self
+                        .backends_down
+                        .insert(backend, now + BACKEND_DOWN_HOLD)
+                        .is_none();
+                    self.events.push_back(Event::Warning {
+                        trunk,
+                        message: format!(
+                            "backend {backend} is not answering: OPTIONS from carriers get 503 for {}s",
+                            BACKEND_DOWN_HOLD.as_secs()
+                        ),
+                    });
+                }
+                CallEvent::BackendAnswered(backend) => {
+                    health_changed |= self.backends_down.remove(&backend).is_some();
+                }
             }
+        }
+        if health_changed {
+            self.publish_snapshot();
         }
     }
 
     fn publish_snapshot(&mut self) {
+        let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
         self.inbound.publish(build_snapshot(
             &self.config,
             &self.counters,
             &self.registry,
+            &down,
             self.epoch,
         ));
     }
@@ -616,6 +647,10 @@ const QUALIFY_FIELDS: &[&str] = &[
     "options_failure_codes",
 ];
 
+/// How long a backend that left an INVITE unanswered counts as down. Then OPTIONS say
+/// 200 again and the next call tries it: calls are the probe.
+const BACKEND_DOWN_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long DNS answers are batched before the hot path's snapshot is rebuilt.
 const SNAPSHOT_BATCH: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -633,6 +668,7 @@ fn build_snapshot(
     config: &Config,
     counters: &BTreeMap<String, Arc<TrunkCounters>>,
     registry: &Registry,
+    backends_down: &[SocketAddr],
     epoch: Instant,
 ) -> Snapshot {
     let inputs = Inputs {
@@ -644,6 +680,7 @@ fn build_snapshot(
             addresses
         },
         backends: snapshot::literal_backends(config),
+        backends_down,
         epoch,
     };
     Snapshot::build(config, &inputs)

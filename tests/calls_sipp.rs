@@ -25,6 +25,7 @@ fn start_trunkd(dir: &Path, backend: &str, allowed: &str, extra: &str) -> (Trunk
 [daemon]
 listen = ["udp:127.0.0.1:{port}"]
 status_interval = "1s"
+status_file = ""
 {extra}
 
 [backend]
@@ -36,6 +37,8 @@ transport = "udp"
 allowed_inbound_ips = ["{allowed}"]
 numbers = ["{DID}"]
 max_channels = 1
+# Its domain is a documentation address: no keepalives off this machine.
+options_interval = 0
 "#
         ),
     )
@@ -104,6 +107,12 @@ fn a_call_is_routed_to_the_backend_and_its_channel_released_on_bye() {
     let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "500", port);
     assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
     assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    let answer = options(port);
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS"),
+        "{answer}"
+    );
     let backend_saw =
         std::fs::read_to_string(dir.path().join("sipp-backend-uas.xml.messages")).unwrap();
     assert!(
@@ -203,5 +212,38 @@ fn an_unreachable_backend_gets_the_carrier_a_503_and_frees_the_channel() {
         "{trace}"
     );
     trunkd.wait_for(&["trunk lab: backend did not answer an INVITE in time"]);
+    trunkd.seen_or_wait_for(&["trunk lab: backend 127.0.0.1:", "is not answering"]);
     trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+    // While the backend counts as down, the carrier's OPTIONS say so: it can fail over.
+    let answer = options(port);
+    assert!(
+        answer.starts_with("SIP/2.0 503 Backend Unavailable\r\n")
+            && answer.contains("Retry-After:"),
+        "{answer}"
+    );
+}
+
+/// One OPTIONS from 127.0.0.1 to trunkd; its answer.
+fn options(port: u16) -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let request = format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-opt-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:carrier@{local}>;tag=c1\r\n\
+         To: <sip:127.0.0.1:{port}>\r\n\
+         Call-ID: options-1@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket
+        .send_to(request.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let (length, _) = socket.recv_from(&mut buffer).expect("an answer to OPTIONS");
+    String::from_utf8_lossy(&buffer[..length]).into_owned()
 }

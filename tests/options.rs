@@ -44,12 +44,18 @@ options_up_after = 2
     .unwrap();
     let mut trunkd = Trunkd::start(&config);
     let up = trunkd.wait_for(&["trunk=sbc", "event=options", "options=up"]);
-    assert!(up.contains("rtt_ms=") && up.contains("verified=yes"), "{up}");
+    assert!(
+        up.contains("rtt_ms=") && up.contains("verified=yes"),
+        "{up}"
+    );
     assert!(up.contains("reason=\"up (200 OK)\""), "{up}");
 
     drop(sipp);
     let down = trunkd.wait_for(&["trunk=sbc", "event=options", "options=down"]);
-    assert!(down.contains("WARN"), "a trunk going down is a warning: {down}");
+    assert!(
+        down.contains("WARN"),
+        "a trunk going down is a warning: {down}"
+    );
     assert!(down.contains("reason=\"down (timeout)\""), "{down}");
     assert!(down.contains("verified=yes"), "verified stays: {down}");
 

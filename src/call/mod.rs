@@ -65,6 +65,10 @@ pub struct Route {
 /// Something for the status log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
+    /// Nothing at all came back from this backend for an INVITE of this trunk (Timer B).
+    BackendUnreachable(SocketAddr, String),
+    /// The backend answered something.
+    BackendAnswered(SocketAddr),
     /// A call ended abnormally (timeout, unreachable backend, max duration).
     Warning { trunk: String, message: String },
 }
@@ -410,6 +414,10 @@ impl Calls {
         let from_backend = source == call.backend;
         let ours = from_backend && branch == Some(call.our_branch.as_slice());
         if ours && cseq.method == Method::Invite {
+            if !call.backend_responded {
+                self.events
+                    .push_back(CallEvent::BackendAnswered(call.backend));
+            }
             call.backend_responded = true;
             self.invite_response(now, &id, code, &message);
         } else if ours && cseq.method == Method::Cancel {
@@ -535,6 +543,10 @@ impl Calls {
                     // Nothing came back at all: the backend is unreachable (503, so
                     // the carrier may try elsewhere); else it stopped answering (408).
                     let code = if call.backend_responded { 408 } else { 503 };
+                    if !call.backend_responded {
+                        let event = CallEvent::BackendUnreachable(call.backend, call.trunk.clone());
+                        self.events.push_back(event);
+                    }
                     self.final_from_us(now, id, code);
                     let trunk = self.calls[id].trunk.clone();
                     self.events.push_back(CallEvent::Warning {

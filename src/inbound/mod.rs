@@ -65,6 +65,9 @@ pub enum Reject {
     RateLimited,
     /// The control path is overloaded (503).
     Overloaded,
+    /// OPTIONS while the trunk's backend is not answering (503), so the carrier fails
+    /// over before sending calls that would wait for Timer B.
+    BackendDown,
     /// A method trunkd does not serve outside a call (405), or does not know (501).
     MethodNotAllowed,
     NotImplemented,
@@ -78,7 +81,11 @@ impl Reject {
             Reject::UnknownNumber => 404,
             Reject::TooManyHops => 483,
             Reject::BadRequest(_) => 400,
-            Reject::Draining | Reject::Busy | Reject::RateLimited | Reject::Overloaded => 503,
+            Reject::Draining
+            | Reject::Busy
+            | Reject::RateLimited
+            | Reject::Overloaded
+            | Reject::BackendDown => 503,
             Reject::MethodNotAllowed => 405,
             Reject::NotImplemented => 501,
         }
@@ -99,6 +106,7 @@ impl Reject {
             Reject::Busy => "Channel Limit Reached",
             Reject::RateLimited => "Call Rate Limit Reached",
             Reject::Overloaded => "Service Unavailable",
+            Reject::BackendDown => "Backend Unavailable",
             Reject::MethodNotAllowed => "Method Not Allowed",
             Reject::NotImplemented => "Not Implemented",
         }
@@ -106,7 +114,9 @@ impl Reject {
 
     fn extra(self) -> &'static [&'static str] {
         match self {
-            Reject::Busy | Reject::RateLimited | Reject::Overloaded => &[BUSY_RETRY_AFTER],
+            Reject::Busy | Reject::RateLimited | Reject::Overloaded | Reject::BackendDown => {
+                &[BUSY_RETRY_AFTER]
+            }
             Reject::Draining => &[DRAINING_RETRY_AFTER],
             Reject::MethodNotAllowed | Reject::NotImplemented => &[ALLOW],
             _ => &[],
@@ -252,6 +262,8 @@ impl Inbound {
                     self.reply(worker, source, &message, Reject::Draining, None)
                 } else if trunk.is_some_and(|trunk| trunk.at_capacity()) {
                     self.reply(worker, source, &message, Reject::Busy, None)
+                } else if trunk.is_some_and(|trunk| trunk.backend_down) {
+                    self.reply(worker, source, &message, Reject::BackendDown, None)
                 } else {
                     self.answer_options(worker, source, &message)
                 }
@@ -558,6 +570,7 @@ max_cps = 1
             counters: &|_| Arc::new(TrunkCounters::default()),
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
             backends: literal_backends(&config),
+            backends_down: &[],
             epoch: now,
         };
         (Inbound::new(Snapshot::build(&config, &inputs), 7), now)

@@ -93,6 +93,8 @@ pub struct TrunkPolicy {
     pub inbound: bool,
     pub max_channels: u32,
     pub max_cps: u32,
+    /// The trunk's backend stopped answering: OPTIONS say 503 so carriers fail over.
+    pub backend_down: bool,
     /// E.164 digits, sorted; empty means any number.
     numbers: Box<[Box<str>]>,
     country: Option<&'static Country>,
@@ -319,6 +321,8 @@ pub struct Inputs<'a> {
     pub next_hops: &'a dyn Fn(&Trunk) -> Vec<IpAddr>,
     /// Resolved addresses of the backend URIs.
     pub backends: Vec<SocketAddr>,
+    /// Backends that recently left an INVITE unanswered.
+    pub backends_down: &'a [SocketAddr],
     pub epoch: Instant,
 }
 
@@ -346,6 +350,8 @@ impl Snapshot {
                 inbound: trunk.direction.accepts_inbound(),
                 max_channels: trunk.max_channels,
                 max_cps: trunk.max_cps,
+                backend_down: backend_of(config, trunk)
+                    .is_some_and(|backend| inputs.backends_down.contains(&backend)),
                 numbers: digits.into(),
                 country: trunk.country,
                 counters: (inputs.counters)(&trunk.id),
@@ -418,6 +424,15 @@ pub fn literal_next_hop(trunk: &Trunk) -> Option<IpAddr> {
     }
 }
 
+/// Where a trunk's calls go, when it is an IP literal.
+pub fn backend_of(config: &Config, trunk: &Trunk) -> Option<SocketAddr> {
+    let uri = trunk
+        .route_to
+        .as_ref()
+        .or(config.backend.as_ref().map(|backend| &backend.uri))?;
+    Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060)))
+}
+
 /// Backend addresses known without DNS: every IP-literal `route_to` and `[backend] uri`.
 pub fn literal_backends(config: &Config) -> Vec<SocketAddr> {
     let uris = config
@@ -448,6 +463,7 @@ mod tests {
             counters: &|_| Arc::new(TrunkCounters::default()),
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
             backends: literal_backends(&config),
+            backends_down: &[],
             epoch: epoch(),
         };
         Snapshot::build(&config, &inputs)
