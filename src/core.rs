@@ -136,6 +136,11 @@ pub struct Core {
     /// Backends that left an INVITE unanswered, until when they count as down (OPTIONS
     /// answered 503); a backend answering anything clears it at once.
     backends_down: BTreeMap<SocketAddr, Instant>,
+    /// Backend URIs given by name (`host:port`) and their resolved addresses, first one
+    /// used; re-resolved at `backend_resolve_at`.
+    backend_names: BTreeMap<String, Vec<SocketAddr>>,
+    backend_resolve_at: Option<Instant>,
+    backend_lookups: VecDeque<ResolveRequest>,
     /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
     verified: std::collections::BTreeSet<String>,
     next_report: Instant,
@@ -177,7 +182,7 @@ impl Core {
             .collect();
         let calls = Calls::new(call_settings(&config), context.seed ^ 0x5eed_ca11);
         let inbound = Arc::new(Inbound::new(
-            build_snapshot(&config, &counters, &registry, &[], now),
+            build_snapshot(&config, &counters, &registry, &[], &BTreeMap::new(), now),
             context.seed,
         ));
         let mut core = Core {
@@ -193,10 +198,14 @@ impl Core {
             calls,
             qualifiers,
             backends_down: BTreeMap::new(),
+            backend_names: BTreeMap::new(),
+            backend_resolve_at: None,
+            backend_lookups: VecDeque::new(),
             verified: Default::default(),
             events: VecDeque::new(),
         };
         core.collect_notices(now);
+        core.lookup_backend_names(now);
         core.queue_report(now);
         core
     }
@@ -283,12 +292,19 @@ impl Core {
             self.counters.entry(id.clone()).or_default();
         }
         self.calls.set_settings(call_settings(&config));
+        let backends_changed = config.backend != self.config.backend
+            || config
+                .trunks
+                .values()
+                .map(|t| &t.route_to)
+                .ne(self.config.trunks.values().map(|t| &t.route_to));
         let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
         self.inbound.publish(build_snapshot(
             &config,
             &self.counters,
             &self.registry,
             &down,
+            &self.backend_names,
             self.epoch,
         ));
         self.snapshot_due = None;
@@ -296,6 +312,9 @@ impl Core {
             self.next_report = now + config.daemon.status_interval;
         }
         self.config = Arc::new(config);
+        if backends_changed {
+            self.lookup_backend_names(now);
+        }
         self.generation += 1;
         self.events.push_back(Event::Reloaded {
             generation: self.generation,
@@ -314,6 +333,9 @@ impl Core {
         self.qualifiers
             .handle_timeout(now, &|id| registry.next_hop(id));
         self.collect_notices(now);
+        if self.backend_resolve_at.is_some_and(|at| now >= at) {
+            self.lookup_backend_names(now);
+        }
         let before = self.backends_down.len();
         self.backends_down.retain(|_, until| *until > now);
         if self.snapshot_due.is_some_and(|due| now >= due) || self.backends_down.len() != before {
@@ -336,6 +358,7 @@ impl Core {
             self.qualifiers.poll_timeout(),
             self.snapshot_due,
             self.backends_down.values().min().copied(),
+            self.backend_resolve_at,
         ]
         .into_iter()
         .flatten()
@@ -410,7 +433,7 @@ impl Core {
             .route_to
             .as_ref()
             .or(self.config.backend.as_ref().map(|b| &b.uri))?;
-        let backend = SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060));
+        let backend = backend_address(uri, &self.backend_names)?;
         let mut target = uri.clone();
         if target.user.is_none() {
             target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
@@ -469,6 +492,7 @@ impl Core {
             &self.counters,
             &self.registry,
             &down,
+            &self.backend_names,
             self.epoch,
         ));
     }
@@ -480,6 +504,10 @@ impl Core {
         trunk: &str,
         resolved: Result<Resolved, String>,
     ) {
+        if let Some(key) = trunk.strip_prefix(BACKEND_LOOKUP) {
+            self.backend_resolved(key, resolved);
+            return;
+        }
         self.qualifiers.handle_resolved(now, trunk, &resolved);
         self.registry.handle_resolved(now, trunk, resolved);
         self.collect_notices(now);
@@ -506,6 +534,53 @@ impl Core {
         self.registry
             .poll_resolve()
             .or_else(|| self.qualifiers.poll_resolve())
+            .or_else(|| self.backend_lookups.pop_front())
+    }
+
+    /// Asks for every backend given by name to be resolved (at start, on reload, and
+    /// every [`BACKEND_RESOLVE_INTERVAL`]).
+    fn lookup_backend_names(&mut self, now: Instant) {
+        let config = Arc::clone(&self.config);
+        let uris = config
+            .backend
+            .iter()
+            .map(|backend| &backend.uri)
+            .chain(config.trunks.values().filter_map(|t| t.route_to.as_ref()))
+            .filter(|uri| uri.host.ip().is_none());
+        let mut wanted = std::collections::BTreeSet::new();
+        for uri in uris {
+            let key = backend_key(uri);
+            if wanted.insert(key.clone()) {
+                self.backend_lookups.push_back(ResolveRequest {
+                    trunk: format!("{BACKEND_LOOKUP}{key}"),
+                    host: uri.host.to_string(),
+                    port: Some(uri.port.unwrap_or(5060)),
+                    transport: crate::config::Transport::Udp,
+                });
+            }
+        }
+        self.backend_names.retain(|key, _| wanted.contains(key));
+        self.backend_resolve_at = (!wanted.is_empty()).then(|| now + BACKEND_RESOLVE_INTERVAL);
+    }
+
+    fn backend_resolved(&mut self, key: &str, resolved: Result<Resolved, String>) {
+        match resolved {
+            Ok(resolved) => {
+                let addresses: Vec<SocketAddr> = std::iter::once(resolved.next_hop)
+                    .chain(resolved.alternatives)
+                    .collect();
+                if self.backend_names.get(key) != Some(&addresses) {
+                    self.backend_names.insert(key.to_owned(), addresses);
+                    self.publish_snapshot();
+                }
+            }
+            Err(reason) => self.events.push_back(Event::Warning {
+                trunk: "-".into(),
+                message: format!(
+                    "backend {key} cannot be resolved ({reason}); calls routed there get 503"
+                ),
+            }),
+        }
     }
 
     /// Bytes to send.
@@ -647,6 +722,28 @@ const QUALIFY_FIELDS: &[&str] = &[
     "options_failure_codes",
 ];
 
+/// A backend URI's address: an IP literal as written, a name as last resolved.
+fn backend_address(
+    uri: &crate::sip::SipUri,
+    names: &BTreeMap<String, Vec<SocketAddr>>,
+) -> Option<SocketAddr> {
+    snapshot::literal_address(uri).or_else(|| {
+        names
+            .get(&backend_key(uri))
+            .and_then(|addresses| addresses.first().copied())
+    })
+}
+
+/// `host:port` of a backend URI, the key of its lookup.
+fn backend_key(uri: &crate::sip::SipUri) -> String {
+    format!("{}:{}", uri.host, uri.port.unwrap_or(5060))
+}
+
+/// Marks resolve requests for backends (trunk ids cannot contain ':').
+const BACKEND_LOOKUP: &str = "backend:";
+/// Backend names are looked up again this often.
+const BACKEND_RESOLVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How long a backend that left an INVITE unanswered counts as down. Then OPTIONS say
 /// 200 again and the next call tries it: calls are the probe.
 const BACKEND_DOWN_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
@@ -669,8 +766,11 @@ fn build_snapshot(
     counters: &BTreeMap<String, Arc<TrunkCounters>>,
     registry: &Registry,
     backends_down: &[SocketAddr],
+    backend_names: &BTreeMap<String, Vec<SocketAddr>>,
     epoch: Instant,
 ) -> Snapshot {
+    let mut backends = snapshot::literal_backends(config);
+    backends.extend(backend_names.values().flatten().copied());
     let inputs = Inputs {
         counters: &|id| counters.get(id).cloned().unwrap_or_default(),
         next_hops: &|trunk| {
@@ -679,8 +779,9 @@ fn build_snapshot(
             addresses.extend(snapshot::literal_next_hop(trunk));
             addresses
         },
-        backends: snapshot::literal_backends(config),
+        backends,
         backends_down,
+        backend_address: &|uri| backend_address(uri, backend_names),
         epoch,
     };
     Snapshot::build(config, &inputs)

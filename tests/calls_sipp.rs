@@ -247,3 +247,25 @@ fn options(port: u16) -> String {
     let (length, _) = socket.recv_from(&mut buffer).expect("an answer to OPTIONS");
     String::from_utf8_lossy(&buffer[..length]).into_owned()
 }
+
+#[test]
+fn a_backend_given_by_name_is_resolved_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "1");
+    // "localhost" from /etc/hosts: 127.0.0.1 for the IPv4 listener (and perhaps ::1,
+    // which has no listener here and is skipped).
+    let name = format!("localhost:{}", uas.port);
+    let (mut trunkd, port) = start_trunkd(dir.path(), &name, "127.0.0.1", "");
+    // The lookup is asynchronous; give it a moment before the call.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "200", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    let backend_saw =
+        std::fs::read_to_string(dir.path().join("sipp-backend-uas.xml.messages")).unwrap();
+    assert!(
+        backend_saw.contains(&format!("INVITE sip:{DID}@{name} SIP/2.0")),
+        "{backend_saw}"
+    );
+    trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+}

@@ -1,6 +1,7 @@
 //! REGISTER over TLS with the real binary: the carrier's certificate is verified against
 //! `[tls] ca_file` for the trunk's domain. The registrar here is a small in-test TLS
 //! server (rustls) answering 200 OK; digest and state handling are covered elsewhere.
+//! After its 200 it sends an RFC 5626 CRLF CRLF ping and expects trunkd's CRLF pong.
 
 // A real process in real time: the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
@@ -85,7 +86,16 @@ fn serve(config: Arc<ServerConfig>, stream: TcpStream, seen: mpsc::Sender<String
             return;
         }
         buffer.extend_from_slice(&chunk[..read]);
-        while let Ok(Frame::Message { len }) = frame(&buffer, 65_535) {
+        loop {
+            let len = match frame(&buffer, 65_535) {
+                Ok(Frame::Message { len }) => len,
+                Ok(Frame::KeepAlive { len }) => {
+                    buffer.drain(..len);
+                    let _ = seen.send(if len == 2 { "PONG" } else { "PING" }.to_owned());
+                    continue;
+                }
+                _ => break,
+            };
             let message: Vec<u8> = buffer.drain(..len).collect();
             let mut headers = [EMPTY_HEADER; MAX_HEADERS];
             let request = scan(&message, &mut headers).unwrap();
@@ -101,7 +111,8 @@ fn serve(config: Arc<ServerConfig>, stream: TcpStream, seen: mpsc::Sender<String
                 header(HeaderName::CSeq),
                 header(HeaderName::Contact).split(',').next().unwrap(),
             );
-            if tls.write_all(response.as_bytes()).is_err() {
+            // The 200, then a keepalive ping (RFC 5626 §3.5.1) on the same connection.
+            if tls.write_all(response.as_bytes()).is_err() || tls.write_all(b"\r\n\r\n").is_err() {
                 return;
             }
         }
@@ -139,6 +150,7 @@ direction = "outbound"
 username = "trunk1"
 password = "s3cret-tls"
 register = true
+options_interval = 0
 
 # The same server reached as 127.0.0.1: its certificate names only "localhost".
 [trunks.wrong-name]
@@ -149,6 +161,7 @@ direction = "outbound"
 username = "trunk2"
 password = "s3cret-tls2"
 register = true
+options_interval = 0
 "#
         ),
     );
@@ -206,6 +219,18 @@ register = true
         )),
         "{request}"
     );
+
+    // The registrar's ping after its 200 got trunkd's pong on the same connection.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = seen
+            .recv_timeout(left)
+            .expect("a CRLF pong to the registrar's ping");
+        if next == "PONG" {
+            break;
+        }
+    }
 
     let refused = wait_for("trunk=wrong-name state=backoff");
     assert!(refused.contains("TLS handshake failed"), "{refused}");

@@ -571,6 +571,7 @@ max_cps = 1
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
             backends: literal_backends(&config),
             backends_down: &[],
+            backend_address: &snapshot::literal_address,
             epoch: now,
         };
         (Inbound::new(Snapshot::build(&config, &inputs), 7), now)

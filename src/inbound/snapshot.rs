@@ -13,6 +13,7 @@ use std::time::Instant;
 use ipnet::IpNet;
 
 use crate::config::{Config, Country, Trunk, UnknownSource};
+use crate::sip::SipUri;
 
 /// Per-trunk counters the hot path updates; they outlive reloads (the core hands the same
 /// `Arc` to each new snapshot while the trunk id exists), so calls in progress keep
@@ -323,6 +324,8 @@ pub struct Inputs<'a> {
     pub backends: Vec<SocketAddr>,
     /// Backends that recently left an INVITE unanswered.
     pub backends_down: &'a [SocketAddr],
+    /// A backend URI's address: IP literals as written, names as resolved.
+    pub backend_address: &'a dyn Fn(&SipUri) -> Option<SocketAddr>,
     pub epoch: Instant,
 }
 
@@ -350,7 +353,8 @@ impl Snapshot {
                 inbound: trunk.direction.accepts_inbound(),
                 max_channels: trunk.max_channels,
                 max_cps: trunk.max_cps,
-                backend_down: backend_of(config, trunk)
+                backend_down: backend_uri(config, trunk)
+                    .and_then(|uri| (inputs.backend_address)(uri))
                     .is_some_and(|backend| inputs.backends_down.contains(&backend)),
                 numbers: digits.into(),
                 country: trunk.country,
@@ -424,12 +428,16 @@ pub fn literal_next_hop(trunk: &Trunk) -> Option<IpAddr> {
     }
 }
 
-/// Where a trunk's calls go, when it is an IP literal.
-pub fn backend_of(config: &Config, trunk: &Trunk) -> Option<SocketAddr> {
-    let uri = trunk
+/// Where a trunk's calls go: its `route_to`, else `[backend] uri`.
+pub fn backend_uri<'c>(config: &'c Config, trunk: &'c Trunk) -> Option<&'c SipUri> {
+    trunk
         .route_to
         .as_ref()
-        .or(config.backend.as_ref().map(|backend| &backend.uri))?;
+        .or(config.backend.as_ref().map(|backend| &backend.uri))
+}
+
+/// A backend URI's address when it is an IP literal.
+pub fn literal_address(uri: &SipUri) -> Option<SocketAddr> {
     Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060)))
 }
 
@@ -464,6 +472,7 @@ mod tests {
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
             backends: literal_backends(&config),
             backends_down: &[],
+            backend_address: &literal_address,
             epoch: epoch(),
         };
         Snapshot::build(&config, &inputs)

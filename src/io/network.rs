@@ -253,12 +253,20 @@ async fn serve<S>(
 {
     let peer = key.peer;
     let (mut reader, mut writer) = tokio::io::split(stream);
+    // RFC 5626 §3.5.1: a CRLF CRLF ping from the peer is answered with a CRLF pong.
+    let (pongs, mut pongs_due) = mpsc::channel::<()>(4);
     let write = async {
-        while let Some(bytes) = outgoing.recv().await {
+        loop {
+            let bytes = tokio::select! {
+                queued = outgoing.recv() => match queued {
+                    Some(bytes) => bytes,
+                    None => return Ok::<(), std::io::Error>(()),
+                },
+                Some(()) = pongs_due.recv() => b"\r\n".to_vec(),
+            };
             writer.write_all(&bytes).await?;
             writer.flush().await?;
         }
-        Ok::<(), std::io::Error>(())
     };
     let read = async {
         let mut buffer = Vec::with_capacity(8192);
@@ -272,7 +280,11 @@ async fn serve<S>(
             loop {
                 match frame::frame(&buffer, MAX_MESSAGE_LEN) {
                     Ok(Frame::Incomplete) => break,
-                    Ok(Frame::KeepAlive { len }) => {
+                    Ok(keepalive @ Frame::KeepAlive { len }) => {
+                        if keepalive.is_ping() {
+                            // A full queue means pongs are already on their way.
+                            let _ = pongs.try_send(());
+                        }
                         buffer.drain(..len);
                     }
                     Ok(Frame::Message { len }) => {
