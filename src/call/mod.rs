@@ -197,6 +197,11 @@ impl Calls {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
+    /// The call path is working on this Call-ID.
+    pub fn contains(&self, call_id: &[u8]) -> bool {
+        self.calls.contains_key(call_id)
+    }
+
     /// A new INVITE the hot path admitted, with its channel. `route` is `None` when the
     /// trunk's backend cannot be reached (no address): the carrier gets a 503.
     pub fn handle_invite(
@@ -461,7 +466,9 @@ impl Calls {
                         101..=199 => call.server.send_provisional(code),
                         _ => call.server.send_final(now, code),
                     };
-                    if matches!(server_action, ServerAction::Send(_)) || code >= 200 {
+                    // Only what the server transaction takes: after our own 408 (Timer C)
+                    // the backend's late 487 goes nowhere.
+                    if matches!(server_action, ServerAction::Send(_)) {
                         call.latest = relayed.clone();
                         let carrier = call.carrier;
                         self.send(carrier, relayed);
@@ -599,7 +606,9 @@ impl Calls {
         let Ok(message) = scan::scan(&call.invite, &mut storage) else {
             return;
         };
-        let tag = format!("{:016x}", call.key);
+        // Not the hot path's stateless tag (that is `key`): the carrier's ACK to this
+        // answer must reach the server transaction, not be dropped as a stateless one's.
+        let tag = format!("{:016x}", call.key.rotate_left(32) ^ 0x7472_756e_6b64_0001);
         let mut out = Vec::new();
         let reason = match code {
             503 => "Backend Unavailable",

@@ -256,6 +256,11 @@ impl Qualifiers {
         self.notices.pop_front()
     }
 
+    /// Where a trunk's pings go, once resolved.
+    pub fn next_hop(&self, id: &str) -> Option<SocketAddr> {
+        self.entries.get(id).map(|entry| entry.keepalive.next_hop())
+    }
+
     pub fn status(&self, id: &str) -> Option<QualifyStatus> {
         let keepalive = &self.entries.get(id)?.keepalive;
         Some(QualifyStatus {
