@@ -423,8 +423,11 @@ impl Core {
                 .handle_invite(now, source, bytes, admitted, key, route);
             // Only a call that exists has a transaction for retransmissions to reach;
             // an INVITE refused here (no backend address, loop) was answered statelessly.
-            if message.call_id().is_ok_and(|id| self.calls.contains(id)) {
+            if let Ok(call_id) = message.call_id()
+                && self.calls.contains(call_id)
+            {
                 self.inbound.invite_started(key);
+                self.inbound.call_started(call_id);
             }
         } else if message.is_request() {
             self.calls.handle_request(now, source, bytes);
@@ -466,8 +469,9 @@ impl Core {
     }
 
     fn collect_call_events(&mut self, now: Instant) {
-        for key in self.calls.take_finished_keys() {
+        for (key, call_id) in self.calls.take_finished_keys() {
             self.inbound.invite_ended(key);
+            self.inbound.call_ended(&call_id);
         }
         let mut health_changed = false;
         while let Some(event) = self.calls.poll_event() {

@@ -269,3 +269,82 @@ fn a_backend_given_by_name_is_resolved_and_used() {
     );
     trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
 }
+
+#[test]
+fn a_credential_trunk_challenges_and_admits_the_authenticated_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "1");
+    let port = free_port();
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:{port}"]
+status_interval = "1s"
+status_file = ""
+
+[backend]
+uri = "sip:127.0.0.1:{backend}"
+
+# No allowlist: calls for its number are taken from anywhere, with the password.
+[trunks.lab]
+domain = "192.0.2.77"
+transport = "udp"
+inbound_auth = "credential"
+username = "roamer"
+password = "roam-pw-sipp"
+auth_realm = "edge.test"
+numbers = ["{DID}"]
+options_interval = 0
+"#,
+            backend = uas.port
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["listening on udp:127.0.0.1"]);
+    let messages = dir.path().join("auth.messages");
+    let target = format!("127.0.0.1:{port}");
+    let flags = [
+        "-t",
+        "u1",
+        "-m",
+        "1",
+        "-s",
+        DID,
+        "-d",
+        "200",
+        "-au",
+        "roamer",
+        "-ap",
+        "roam-pw-sipp",
+        "-timeout",
+        "20s",
+        "-timeout_error",
+        "-trace_msg",
+        "-message_file",
+        messages.to_str().unwrap(),
+        &target,
+    ];
+    let mut uac = Sipp::start_with("sipp-carrier-auth-call.xml", dir.path(), &flags);
+    let exit = uac.wait();
+    let trace = std::fs::read_to_string(&messages).unwrap_or_default();
+    assert_eq!(exit, Some(0), "carrier: {}\n{trace}", uac.log_text());
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    let trace = std::fs::read_to_string(&messages).unwrap();
+    assert!(
+        trace.contains("SIP/2.0 407 Proxy Authentication Required\r\n"),
+        "{trace}"
+    );
+    let backend_saw =
+        std::fs::read_to_string(dir.path().join("sipp-backend-uas.xml.messages")).unwrap();
+    assert!(
+        !backend_saw.contains("Proxy-Authorization"),
+        "the carrier's credentials stop at trunkd"
+    );
+    trunkd.wait_for(&["trunk=lab", "channels=0/unlimited calls=1 "]);
+    let log = trunkd.stop();
+    assert!(log.iter().all(|line| !line.contains("roam-pw-sipp")));
+}

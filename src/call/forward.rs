@@ -85,6 +85,8 @@ pub fn request(
                 continue;
             }
             HeaderName::MaxForwards | HeaderName::ContentLength => continue,
+            // Credentials for trunkd (a credential trunk's digest) stop here.
+            HeaderName::ProxyAuthorization if request_uri.is_some() => continue,
             HeaderName::Route => {
                 let kept =
                     ListValues::new(header.value).filter(|value| !is_our_route(value, hop.sent_by));

@@ -140,8 +140,8 @@ pub struct Calls {
     deadlines: BinaryHeap<Reverse<(Instant, Vec<u8>)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
-    /// Transaction keys whose INVITE transaction ended: the hot path forgets them.
-    finished_keys: Vec<u64>,
+    /// Calls forgotten (transaction key, Call-ID): the hot path forgets them too.
+    finished_keys: Vec<(u64, Vec<u8>)>,
     branch_key: u64,
     buffer: Vec<u8>,
 }
@@ -188,8 +188,8 @@ impl Calls {
         self.events.pop_front()
     }
 
-    /// Transaction keys the hot path should stop treating as active.
-    pub fn take_finished_keys(&mut self) -> Vec<u64> {
+    /// Calls the hot path should stop treating as active.
+    pub fn take_finished_keys(&mut self) -> Vec<(u64, Vec<u8>)> {
         std::mem::take(&mut self.finished_keys)
     }
 
@@ -674,7 +674,7 @@ impl Calls {
             && call.linger_until.is_none();
         if done || deadline.is_none() && call.phase == Phase::Ended {
             let call = self.calls.remove(id).expect("present");
-            self.finished_keys.push(call.key);
+            self.finished_keys.push((call.key, id.to_vec()));
             return;
         }
         if let Some(at) = deadline

@@ -26,9 +26,11 @@ use dashmap::DashMap;
 use tracing::warn;
 
 use crate::config::UnknownSource;
+use crate::sip::digest;
 use crate::sip::response;
-use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS, Method, Scan, ScanError};
+use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan, ScanError};
 pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters};
+use std::io::Write as _;
 
 /// Retry-After on a 503 for a full trunk or a draining daemon.
 pub const BUSY_RETRY_AFTER: &str = "Retry-After: 5";
@@ -37,6 +39,10 @@ pub const DRAINING_RETRY_AFTER: &str = "Retry-After: 30";
 /// routed between carrier and backend.
 pub const ALLOW: &str =
     "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
+/// How long a digest nonce of ours is good for.
+const NONCE_LIFETIME_NS: u64 = 300_000_000_000;
+/// Beyond this many remembered credentials, expired ones are swept.
+const MAX_USED_CREDENTIALS: usize = 50_000;
 /// Unknown-source samples logged at most this often (the counter counts every one).
 const SAMPLE_EVERY_NS: u64 = 10_000_000_000;
 
@@ -68,6 +74,8 @@ pub enum Reject {
     /// OPTIONS while the trunk's backend is not answering (503), so the carrier fails
     /// over before sending calls that would wait for Timer B.
     BackendDown,
+    /// Digest credentials for another user or realm, or a wrong password (403).
+    BadCredentials,
     /// A method trunkd does not serve outside a call (405), or does not know (501).
     MethodNotAllowed,
     NotImplemented,
@@ -77,7 +85,7 @@ impl Reject {
     pub fn code(self) -> u16 {
         match self {
             Reject::UnknownSource | Reject::Disabled | Reject::OutboundOnly => 403,
-            Reject::NotACarrier => 403,
+            Reject::NotACarrier | Reject::BadCredentials => 403,
             Reject::UnknownNumber => 404,
             Reject::TooManyHops => 483,
             Reject::BadRequest(_) => 400,
@@ -99,6 +107,7 @@ impl Reject {
             Reject::Disabled => "Trunk Disabled",
             Reject::OutboundOnly => "Trunk Does Not Accept Inbound Calls",
             Reject::NotACarrier => "Outbound Calls Not Served",
+            Reject::BadCredentials => "Forbidden",
             Reject::UnknownNumber => "Not Found",
             Reject::TooManyHops => "Too Many Hops",
             Reject::BadRequest(_) => "Bad Request",
@@ -163,6 +172,14 @@ pub struct Inbound {
     /// a retransmitted INVITE goes to its transaction instead of claiming a second
     /// channel (or being refused 503 when the first took the last one).
     active: DashMap<u64, ()>,
+    /// Call-IDs (hashed) of calls in progress: their in-dialog requests, CANCEL and ACK go
+    /// to the call path from whatever address (a carrier's BYE may come from another of
+    /// its servers, a credential trunk's from anywhere).
+    calls: DashMap<u64, ()>,
+    /// Digest credentials already used (nonce, cnonce, nc, user) → the transaction that
+    /// used them, with the nonce's time: the same values in another transaction are a
+    /// replay.
+    used_credentials: DashMap<u64, (u64, u64)>,
     /// Keys the stateless To-tags (per process: a restart answers differently, which
     /// only matters for a retransmission straddling the restart).
     tag_key: u64,
@@ -189,6 +206,8 @@ impl Inbound {
             draining: AtomicBool::new(false),
             counters: Counters::default(),
             active: DashMap::new(),
+            calls: DashMap::new(),
+            used_credentials: DashMap::new(),
             tag_key,
         }
     }
@@ -240,12 +259,26 @@ impl Inbound {
             message.request_uri_user(),
             message.to().ok().and_then(|to| to.user),
         ];
-        let trunk = snapshot.trunk_for(source.ip(), users);
+        let in_dialog = message.to().is_ok_and(|to| to.tag.is_some());
+        // A credential trunk takes INVITEs for its numbers from anywhere.
+        let trunk = snapshot.trunk_for(source.ip(), users).or_else(|| {
+            (method == Method::Invite && !in_dialog)
+                .then(|| snapshot.owner(users))
+                .flatten()
+                .filter(|&index| snapshot.trunks[index as usize].credential.is_some())
+        });
         let backend = trunk.is_none() && snapshot.is_backend(source);
         if trunk.is_none() && !backend {
+            let in_call = in_dialog || matches!(method, Method::Ack | Method::Cancel);
+            if in_call
+                && message
+                    .call_id()
+                    .is_ok_and(|id| self.calls.contains_key(&self.call_key(id)))
+            {
+                return Outcome::Control;
+            }
             return self.unknown_source(worker, &snapshot, now, source, &message, method, users);
         }
-        let in_dialog = message.to().is_ok_and(|to| to.tag.is_some());
         match method {
             Method::Ack | Method::Cancel => Outcome::Control,
             _ if in_dialog => Outcome::Control,
@@ -304,6 +337,12 @@ impl Inbound {
         };
         if let Some(reject) = reject {
             return self.reply(worker, source, message, reject, counters);
+        }
+        if let Some(credential) = &trunk.credential
+            && let Some(outcome) =
+                self.authenticate(worker, snapshot, now, source, message, trunk, credential)
+        {
+            return outcome;
         }
         let Some(guard) = trunk.counters.claim(trunk.max_channels) else {
             return self.reply(worker, source, message, Reject::Busy, counters);
@@ -455,6 +494,165 @@ impl Inbound {
         )
     }
 
+    /// Checks a credential trunk's INVITE (RFC 3261 §22.3, RFC 7616): `None` when its
+    /// Proxy-Authorization is right; else the 407 challenge or 403 it gets. Nonces are
+    /// stateless (time + keyed hash, valid [`NONCE_LIFETIME_NS`]); a (nonce, cnonce, nc)
+    /// seen in another transaction is a replay and gets a fresh challenge.
+    #[allow(clippy::too_many_arguments)]
+    fn authenticate(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+        trunk: &snapshot::TrunkPolicy,
+        credential: &snapshot::InboundCredential,
+    ) -> Option<Outcome> {
+        let now_ns = snapshot.elapsed_ns(now);
+        let header = message
+            .header(HeaderName::ProxyAuthorization)
+            .and_then(|value| std::str::from_utf8(value).ok());
+        let Some(credentials) = header.and_then(|value| digest::parse_credentials(value).ok())
+        else {
+            return Some(self.challenge(worker, source, message, credential, now_ns, false));
+        };
+        if *credentials.username != *credential.username || *credentials.realm != *credential.realm
+        {
+            trunk
+                .counters
+                .rejected_source
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(self.reply(worker, source, message, Reject::BadCredentials, None));
+        }
+        let Some(issued_ns) = self.nonce_time(&credentials.nonce) else {
+            return Some(self.challenge(worker, source, message, credential, now_ns, true));
+        };
+        if now_ns.saturating_sub(issued_ns) > NONCE_LIFETIME_NS {
+            return Some(self.challenge(worker, source, message, credential, now_ns, true));
+        }
+        if !credentials.verify(&credential.password, "INVITE") {
+            trunk
+                .counters
+                .rejected_source
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(self.reply(worker, source, message, Reject::BadCredentials, None));
+        }
+        // Replay protection: the same nonce/cnonce/nc may come again only in a
+        // retransmission of the same transaction.
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.tag_key.hash(&mut hasher);
+        credentials.nonce.hash(&mut hasher);
+        credentials.cnonce.hash(&mut hasher);
+        credentials.nonce_count.hash(&mut hasher);
+        let used = hasher.finish();
+        let transaction = self.transaction_key(message);
+        if self.used_credentials.len() > MAX_USED_CREDENTIALS {
+            self.used_credentials
+                .retain(|_, (_, issued)| now_ns.saturating_sub(*issued) <= NONCE_LIFETIME_NS);
+        }
+        let first = *self
+            .used_credentials
+            .entry(used)
+            .or_insert((transaction, issued_ns));
+        if first.0 != transaction {
+            return Some(self.challenge(worker, source, message, credential, now_ns, true));
+        }
+        None
+    }
+
+    /// A 407 with a fresh nonce, offering MD5 then SHA-256. RFC 8760 §2.4 asks for the
+    /// preferred algorithm first, but UACs that take the first challenge and know only MD5
+    /// (SIPp, many carrier SBCs) would fail on a SHA-256 one; a UAC that picks the
+    /// strongest it supports (as trunkd's own client does) still answers SHA-256.
+    fn challenge(
+        &self,
+        worker: &mut Worker,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+        credential: &snapshot::InboundCredential,
+        now_ns: u64,
+        stale: bool,
+    ) -> Outcome {
+        let mut nonce = [0u8; 33];
+        let nonce = self.nonce(now_ns, &mut nonce);
+        let stale = if stale { ", stale=true" } else { "" };
+        let mut sha = [0u8; 256];
+        let mut md5 = [0u8; 256];
+        let (Some(sha), Some(md5)) = (
+            format_into(
+                &mut sha,
+                format_args!(
+                    "Proxy-Authenticate: Digest realm=\"{}\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\"{stale}",
+                    credential.realm
+                ),
+            ),
+            format_into(
+                &mut md5,
+                format_args!(
+                    "Proxy-Authenticate: Digest realm=\"{}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}",
+                    credential.realm
+                ),
+            ),
+        ) else {
+            return Outcome::Nothing;
+        };
+        let tag = self.tag(message);
+        let written = response::write(
+            &mut worker.out,
+            message,
+            source,
+            407,
+            "Proxy Authentication Required",
+            Some(&tag),
+            &[md5, sha],
+        );
+        match written {
+            Ok(()) => Outcome::Reply,
+            Err(_) => Outcome::Nothing,
+        }
+    }
+
+    /// `<ns since epoch, hex>.<keyed hash, hex>`: checkable without any table.
+    fn nonce<'b>(&self, now_ns: u64, buffer: &'b mut [u8; 33]) -> &'b str {
+        let mac = self.nonce_mac(now_ns);
+        let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+        let _ = write!(cursor, "{now_ns:016x}{mac:016x}");
+        let len = cursor.position() as usize;
+        std::str::from_utf8(&buffer[..len]).unwrap_or_default()
+    }
+
+    fn nonce_mac(&self, issued_ns: u64) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (self.tag_key, "nonce", issued_ns).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// When a nonce of ours was issued; `None` for anything we did not issue.
+    fn nonce_time(&self, nonce: &str) -> Option<u64> {
+        if nonce.len() != 32 {
+            return None;
+        }
+        let issued = u64::from_str_radix(&nonce[..16], 16).ok()?;
+        let mac = u64::from_str_radix(&nonce[16..], 16).ok()?;
+        (mac == self.nonce_mac(issued)).then_some(issued)
+    }
+
+    /// A call started (its Call-ID); see `calls`.
+    pub fn call_started(&self, call_id: &[u8]) {
+        self.calls.insert(self.call_key(call_id), ());
+    }
+
+    pub fn call_ended(&self, call_id: &[u8]) {
+        self.calls.remove(&self.call_key(call_id));
+    }
+
+    fn call_key(&self, call_id: &[u8]) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (self.tag_key, "call", call_id).hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// The call path took over an INVITE transaction; see `active`.
     pub fn invite_started(&self, key: u64) {
         self.active.insert(key, ());
@@ -498,6 +696,14 @@ impl Inbound {
         };
         to.tag == Some(&self.tag(message)[..])
     }
+}
+
+/// Formats into a stack buffer; `None` if it does not fit.
+fn format_into<'b>(buffer: &'b mut [u8], args: std::fmt::Arguments<'_>) -> Option<&'b str> {
+    let mut cursor = std::io::Cursor::new(&mut *buffer);
+    cursor.write_fmt(args).ok()?;
+    let len = cursor.position() as usize;
+    std::str::from_utf8(&buffer[..len]).ok()
 }
 
 /// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact.
@@ -555,6 +761,14 @@ direction = "outbound"
 domain = "paced.example"
 allowed_inbound_ips = ["198.51.100.3"]
 max_cps = 1
+
+[trunks.roaming]
+domain = "roaming.example"
+inbound_auth = "credential"
+username = "roamer"
+password = "roam-pw-1"
+auth_realm = "edge.test"
+numbers = ["+15550100009"]
 "#;
 
     #[allow(clippy::disallowed_methods)]
@@ -841,6 +1055,102 @@ max_cps = 1
             assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
         }
         assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 4);
+    }
+
+    fn with_authorization(message: &str, challenge: &str, password: &str, cnonce: &str) -> String {
+        let header = challenge
+            .lines()
+            .find_map(|line| line.strip_prefix("Proxy-Authenticate: "))
+            .expect("a challenge");
+        let challenge = digest::parse_challenge(header).unwrap();
+        let answer = digest::answer(
+            &challenge,
+            "roamer",
+            &crate::config::Secret::new(password),
+            "INVITE",
+            "sip:+15550100009@192.0.2.200",
+            cnonce,
+            1,
+            None,
+        )
+        .unwrap();
+        message.replace(
+            "Content-Length: 0",
+            &format!(
+                "Proxy-Authorization: {}\r\nContent-Length: 0",
+                answer.header_value()
+            ),
+        )
+    }
+
+    #[test]
+    fn credential_trunks_challenge_verify_and_refuse_replays() {
+        let (inbound, now) = inbound(CONFIG);
+        let anywhere = "203.0.113.50:5070";
+        let first = invite("r1", "+15550100009");
+        let (challenge, _) = run(&inbound, now, anywhere, &first);
+        assert!(
+            challenge.starts_with("SIP/2.0 407 Proxy Authentication Required\r\n"),
+            "{challenge}"
+        );
+        assert!(challenge.contains("Proxy-Authenticate: Digest realm=\"edge.test\", nonce=\""));
+        assert!(challenge.contains("algorithm=SHA-256, qop=\"auth\"\r\n"));
+        assert!(challenge.contains("algorithm=MD5, qop=\"auth\"\r\n"));
+
+        // The answer, in a new transaction as a UAC sends it.
+        let answered =
+            with_authorization(&invite("r2", "+15550100009"), &challenge, "roam-pw-1", "c1");
+        let (_, outcome) = run(&inbound, now, anywhere, &answered);
+        let Outcome::Admit(call) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(&*call.trunk, "roaming");
+        // Its retransmission is the same transaction: not a replay.
+        assert!(matches!(
+            run(&inbound, now, anywhere, &answered).1,
+            Outcome::Admit(_)
+        ));
+        // The same credentials in another transaction are.
+        let replay = answered.replace("branch=r2", "branch=r3");
+        assert!(
+            run(&inbound, now, anywhere, &replay)
+                .0
+                .contains("stale=true")
+        );
+        // A wrong password is refused outright.
+        let wrong = with_authorization(&invite("r4", "+15550100009"), &challenge, "guess", "c2");
+        assert_eq!(
+            code(&inbound, now, anywhere, &wrong),
+            "SIP/2.0 403 Forbidden"
+        );
+        // Five minutes on, the nonce is stale.
+        let late = now + std::time::Duration::from_secs(301);
+        let old = with_authorization(&invite("r5", "+15550100009"), &challenge, "roam-pw-1", "c3");
+        assert!(run(&inbound, late, anywhere, &old).0.contains("stale=true"));
+        // From anywhere only its own numbers, and only INVITEs.
+        assert_eq!(
+            code(&inbound, now, anywhere, &invite("r6", "+15550100001")),
+            "SIP/2.0 403 Forbidden"
+        );
+        // Once the call exists, its BYE comes in from wherever the carrier sends it.
+        let bye = first
+            .replace("INVITE sip", "BYE sip")
+            .replace("1 INVITE", "2 BYE")
+            .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=x\r\n");
+        assert_eq!(
+            code(&inbound, now, "198.18.0.1:5060", &bye),
+            "SIP/2.0 403 Forbidden"
+        );
+        inbound.call_started(b"call-r1");
+        assert!(matches!(
+            run(&inbound, now, "198.18.0.1:5060", &bye).1,
+            Outcome::Control
+        ));
+        inbound.call_ended(b"call-r1");
+        assert_eq!(
+            code(&inbound, now, "198.18.0.1:5060", &bye),
+            "SIP/2.0 403 Forbidden"
+        );
     }
 
     proptest::proptest! {

@@ -96,6 +96,9 @@ pub struct TrunkPolicy {
     pub max_cps: u32,
     /// The trunk's backend stopped answering: OPTIONS say 503 so carriers fail over.
     pub backend_down: bool,
+    /// `inbound_auth = "credential"`: INVITEs must prove the trunk's username and
+    /// password (digest, 407), from any address, for the trunk's numbers.
+    pub credential: Option<InboundCredential>,
     /// E.164 digits, sorted; empty means any number.
     numbers: Box<[Box<str>]>,
     country: Option<&'static Country>,
@@ -154,6 +157,15 @@ impl TrunkPolicy {
     pub(crate) fn take_call_slot(&self, now_ns: u64) -> bool {
         self.counters.take_call_slot(self.max_cps, now_ns)
     }
+}
+
+/// What a credential trunk's INVITEs are checked against.
+#[derive(Debug)]
+pub struct InboundCredential {
+    pub username: Box<str>,
+    pub password: crate::config::Secret,
+    /// The trunk's `auth_realm`, else "trunkd".
+    pub realm: Box<str>,
 }
 
 /// The digits of a dialled number, on the stack.
@@ -353,6 +365,16 @@ impl Snapshot {
                 inbound: trunk.direction.accepts_inbound(),
                 max_channels: trunk.max_channels,
                 max_cps: trunk.max_cps,
+                credential: match (trunk.inbound_auth, &trunk.username, &trunk.password) {
+                    (crate::config::InboundAuth::Credential, Some(username), Some(password)) => {
+                        Some(InboundCredential {
+                            username: username.as_str().into(),
+                            password: password.clone(),
+                            realm: trunk.auth_realm.as_deref().unwrap_or("trunkd").into(),
+                        })
+                    }
+                    _ => None,
+                },
                 backend_down: backend_uri(config, trunk)
                     .and_then(|uri| (inputs.backend_address)(uri))
                     .is_some_and(|backend| inputs.backends_down.contains(&backend)),

@@ -187,6 +187,17 @@ pub fn parse_challenge(value: &str) -> Result<Challenge<'_>, DigestError> {
     if value.len() > MAX_CHALLENGE_LEN {
         return Err(DigestError::TooLong);
     }
+    let mut fields = Fields::default();
+    parse_parameters(value, |name, value| fields.set(name, value))?;
+    fields.finish()
+}
+
+/// `"Digest" LWS name=value *(COMMA name=value)`: calls `set` for each parameter; any
+/// parameter given twice is an error (RFC 7235 §2.1).
+fn parse_parameters<'a>(
+    value: &'a str,
+    mut set: impl FnMut(&'a str, Cow<'a, str>) -> Result<(), DigestError>,
+) -> Result<(), DigestError> {
     let mut cursor = Cursor::new(value);
     cursor.skip_whitespace()?;
     if !cursor.token().eq_ignore_ascii_case("Digest") {
@@ -198,7 +209,6 @@ pub fn parse_challenge(value: &str) -> Result<Challenge<'_>, DigestError> {
 
     let mut names = [""; MAX_PARAMETERS];
     let mut count = 0;
-    let mut fields = Fields::default();
     loop {
         let name = cursor.token();
         if name.is_empty() {
@@ -220,16 +230,123 @@ pub fn parse_challenge(value: &str) -> Result<Challenge<'_>, DigestError> {
         cursor.expect(b'=')?;
         cursor.skip_whitespace()?;
         let value = cursor.value()?;
-        fields.set(name, value)?;
+        set(name, value)?;
 
         cursor.skip_whitespace()?;
         if cursor.at_end() {
-            break;
+            return Ok(());
         }
         cursor.expect(b',')?;
         cursor.skip_whitespace()?;
     }
-    fields.finish()
+}
+
+/// The credentials of an `Authorization` / `Proxy-Authorization` value (RFC 7616 §3.4),
+/// as a server checking them needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials<'a> {
+    pub username: Cow<'a, str>,
+    pub realm: Cow<'a, str>,
+    pub nonce: Cow<'a, str>,
+    pub uri: Cow<'a, str>,
+    pub response: Cow<'a, str>,
+    pub algorithm: Algorithm,
+    /// `Some` with qop=auth (then cnonce and nc are present).
+    pub cnonce: Option<Cow<'a, str>>,
+    pub nonce_count: Option<u32>,
+}
+
+/// Parses credentials; everything a check needs must be there, and `qop`, when present,
+/// must be `auth` with `cnonce` and an 8-hex-digit `nc`.
+pub fn parse_credentials(value: &str) -> Result<Credentials<'_>, DigestError> {
+    if value.len() > MAX_CHALLENGE_LEN {
+        return Err(DigestError::TooLong);
+    }
+    let mut username = None;
+    let mut realm = None;
+    let mut nonce = None;
+    let mut uri = None;
+    let mut response = None;
+    let mut algorithm = Algorithm::Md5;
+    let mut cnonce = None;
+    let mut nc = None;
+    let mut qop = None;
+    parse_parameters(value, |name, value| {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        if is("username") {
+            username = Some(value);
+        } else if is("realm") {
+            realm = Some(value);
+        } else if is("nonce") {
+            nonce = Some(value);
+        } else if is("uri") {
+            uri = Some(value);
+        } else if is("response") {
+            response = Some(value);
+        } else if is("algorithm") {
+            algorithm = Algorithm::parse(&value)?;
+        } else if is("cnonce") {
+            cnonce = Some(value);
+        } else if is("nc") {
+            let count = (value.len() == 8)
+                .then(|| u32::from_str_radix(&value, 16).ok())
+                .flatten()
+                .ok_or(DigestError::Malformed)?;
+            nc = Some(count);
+        } else if is("qop") {
+            qop = Some(value);
+        }
+        Ok(())
+    })?;
+    let with_qop = match qop {
+        None => false,
+        Some(qop) if qop.eq_ignore_ascii_case("auth") => true,
+        Some(_) => return Err(DigestError::UnsupportedQop),
+    };
+    if with_qop != (cnonce.is_some() && nc.is_some()) || (!with_qop && algorithm.is_session()) {
+        return Err(DigestError::Malformed);
+    }
+    Ok(Credentials {
+        username: username.ok_or(DigestError::Malformed)?,
+        realm: realm.ok_or(DigestError::MissingRealm)?,
+        nonce: nonce.ok_or(DigestError::MissingNonce)?,
+        uri: uri.ok_or(DigestError::Malformed)?,
+        response: response.ok_or(DigestError::Malformed)?,
+        algorithm,
+        cnonce: if with_qop { cnonce } else { None },
+        nonce_count: if with_qop { nc } else { None },
+    })
+}
+
+impl Credentials<'_> {
+    /// Whether `response` is right for `password` and `method` (RFC 7616 §3.4.1). The
+    /// comparison looks at every byte, so its time does not tell how much matched.
+    pub fn verify(&self, password: &Secret, method: &str) -> bool {
+        let algorithm = self.algorithm;
+        let mut ha1 = algorithm.hash_hex(&[&self.username, &self.realm, password.expose()]);
+        if algorithm.is_session() {
+            let Some(cnonce) = &self.cnonce else {
+                return false;
+            };
+            ha1 = algorithm.hash_hex(&[&ha1, &self.nonce, cnonce]);
+        }
+        let ha2 = algorithm.hash_hex(&[method, &self.uri]);
+        let expected = match (&self.cnonce, self.nonce_count) {
+            (Some(cnonce), Some(nc)) => {
+                let nc = format!("{nc:08x}");
+                algorithm.hash_hex(&[&ha1, &self.nonce, &nc, cnonce, "auth", &ha2])
+            }
+            _ => algorithm.hash_hex(&[&ha1, &self.nonce, &ha2]),
+        };
+        let given = self.response.as_bytes();
+        let expected = expected.as_bytes();
+        given.len() == expected.len()
+            && given
+                .iter()
+                .zip(expected)
+                .fold(0u8, |diff, (a, b)| diff | (a.to_ascii_lowercase() ^ b))
+                == 0
+    }
 }
 
 /// Picks the challenge to answer when a server sends several: the strongest algorithm among
@@ -1216,5 +1333,61 @@ mod tests {
     #[test]
     fn lower_hex_encodes_every_nibble() {
         assert_eq!(lower_hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+    }
+    #[test]
+    fn credentials_round_trip_and_verify() {
+        let password = Secret::new("s3cret");
+        for (algorithm, qop) in [
+            ("MD5", true),
+            ("MD5-sess", true),
+            ("SHA-256", true),
+            ("SHA-256-sess", true),
+            ("MD5", false),
+        ] {
+            let header = if qop {
+                format!(
+                    "Digest realm=\"trunkd\", nonce=\"n1\", algorithm={algorithm}, qop=\"auth\""
+                )
+            } else {
+                format!("Digest realm=\"trunkd\", nonce=\"n1\", algorithm={algorithm}")
+            };
+            let challenge = parse_challenge(&header).unwrap();
+            let answer = answer(
+                &challenge,
+                "carrier",
+                &password,
+                "INVITE",
+                "sip:+1555@h",
+                "c1",
+                1,
+                None,
+            )
+            .unwrap();
+            let value = answer.header_value();
+            let credentials = parse_credentials(&value).unwrap();
+            assert_eq!(credentials.username, "carrier");
+            assert_eq!(credentials.nonce_count, qop.then_some(1));
+            assert!(credentials.verify(&password, "INVITE"), "{value}");
+            assert!(
+                !credentials.verify(&Secret::new("wrong"), "INVITE"),
+                "{value}"
+            );
+            assert!(!credentials.verify(&password, "BYE"), "method is covered");
+            let upper = value.replace(answer.response(), &answer.response().to_uppercase());
+            assert!(
+                parse_credentials(&upper)
+                    .unwrap()
+                    .verify(&password, "INVITE")
+            );
+        }
+        for bad in [
+            "Basic abc",
+            "Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"u\"",
+            "Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"u\", response=\"x\", qop=auth",
+            "Digest username=\"a\", realm=\"r\", nonce=\"n\", uri=\"u\", response=\"x\", qop=auth, cnonce=\"c\", nc=1",
+            "Digest username=\"a\", username=\"b\", realm=\"r\", nonce=\"n\", uri=\"u\", response=\"x\"",
+        ] {
+            assert!(parse_credentials(bad).is_err(), "{bad}");
+        }
     }
 }
