@@ -20,3 +20,4 @@ pub mod sip;
 pub mod status;
 pub mod status_file;
 pub mod trunk;
+pub mod verify;

@@ -56,6 +56,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check one trunk against its carrier and print a report: config, DNS, transport
+    /// (TCP/TLS), an OPTIONS round trip, REGISTER and un-REGISTER (with credentials), NAT
+    /// and the inbound allowlist. Safe while the daemon runs (own ephemeral socket). Exits
+    /// 0 when no step failed, 1 when one did, 2 for an unknown trunk id.
+    Verify {
+        /// The trunk's id (its `[trunks.<id>]` table).
+        trunk: String,
+        /// Main config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -71,6 +82,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::CheckConfig { config } => check_config(config),
         Command::Status { config, file, json } => status(config, file, json),
+        Command::Verify { trunk, config } => verify(config, &trunk),
     }
 }
 
@@ -135,6 +147,14 @@ fn check_config(path: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn verify(config: PathBuf, trunk: &str) -> ExitCode {
+    ExitCode::from(trunkd::verify::run(
+        &config,
+        trunk,
+        &LoadOptions::from_env(),
+    ))
 }
 
 fn status(config: PathBuf, file: Option<PathBuf>, json: bool) -> ExitCode {

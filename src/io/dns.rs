@@ -41,27 +41,8 @@ pub struct Dns {
 impl Dns {
     /// The system's resolver configuration, or the given servers (`[daemon] dns_servers`).
     pub fn new(servers: &[SocketAddr]) -> Result<Self, String> {
-        let builder = if servers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|error| error.to_string())?
-        } else {
-            let name_servers = servers
-                .iter()
-                .map(|server| {
-                    let mut config = NameServerConfig::udp_and_tcp(server.ip());
-                    for connection in &mut config.connections {
-                        connection.port = server.port();
-                    }
-                    config
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(name_servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let resolver = builder.build().map_err(|error| error.to_string())?;
         Ok(Dns {
-            resolver: Arc::new(resolver),
+            resolver: Arc::new(resolver(servers)?),
         })
     }
 
@@ -190,6 +171,29 @@ fn order_srv(
         }
     }
     ordered
+}
+
+/// A resolver for `servers` (`host:port`), or the system's (`/etc/resolv.conf`) when empty.
+pub fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let builder = if servers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|error| error.to_string())?
+    } else {
+        let name_servers = servers
+            .iter()
+            .map(|server| {
+                let mut config = NameServerConfig::udp_and_tcp(server.ip());
+                for connection in &mut config.connections {
+                    connection.port = server.port();
+                }
+                config
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    builder.build().map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

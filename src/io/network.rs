@@ -319,7 +319,7 @@ async fn serve<S>(
 
 /// The source address the kernel picks for `destination` (a connected UDP socket sends
 /// nothing until written to).
-async fn source_address_toward(destination: SocketAddr) -> Result<IpAddr, String> {
+pub(crate) async fn source_address_toward(destination: SocketAddr) -> Result<IpAddr, String> {
     let any: SocketAddr = if destination.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {

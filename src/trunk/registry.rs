@@ -759,7 +759,10 @@ fn params(
 
 /// The parts of a REGISTER response the registration needs, or `None` when the message
 /// is not a response to REGISTER.
-fn response_view<'a>(message: &Scan<'a, '_>, source: SocketAddr) -> Option<ResponseView<'a>> {
+pub(crate) fn response_view<'a>(
+    message: &Scan<'a, '_>,
+    source: SocketAddr,
+) -> Option<ResponseView<'a>> {
     let StartLine::Response { code, reason } = message.start_line() else {
         return None;
     };
