@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
@@ -38,9 +38,11 @@ pub enum ListenError {
 pub struct Listeners {
     /// The configured entries with the addresses actually bound (port 0 resolved).
     pub bound: Vec<Listen>,
-    /// UDP sockets by bound address: requests go out of the socket whose responses we
-    /// expect back (RFC 3261 §18.1.1: responses go to the Via sent-by).
-    pub udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// UDP sockets by bound address, for the control path's sends: requests go out of the
+    /// socket whose responses we expect back (RFC 3261 §18.1.1: responses go to the Via
+    /// sent-by). A duplicate of the socket its hot-path thread reads, registered with no
+    /// reactor, so arriving datagrams wake only that thread.
+    pub udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
     _tasks: JoinSet<()>,
 }
 
@@ -90,14 +92,9 @@ pub async fn bind(
             Transport::Udp => {
                 let socket = bind_udp(listen.address).map_err(bind_error)?;
                 let address = socket.local_addr().map_err(bind_error)?;
-                let socket = Arc::new(socket);
-                udp.push((address, Arc::clone(&socket)));
-                tasks.spawn(receive_udp(
-                    socket,
-                    address,
-                    control.clone(),
-                    Arc::clone(&inbound),
-                ));
+                udp.push((address, Arc::new(socket.try_clone().map_err(bind_error)?)));
+                spawn_hot_path(socket, address, control.clone(), Arc::clone(&inbound))
+                    .map_err(bind_error)?;
                 address
             }
             Transport::Tcp | Transport::Tls => {
@@ -157,10 +154,10 @@ fn new_socket(address: SocketAddr, kind: Type, protocol: Protocol) -> io::Result
     Ok(socket)
 }
 
-fn bind_udp(address: SocketAddr) -> io::Result<UdpSocket> {
+fn bind_udp(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = new_socket(address, Type::DGRAM, Protocol::UDP)?;
     socket.bind(&address.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
@@ -172,19 +169,40 @@ fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// The hot path of one UDP socket: every datagram goes through [`Inbound::handle`];
-/// rejections and OPTIONS are answered from here, responses, in-call requests and
-/// admitted calls go to the control path.
-async fn receive_udp(
-    socket: Arc<UdpSocket>,
+/// Runs a UDP socket's hot path on a thread of its own, with blocking reads: reading,
+/// deciding and answering stay on one core, with no reactor and no wake-ups across the
+/// main runtime's workers. The control path sends through a duplicate of the socket that
+/// no reactor watches (a watched one would wake the main runtime for every datagram). The
+/// thread ends when the control path is gone.
+fn spawn_hot_path(
+    socket: std::net::UdpSocket,
     local: SocketAddr,
     control: mpsc::Sender<Datagram>,
     inbound: Arc<Inbound>,
+) -> io::Result<()> {
+    // Blocking reads: one recvfrom per datagram, the thread asleep in it when idle. The
+    // flag is the socket's (shared with the control path's duplicate), whose sends then
+    // block only while the kernel's send buffer is full.
+    socket.set_nonblocking(false)?;
+    std::thread::Builder::new()
+        .name(format!("udp {local}"))
+        .spawn(move || receive_udp(&socket, local, &control, &inbound))?;
+    Ok(())
+}
+
+/// The hot path of one UDP socket: every datagram goes through [`Inbound::handle`];
+/// rejections and OPTIONS are answered from here, responses, in-call requests and
+/// admitted calls go to the control path. Returns when the control path is gone.
+fn receive_udp(
+    socket: &std::net::UdpSocket,
+    local: SocketAddr,
+    control: &mpsc::Sender<Datagram>,
+    inbound: &Inbound,
 ) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut worker = Worker::new();
     loop {
-        let (length, source) = match socket.recv_from(&mut buffer).await {
+        let (length, source) = match socket.recv_from(&mut buffer) {
             Ok(received) => received,
             Err(error) => {
                 debug!("udp receive error: {error}");
@@ -194,7 +212,7 @@ async fn receive_udp(
         let datagram = &buffer[..length];
         let admitted = match inbound.handle(&mut worker, clock::now(), source, datagram) {
             Outcome::Reply => {
-                let _ = socket.send_to(&worker.out, source).await;
+                let _ = socket.send_to(&worker.out, source);
                 continue;
             }
             Outcome::Nothing => continue,
@@ -208,11 +226,14 @@ async fn receive_udp(
             bytes: datagram.to_vec(),
             admitted,
         };
-        if control.try_send(message).is_err() {
+        if let Err(error) = control.try_send(message) {
+            if let mpsc::error::TrySendError::Closed(_) = error {
+                return; // shutting down
+            }
             // The channel claim (if any) went with the message; say so to the carrier.
             debug!(%source, "control path busy: message dropped");
             if is_call && inbound.reply_overloaded(&mut worker, source, datagram) {
-                let _ = socket.send_to(&worker.out, source).await;
+                let _ = socket.send_to(&worker.out, source);
             }
         }
     }

@@ -41,7 +41,7 @@ pub type TransportFailure = (SocketAddr, Transport, String);
 /// messages and failures go.
 #[derive(Clone)]
 pub struct Network {
-    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
     /// Bound tcp: and tls: listeners: the addresses Contacts name for those transports.
     stream_listeners: Vec<Listen>,
     public_ip: Option<IpAddr>,
@@ -64,7 +64,7 @@ struct StreamKey {
 
 impl Network {
     pub fn new(
-        udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+        udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
         stream_listeners: Vec<Listen>,
         public_ip: Option<IpAddr>,
         tls: Option<Arc<ClientConfig>>,
@@ -85,7 +85,7 @@ impl Network {
     }
 
     /// The UDP listener socket for a destination's address family.
-    fn udp_for(&self, destination: SocketAddr) -> Option<&(SocketAddr, Arc<UdpSocket>)> {
+    fn udp_for(&self, destination: SocketAddr) -> Option<&(SocketAddr, Arc<std::net::UdpSocket>)> {
         self.udp
             .iter()
             .find(|(local, _)| local.is_ipv4() == destination.is_ipv4())
@@ -118,7 +118,10 @@ impl Network {
             warn!(destination = %transmit.destination, "no udp listener of that address family to send from");
             return;
         };
-        if let Err(error) = socket.send_to(&transmit.bytes, transmit.destination).await {
+        // The socket is in blocking mode (its hot-path thread reads it; see
+        // listeners::spawn_hot_path): a send waits only while the kernel's send buffer is
+        // full, which for UDP is rare and short.
+        if let Err(error) = socket.send_to(&transmit.bytes, transmit.destination) {
             debug!(destination = %transmit.destination, "send failed: {error}");
         }
     }
