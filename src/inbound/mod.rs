@@ -39,6 +39,8 @@ pub const DRAINING_RETRY_AFTER: &str = "Retry-After: 30";
 /// routed between carrier and backend.
 pub const ALLOW: &str =
     "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
+/// Header slots tried first (see [`Inbound::handle`]).
+const SMALL_HEADERS: usize = 32;
 /// How long a digest nonce of ours is good for.
 const NONCE_LIFETIME_NS: u64 = 300_000_000_000;
 /// Beyond this many remembered credentials, expired ones are swept.
@@ -238,19 +240,39 @@ impl Inbound {
         source: SocketAddr,
         bytes: &[u8],
     ) -> Outcome {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-        let message = match scan::scan(bytes, &mut storage) {
-            Ok(message) => message,
-            Err(_) => {
-                // Without its headers there is nobody to answer (RFC 3261 §18.3).
-                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                return Outcome::Nothing;
+        // Most messages have well under SMALL_HEADERS headers: filling a small array is
+        // cheaper than the full one, which is the fallback.
+        let mut small = [EMPTY_HEADER; SMALL_HEADERS];
+        match scan::scan(bytes, &mut small) {
+            Ok(message) => self.decide(worker, now, source, &message),
+            Err(ScanError::HeaderStorageFull) => {
+                let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+                match scan::scan(bytes, &mut storage) {
+                    Ok(message) => self.decide(worker, now, source, &message),
+                    Err(_) => self.malformed(),
+                }
             }
-        };
+            Err(_) => self.malformed(),
+        }
+    }
+
+    /// Without its headers there is nobody to answer (RFC 3261 §18.3).
+    fn malformed(&self) -> Outcome {
+        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        Outcome::Nothing
+    }
+
+    fn decide(
+        &self,
+        worker: &mut Worker,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+    ) -> Outcome {
         let Some(method) = message.method() else {
             return Outcome::Control;
         };
-        if method == Method::Ack && self.is_our_ack(&message) {
+        if method == Method::Ack && self.is_our_ack(message) {
             // The ACK to one of our stateless answers, from wherever it came.
             return Outcome::Nothing;
         }
@@ -260,12 +282,14 @@ impl Inbound {
             message.to().ok().and_then(|to| to.user),
         ];
         let in_dialog = message.to().is_ok_and(|to| to.tag.is_some());
-        // A credential trunk takes INVITEs for its numbers from anywhere.
-        let trunk = snapshot.trunk_for(source.ip(), users).or_else(|| {
-            (method == Method::Invite && !in_dialog)
-                .then(|| snapshot.owner(users))
-                .flatten()
-                .filter(|&index| snapshot.trunks[index as usize].credential.is_some())
+        let direct = snapshot.trunk_for(source.ip(), users);
+        // Which trunk's number an INVITE from an unknown source dials: looked up once,
+        // for a credential trunk (which takes INVITEs from anywhere) and for the counters.
+        let owner = (direct.is_none() && method == Method::Invite && !in_dialog)
+            .then(|| snapshot.owner(users))
+            .flatten();
+        let trunk = direct.or_else(|| {
+            owner.filter(|&index| snapshot.trunks[index as usize].credential.is_some())
         });
         let backend = trunk.is_none() && snapshot.is_backend(source);
         if trunk.is_none() && !backend {
@@ -277,33 +301,33 @@ impl Inbound {
             {
                 return Outcome::Control;
             }
-            return self.unknown_source(worker, &snapshot, now, source, &message, method, users);
+            return self.unknown_source(worker, &snapshot, now, source, message, method, owner);
         }
         match method {
             Method::Ack | Method::Cancel => Outcome::Control,
             _ if in_dialog => Outcome::Control,
-            Method::Invite if self.active.contains_key(&self.transaction_key(&message)) => {
+            Method::Invite if self.active.contains_key(&self.transaction_key(message)) => {
                 Outcome::Control
             }
             Method::Invite => match trunk {
-                Some(index) => self.admit(worker, &snapshot, now, source, &message, index, users),
-                None => self.reply(worker, source, &message, Reject::NotACarrier, None),
+                Some(index) => self.admit(worker, &snapshot, now, source, message, index, users),
+                None => self.reply(worker, source, message, Reject::NotACarrier, None),
             },
             Method::Options => {
                 let trunk = trunk.map(|index| &snapshot.trunks[index as usize]);
                 if self.is_draining() {
-                    self.reply(worker, source, &message, Reject::Draining, None)
+                    self.reply(worker, source, message, Reject::Draining, None)
                 } else if trunk.is_some_and(|trunk| trunk.at_capacity()) {
-                    self.reply(worker, source, &message, Reject::Busy, None)
+                    self.reply(worker, source, message, Reject::Busy, None)
                 } else if trunk.is_some_and(|trunk| trunk.backend_down) {
-                    self.reply(worker, source, &message, Reject::BackendDown, None)
+                    self.reply(worker, source, message, Reject::BackendDown, None)
                 } else {
-                    self.answer_options(worker, source, &message)
+                    self.answer_options(worker, source, message)
                 }
             }
             Method::Bye => Outcome::Control,
-            Method::Other(_) => self.reply(worker, source, &message, Reject::NotImplemented, None),
-            _ => self.reply(worker, source, &message, Reject::MethodNotAllowed, None),
+            Method::Other(_) => self.reply(worker, source, message, Reject::NotImplemented, None),
+            _ => self.reply(worker, source, message, Reject::MethodNotAllowed, None),
         }
     }
 
@@ -366,10 +390,9 @@ impl Inbound {
         source: SocketAddr,
         message: &Scan<'_, '_>,
         method: Method<'_>,
-        users: [Option<&[u8]>; 2],
+        intended: Option<u32>,
     ) -> Outcome {
         let count = self.counters.unknown_source.fetch_add(1, Ordering::Relaxed) + 1;
-        let intended = snapshot.owner(users);
         if method == Method::Invite
             && let Some(index) = intended
         {
@@ -1040,6 +1063,19 @@ numbers = ["+15550100009"]
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn a_message_with_many_headers_is_scanned_in_full() {
+        let (inbound, now) = inbound(CONFIG);
+        let extra: String = (0..60).map(|i| format!("X-Extra-{i}: {i}\r\n")).collect();
+        let message = invite("many", "+15550100001")
+            .replace("Content-Length: 0", &format!("{extra}Content-Length: 0"));
+        assert!(matches!(
+            run(&inbound, now, "192.0.2.10:5060", &message).1,
+            Outcome::Admit(_)
+        ));
+        assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 0);
     }
 
     #[test]
