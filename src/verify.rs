@@ -332,13 +332,7 @@ struct Resolution {
 async fn resolve(config: &Config, trunk: &Trunk, report: &mut Report) -> Option<Resolution> {
     let request = lookup_request(trunk);
     let transport = trunk.transport;
-    let server_name = match &trunk.outbound_proxy {
-        Some(proxy) => proxy.host.to_string(),
-        None => trunk.domain.to_string(),
-    }
-    .trim_start_matches('[')
-    .trim_end_matches(']')
-    .to_owned();
+    let server_name = crate::trunk::registry::server_name(trunk);
     let via = if trunk.outbound_proxy.is_some() {
         " (outbound_proxy)"
     } else {
@@ -921,11 +915,6 @@ fn millis(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 
-/// `host:port` as Via and Contact write it (IPv6 in brackets).
-fn sent_by(address: SocketAddr) -> String {
-    address.to_string()
-}
-
 // ---------------------------------------------------------------------------------------
 // Driving a sans-IO machine in real time
 // ---------------------------------------------------------------------------------------
@@ -1140,12 +1129,8 @@ async fn options_step(
     timers: TimerValues,
     observed: &mut Observed,
 ) -> Step {
-    let local = sent_by(link.advertised);
-    let target = if trunk.port_explicit && trunk.outbound_proxy.is_none() {
-        format!("sip:{}:{}", trunk.domain, trunk.port)
-    } else {
-        format!("sip:{}", trunk.domain)
-    };
+    let local = crate::trunk::registry::sent_by(link.advertised);
+    let target = crate::trunk::registry::domain_uri(trunk);
     let from_uri = match &trunk.options_from {
         Some(uri) => uri.to_string(),
         None => keepalive::default_from_uri(&local),
@@ -1425,12 +1410,8 @@ async fn register_steps(
 ) -> Vec<Step> {
     let timers = config.daemon.timers;
     let username = trunk.username.clone().unwrap_or_default();
-    let local = sent_by(link.advertised);
-    let registrar = if trunk.port_explicit && trunk.outbound_proxy.is_none() {
-        format!("sip:{}:{}", trunk.domain, trunk.port)
-    } else {
-        format!("sip:{}", trunk.domain)
-    };
+    let local = crate::trunk::registry::sent_by(link.advertised);
+    let registrar = crate::trunk::registry::domain_uri(trunk);
     let aor = format!("sip:{username}@{}", trunk.domain);
     let contact = format!("sip:{username}@{local};transport={}", trunk.transport);
     let params = registration::Params {

@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Trunk;
@@ -18,7 +18,7 @@ use crate::sip::transaction::TimerValues;
 use crate::trunk::keepalive::{self, Event, Keepalive, Params, ResponseView, State};
 use crate::trunk::random::Random;
 use crate::trunk::registration::Transmit;
-use crate::trunk::registry::{ResolveRequest, Resolved, lookup_request};
+use crate::trunk::registry::{self, ResolveRequest, Resolved, lookup_request};
 
 /// Something for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,19 +321,8 @@ impl Qualifiers {
 }
 
 fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
-    let local = match resolved.local.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]:{}", resolved.local.port()),
-        IpAddr::V4(v4) => format!("{v4}:{}", resolved.local.port()),
-    };
-    let target = if trunk.port_explicit && trunk.outbound_proxy.is_none() {
-        format!("sip:{}:{}", trunk.domain, trunk.port)
-    } else {
-        format!("sip:{}", trunk.domain)
-    };
-    let server_name = match &trunk.outbound_proxy {
-        Some(proxy) => proxy.host.to_string(),
-        None => trunk.domain.to_string(),
-    };
+    let local = registry::sent_by(resolved.local);
+    let target = registry::domain_uri(trunk);
     let from_uri = match &trunk.options_from {
         Some(uri) => uri.to_string(),
         None => keepalive::default_from_uri(&local),
@@ -345,10 +334,7 @@ fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
         via_sent_by: local,
         transport: trunk.transport,
         next_hop: resolved.next_hop,
-        server_name: server_name
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
+        server_name: registry::server_name(trunk),
         user_agent: user_agent.to_owned(),
         interval: trunk.options_interval,
         down_after: trunk.options_down_after,

@@ -711,6 +711,36 @@ impl Registry {
     }
 }
 
+/// `host:port` for Via and Contact, an IPv6 address in brackets.
+pub(crate) fn sent_by(address: SocketAddr) -> String {
+    match address.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]:{}", address.port()),
+        IpAddr::V4(v4) => format!("{v4}:{}", address.port()),
+    }
+}
+
+/// The trunk's domain as a Request-URI (REGISTER, OPTIONS): with the port only when it
+/// was written and no outbound proxy decides the next hop.
+pub(crate) fn domain_uri(trunk: &Trunk) -> String {
+    if trunk.port_explicit && trunk.outbound_proxy.is_none() {
+        format!("sip:{}:{}", trunk.domain, trunk.port)
+    } else {
+        format!("sip:{}", trunk.domain)
+    }
+}
+
+/// The name a TLS next hop's certificate must carry (RFC 5922 §7): the outbound proxy's
+/// host, else the domain, without IPv6 brackets.
+pub(crate) fn server_name(trunk: &Trunk) -> String {
+    let host = match &trunk.outbound_proxy {
+        Some(proxy) => proxy.host.to_string(),
+        None => trunk.domain.to_string(),
+    };
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
+}
+
 fn params(
     trunk: &Trunk,
     resolved: &Resolved,
@@ -719,25 +749,10 @@ fn params(
     retry_max: Duration,
 ) -> Params {
     let username = trunk.username.clone().unwrap_or_default();
-    let local = match resolved.local.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]:{}", resolved.local.port()),
-        IpAddr::V4(v4) => format!("{v4}:{}", resolved.local.port()),
-    };
-    let registrar = if trunk.port_explicit && trunk.outbound_proxy.is_none() {
-        format!("sip:{}:{}", trunk.domain, trunk.port)
-    } else {
-        format!("sip:{}", trunk.domain)
-    };
-    let server_name = match &trunk.outbound_proxy {
-        Some(proxy) => proxy.host.to_string(),
-        None => trunk.domain.to_string(),
-    };
+    let local = sent_by(resolved.local);
     Params {
-        server_name: server_name
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        registrar,
+        server_name: server_name(trunk),
+        registrar: domain_uri(trunk),
         aor: format!("sip:{username}@{}", trunk.domain),
         contact: format!("sip:{username}@{local};transport={}", trunk.transport),
         via_sent_by: local,
