@@ -853,13 +853,76 @@ async fn connect(
         "chain of {} sent by the server (leaf {} bytes), trusted via {trusted}",
         crate::io::count_of(chain.len(), "certificate"),
         chain.first().map_or(0, |leaf| leaf.len())
-    ))
-    .detail(
-        "subject, SANs and expiry date not shown: trunkd has no X.509 parser among its \
-         dependencies. rustls checked the name and the validity period (an expired \
-         certificate fails the handshake); how soon it expires is not checked",
-    );
+    ));
+    let step = match chain.first().map(|leaf| describe_certificate(leaf)) {
+        Some(Ok(leaf)) => {
+            let mut step = step
+                .detail(format!("subject: {}", leaf.subject))
+                .detail(format!("names (SAN): {}", leaf.names.join(", ")))
+                .detail(format!(
+                    "valid until {} ({} days from now)",
+                    leaf.not_after, leaf.days_left
+                ));
+            if leaf.days_left < EXPIRY_WARNING_DAYS {
+                step.status = Status::Warn;
+                step.summary = format!(
+                    "{}; the certificate expires in {} days",
+                    step.summary, leaf.days_left
+                );
+            }
+            step
+        }
+        Some(Err(error)) => step.detail(format!("the leaf certificate could not be read: {error}")),
+        None => step,
+    };
     Ok((stream_link(peer, advertised, Box::new(tls)), step))
+}
+
+/// A carrier certificate expiring sooner than this is a warning.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// What an operator checks on a carrier's certificate.
+struct Leaf {
+    subject: String,
+    names: Vec<String>,
+    not_after: String,
+    days_left: i64,
+}
+
+fn describe_certificate(der: &[u8]) -> Result<Leaf, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(der).map_err(|error| error.to_string())?;
+    let names = match certificate.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .map(|name| match name {
+                GeneralName::DNSName(dns) => (*dns).to_owned(),
+                GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes)
+                        .map_or("?".into(), |b| IpAddr::from(b).to_string()),
+                    16 => <[u8; 16]>::try_from(*bytes)
+                        .map_or("?".into(), |b| IpAddr::from(b).to_string()),
+                    _ => "?".into(),
+                },
+                other => format!("{other:?}"),
+            })
+            .collect(),
+        Ok(None) => vec!["none".to_owned()],
+        Err(error) => vec![format!("unreadable ({error})")],
+    };
+    let not_after = certificate.validity().not_after;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(Leaf {
+        subject: certificate.subject().to_string(),
+        names,
+        not_after: not_after.to_string(),
+        days_left: (not_after.timestamp() - now) / 86_400,
+    })
 }
 
 fn stream_link(peer: SocketAddr, advertised: SocketAddr, stream: Box<dyn Stream>) -> Link {
@@ -1946,5 +2009,29 @@ mod tests {
             step.render(),
             format!("[FAIL] options: timeout\n{INDENT}more")
         );
+    }
+
+    #[test]
+    fn certificates_show_subject_names_and_expiry() {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["sip.carrier.test".to_owned()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("192.0.2.7".parse().unwrap()));
+        params.not_after = rcgen::date_time_ymd(2001, 2, 3);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = params.self_signed(&key).unwrap();
+        let leaf = describe_certificate(certificate.der()).unwrap();
+        assert_eq!(leaf.names, ["sip.carrier.test", "192.0.2.7"]);
+        assert!(
+            leaf.not_after.starts_with("Feb  3 00:00:00 2001") || leaf.not_after.contains("2001"),
+            "{}",
+            leaf.not_after
+        );
+        assert!(
+            leaf.days_left < EXPIRY_WARNING_DAYS,
+            "an expired one is well inside the warning"
+        );
+        assert!(describe_certificate(b"not DER").is_err());
     }
 }

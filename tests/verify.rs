@@ -564,7 +564,10 @@ direction = "outbound"
         "{transport}"
     );
     assert!(
-        transport.contains("chain of 1 certificate") && transport.contains("expiry date not shown"),
+        transport.contains("chain of 1 certificate")
+            && transport.contains("names (SAN): localhost")
+            && transport.contains("valid until Jan  1 00:00:00 4096")
+            && transport.contains("days from now"),
         "{transport}"
     );
     assert!(run.step("options").starts_with("[ok] options: 200 OK"));
