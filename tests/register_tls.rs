@@ -1,7 +1,8 @@
 //! REGISTER over TLS with the real binary: the carrier's certificate is verified against
 //! `[tls] ca_file` for the trunk's domain. The registrar here is a small in-test TLS
 //! server (rustls) answering 200 OK; digest and state handling are covered elsewhere.
-//! After its 200 it sends an RFC 5626 CRLF CRLF ping and expects trunkd's CRLF pong.
+//! After its 200 it sends an RFC 5626 CRLF CRLF ping and an OPTIONS over the same
+//! connection, and expects trunkd's CRLF pong and a 200.
 
 // A real process in real time: the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
@@ -99,6 +100,11 @@ fn serve(config: Arc<ServerConfig>, stream: TcpStream, seen: mpsc::Sender<String
             let message: Vec<u8> = buffer.drain(..len).collect();
             let mut headers = [EMPTY_HEADER; MAX_HEADERS];
             let request = scan(&message, &mut headers).unwrap();
+            if let Some(code) = request.status_code() {
+                // trunkd's answer to our OPTIONS over this connection.
+                let _ = seen.send(format!("ANSWER {code}"));
+                continue;
+            }
             let header = |name| String::from_utf8_lossy(request.header(name).unwrap()).into_owned();
             let _ = seen.send(String::from_utf8_lossy(&message).into_owned());
             let response = format!(
@@ -111,8 +117,19 @@ fn serve(config: Arc<ServerConfig>, stream: TcpStream, seen: mpsc::Sender<String
                 header(HeaderName::CSeq),
                 header(HeaderName::Contact).split(',').next().unwrap(),
             );
-            // The 200, then a keepalive ping (RFC 5626 §3.5.1) on the same connection.
-            if tls.write_all(response.as_bytes()).is_err() || tls.write_all(b"\r\n\r\n").is_err() {
+            // The 200, then a keepalive ping (RFC 5626 §3.5.1) and an OPTIONS on the same
+            // connection, as a carrier's edge does.
+            let options = format!(
+                "OPTIONS sip:trunk1@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bK-opt-{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:edge@localhost>;tag=e1\r\nTo: <sip:trunk1@127.0.0.1>\r\n\
+                 Call-ID: opt-{n}@localhost\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                port = tls.sock.local_addr().unwrap().port(),
+                n = header(HeaderName::CSeq).split(' ').next().unwrap(),
+            );
+            if tls.write_all(response.as_bytes()).is_err()
+                || tls.write_all(b"\r\n\r\n").is_err()
+                || tls.write_all(options.as_bytes()).is_err()
+            {
                 return;
             }
         }
@@ -220,16 +237,18 @@ options_interval = 0
         "{request}"
     );
 
-    // The registrar's ping after its 200 got trunkd's pong on the same connection.
+    // The registrar's ping after its 200 got trunkd's pong on the same connection, and its
+    // OPTIONS a 200 from trunkd's hot path (the registrar's address is the trunk's next
+    // hop, allowed implicitly).
     let deadline = Instant::now() + WAIT;
-    loop {
+    let (mut pong, mut answered) = (false, false);
+    while !(pong && answered) {
         let left = deadline.saturating_duration_since(Instant::now());
         let next = seen
             .recv_timeout(left)
-            .expect("a CRLF pong to the registrar's ping");
-        if next == "PONG" {
-            break;
-        }
+            .unwrap_or_else(|_| panic!("pong {pong}, OPTIONS answered {answered}"));
+        pong |= next == "PONG";
+        answered |= next == "ANSWER 200";
     }
 
     let refused = wait_for("trunk=wrong-name state=backoff");

@@ -92,6 +92,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         dns,
         control_tx,
         failures_tx,
+        core.inbound(),
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (reload_tx, mut reload_rx) = mpsc::channel(1);

@@ -22,6 +22,8 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, warn};
 
 use crate::config::{Listen, Transport};
+use crate::inbound::{Inbound, Outcome, Worker};
+use crate::io::clock;
 use crate::io::dns::Dns;
 use crate::io::listeners::Datagram;
 use crate::sip::scan::MAX_MESSAGE_LEN;
@@ -51,6 +53,8 @@ pub struct Network {
     control: mpsc::Sender<Datagram>,
     failures: mpsc::UnboundedSender<TransportFailure>,
     dns: Dns,
+    /// The hot path, for requests that arrive over our own connections.
+    inbound: Arc<Inbound>,
 }
 
 /// Which connection: TLS connections to one address for different names are kept apart,
@@ -71,6 +75,7 @@ impl Network {
         dns: Dns,
         control: mpsc::Sender<Datagram>,
         failures: mpsc::UnboundedSender<TransportFailure>,
+        inbound: Arc<Inbound>,
     ) -> Self {
         Network {
             udp,
@@ -78,6 +83,7 @@ impl Network {
             public_ip,
             tls: tls.map(TlsConnector::from),
             streams: Arc::default(),
+            inbound,
             control,
             failures,
             dns,
@@ -256,8 +262,9 @@ async fn serve<S>(
 {
     let peer = key.peer;
     let (mut reader, mut writer) = tokio::io::split(stream);
-    // RFC 5626 §3.5.1: a CRLF CRLF ping from the peer is answered with a CRLF pong.
-    let (pongs, mut pongs_due) = mpsc::channel::<()>(4);
+    // Answers written from here: RFC 5626 §3.5.1 pongs to the peer's CRLF CRLF pings,
+    // and the hot path's answers to requests the peer sends over this connection.
+    let (answers, mut answers_due) = mpsc::channel::<Vec<u8>>(16);
     let write = async {
         loop {
             let bytes = tokio::select! {
@@ -265,13 +272,14 @@ async fn serve<S>(
                     Some(bytes) => bytes,
                     None => return Ok::<(), std::io::Error>(()),
                 },
-                Some(()) = pongs_due.recv() => b"\r\n".to_vec(),
+                Some(answer) = answers_due.recv() => answer,
             };
             writer.write_all(&bytes).await?;
             writer.flush().await?;
         }
     };
     let read = async {
+        let mut worker = Worker::new();
         let mut buffer = Vec::with_capacity(8192);
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
@@ -286,12 +294,37 @@ async fn serve<S>(
                     Ok(keepalive @ Frame::KeepAlive { len }) => {
                         if keepalive.is_ping() {
                             // A full queue means pongs are already on their way.
-                            let _ = pongs.try_send(());
+                            let _ = answers.try_send(b"\r\n".to_vec());
                         }
                         buffer.drain(..len);
                     }
                     Ok(Frame::Message { len }) => {
                         let message: Vec<u8> = buffer.drain(..len).collect();
+                        // A request from the carrier over our connection (an OPTIONS
+                        // ping, say) goes through the hot path; its answer goes back
+                        // here. Calls over TCP/TLS are not routed yet: an INVITE gets 503.
+                        let outcome =
+                            network
+                                .inbound
+                                .handle(&mut worker, clock::now(), peer, &message);
+                        match outcome {
+                            Outcome::Reply => {
+                                let _ = answers.try_send(worker.out.clone());
+                                continue;
+                            }
+                            Outcome::Nothing => continue,
+                            Outcome::Admit(admitted) => {
+                                drop(admitted);
+                                if network
+                                    .inbound
+                                    .reply_overloaded(&mut worker, peer, &message)
+                                {
+                                    let _ = answers.try_send(worker.out.clone());
+                                }
+                                continue;
+                            }
+                            Outcome::Control => {}
+                        }
                         let received = Datagram {
                             source: peer,
                             local,
