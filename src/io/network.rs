@@ -67,6 +67,10 @@ struct StreamKey {
 }
 
 impl Network {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per shared part of the shell the connections need"
+    )]
     pub fn new(
         udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
         stream_listeners: Vec<Listen>,
