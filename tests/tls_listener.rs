@@ -1,7 +1,12 @@
-//! The TLS listener of the real binary: a certificate from `[tls]` is served and a client
-//! that trusts it completes a handshake; a broken key fails validation without printing it.
+//! The TLS and TCP listeners of the real binary: a certificate from `[tls]` is served and
+//! a client that trusts it completes a handshake, then SIP is served on the connection (a
+//! CRLF CRLF ping gets a pong, an OPTIONS a 200); a broken key fails validation without
+//! printing it.
 
-use std::io::{BufRead, BufReader, Read};
+// A real process in real time: the virtual-clock rule is for the core.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -14,11 +19,19 @@ fn write_config(dir: &std::path::Path) {
         dir.join("trunkd.toml"),
         r#"
 [daemon]
-listen = ["tls:127.0.0.1:0"]
+listen = ["tls:127.0.0.1:0", "tcp:127.0.0.1:0"]
+status_file = ""
 
 [tls]
 certificate = "cert.pem"
 private_key = "key.pem"
+
+# Its next hop, 127.0.0.1, may send requests (allow_next_hop).
+[trunks.local]
+domain = "127.0.0.1"
+transport = "tcp"
+direction = "outbound"
+options_interval = 0
 "#,
     )
     .unwrap();
@@ -43,16 +56,22 @@ fn serves_the_configured_certificate() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut address = None;
+    let (mut address, mut tcp_address) = (None, None);
     let mut line = String::new();
     while stderr.read_line(&mut line).unwrap() > 0 {
         if let Some(found) = line.trim().rsplit_once("listening on tls:") {
             address = Some(found.1.to_owned());
+        }
+        if let Some(found) = line.trim().rsplit_once("listening on tcp:") {
+            tcp_address = Some(found.1.to_owned());
+        }
+        if address.is_some() && tcp_address.is_some() {
             break;
         }
         line.clear();
     }
     let address = address.expect("a tls listener");
+    let tcp_address = tcp_address.expect("a tcp listener");
 
     let mut roots = RootCertStore::empty();
     roots
@@ -74,13 +93,49 @@ fn serves_the_configured_certificate() {
     }
     let presented = tls.conn.peer_certificates().unwrap()[0].clone();
     assert_eq!(presented.as_ref(), certified.cert.der().as_ref());
-    // Until SIP over TLS is served, trunkd closes the connection after the handshake.
-    let mut rest = Vec::new();
-    let _ = tls.read_to_end(&mut rest);
-    assert!(rest.is_empty());
+    // SIP over the connection: a keepalive ping gets its pong, an OPTIONS its 200.
+    let local = tls.sock.local_addr().unwrap();
+    tls.write_all(b"\r\n\r\n").unwrap();
+    tls.write_all(options(local, "tls").as_bytes()).unwrap();
+    let answer = read_answer(&mut tls);
+    assert!(answer.starts_with("\r\nSIP/2.0 200 OK\r\n"), "{answer:?}");
+    assert!(answer.contains(";branch=z9hG4bK-tls;"), "{answer:?}");
+
+    let mut tcp = TcpStream::connect(&tcp_address).unwrap();
+    let local = tcp.local_addr().unwrap();
+    tcp.write_all(options(local, "tcp").as_bytes()).unwrap();
+    let answer = read_answer(&mut tcp);
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer:?}");
 
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+fn options(local: std::net::SocketAddr, tag: &str) -> String {
+    let transport = tag.to_uppercase();
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK-{tag};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:edge@127.0.0.1>;tag={tag}\r\nTo: <sip:127.0.0.1>\r\n\
+         Call-ID: options-{tag}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Reads until a whole response (its empty line; answers here have no body) or 5 s.
+fn read_answer(stream: &mut impl Read) -> String {
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 2048];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !answer.windows(4).skip(1).any(|w| w == b"\r\n\r\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer: {answer:?}"
+        );
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => answer.extend_from_slice(&chunk[..read]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]
@@ -103,7 +158,7 @@ fn a_broken_private_key_fails_validation_without_printing_key_material() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     // Caught by validation, so it points into the config file (and check-config sees it).
     assert!(
-        stderr.contains("trunkd.toml:7:15: private_key: "),
+        stderr.contains("trunkd.toml:8:15: private_key: "),
         "{stderr}"
     );
     assert!(stderr.contains("key.pem: "), "{stderr}");

@@ -1,9 +1,9 @@
 //! SIP listeners: bind every `listen` address before READY=1, so a port conflict fails
 //! the start instead of surfacing later.
 //!
-//! UDP datagrams go through the hot path ([`crate::inbound`]) on the socket's own task.
-//! TCP/TLS connections are still accepted and closed (TLS after a handshake, which proves
-//! the certificate loads and works): serving SIP on them is not done yet.
+//! UDP datagrams go through the hot path ([`crate::inbound`]) on the socket's own thread.
+//! TCP/TLS connections are accepted and their frames go through the same hot path, the
+//! answers written back on the connection; calls over them are not routed yet (503).
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsIdentity, Transport};
 use crate::inbound::{Admitted, Inbound, Outcome, Worker};
 use crate::io::clock;
+use crate::sip::scan::frame::{self, Frame};
 
 /// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
 const MAX_DATAGRAM: usize = 65_535;
@@ -104,7 +105,12 @@ pub async fn bind(
                     Transport::Tls => acceptor.clone(),
                     _ => None,
                 };
-                tasks.spawn(accept_and_close(listener, acceptor));
+                tasks.spawn(accept_and_serve(
+                    listener,
+                    acceptor,
+                    control.clone(),
+                    Arc::clone(&inbound),
+                ));
                 address
             }
         };
@@ -254,26 +260,118 @@ fn specific(local: SocketAddr, peer: SocketAddr) -> SocketAddr {
         .map_or(local, |found| SocketAddr::new(found.ip(), local.port()))
 }
 
-async fn accept_and_close(listener: TcpListener, acceptor: Option<TlsAcceptor>) {
+/// Accepts TCP (and TLS) connections and serves each on a task of its own, at most
+/// [`MAX_STREAM_CONNECTIONS`] at a time.
+async fn accept_and_serve(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    control: mpsc::Sender<Datagram>,
+    inbound: Arc<Inbound>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_STREAM_CONNECTIONS));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             // EMFILE and friends: back off instead of spinning.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if let Some(acceptor) = acceptor.clone() {
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                let outcome = match handshake.await {
-                    Ok(Ok(_)) => "handshake ok".to_owned(),
-                    Ok(Err(error)) => format!("handshake failed: {error}"),
-                    Err(_) => "handshake timed out".to_owned(),
-                };
-                debug!(peer = %peer, "tls connection closed ({outcome}): SIP handling not enabled yet");
-            });
-        } else {
-            debug!(peer = %peer, "tcp connection closed: SIP handling not enabled yet");
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            debug!(%peer, "too many connections: closed");
+            continue;
+        };
+        let local = stream.local_addr().unwrap_or(peer);
+        let _ = stream.set_nodelay(true);
+        let (acceptor, control, inbound) =
+            (acceptor.clone(), control.clone(), Arc::clone(&inbound));
+        tokio::spawn(async move {
+            let _slot = slot;
+            let why = match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => serve_stream(tls, peer, local, &control, &inbound).await,
+                        Ok(Err(error)) => format!("handshake failed: {error}"),
+                        Err(_) => "handshake timed out".to_owned(),
+                    }
+                }
+                None => serve_stream(stream, peer, local, &control, &inbound).await,
+            };
+            debug!(%peer, "connection closed: {why}");
+        });
+    }
+}
+
+/// Connections a stream listener serves at once; more are closed at accept.
+const MAX_STREAM_CONNECTIONS: usize = 4096;
+/// A connection with nothing to read for this long is closed (carriers ping more often).
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One accepted connection: frames (RFC 3261 §18.3, Content-Length, size cap) run
+/// through the hot path, answers and RFC 5626 pongs are written back on it. Calls over
+/// TCP/TLS are not routed yet: an admitted INVITE is answered 503 and its channel
+/// released. Responses and in-call requests go to the control path.
+async fn serve_stream<S>(
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    control: &mpsc::Sender<Datagram>,
+    inbound: &Inbound,
+) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    let mut worker = Worker::new();
+    let mut buffer = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let read = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => return "closed by peer".into(),
+            Ok(Ok(read)) => read,
+            Ok(Err(error)) => return format!("read failed: {error}"),
+            Err(_) => return "idle".into(),
+        };
+        buffer.extend_from_slice(&chunk[..read]);
+        loop {
+            let answer: Option<&[u8]> = match frame::frame(&buffer, MAX_DATAGRAM) {
+                Ok(Frame::Incomplete) => break,
+                Ok(keepalive @ Frame::KeepAlive { len }) => {
+                    buffer.drain(..len);
+                    keepalive.is_ping().then_some(b"\r\n")
+                }
+                Ok(Frame::Message { len }) => {
+                    let message: Vec<u8> = buffer.drain(..len).collect();
+                    match inbound.handle(&mut worker, clock::now(), peer, &message) {
+                        Outcome::Reply => Some(&worker.out),
+                        Outcome::Nothing => None,
+                        Outcome::Admit(admitted) => {
+                            drop(admitted);
+                            inbound
+                                .reply_overloaded(&mut worker, peer, &message)
+                                .then_some(&worker.out[..])
+                        }
+                        Outcome::Control => {
+                            let received = Datagram {
+                                source: peer,
+                                local,
+                                bytes: message,
+                                admitted: None,
+                            };
+                            if control.try_send(received).is_err() {
+                                debug!(%peer, "control path busy: message dropped");
+                            }
+                            None
+                        }
+                    }
+                }
+                Err(error) => return format!("unframeable stream: {error}"),
+            };
+            if let Some(answer) = answer
+                && let Err(error) = stream.write_all(answer).await
+            {
+                return format!("write failed: {error}");
+            }
         }
     }
 }
