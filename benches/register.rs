@@ -378,7 +378,7 @@ fn run(binary: &Path, trunks: usize, level: &'static str, domain: &str) -> Outco
 
 fn write_config(dir: &Path, trunks: usize, port: u16, domain: &str) -> PathBuf {
     let mut text = String::with_capacity(300 * trunks + 200);
-    text.push_str("[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1h\"\n\n");
+    text.push_str("[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1h\"\n# The status file a deployment writes (to /run/trunkd), here in the temp dir.\nstatus_file = \"status.json\"\n\n");
     for index in 0..trunks {
         let _ = write!(
             text,

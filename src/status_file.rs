@@ -128,14 +128,23 @@ impl StatusDocument {
     /// Writes `path` atomically: a temporary file in the same directory, then rename,
     /// so a reader never sees half a document.
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+        use std::io::Write as _;
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(format!(".tmp.{}", std::process::id()));
         let temporary = std::path::PathBuf::from(temporary);
-        std::fs::write(&temporary, text + "\n")?;
-        std::fs::rename(&temporary, path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })
+        // Streamed to the file: with 10,000 trunks the document is megabytes, and a
+        // String of it would be a peak the allocator keeps.
+        let written = std::fs::File::create(&temporary).and_then(|file| {
+            let mut writer = io::BufWriter::new(file);
+            serde_json::to_writer_pretty(&mut writer, self).map_err(io::Error::other)?;
+            writer.write_all(b"\n")?;
+            writer.flush()
+        });
+        written
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&temporary);
+            })
     }
 
     pub fn read(path: &Path) -> Result<Self, String> {

@@ -277,11 +277,9 @@ impl Inbound {
             return Outcome::Nothing;
         }
         let snapshot = self.snapshot.load();
-        let users = [
-            message.request_uri_user(),
-            message.to().ok().and_then(|to| to.user),
-        ];
-        let in_dialog = message.to().is_ok_and(|to| to.tag.is_some());
+        let to = message.to().ok();
+        let users = [message.request_uri_user(), to.and_then(|to| to.user)];
+        let in_dialog = to.is_some_and(|to| to.tag.is_some());
         let direct = snapshot.trunk_for(source.ip(), users);
         // Which trunk's number an INVITE from an unknown source dials: looked up once,
         // for a credential trunk (which takes INVITEs from anywhere) and for the counters.
