@@ -93,6 +93,11 @@
 // A benchmark of a real process measures wall time; the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "common/proc.rs"]
+mod proc;
+
+use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
+
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind};
@@ -885,7 +890,7 @@ fn trunkd_run(
         };
     }
     let drops_before = udp_drops(target);
-    let hires_before = cpu_hires_ns(pid);
+    let hires_before = cpu_hires_ms(pid).map(|ms| (ms * 1e6) as u64);
     let ticks_before = cpu_ticks(pid);
     let load = drive(
         target,
@@ -896,7 +901,7 @@ fn trunkd_run(
         settings.window,
         settings.limit,
     );
-    let hires_after = cpu_hires_ns(pid);
+    let hires_after = cpu_hires_ms(pid).map(|ms| (ms * 1e6) as u64);
     let ticks_after = cpu_ticks(pid);
     let drops_after = udp_drops(target);
     let failure = warm_failure
@@ -1249,58 +1254,6 @@ fn read_log(
 // /proc
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy)]
-struct Ticks {
-    per_second: u64,
-    measured: bool,
-}
-
-fn clock_ticks() -> Ticks {
-    let measured = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .filter(|&ticks| ticks > 0);
-    Ticks {
-        per_second: measured.unwrap_or(100),
-        measured: measured.is_some(),
-    }
-}
-
-/// utime + stime of the whole process (threads that exited included), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Sum of `se.sum_exec_runtime` over the live threads, in ns: finer than clock ticks,
-/// but blind to threads that exited (tokio's workers do not).
-fn cpu_hires_ns(pid: u32) -> Option<u64> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total_ms = 0.0;
-    for task in tasks.flatten() {
-        let Ok(sched) = std::fs::read_to_string(task.path().join("sched")) else {
-            continue;
-        };
-        total_ms += sched
-            .lines()
-            .find(|line| line.starts_with("se.sum_exec_runtime"))
-            .and_then(|line| line.split(':').nth(1))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-    }
-    Some((total_ms * 1e6) as u64)
-}
-
 /// The calling thread's time on CPU, ns (first field of /proc/thread-self/schedstat).
 fn thread_cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -1311,44 +1264,11 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-/// A `Name:   value kB` line of /proc/<pid>/status.
-fn status_kib(status: &str, name: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|value| value.parse().ok())
-}
-
 fn status_field(pid: u32, name: &str) -> Option<u64> {
     status_kib(
         &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
         name,
     )
-}
-
-/// /proc/net/udp's local-address form of an IPv4 socket address: `0100007F:13C4`.
-fn proc_address(address: SocketAddr) -> Option<String> {
-    let IpAddr::V4(ip) = address.ip() else {
-        return None;
-    };
-    Some(format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(ip.octets()),
-        address.port()
-    ))
-}
-
-/// The `drops` counter of the UDP socket bound to `address` (/proc/net/udp).
-fn udp_drops(address: SocketAddr) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
-    let local = proc_address(address)?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()))
-            .then(|| fields.last()?.parse().ok())
-            .flatten()
-    })
 }
 
 /// Ports of the process's UDP sockets bound to 127.0.0.1, by socket inode.

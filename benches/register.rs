@@ -49,6 +49,11 @@
 // A benchmark of a real process measures wall time; the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "common/proc.rs"]
+mod proc;
+
+use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind};
@@ -297,7 +302,7 @@ fn run(binary: &Path, trunks: usize, level: &'static str, domain: &str) -> Outco
         outcome.hwm_kib = status_kib(&status, "VmHWM:");
         outcome.threads = status_kib(&status, "Threads:");
         let trunkd_port = lock(&registrar.shared).trunkd_port;
-        outcome.trunkd_drops = trunkd_port.and_then(udp_drops);
+        outcome.trunkd_drops = trunkd_port.and_then(loopback_udp_drops);
     }
     {
         let mut shared = lock(&registrar.shared);
@@ -329,7 +334,7 @@ fn run(binary: &Path, trunks: usize, level: &'static str, domain: &str) -> Outco
                 }
                 _ => {
                     // trunkd's socket closes at exit: keep its last drop count.
-                    if let Some(drops) = trunkd_port.and_then(udp_drops) {
+                    if let Some(drops) = trunkd_port.and_then(loopback_udp_drops) {
                         outcome.trunkd_drops_at_exit = Some(drops);
                     }
                     std::thread::sleep(Duration::from_millis(2));
@@ -518,7 +523,7 @@ impl Registrar {
 
     fn stop(self) -> RegistrarStats {
         // Read while the socket is still open.
-        let registrar_drops = udp_drops(self.port);
+        let registrar_drops = loopback_udp_drops(self.port);
         self.stop.store(true, Ordering::SeqCst);
         let panicked = self.thread.join().is_err();
         let shared = std::mem::take(&mut *lock(&self.shared));
@@ -796,77 +801,9 @@ fn read_log(stderr: std::process::ChildStderr) -> JoinHandle<LogCounts> {
 // /proc
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy)]
-struct Ticks {
-    per_second: u64,
-    measured: bool,
-}
-
-fn clock_ticks() -> Ticks {
-    let measured = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .and_then(|text| text.trim().parse::<u64>().ok())
-        .filter(|&ticks| ticks > 0);
-    Ticks {
-        per_second: measured.unwrap_or(100),
-        measured: measured.is_some(),
-    }
-}
-
-/// utime + stime of the whole process (threads that exited included), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Sum of `se.sum_exec_runtime` (ms, ns precision) over the live threads: finer than
-/// clock ticks, but blind to threads that already exited.
-fn cpu_hires_ms(pid: u32) -> Option<f64> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let mut total = 0.0;
-    for task in tasks.flatten() {
-        let Ok(sched) = std::fs::read_to_string(task.path().join("sched")) else {
-            continue;
-        };
-        total += sched
-            .lines()
-            .find(|line| line.starts_with("se.sum_exec_runtime"))
-            .and_then(|line| line.split(':').nth(1))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-    }
-    Some(total)
-}
-
-/// A `Name:   value kB` line of /proc/<pid>/status.
-fn status_kib(status: &str, name: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|value| value.parse().ok())
-}
-
-/// The `drops` counter of the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp).
-fn udp_drops(port: u16) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
-    let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()))
-            .then(|| fields.last()?.parse().ok())
-            .flatten()
-    })
+/// The `drops` counter of the UDP socket bound to 127.0.0.1:`port`.
+fn loopback_udp_drops(port: u16) -> Option<u64> {
+    udp_drops(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 fn load_average() -> String {
