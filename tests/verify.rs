@@ -192,7 +192,11 @@ fn right_password_passes_every_step_and_removes_its_binding() {
 
     // verify's own binding came and went: registered, then removed with Expires: 0.
     let registered = kamailio.wait_for_log(&["REGISTRAR REGISTERED user=trunk1"]);
-    assert!(registered.contains("granted=60"), "{registered}");
+    // granted is (absolute expiry - now) in Kamailio: 59 across a second boundary.
+    assert!(
+        registered.contains("granted=60 ") || registered.contains("granted=59 "),
+        "{registered}"
+    );
     let removed = kamailio.wait_for_log(&["REGISTRAR UNREGISTERED user=trunk1"]);
     assert!(
         removed.contains("expires-hdr=0") && removed.contains("contacts=0"),
