@@ -191,12 +191,16 @@ pub struct Inbound {
 #[derive(Debug, Default)]
 pub struct Worker {
     pub out: Vec<u8>,
+    /// The current message's transaction key once computed: the active-INVITE check,
+    /// the To-tag of an answer and replay protection all use it, and it is hashed once.
+    key: Option<u64>,
 }
 
 impl Worker {
     pub fn new() -> Self {
         Worker {
             out: Vec::with_capacity(2048),
+            key: None,
         }
     }
 }
@@ -240,6 +244,7 @@ impl Inbound {
         source: SocketAddr,
         bytes: &[u8],
     ) -> Outcome {
+        worker.key = None;
         // Most messages have well under SMALL_HEADERS headers: filling a small array is
         // cheaper than the full one, which is the fallback.
         let mut small = [EMPTY_HEADER; SMALL_HEADERS];
@@ -272,7 +277,7 @@ impl Inbound {
         let Some(method) = message.method() else {
             return Outcome::Control;
         };
-        if method == Method::Ack && self.is_our_ack(message) {
+        if method == Method::Ack && self.is_our_ack(worker, message) {
             // The ACK to one of our stateless answers, from wherever it came.
             return Outcome::Nothing;
         }
@@ -304,7 +309,7 @@ impl Inbound {
         match method {
             Method::Ack | Method::Cancel => Outcome::Control,
             _ if in_dialog => Outcome::Control,
-            Method::Invite if self.active.contains_key(&self.transaction_key(message)) => {
+            Method::Invite if self.active.contains_key(&self.key(worker, message)) => {
                 Outcome::Control
             }
             Method::Invite => match trunk {
@@ -453,7 +458,7 @@ impl Inbound {
         source: SocketAddr,
         message: &Scan<'_, '_>,
     ) -> Outcome {
-        let tag = self.tag(message);
+        let tag = hex_tag(self.key(worker, message));
         let extra = [ALLOW, "Accept: application/sdp", "Supported: "];
         match response::write(
             &mut worker.out,
@@ -487,7 +492,7 @@ impl Inbound {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        let tag = self.tag(message);
+        let tag = hex_tag(self.key(worker, message));
         let written = response::write(
             &mut worker.out,
             message,
@@ -505,6 +510,7 @@ impl Inbound {
 
     /// Writes the answer for a request the control path could not take (queue full).
     pub fn reply_overloaded(&self, worker: &mut Worker, source: SocketAddr, bytes: &[u8]) -> bool {
+        worker.key = None;
         let mut storage = [EMPTY_HEADER; MAX_HEADERS];
         let Ok(message) = scan::scan(bytes, &mut storage) else {
             return false;
@@ -567,7 +573,7 @@ impl Inbound {
         credentials.cnonce.hash(&mut hasher);
         credentials.nonce_count.hash(&mut hasher);
         let used = hasher.finish();
-        let transaction = self.transaction_key(message);
+        let transaction = self.key(worker, message);
         if self.used_credentials.len() > MAX_USED_CREDENTIALS {
             self.used_credentials
                 .retain(|_, (_, issued)| now_ns.saturating_sub(*issued) <= NONCE_LIFETIME_NS);
@@ -618,7 +624,7 @@ impl Inbound {
         ) else {
             return Outcome::Nothing;
         };
-        let tag = self.tag(message);
+        let tag = hex_tag(self.key(worker, message));
         let written = response::write(
             &mut worker.out,
             message,
@@ -701,22 +707,33 @@ impl Inbound {
     /// The stateless To-tag of a request: the 16 hex digits of its transaction key, so
     /// retransmissions get the same tag.
     pub fn tag(&self, message: &Scan<'_, '_>) -> [u8; 16] {
-        let value = self.transaction_key(message);
-        let mut tag = [0u8; 16];
-        for (i, byte) in tag.iter_mut().enumerate() {
-            *byte = b"0123456789abcdef"[((value >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        tag
+        hex_tag(self.transaction_key(message))
     }
 
     /// An ACK carrying the tag of one of our stateless answers (RFC 3261 §17.1.1.3: the
     /// ACK for a non-2xx has the INVITE's branch, so the tag recomputes).
-    fn is_our_ack(&self, message: &Scan<'_, '_>) -> bool {
+    fn is_our_ack(&self, worker: &mut Worker, message: &Scan<'_, '_>) -> bool {
         let Ok(to) = message.to() else {
             return false;
         };
-        to.tag == Some(&self.tag(message)[..])
+        to.tag == Some(&hex_tag(self.key(worker, message))[..])
     }
+
+    /// [`Inbound::transaction_key`], hashed at most once per message.
+    fn key(&self, worker: &mut Worker, message: &Scan<'_, '_>) -> u64 {
+        *worker
+            .key
+            .get_or_insert_with(|| self.transaction_key(message))
+    }
+}
+
+/// 16 lower-case hex digits of a transaction key: a stateless To-tag.
+fn hex_tag(value: u64) -> [u8; 16] {
+    let mut tag = [0u8; 16];
+    for (i, byte) in tag.iter_mut().enumerate() {
+        *byte = b"0123456789abcdef"[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    tag
 }
 
 /// Formats into a stack buffer; `None` if it does not fit.
