@@ -96,7 +96,8 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
-    let mut watch = start_watch(&config, &reload_tx);
+    let changes = watch::debounced(reload_tx);
+    let mut watch = start_watch(&config, &changes);
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -134,11 +135,11 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             }
             Some(()) = reload_rx.recv() => {
                 info!("config files changed; reloading");
-                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &reload_tx).await;
+                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = sighup.recv() => {
                 info!("SIGHUP; reloading");
-                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &reload_tx).await;
+                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
             _ = status_tick.tick() => {
@@ -308,8 +309,8 @@ async fn load(path: &Path, options: &LoadOptions) -> Result<config::Config, Conf
         .expect("config loading does not panic")
 }
 
-fn start_watch(config: &config::Config, reloads: &mpsc::Sender<()>) -> Option<watch::ConfigWatch> {
-    match watch::watch(config, reloads.clone()) {
+fn start_watch(config: &config::Config, changes: &watch::Changes) -> Option<watch::ConfigWatch> {
+    match watch::watch(config, changes) {
         Ok(watch) => Some(watch),
         Err(error) => {
             warn!("cannot watch config files ({error}); reload with SIGHUP");
@@ -324,7 +325,7 @@ async fn reload(
     notifier: &Notifier,
     last_reload_failed: &mut Option<usize>,
     watch: &mut Option<watch::ConfigWatch>,
-    reloads: &mpsc::Sender<()>,
+    changes: &watch::Changes,
 ) {
     notifier.reloading();
     let main_file = core.config().main_file.clone();
@@ -333,7 +334,7 @@ async fn reload(
     core.handle_reload(clock::now(), loaded);
     if !Arc::ptr_eq(&old, core.config()) {
         // Re-arm: the include set, or a directory that did not exist before, may be new.
-        *watch = start_watch(core.config(), reloads);
+        *watch = start_watch(core.config(), changes);
     }
     drain_events(core, last_reload_failed);
     notifier.ready(&systemd_status(core, *last_reload_failed));

@@ -89,11 +89,26 @@ pub struct ConfigWatch {
     _watcher: RecommendedWatcher,
 }
 
-/// Starts watching `config`'s files. Each burst of relevant changes produces one message
-/// on `reloads`, [`DEBOUNCE`] after it ends.
-pub fn watch(config: &Config, reloads: mpsc::Sender<()>) -> notify::Result<ConfigWatch> {
-    let interest = Interest::new(config);
+/// Where watches report raw changes; one debounce behind it for the daemon's life.
+///
+/// A reload replaces the watch, and the old watcher's thread may still deliver the event
+/// the new one also sees. Both feed this one channel, so the debounce merges them into one
+/// reload; with a channel per watch, the old one closing mid-burst fired a second reload.
+#[derive(Clone)]
+pub struct Changes(mpsc::UnboundedSender<()>);
+
+/// Starts the debounce: each burst of changes reported to the returned [`Changes`]
+/// produces one message on `reloads`, [`DEBOUNCE`] after it ends.
+pub fn debounced(reloads: mpsc::Sender<()>) -> Changes {
     let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+    tokio::spawn(debounce(raw_rx, reloads));
+    Changes(raw_tx)
+}
+
+/// Starts watching `config`'s files, reporting relevant changes to `changes`.
+pub fn watch(config: &Config, changes: &Changes) -> notify::Result<ConfigWatch> {
+    let interest = Interest::new(config);
+    let raw_tx = changes.0.clone();
     let filter = interest.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -111,7 +126,6 @@ pub fn watch(config: &Config, reloads: mpsc::Sender<()>) -> notify::Result<Confi
             warn!("cannot watch {}: {error}", directory.display());
         }
     }
-    tokio::spawn(debounce(raw_rx, reloads));
     Ok(ConfigWatch { _watcher: watcher })
 }
 
@@ -122,5 +136,31 @@ async fn debounce(mut raw: mpsc::UnboundedReceiver<()>, reloads: mpsc::Sender<()
         if reloads.send(()).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload replaces the watch while the old watcher may still report the change the
+    /// new one reports too: one reload, a full quiet period later, not one at once.
+    #[tokio::test]
+    async fn a_watch_replaced_mid_burst_does_not_fire_early_or_twice() {
+        let (reloads_tx, mut reloads) = mpsc::channel(1);
+        let changes = debounced(reloads_tx);
+        let old_watch = changes.clone();
+        let new_watch = changes.clone();
+        old_watch.0.send(()).unwrap();
+        new_watch.0.send(()).unwrap();
+        drop(old_watch);
+
+        tokio::time::sleep(DEBOUNCE / 2).await;
+        assert!(reloads.try_recv().is_err(), "reloaded before the quiet period");
+        let first = tokio::time::timeout(Duration::from_secs(5), reloads.recv()).await;
+        assert_eq!(first, Ok(Some(())));
+        tokio::time::sleep(DEBOUNCE * 2).await;
+        assert!(reloads.try_recv().is_err(), "one burst reloaded twice");
+        drop(new_watch);
     }
 }
