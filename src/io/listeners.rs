@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsIdentity, Transport};
@@ -160,8 +160,27 @@ fn new_socket(address: SocketAddr, kind: Type, protocol: Protocol) -> io::Result
     Ok(socket)
 }
 
+/// Receive buffer asked for on UDP listeners. The kernel's default (about 208 KiB, i.e.
+/// about 90 datagrams at loopback's per-packet accounting) overflows under a burst of
+/// REGISTER answers at start-up or a flood, and every dropped answer costs a
+/// retransmission 500 ms later. The kernel caps the request at `net.core.rmem_max`;
+/// what was granted is logged when it is less.
+pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
 fn bind_udp(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = new_socket(address, Type::DGRAM, Protocol::UDP)?;
+    if let Err(error) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        warn!("udp:{address}: cannot set the receive buffer: {error}");
+    }
+    // Linux reports twice what it granted (the doubling covers its bookkeeping).
+    let granted = socket.recv_buffer_size().unwrap_or(0) / 2;
+    if granted < UDP_RECEIVE_BUFFER {
+        info!(
+            "udp:{address}: receive buffer {} KiB (asked {} KiB; raise net.core.rmem_max for more)",
+            granted >> 10,
+            UDP_RECEIVE_BUFFER >> 10
+        );
+    }
     socket.bind(&address.into())?;
     Ok(socket.into())
 }
@@ -383,4 +402,23 @@ pub fn describe(bound: &[Listen]) -> String {
         .map(Listen::to_string)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The UDP listener asks for [`UDP_RECEIVE_BUFFER`] and gets what `rmem_max` allows:
+    /// without it, 10,000 trunks' REGISTER answers overflowed the default buffer.
+    #[test]
+    fn udp_listeners_get_a_large_receive_buffer() {
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .expect("Linux")
+            .trim()
+            .parse()
+            .unwrap();
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let granted = Socket::from(socket).recv_buffer_size().unwrap() / 2;
+        assert_eq!(granted, UDP_RECEIVE_BUFFER.min(rmem_max));
+    }
 }

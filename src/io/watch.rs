@@ -156,7 +156,10 @@ mod tests {
         drop(old_watch);
 
         tokio::time::sleep(DEBOUNCE / 2).await;
-        assert!(reloads.try_recv().is_err(), "reloaded before the quiet period");
+        assert!(
+            reloads.try_recv().is_err(),
+            "reloaded before the quiet period"
+        );
         let first = tokio::time::timeout(Duration::from_secs(5), reloads.recv()).await;
         assert_eq!(first, Ok(Some(())));
         tokio::time::sleep(DEBOUNCE * 2).await;
