@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod dns;
 pub mod listeners;
+pub mod memory;
 pub mod network;
 pub mod systemd;
 pub mod watch;
@@ -58,6 +59,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         ..Context::default()
     };
     let mut core = Core::with_context(config, clock::now(), context);
+    memory::release_free_memory();
     let config = Arc::clone(core.config());
     let listeners = listeners::bind(&config, control_tx.clone(), core.inbound()).await?;
     for listen in &listeners.bound {
@@ -114,6 +116,8 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
 
     let mut status_file = StatusFile::new(core.config().daemon.status_file.clone());
     status_file.write(&core);
+    let mut trim_tick = tokio::time::interval(memory::TRIM_PERIOD);
+    trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status_tick = tokio::time::interval(STATUS_FILE_PERIOD);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -142,6 +146,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                 reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
+            _ = trim_tick.tick() => memory::release_free_memory(),
             _ = status_tick.tick() => {
                 status_file.set_path(core.config().daemon.status_file.clone());
                 status_file.write_if_dirty(&core);
@@ -337,6 +342,8 @@ async fn reload(
         *watch = start_watch(core.config(), changes);
     }
     drain_events(core, last_reload_failed);
+    // The loaded document and, after a change, the old generation were just dropped.
+    memory::release_free_memory();
     notifier.ready(&systemd_status(core, *last_reload_failed));
 }
 
