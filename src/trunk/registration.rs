@@ -192,6 +192,16 @@ pub struct Registration {
     events: VecDeque<Event>,
 }
 
+/// Pops the front; an emptied queue gives its buffer back. A registration is idle nearly
+/// all its life, and 10,000 idle trunks' drained queues held ~0.5 KiB each.
+fn pop_releasing<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let front = queue.pop_front();
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
+    }
+    front
+}
+
 impl Registration {
     /// A registration that sends its first REGISTER at `now + start_delay` (the caller
     /// spreads trunks so thousands don't hit one registrar in the same millisecond).
@@ -282,11 +292,11 @@ impl Registration {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        pop_releasing(&mut self.transmits)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        pop_releasing(&mut self.events)
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {

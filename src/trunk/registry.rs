@@ -238,7 +238,9 @@ pub struct Registry {
     retry_max: Duration,
     user_agent: String,
     random: Random,
-    entries: BTreeMap<String, Entry>,
+    /// Boxed: a B-tree node holds 11 values, mostly partly filled, and an `Entry` inline
+    /// is about 1 KB; boxed, the nodes hold pointers and each entry costs its own size.
+    entries: BTreeMap<String, Box<Entry>>,
     /// Call-ID → trunk, to route responses.
     call_ids: HashMap<String, String>,
     /// Old bindings being removed, by Call-ID.
@@ -388,7 +390,7 @@ impl Registry {
             .insert(registration.call_id().to_owned(), id.to_owned());
         self.entries.insert(
             id.to_owned(),
-            Entry {
+            Box::new(Entry {
                 registration,
                 next_hop: resolved.next_hop,
                 transport: trunk.transport,
@@ -401,7 +403,7 @@ impl Registry {
                 resolving: false,
                 scheduled: None,
                 deferred: false,
-            },
+            }),
         );
         self.collect(now, &Key::Trunk(id.to_owned()));
     }
