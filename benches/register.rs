@@ -1,7 +1,7 @@
 //! Issue 3's load benchmark: the REAL `trunkd` binary registers N trunks against an
 //! in-process loopback registrar, and we measure what it costs.
 //!
-//! Run: `cargo bench --bench register`. Every run is bounded (60 s to register, 2 s idle,
+//! Run: `cargo bench --bench register`. Every run is bounded (60 s to register, 12 s idle,
 //! 15 s to stop) and all traffic stays on 127.0.0.1.
 //!
 //! Per run:
@@ -25,7 +25,7 @@
 //! 4. "All registered" is seen from the registrar: N distinct Call-IDs answered 200. Then
 //!    trunkd's CPU time (utime+stime of /proc/<pid>/stat, in clock ticks; the high-res
 //!    sum of `se.sum_exec_runtime` of /proc/<pid>/task/*/sched as a cross-check) is
-//!    sampled, we wait 2 s with nothing due, and read VmRSS/VmHWM from /proc/<pid>/status
+//!    sampled, we wait 12 s with nothing due (one trim period of trunkd's), and read VmRSS/VmHWM from /proc/<pid>/status
 //!    and the sockets' drop counters from /proc/net/udp.
 //! 5. SIGTERM: trunkd un-REGISTERs every binding (it waits at most 5 s for answers); we
 //!    time it until the process exits.
@@ -74,8 +74,10 @@ use trunkd::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Sta
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on "all N registered", counted from the start of the process.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle time after all are registered, before RSS is read.
-const IDLE: Duration = Duration::from_secs(2);
+/// Idle time after all are registered, before RSS is read: longer than trunkd's period of
+/// giving freed memory back (`trunkd::io::memory::TRIM_PERIOD`), so the reading is the
+/// idle daemon's, not the start-up burst's.
+const IDLE: Duration = Duration::from_secs(12);
 /// trunkd bounds its shutdown at 5 s; after this we SIGKILL it and say so.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Asked-for receive buffer of the registrar socket (capped by net.core.rmem_max).

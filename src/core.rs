@@ -447,7 +447,7 @@ impl Core {
         let trunk = self.config.trunks.get(trunk)?;
         let uri = trunk
             .route_to
-            .as_ref()
+            .as_deref()
             .or(self.config.backend.as_ref().map(|b| &b.uri))?;
         let backend = backend_address(uri, &self.backend_names)?;
         let mut target = uri.clone();
@@ -563,7 +563,7 @@ impl Core {
             .backend
             .iter()
             .map(|backend| &backend.uri)
-            .chain(config.trunks.values().filter_map(|t| t.route_to.as_ref()))
+            .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
             .filter(|uri| uri.host.ip().is_none());
         let mut wanted = std::collections::BTreeSet::new();
         for uri in uris {

@@ -454,7 +454,7 @@ pub fn literal_next_hop(trunk: &Trunk) -> Option<IpAddr> {
 pub fn backend_uri<'c>(config: &'c Config, trunk: &'c Trunk) -> Option<&'c SipUri> {
     trunk
         .route_to
-        .as_ref()
+        .as_deref()
         .or(config.backend.as_ref().map(|backend| &backend.uri))
 }
 
@@ -469,7 +469,7 @@ pub fn literal_backends(config: &Config) -> Vec<SocketAddr> {
         .backend
         .iter()
         .map(|backend| &backend.uri)
-        .chain(config.trunks.values().filter_map(|t| t.route_to.as_ref()));
+        .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()));
     uris.filter_map(|uri| Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060))))
         .collect()
 }

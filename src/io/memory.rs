@@ -5,12 +5,14 @@
 //! arenas for reuse, so without a trim that peak stays in the daemon's RSS for its whole
 //! life: about 50 MiB of a 93 MiB daemon with 10,000 trunks. `malloc_trim(0)` returns free
 //! pages from every arena (not only the heap top) with `madvise`; it walks the free lists,
-//! which takes about a millisecond for such a heap, so it runs after loads and reloads and
+//! which takes a few milliseconds for such a heap, so it runs after loads and reloads and
 //! on a slow timer, never on the hot path.
 
 /// How often the run loop trims besides after each load: the start-up burst of
-/// registrations, a reload's old generation and an ended call storm leave freed memory too.
-pub const TRIM_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+/// registrations, a reload's old generation and an ended call storm leave freed memory too
+/// (10,000 trunks: 50.4 MiB RSS two seconds after the last registration, 41.2 MiB after a
+/// trim). A trim of that heap costs a few milliseconds of CPU.
+pub const TRIM_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Returns freed heap memory to the system where the allocator keeps it (glibc).
 pub fn release_free_memory() {
