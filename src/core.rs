@@ -239,6 +239,16 @@ impl Core {
             active_calls: self.calls.active(),
             unknown_source: counters.unknown_source.load(Ordering::Relaxed),
             malformed: counters.malformed.load(Ordering::Relaxed),
+            registering: self
+                .trunks
+                .values()
+                .filter(|slot| slot.config.enabled && slot.config.register)
+                .count(),
+            registered: self
+                .registry
+                .count(|state| state == registration::State::Registered),
+            register_failing: self.registry.count(registration::State::is_failing),
+            options_down: self.qualifiers.down(),
         }
     }
 

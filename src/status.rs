@@ -188,13 +188,20 @@ pub struct Summary {
     pub unknown_source: u64,
     /// Datagrams that did not scan as SIP, since start.
     pub malformed: u64,
+    /// Trunks that keep a registration, and how many of them are registered now or
+    /// failing (auth_failed, rejected or backing off).
+    pub registering: usize,
+    pub registered: usize,
+    pub register_failing: usize,
+    /// Trunks whose OPTIONS keepalive says the carrier is down.
+    pub options_down: usize,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "summary trunks={} enabled={} disabled={} config_generation={} active_calls={} unknown_source={} malformed={}",
+            "summary trunks={} enabled={} disabled={} config_generation={} active_calls={} unknown_source={} malformed={} registered={}/{} register_failing={} options_down={}",
             self.trunks,
             self.enabled,
             self.trunks - self.enabled,
@@ -202,21 +209,41 @@ impl fmt::Display for Summary {
             self.active_calls,
             self.unknown_source,
             self.malformed,
+            self.registered,
+            self.registering,
+            self.register_failing,
+            self.options_down,
         )
     }
 }
 
 impl Summary {
-    /// The one-line `STATUS=` text for systemd (`systemctl status` shows it).
+    /// The one-line `STATUS=` text for systemd (`systemctl status` shows it): what an
+    /// operator needs at a glance, the trouble first when there is any.
     pub fn systemd_status(&self) -> String {
-        format!(
-            "{} trunks ({} enabled, {} disabled), {} calls, config generation {}",
+        let mut status = format!(
+            "{} trunks ({} enabled, {} disabled)",
             self.trunks,
             self.enabled,
             self.trunks - self.enabled,
-            self.active_calls,
-            self.generation,
-        )
+        );
+        if self.registering > 0 {
+            status.push_str(&format!(
+                ", {}/{} registered",
+                self.registered, self.registering
+            ));
+            if self.register_failing > 0 {
+                status.push_str(&format!(" ({} failing)", self.register_failing));
+            }
+        }
+        if self.options_down > 0 {
+            status.push_str(&format!(", {} down by OPTIONS", self.options_down));
+        }
+        status.push_str(&format!(
+            ", {} calls, config generation {}",
+            self.active_calls, self.generation
+        ));
+        status
     }
 }
 
@@ -238,6 +265,43 @@ fn write_quoted(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn systemd_status_names_registrations_and_trouble_first() {
+        let quiet = Summary {
+            trunks: 3,
+            enabled: 2,
+            generation: 4,
+            active_calls: 5,
+            unknown_source: 0,
+            malformed: 0,
+            registering: 0,
+            registered: 0,
+            register_failing: 0,
+            options_down: 0,
+        };
+        assert_eq!(
+            quiet.systemd_status(),
+            "3 trunks (2 enabled, 1 disabled), 5 calls, config generation 4"
+        );
+        let troubled = Summary {
+            registering: 2,
+            registered: 1,
+            register_failing: 1,
+            options_down: 1,
+            ..quiet
+        };
+        assert_eq!(
+            troubled.systemd_status(),
+            "3 trunks (2 enabled, 1 disabled), 1/2 registered (1 failing), \
+             1 down by OPTIONS, 5 calls, config generation 4"
+        );
+        assert!(
+            troubled
+                .to_string()
+                .ends_with("malformed=0 registered=1/2 register_failing=1 options_down=1")
+        );
+    }
 
     #[test]
     fn trunk_line_starts_with_trunk_id_and_quotes_the_name() {

@@ -27,6 +27,17 @@ pub struct StatusDocument {
     pub active_calls: usize,
     pub unknown_source: u64,
     pub malformed: u64,
+    /// Trunks keeping a registration; of them registered now, and failing (auth_failed,
+    /// rejected, backoff). Added within version 1: absent in older files, read as 0.
+    #[serde(default)]
+    pub trunks_registering: usize,
+    #[serde(default)]
+    pub trunks_registered: usize,
+    #[serde(default)]
+    pub trunks_register_failing: usize,
+    /// Trunks down by OPTIONS.
+    #[serde(default)]
+    pub trunks_options_down: usize,
     /// Shutting down: new calls are refused.
     pub draining: bool,
     pub trunks: Vec<TrunkEntry>,
@@ -120,6 +131,10 @@ impl StatusDocument {
             active_calls: summary.active_calls,
             unknown_source: summary.unknown_source,
             malformed: summary.malformed,
+            trunks_registering: summary.registering,
+            trunks_registered: summary.registered,
+            trunks_register_failing: summary.register_failing,
+            trunks_options_down: summary.options_down,
             draining,
             trunks: trunks.iter().map(TrunkEntry::of).collect(),
         }
@@ -214,9 +229,23 @@ impl StatusDocument {
             let cells: Vec<&str> = row.iter().map(String::as_str).collect();
             line(&mut out, &cells);
         }
+        let mut health = String::new();
+        if self.trunks_registering > 0 {
+            let _ = write!(
+                health,
+                ", {}/{} registered",
+                self.trunks_registered, self.trunks_registering
+            );
+            if self.trunks_register_failing > 0 {
+                let _ = write!(health, " ({} failing)", self.trunks_register_failing);
+            }
+        }
+        if self.trunks_options_down > 0 {
+            let _ = write!(health, ", {} down by OPTIONS", self.trunks_options_down);
+        }
         let _ = writeln!(
             out,
-            "{} trunks ({} enabled), {} active calls, unknown_source={}, config generation {}{}",
+            "{} trunks ({} enabled){health}, {} active calls, unknown_source={}, config generation {}{}",
             self.trunks_total,
             self.trunks_enabled,
             self.active_calls,
@@ -265,6 +294,10 @@ mod tests {
             active_calls: 3,
             unknown_source: 9,
             malformed: 0,
+            trunks_registering: 1,
+            trunks_registered: 1,
+            trunks_register_failing: 0,
+            trunks_options_down: 0,
             draining: false,
             trunks: vec![
                 entry.clone(),
@@ -296,8 +329,34 @@ mod tests {
             "TRUNK      STATE       OPTIONS  RTT   VERIFIED  CHANNELS  CALLS  REJECTED  NEXT HOP\n\
              carrier-x  registered  up       12ms  yes       3/30      120    6         udp:192.0.2.1:5060\n\
              b          idle        off      -     no        0/-       120    6         udp:192.0.2.1:5060\n\
-             2 trunks (2 enabled), 3 active calls, unknown_source=9, config generation 3\n"
+             2 trunks (2 enabled), 1/1 registered, 3 active calls, unknown_source=9, config generation 3\n"
         );
+    }
+
+    #[test]
+    fn the_table_puts_trouble_in_its_last_line_and_reads_older_files() {
+        let mut doc = document();
+        doc.trunks_registering = 2;
+        doc.trunks_registered = 1;
+        doc.trunks_register_failing = 1;
+        doc.trunks_options_down = 1;
+        assert!(doc.table().ends_with(
+            "2 trunks (2 enabled), 1/2 registered (1 failing), 1 down by OPTIONS, \
+             3 active calls, unknown_source=9, config generation 3\n"
+        ));
+        // A file written before these counts existed still reads.
+        let mut json = serde_json::to_value(&doc).unwrap();
+        for key in [
+            "trunks_registering",
+            "trunks_registered",
+            "trunks_register_failing",
+            "trunks_options_down",
+        ] {
+            json.as_object_mut().unwrap().remove(key);
+        }
+        let old: StatusDocument = serde_json::from_value(json).unwrap();
+        assert_eq!((old.trunks_registering, old.trunks_options_down), (0, 0));
+        assert!(!old.table().contains("registered,"));
     }
 
     #[test]

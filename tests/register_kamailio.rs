@@ -101,6 +101,11 @@ fn registers_with_digest_honours_granted_expiry_fails_wrong_password_and_unregis
         "event=changed fields=max_channels",
     ]);
     trunkd.wait_for(&["reload applied"]);
+    // The summary counts registrations: one registered of two, the other failing.
+    trunkd.wait_for(&[
+        "summary ",
+        "registered=1/2 register_failing=1 options_down=0",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(kamailio.count("REGISTRAR REGISTERED user=trunk1"), before);
 

@@ -112,7 +112,8 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     );
     drain_events(&mut core, &mut last_reload_failed);
     pump(&mut core, &network, &resolved_tx).await;
-    notifier.ready(&systemd_status(&core, last_reload_failed));
+    let mut last_status = systemd_status(&core, last_reload_failed);
+    notifier.ready(&last_status);
 
     let mut status_file = StatusFile::new(core.config().daemon.status_file.clone());
     status_file.write(&core);
@@ -139,17 +140,23 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             }
             Some(()) = reload_rx.recv() => {
                 info!("config files changed; reloading");
-                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                last_status = reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = sighup.recv() => {
                 info!("SIGHUP; reloading");
-                reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                last_status = reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
             _ = trim_tick.tick() => memory::release_free_memory(),
             _ = status_tick.tick() => {
                 status_file.set_path(core.config().daemon.status_file.clone());
                 status_file.write_if_dirty(&core);
+                // `systemctl status` follows registrations and calls, not only reloads.
+                let status = systemd_status(&core, last_reload_failed);
+                if status != last_status {
+                    notifier.status(&status);
+                    last_status = status;
+                }
             }
             _ = sigterm.recv() => { info!("SIGTERM; shutting down"); break; }
             _ = sigint.recv() => { info!("SIGINT; shutting down"); break; }
@@ -331,7 +338,7 @@ async fn reload(
     last_reload_failed: &mut Option<usize>,
     watch: &mut Option<watch::ConfigWatch>,
     changes: &watch::Changes,
-) {
+) -> String {
     notifier.reloading();
     let main_file = core.config().main_file.clone();
     let loaded = load(&main_file, options).await;
@@ -344,7 +351,9 @@ async fn reload(
     drain_events(core, last_reload_failed);
     // The loaded document and, after a change, the old generation were just dropped.
     memory::release_free_memory();
-    notifier.ready(&systemd_status(core, *last_reload_failed));
+    let status = systemd_status(core, *last_reload_failed);
+    notifier.ready(&status);
+    status
 }
 
 /// Writes the core's events to the log. Status lines go to the `trunkd::status` target so

@@ -261,6 +261,14 @@ impl Qualifiers {
         self.entries.get(id).map(|entry| entry.keepalive.next_hop())
     }
 
+    /// Trunks whose keepalive says down.
+    pub fn down(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|entry| entry.keepalive.state() == State::Down)
+            .count()
+    }
+
     pub fn status(&self, id: &str) -> Option<QualifyStatus> {
         let keepalive = &self.entries.get(id)?.keepalive;
         Some(QualifyStatus {

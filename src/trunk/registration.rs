@@ -100,6 +100,11 @@ pub enum State {
 }
 
 impl State {
+    /// The registrar refused, or the last attempt failed and a retry is waiting.
+    pub fn is_failing(self) -> bool {
+        matches!(self, State::AuthFailed | State::Rejected | State::Backoff)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Unregistered => "unregistered",

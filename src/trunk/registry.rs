@@ -669,6 +669,14 @@ impl Registry {
         self.entries.get(id).map_or(&[], |entry| &entry.targets)
     }
 
+    /// How many registrations are in a state `matching` accepts.
+    pub fn count(&self, matching: impl Fn(registration::State) -> bool) -> usize {
+        self.entries
+            .values()
+            .filter(|entry| matching(entry.registration.state()))
+            .count()
+    }
+
     /// The registration fields of a trunk's status line, if it registers.
     pub fn status(&self, id: &str, now: Instant) -> Option<RegistrationStatus> {
         let entry = self.entries.get(id)?;
