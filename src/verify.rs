@@ -1492,7 +1492,7 @@ async fn register_steps(
             .unwrap_or_else(|| config::Secret::new("")),
         auth_realm: trunk.auth_realm.clone(),
         expires: VERIFY_EXPIRES,
-        user_agent: user_agent(),
+        user_agent: user_agent().into(),
         // verify reports NAT (step nat); it does not re-register a corrected Contact.
         learn_public_address: false,
         retry_min: config.daemon.register_retry_min,

@@ -8,9 +8,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 /// A password. It has no `Display`, its `Debug` is redacted, and the only way to the text
-/// is [`Secret::expose`], which digest code calls and nothing that prints does.
+/// is [`Secret::expose`], which digest code calls and nothing that prints does. Shared:
+/// the registration of a trunk holds the same text as its config, not a copy.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<str>);
+pub struct Secret(std::sync::Arc<str>);
 
 impl Secret {
     pub fn new(text: &str) -> Self {

@@ -236,7 +236,7 @@ pub struct Registry {
     timers: TimerValues,
     retry_min: Duration,
     retry_max: Duration,
-    user_agent: String,
+    user_agent: std::sync::Arc<str>,
     random: Random,
     /// Boxed: a B-tree node holds 11 values, mostly partly filled, and an `Entry` inline
     /// is about 1 KB; boxed, the nodes hold pointers and each entry costs its own size.
@@ -262,7 +262,7 @@ impl Registry {
             timers,
             retry_min: Duration::from_secs(30),
             retry_max: Duration::from_secs(30 * 60),
-            user_agent,
+            user_agent: user_agent.into(),
             random: Random::new(seed),
             entries: BTreeMap::new(),
             call_ids: HashMap::new(),
@@ -754,7 +754,7 @@ pub(crate) fn server_name(trunk: &Trunk) -> String {
 fn params(
     trunk: &Trunk,
     resolved: &Resolved,
-    user_agent: &str,
+    user_agent: &std::sync::Arc<str>,
     retry_min: Duration,
     retry_max: Duration,
 ) -> Params {
@@ -775,7 +775,7 @@ fn params(
             .unwrap_or_else(|| crate::config::Secret::new("")),
         auth_realm: trunk.auth_realm.clone(),
         expires: trunk.register_expires,
-        user_agent: user_agent.to_owned(),
+        user_agent: std::sync::Arc::clone(user_agent),
         learn_public_address: !resolved.public,
         retry_min,
         retry_max,
