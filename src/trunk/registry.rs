@@ -12,6 +12,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Transport, Trunk};
@@ -212,8 +213,8 @@ impl Entry {
 /// Which registration a deadline or a queued start belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Key {
-    /// The live registration of a trunk, by trunk id.
-    Trunk(String),
+    /// The live registration of a trunk, by trunk id (shared with `entries`' key).
+    Trunk(Arc<str>),
     /// A binding being removed, by its Call-ID.
     Retiring(String),
 }
@@ -236,13 +237,13 @@ pub struct Registry {
     timers: TimerValues,
     retry_min: Duration,
     retry_max: Duration,
-    user_agent: std::sync::Arc<str>,
+    user_agent: Arc<str>,
     random: Random,
     /// Boxed: a B-tree node holds 11 values, mostly partly filled, and an `Entry` inline
     /// is about 1 KB; boxed, the nodes hold pointers and each entry costs its own size.
-    entries: BTreeMap<String, Box<Entry>>,
+    entries: BTreeMap<Arc<str>, Box<Entry>>,
     /// Call-ID → trunk, to route responses.
-    call_ids: HashMap<String, String>,
+    call_ids: HashMap<Box<str>, Arc<str>>,
     /// Old bindings being removed, by Call-ID.
     retiring: HashMap<String, Retiring>,
     /// Trunks waiting for the shell to resolve their next hop.
@@ -306,7 +307,7 @@ impl Registry {
             return;
         };
         let call_id = entry.registration.call_id().to_owned();
-        self.call_ids.remove(&call_id);
+        self.call_ids.remove(call_id.as_str());
         let in_flight = entry.registration.is_in_flight();
         // Without a binding there is nothing to remove at the registrar.
         if !entry.registration.has_binding() {
@@ -366,7 +367,8 @@ impl Registry {
         {
             entry.resolving = false;
             entry.refresh_targets(now, resolved, &mut self.notices, id);
-            self.collect(now, &Key::Trunk(id.to_owned()));
+            let key = self.key_of(id);
+            self.collect(now, &key);
             return;
         }
         let Some(trunk) = self.pending.remove(id) else {
@@ -386,10 +388,11 @@ impl Registry {
         let delay = Duration::from_millis(self.random.below(START_SPREAD.as_millis() as u64));
         let registration =
             Registration::new(params, self.timers, self.random.next_u64(), now, delay);
+        let id: Arc<str> = id.into();
         self.call_ids
-            .insert(registration.call_id().to_owned(), id.to_owned());
+            .insert(registration.call_id().into(), Arc::clone(&id));
         self.entries.insert(
-            id.to_owned(),
+            Arc::clone(&id),
             Box::new(Entry {
                 registration,
                 next_hop: resolved.next_hop,
@@ -405,7 +408,7 @@ impl Registry {
                 deferred: false,
             }),
         );
-        self.collect(now, &Key::Trunk(id.to_owned()));
+        self.collect(now, &Key::Trunk(id));
     }
 
     /// Routes a response to the registration whose Call-ID it carries. Returns whether it
@@ -476,6 +479,10 @@ impl Registry {
     fn start_deferred(&mut self, now: Instant) {
         while self.in_flight < MAX_REGISTERS_IN_FLIGHT {
             let Some((_, key)) = self.deferred.pop_front() else {
+                // The start-up wave queued nearly every trunk; give that buffer back.
+                if self.deferred.capacity() > 0 {
+                    self.deferred = VecDeque::new();
+                }
                 break;
             };
             match &key {
@@ -530,14 +537,14 @@ impl Registry {
                     self.notices.push_back(match event {
                         registration::Event::StateChanged { state, reason, .. } => {
                             Notice::StateChanged {
-                                trunk: id.clone(),
+                                trunk: id.to_string(),
                                 state,
                                 reason,
                             }
                         }
                         registration::Event::ForeignResponse { source, code } => {
                             Notice::ForeignResponse {
-                                trunk: id.clone(),
+                                trunk: id.to_string(),
                                 source,
                                 code,
                             }
@@ -644,9 +651,17 @@ impl Registry {
         self.start_deferred(now);
     }
 
+    /// The key of a trunk's live registration, sharing the id `entries` holds.
+    fn key_of(&self, id: &str) -> Key {
+        match self.entries.get_key_value(id) {
+            Some((id, _)) => Key::Trunk(Arc::clone(id)),
+            None => Key::Trunk(id.into()),
+        }
+    }
+
     /// Unregisters everything (shutdown). `is_idle` says when all are done.
     pub fn unregister_all(&mut self, now: Instant) {
-        let ids: Vec<String> = self.entries.keys().cloned().collect();
+        let ids: Vec<Arc<str>> = self.entries.keys().cloned().collect();
         for id in ids {
             self.remove(now, &id);
         }
@@ -754,7 +769,7 @@ pub(crate) fn server_name(trunk: &Trunk) -> String {
 fn params(
     trunk: &Trunk,
     resolved: &Resolved,
-    user_agent: &std::sync::Arc<str>,
+    user_agent: &Arc<str>,
     retry_min: Duration,
     retry_max: Duration,
 ) -> Params {
@@ -775,7 +790,7 @@ fn params(
             .unwrap_or_else(|| crate::config::Secret::new("")),
         auth_realm: trunk.auth_realm.clone(),
         expires: trunk.register_expires,
-        user_agent: std::sync::Arc::clone(user_agent),
+        user_agent: Arc::clone(user_agent),
         learn_public_address: !resolved.public,
         retry_min,
         retry_max,
