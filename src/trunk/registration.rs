@@ -379,6 +379,11 @@ impl Registration {
         self.next_attempt_at
     }
 
+    /// The name the next hop was resolved from (outbound proxy or domain, no brackets).
+    pub fn server_name(&self) -> &str {
+        self.params.server_name()
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         pop_releasing(&mut self.transmits)
     }

@@ -104,8 +104,9 @@ struct Entry {
     targets: Vec<SocketAddr>,
     /// Targets tried since the last success, for failover within one round.
     tried: usize,
-    /// How the targets were found, to look them up again.
-    lookup: ResolveRequest,
+    /// The port of the lookup that found the targets (`None`: SRV), to look them up
+    /// again; its host is the registration's server name ([`lookup_request`]).
+    lookup_port: Option<u16>,
     /// When to look them up again (DNS TTL), or `None` for an IP address.
     resolve_at: Option<Instant>,
     /// A lookup is under way.
@@ -401,7 +402,7 @@ impl Registry {
                     .chain(resolved.alternatives.iter().copied())
                     .collect(),
                 tried: 0,
-                lookup: lookup_request(&trunk),
+                lookup_port: lookup_request(&trunk).port,
                 resolve_at: resolved.ttl.map(|ttl| now + resolve_interval(ttl)),
                 resolving: false,
                 scheduled: None,
@@ -465,7 +466,12 @@ impl Registry {
             {
                 entry.resolving = true;
                 entry.resolve_at = None;
-                self.resolve_requests.push_back(entry.lookup.clone());
+                self.resolve_requests.push_back(ResolveRequest {
+                    trunk: id.to_string(),
+                    host: entry.registration.server_name().to_owned(),
+                    port: entry.lookup_port,
+                    transport: entry.transport,
+                });
             }
             let may_start = self.in_flight < MAX_REGISTERS_IN_FLIGHT;
             self.touch(now, &key, |registration| {
@@ -955,6 +961,47 @@ register = true
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let message = scan::scan(bytes, &mut headers).unwrap();
         registry.handle_response(now, REGISTRAR.parse().unwrap(), &message)
+    }
+
+    /// At the DNS TTL a trunk is looked up again with the same question as the first time
+    /// (the entry rebuilds it from the registration's server name and the lookup port).
+    #[test]
+    fn the_lookup_at_the_ttl_repeats_the_first_one() {
+        for (domain, extra) in [
+            ("carrier.example.net", ""),
+            ("[2001:db8::1]", ""),
+            (
+                "carrier.example.net",
+                "outbound_proxy = \"sip:[2001:db8::2]:5080\"",
+            ),
+            (
+                "carrier.example.net",
+                "outbound_proxy = \"sip:edge.example.net\"",
+            ),
+        ] {
+            let text = format!(
+                "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\ndomain = \"{domain}\"\n\
+                 transport = \"udp\"\ndirection = \"outbound\"\nusername = \"u\"\n\
+                 password = \"p\"\nregister = true\n{extra}\n"
+            );
+            let config = load_str(Path::new("t.toml"), &text, &LoadOptions::default())
+                .unwrap_or_else(|errors| panic!("{errors}"));
+            let trunk = &config.trunks["alpha"];
+            let t0 = epoch();
+            let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+            registry.add(trunk);
+            let first = registry.poll_resolve().expect("a lookup request");
+            assert_eq!(first, lookup_request(trunk));
+            let ttl = Duration::from_secs(300);
+            let answer = Resolved {
+                ttl: Some(ttl),
+                ..resolved()
+            };
+            registry.handle_resolved(t0, "alpha", Ok(answer));
+            assert!(registry.poll_resolve().is_none());
+            registry.handle_timeout(t0 + ttl);
+            assert_eq!(registry.poll_resolve(), Some(first), "{domain} {extra}");
+        }
     }
 
     #[test]
