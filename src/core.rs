@@ -49,6 +49,9 @@ pub struct TrunkRuntime {
 pub struct TrunkSlot {
     pub config: Arc<Trunk>,
     pub runtime: Arc<TrunkRuntime>,
+    /// The carrier answered OPTIONS or accepted a REGISTER ("verify trunk" of trunk APIs):
+    /// sticky until the fields that decide where the trunk goes change.
+    pub verified: bool,
 }
 
 impl TrunkSlot {
@@ -56,6 +59,7 @@ impl TrunkSlot {
         TrunkSlot {
             config,
             runtime: Arc::new(TrunkRuntime { since: now }),
+            verified: false,
         }
     }
 
@@ -142,7 +146,6 @@ pub struct Core {
     backend_resolve_at: Option<Instant>,
     backend_lookups: VecDeque<ResolveRequest>,
     /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
-    verified: std::collections::BTreeSet<String>,
     next_report: Instant,
     events: VecDeque<Event>,
 }
@@ -209,7 +212,6 @@ impl Core {
             backend_names: BTreeMap::new(),
             backend_resolve_at: None,
             backend_lookups: VecDeque::new(),
-            verified: Default::default(),
             events: VecDeque::new(),
         };
         core.collect_notices(now);
@@ -276,7 +278,6 @@ impl Core {
             self.trunks.remove(id);
             self.registry.remove(now, id);
             self.qualifiers.remove(id);
-            self.verified.remove(id);
             self.events
                 .push_back(Event::TrunkRemoved { id: id.clone() });
         }
@@ -291,13 +292,14 @@ impl Core {
             self.trunks.insert(id.clone(), slot);
         }
         for (id, fields) in &diff.changed {
-            let slot = TrunkSlot::new(config.trunks[id].clone(), now);
+            let mut slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registry.change(now, &slot.config, fields);
-            if fields.iter().any(|field| QUALIFY_FIELDS.contains(field)) {
+            let moved = fields.iter().any(|field| QUALIFY_FIELDS.contains(field));
+            if moved {
                 self.qualifiers.remove(id);
                 self.qualifiers.add(&slot.config);
-                self.verified.remove(id);
             }
+            slot.verified = !moved && self.trunks.get(id).is_some_and(|old| old.verified);
             self.events.push_back(Event::TrunkUpdated {
                 status: self.status_of(&slot, now),
                 reason: ChangeReason::Changed(fields.clone()),
@@ -639,7 +641,7 @@ impl Core {
             status.calls = Some(crate::status::CallCounts::of(counters));
         }
         status.options = self.qualifiers.status(&slot.config.id);
-        status.verified = self.verified.contains(&slot.config.id);
+        status.verified = slot.verified;
         status
     }
 
@@ -652,8 +654,10 @@ impl Core {
                     reason,
                     state,
                 } => {
-                    if state == registration::State::Registered {
-                        self.verified.insert(trunk.clone());
+                    if state == registration::State::Registered
+                        && let Some(slot) = self.trunks.get_mut(&trunk)
+                    {
+                        slot.verified = true;
                     }
                     let Some(slot) = self.trunks.get(&trunk) else {
                         continue;
@@ -691,8 +695,10 @@ impl Core {
                     state,
                     reason,
                 } => {
-                    if self.qualifiers.status(&trunk).is_some_and(|s| s.answered) {
-                        self.verified.insert(trunk.clone());
+                    if self.qualifiers.status(&trunk).is_some_and(|s| s.answered)
+                        && let Some(slot) = self.trunks.get_mut(&trunk)
+                    {
+                        slot.verified = true;
                     }
                     let Some(slot) = self.trunks.get(&trunk) else {
                         continue;
@@ -891,6 +897,66 @@ enabled = false
         assert!(core.poll_timeout() > late);
         core.handle_timeout(late);
         assert!(drain(&mut core).is_empty());
+    }
+
+    /// "verified" sticks to a trunk until the fields that decide where it goes change.
+    #[test]
+    fn verified_survives_reloads_until_the_next_hop_changes() {
+        let text = |extra: &str| {
+            format!(
+                "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\n\
+                 domain = \"192.0.2.1\"\nport = 5060\ndirection = \"outbound\"\n\
+                 username = \"u\"\npassword = \"p\"\nregister = true\n\
+                 options_interval = 0\n{extra}\n"
+            )
+        };
+        let t0 = epoch();
+        let mut core = Core::new(config(&text("")), t0);
+        let verified = |core: &Core| core.statuses(t0).1[0].verified;
+        let request = core.poll_resolve().expect("a lookup");
+        let registrar: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let resolved = Resolved {
+            next_hop: registrar,
+            alternatives: Vec::new(),
+            local: "192.0.2.200:5060".parse().unwrap(),
+            public: false,
+            ttl: None,
+        };
+        core.handle_resolved(t0, &request.trunk, Ok(resolved));
+        let t1 = t0 + crate::trunk::registry::START_SPREAD;
+        core.handle_timeout(t1);
+        let register = String::from_utf8(core.poll_transmit().expect("REGISTER").bytes).unwrap();
+        assert!(!verified(&core));
+        let header = |name: &str| {
+            register
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .unwrap()
+                .to_owned()
+        };
+        let ok = format!(
+            "SIP/2.0 200 OK\r\nVia:{}\r\nFrom:{}\r\nTo:{};tag=r\r\nCall-ID:{}\r\n\
+             CSeq:{}\r\nContact: <sip:u@192.0.2.200:5060;transport=udp>;expires=600\r\n\
+             Content-Length: 0\r\n\r\n",
+            header("Via:"),
+            header("From:"),
+            header("To:"),
+            header("Call-ID:"),
+            header("CSeq:"),
+        );
+        let local = "192.0.2.200:5060".parse().unwrap();
+        core.handle_datagram(t1, registrar, local, ok.as_bytes(), None);
+        assert!(verified(&core), "a REGISTER accepted verifies the trunk");
+
+        core.handle_reload(t1, Ok(config(&text("max_channels = 5"))));
+        assert!(verified(&core), "max_channels does not move the trunk");
+        core.handle_reload(
+            t1,
+            Ok(config(&text(
+                "max_channels = 5\noptions_from = \"sip:x@example.net\"",
+            ))),
+        );
+        assert!(!verified(&core), "options_from decides what OPTIONS verify");
     }
 
     #[test]

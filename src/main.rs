@@ -79,7 +79,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config } => {
+            trunkd::io::memory::use_one_arena();
+            run(config)
+        }
         Command::CheckConfig { config } => check_config(config),
         Command::Status { config, file, json } => status(config, file, json),
         Command::Verify { trunk, config } => verify(config, &trunk),

@@ -675,11 +675,10 @@ fn read_trunk(
     let options_up_after = r
         .integer("options_up_after", 1..101)
         .map_or(DEFAULT_OPTIONS_UP_AFTER, |n| n.into_inner() as u32);
-    let options_failure_codes = r
-        .integers("options_failure_codes", 200..700)
-        .map_or(DEFAULT_OPTIONS_FAILURE_CODES.to_vec(), |codes| {
-            codes.into_iter().map(|c| c.into_inner() as u16).collect()
-        });
+    let options_failure_codes = r.integers("options_failure_codes", 200..700).map_or(
+        std::borrow::Cow::Borrowed(&DEFAULT_OPTIONS_FAILURE_CODES[..]),
+        |codes| codes.into_iter().map(|c| c.into_inner() as u16).collect(),
+    );
     let inbound_auth = r
         .parsed("inbound_auth", InboundAuth::parse)
         .map(Spanned::into_inner);

@@ -129,7 +129,8 @@ pub struct Trunk {
     pub options_down_after: u32,
     pub options_up_after: u32,
     /// Final responses to OPTIONS that count as failures (timeouts always do).
-    pub options_failure_codes: Vec<u16>,
+    /// The default list is shared, not copied into every trunk.
+    pub options_failure_codes: std::borrow::Cow<'static, [u16]>,
     pub inbound_auth: InboundAuth,
     pub allowed_inbound_ips: Vec<IpNet>,
     pub numbers: Vec<E164>,

@@ -90,7 +90,7 @@ pub struct Params {
     /// Consecutive successes to leave `Down` ([`DEFAULT_UP_AFTER`]); 0 counts as 1.
     pub up_after: u32,
     /// Final response codes that count as failures ([`DEFAULT_FAILURE_CODES`]).
-    pub failure_codes: Vec<u16>,
+    pub failure_codes: std::borrow::Cow<'static, [u16]>,
 }
 
 /// The parts of a response to OPTIONS the keepalive acts on. The owner passes only
@@ -548,7 +548,7 @@ mod tests {
             interval: INTERVAL,
             down_after: DEFAULT_DOWN_AFTER,
             up_after: DEFAULT_UP_AFTER,
-            failure_codes: DEFAULT_FAILURE_CODES.to_vec(),
+            failure_codes: DEFAULT_FAILURE_CODES.to_vec().into(),
         }
     }
 
@@ -1001,7 +1001,7 @@ mod tests {
         }
         // The list is the operator's.
         let mut strict = params();
-        strict.failure_codes = vec![500];
+        strict.failure_codes = vec![500].into();
         let mut h = Harness::new(strict);
         h.answered(503);
         assert_eq!(h.keepalive.state(), State::Up);

@@ -173,8 +173,9 @@ pub struct Registration {
     params: Stored,
     timers: TimerValues,
     random: Random,
-    call_id: String,
-    from_tag: String,
+    call_id: Box<str>,
+    /// Written as 16 hex digits.
+    from_tag: u64,
     cseq: u32,
     state: State,
     last_code: Option<u16>,
@@ -196,8 +197,9 @@ pub struct Registration {
     /// Set when an attempt failed in a way another server might not (no answer, transport
     /// error, 408, 5xx): the registry may fail over to the next DNS target.
     failover_hint: bool,
-    /// The Contact we register; starts as `params.contact`, corrected behind NAT.
-    contact: String,
+    /// The Contact we register when it is not the one `params` make ([`Stored::contact`]):
+    /// a caller's own, or the address a registrar saw behind NAT. Nearly always `None`.
+    contact: Option<Box<str>>,
     /// A Contact replaced behind NAT, removed (`expires=0`) in the next REGISTER.
     retired_contact: Option<String>,
     transmits: VecDeque<Transmit>,
@@ -225,7 +227,9 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(params: Params) -> Self {
+    /// The stored parameters, and `params.contact` when it is not the default one.
+    fn new(mut params: Params) -> (Self, Option<Box<str>>) {
+        let contact = std::mem::take(&mut params.contact);
         let parts = [
             &params.registrar,
             &params.aor,
@@ -240,7 +244,7 @@ impl Stored {
             // Config strings are far below 4 GiB.
             *end = text.len() as u32;
         }
-        Stored {
+        let stored = Stored {
             text: text.into_boxed_str(),
             ends,
             transport: params.transport,
@@ -251,7 +255,19 @@ impl Stored {
             learn_public_address: params.learn_public_address,
             retry_min: params.retry_min,
             retry_max: params.retry_max,
-        }
+        };
+        let custom = (contact != stored.default_contact()).then(|| contact.into_boxed_str());
+        (stored, custom)
+    }
+
+    /// The Contact every caller builds: our username at our advertised address.
+    fn default_contact(&self) -> String {
+        format!(
+            "sip:{}@{};transport={}",
+            self.username(),
+            self.via_sent_by(),
+            self.transport
+        )
     }
 
     fn part(&self, index: usize) -> &str {
@@ -300,13 +316,14 @@ impl Registration {
         now: Instant,
         start_delay: Duration,
     ) -> Self {
-        let contact = params.contact.clone();
         let mut random = Random::new(seed);
-        let call_id = format!("{}@trunkd", random.hex());
-        let from_tag = random.hex();
+        let call_id = format!("{}@trunkd", random.hex()).into_boxed_str();
+        let from_tag = random.next_u64();
+        let expires = params.expires;
+        let (stored, contact) = Stored::new(params);
         Registration {
-            expires: params.expires,
-            params: Stored::new(params),
+            expires,
+            params: stored,
             timers,
             random,
             call_id,
@@ -377,6 +394,14 @@ impl Registration {
     /// When the next attempt (start, refresh or retry) is due, if one is scheduled.
     pub fn next_attempt_at(&self) -> Option<Instant> {
         self.next_attempt_at
+    }
+
+    /// The Contact we register now.
+    fn contact(&self) -> std::borrow::Cow<'_, str> {
+        match &self.contact {
+            Some(contact) => std::borrow::Cow::Borrowed(contact),
+            None => std::borrow::Cow::Owned(self.params.default_contact()),
+        }
     }
 
     /// The name the next hop was resolved from (outbound proxy or domain, no brackets).
@@ -556,7 +581,7 @@ impl Registration {
         let ours = response
             .contacts
             .iter()
-            .find(|(uri, _)| uri.eq_ignore_ascii_case(&self.contact))
+            .find(|(uri, _)| uri.eq_ignore_ascii_case(&self.contact()))
             .and_then(|(_, expires)| *expires);
         let granted = ours.or(response.expires).unwrap_or(sent_expires);
         if granted == 0 {
@@ -604,7 +629,7 @@ impl Registration {
             self.params.username(),
             self.params.transport
         );
-        if seen == self.contact {
+        if seen == *self.contact() {
             return;
         }
         self.events.push_back(Event::StateChanged {
@@ -614,7 +639,8 @@ impl Registration {
                 "registrar sees us at {host}:{port} (NAT): re-registering that Contact"
             ),
         });
-        self.retired_contact = Some(std::mem::replace(&mut self.contact, seen));
+        self.retired_contact = Some(self.contact().into_owned());
+        self.contact = Some(seen.into_boxed_str());
         self.challenges_this_attempt = 0;
         self.send(now);
     }
@@ -824,10 +850,10 @@ impl Registration {
             registrar = p.registrar(),
             sent_by = p.via_sent_by(),
             aor = p.aor(),
-            tag = self.from_tag,
+            tag = format_args!("{:016x}", self.from_tag),
             call_id = self.call_id,
             cseq = self.cseq,
-            contact = self.contact,
+            contact = self.contact(),
             retired = self
                 .retired_contact
                 .as_ref()
@@ -1053,7 +1079,7 @@ mod tests {
         assert_eq!(
             header(&request, "From").unwrap(),
             format!(
-                "<sip:user_42@carrier.example.net>;tag={}",
+                "<sip:user_42@carrier.example.net>;tag={:016x}",
                 registration.from_tag
             )
         );
@@ -1382,6 +1408,25 @@ mod tests {
             registration.poll_transmit().is_none(),
             "rport equal to ours: no NAT"
         );
+    }
+
+    /// The usual Contact is rebuilt from the stored parameters, any other one is kept.
+    #[test]
+    fn the_contact_given_is_the_contact_sent() {
+        for contact in [
+            "sip:user_42@198.51.100.1:5060;transport=udp",
+            "sip:pbx-7@203.0.113.9:5062;transport=udp",
+        ] {
+            let mut given = params();
+            given.contact = contact.into();
+            let (_, request, _) = started(given);
+            assert_eq!(
+                request
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Contact: ")),
+                Some(format!("<{contact}>").as_str())
+            );
+        }
     }
 
     #[test]

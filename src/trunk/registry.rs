@@ -101,7 +101,7 @@ struct Entry {
     next_hop: SocketAddr,
     transport: Transport,
     /// Every DNS target, in order; `next_hop` is one of them.
-    targets: Vec<SocketAddr>,
+    targets: Targets,
     /// Targets tried since the last success, for failover within one round.
     tried: usize,
     /// The port of the lookup that found the targets (`None`: SRV), to look them up
@@ -115,6 +115,35 @@ struct Entry {
     scheduled: Option<Instant>,
     /// Its due attempt waits in the deferred queue for a slot.
     deferred: bool,
+}
+
+/// Every DNS target of a trunk, in order. Nearly every trunk has one (an IP address, or a
+/// name with one record): kept inline then, without a heap block per trunk.
+#[derive(Debug)]
+enum Targets {
+    One(SocketAddr),
+    Many(Box<[SocketAddr]>),
+}
+
+impl Targets {
+    fn of(resolved: &Resolved) -> Self {
+        if resolved.alternatives.is_empty() {
+            Targets::One(resolved.next_hop)
+        } else {
+            Targets::Many(
+                std::iter::once(resolved.next_hop)
+                    .chain(resolved.alternatives.iter().copied())
+                    .collect(),
+            )
+        }
+    }
+
+    fn get(&self) -> &[SocketAddr] {
+        match self {
+            Targets::One(target) => std::slice::from_ref(target),
+            Targets::Many(targets) => targets,
+        }
+    }
 }
 
 /// The lookup that finds a trunk's next hop: the outbound proxy, else the domain; the port
@@ -166,12 +195,10 @@ impl Entry {
                 return;
             }
         };
-        self.targets = std::iter::once(resolved.next_hop)
-            .chain(resolved.alternatives.iter().copied())
-            .collect();
+        self.targets = Targets::of(&resolved);
         self.resolve_at = resolved.ttl.map(|ttl| now + resolve_interval(ttl));
-        if !self.targets.contains(&self.next_hop) {
-            self.next_hop = self.targets[0];
+        if !self.targets.get().contains(&self.next_hop) {
+            self.next_hop = self.targets.get()[0];
             self.registration.move_to(self.next_hop);
             notices.push_back(Notice::FailedOver {
                 trunk: id.to_owned(),
@@ -184,11 +211,12 @@ impl Entry {
     /// retries at once, until each target was tried once since the last success; then
     /// the registration's own backoff applies.
     fn consider_failover(&mut self, now: Instant, notices: &mut VecDeque<Notice>, id: &str) {
-        if !self.registration.take_failover_hint() || self.targets.len() < 2 {
+        let targets = self.targets.get();
+        if !self.registration.take_failover_hint() || targets.len() < 2 {
             return;
         }
         self.tried += 1;
-        if self.tried >= self.targets.len() {
+        if self.tried >= targets.len() {
             // Every target failed since the last success: the DNS data may be stale, so
             // look it up again now (the registration's backoff paces the retries).
             self.tried = 0;
@@ -197,12 +225,11 @@ impl Entry {
             }
             return;
         }
-        let position = self
-            .targets
+        let position = targets
             .iter()
             .position(|t| *t == self.next_hop)
             .unwrap_or(0);
-        self.next_hop = self.targets[(position + 1) % self.targets.len()];
+        self.next_hop = targets[(position + 1) % targets.len()];
         self.registration.fail_over(now, self.next_hop);
         notices.push_back(Notice::FailedOver {
             trunk: id.to_owned(),
@@ -398,9 +425,7 @@ impl Registry {
                 registration,
                 next_hop: resolved.next_hop,
                 transport: trunk.transport,
-                targets: std::iter::once(resolved.next_hop)
-                    .chain(resolved.alternatives.iter().copied())
-                    .collect(),
+                targets: Targets::of(&resolved),
                 tried: 0,
                 lookup_port: lookup_request(&trunk).port,
                 resolve_at: resolved.ttl.map(|ttl| now + resolve_interval(ttl)),
@@ -687,7 +712,9 @@ impl Registry {
     /// Every resolved address of a trunk's next hop (empty until resolved, or when the
     /// trunk does not register).
     pub fn targets(&self, id: &str) -> &[SocketAddr] {
-        self.entries.get(id).map_or(&[], |entry| &entry.targets)
+        self.entries
+            .get(id)
+            .map_or(&[], |entry| entry.targets.get())
     }
 
     /// How many registrations are in a state `matching` accepts.
