@@ -49,6 +49,9 @@ pub struct TrunkRuntime {
 pub struct TrunkSlot {
     pub config: Arc<Trunk>,
     pub runtime: Arc<TrunkRuntime>,
+    /// The hot path's counters of this trunk id: the same across reloads, so calls in
+    /// progress count on whatever a reload changed.
+    pub counters: Arc<TrunkCounters>,
     /// The carrier answered OPTIONS or accepted a REGISTER ("verify trunk" of trunk APIs):
     /// sticky until the fields that decide where the trunk goes change.
     pub verified: bool,
@@ -59,6 +62,7 @@ impl TrunkSlot {
         TrunkSlot {
             config,
             runtime: Arc::new(TrunkRuntime { since: now }),
+            counters: Arc::default(),
             verified: false,
         }
     }
@@ -129,8 +133,6 @@ pub struct Core {
     registry: Registry,
     /// The hot path's shared state: the snapshot this core publishes, its counters.
     inbound: Arc<Inbound>,
-    /// Per-trunk counters by id, kept across reloads (calls in progress count on).
-    counters: BTreeMap<String, Arc<TrunkCounters>>,
     /// The next-hop addresses changed: publish a new snapshot at this instant (batched,
     /// so thousands of DNS answers at start-up rebuild it a few times, not thousands).
     snapshot_due: Option<Instant>,
@@ -178,16 +180,11 @@ impl Core {
             registry.add(&slot.config);
             qualifiers.add(&slot.config);
         }
-        let counters: BTreeMap<String, Arc<TrunkCounters>> = config
-            .trunks
-            .keys()
-            .map(|id| (id.clone(), Arc::default()))
-            .collect();
         let calls = Calls::new(call_settings(&config), context.seed ^ 0x5eed_ca11);
         let inbound = Arc::new(Inbound::new(
             build_snapshot(
                 &config,
-                &counters,
+                &trunks,
                 &registry,
                 &qualifiers,
                 &[],
@@ -203,7 +200,6 @@ impl Core {
             trunks,
             registry,
             inbound,
-            counters,
             snapshot_due: None,
             epoch: now,
             calls,
@@ -299,7 +295,10 @@ impl Core {
                 self.qualifiers.remove(id);
                 self.qualifiers.add(&slot.config);
             }
-            slot.verified = !moved && self.trunks.get(id).is_some_and(|old| old.verified);
+            if let Some(old) = self.trunks.get(id) {
+                slot.verified = !moved && old.verified;
+                slot.counters = Arc::clone(&old.counters);
+            }
             self.events.push_back(Event::TrunkUpdated {
                 status: self.status_of(&slot, now),
                 reason: ChangeReason::Changed(fields.clone()),
@@ -307,10 +306,6 @@ impl Core {
             self.trunks.insert(id.clone(), slot);
         }
         self.collect_notices(now);
-        self.counters.retain(|id, _| config.trunks.contains_key(id));
-        for id in config.trunks.keys() {
-            self.counters.entry(id.clone()).or_default();
-        }
         self.calls.set_settings(call_settings(&config));
         let backends_changed = config.backend != self.config.backend
             || config.trunks.values().map(|t| &t.route_to).ne(self
@@ -321,7 +316,7 @@ impl Core {
         let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
         self.inbound.publish(build_snapshot(
             &config,
-            &self.counters,
+            &self.trunks,
             &self.registry,
             &self.qualifiers,
             &down,
@@ -518,7 +513,7 @@ impl Core {
         let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
         self.inbound.publish(build_snapshot(
             &self.config,
-            &self.counters,
+            &self.trunks,
             &self.registry,
             &self.qualifiers,
             &down,
@@ -637,9 +632,7 @@ impl Core {
         let mut status = slot
             .status()
             .with_registration(self.registry.status(&slot.config.id, now));
-        if let Some(counters) = self.counters.get(&slot.config.id) {
-            status.calls = Some(crate::status::CallCounts::of(counters));
-        }
+        status.calls = Some(crate::status::CallCounts::of(&slot.counters));
         status.options = self.qualifiers.status(&slot.config.id);
         status.verified = slot.verified;
         status
@@ -797,7 +790,7 @@ fn call_settings(config: &Config) -> call::Settings {
 /// literals at once, names once resolved), backends, and the trunks' counters.
 fn build_snapshot(
     config: &Config,
-    counters: &BTreeMap<String, Arc<TrunkCounters>>,
+    trunks: &BTreeMap<String, TrunkSlot>,
     registry: &Registry,
     qualifiers: &Qualifiers,
     backends_down: &[SocketAddr],
@@ -807,7 +800,12 @@ fn build_snapshot(
     let mut backends = snapshot::literal_backends(config);
     backends.extend(backend_names.values().flatten().copied());
     let inputs = Inputs {
-        counters: &|id| counters.get(id).cloned().unwrap_or_default(),
+        counters: &|id| {
+            trunks
+                .get(id)
+                .map(|slot| Arc::clone(&slot.counters))
+                .unwrap_or_default()
+        },
         next_hops: &|trunk| {
             let mut addresses: Vec<_> =
                 registry.targets(&trunk.id).iter().map(|a| a.ip()).collect();

@@ -171,7 +171,8 @@ struct InFlight {
 #[derive(Debug)]
 pub struct Registration {
     params: Stored,
-    timers: TimerValues,
+    /// T1, T2 and T4 in milliseconds.
+    timers_ms: [u32; 3],
     random: Random,
     call_id: Box<str>,
     /// Written as 16 hex digits.
@@ -222,8 +223,17 @@ struct Stored {
     auth_realm: Option<Box<str>>,
     user_agent: Arc<str>,
     learn_public_address: bool,
-    retry_min: Duration,
-    retry_max: Duration,
+    /// `retry_min` and `retry_max` in milliseconds.
+    retry_ms: [u32; 2],
+}
+
+/// A duration kept in 4 bytes instead of 16 (config durations are far below 49 days).
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn from_millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
 }
 
 impl Stored {
@@ -253,8 +263,7 @@ impl Stored {
             auth_realm: params.auth_realm.map(String::into_boxed_str),
             user_agent: params.user_agent,
             learn_public_address: params.learn_public_address,
-            retry_min: params.retry_min,
-            retry_max: params.retry_max,
+            retry_ms: [millis(params.retry_min), millis(params.retry_max)],
         };
         let custom = (contact != stored.default_contact()).then(|| contact.into_boxed_str());
         (stored, custom)
@@ -268,6 +277,14 @@ impl Stored {
             self.via_sent_by(),
             self.transport
         )
+    }
+
+    fn retry_min(&self) -> Duration {
+        from_millis(self.retry_ms[0])
+    }
+
+    fn retry_max(&self) -> Duration {
+        from_millis(self.retry_ms[1])
     }
 
     fn part(&self, index: usize) -> &str {
@@ -324,7 +341,7 @@ impl Registration {
         Registration {
             expires,
             params: stored,
-            timers,
+            timers_ms: [millis(timers.t1), millis(timers.t2), millis(timers.t4)],
             random,
             call_id,
             from_tag,
@@ -394,6 +411,16 @@ impl Registration {
     /// When the next attempt (start, refresh or retry) is due, if one is scheduled.
     pub fn next_attempt_at(&self) -> Option<Instant> {
         self.next_attempt_at
+    }
+
+    fn timers(&self) -> TimerValues {
+        let [t1, t2, t4] = self.timers_ms.map(from_millis);
+        TimerValues { t1, t2, t4 }
+    }
+
+    /// Where REGISTERs go now.
+    pub fn next_hop(&self) -> SocketAddr {
+        self.params.next_hop
     }
 
     /// The Contact we register now.
@@ -752,11 +779,11 @@ impl Registration {
         self.failover_hint = state == State::Backoff
             && code.is_none_or(|code| code == 408 || (500..600).contains(&code));
         let mut delay = match state {
-            State::Rejected => self.params.retry_max,
+            State::Rejected => self.params.retry_max(),
             _ => backoff(
                 self.consecutive_failures,
-                self.params.retry_min,
-                self.params.retry_max,
+                self.params.retry_min(),
+                self.params.retry_max(),
                 &mut self.random,
             ),
         };
@@ -790,7 +817,7 @@ impl Registration {
         let bytes = self.build(&branch, expires, authorization.as_ref());
         let reliable = self.params.transport != Transport::Udp;
         self.in_flight = Some(Box::new(InFlight {
-            transaction: NonInviteClient::new(now, self.timers, reliable),
+            transaction: NonInviteClient::new(now, self.timers(), reliable),
             branch,
             cseq: self.cseq,
             bytes: bytes.clone(),

@@ -98,9 +98,8 @@ pub enum Notice {
 #[derive(Debug)]
 struct Entry {
     registration: Registration,
-    next_hop: SocketAddr,
     transport: Transport,
-    /// Every DNS target, in order; `next_hop` is one of them.
+    /// Every DNS target, in order; the registration's next hop is one of them.
     targets: Targets,
     /// Targets tried since the last success, for failover within one round.
     tried: usize,
@@ -197,12 +196,12 @@ impl Entry {
         };
         self.targets = Targets::of(&resolved);
         self.resolve_at = resolved.ttl.map(|ttl| now + resolve_interval(ttl));
-        if !self.targets.get().contains(&self.next_hop) {
-            self.next_hop = self.targets.get()[0];
-            self.registration.move_to(self.next_hop);
+        if !self.targets.get().contains(&self.registration.next_hop()) {
+            let next_hop = self.targets.get()[0];
+            self.registration.move_to(next_hop);
             notices.push_back(Notice::FailedOver {
                 trunk: id.to_owned(),
-                next_hop: self.next_hop,
+                next_hop,
             });
         }
     }
@@ -227,13 +226,13 @@ impl Entry {
         }
         let position = targets
             .iter()
-            .position(|t| *t == self.next_hop)
+            .position(|t| *t == self.registration.next_hop())
             .unwrap_or(0);
-        self.next_hop = targets[(position + 1) % targets.len()];
-        self.registration.fail_over(now, self.next_hop);
+        let next_hop = targets[(position + 1) % targets.len()];
+        self.registration.fail_over(now, next_hop);
         notices.push_back(Notice::FailedOver {
             trunk: id.to_owned(),
-            next_hop: self.next_hop,
+            next_hop,
         });
     }
 }
@@ -423,7 +422,6 @@ impl Registry {
             Arc::clone(&id),
             Box::new(Entry {
                 registration,
-                next_hop: resolved.next_hop,
                 transport: trunk.transport,
                 targets: Targets::of(&resolved),
                 tried: 0,
@@ -671,7 +669,9 @@ impl Registry {
         let affected: Vec<Key> = self
             .entries
             .iter()
-            .filter(|(_, entry)| entry.next_hop == peer && entry.transport == transport)
+            .filter(|(_, entry)| {
+                entry.registration.next_hop() == peer && entry.transport == transport
+            })
             .map(|(id, _)| Key::Trunk(id.clone()))
             .collect();
         for key in affected {
@@ -706,7 +706,9 @@ impl Registry {
 
     /// The next hop a registering trunk uses now (after failover or DNS refresh).
     pub fn next_hop(&self, id: &str) -> Option<SocketAddr> {
-        self.entries.get(id).map(|entry| entry.next_hop)
+        self.entries
+            .get(id)
+            .map(|entry| entry.registration.next_hop())
     }
 
     /// Every resolved address of a trunk's next hop (empty until resolved, or when the
@@ -741,7 +743,7 @@ impl Registry {
                     .map(|at| at.saturating_duration_since(now)),
                 _ => None,
             },
-            next_hop: entry.next_hop,
+            next_hop: entry.registration.next_hop(),
         })
     }
 }
