@@ -270,7 +270,7 @@ pub struct Registry {
     /// is about 1 KB; boxed, the nodes hold pointers and each entry costs its own size.
     entries: BTreeMap<Arc<str>, Box<Entry>>,
     /// Call-ID → trunk, to route responses.
-    call_ids: HashMap<Box<str>, Arc<str>>,
+    call_ids: HashMap<Arc<str>, Arc<str>>,
     /// Old bindings being removed, by Call-ID.
     retiring: HashMap<String, Retiring>,
     /// Trunks waiting for the shell to resolve their next hop.
@@ -417,7 +417,7 @@ impl Registry {
             Registration::new(params, self.timers, self.random.next_u64(), now, delay);
         let id: Arc<str> = id.into();
         self.call_ids
-            .insert(registration.call_id().into(), Arc::clone(&id));
+            .insert(registration.shared_call_id(), Arc::clone(&id));
         self.entries.insert(
             Arc::clone(&id),
             Box::new(Entry {
