@@ -99,8 +99,8 @@ pub struct TrunkPolicy {
     /// `inbound_auth = "credential"`: INVITEs must prove the trunk's username and
     /// password (digest, 407), from any address, for the trunk's numbers.
     pub credential: Option<InboundCredential>,
-    /// E.164 digits, sorted; empty means any number.
-    numbers: Box<[Box<str>]>,
+    /// E.164 digits as [`number_key`]s, sorted; empty means any number.
+    numbers: Box<[u128]>,
     country: Option<&'static Country>,
     pub counters: Arc<TrunkCounters>,
 }
@@ -117,9 +117,7 @@ impl TrunkPolicy {
             return false;
         };
         let find = |digits: &[u8]| {
-            self.numbers
-                .binary_search_by(|n| n.as_bytes().cmp(digits))
-                .is_ok()
+            number_key(digits).is_some_and(|key| self.numbers.binary_search(&key).is_ok())
         };
         if find(number.digits()) {
             return true;
@@ -166,6 +164,24 @@ pub struct InboundCredential {
     pub password: crate::config::Secret,
     /// The trunk's `auth_realm`, else "trunkd".
     pub realm: Box<str>,
+}
+
+/// A string of up to 32 decimal digits as one integer, its length in the top bits so
+/// that leading zeros count: two digit strings are equal exactly when their keys are.
+/// Compared without `memcmp`, which the hot path would call once per probe.
+fn number_key(digits: &[u8]) -> Option<u128> {
+    if digits.len() > 32 {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u128::from(digit - b'0');
+    }
+    // 10^32 < 2^107: the value never reaches the length's bits.
+    Some((digits.len() as u128) << 112 | value)
 }
 
 /// The digits of a dialled number, on the stack.
@@ -316,9 +332,9 @@ pub fn canonical(address: IpAddr) -> IpAddr {
 pub struct Snapshot {
     pub trunks: Box<[TrunkPolicy]>,
     sources: PrefixTable,
-    /// Every trunk's numbers (E.164 digits) → trunk index, sorted: which trunk an INVITE
-    /// from an unknown source was meant for.
-    numbers: Box<[(Box<str>, u32)]>,
+    /// Every trunk's numbers (E.164 digits, as [`number_key`]s) → trunk index, sorted:
+    /// which trunk an INVITE from an unknown source was meant for.
+    numbers: Box<[(u128, u32)]>,
     /// Where admitted calls go; in-dialog requests from here are the backend's.
     backends: Box<[SocketAddr]>,
     pub on_unknown_source: UnknownSource,
@@ -355,10 +371,13 @@ impl Snapshot {
             networks.sort_unstable();
             networks.dedup();
             routes.extend(networks.iter().map(|net| (*net, index)));
-            let mut digits: Vec<Box<str>> =
-                trunk.numbers.iter().map(|n| n.digits().into()).collect();
+            let mut digits: Vec<u128> = trunk
+                .numbers
+                .iter()
+                .filter_map(|n| number_key(n.digits().as_bytes()))
+                .collect();
             digits.sort_unstable();
-            numbers.extend(digits.iter().map(|d| (d.clone(), index)));
+            numbers.extend(digits.iter().map(|&key| (key, index)));
             trunks.push(TrunkPolicy {
                 id: trunk.id.as_str().into(),
                 enabled: trunk.enabled,
@@ -420,11 +439,14 @@ impl Snapshot {
 
     /// The trunk owning a dialled number (exact E.164 digits), whatever the source.
     pub fn owner(&self, users: [Option<&[u8]>; 2]) -> Option<u32> {
-        users.iter().flatten().find_map(|user| {
-            let number = Dialled::parse(user)?;
+        let [first, second] = users;
+        // The Request-URI and To users are often the same: look it up once.
+        let second = second.filter(|&second| Some(second) != first);
+        [first, second].iter().flatten().find_map(|user| {
+            let key = number_key(Dialled::parse(user)?.digits())?;
             let index = self
                 .numbers
-                .binary_search_by(|(digits, _)| digits.as_bytes().cmp(number.digits()))
+                .binary_search_by(|(number, _)| number.cmp(&key))
                 .ok()?;
             Some(self.numbers[index].1)
         })
@@ -617,6 +639,28 @@ direction = "outbound"
             id(&s, s.owner([None, Some(b"+1-555-010-0002")])),
             Some("narrow")
         );
+    }
+
+    #[test]
+    fn number_keys_tell_digit_strings_apart() {
+        let strings: [&[u8]; 8] = [
+            b"",
+            b"0",
+            b"00",
+            b"1",
+            b"01",
+            b"10",
+            b"15550100001",
+            b"015550100001",
+        ];
+        for a in strings {
+            for b in strings {
+                assert_eq!(number_key(a) == number_key(b), a == b, "{a:?} {b:?}");
+            }
+        }
+        assert_eq!(number_key(&[b'9'; 32]).map(|key| key >> 112), Some(32));
+        assert_eq!(number_key(&[b'9'; 33]), None);
+        assert_eq!(number_key(b"12a"), None);
     }
 
     #[test]
