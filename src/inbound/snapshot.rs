@@ -252,12 +252,25 @@ impl Dialled {
 /// A longest-prefix-match table from source address to trunk indices.
 #[derive(Debug, Default)]
 struct PrefixTable {
-    /// (prefix length over the 128-bit key, masked key) → range in `candidates`, sorted.
-    entries: Vec<(u8, u128, u32, u32)>,
-    /// The distinct prefix lengths present, longest first.
-    lengths: Vec<u8>,
+    /// One level per prefix length present, longest first.
+    levels: Vec<Level>,
     candidates: Vec<u32>,
 }
+
+/// The prefixes of one length: a lookup masks the key once and binary-searches plain
+/// integers.
+#[derive(Debug)]
+struct Level {
+    /// Prefix length over the 128-bit key.
+    length: u8,
+    /// Masked keys, sorted.
+    prefixes: Box<[u128]>,
+    /// For each prefix, its range in `candidates`.
+    ranges: Box<[(u32, u32)]>,
+}
+
+/// A [`Level`] being built: its length, prefixes and ranges.
+type LevelBuilder = (u8, Vec<u128>, Vec<(u32, u32)>);
 
 fn key(address: IpAddr) -> u128 {
     match address {
@@ -285,36 +298,54 @@ impl PrefixTable {
                 (length, mask(key(net.addr()), length), trunk)
             })
             .collect();
-        keyed.sort_unstable();
+        // Longest first, then by prefix, then by trunk index.
+        keyed.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         keyed.dedup();
         let mut table = PrefixTable::default();
+        let mut level: Option<LevelBuilder> = None;
         for (length, prefix, trunk) in keyed {
-            match table.entries.last_mut() {
-                Some(entry) if entry.0 == length && entry.1 == prefix => entry.3 += 1,
+            if level
+                .as_ref()
+                .is_some_and(|(current, _, _)| *current != length)
+            {
+                table.push_level(level.take());
+            }
+            let (_, prefixes, ranges) =
+                level.get_or_insert_with(|| (length, Vec::new(), Vec::new()));
+            let index = table.candidates.len() as u32;
+            match (prefixes.last(), ranges.last_mut()) {
+                (Some(&last), Some(range)) if last == prefix => range.1 = index + 1,
                 _ => {
-                    let start = table.candidates.len() as u32;
-                    table.entries.push((length, prefix, start, 1));
+                    prefixes.push(prefix);
+                    ranges.push((index, index + 1));
                 }
             }
             table.candidates.push(trunk);
         }
-        table.lengths = table.entries.iter().map(|entry| entry.0).collect();
-        table.lengths.dedup();
-        table.lengths.reverse();
+        table.push_level(level);
         table
+    }
+
+    fn push_level(&mut self, level: Option<LevelBuilder>) {
+        if let Some((length, prefixes, ranges)) = level {
+            self.levels.push(Level {
+                length,
+                prefixes: prefixes.into(),
+                ranges: ranges.into(),
+            });
+        }
     }
 
     /// The trunks of each matching prefix, longest prefix first.
     fn matches(&self, address: IpAddr) -> impl Iterator<Item = &[u32]> {
         let key = key(canonical(address));
-        self.lengths.iter().filter_map(move |&length| {
-            let wanted = (length, mask(key, length));
-            let index = self
-                .entries
-                .binary_search_by(|entry| (entry.0, entry.1).cmp(&wanted))
+        self.levels.iter().filter_map(move |level| {
+            let index = level
+                .prefixes
+                .binary_search(&mask(key, level.length))
                 .ok()?;
-            let (_, _, start, count) = self.entries[index];
-            Some(&self.candidates[start as usize..(start + count) as usize])
+            let (start, end) = level.ranges[index];
+            Some(&self.candidates[start as usize..end as usize])
         })
     }
 }
