@@ -275,15 +275,20 @@ impl Inbound {
         let to = message.to().ok();
         let users = [message.request_uri_user(), to.and_then(|to| to.user)];
         let in_dialog = to.is_some_and(|to| to.tag.is_some());
-        let direct = snapshot.trunk_for(source.ip(), users);
+        let direct = snapshot.trunk_and_ownership(source.ip(), users);
         // Which trunk's number an INVITE from an unknown source dials: looked up once,
         // for a credential trunk (which takes INVITEs from anywhere) and for the counters.
         let owner = (direct.is_none() && method == Method::Invite && !in_dialog)
             .then(|| snapshot.owner(users))
             .flatten();
-        let trunk = direct.or_else(|| {
-            owner.filter(|&index| snapshot.trunks[index as usize].credential.is_some())
-        });
+        // (The trunk, and whether it owns a dialled number: the owner of a number does.)
+        let (trunk, owned) = direct
+            .or_else(|| {
+                owner
+                    .filter(|&index| snapshot.trunks[index as usize].credential.is_some())
+                    .map(|index| (index, true))
+            })
+            .unzip();
         let backend = trunk.is_none() && snapshot.is_backend(source);
         if trunk.is_none() && !backend {
             let in_call = in_dialog || matches!(method, Method::Ack | Method::Cancel);
@@ -303,7 +308,10 @@ impl Inbound {
                 Outcome::Control
             }
             Method::Invite => match trunk {
-                Some(index) => self.admit(worker, &snapshot, now, source, message, index, users),
+                Some(index) => {
+                    let owned = owned.unwrap_or(false);
+                    self.admit(worker, &snapshot, now, source, message, index, owned)
+                }
                 None => self.reply(worker, source, message, Reject::NotACarrier, None),
             },
             Method::Options => {
@@ -333,7 +341,7 @@ impl Inbound {
         source: SocketAddr,
         message: &Lean<'_>,
         index: u32,
-        users: [Option<&[u8]>; 2],
+        owned: bool,
     ) -> Outcome {
         let trunk = &snapshot.trunks[index as usize];
         let counters = Some(&*trunk.counters);
@@ -341,7 +349,7 @@ impl Inbound {
             Some(Reject::Disabled)
         } else if !trunk.inbound {
             Some(Reject::OutboundOnly)
-        } else if !users.iter().any(|user| trunk.owns(*user)) {
+        } else if !owned {
             Some(Reject::UnknownNumber)
         } else if message.max_forwards() == Ok(Some(0)) {
             Some(Reject::TooManyHops)

@@ -452,6 +452,17 @@ impl Snapshot {
     /// one taking any number, then the longest prefix's first trunk (whose numbers will
     /// not match: a 404 that names the right carrier).
     pub fn trunk_for(&self, source: IpAddr, users: [Option<&[u8]>; 2]) -> Option<u32> {
+        self.trunk_and_ownership(source, users)
+            .map(|(index, _)| index)
+    }
+
+    /// [`Snapshot::trunk_for`], and whether the trunk owns a dialled number (what
+    /// [`TrunkPolicy::owns`] says of either user), found on the way.
+    pub fn trunk_and_ownership(
+        &self,
+        source: IpAddr,
+        users: [Option<&[u8]>; 2],
+    ) -> Option<(u32, bool)> {
         let mut first = None;
         let mut any_number = None;
         for candidates in self.sources.matches(source) {
@@ -461,11 +472,14 @@ impl Snapshot {
                 if trunk.numbers.is_empty() {
                     any_number.get_or_insert(index);
                 } else if users.iter().any(|user| trunk.owns(*user)) {
-                    return Some(index);
+                    return Some((index, true));
                 }
             }
         }
-        any_number.or(first)
+        // A trunk without numbers takes any; the first one's numbers matched neither user.
+        any_number
+            .map(|index| (index, true))
+            .or(first.map(|index| (index, false)))
     }
 
     /// The trunk owning a dialled number (exact E.164 digits), whatever the source.
@@ -670,6 +684,38 @@ direction = "outbound"
             id(&s, s.owner([None, Some(b"+1-555-010-0002")])),
             Some("narrow")
         );
+    }
+
+    #[test]
+    fn ownership_comes_with_the_trunk() {
+        let s = snapshot(CONFIG);
+        let users: [&[u8]; 6] = [
+            b"+15550100001",
+            b"15550100002",
+            b"02079460000",
+            b"+442079460000",
+            b"alice",
+            b"+19999999999",
+        ];
+        for source in [
+            "192.0.2.10",
+            "192.0.2.11",
+            "198.51.100.20",
+            "2001:db8:1::1",
+            "203.0.113.7",
+            "192.0.3.1",
+        ] {
+            for first in users.iter().map(|&u| Some(u)).chain([None]) {
+                for second in users.iter().map(|&u| Some(u)).chain([None]) {
+                    let pair = [first, second];
+                    let expected = s.trunk_for(ip(source), pair).map(|index| {
+                        let trunk = &s.trunks[index as usize];
+                        (index, pair.iter().any(|user| trunk.owns(*user)))
+                    });
+                    assert_eq!(s.trunk_and_ownership(ip(source), pair), expected);
+                }
+            }
+        }
     }
 
     #[test]
