@@ -1,12 +1,13 @@
 //! The hot path: every request that reaches a listener passes through [`Inbound::handle`],
 //! on the socket's own task, before anything else sees it.
 //!
-//! It decides from the start line and a few headers, against an immutable [`Snapshot`]
-//! (swapped atomically on reload), touching no lock and allocating nothing on the reject
-//! path: a rejection is written into the task's reusable buffer and sent back at once
-//! (RFC 3261 §8.2.7 stateless), with a To-tag derived from Call-ID + top-Via branch so a
-//! retransmission gets the same bytes and its ACK is recognised and dropped without a
-//! table. Only admitted INVITEs (holding a claimed channel) and requests inside existing
+//! It decides from the start line and a few headers (read by [`scan::scan_lean`], which
+//! checks the whole message as `scan` does but keeps only those), against an immutable
+//! [`Snapshot`] (swapped atomically on reload), touching no lock and allocating nothing on
+//! the reject path: a rejection is written into the task's reusable buffer and sent back
+//! at once (RFC 3261 §8.2.7 stateless), with a To-tag derived from Call-ID + top-Via
+//! branch so a retransmission gets the same bytes and its ACK is recognised and dropped
+//! without a table. Only admitted INVITEs (holding a claimed channel) and requests inside existing
 //! calls go on to the control path.
 //!
 //! Order of checks, cheapest first (each with its [`Reject`] reason):

@@ -13,6 +13,8 @@
 //! - parses eagerly only what it needs to find the body and enforce those caps: the start
 //!   line, header names, Content-Length and the Via count. The top Via, From, To, CSeq,
 //!   Contact, Max-Forwards and the rest are parsed by an accessor on [`Scan`] when called.
+//!   [`scan_lean`] checks the same and keeps only the headers admission reads, without
+//!   header storage (the hot path's scan).
 //!
 //! It decides nothing: admitting, rejecting and answering belong to the callers.
 //!
@@ -24,7 +26,7 @@
 //! - empty elements in comma-separated lists (`a,,b`), which are skipped.
 //!
 //! Layout: caps and options, errors, character classes, the wire types, [`scan`], the lazy
-//! accessors on [`Scan`], the typed header views ([`Via`], [`NameAddr`], [`CSeq`],
+//! accessors on [`Scan`], the lean scan ([`scan_lean`], [`Lean`]), the typed header views ([`Via`], [`NameAddr`], [`CSeq`],
 //! [`Params`], [`ListValues`], [`unfold`]), then the stream framer in [`frame`]. Line
 //! finding (`next_line`), header-name lookup (`HeaderName::parse`) and the byte classes are
 //! small separate functions so a benchmark can swap any one of them.
