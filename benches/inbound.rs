@@ -35,7 +35,9 @@
 //! and prints the heap allocations per message of each path, counted by a
 //! `#[global_allocator]` wrapper around `System` that counts only while a check runs (a
 //! relaxed load per allocation otherwise). The goal is zero on the reject and OPTIONS
-//! paths; the number is printed, not asserted.
+//! paths; the number is printed, not asserted. It then prints, for each case, the fastest
+//! of 200 batches of 500 messages on each side and their ratio: on a shared machine the
+//! minimum is steadier than criterion's means, which drift apart from run to run.
 
 // `now` for the hot path: the virtual-clock rule is for the core, a bench reads the clock.
 #![allow(clippy::disallowed_methods)]
