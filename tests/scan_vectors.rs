@@ -7,7 +7,7 @@
 use trunkd::sip::scan::frame::{Frame, FrameError, frame};
 use trunkd::sip::scan::{
     CSeq, Contact, EMPTY_HEADER, HeaderName, MAX_HEADERS, MAX_MESSAGE_LEN, Method, Rport, Scan,
-    ScanError, ScanOptions, Transport, eq_unfolded, scan, scan_with,
+    ScanError, ScanOptions, Transport, eq_unfolded, scan, scan_lean, scan_with,
 };
 
 macro_rules! vector {
@@ -791,5 +791,35 @@ fn well_formed_vectors_frame_as_one_stream() {
         let scanned = scan_with(message, &mut storage, ScanOptions::STREAM)
             .unwrap_or_else(|error| panic!("{name}: {error}"));
         assert_eq!(scanned.message_len(), bytes.len(), "{name}");
+    }
+}
+
+/// The hot path reads every datagram with `scan_lean`: on each vector it must give what
+/// `scan` gives, the error of a malformed one included.
+#[test]
+fn lean_scan_reads_every_vector_as_scan_does() {
+    for (name, bytes) in WELL_FORMED.iter().chain(MALFORMED.iter()) {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        match (
+            scan(bytes, &mut storage),
+            scan_lean(bytes, ScanOptions::DATAGRAM),
+        ) {
+            (Err(full), Err(lean)) => assert_eq!(full, lean, "{name}"),
+            (Ok(full), Ok(lean)) => {
+                assert!(lean.headers().eq(full.headers().iter().copied()), "{name}");
+                assert_eq!(lean.start_line(), full.start_line(), "{name}");
+                assert_eq!(lean.top_via(), full.top_via(), "{name}");
+                assert_eq!(lean.from(), full.from(), "{name}");
+                assert_eq!(lean.to(), full.to(), "{name}");
+                assert_eq!(lean.call_id(), full.call_id(), "{name}");
+                assert_eq!(lean.cseq(), full.cseq(), "{name}");
+                assert_eq!(lean.max_forwards(), full.max_forwards(), "{name}");
+                assert_eq!(lean.contact(), full.contact(), "{name}");
+                assert_eq!(lean.via_count(), full.via_count(), "{name}");
+                assert_eq!(lean.body(), full.body(), "{name}");
+                assert_eq!(lean.message_len(), full.message_len(), "{name}");
+            }
+            (full, lean) => panic!("{name}: scan {full:?}, scan_lean {lean:?}"),
+        }
     }
 }

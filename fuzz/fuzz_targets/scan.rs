@@ -8,6 +8,8 @@
 //!   refused for another reason or accepted without it, and requiring Content-Length only
 //!   turns an accepted message without one into `MissingContentLength`;
 //! - a header storage one slot short of the header count gives `HeaderStorageFull`;
+//! - `scan_lean` accepts and refuses exactly what `scan_with` does, with the same error,
+//!   and every accessor of the two (headers, typed views, body, lengths) agrees;
 //! - on success: `message_len() <= input length`, the body is the input's bytes that end
 //!   at `message_len()` (its length is Content-Length when present, else it runs to the
 //!   end), every borrowed slice lies inside the input, `headers().len() <= MAX_HEADERS`,
@@ -22,8 +24,8 @@
 use libfuzzer_sys::fuzz_target;
 use trunkd::sip::scan::{
     CSeq, Contact, EMPTY_HEADER, Header, HeaderName, MAX_HEADERS, MAX_MAX_FORWARDS, MAX_VIAS,
-    Method, NameAddr, Params, Rport, Scan, ScanError, ScanOptions, StartLine, Via, scan, scan_with,
-    uri_scheme, uri_user,
+    Method, NameAddr, Params, Rport, Scan, ScanError, ScanOptions, StartLine, Via, scan, scan_lean,
+    scan_with, uri_scheme, uri_user,
 };
 
 const LENIENT: ScanOptions = ScanOptions {
@@ -46,6 +48,11 @@ fuzz_target!(|data: &[u8]| {
     let lenient = scan_with(data, &mut lenient_storage, LENIENT);
     let lenient_stream = scan_with(data, &mut lenient_stream_storage, LENIENT_STREAM);
 
+    check_lean(data, &strict, ScanOptions::DATAGRAM);
+    check_lean(data, &stream, ScanOptions::STREAM);
+    check_lean(data, &lenient, LENIENT);
+    check_lean(data, &lenient_stream, LENIENT_STREAM);
+
     check_require_content_length(&strict, &stream);
     check_require_content_length(&lenient, &lenient_stream);
     check_allow_bare_lf(&strict, &lenient);
@@ -58,6 +65,56 @@ fuzz_target!(|data: &[u8]| {
         check_short_storage(data, message.headers().len());
     }
 });
+
+/// `scan_lean` accepts and refuses what `scan_with` does (with the same error), and every
+/// accessor of the two agrees.
+fn check_lean(data: &[u8], full: &Result<Scan<'_, '_>, ScanError>, options: ScanOptions) {
+    let lean = scan_lean(data, options);
+    let (full, lean) = match (full, &lean) {
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "scan_lean refused differently");
+            return;
+        }
+        (Ok(full), Ok(lean)) => (full, lean),
+        (full, lean) => panic!("scan_with gave {full:?}, scan_lean {lean:?}"),
+    };
+    assert!(lean.headers().eq(full.headers().iter().copied()));
+    assert_eq!(lean.header_count(), full.headers().len());
+    assert_eq!(lean.start_line(), full.start_line());
+    assert_eq!(lean.request_uri_user(), full.request_uri_user());
+    for name in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+        HeaderName::MaxForwards,
+        HeaderName::Contact,
+        HeaderName::ContentLength,
+        HeaderName::ProxyAuthorization,
+    ] {
+        assert_eq!(lean.header(name), full.header(name), "{name:?}");
+        assert!(lean.header_values(name).eq(full.header_values(name)));
+    }
+    assert!(lean.via_values().eq(full.header_values(HeaderName::Via)));
+    assert_eq!(lean.body().as_ptr(), full.body().as_ptr());
+    assert_eq!(lean.body().len(), full.body().len());
+    assert_eq!(lean.content_length(), full.content_length());
+    assert_eq!(lean.message_len(), full.message_len());
+    assert_eq!(lean.via_count(), full.via_count());
+    for _ in 0..2 {
+        // The second answer comes from the cache.
+        assert_eq!(lean.top_via_entry(), full.top_via_entry());
+        assert_eq!(lean.to(), full.to());
+    }
+    assert!(lean.vias().eq(full.vias()));
+    assert_eq!(lean.from(), full.from());
+    assert_eq!(lean.call_id(), full.call_id());
+    assert_eq!(lean.cseq(), full.cseq());
+    assert_eq!(lean.max_forwards(), full.max_forwards());
+    assert_eq!(lean.contact(), full.contact());
+    assert!(lean.contacts().eq(full.contacts()));
+}
 
 /// `require_content_length` only turns an accepted message without Content-Length into
 /// `MissingContentLength`.

@@ -1,12 +1,13 @@
 //! The hot path: every request that reaches a listener passes through [`Inbound::handle`],
 //! on the socket's own task, before anything else sees it.
 //!
-//! It decides from the start line and a few headers, against an immutable [`Snapshot`]
-//! (swapped atomically on reload), touching no lock and allocating nothing on the reject
-//! path: a rejection is written into the task's reusable buffer and sent back at once
-//! (RFC 3261 §8.2.7 stateless), with a To-tag derived from Call-ID + top-Via branch so a
-//! retransmission gets the same bytes and its ACK is recognised and dropped without a
-//! table. Only admitted INVITEs (holding a claimed channel) and requests inside existing
+//! It decides from the start line and a few headers (read by [`scan::scan_lean`], which
+//! checks the whole message as `scan` does but keeps only those), against an immutable
+//! [`Snapshot`] (swapped atomically on reload), touching no lock and allocating nothing on
+//! the reject path: a rejection is written into the task's reusable buffer and sent back
+//! at once (RFC 3261 §8.2.7 stateless), with a To-tag derived from Call-ID + top-Via
+//! branch so a retransmission gets the same bytes and its ACK is recognised and dropped
+//! without a table. Only admitted INVITEs (holding a claimed channel) and requests inside existing
 //! calls go on to the control path.
 //!
 //! Order of checks, cheapest first (each with its [`Reject`] reason):
@@ -28,7 +29,7 @@ use tracing::warn;
 use crate::config::UnknownSource;
 use crate::sip::digest;
 use crate::sip::response;
-use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan, ScanError};
+use crate::sip::scan::{self, HeaderName, Lean, Method, Scan, ScanError, ScanOptions};
 pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters};
 use std::io::Write as _;
 
@@ -39,8 +40,6 @@ pub const DRAINING_RETRY_AFTER: &str = "Retry-After: 30";
 /// routed between carrier and backend.
 pub const ALLOW: &str =
     "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
-/// Header slots tried first (see [`Inbound::handle`]).
-const SMALL_HEADERS: usize = 32;
 /// How long a digest nonce of ours is good for.
 const NONCE_LIFETIME_NS: u64 = 300_000_000_000;
 /// Beyond this many remembered credentials, expired ones are swept.
@@ -245,18 +244,10 @@ impl Inbound {
         bytes: &[u8],
     ) -> Outcome {
         worker.key = None;
-        // Most messages have well under SMALL_HEADERS headers: filling a small array is
-        // cheaper than the full one, which is the fallback.
-        let mut small = [EMPTY_HEADER; SMALL_HEADERS];
-        match scan::scan(bytes, &mut small) {
+        // The lean scan checks the whole message as `scan::scan` does, but keeps only the
+        // headers decided on and answered from.
+        match scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
             Ok(message) => self.decide(worker, now, source, &message),
-            Err(ScanError::HeaderStorageFull) => {
-                let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-                match scan::scan(bytes, &mut storage) {
-                    Ok(message) => self.decide(worker, now, source, &message),
-                    Err(_) => self.malformed(),
-                }
-            }
             Err(_) => self.malformed(),
         }
     }
@@ -272,7 +263,7 @@ impl Inbound {
         worker: &mut Worker,
         now: Instant,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
     ) -> Outcome {
         let Some(method) = message.method() else {
             return Outcome::Control;
@@ -285,15 +276,20 @@ impl Inbound {
         let to = message.to().ok();
         let users = [message.request_uri_user(), to.and_then(|to| to.user)];
         let in_dialog = to.is_some_and(|to| to.tag.is_some());
-        let direct = snapshot.trunk_for(source.ip(), users);
+        let direct = snapshot.trunk_and_ownership(source.ip(), users);
         // Which trunk's number an INVITE from an unknown source dials: looked up once,
         // for a credential trunk (which takes INVITEs from anywhere) and for the counters.
         let owner = (direct.is_none() && method == Method::Invite && !in_dialog)
             .then(|| snapshot.owner(users))
             .flatten();
-        let trunk = direct.or_else(|| {
-            owner.filter(|&index| snapshot.trunks[index as usize].credential.is_some())
-        });
+        // (The trunk, and whether it owns a dialled number: the owner of a number does.)
+        let (trunk, owned) = direct
+            .or_else(|| {
+                owner
+                    .filter(|&index| snapshot.trunks[index as usize].credential.is_some())
+                    .map(|index| (index, true))
+            })
+            .unzip();
         let backend = trunk.is_none() && snapshot.is_backend(source);
         if trunk.is_none() && !backend {
             let in_call = in_dialog || matches!(method, Method::Ack | Method::Cancel);
@@ -313,7 +309,10 @@ impl Inbound {
                 Outcome::Control
             }
             Method::Invite => match trunk {
-                Some(index) => self.admit(worker, &snapshot, now, source, message, index, users),
+                Some(index) => {
+                    let owned = owned.unwrap_or(false);
+                    self.admit(worker, &snapshot, now, source, message, index, owned)
+                }
                 None => self.reply(worker, source, message, Reject::NotACarrier, None),
             },
             Method::Options => {
@@ -341,9 +340,9 @@ impl Inbound {
         snapshot: &Snapshot,
         now: Instant,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
         index: u32,
-        users: [Option<&[u8]>; 2],
+        owned: bool,
     ) -> Outcome {
         let trunk = &snapshot.trunks[index as usize];
         let counters = Some(&*trunk.counters);
@@ -351,7 +350,7 @@ impl Inbound {
             Some(Reject::Disabled)
         } else if !trunk.inbound {
             Some(Reject::OutboundOnly)
-        } else if !users.iter().any(|user| trunk.owns(*user)) {
+        } else if !owned {
             Some(Reject::UnknownNumber)
         } else if message.max_forwards() == Ok(Some(0)) {
             Some(Reject::TooManyHops)
@@ -391,7 +390,7 @@ impl Inbound {
         snapshot: &Snapshot,
         now: Instant,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
         method: Method<'_>,
         intended: Option<u32>,
     ) -> Outcome {
@@ -456,7 +455,7 @@ impl Inbound {
         &self,
         worker: &mut Worker,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
     ) -> Outcome {
         let tag = hex_tag(self.key(worker, message));
         let extra = [ALLOW, "Accept: application/sdp", "Supported: "];
@@ -479,7 +478,7 @@ impl Inbound {
         &self,
         worker: &mut Worker,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
         reject: Reject,
         counters: Option<&TrunkCounters>,
     ) -> Outcome {
@@ -511,8 +510,7 @@ impl Inbound {
     /// Writes the answer for a request the control path could not take (queue full).
     pub fn reply_overloaded(&self, worker: &mut Worker, source: SocketAddr, bytes: &[u8]) -> bool {
         worker.key = None;
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-        let Ok(message) = scan::scan(bytes, &mut storage) else {
+        let Ok(message) = scan::scan_lean(bytes, ScanOptions::DATAGRAM) else {
             return false;
         };
         matches!(
@@ -532,7 +530,7 @@ impl Inbound {
         snapshot: &Snapshot,
         now: Instant,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
         trunk: &snapshot::TrunkPolicy,
         credential: &snapshot::InboundCredential,
     ) -> Option<Outcome> {
@@ -596,7 +594,7 @@ impl Inbound {
         &self,
         worker: &mut Worker,
         source: SocketAddr,
-        message: &Scan<'_, '_>,
+        message: &Lean<'_>,
         credential: &snapshot::InboundCredential,
         now_ns: u64,
         stale: bool,
@@ -692,15 +690,21 @@ impl Inbound {
     /// A keyed hash of Call-ID and top-Via branch: the same for a request and its
     /// retransmissions (and for the ACK of a non-2xx answer, RFC 3261 §17.1.1.3).
     pub fn transaction_key(&self, message: &Scan<'_, '_>) -> u64 {
+        let branch = message.top_via().ok().and_then(|via| via.branch);
+        self.hash_transaction(message.call_id(), branch)
+    }
+
+    /// [`Inbound::transaction_key`] of a lean scan: the same key for the same bytes.
+    fn lean_transaction_key(&self, message: &Lean<'_>) -> u64 {
+        let branch = message.top_via().ok().and_then(|via| via.branch);
+        self.hash_transaction(message.call_id(), branch)
+    }
+
+    fn hash_transaction(&self, call_id: Result<&[u8], ScanError>, branch: Option<&[u8]>) -> u64 {
         let mut hasher = std::hash::DefaultHasher::new();
         self.tag_key.hash(&mut hasher);
-        message.call_id().unwrap_or_default().hash(&mut hasher);
-        message
-            .top_via()
-            .ok()
-            .and_then(|via| via.branch)
-            .unwrap_or_default()
-            .hash(&mut hasher);
+        call_id.unwrap_or_default().hash(&mut hasher);
+        branch.unwrap_or_default().hash(&mut hasher);
         hasher.finish()
     }
 
@@ -712,7 +716,7 @@ impl Inbound {
 
     /// An ACK carrying the tag of one of our stateless answers (RFC 3261 §17.1.1.3: the
     /// ACK for a non-2xx has the INVITE's branch, so the tag recomputes).
-    fn is_our_ack(&self, worker: &mut Worker, message: &Scan<'_, '_>) -> bool {
+    fn is_our_ack(&self, worker: &mut Worker, message: &Lean<'_>) -> bool {
         let Ok(to) = message.to() else {
             return false;
         };
@@ -720,10 +724,10 @@ impl Inbound {
     }
 
     /// [`Inbound::transaction_key`], hashed at most once per message.
-    fn key(&self, worker: &mut Worker, message: &Scan<'_, '_>) -> u64 {
+    fn key(&self, worker: &mut Worker, message: &Lean<'_>) -> u64 {
         *worker
             .key
-            .get_or_insert_with(|| self.transaction_key(message))
+            .get_or_insert_with(|| self.lean_transaction_key(message))
     }
 }
 
@@ -745,7 +749,7 @@ fn format_into<'b>(buffer: &'b mut [u8], args: std::fmt::Arguments<'_>) -> Optio
 }
 
 /// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact.
-fn check_mandatory(message: &Scan<'_, '_>) -> Result<(), ScanError> {
+fn check_mandatory(message: &Lean<'_>) -> Result<(), ScanError> {
     message
         .top_via()?
         .branch
@@ -970,6 +974,32 @@ numbers = ["+15550100009"]
         // From an unknown source an ACK is never answered.
         let (text, outcome) = run(&inbound, now, "203.0.113.1:5060", &foreign_ack);
         assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+    }
+
+    #[test]
+    fn lean_and_full_scans_give_the_same_transaction_key() {
+        let (inbound, _) = inbound(CONFIG);
+        let mut vectors = vec![invite("z9hG4bK-k", "+15550100001").into_bytes()];
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data")).unwrap()
+        {
+            vectors.push(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        let mut compared = 0;
+        for bytes in &vectors {
+            let mut storage = [scan::EMPTY_HEADER; scan::MAX_HEADERS];
+            let (Ok(full), Ok(lean)) = (
+                scan::scan(bytes, &mut storage),
+                scan::scan_lean(bytes, ScanOptions::DATAGRAM),
+            ) else {
+                continue;
+            };
+            assert_eq!(
+                inbound.transaction_key(&full),
+                inbound.lean_transaction_key(&lean)
+            );
+            compared += 1;
+        }
+        assert!(compared >= 12, "{compared}");
     }
 
     #[test]

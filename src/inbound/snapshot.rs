@@ -99,8 +99,8 @@ pub struct TrunkPolicy {
     /// `inbound_auth = "credential"`: INVITEs must prove the trunk's username and
     /// password (digest, 407), from any address, for the trunk's numbers.
     pub credential: Option<InboundCredential>,
-    /// E.164 digits, sorted; empty means any number.
-    numbers: Box<[Box<str>]>,
+    /// E.164 digits as [`number_key`]s, sorted; empty means any number.
+    numbers: Box<[u128]>,
     country: Option<&'static Country>,
     pub counters: Arc<TrunkCounters>,
 }
@@ -117,9 +117,7 @@ impl TrunkPolicy {
             return false;
         };
         let find = |digits: &[u8]| {
-            self.numbers
-                .binary_search_by(|n| n.as_bytes().cmp(digits))
-                .is_ok()
+            number_key(digits).is_some_and(|key| self.numbers.binary_search(&key).is_ok())
         };
         if find(number.digits()) {
             return true;
@@ -166,6 +164,24 @@ pub struct InboundCredential {
     pub password: crate::config::Secret,
     /// The trunk's `auth_realm`, else "trunkd".
     pub realm: Box<str>,
+}
+
+/// A string of up to 32 decimal digits as one integer, its length in the top bits so
+/// that leading zeros count: two digit strings are equal exactly when their keys are.
+/// Compared without `memcmp`, which the hot path would call once per probe.
+fn number_key(digits: &[u8]) -> Option<u128> {
+    if digits.len() > 32 {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u128::from(digit - b'0');
+    }
+    // 10^32 < 2^107: the value never reaches the length's bits.
+    Some((digits.len() as u128) << 112 | value)
 }
 
 /// The digits of a dialled number, on the stack.
@@ -236,12 +252,25 @@ impl Dialled {
 /// A longest-prefix-match table from source address to trunk indices.
 #[derive(Debug, Default)]
 struct PrefixTable {
-    /// (prefix length over the 128-bit key, masked key) → range in `candidates`, sorted.
-    entries: Vec<(u8, u128, u32, u32)>,
-    /// The distinct prefix lengths present, longest first.
-    lengths: Vec<u8>,
+    /// One level per prefix length present, longest first.
+    levels: Vec<Level>,
     candidates: Vec<u32>,
 }
+
+/// The prefixes of one length: a lookup masks the key once and binary-searches plain
+/// integers.
+#[derive(Debug)]
+struct Level {
+    /// Prefix length over the 128-bit key.
+    length: u8,
+    /// Masked keys, sorted.
+    prefixes: Box<[u128]>,
+    /// For each prefix, its range in `candidates`.
+    ranges: Box<[(u32, u32)]>,
+}
+
+/// A [`Level`] being built: its length, prefixes and ranges.
+type LevelBuilder = (u8, Vec<u128>, Vec<(u32, u32)>);
 
 fn key(address: IpAddr) -> u128 {
     match address {
@@ -269,36 +298,54 @@ impl PrefixTable {
                 (length, mask(key(net.addr()), length), trunk)
             })
             .collect();
-        keyed.sort_unstable();
+        // Longest first, then by prefix, then by trunk index.
+        keyed.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         keyed.dedup();
         let mut table = PrefixTable::default();
+        let mut level: Option<LevelBuilder> = None;
         for (length, prefix, trunk) in keyed {
-            match table.entries.last_mut() {
-                Some(entry) if entry.0 == length && entry.1 == prefix => entry.3 += 1,
+            if level
+                .as_ref()
+                .is_some_and(|(current, _, _)| *current != length)
+            {
+                table.push_level(level.take());
+            }
+            let (_, prefixes, ranges) =
+                level.get_or_insert_with(|| (length, Vec::new(), Vec::new()));
+            let index = table.candidates.len() as u32;
+            match (prefixes.last(), ranges.last_mut()) {
+                (Some(&last), Some(range)) if last == prefix => range.1 = index + 1,
                 _ => {
-                    let start = table.candidates.len() as u32;
-                    table.entries.push((length, prefix, start, 1));
+                    prefixes.push(prefix);
+                    ranges.push((index, index + 1));
                 }
             }
             table.candidates.push(trunk);
         }
-        table.lengths = table.entries.iter().map(|entry| entry.0).collect();
-        table.lengths.dedup();
-        table.lengths.reverse();
+        table.push_level(level);
         table
+    }
+
+    fn push_level(&mut self, level: Option<LevelBuilder>) {
+        if let Some((length, prefixes, ranges)) = level {
+            self.levels.push(Level {
+                length,
+                prefixes: prefixes.into(),
+                ranges: ranges.into(),
+            });
+        }
     }
 
     /// The trunks of each matching prefix, longest prefix first.
     fn matches(&self, address: IpAddr) -> impl Iterator<Item = &[u32]> {
         let key = key(canonical(address));
-        self.lengths.iter().filter_map(move |&length| {
-            let wanted = (length, mask(key, length));
-            let index = self
-                .entries
-                .binary_search_by(|entry| (entry.0, entry.1).cmp(&wanted))
+        self.levels.iter().filter_map(move |level| {
+            let index = level
+                .prefixes
+                .binary_search(&mask(key, level.length))
                 .ok()?;
-            let (_, _, start, count) = self.entries[index];
-            Some(&self.candidates[start as usize..(start + count) as usize])
+            let (start, end) = level.ranges[index];
+            Some(&self.candidates[start as usize..end as usize])
         })
     }
 }
@@ -316,9 +363,9 @@ pub fn canonical(address: IpAddr) -> IpAddr {
 pub struct Snapshot {
     pub trunks: Box<[TrunkPolicy]>,
     sources: PrefixTable,
-    /// Every trunk's numbers (E.164 digits) → trunk index, sorted: which trunk an INVITE
-    /// from an unknown source was meant for.
-    numbers: Box<[(Box<str>, u32)]>,
+    /// Every trunk's numbers (E.164 digits, as [`number_key`]s) → trunk index, sorted:
+    /// which trunk an INVITE from an unknown source was meant for.
+    numbers: Box<[(u128, u32)]>,
     /// Where admitted calls go; in-dialog requests from here are the backend's.
     backends: Box<[SocketAddr]>,
     pub on_unknown_source: UnknownSource,
@@ -355,10 +402,13 @@ impl Snapshot {
             networks.sort_unstable();
             networks.dedup();
             routes.extend(networks.iter().map(|net| (*net, index)));
-            let mut digits: Vec<Box<str>> =
-                trunk.numbers.iter().map(|n| n.digits().into()).collect();
+            let mut digits: Vec<u128> = trunk
+                .numbers
+                .iter()
+                .filter_map(|n| number_key(n.digits().as_bytes()))
+                .collect();
             digits.sort_unstable();
-            numbers.extend(digits.iter().map(|d| (d.clone(), index)));
+            numbers.extend(digits.iter().map(|&key| (key, index)));
             trunks.push(TrunkPolicy {
                 id: trunk.id.as_str().into(),
                 enabled: trunk.enabled,
@@ -402,6 +452,17 @@ impl Snapshot {
     /// one taking any number, then the longest prefix's first trunk (whose numbers will
     /// not match: a 404 that names the right carrier).
     pub fn trunk_for(&self, source: IpAddr, users: [Option<&[u8]>; 2]) -> Option<u32> {
+        self.trunk_and_ownership(source, users)
+            .map(|(index, _)| index)
+    }
+
+    /// [`Snapshot::trunk_for`], and whether the trunk owns a dialled number (what
+    /// [`TrunkPolicy::owns`] says of either user), found on the way.
+    pub fn trunk_and_ownership(
+        &self,
+        source: IpAddr,
+        users: [Option<&[u8]>; 2],
+    ) -> Option<(u32, bool)> {
         let mut first = None;
         let mut any_number = None;
         for candidates in self.sources.matches(source) {
@@ -411,20 +472,26 @@ impl Snapshot {
                 if trunk.numbers.is_empty() {
                     any_number.get_or_insert(index);
                 } else if users.iter().any(|user| trunk.owns(*user)) {
-                    return Some(index);
+                    return Some((index, true));
                 }
             }
         }
-        any_number.or(first)
+        // A trunk without numbers takes any; the first one's numbers matched neither user.
+        any_number
+            .map(|index| (index, true))
+            .or(first.map(|index| (index, false)))
     }
 
     /// The trunk owning a dialled number (exact E.164 digits), whatever the source.
     pub fn owner(&self, users: [Option<&[u8]>; 2]) -> Option<u32> {
-        users.iter().flatten().find_map(|user| {
-            let number = Dialled::parse(user)?;
+        let [first, second] = users;
+        // The Request-URI and To users are often the same: look it up once.
+        let second = second.filter(|&second| Some(second) != first);
+        [first, second].iter().flatten().find_map(|user| {
+            let key = number_key(Dialled::parse(user)?.digits())?;
             let index = self
                 .numbers
-                .binary_search_by(|(digits, _)| digits.as_bytes().cmp(number.digits()))
+                .binary_search_by(|(number, _)| number.cmp(&key))
                 .ok()?;
             Some(self.numbers[index].1)
         })
@@ -617,6 +684,60 @@ direction = "outbound"
             id(&s, s.owner([None, Some(b"+1-555-010-0002")])),
             Some("narrow")
         );
+    }
+
+    #[test]
+    fn ownership_comes_with_the_trunk() {
+        let s = snapshot(CONFIG);
+        let users: [&[u8]; 6] = [
+            b"+15550100001",
+            b"15550100002",
+            b"02079460000",
+            b"+442079460000",
+            b"alice",
+            b"+19999999999",
+        ];
+        for source in [
+            "192.0.2.10",
+            "192.0.2.11",
+            "198.51.100.20",
+            "2001:db8:1::1",
+            "203.0.113.7",
+            "192.0.3.1",
+        ] {
+            for first in users.iter().map(|&u| Some(u)).chain([None]) {
+                for second in users.iter().map(|&u| Some(u)).chain([None]) {
+                    let pair = [first, second];
+                    let expected = s.trunk_for(ip(source), pair).map(|index| {
+                        let trunk = &s.trunks[index as usize];
+                        (index, pair.iter().any(|user| trunk.owns(*user)))
+                    });
+                    assert_eq!(s.trunk_and_ownership(ip(source), pair), expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn number_keys_tell_digit_strings_apart() {
+        let strings: [&[u8]; 8] = [
+            b"",
+            b"0",
+            b"00",
+            b"1",
+            b"01",
+            b"10",
+            b"15550100001",
+            b"015550100001",
+        ];
+        for a in strings {
+            for b in strings {
+                assert_eq!(number_key(a) == number_key(b), a == b, "{a:?} {b:?}");
+            }
+        }
+        assert_eq!(number_key(&[b'9'; 32]).map(|key| key >> 112), Some(32));
+        assert_eq!(number_key(&[b'9'; 33]), None);
+        assert_eq!(number_key(b"12a"), None);
     }
 
     #[test]

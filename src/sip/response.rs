@@ -9,7 +9,63 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use super::scan::{HeaderName, ListValues, Params, Scan, ScanError, Via};
+use super::scan::{HeaderName, Lean, ListValues, NameAddr, Params, Rport, Scan, ScanError, Via};
+
+/// A scanned request a response can echo: a [`Scan`] or a [`Lean`].
+pub trait Echo<'a> {
+    /// The raw value of the first header called `name`.
+    fn raw(&self, name: HeaderName<'static>) -> Option<&'a [u8]>;
+    fn to(&self) -> Result<NameAddr<'a>, ScanError>;
+    fn call_id(&self) -> Result<&'a [u8], ScanError>;
+    /// The raw value of every Via header, top first.
+    fn via_values(&self) -> impl Iterator<Item = &'a [u8]>;
+    /// The first entry of the first Via header, and its parse.
+    fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError>;
+}
+
+impl<'a> Echo<'a> for Scan<'a, '_> {
+    fn raw(&self, name: HeaderName<'static>) -> Option<&'a [u8]> {
+        self.header(name)
+    }
+
+    fn to(&self) -> Result<NameAddr<'a>, ScanError> {
+        Scan::to(self)
+    }
+
+    fn call_id(&self) -> Result<&'a [u8], ScanError> {
+        Scan::call_id(self)
+    }
+
+    fn via_values(&self) -> impl Iterator<Item = &'a [u8]> {
+        self.header_values(HeaderName::Via)
+    }
+
+    fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError> {
+        Scan::top_via_entry(self)
+    }
+}
+
+impl<'a> Echo<'a> for Lean<'a> {
+    fn raw(&self, name: HeaderName<'static>) -> Option<&'a [u8]> {
+        self.header(name)
+    }
+
+    fn to(&self) -> Result<NameAddr<'a>, ScanError> {
+        Lean::to(self)
+    }
+
+    fn call_id(&self) -> Result<&'a [u8], ScanError> {
+        Lean::call_id(self)
+    }
+
+    fn via_values(&self) -> impl Iterator<Item = &'a [u8]> {
+        Lean::via_values(self)
+    }
+
+    fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError> {
+        Lean::top_via_entry(self)
+    }
+}
 
 /// Reason phrases for the codes trunkd answers with itself.
 pub fn reason_phrase(code: u16) -> &'static str {
@@ -40,9 +96,9 @@ pub fn reason_phrase(code: u16) -> &'static str {
 /// `extra` lines (`"Retry-After: 30"`) go before Content-Length. Fails, writing nothing
 /// useful, when the request lacks a header every response must echo (Via, From, To,
 /// Call-ID, CSeq): such a request gets no answer.
-pub fn write(
+pub fn write<'a>(
     out: &mut Vec<u8>,
-    request: &Scan<'_, '_>,
+    request: &impl Echo<'a>,
     source: SocketAddr,
     code: u16,
     reason: &str,
@@ -51,28 +107,30 @@ pub fn write(
 ) -> Result<(), ScanError> {
     out.clear();
     let from = request
-        .header(HeaderName::From)
+        .raw(HeaderName::From)
         .ok_or(ScanError::MissingHeader("From"))?;
     let to = request.to()?;
     let to_raw = request
-        .header(HeaderName::To)
+        .raw(HeaderName::To)
         .ok_or(ScanError::MissingHeader("To"))?;
     let call_id = request.call_id()?;
     let cseq = request
-        .header(HeaderName::CSeq)
+        .raw(HeaderName::CSeq)
         .ok_or(ScanError::MissingHeader("CSeq"))?;
-    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    out.extend_from_slice(b"SIP/2.0 ");
+    push_decimal(out, code);
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let mut first = true;
-    for header in request.headers() {
-        if header.name != HeaderName::Via {
-            continue;
-        }
+    for value in request.via_values() {
         out.extend_from_slice(b"Via: ");
         if first {
             first = false;
-            write_top_via(out, header.value, source)?;
+            let (entry, via) = request.top_via_entry()?;
+            stamp_top_via(out, value, entry, &via, source);
         } else {
-            out.extend_from_slice(header.value);
+            out.extend_from_slice(value);
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -114,31 +172,73 @@ pub(crate) fn write_top_via(
         .next()
         .ok_or(ScanError::MalformedHeader("Via"))?;
     let via = Via::parse(entry)?;
+    stamp_top_via(out, value, entry, &via, source);
+    Ok(())
+}
+
+/// [`write_top_via`] with the first entry (a slice of `value`) already parsed.
+fn stamp_top_via(out: &mut Vec<u8>, value: &[u8], entry: &[u8], via: &Via<'_>, source: SocketAddr) {
     let offset = |part: &[u8]| part.as_ptr() as usize - value.as_ptr() as usize;
     let entry_end = offset(entry) + entry.len();
     let source_ip = crate::inbound::snapshot::canonical(source.ip());
-    let rport_name = Params::new(via.params)
-        .map_while(Result::ok)
-        .find(|param| param.name.eq_ignore_ascii_case(b"rport") && param.value.is_none())
-        .map(|param| param.name);
+    // Without any rport parameter there is none to fill in.
+    let rport_name = (via.rport != Rport::Absent)
+        .then(|| {
+            Params::new(via.params)
+                .map_while(Result::ok)
+                .find(|param| param.name.eq_ignore_ascii_case(b"rport") && param.value.is_none())
+                .map(|param| param.name)
+        })
+        .flatten();
     match rport_name {
         Some(name) => {
             let end = offset(name) + name.len();
             out.extend_from_slice(&value[..end]);
-            let _ = write!(out, "={}", source.port());
+            out.push(b'=');
+            push_decimal(out, source.port());
             out.extend_from_slice(&value[end..entry_end]);
         }
         None => out.extend_from_slice(&value[..entry_end]),
     }
-    let sent_by_ip = std::str::from_utf8(via.sent_by_host)
-        .ok()
-        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
-        .and_then(|host| host.parse::<IpAddr>().ok());
-    if via.received.is_none() && (rport_name.is_some() || sent_by_ip != Some(source_ip)) {
-        let _ = write!(out, ";received={source_ip}");
+    let sent_by_ip = || {
+        std::str::from_utf8(via.sent_by_host)
+            .ok()
+            .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|host| host.parse::<IpAddr>().ok())
+    };
+    if via.received.is_none() && (rport_name.is_some() || sent_by_ip() != Some(source_ip)) {
+        out.extend_from_slice(b";received=");
+        match source_ip {
+            IpAddr::V4(v4) => {
+                for (index, octet) in v4.octets().into_iter().enumerate() {
+                    if index > 0 {
+                        out.push(b'.');
+                    }
+                    push_decimal(out, u16::from(octet));
+                }
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(out, "{v6}");
+            }
+        }
     }
     out.extend_from_slice(&value[entry_end..]);
-    Ok(())
+}
+
+/// `value` in decimal, as `write!(out, "{value}")` writes it, without the formatter.
+fn push_decimal(out: &mut Vec<u8>, value: u16) {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 #[cfg(test)]
@@ -224,6 +324,39 @@ Content-Length: 0\r\n\r\n"
         );
         let text = answer(INVITE, "[::ffff:10.0.0.5]:5060", None, &[]);
         assert!(text.contains(";rport=5060;received=10.0.0.5,"), "{text}");
+    }
+
+    #[test]
+    fn decimals_are_written_as_the_formatter_writes_them() {
+        for value in [0, 1, 9, 10, 99, 100, 403, 5060, 9999, 10000, 65535] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, value);
+            assert_eq!(out, value.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_lean_scan_gets_the_same_answer_as_a_full_one() {
+        let vias = String::from_utf8(INVITE.to_vec())
+            .unwrap()
+            .replace(";rport,", ";rport=1;rport,");
+        for request in [INVITE, vias.as_bytes()] {
+            for source in [
+                "203.0.113.9:40000",
+                "10.0.0.5:5060",
+                "[2001:db8::1]:5060",
+                "[::ffff:10.0.0.5]:5060",
+            ] {
+                let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+                let full = scan(request, &mut storage).unwrap();
+                let lean = crate::sip::scan::scan_lean(request, Default::default()).unwrap();
+                let source = source.parse().unwrap();
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                write(&mut a, &full, source, 200, "OK", Some(b"t"), &["X: y"]).unwrap();
+                write(&mut b, &lean, source, 200, "OK", Some(b"t"), &["X: y"]).unwrap();
+                assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - parses eagerly only what it needs to find the body and enforce those caps: the start
 //!   line, header names, Content-Length and the Via count. The top Via, From, To, CSeq,
 //!   Contact, Max-Forwards and the rest are parsed by an accessor on [`Scan`] when called.
+//!   [`scan_lean`] checks the same and keeps only the headers admission reads, without
+//!   header storage (the hot path's scan).
 //!
 //! It decides nothing: admitting, rejecting and answering belong to the callers.
 //!
@@ -24,18 +26,19 @@
 //! - empty elements in comma-separated lists (`a,,b`), which are skipped.
 //!
 //! Layout: caps and options, errors, character classes, the wire types, [`scan`], the lazy
-//! accessors on [`Scan`], the typed header views ([`Via`], [`NameAddr`], [`CSeq`],
+//! accessors on [`Scan`], the lean scan ([`scan_lean`], [`Lean`]), the typed header views ([`Via`], [`NameAddr`], [`CSeq`],
 //! [`Params`], [`ListValues`], [`unfold`]), then the stream framer in [`frame`]. Line
 //! finding (`next_line`), header-name lookup (`HeaderName::parse`) and the byte classes are
 //! small separate functions so a benchmark can swap any one of them.
 
+use core::cell::Cell;
+
 use memchr::memchr;
 use nom::{
     IResult, Parser,
-    branch::alt,
     bytes::complete::{take_while, take_while_m_n, take_while1},
     character::complete::char,
-    combinator::{cut, eof, opt, rest},
+    combinator::{eof, opt, rest},
     sequence::preceded,
 };
 
@@ -458,7 +461,8 @@ pub enum HeaderName<'a> {
     Other(&'a [u8]),
 }
 
-/// Every known name, searched by [`HeaderName::parse`] for full-form names.
+/// Every known name: what the tests check [`HeaderName::parse`] against.
+#[cfg(test)]
 static KNOWN_HEADERS: [HeaderName<'static>; 42] = [
     HeaderName::Via,
     HeaderName::From,
@@ -506,18 +510,67 @@ static KNOWN_HEADERS: [HeaderName<'static>; 42] = [
 
 impl<'a> HeaderName<'a> {
     /// Recognises a header name as written on the wire: full or compact form, any case.
+    ///
+    /// One comparison at most: the length and the first and last letters (lower-cased)
+    /// pick the only known name the bytes can be, which is then compared ignoring case.
+    /// Every known name starts and ends with a letter, and no two share all three.
     pub fn parse(name: &'a [u8]) -> Self {
-        if let [letter] = name {
-            return Self::compact(*letter).unwrap_or(HeaderName::Other(name));
+        let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+            return HeaderName::Other(name);
+        };
+        if name.len() == 1 {
+            return Self::compact(first).unwrap_or(HeaderName::Other(name));
         }
-        KNOWN_HEADERS
-            .iter()
-            .find(|known| {
-                let canonical = known.canonical().as_bytes();
-                canonical.len() == name.len() && canonical.eq_ignore_ascii_case(name)
-            })
-            .copied()
-            .unwrap_or(HeaderName::Other(name))
+        let candidate = match (name.len(), first | 0x20, last | 0x20) {
+            (2, b't', b'o') => HeaderName::To,
+            (3, b'v', b'a') => HeaderName::Via,
+            (4, b'f', b'm') => HeaderName::From,
+            (4, b'c', b'q') => HeaderName::CSeq,
+            (5, b'a', b'w') => HeaderName::Allow,
+            (5, b'r', b'e') => HeaderName::Route,
+            (5, b'e', b't') => HeaderName::Event,
+            (6, b'a', b't') => HeaderName::Accept,
+            (6, b's', b'r') => HeaderName::Server,
+            (6, b'm', b'e') => HeaderName::MinSe,
+            (6, b'r', b'n') => HeaderName::Reason,
+            (7, b'c', b'd') => HeaderName::CallId,
+            (7, b'c', b't') => HeaderName::Contact,
+            (7, b'r', b'e') => HeaderName::Require,
+            (7, b'e', b's') => HeaderName::Expires,
+            (7, b's', b't') => HeaderName::Subject,
+            (7, b'p', b'y') => HeaderName::Privacy,
+            (8, b'r', b'o') => HeaderName::ReferTo,
+            (8, b'i', b'y') => HeaderName::Identity,
+            (9, b's', b'd') => HeaderName::Supported,
+            (10, b'u', b't') => HeaderName::UserAgent,
+            (11, b'u', b'd') => HeaderName::Unsupported,
+            (11, b'm', b's') => HeaderName::MinExpires,
+            (11, b'r', b'r') => HeaderName::RetryAfter,
+            (11, b'r', b'y') => HeaderName::ReferredBy,
+            (12, b'm', b's') => HeaderName::MaxForwards,
+            (12, b'c', b'e') => HeaderName::ContentType,
+            (12, b'r', b'e') => HeaderName::RecordRoute,
+            (12, b'a', b's') => HeaderName::AllowEvents,
+            (13, b'p', b'e') => HeaderName::ProxyRequire,
+            (13, b'a', b'n') => HeaderName::Authorization,
+            (13, b'i', b'o') => HeaderName::IdentityInfo,
+            (14, b'c', b'h') => HeaderName::ContentLength,
+            (14, b'a', b't') => HeaderName::AcceptContact,
+            (14, b'r', b't') => HeaderName::RejectContact,
+            (15, b's', b's') => HeaderName::SessionExpires,
+            (16, b'c', b'g') => HeaderName::ContentEncoding,
+            (16, b'w', b'e') => HeaderName::WwwAuthenticate,
+            (18, b'p', b'e') => HeaderName::ProxyAuthenticate,
+            (19, b'p', b'n') => HeaderName::ProxyAuthorization,
+            (19, b'p', b'y') => HeaderName::PAssertedIdentity,
+            (19, b'r', b'n') => HeaderName::RequestDisposition,
+            _ => return HeaderName::Other(name),
+        };
+        if candidate.canonical().as_bytes().eq_ignore_ascii_case(name) {
+            candidate
+        } else {
+            HeaderName::Other(name)
+        }
     }
 
     /// RFC 3261 §7.3.3 compact forms, with the later ones from the IANA registry.
@@ -931,6 +984,35 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
 }
 
 fn request_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    // token SP 1*URI SP version, all of the line.
+    let method_len = line.iter().take_while(|&&b| is_token(b)).count();
+    let after_method = line.get(method_len + 1..).unwrap_or_default();
+    let uri_len = after_method.iter().take_while(|&&b| is_uri(b)).count();
+    let version = after_method.get(uri_len + 1..).unwrap_or_default();
+    let well_formed = method_len > 0
+        && line.get(method_len) == Some(&b' ')
+        && uri_len > 0
+        && after_method.get(uri_len) == Some(&b' ')
+        && !version.is_empty()
+        && version
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'/' || b == b'.');
+    if !well_formed {
+        return Err(ScanError::StartLine);
+    }
+    let method = line.get(..method_len).unwrap_or_default();
+    let uri = after_method.get(..uri_len).unwrap_or_default();
+    check_version(version)?;
+    if uri_scheme(uri).is_none() {
+        return Err(ScanError::StartLine);
+    }
+    let method = Method::parse(method).ok_or(ScanError::StartLine)?;
+    Ok(StartLine::Request { method, uri })
+}
+
+/// The nom parser [`request_line`] replaced, as the reference the tests hold it to.
+#[cfg(test)]
+fn request_line_nom(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
     let parsed: Res<'_, _> = (
         take_while1(is_token),
         char(' '),
@@ -1062,13 +1144,13 @@ impl<'a, 'h> Scan<'a, 'h> {
 
     /// The top Via: the first value of the first Via header (RFC 3261 §8.2.6, §18.2.1).
     pub fn top_via(&self) -> Result<Via<'a>, ScanError> {
-        let value = self
-            .header(HeaderName::Via)
-            .ok_or(ScanError::MissingHeader("Via"))?;
-        let first = ListValues::new(value)
-            .next()
-            .ok_or(ScanError::MalformedHeader("Via"))?;
-        Via::parse(first)
+        self.top_via_entry().map(|(_, via)| via)
+    }
+
+    /// The top Via entry as written (the first entry of the first Via header) and its
+    /// parse.
+    pub fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError> {
+        top_via(self.header(HeaderName::Via))
     }
 
     /// Every Via entry, top first, each parsed when the iterator reaches it.
@@ -1089,52 +1171,27 @@ impl<'a, 'h> Scan<'a, 'h> {
     }
 
     fn name_addr(&self, name: HeaderName<'static>) -> Result<NameAddr<'a>, ScanError> {
-        let label = name.canonical();
-        let value = self.header(name).ok_or(ScanError::MissingHeader(label))?;
-        NameAddr::parse(value).map_err(|_| ScanError::MalformedHeader(label))
+        name_addr(name, self.header(name))
     }
 
     /// The Call-ID (RFC 3261 §20.8): `word [ "@" word ]`, compared byte for byte.
     pub fn call_id(&self) -> Result<&'a [u8], ScanError> {
-        let value = self
-            .header(HeaderName::CallId)
-            .ok_or(ScanError::MissingHeader("Call-ID"))?;
-        if value.is_empty() || !value.iter().all(|&b| CALL_ID[usize::from(b)]) {
-            return Err(ScanError::MalformedHeader("Call-ID"));
-        }
-        Ok(value)
+        call_id(self.header(HeaderName::CallId))
     }
 
     /// The CSeq (RFC 3261 §20.16).
     pub fn cseq(&self) -> Result<CSeq<'a>, ScanError> {
-        let value = self
-            .header(HeaderName::CSeq)
-            .ok_or(ScanError::MissingHeader("CSeq"))?;
-        CSeq::parse(value)
+        cseq(self.header(HeaderName::CSeq))
     }
 
     /// Max-Forwards (RFC 3261 §20.22), `None` when absent; above 255 is malformed.
     pub fn max_forwards(&self) -> Result<Option<u32>, ScanError> {
-        let Some(value) = self.header(HeaderName::MaxForwards) else {
-            return Ok(None);
-        };
-        parse_decimal(value, u64::from(MAX_MAX_FORWARDS))
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or(ScanError::MalformedHeader("Max-Forwards"))
+        max_forwards(self.header(HeaderName::MaxForwards))
     }
 
     /// The first Contact entry (RFC 3261 §20.10), `None` when there is no Contact header.
     pub fn contact(&self) -> Result<Option<Contact<'a>>, ScanError> {
-        match self.header(HeaderName::Contact) {
-            None => Ok(None),
-            Some(value) => {
-                let first = ListValues::new(value)
-                    .next()
-                    .ok_or(ScanError::MalformedHeader("Contact"))?;
-                Contact::parse(first).map(Some)
-            }
-        }
+        contact(self.header(HeaderName::Contact))
     }
 
     /// Every Contact entry across all Contact headers, each parsed when reached.
@@ -1142,6 +1199,497 @@ impl<'a, 'h> Scan<'a, 'h> {
         self.header_values(HeaderName::Contact)
             .flat_map(ListValues::new)
             .map(Contact::parse)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The lean scan: one pass, only what admission reads
+// ---------------------------------------------------------------------------------------
+
+/// A message scanned by [`scan_lean`]: the same checks as [`scan_with`] (it accepts and
+/// refuses exactly what `scan_with` does with [`MAX_HEADERS`] slots, with the same
+/// error), but instead of every header it keeps where the first Via, From, To, Call-ID,
+/// CSeq, Max-Forwards, Contact and Content-Length are. Any other header is found by
+/// walking the (already checked) header lines again, in [`Lean::headers`].
+///
+/// The top Via and To are parsed at most once, on first use, and kept.
+#[derive(Clone, Debug)]
+pub struct Lean<'a> {
+    bytes: &'a [u8],
+    start_line: StartLine<'a>,
+    /// Where the first header line starts (just past the start line).
+    headers_start: usize,
+    header_count: usize,
+    via: Option<&'a [u8]>,
+    /// Via header lines (not entries).
+    via_headers: usize,
+    from: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    call_id: Option<&'a [u8]>,
+    cseq: Option<&'a [u8]>,
+    max_forwards: Option<&'a [u8]>,
+    contact: Option<&'a [u8]>,
+    content_length: Option<usize>,
+    via_count: usize,
+    body: &'a [u8],
+    message_len: usize,
+    top_via: Cell<Option<TopVia<'a>>>,
+    to_parsed: Cell<Option<Result<NameAddr<'a>, ScanError>>>,
+}
+
+type TopVia<'a> = Result<(&'a [u8], Via<'a>), ScanError>;
+
+/// Scans one complete message like [`scan_with`] (with [`MAX_HEADERS`] header slots),
+/// without header storage: see [`Lean`].
+///
+/// A single pass finds the line ends (memchr), checks each header name and records the
+/// headers of [`Lean`]; one more pass over the head counts control bytes, which must be
+/// exactly each line's CR and LF. Anything else (a fold, a bare LF, a stray control
+/// byte, any error) is handed to [`scan_with`], whose answer is returned: the fast path
+/// only ever accepts, never refuses.
+pub fn scan_lean(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> {
+    if let Some(lean) = lean_fast(bytes, options) {
+        return Ok(lean);
+    }
+    let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+    let scanned = scan_with(bytes, &mut storage, options)?;
+    Ok(Lean::of(bytes, &scanned))
+}
+
+/// Control bytes (C0 but HTAB, and DEL) in `bytes`; counted 64 at a time in byte lanes.
+fn count_controls(bytes: &[u8]) -> usize {
+    fn is_control(byte: u8) -> u8 {
+        u8::from((byte < 0x20 && byte != b'\t') || byte == 0x7F)
+    }
+    let mut chunks = bytes.chunks_exact(64);
+    let mut total = 0;
+    for chunk in &mut chunks {
+        let count: u8 = chunk.iter().fold(0, |count, &b| count + is_control(b));
+        total += usize::from(count);
+    }
+    total
+        + chunks
+            .remainder()
+            .iter()
+            .map(|&b| usize::from(is_control(b)))
+            .sum::<usize>()
+}
+
+/// The common case of [`scan_with`]: CRLF lines, no folds, nothing refused. `None` for
+/// anything else, which [`scan_lean`] hands to `scan_with`.
+fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
+    if bytes.len() > MAX_MESSAGE_LEN {
+        return None;
+    }
+    let lf = memchr(b'\n', bytes)?;
+    let content_end = lf.checked_sub(1)?;
+    if bytes.get(content_end) != Some(&b'\r') || content_end > MAX_HEADER_LINE {
+        return None;
+    }
+    let start_line = parse_start_line(bytes.get(..content_end)?).ok()?;
+    let headers_start = lf + 1;
+    let mut lean = Lean {
+        bytes,
+        start_line,
+        headers_start,
+        header_count: 0,
+        via: None,
+        via_headers: 0,
+        from: None,
+        to: None,
+        call_id: None,
+        cseq: None,
+        max_forwards: None,
+        contact: None,
+        content_length: None,
+        via_count: 0,
+        body: &[],
+        message_len: 0,
+        top_via: Cell::new(None),
+        to_parsed: Cell::new(None),
+    };
+    let mut position = headers_start;
+    // Lines read, the start line and the empty line included: each ends in CR LF.
+    let mut lines = 1;
+    loop {
+        let rest = bytes.get(position..)?;
+        let lf = memchr(b'\n', rest)?;
+        let line = rest.get(..lf.checked_sub(1)?)?;
+        if rest.get(lf - 1) != Some(&b'\r') {
+            return None;
+        }
+        lines += 1;
+        position += lf + 1;
+        if line.is_empty() {
+            break;
+        }
+        if line.len() > MAX_HEADER_LINE
+            || lean.header_count == MAX_HEADERS
+            || rest.get(lf + 1).is_some_and(|&b| is_wsp(b))
+        {
+            return None;
+        }
+        let name_len = line.iter().take_while(|&&b| is_token(b)).count();
+        let colon = name_len
+            + line
+                .get(name_len..)?
+                .iter()
+                .take_while(|&&b| is_wsp(b))
+                .count();
+        if name_len == 0 || line.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value = trim_lws(line.get(colon + 1..)?);
+        lean.header_count += 1;
+        let slot = match lean_name(line.get(..name_len)?) {
+            HeaderName::Via => {
+                let entries = if memchr(b',', value).is_none() {
+                    usize::from(!value.is_empty())
+                } else {
+                    ListValues::new(value).take(MAX_VIAS + 1).count()
+                };
+                lean.via_count += entries;
+                if lean.via_count > MAX_VIAS {
+                    return None;
+                }
+                lean.via_headers += 1;
+                lean.via.get_or_insert(value);
+                continue;
+            }
+            HeaderName::Contact => {
+                lean.contact.get_or_insert(value);
+                continue;
+            }
+            HeaderName::ContentLength => {
+                if lean.content_length.is_some() {
+                    return None;
+                }
+                lean.content_length = Some(parse_content_length(value)?);
+                continue;
+            }
+            HeaderName::From => &mut lean.from,
+            HeaderName::To => &mut lean.to,
+            HeaderName::CallId => &mut lean.call_id,
+            HeaderName::CSeq => &mut lean.cseq,
+            HeaderName::MaxForwards => &mut lean.max_forwards,
+            _ => continue,
+        };
+        // A singleton: a second one is refused by scan_with.
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    // Every control byte of the head must be one of the lines' CR LF: no stray CR, NUL,
+    // DEL or other control byte in a start line or value (HTAB passes).
+    if count_controls(bytes.get(..position)?) != 2 * lines {
+        return None;
+    }
+    let available = bytes.get(position..)?;
+    lean.body = match lean.content_length {
+        Some(length) => available.get(..length)?,
+        None if options.require_content_length => return None,
+        None => available,
+    };
+    lean.message_len = position + lean.body.len();
+    Some(lean)
+}
+
+/// [`HeaderName::parse`] for the names [`Lean`] keeps (and the singletons among them);
+/// `Other` for every other name, known or not. Most names are told apart by their length
+/// and first letter without comparing them.
+fn lean_name(name: &[u8]) -> HeaderName<'_> {
+    fn is(name: &[u8], lower: &[u8]) -> bool {
+        name.len() == lower.len()
+            && name
+                .iter()
+                .zip(lower)
+                .all(|(&byte, &expected)| byte.to_ascii_lowercase() == expected)
+    }
+    let Some(&first) = name.first() else {
+        return HeaderName::Other(name);
+    };
+    match (name.len(), first | 0x20) {
+        (1, b'v') => HeaderName::Via,
+        (1, b'f') => HeaderName::From,
+        (1, b't') => HeaderName::To,
+        (1, b'i') => HeaderName::CallId,
+        (1, b'l') => HeaderName::ContentLength,
+        (1, b'm') => HeaderName::Contact,
+        (2, b't') if is(name, b"to") => HeaderName::To,
+        (3, b'v') if is(name, b"via") => HeaderName::Via,
+        (4, b'f') if is(name, b"from") => HeaderName::From,
+        (4, b'c') if is(name, b"cseq") => HeaderName::CSeq,
+        (7, b'c') if is(name, b"call-id") => HeaderName::CallId,
+        (7, b'c') if is(name, b"contact") => HeaderName::Contact,
+        (12, b'm') if is(name, b"max-forwards") => HeaderName::MaxForwards,
+        (14, b'c') if is(name, b"content-length") => HeaderName::ContentLength,
+        _ => HeaderName::Other(name),
+    }
+}
+
+impl<'a> Lean<'a> {
+    /// The lean view of a message [`scan_with`] accepted.
+    fn of(bytes: &'a [u8], scanned: &Scan<'a, '_>) -> Self {
+        let first = |name: HeaderName<'static>| scanned.header(name);
+        Lean {
+            bytes,
+            start_line: scanned.start_line(),
+            headers_start: memchr(b'\n', bytes).map_or(bytes.len(), |lf| lf + 1),
+            header_count: scanned.headers().len(),
+            via: first(HeaderName::Via),
+            via_headers: scanned.header_values(HeaderName::Via).count(),
+            from: first(HeaderName::From),
+            to: first(HeaderName::To),
+            call_id: first(HeaderName::CallId),
+            cseq: first(HeaderName::CSeq),
+            max_forwards: first(HeaderName::MaxForwards),
+            contact: first(HeaderName::Contact),
+            content_length: scanned.content_length(),
+            via_count: scanned.via_count(),
+            body: scanned.body(),
+            message_len: scanned.message_len(),
+            top_via: Cell::new(None),
+            to_parsed: Cell::new(None),
+        }
+    }
+
+    pub fn start_line(&self) -> StartLine<'a> {
+        self.start_line
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start_line, StartLine::Request { .. })
+    }
+
+    /// The request method; `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start_line {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code; `None` for a request.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.start_line {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The raw Request-URI; `None` for a response.
+    pub fn request_uri(&self) -> Option<&'a [u8]> {
+        match self.start_line {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The user part of a sip:, sips: or tel: Request-URI (see [`uri_user`]).
+    pub fn request_uri_user(&self) -> Option<&'a [u8]> {
+        self.request_uri().and_then(uri_user)
+    }
+
+    /// How many header lines the message has.
+    pub fn header_count(&self) -> usize {
+        self.header_count
+    }
+
+    /// Every header, in message order, as [`Scan::headers`] holds them: read again from
+    /// the checked bytes.
+    pub fn headers(&self) -> LeanHeaders<'a> {
+        LeanHeaders {
+            bytes: self.bytes,
+            position: self.headers_start,
+        }
+    }
+
+    /// The raw value of the first header called `name`.
+    pub fn header(&self, name: HeaderName<'_>) -> Option<&'a [u8]> {
+        match name {
+            HeaderName::Via => self.via,
+            HeaderName::From => self.from,
+            HeaderName::To => self.to,
+            HeaderName::CallId => self.call_id,
+            HeaderName::CSeq => self.cseq,
+            HeaderName::MaxForwards => self.max_forwards,
+            HeaderName::Contact => self.contact,
+            _ => self.header_values(name).next(),
+        }
+    }
+
+    /// The raw values of every header called `name`, in message order.
+    pub fn header_values<'n>(
+        &self,
+        name: HeaderName<'n>,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.headers()
+            .filter(move |header| header.name == name)
+            .map(|header| header.value)
+    }
+
+    /// The raw values of every Via header, top first.
+    pub fn via_values(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        // One Via header (the usual case) needs no walk.
+        let single = (self.via_headers == 1).then_some(self.via).flatten();
+        let walk = (self.via_headers > 1).then(|| self.header_values(HeaderName::Via));
+        single.into_iter().chain(walk.into_iter().flatten())
+    }
+
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    pub fn content_length(&self) -> Option<usize> {
+        self.content_length
+    }
+
+    pub fn message_len(&self) -> usize {
+        self.message_len
+    }
+
+    pub fn via_count(&self) -> usize {
+        self.via_count
+    }
+
+    /// The top Via, parsed on the first call and kept: see [`Scan::top_via`].
+    pub fn top_via(&self) -> Result<Via<'a>, ScanError> {
+        self.top_via_entry().map(|(_, via)| via)
+    }
+
+    /// The top Via entry as written (the first entry of the first Via header) and its
+    /// parse.
+    pub fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError> {
+        if let Some(parsed) = self.top_via.get() {
+            return parsed;
+        }
+        let parsed = top_via(self.via);
+        self.top_via.set(Some(parsed));
+        parsed
+    }
+
+    /// Every Via entry, top first, each parsed when the iterator reaches it.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ScanError>> + use<'a> {
+        self.via_values().flat_map(ListValues::new).map(Via::parse)
+    }
+
+    pub fn from(&self) -> Result<NameAddr<'a>, ScanError> {
+        name_addr(HeaderName::From, self.from)
+    }
+
+    /// The To header, parsed on the first call and kept.
+    pub fn to(&self) -> Result<NameAddr<'a>, ScanError> {
+        if let Some(parsed) = self.to_parsed.get() {
+            return parsed;
+        }
+        let parsed = name_addr(HeaderName::To, self.to);
+        self.to_parsed.set(Some(parsed));
+        parsed
+    }
+
+    pub fn call_id(&self) -> Result<&'a [u8], ScanError> {
+        call_id(self.call_id)
+    }
+
+    pub fn cseq(&self) -> Result<CSeq<'a>, ScanError> {
+        cseq(self.cseq)
+    }
+
+    pub fn max_forwards(&self) -> Result<Option<u32>, ScanError> {
+        max_forwards(self.max_forwards)
+    }
+
+    pub fn contact(&self) -> Result<Option<Contact<'a>>, ScanError> {
+        contact(self.contact)
+    }
+
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ScanError>> + use<'a> {
+        self.header_values(HeaderName::Contact)
+            .flat_map(ListValues::new)
+            .map(Contact::parse)
+    }
+}
+
+/// The headers of a [`Lean`] message, read again from its checked bytes.
+#[derive(Clone, Debug)]
+pub struct LeanHeaders<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Iterator for LeanHeaders<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        // The message scanned: every line ends (in CRLF, or in LF where that was allowed),
+        // and reading it again with bare LF allowed finds the same lines.
+        let line = next_line(self.bytes, self.position, true).ok()?;
+        if line.content_end == self.position {
+            return None;
+        }
+        let (header, next) = read_header(self.bytes, self.position, line, true).ok()?;
+        self.position = next;
+        Some(header)
+    }
+}
+
+// What the accessors of [`Scan`] and [`Lean`] read from a header's raw value (the first
+// header of its name, `None` when there is none), so the two can never disagree.
+
+/// The first entry of the first Via value, and its parse.
+fn top_via(value: Option<&[u8]>) -> Result<(&[u8], Via<'_>), ScanError> {
+    let value = value.ok_or(ScanError::MissingHeader("Via"))?;
+    let first = first_list_value(value).ok_or(ScanError::MalformedHeader("Via"))?;
+    Ok((first, Via::parse(first)?))
+}
+
+/// `ListValues::new(value).next()`, without walking a value that holds no comma.
+fn first_list_value(value: &[u8]) -> Option<&[u8]> {
+    if memchr(b',', value).is_none() {
+        let value = trim_lws(value);
+        return (!value.is_empty()).then_some(value);
+    }
+    ListValues::new(value).next()
+}
+
+fn name_addr<'a>(
+    name: HeaderName<'static>,
+    value: Option<&'a [u8]>,
+) -> Result<NameAddr<'a>, ScanError> {
+    let label = name.canonical();
+    let value = value.ok_or(ScanError::MissingHeader(label))?;
+    NameAddr::parse(value).map_err(|_| ScanError::MalformedHeader(label))
+}
+
+fn call_id(value: Option<&[u8]>) -> Result<&[u8], ScanError> {
+    let value = value.ok_or(ScanError::MissingHeader("Call-ID"))?;
+    if value.is_empty() || !value.iter().all(|&b| CALL_ID[usize::from(b)]) {
+        return Err(ScanError::MalformedHeader("Call-ID"));
+    }
+    Ok(value)
+}
+
+fn cseq(value: Option<&[u8]>) -> Result<CSeq<'_>, ScanError> {
+    CSeq::parse(value.ok_or(ScanError::MissingHeader("CSeq"))?)
+}
+
+fn max_forwards(value: Option<&[u8]>) -> Result<Option<u32>, ScanError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    parse_decimal(value, u64::from(MAX_MAX_FORWARDS))
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or(ScanError::MalformedHeader("Max-Forwards"))
+}
+
+fn contact(value: Option<&[u8]>) -> Result<Option<Contact<'_>>, ScanError> {
+    match value {
+        None => Ok(None),
+        Some(value) => {
+            let first = first_list_value(value).ok_or(ScanError::MalformedHeader("Contact"))?;
+            Contact::parse(first).map(Some)
+        }
     }
 }
 
@@ -1209,6 +1757,27 @@ impl<'a> Via<'a> {
     /// Parses one Via entry, as split by [`ListValues`].
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+        let value = trim_lws(value);
+        // The usual `SIP/2.0/UDP host...`, without LWS inside sent-protocol, read by hand;
+        // anything else by the grammar below.
+        if let Some(rest) = value
+            .get(..8)
+            .filter(|prefix| prefix.eq_ignore_ascii_case(b"SIP/2.0/"))
+            .and_then(|_| value.get(8..))
+        {
+            let transport_len = rest.iter().take_while(|&&b| is_token(b)).count();
+            let spaces = rest
+                .get(transport_len..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|&&b| is_lws(b))
+                .count();
+            if transport_len > 0 && spaces > 0 {
+                let transport = rest.get(..transport_len).unwrap_or_default();
+                let after = rest.get(transport_len + spaces..).unwrap_or_default();
+                return Self::parse_sent_by(transport, after);
+            }
+        }
         let (after, (protocol, _, _, _, version, _, _, _, transport, _)) = (
             take_while1(is_token),
             lws0,
@@ -1221,11 +1790,17 @@ impl<'a> Via<'a> {
             take_while1(is_token),
             take_while1(is_lws),
         )
-            .parse(trim_lws(value))
+            .parse(value)
             .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| MALFORMED)?;
         if !protocol.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
             return Err(MALFORMED);
         }
+        Self::parse_sent_by(transport, after)
+    }
+
+    /// What follows sent-protocol and its LWS: `sent-by *( SEMI via-params )`.
+    fn parse_sent_by(transport: &'a [u8], after: &'a [u8]) -> Result<Self, ScanError> {
+        const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
         let (params, (host, port)) = sent_by(after).map_err(|_| MALFORMED)?;
         let mut via = Via {
             transport: Transport::parse(transport),
@@ -1328,7 +1903,58 @@ pub struct Param<'a> {
 }
 
 /// `generic-param = token [ EQUAL gen-value ]`, preceded by `SEMI = SWS ";" SWS`.
-fn generic_param(input: &[u8]) -> Res<'_, Param<'_>> {
+/// Returns the parameter and what follows it; `None` when `input` does not start with
+/// one. Once `=` is seen a value must follow: `;a="open` is malformed, not a flag.
+fn generic_param(input: &[u8]) -> Option<(&[u8], Param<'_>)> {
+    let skip_lws = |bytes: &[u8], from: usize| {
+        from + bytes
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| is_lws(b))
+            .count()
+    };
+    let semi = skip_lws(input, 0);
+    if input.get(semi) != Some(&b';') {
+        return None;
+    }
+    let name_start = skip_lws(input, semi + 1);
+    let after_name = input.get(name_start..)?;
+    let name_len = after_name.iter().take_while(|&&b| is_token(b)).count();
+    if name_len == 0 {
+        return None;
+    }
+    let name = after_name.get(..name_len)?;
+    let name_end = name_start + name_len;
+    let equal = skip_lws(input, name_end);
+    if input.get(equal) != Some(&b'=') {
+        let rest = input.get(name_end..)?;
+        return Some((rest, Param { name, value: None }));
+    }
+    let value_start = skip_lws(input, equal + 1);
+    let tail = input.get(value_start..)?;
+    let (rest, value) = if tail.first() == Some(&b'"') {
+        quoted_string(tail).ok()?
+    } else {
+        let len = tail.iter().take_while(|&&b| is_param_value(b)).count();
+        if len == 0 {
+            return None;
+        }
+        (tail.get(len..)?, tail.get(..len)?)
+    };
+    Some((
+        rest,
+        Param {
+            name,
+            value: Some(value),
+        },
+    ))
+}
+
+/// The nom parser [`generic_param`] replaced, as the reference the tests hold it to.
+#[cfg(test)]
+fn generic_param_nom(input: &[u8]) -> Res<'_, Param<'_>> {
+    use nom::{branch::alt, combinator::cut};
     let (input, (_, _, _, name, value)) = (
         lws0,
         char(';'),
@@ -1336,7 +1962,6 @@ fn generic_param(input: &[u8]) -> Res<'_, Param<'_>> {
         take_while1(is_token),
         opt(preceded(
             (lws0, char('='), lws0),
-            // Once `=` is seen a value must follow: `;a="open` is malformed, not a flag.
             cut(alt((quoted_string, take_while1(is_param_value)))),
         )),
     )
@@ -1372,11 +1997,11 @@ impl<'a> Iterator for Params<'a> {
             return None;
         }
         match generic_param(self.rest) {
-            Ok((rest, param)) => {
+            Some((rest, param)) => {
                 self.rest = rest;
                 Some(Ok(param))
             }
-            Err(_) => {
+            None => {
                 self.rest = &[];
                 Some(Err(ScanError::MalformedParameters))
             }
@@ -1859,10 +2484,81 @@ v=0\r\n";
         scan(bytes, &mut storage).expect_err("scan should fail")
     }
 
+    /// [`scan_lean`] accepts and refuses what [`scan_with`] does, with the same error,
+    /// and every accessor of the two agrees. Returns whether the fast path took it.
+    fn assert_lean_agrees(bytes: &[u8], options: ScanOptions) -> bool {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let full = scan_with(bytes, &mut storage, options);
+        let fast = lean_fast(bytes, options).is_some();
+        let lean = scan_lean(bytes, options);
+        let (full, lean) = match (full, lean) {
+            (Err(a), Err(b)) => {
+                assert_eq!(a, b, "{bytes:?}");
+                assert!(!fast);
+                return false;
+            }
+            (Ok(full), Ok(lean)) => (full, lean),
+            (full, lean) => panic!("scan_with {full:?}, scan_lean {lean:?}: {bytes:?}"),
+        };
+        let headers: Vec<Header<'_>> = lean.headers().collect();
+        assert_eq!(headers, full.headers(), "{bytes:?}");
+        assert_eq!(lean.header_count(), full.headers().len());
+        assert_eq!(lean.start_line(), full.start_line());
+        assert_eq!(lean.method(), full.method());
+        assert_eq!(lean.status_code(), full.status_code());
+        assert_eq!(lean.request_uri_user(), full.request_uri_user());
+        let tracked = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+            HeaderName::MaxForwards,
+            HeaderName::Contact,
+            HeaderName::ContentLength,
+            HeaderName::ProxyAuthorization,
+        ];
+        for name in tracked
+            .into_iter()
+            .chain(full.headers().iter().map(|header| header.name))
+        {
+            assert_eq!(lean.header(name), full.header(name), "{name:?}");
+            assert!(lean.header_values(name).eq(full.header_values(name)));
+        }
+        assert!(lean.via_values().eq(full.header_values(HeaderName::Via)));
+        assert_eq!(lean.body().as_ptr(), full.body().as_ptr());
+        assert_eq!(lean.body().len(), full.body().len());
+        assert_eq!(lean.content_length(), full.content_length());
+        assert_eq!(lean.message_len(), full.message_len());
+        assert_eq!(lean.via_count(), full.via_count());
+        for _ in 0..2 {
+            // Twice: the second answer comes from the cache.
+            assert_eq!(lean.top_via(), full.top_via());
+            assert_eq!(lean.to(), full.to());
+        }
+        if let Ok((entry, via)) = lean.top_via_entry() {
+            assert_eq!(
+                Some(entry),
+                full.header(HeaderName::Via)
+                    .and_then(|v| ListValues::new(v).next())
+            );
+            assert_eq!(Via::parse(entry), Ok(via));
+        }
+        assert!(lean.vias().eq(full.vias()));
+        assert_eq!(lean.from(), full.from());
+        assert_eq!(lean.call_id(), full.call_id());
+        assert_eq!(lean.cseq(), full.cseq());
+        assert_eq!(lean.max_forwards(), full.max_forwards());
+        assert_eq!(lean.contact(), full.contact());
+        assert!(lean.contacts().eq(full.contacts()));
+        fast
+    }
+
     /// Calls every accessor and helper, for the never-panics loops.
     fn exercise(bytes: &[u8]) {
         let mut storage = [EMPTY_HEADER; MAX_HEADERS];
         for options in [ScanOptions::DATAGRAM, ScanOptions::STREAM, LENIENT] {
+            assert_lean_agrees(bytes, options);
             if let Ok(message) = scan_with(bytes, &mut storage, options) {
                 let _ = message.top_via();
                 let _ = message.vias().count();
@@ -1888,6 +2584,143 @@ v=0\r\n";
         }
         let _ = frame(bytes, MAX_MESSAGE_LEN);
         let _ = frame(bytes, 64);
+    }
+
+    // --- the lean scan ----------------------------------------------------------------
+
+    #[test]
+    fn lean_scan_agrees_with_the_full_scan_on_the_corpus() {
+        let mut fast = 0;
+        let mut files = 0;
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data")).unwrap()
+        {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|extension| extension != "sip") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            files += 1;
+            for options in [ScanOptions::DATAGRAM, ScanOptions::STREAM, LENIENT] {
+                fast += usize::from(assert_lean_agrees(&bytes, options));
+                // Line by line, every prefix and every line dropped.
+                for end in 0..bytes.len() {
+                    assert_lean_agrees(&bytes[..end], options);
+                }
+                let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+                for skip in 0..lines.len() {
+                    let without: Vec<u8> = lines
+                        .iter()
+                        .enumerate()
+                        .filter(|(index, _)| *index != skip)
+                        .flat_map(|(_, line)| line.iter().copied())
+                        .collect();
+                    assert_lean_agrees(&without, options);
+                    let doubled: Vec<u8> = lines
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(index, line)| {
+                            let times = if index == skip { 2 } else { 1 };
+                            std::iter::repeat_n(line.iter().copied(), times).flatten()
+                        })
+                        .collect();
+                    assert_lean_agrees(&doubled, options);
+                }
+            }
+        }
+        assert!(files >= 20, "{files} vectors");
+        assert!(fast >= 20, "the fast path took only {fast} scans");
+    }
+
+    #[test]
+    fn lean_scan_takes_the_fast_path_for_plain_messages_only() {
+        assert!(assert_lean_agrees(INVITE, ScanOptions::DATAGRAM));
+        assert!(!assert_lean_agrees(FOLDED_IPV6, ScanOptions::DATAGRAM));
+        let bare = String::from_utf8(INVITE.to_vec())
+            .unwrap()
+            .replace("\r\n", "\n");
+        assert!(!assert_lean_agrees(bare.as_bytes(), LENIENT));
+        let tab = String::from_utf8(INVITE.to_vec())
+            .unwrap()
+            .replace("Max-Forwards: 70", "Max-Forwards:\t70\t");
+        assert!(assert_lean_agrees(tab.as_bytes(), ScanOptions::DATAGRAM));
+        for control in [0u8, 0x7f, b'\r', 0x1b] {
+            let mut bytes = INVITE.to_vec();
+            let at = bytes.windows(2).position(|w| w == b"70").unwrap();
+            bytes[at] = control;
+            assert!(!assert_lean_agrees(&bytes, ScanOptions::DATAGRAM));
+        }
+        let many_vias =
+            request(&"Via: SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/UDP g\r\n".repeat(16));
+        assert!(assert_lean_agrees(&many_vias, ScanOptions::DATAGRAM));
+        let too_many = request(&"Via: SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/UDP g\r\n".repeat(17));
+        assert!(!assert_lean_agrees(&too_many, ScanOptions::DATAGRAM));
+        let headers = request(&"X-A: 1\r\n".repeat(MAX_HEADERS));
+        assert!(assert_lean_agrees(&headers, ScanOptions::DATAGRAM));
+        let headers = request(&"X-A: 1\r\n".repeat(MAX_HEADERS + 1));
+        assert!(!assert_lean_agrees(&headers, ScanOptions::DATAGRAM));
+    }
+
+    /// Every line from `seed` with one byte replaced, cut short, or one byte inserted.
+    fn variants(seed: &[u8]) -> Vec<Vec<u8>> {
+        let replacements = [
+            0x00, 0x7f, 0xff, b'\r', b'\n', b' ', b'\t', b':', b';', b',', b'<', b'>', b'"', b'\\',
+            b'[', b']', b'@', b'=', b'/', b'0', b'9', b'a', b'Z', b'.', b'-',
+        ];
+        let mut out = vec![seed.to_vec()];
+        for index in 0..=seed.len() {
+            out.push(seed[..index].to_vec());
+            for replacement in replacements {
+                let mut inserted = seed.to_vec();
+                inserted.insert(index, replacement);
+                out.push(inserted);
+                if index < seed.len() {
+                    let mut replaced = seed.to_vec();
+                    replaced[index] = replacement;
+                    out.push(replaced);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hand_written_parsers_agree_with_their_grammar() {
+        for seed in [
+            &b"INVITE sip:+15551234567@trunk.example.com;user=phone SIP/2.0"[..],
+            b"OPTIONS sips:a@[2001:db8::1]:5061 sip/2.0",
+            b"FOO tel:+1-555 SIP/3.1",
+        ] {
+            for line in variants(seed) {
+                assert_eq!(
+                    super::request_line(&line),
+                    request_line_nom(&line),
+                    "{line:?}"
+                );
+            }
+        }
+        for seed in [
+            &b";branch=z9hG4bK776;rport;received=192.0.2.1"[..],
+            b" ; tag = \"a\\\"b\" ;x=[2001:db8::1];lr",
+            b";expires=60;q=0.5",
+        ] {
+            for params in variants(seed) {
+                let nom = generic_param_nom(&params).ok();
+                assert_eq!(generic_param(&params), nom, "{params:?}");
+            }
+        }
+        for seed in [
+            &b"SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK776;rport"[..],
+            b"sip/2.0/tls [2001:db8::1]:5061 ;branch=z9hG4bKx;received=1.2.3.4",
+        ] {
+            for via in variants(seed) {
+                // A space inside sent-protocol takes the grammar's path, which must read
+                // the same entry.
+                let slow = String::from_utf8_lossy(&via).replacen("/2.0/", "/ 2.0 /", 1);
+                if slow.len() == via.len() + 2 {
+                    assert_eq!(Via::parse(&via), Via::parse(slow.as_bytes()), "{via:?}");
+                }
+            }
+        }
     }
 
     // --- start line ------------------------------------------------------------------
@@ -2108,6 +2941,62 @@ v=0\r\n";
         assert_eq!(message.header(HeaderName::Supported), Some(&b"timer"[..]));
         assert_eq!(message.content_length(), Some(0));
         assert!(message.contact().unwrap().is_some());
+    }
+
+    /// The linear search `HeaderName::parse` replaced, as the reference it must agree with.
+    fn parse_name_linearly(name: &[u8]) -> HeaderName<'_> {
+        if let [letter] = name {
+            return HeaderName::compact(*letter).unwrap_or(HeaderName::Other(name));
+        }
+        KNOWN_HEADERS
+            .iter()
+            .find(|known| known.canonical().as_bytes().eq_ignore_ascii_case(name))
+            .copied()
+            .unwrap_or(HeaderName::Other(name))
+    }
+
+    #[test]
+    fn name_lookup_agrees_with_a_linear_search() {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for known in &KNOWN_HEADERS {
+            let canonical = known.canonical().as_bytes();
+            names.push(canonical.to_vec());
+            // One byte changed anywhere, and one byte more or less.
+            for index in 0..canonical.len() {
+                for replacement in [b'x', b'-', b'A', b'z', canonical[index] ^ 0x20, b'0'] {
+                    let mut name = canonical.to_vec();
+                    name[index] = replacement;
+                    names.push(name);
+                }
+            }
+            names.push(canonical[1..].to_vec());
+            names.push([canonical, b"s"].concat());
+        }
+        for byte in 0..=255u8 {
+            names.push(vec![byte]);
+            names.push(vec![byte, b'o']);
+        }
+        names.push(Vec::new());
+        for name in &names {
+            let parsed = HeaderName::parse(name);
+            assert_eq!(parsed, parse_name_linearly(name), "{name:?}");
+            let lean = match parsed {
+                HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+                | HeaderName::MaxForwards
+                | HeaderName::ContentLength
+                | HeaderName::Contact => parsed,
+                _ => HeaderName::Other(name),
+            };
+            assert_eq!(lean_name(name), lean, "{name:?}");
+        }
+        for seed in 1..2_000 {
+            let name = garbage(1 + (seed as usize % 20), seed);
+            assert_eq!(HeaderName::parse(&name), parse_name_linearly(&name));
+        }
     }
 
     #[test]
