@@ -96,7 +96,7 @@ impl TrunkStatus {
             options_interval: trunk.options_interval,
             numbers: trunk.numbers.len(),
             max_channels: trunk.max_channels,
-            name: trunk.name.clone(),
+            name: trunk.name().to_owned(),
             registration: None,
             calls: None,
             options: None,

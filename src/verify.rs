@@ -287,10 +287,10 @@ impl Report {
 // ---------------------------------------------------------------------------------------
 
 fn config_step(config: &Config, trunk: &Trunk) -> Step {
-    let name = if trunk.name == trunk.id {
+    let name = if trunk.name() == trunk.id {
         String::new()
     } else {
-        format!(" ({})", trunk.name)
+        format!(" ({})", trunk.name())
     };
     let summary = format!(
         "trunk \"{}\"{name} at {}: next hop {}, direction {}, register {}",

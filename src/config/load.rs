@@ -786,7 +786,7 @@ fn read_trunk(
         .collect();
     let trunk = Trunk {
         id: id.to_owned(),
-        name: name.unwrap_or_else(|| id.to_owned()),
+        name,
         provider,
         enabled,
         domain,

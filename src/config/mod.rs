@@ -105,7 +105,8 @@ pub struct Backend {
 pub struct Trunk {
     /// The table key (`[trunks.<id>]`): the name in logs, status and diffs.
     pub id: String,
-    pub name: String,
+    /// The operator's `name`; `None` shows the id ([`Trunk::name`]) without a copy of it.
+    pub name: Option<String>,
     pub provider: Option<String>,
     pub enabled: bool,
     pub domain: Host,
@@ -213,6 +214,11 @@ impl Trunk {
             termination_uri,
         );
         changed
+    }
+
+    /// The display name: `name`, else the id.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
     }
 
     /// `transport:host:port` of the first hop as configured (outbound proxy or domain).
