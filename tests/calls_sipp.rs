@@ -16,14 +16,30 @@ const DID: &str = "+15550100001";
 
 /// trunkd on a free loopback port with one inbound trunk `lab` for [`DID`].
 fn start_trunkd(dir: &Path, backend: &str, allowed: &str, extra: &str) -> (Trunkd, u16) {
+    start_trunkd_on(dir, backend, allowed, extra, false)
+}
+
+/// The same, also listening on TCP at the same port when `tcp`.
+fn start_trunkd_on(
+    dir: &Path,
+    backend: &str,
+    allowed: &str,
+    extra: &str,
+    tcp: bool,
+) -> (Trunkd, u16) {
     let port = free_port();
+    let tcp_listen = if tcp {
+        format!(", \"tcp:127.0.0.1:{port}\"")
+    } else {
+        String::new()
+    };
     let config = dir.join("trunkd.toml");
     std::fs::write(
         &config,
         format!(
             r#"
 [daemon]
-listen = ["udp:127.0.0.1:{port}"]
+listen = ["udp:127.0.0.1:{port}"{tcp_listen}]
 status_interval = "1s"
 status_file = ""
 {extra}
@@ -67,11 +83,23 @@ fn backend(dir: &Path, scenario: &str, calls: &str) -> Sipp {
 
 /// A carrier placing calls to `number` at trunkd, holding answered ones `hold_ms`.
 fn carrier(dir: &Path, scenario: &str, number: &str, hold_ms: &str, trunkd: u16) -> Sipp {
+    carrier_over("u1", dir, scenario, number, hold_ms, trunkd)
+}
+
+/// The same over SIPp transport `transport` (`u1`: UDP, `t1`: one TCP connection).
+fn carrier_over(
+    transport: &str,
+    dir: &Path,
+    scenario: &str,
+    number: &str,
+    hold_ms: &str,
+    trunkd: u16,
+) -> Sipp {
     let messages = dir.join(format!("{scenario}-{number}-{hold_ms}.messages"));
     let target = format!("127.0.0.1:{trunkd}");
     let flags = [
         "-t",
-        "u1",
+        transport,
         "-m",
         "1",
         "-s",
@@ -121,6 +149,42 @@ fn a_call_is_routed_to_the_backend_and_its_channel_released_on_bye() {
     );
     assert!(backend_saw.contains("X-Trunk: lab\r\n"));
     assert!(backend_saw.contains("Max-Forwards: 69\r\n"));
+    trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+    let stopped = trunkd.stop();
+    assert!(
+        stopped.iter().all(|line| !line.contains("WARN")),
+        "{stopped:#?}"
+    );
+}
+
+/// A carrier calling over TCP: trunkd answers on the carrier's connection (100, the
+/// backend's 180/200, the 200 to BYE), the call goes on to the backend over UDP, and the
+/// carrier's ACK and BYE over the same connection reach the backend.
+#[test]
+fn a_call_over_tcp_is_answered_on_its_connection_and_routed_over_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "1");
+    let (mut trunkd, port) = start_trunkd_on(
+        dir.path(),
+        &format!("127.0.0.1:{}", uas.port),
+        "127.0.0.1",
+        "",
+        true,
+    );
+    trunkd.wait_for(&["listening on tcp:127.0.0.1"]);
+    let mut uac = carrier_over("t1", dir.path(), "sipp-carrier-call.xml", DID, "500", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    let carrier_saw = messages(dir.path(), "sipp-carrier-call.xml", DID, "500");
+    assert!(carrier_saw.contains("SIP/2.0/TCP"), "{carrier_saw}");
+    let backend_saw =
+        std::fs::read_to_string(dir.path().join("sipp-backend-uas.xml.messages")).unwrap();
+    // trunkd's own Via toward the backend is UDP, from its UDP listener.
+    assert!(
+        backend_saw.contains(&format!("Via: SIP/2.0/UDP 127.0.0.1:{port};branch=")),
+        "{backend_saw}"
+    );
+    assert!(backend_saw.contains("BYE sip:"), "{backend_saw}");
     trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
     let stopped = trunkd.stop();
     assert!(

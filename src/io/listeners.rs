@@ -3,7 +3,9 @@
 //!
 //! UDP datagrams go through the hot path ([`crate::inbound`]) on the socket's own thread.
 //! TCP/TLS connections are accepted and their frames go through the same hot path, the
-//! answers written back on the connection; calls over them are not routed yet (503).
+//! answers written back on the connection. Admitted calls continue to the backend over
+//! UDP; what the control path sends to such a peer is written on its connection
+//! ([`Accepted`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,8 +46,18 @@ pub struct Listeners {
     /// sent-by). A duplicate of the socket its hot-path thread reads, registered with no
     /// reactor, so arriving datagrams wake only that thread.
     pub udp: Vec<(SocketAddr, Arc<std::net::UdpSocket>)>,
+    /// Connections carriers opened to our tcp: and tls: listeners, by peer address.
+    pub accepted: Accepted,
     _tasks: JoinSet<()>,
 }
+
+/// The connections carriers opened to us, by their address: what the control path sends
+/// to such an address (responses, requests inside a call that came in on it) is written on
+/// the connection (RFC 3261 §18.2.2), not sent as a datagram to its ephemeral port.
+pub type Accepted = Arc<dashmap::DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
+
+/// Messages waiting to be written on one accepted connection.
+const ACCEPTED_QUEUE: usize = 256;
 
 /// A message handed to the control path: a response, a request inside a call, or a new
 /// call the hot path admitted (with its claimed channel).
@@ -84,6 +96,8 @@ pub async fn bind(
     let mut tasks = JoinSet::new();
     let mut bound = Vec::new();
     let mut udp = Vec::new();
+    let mut streams = Vec::new();
+    let accepted = Accepted::default();
     for listen in &config.daemon.listen {
         let bind_error = |source| ListenError::Bind {
             listen: *listen,
@@ -105,12 +119,7 @@ pub async fn bind(
                     Transport::Tls => acceptor.clone(),
                     _ => None,
                 };
-                tasks.spawn(accept_and_serve(
-                    listener,
-                    acceptor,
-                    control.clone(),
-                    Arc::clone(&inbound),
-                ));
+                streams.push((listener, acceptor, address));
                 address
             }
         };
@@ -119,9 +128,30 @@ pub async fn bind(
             address,
         });
     }
+    // Calls that arrive over a connection go on to the backend over UDP: from the UDP
+    // listener of the same address (else of the same family), which the forwarded
+    // INVITE's Via and Record-Route then name.
+    for (listener, acceptor, address) in streams {
+        let calls_from = udp
+            .iter()
+            .map(|(local, _)| *local)
+            .filter(|local: &SocketAddr| local.is_ipv4() == address.is_ipv4())
+            .max_by_key(|local| (local.ip() == address.ip(), local.port() == address.port()));
+        tasks.spawn(accept_and_serve(
+            listener,
+            acceptor,
+            Served {
+                calls_from,
+                control: control.clone(),
+                inbound: Arc::clone(&inbound),
+                accepted: Arc::clone(&accepted),
+            },
+        ));
+    }
     Ok(Listeners {
         bound,
         udp,
+        accepted,
         _tasks: tasks,
     })
 }
@@ -281,12 +311,18 @@ fn specific(local: SocketAddr, peer: SocketAddr) -> SocketAddr {
 
 /// Accepts TCP (and TLS) connections and serves each on a task of its own, at most
 /// [`MAX_STREAM_CONNECTIONS`] at a time.
-async fn accept_and_serve(
-    listener: TcpListener,
-    acceptor: Option<TlsAcceptor>,
+/// What an accepted connection is served with.
+#[derive(Clone)]
+struct Served {
+    /// Our UDP listener that admitted calls continue from; `None` (no UDP listener of the
+    /// family): admitted INVITEs get 503.
+    calls_from: Option<SocketAddr>,
     control: mpsc::Sender<Datagram>,
     inbound: Arc<Inbound>,
-) {
+    accepted: Accepted,
+}
+
+async fn accept_and_serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, served: Served) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_STREAM_CONNECTIONS));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -300,20 +336,19 @@ async fn accept_and_serve(
         };
         let local = stream.local_addr().unwrap_or(peer);
         let _ = stream.set_nodelay(true);
-        let (acceptor, control, inbound) =
-            (acceptor.clone(), control.clone(), Arc::clone(&inbound));
+        let (acceptor, served) = (acceptor.clone(), served.clone());
         tokio::spawn(async move {
             let _slot = slot;
             let why = match acceptor {
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(tls)) => serve_stream(tls, peer, local, &control, &inbound).await,
+                        Ok(Ok(tls)) => serve_stream(tls, peer, local, &served).await,
                         Ok(Err(error)) => format!("handshake failed: {error}"),
                         Err(_) => "handshake timed out".to_owned(),
                     }
                 }
-                None => serve_stream(stream, peer, local, &control, &inbound).await,
+                None => serve_stream(stream, peer, local, &served).await,
             };
             debug!(%peer, "connection closed: {why}");
         });
@@ -326,26 +361,40 @@ const MAX_STREAM_CONNECTIONS: usize = 4096;
 const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One accepted connection: frames (RFC 3261 §18.3, Content-Length, size cap) run
-/// through the hot path, answers and RFC 5626 pongs are written back on it. Calls over
-/// TCP/TLS are not routed yet: an admitted INVITE is answered 503 and its channel
-/// released. Responses and in-call requests go to the control path.
-async fn serve_stream<S>(
-    stream: S,
-    peer: SocketAddr,
-    local: SocketAddr,
-    control: &mpsc::Sender<Datagram>,
-    inbound: &Inbound,
-) -> String
+/// through the hot path, answers and RFC 5626 pongs are written back on it, and so is
+/// whatever the control path sends to this peer (see [`Accepted`]). Admitted INVITEs,
+/// responses and in-call requests go to the control path; calls continue to the backend
+/// from our UDP listener.
+async fn serve_stream<S>(stream: S, peer: SocketAddr, local: SocketAddr, served: &Served) -> String
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (outgoing, mut queued) = mpsc::channel::<Vec<u8>>(ACCEPTED_QUEUE);
+    served.accepted.insert(peer, outgoing);
+    /// Forgets the connection however serving ends.
+    struct Registered<'a>(&'a Accepted, SocketAddr);
+    impl Drop for Registered<'_> {
+        fn drop(&mut self) {
+            self.0.remove(&self.1);
+        }
+    }
+    let _registered = Registered(&served.accepted, peer);
     let mut stream = stream;
     let mut worker = Worker::new();
     let mut buffer = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let read = match tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(STREAM_IDLE_TIMEOUT, stream.read(&mut chunk)) => read,
+            Some(bytes) = queued.recv() => {
+                if let Err(error) = stream.write_all(&bytes).await {
+                    return format!("write failed: {error}");
+                }
+                continue;
+            }
+        };
+        let read = match read {
             Ok(Ok(0)) => return "closed by peer".into(),
             Ok(Ok(read)) => read,
             Ok(Err(error)) => return format!("read failed: {error}"),
@@ -361,15 +410,37 @@ where
                 }
                 Ok(Frame::Message { len }) => {
                     let message: Vec<u8> = buffer.drain(..len).collect();
+                    let inbound = &served.inbound;
                     match inbound.handle(&mut worker, clock::now(), peer, &message) {
                         Outcome::Reply => Some(&worker.out),
                         Outcome::Nothing => None,
-                        Outcome::Admit(admitted) => {
-                            drop(admitted);
-                            inbound
-                                .reply_overloaded(&mut worker, peer, &message)
-                                .then_some(&worker.out[..])
-                        }
+                        Outcome::Admit(admitted) => match served.calls_from {
+                            Some(calls_from) => {
+                                let received = Datagram {
+                                    source: peer,
+                                    local: calls_from,
+                                    bytes: message,
+                                    admitted: Some(admitted),
+                                };
+                                match served.control.try_send(received) {
+                                    Ok(()) => None,
+                                    Err(refused) => {
+                                        // The channel is released with the datagram.
+                                        let refused = refused.into_inner();
+                                        debug!(%peer, "control path busy: INVITE refused");
+                                        inbound
+                                            .reply_overloaded(&mut worker, peer, &refused.bytes)
+                                            .then_some(&worker.out[..])
+                                    }
+                                }
+                            }
+                            None => {
+                                drop(admitted);
+                                inbound
+                                    .reply_overloaded(&mut worker, peer, &message)
+                                    .then_some(&worker.out[..])
+                            }
+                        },
                         Outcome::Control => {
                             let received = Datagram {
                                 source: peer,
@@ -377,7 +448,7 @@ where
                                 bytes: message,
                                 admitted: None,
                             };
-                            if control.try_send(received).is_err() {
+                            if served.control.try_send(received).is_err() {
                                 debug!(%peer, "control path busy: message dropped");
                             }
                             None

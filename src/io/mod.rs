@@ -95,6 +95,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         control_tx,
         failures_tx,
         core.inbound(),
+        Arc::clone(&listeners.accepted),
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (reload_tx, mut reload_rx) = mpsc::channel(1);

@@ -25,7 +25,7 @@ use crate::config::{Listen, Transport};
 use crate::inbound::{Inbound, Outcome, Worker};
 use crate::io::clock;
 use crate::io::dns::Dns;
-use crate::io::listeners::Datagram;
+use crate::io::listeners::{Accepted, Datagram};
 use crate::sip::scan::MAX_MESSAGE_LEN;
 use crate::sip::scan::frame::{self, Frame};
 use crate::trunk::random::Random;
@@ -55,6 +55,9 @@ pub struct Network {
     dns: Dns,
     /// The hot path, for requests that arrive over our own connections.
     inbound: Arc<Inbound>,
+    /// Connections carriers opened to our listeners: what is sent to their address goes
+    /// on them.
+    accepted: Accepted,
 }
 
 /// Which connection: TLS connections to one address for different names are kept apart,
@@ -80,6 +83,7 @@ impl Network {
         control: mpsc::Sender<Datagram>,
         failures: mpsc::UnboundedSender<TransportFailure>,
         inbound: Arc<Inbound>,
+        accepted: Accepted,
     ) -> Self {
         Network {
             udp,
@@ -88,6 +92,7 @@ impl Network {
             tls: tls.map(TlsConnector::from),
             streams: Arc::default(),
             inbound,
+            accepted,
             control,
             failures,
             dns,
@@ -124,6 +129,18 @@ impl Network {
     }
 
     async fn send_udp(&self, transmit: Transmit) {
+        // A peer that connected to us (a carrier calling over TCP/TLS) is answered on its
+        // connection: its address is an ephemeral port no datagram should go to.
+        let connection = self
+            .accepted
+            .get(&transmit.destination)
+            .map(|entry| entry.value().clone());
+        if let Some(connection) = connection {
+            if connection.try_send(transmit.bytes).is_err() {
+                debug!(destination = %transmit.destination, "connection closed or its queue full: message dropped");
+            }
+            return;
+        }
         let Some((_, socket)) = self.udp_for(transmit.destination) else {
             warn!(destination = %transmit.destination, "no udp listener of that address family to send from");
             return;
@@ -306,7 +323,8 @@ async fn serve<S>(
                         let message: Vec<u8> = buffer.drain(..len).collect();
                         // A request from the carrier over our connection (an OPTIONS
                         // ping, say) goes through the hot path; its answer goes back
-                        // here. Calls over TCP/TLS are not routed yet: an INVITE gets 503.
+                        // here. Calls over a connection we opened are not routed yet (those
+                        // to our listeners are): an INVITE gets 503.
                         let outcome =
                             network
                                 .inbound

@@ -378,10 +378,22 @@ impl Sipp {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp starts");
-        // Ready when its port is bound (probing with SIP would use up its one call).
+        // Ready when its port is bound, UDP or TCP by its transport (probing with SIP
+        // would use up its one call).
+        let tcp = flags
+            .windows(2)
+            .any(|pair| pair[0] == "-t" && pair[1].starts_with('t'));
+        let bound = || match tcp {
+            true => std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+            false => UdpSocket::bind(("127.0.0.1", port)).is_err(),
+        };
         let deadline = Instant::now() + WAIT;
-        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(Instant::now() < deadline, "sipp did not bind its port");
+        let mut child = child;
+        while !bound() {
+            assert!(
+                Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))),
+                "sipp did not bind its port"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Sipp { child, port, log }
