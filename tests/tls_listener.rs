@@ -1,7 +1,7 @@
 //! The TLS and TCP listeners of the real binary: a certificate from `[tls]` is served and
 //! a client that trusts it completes a handshake, then SIP is served on the connection (a
 //! CRLF CRLF ping gets a pong, an OPTIONS a 200); a broken key fails validation without
-//! printing it.
+//! printing it; a call over TLS reaches the backend (over UDP) and its answer the carrier.
 
 // A real process in real time: the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
@@ -167,4 +167,144 @@ fn a_broken_private_key_fails_validation_without_printing_key_material() {
         !stderr.contains(&body_line[4..20]),
         "key material printed: {stderr}"
     );
+}
+
+/// A carrier calling over TLS: trunkd answers 100 on the connection, the INVITE goes on to
+/// the backend over UDP, and the backend's 200 comes back on the carrier's connection.
+#[test]
+fn a_call_over_tls_reaches_the_backend_and_its_answer_the_carrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    backend
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let backend_port = backend.local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("trunkd.toml"),
+        format!(
+            r#"
+[daemon]
+listen = ["tls:127.0.0.1:0", "udp:127.0.0.1:0"]
+status_file = ""
+
+[tls]
+certificate = "cert.pem"
+private_key = "key.pem"
+
+[backend]
+uri = "sip:127.0.0.1:{backend_port}"
+
+[trunks.carrier]
+domain = "192.0.2.77"
+direction = "inbound"
+allowed_inbound_ips = ["127.0.0.1"]
+numbers = ["+15550100001"]
+options_interval = 0
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("trunkd.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(found) = line.trim().rsplit_once("listening on tls:") {
+            address = Some(found.1.to_owned());
+        }
+        if line.contains("started with") {
+            break;
+        }
+        line.clear();
+    }
+    let address = address.expect("a tls listener");
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(certified.cert.der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = ClientConnection::new(Arc::new(client), name).unwrap();
+    let mut tls = StreamOwned::new(connection, TcpStream::connect(&address).unwrap());
+    let local = tls.sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:+15550100001@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bK-tls-call;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@carrier.example>;tag=c1\r\n\
+         To: <sip:+15550100001@127.0.0.1>\r\n\
+         Call-ID: tls-call@carrier\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:+15551230000@{local};transport=tls>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    tls.write_all(invite.as_bytes()).unwrap();
+    let trying = read_answer(&mut tls);
+    assert!(trying.starts_with("SIP/2.0 100 Trying\r\n"), "{trying:?}");
+
+    let mut buffer = [0u8; 4096];
+    let (length, from) = backend
+        .recv_from(&mut buffer)
+        .expect("the INVITE at the backend");
+    let forwarded = String::from_utf8_lossy(&buffer[..length]).into_owned();
+    assert!(
+        forwarded.starts_with("INVITE sip:+15550100001@127.0.0.1:"),
+        "{forwarded}"
+    );
+    assert!(
+        forwarded.contains("\r\nVia: SIP/2.0/UDP 127.0.0.1:"),
+        "{forwarded}"
+    );
+    assert!(
+        forwarded.contains("\r\nX-Trunk: carrier\r\n"),
+        "{forwarded}"
+    );
+    // The backend answers 200 with every Via, Record-Route, From, Call-ID and CSeq.
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for line in forwarded.lines() {
+        if ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|name| line.starts_with(name))
+        {
+            ok.push_str(line);
+            ok.push_str("\r\n");
+        }
+        if line.starts_with("To:") {
+            ok.push_str(line);
+            ok.push_str(";tag=b1\r\n");
+        }
+    }
+    ok.push_str(&format!(
+        "Contact: <sip:127.0.0.1:{backend_port}>\r\nContent-Length: 0\r\n\r\n"
+    ));
+    backend.send_to(ok.as_bytes(), from).unwrap();
+    let answered = read_answer(&mut tls);
+    assert!(answered.starts_with("SIP/2.0 200 OK\r\n"), "{answered:?}");
+    assert!(
+        answered.contains(&format!(
+            "Via: SIP/2.0/TLS {local};branch=z9hG4bK-tls-call;"
+        )),
+        "{answered:?}"
+    );
+    assert!(answered.contains("\r\nRecord-Route: "), "{answered:?}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
