@@ -101,8 +101,11 @@ fn serve(config: Arc<ServerConfig>, stream: TcpStream, seen: mpsc::Sender<String
             let mut headers = [EMPTY_HEADER; MAX_HEADERS];
             let request = scan(&message, &mut headers).unwrap();
             if let Some(code) = request.status_code() {
-                // trunkd's answer to our OPTIONS over this connection.
-                let _ = seen.send(format!("ANSWER {code}"));
+                // trunkd's answer to our OPTIONS or INVITE over this connection.
+                let cseq =
+                    String::from_utf8_lossy(request.header(HeaderName::CSeq).unwrap()).into_owned();
+                let method = cseq.split(' ').nth(1).unwrap_or_default().to_owned();
+                let _ = seen.send(format!("ANSWER {code} {method}"));
                 continue;
             }
             let header = |name| String::from_utf8_lossy(request.header(name).unwrap()).into_owned();
@@ -126,14 +129,62 @@ fn serve(config: Arc<ServerConfig>, stream: TcpStream, seen: mpsc::Sender<String
                 port = tls.sock.local_addr().unwrap().port(),
                 n = header(HeaderName::CSeq).split(' ').next().unwrap(),
             );
+            // And a call to the trunk's number, as carriers send over the registration's
+            // connection.
+            let invite = format!(
+                "INVITE sip:{DID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bK-inv-{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:+15551230000@localhost>;tag=c{n}\r\nTo: <sip:{DID}@127.0.0.1>\r\n\
+                 Call-ID: call-{n}@localhost\r\nCSeq: 1 INVITE\r\n\
+                 Contact: <sip:+15551230000@127.0.0.1:{port};transport=tls>\r\nContent-Length: 0\r\n\r\n",
+                port = tls.sock.local_addr().unwrap().port(),
+                n = header(HeaderName::CSeq).split(' ').next().unwrap(),
+            );
             if tls.write_all(response.as_bytes()).is_err()
                 || tls.write_all(b"\r\n\r\n").is_err()
                 || tls.write_all(options.as_bytes()).is_err()
+                || tls.write_all(invite.as_bytes()).is_err()
             {
                 return;
             }
         }
     }
+}
+
+/// The trunk's number (the registrar calls it over the registration's connection).
+const DID: &str = "+15550100001";
+
+/// A backend on UDP that answers every INVITE 200 OK; returns its port.
+fn backend() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok((length, from)) = socket.recv_from(&mut buffer) {
+            let request = String::from_utf8_lossy(&buffer[..length]).into_owned();
+            if !request.starts_with("INVITE ") {
+                continue;
+            }
+            let mut ok = String::from("SIP/2.0 200 OK\r\n");
+            for line in request.lines() {
+                if ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|name| line.starts_with(name))
+                {
+                    ok.push_str(line);
+                    ok.push_str("\r\n");
+                }
+                if line.starts_with("To:") {
+                    ok.push_str(line);
+                    ok.push_str(";tag=b1\r\n");
+                }
+            }
+            ok.push_str(&format!(
+                "Contact: <sip:127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
+            ));
+            let _ = socket.send_to(ok.as_bytes(), from);
+        }
+    });
+    port
 }
 
 #[test]
@@ -146,6 +197,7 @@ fn registers_over_tls_verifying_the_certificate_for_the_domain() {
     write("leaf.key", &pki.leaf_key_pem);
     let (seen_tx, seen) = mpsc::channel();
     let port = registrar(&pki, seen_tx);
+    let backend_port = backend();
     write(
         "trunkd.toml",
         &format!(
@@ -159,11 +211,16 @@ certificate = "leaf.pem"
 private_key = "leaf.key"
 ca_file = "ca.pem"
 
+[backend]
+uri = "sip:127.0.0.1:{backend_port}"
+
 [trunks.secure]
 domain = "localhost"
 port = {port}
 transport = "tls"
-direction = "outbound"
+direction = "both"
+numbers = ["{DID}"]
+allowed_inbound_ips = ["127.0.0.1"]
 username = "trunk1"
 password = "s3cret-tls"
 register = true
@@ -239,16 +296,22 @@ options_interval = 0
 
     // The registrar's ping after its 200 got trunkd's pong on the same connection, and its
     // OPTIONS a 200 from trunkd's hot path (the registrar's address is the trunk's next
-    // hop, allowed implicitly).
+    // hop, allowed implicitly). Its INVITE got 100 on the connection, went on to the
+    // backend over UDP, and the backend's 200 came back on the connection.
     let deadline = Instant::now() + WAIT;
-    let (mut pong, mut answered) = (false, false);
-    while !(pong && answered) {
+    let (mut pong, mut answered, mut trying, mut call_answered) = (false, false, false, false);
+    while !(pong && answered && trying && call_answered) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let next = seen
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("pong {pong}, OPTIONS answered {answered}"));
+        let next = seen.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "pong {pong}, OPTIONS answered {answered}, INVITE 100 {trying}, \
+                 INVITE 200 {call_answered}"
+            )
+        });
         pong |= next == "PONG";
-        answered |= next == "ANSWER 200";
+        answered |= next == "ANSWER 200 OPTIONS";
+        trying |= next == "ANSWER 100 INVITE";
+        call_answered |= next == "ANSWER 200 INVITE";
     }
 
     let refused = wait_for("trunk=wrong-name state=backoff");

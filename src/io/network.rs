@@ -7,6 +7,10 @@
 //! are framed (RFC 3261 §18.3) and handed to the control path like datagrams, and a failed
 //! connect, handshake or a dropped connection is reported back so the transaction fails at
 //! once instead of waiting for Timer F.
+//!
+//! A peer with a connection to us, accepted by a listener or one of ours it sent a call
+//! on, gets what is sent to its address on that connection ([`Accepted`]), not as a
+//! datagram.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -285,7 +289,10 @@ async fn serve<S>(
     let (mut reader, mut writer) = tokio::io::split(stream);
     // Answers written from here: RFC 5626 §3.5.1 pongs to the peer's CRLF CRLF pings,
     // and the hot path's answers to requests the peer sends over this connection.
-    let (answers, mut answers_due) = mpsc::channel::<Vec<u8>>(16);
+    let (answers, mut answers_due) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
+    // Set once a call came in on this connection: the core's messages to the peer then
+    // go on it (see `Accepted`), until it closes.
+    let mut carries_calls = false;
     let write = async {
         loop {
             let bytes = tokio::select! {
@@ -322,9 +329,9 @@ async fn serve<S>(
                     Ok(Frame::Message { len }) => {
                         let message: Vec<u8> = buffer.drain(..len).collect();
                         // A request from the carrier over our connection (an OPTIONS
-                        // ping, say) goes through the hot path; its answer goes back
-                        // here. Calls over a connection we opened are not routed yet (those
-                        // to our listeners are): an INVITE gets 503.
+                        // ping, a call) goes through the hot path; its answer goes back
+                        // here. An admitted call continues to the backend over UDP from
+                        // our UDP listener of the family, as on an accepted connection.
                         let outcome =
                             network
                                 .inbound
@@ -336,10 +343,27 @@ async fn serve<S>(
                             }
                             Outcome::Nothing => continue,
                             Outcome::Admit(admitted) => {
-                                drop(admitted);
+                                let calls_from = network.udp_for(peer).map(|(local, _)| *local);
+                                let refused = match calls_from {
+                                    Some(calls_from) => {
+                                        network.accepted.insert(peer, answers.clone());
+                                        carries_calls = true;
+                                        let received = Datagram {
+                                            source: peer,
+                                            local: calls_from,
+                                            bytes: message,
+                                            admitted: Some(admitted),
+                                        };
+                                        match network.control.try_send(received) {
+                                            Ok(()) => continue,
+                                            Err(refused) => refused.into_inner().bytes,
+                                        }
+                                    }
+                                    None => message,
+                                };
                                 if network
                                     .inbound
-                                    .reply_overloaded(&mut worker, peer, &message)
+                                    .reply_overloaded(&mut worker, peer, &refused)
                                 {
                                     let _ = answers.try_send(worker.out.clone());
                                 }
@@ -364,15 +388,22 @@ async fn serve<S>(
     };
     let why = tokio::select! {
         result = write => match result {
-            Ok(()) => return, // every sender dropped: nobody needs this connection
-            Err(error) => format!("write failed: {error}"),
+            Ok(()) => None, // every sender dropped: nobody needs this connection
+            Err(error) => Some(format!("write failed: {error}")),
         },
         result = read => match result {
-            Ok(why) => why,
-            Err(error) => format!("read failed: {error}"),
+            Ok(why) => Some(why),
+            Err(error) => Some(format!("read failed: {error}")),
         },
     };
-    network.forget(&key, why);
+    if carries_calls {
+        network
+            .accepted
+            .remove_if(&peer, |_, sender| sender.same_channel(&answers));
+    }
+    if let Some(why) = why {
+        network.forget(&key, why);
+    }
 }
 
 /// The source address the kernel picks for `destination` (a connected UDP socket sends
