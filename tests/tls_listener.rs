@@ -37,42 +37,55 @@ options_interval = 0
     .unwrap();
 }
 
-#[test]
-fn serves_the_configured_certificate() {
-    let dir = tempfile::tempdir().unwrap();
+/// A self-signed certificate for "localhost", written as `[tls]` expects it.
+fn certificate(dir: &std::path::Path) -> rcgen::CertifiedKey<rcgen::KeyPair> {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
-    std::fs::write(
-        dir.path().join("key.pem"),
-        certified.signing_key.serialize_pem(),
-    )
-    .unwrap();
-    write_config(dir.path());
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    certified
+}
 
+/// trunkd on `dir/trunkd.toml`, once started: the process and its listeners' addresses
+/// by transport (`tls`, `tcp`, `udp`).
+fn start(dir: &std::path::Path) -> (std::process::Child, Vec<(String, String)>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
         .args(["run", "--config"])
-        .arg(dir.path().join("trunkd.toml"))
+        .arg(dir.join("trunkd.toml"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let (mut address, mut tcp_address) = (None, None);
+    let mut listening = Vec::new();
     let mut line = String::new();
     while stderr.read_line(&mut line).unwrap() > 0 {
-        if let Some(found) = line.trim().rsplit_once("listening on tls:") {
-            address = Some(found.1.to_owned());
+        if let Some((_, listen)) = line.trim().rsplit_once("listening on ")
+            && let Some((transport, address)) = listen.split_once(':')
+        {
+            listening.push((transport.to_owned(), address.to_owned()));
         }
-        if let Some(found) = line.trim().rsplit_once("listening on tcp:") {
-            tcp_address = Some(found.1.to_owned());
-        }
-        if address.is_some() && tcp_address.is_some() {
+        if line.contains("started with") {
             break;
         }
         line.clear();
     }
-    let address = address.expect("a tls listener");
-    let tcp_address = tcp_address.expect("a tcp listener");
+    // Keep reading: a closed pipe would fail trunkd's log writes.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, listening)
+}
 
+fn address_of(listening: &[(String, String)], transport: &str) -> String {
+    listening
+        .iter()
+        .find(|(t, _)| t == transport)
+        .map(|(_, address)| address.clone())
+        .unwrap_or_else(|| panic!("a {transport} listener in {listening:?}"))
+}
+
+/// A TLS connection to `address` that trusts only `certified`, handshake done.
+fn connect_tls(
+    certified: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    address: &str,
+) -> StreamOwned<ClientConnection, TcpStream> {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(certified.cert.der().to_vec()))
@@ -85,12 +98,24 @@ fn serves_the_configured_certificate() {
         .with_no_client_auth();
     let name = ServerName::try_from("localhost").unwrap();
     let connection = ClientConnection::new(Arc::new(client), name).unwrap();
-    let mut tls = StreamOwned::new(connection, TcpStream::connect(&address).unwrap());
+    let mut tls = StreamOwned::new(connection, TcpStream::connect(address).unwrap());
     while tls.conn.is_handshaking() {
         tls.conn
             .complete_io(&mut tls.sock)
             .expect("handshake with trunkd");
     }
+    tls
+}
+
+#[test]
+fn serves_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = certificate(dir.path());
+    write_config(dir.path());
+    let (mut child, listening) = start(dir.path());
+    let address = address_of(&listening, "tls");
+    let tcp_address = address_of(&listening, "tcp");
+    let mut tls = connect_tls(&certified, &address);
     let presented = tls.conn.peer_certificates().unwrap()[0].clone();
     assert_eq!(presented.as_ref(), certified.cert.der().as_ref());
     // SIP over the connection: a keepalive ping gets its pong, an OPTIONS its 200.
@@ -174,13 +199,7 @@ fn a_broken_private_key_fails_validation_without_printing_key_material() {
 #[test]
 fn a_call_over_tls_reaches_the_backend_and_its_answer_the_carrier() {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
-    std::fs::write(
-        dir.path().join("key.pem"),
-        certified.signing_key.serialize_pem(),
-    )
-    .unwrap();
+    let certified = certificate(dir.path());
     let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     backend
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -211,38 +230,8 @@ options_interval = 0
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
-        .args(["run", "--config"])
-        .arg(dir.path().join("trunkd.toml"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut address = None;
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        if let Some(found) = line.trim().rsplit_once("listening on tls:") {
-            address = Some(found.1.to_owned());
-        }
-        if line.contains("started with") {
-            break;
-        }
-        line.clear();
-    }
-    let address = address.expect("a tls listener");
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(certified.cert.der().to_vec()))
-        .unwrap();
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let client = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap();
-    let connection = ClientConnection::new(Arc::new(client), name).unwrap();
-    let mut tls = StreamOwned::new(connection, TcpStream::connect(&address).unwrap());
+    let (mut child, listening) = start(dir.path());
+    let mut tls = connect_tls(&certified, &address_of(&listening, "tls"));
     let local = tls.sock.local_addr().unwrap();
     let invite = format!(
         "INVITE sip:+15550100001@127.0.0.1 SIP/2.0\r\n\
