@@ -467,3 +467,49 @@ fn ipv4_and_ipv6_wildcards_can_share_a_port() {
     daemon.wait_for(&["summary "]);
     stop(daemon);
 }
+
+/// stderr closed under the daemon (its reader went away): log lines are lost, the daemon
+/// runs on (tracing's eprintln! of the write error used to panic and end it).
+#[test]
+fn a_closed_stderr_does_not_stop_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1s\"\nstatus_file = \"\"\n\n\
+         [trunks.a]\ndomain = \"127.0.0.1\"\ndirection = \"outbound\"\noptions_interval = 0\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0
+        && !line.contains("started with")
+    {
+        line.clear();
+    }
+    drop(stderr);
+    // Two status reports are due meanwhile, each a failed write.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "trunkd exited: {:?}",
+        child.try_wait()
+    );
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
