@@ -707,6 +707,36 @@ pub enum StartLine<'a> {
     Response { code: u16, reason: &'a [u8] },
 }
 
+impl<'a> StartLine<'a> {
+    pub fn is_request(&self) -> bool {
+        matches!(self, StartLine::Request { .. })
+    }
+
+    /// The request method; `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match *self {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code; `None` for a request.
+    pub fn status_code(&self) -> Option<u16> {
+        match *self {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The raw Request-URI; `None` for a response.
+    pub fn request_uri(&self) -> Option<&'a [u8]> {
+        match *self {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Scanning a complete message
 // ---------------------------------------------------------------------------------------
@@ -1064,36 +1094,27 @@ impl<'a, 'h> Scan<'a, 'h> {
     }
 
     pub fn is_request(&self) -> bool {
-        matches!(self.start_line, StartLine::Request { .. })
+        self.start_line.is_request()
     }
 
     /// The request method; `None` for a response.
     pub fn method(&self) -> Option<Method<'a>> {
-        match self.start_line {
-            StartLine::Request { method, .. } => Some(method),
-            StartLine::Response { .. } => None,
-        }
+        self.start_line.method()
     }
 
     /// The status code; `None` for a request.
     pub fn status_code(&self) -> Option<u16> {
-        match self.start_line {
-            StartLine::Response { code, .. } => Some(code),
-            StartLine::Request { .. } => None,
-        }
+        self.start_line.status_code()
     }
 
     /// The raw Request-URI; `None` for a response.
     pub fn request_uri(&self) -> Option<&'a [u8]> {
-        match self.start_line {
-            StartLine::Request { uri, .. } => Some(uri),
-            StartLine::Response { .. } => None,
-        }
+        self.start_line.request_uri()
     }
 
     /// The user part of a sip:, sips: or tel: Request-URI (see [`uri_user`]).
     pub fn request_uri_user(&self) -> Option<&'a [u8]> {
-        self.request_uri().and_then(uri_user)
+        self.start_line.request_uri().and_then(uri_user)
     }
 
     /// Every header, in message order.
@@ -1458,36 +1479,27 @@ impl<'a> Lean<'a> {
     }
 
     pub fn is_request(&self) -> bool {
-        matches!(self.start_line, StartLine::Request { .. })
+        self.start_line.is_request()
     }
 
     /// The request method; `None` for a response.
     pub fn method(&self) -> Option<Method<'a>> {
-        match self.start_line {
-            StartLine::Request { method, .. } => Some(method),
-            StartLine::Response { .. } => None,
-        }
+        self.start_line.method()
     }
 
     /// The status code; `None` for a request.
     pub fn status_code(&self) -> Option<u16> {
-        match self.start_line {
-            StartLine::Response { code, .. } => Some(code),
-            StartLine::Request { .. } => None,
-        }
+        self.start_line.status_code()
     }
 
     /// The raw Request-URI; `None` for a response.
     pub fn request_uri(&self) -> Option<&'a [u8]> {
-        match self.start_line {
-            StartLine::Request { uri, .. } => Some(uri),
-            StartLine::Response { .. } => None,
-        }
+        self.start_line.request_uri()
     }
 
     /// The user part of a sip:, sips: or tel: Request-URI (see [`uri_user`]).
     pub fn request_uri_user(&self) -> Option<&'a [u8]> {
-        self.request_uri().and_then(uri_user)
+        self.start_line.request_uri().and_then(uri_user)
     }
 
     /// How many header lines the message has.
