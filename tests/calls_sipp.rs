@@ -19,7 +19,12 @@ fn start_trunkd(dir: &Path, backend: &str, allowed: &str, extra: &str) -> (Trunk
     start_trunkd_on(dir, backend, allowed, extra, false)
 }
 
-/// The same, also listening on TCP at the same port when `tcp`.
+/// trunkd whose backend is the SIPp `uas`, for calls from 127.0.0.1.
+fn start_for(dir: &Path, uas: &Sipp) -> (Trunkd, u16) {
+    start_trunkd(dir, &format!("127.0.0.1:{}", uas.port), "127.0.0.1", "")
+}
+
+/// The same as [`start_trunkd`], also listening on TCP at the same port when `tcp`.
 fn start_trunkd_on(
     dir: &Path,
     backend: &str,
@@ -126,12 +131,7 @@ fn messages(dir: &Path, scenario: &str, number: &str, hold_ms: &str) -> String {
 fn a_call_is_routed_to_the_backend_and_its_channel_released_on_bye() {
     let dir = tempfile::tempdir().unwrap();
     let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "1");
-    let (mut trunkd, port) = start_trunkd(
-        dir.path(),
-        &format!("127.0.0.1:{}", uas.port),
-        "127.0.0.1",
-        "",
-    );
+    let (mut trunkd, port) = start_for(dir.path(), &uas);
     let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "500", port);
     assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
     assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
@@ -221,12 +221,7 @@ fn unknown_sources_get_403_and_unknown_numbers_404() {
 fn max_channels_refuses_with_503_until_a_bye_frees_the_channel() {
     let dir = tempfile::tempdir().unwrap();
     let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "2");
-    let (mut trunkd, port) = start_trunkd(
-        dir.path(),
-        &format!("127.0.0.1:{}", uas.port),
-        "127.0.0.1",
-        "",
-    );
+    let (mut trunkd, port) = start_for(dir.path(), &uas);
     // The first call holds the only channel for 4 s.
     let mut first = carrier(dir.path(), "sipp-carrier-call.xml", DID, "4000", port);
     trunkd.wait_for(&["trunk=lab", "channels=1/1 "]);
@@ -249,12 +244,7 @@ fn max_channels_refuses_with_503_until_a_bye_frees_the_channel() {
 fn cancel_is_passed_on_hop_by_hop_and_releases_the_channel() {
     let dir = tempfile::tempdir().unwrap();
     let mut uas = backend(dir.path(), "sipp-backend-cancel.xml", "1");
-    let (mut trunkd, port) = start_trunkd(
-        dir.path(),
-        &format!("127.0.0.1:{}", uas.port),
-        "127.0.0.1",
-        "",
-    );
+    let (mut trunkd, port) = start_for(dir.path(), &uas);
     let mut uac = carrier(dir.path(), "sipp-carrier-cancel.xml", DID, "0", port);
     assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
     assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
