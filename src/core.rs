@@ -12,14 +12,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::call::{self, CallEvent, Calls};
-use crate::config::{Config, ConfigErrors, Diff, Trunk, diff};
+use crate::config::{Config, ConfigErrors, Diff, Transport, Trunk, diff};
 use crate::inbound::snapshot::{self, Inputs, Snapshot, TrunkCounters};
 use crate::inbound::{Admitted, Inbound};
 use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS};
 use crate::status::{Summary, TrunkState, TrunkStatus};
 use crate::trunk::qualify::{self, Qualifiers};
 use crate::trunk::registration::{self, Transmit};
-use crate::trunk::registry::{Notice, Registry, ResolveRequest, Resolved};
+use crate::trunk::registry::{self, Notice, Registry, ResolveRequest, Resolved};
 
 /// What the core needs from its environment besides the config.
 #[derive(Debug, Clone)]
@@ -405,17 +405,25 @@ impl Core {
         self.calls.active()
     }
 
+    /// Calls still remembered, ended ones lingering for retransmissions included.
+    pub fn calls_remembered(&self) -> usize {
+        self.calls.len()
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// A message the hot path handed over: a response, a request inside a call, or an
-    /// admitted INVITE with its claimed channel. `local` is our address it reached.
+    /// admitted INVITE with its claimed channel. `local` is our UDP address it reached
+    /// (for a call over a connection: the UDP listener the call continues from);
+    /// `connection` says how it came when not over UDP.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         source: SocketAddr,
         local: SocketAddr,
+        connection: Option<call::Connection>,
         bytes: &[u8],
         admitted: Option<Admitted>,
     ) {
@@ -425,9 +433,10 @@ impl Core {
         };
         if let Some(admitted) = admitted {
             let key = self.inbound.transaction_key(&message);
-            let route = self.route(&admitted.trunk, local, message.request_uri_user());
+            let user = message.request_uri_user();
+            let route = self.route(&admitted.trunk, local, connection, user);
             self.calls
-                .handle_invite(now, source, bytes, admitted, key, route);
+                .handle_invite(now, source, connection, bytes, admitted, key, route);
             // Only a call that exists has a transaction for retransmissions to reach;
             // an INVITE refused here (no backend address, loop) was answered statelessly.
             if let Ok(call_id) = message.call_id()
@@ -450,9 +459,15 @@ impl Core {
 
     /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
     /// with the dialled user kept when the URI names none.
-    fn route(&self, trunk: &str, local: SocketAddr, user: Option<&[u8]>) -> Option<call::Route> {
-        let trunk = self.config.trunks.get(trunk)?;
-        let uri = trunk
+    fn route(
+        &self,
+        trunk: &str,
+        local: SocketAddr,
+        connection: Option<call::Connection>,
+        user: Option<&[u8]>,
+    ) -> Option<call::Route> {
+        let config = self.config.trunks.get(trunk)?;
+        let uri = config
             .route_to
             .as_deref()
             .or(self.config.backend.as_ref().map(|b| &b.uri))?;
@@ -461,15 +476,26 @@ impl Core {
         if target.user.is_none() {
             target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
         }
-        let host = match &self.config.daemon.public_address {
-            Some(public) => public.to_string(),
-            None => match local.ip() {
-                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                v4 => v4.to_string(),
-            },
+        let public = self.config.daemon.public_address.as_ref();
+        let sent_by = |address: SocketAddr| {
+            let host = match public {
+                Some(public) => public.to_string(),
+                None => match address.ip() {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                },
+            };
+            format!("{host}:{}", address.port())
         };
+        let carrier_side = connection.and_then(|connection| {
+            let listener = connection.listener?;
+            (connection.transport != Transport::Udp)
+                .then(|| (connection.transport, sent_by(listener)))
+        });
         Some(call::Route {
-            sent_by: format!("{host}:{}", local.port()),
+            sent_by: sent_by(local),
+            carrier_side,
+            server_name: registry::server_name(config),
             backend,
             request_uri: target.to_string(),
         })
@@ -943,7 +969,7 @@ enabled = false
             header("CSeq:"),
         );
         let local = "192.0.2.200:5060".parse().unwrap();
-        core.handle_datagram(t1, registrar, local, ok.as_bytes(), None);
+        core.handle_datagram(t1, registrar, local, None, ok.as_bytes(), None);
         assert!(verified(&core), "a REGISTER accepted verifies the trunk");
 
         core.handle_reload(t1, Ok(config(&text("max_channels = 5"))));
@@ -1070,374 +1096,5 @@ enabled = false
         };
         assert!(diff.is_empty());
         assert_eq!(diff.unchanged, ["alpha", "beta"]);
-    }
-}
-
-/// The call path driven through the core on a virtual clock: the hot path admits, the
-/// core proxies, and the channel is released however the call ends.
-#[cfg(test)]
-mod call_tests {
-    use std::net::SocketAddr;
-    use std::path::Path;
-    use std::time::Duration;
-
-    use super::*;
-    use crate::config::{LoadOptions, load_str};
-    use crate::inbound::{Outcome, Worker};
-
-    const CONFIG: &str = r#"
-[daemon]
-listen = ["udp:127.0.0.1:0"]
-status_interval = "1h"
-max_call_duration = "10m"
-
-[backend]
-uri = "sip:10.0.0.9:5080"
-
-[trunks.carrier]
-domain = "192.0.2.1"
-allowed_inbound_ips = ["192.0.2.0/24"]
-numbers = ["+15550100001"]
-max_channels = 2
-options_interval = 0
-"#;
-
-    const CARRIER: &str = "192.0.2.10:5060";
-    const BACKEND: &str = "10.0.0.9:5080";
-    const LOCAL: &str = "192.0.2.200:5060";
-
-    #[allow(clippy::disallowed_methods)]
-    fn epoch() -> Instant {
-        Instant::now()
-    }
-
-    fn addr(text: &str) -> SocketAddr {
-        text.parse().unwrap()
-    }
-
-    fn core(text: &str, now: Instant) -> Core {
-        let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
-            .unwrap_or_else(|errors| panic!("{errors}"));
-        Core::new(config, now)
-    }
-
-    fn invite(call: &str) -> String {
-        format!(
-            "INVITE sip:+15550100001@192.0.2.200 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-{call};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:+15551230000@carrier.example>;tag=c-{call}\r\n\
-             To: <sip:+15550100001@192.0.2.200>\r\n\
-             Call-ID: {call}@carrier\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:+15551230000@192.0.2.10:5060>\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    }
-
-    /// What the hot path does with a datagram, then the core's part.
-    fn receive(core: &mut Core, now: Instant, source: &str, bytes: &str) -> Option<String> {
-        let inbound = core.inbound();
-        let mut worker = Worker::new();
-        match inbound.handle(&mut worker, now, addr(source), bytes.as_bytes()) {
-            Outcome::Reply => return Some(String::from_utf8(worker.out).unwrap()),
-            Outcome::Nothing => return None,
-            Outcome::Control => {
-                core.handle_datagram(now, addr(source), addr(LOCAL), bytes.as_bytes(), None)
-            }
-            Outcome::Admit(admitted) => core.handle_datagram(
-                now,
-                addr(source),
-                addr(LOCAL),
-                bytes.as_bytes(),
-                Some(admitted),
-            ),
-        }
-        None
-    }
-
-    /// Everything the core wants sent, as (destination, first line, text).
-    fn sent(core: &mut Core) -> Vec<(SocketAddr, String, String)> {
-        std::iter::from_fn(|| core.poll_transmit())
-            .map(|t| {
-                let text = String::from_utf8(t.bytes).unwrap();
-                (t.destination, text.lines().next().unwrap().to_owned(), text)
-            })
-            .collect()
-    }
-
-    /// The backend's response to the request `to` it received, with a To-tag.
-    fn answer(request: &str, code: u16, reason: &str) -> String {
-        let mut out = String::new();
-        out.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
-        for line in request.lines() {
-            for name in ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"] {
-                if line.starts_with(name) {
-                    out.push_str(line);
-                    out.push_str("\r\n");
-                }
-            }
-            if line.starts_with("To:") {
-                out.push_str(line);
-                out.push_str(";tag=b1\r\n");
-            }
-        }
-        out.push_str("Contact: <sip:10.0.0.9:5080>\r\nContent-Length: 0\r\n\r\n");
-        out
-    }
-
-    fn channels(core: &Core) -> u32 {
-        core.inbound().snapshot().trunks[0].counters.channels()
-    }
-
-    #[test]
-    fn answered_call_keeps_its_channel_until_bye() {
-        let t0 = epoch();
-        let mut core = core(CONFIG, t0);
-        sent(&mut core);
-        assert_eq!(receive(&mut core, t0, CARRIER, &invite("a")), None);
-        let out = sent(&mut core);
-        assert_eq!(out[0].0, addr(CARRIER));
-        assert_eq!(out[0].1, "SIP/2.0 100 Trying");
-        assert_eq!(out[1].0, addr(BACKEND));
-        assert_eq!(out[1].1, "INVITE sip:+15550100001@10.0.0.9:5080 SIP/2.0");
-        let forwarded = out[1].2.clone();
-        assert!(forwarded.contains("\r\nX-Trunk: carrier\r\n"));
-        assert!(forwarded.contains("Record-Route: <sip:192.0.2.200:5060;lr>\r\n"));
-        assert_eq!(channels(&core), 1);
-
-        // A retransmitted INVITE gets the 100 again and claims nothing.
-        assert_eq!(receive(&mut core, t0, CARRIER, &invite("a")), None);
-        let again = sent(&mut core);
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].1, "SIP/2.0 100 Trying");
-        assert_eq!(channels(&core), 1);
-
-        receive(&mut core, t0, BACKEND, &answer(&forwarded, 180, "Ringing"));
-        receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-        let relayed = sent(&mut core);
-        let lines: Vec<_> = relayed
-            .iter()
-            .map(|(to, line, _)| (to.to_string(), line.as_str()))
-            .collect();
-        assert_eq!(
-            lines,
-            [
-                (CARRIER.to_owned(), "SIP/2.0 180 Ringing"),
-                (CARRIER.to_owned(), "SIP/2.0 200 OK")
-            ]
-        );
-        assert!(
-            !relayed[1].2.contains("192.0.2.200:5060;branch=z9hG4bKtk"),
-            "our Via is gone from relayed responses"
-        );
-        assert_eq!(core.active_calls(), 1);
-
-        // Hours later, still one channel; then the carrier hangs up.
-        let later = t0 + Duration::from_secs(300);
-        core.handle_timeout(later);
-        assert_eq!(channels(&core), 1);
-        let bye = invite("a")
-            .replace(
-                "INVITE sip:+15550100001@192.0.2.200",
-                "BYE sip:10.0.0.9:5080",
-            )
-            .replace("1 INVITE", "2 BYE")
-            .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=b1\r\n")
-            .replace("branch=z9hG4bK-a", "branch=z9hG4bK-bye");
-        receive(&mut core, later, CARRIER, &bye);
-        let out = sent(&mut core);
-        assert_eq!(out[0].0, addr(BACKEND));
-        assert!(out[0].1.starts_with("BYE "));
-        assert_eq!(channels(&core), 0, "released at the BYE");
-        assert_eq!(core.active_calls(), 0);
-        // The 200 for the BYE goes back to the carrier.
-        receive(&mut core, later, BACKEND, &answer(&out[0].2, 200, "OK"));
-        let out = sent(&mut core);
-        assert_eq!(
-            (out[0].0, out[0].1.as_str()),
-            (addr(CARRIER), "SIP/2.0 200 OK")
-        );
-        // The call is forgotten once it has lingered.
-        core.handle_timeout(later + Duration::from_secs(40));
-        assert!(core.calls.is_empty());
-    }
-
-    #[test]
-    fn a_busy_backend_releases_the_channel_and_its_ack_is_ours() {
-        let t0 = epoch();
-        let mut core = core(CONFIG, t0);
-        sent(&mut core);
-        receive(&mut core, t0, CARRIER, &invite("b"));
-        let forwarded = sent(&mut core)[1].2.clone();
-        receive(
-            &mut core,
-            t0,
-            BACKEND,
-            &answer(&forwarded, 486, "Busy Here"),
-        );
-        let out = sent(&mut core);
-        let lines: Vec<_> = out
-            .iter()
-            .map(|(to, line, _)| (to.to_string(), line.as_str()))
-            .collect();
-        assert_eq!(
-            lines,
-            [
-                (
-                    BACKEND.to_owned(),
-                    "ACK sip:+15550100001@10.0.0.9:5080 SIP/2.0"
-                ),
-                (CARRIER.to_owned(), "SIP/2.0 486 Busy Here"),
-            ]
-        );
-        assert_eq!(channels(&core), 0);
-        // The carrier's ACK for the 486 ends at trunkd (same branch as its INVITE).
-        let ack = invite("b")
-            .replace("INVITE sip", "ACK sip")
-            .replace("1 INVITE", "1 ACK")
-            .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=b1\r\n");
-        receive(&mut core, t0, CARRIER, &ack);
-        assert!(sent(&mut core).is_empty());
-    }
-
-    #[test]
-    fn a_silent_backend_gets_the_carrier_503_and_a_ringing_one_is_cancelled_at_timer_c() {
-        let t0 = epoch();
-        let mut core = core(CONFIG, t0);
-        sent(&mut core);
-        receive(&mut core, t0, CARRIER, &invite("c"));
-        sent(&mut core);
-        // Timer A retransmits; Timer B (64·T1 = 32 s) gives up.
-        let mut now = t0;
-        let mut retransmissions = 0;
-        while now < t0 + Duration::from_secs(33) {
-            now = core.poll_timeout().min(t0 + Duration::from_secs(33));
-            core.handle_timeout(now);
-            for (to, line, _) in sent(&mut core) {
-                if to == addr(BACKEND) && line.starts_with("INVITE") {
-                    retransmissions += 1;
-                }
-                if to == addr(CARRIER) {
-                    assert_eq!(line, "SIP/2.0 503 Backend Unavailable");
-                }
-            }
-        }
-        assert_eq!(
-            retransmissions, 6,
-            "Timer A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s"
-        );
-        assert_eq!(channels(&core), 0);
-        // The carrier's ACK to our 503 reaches the transaction: no more 503s (Timer G).
-        let ack = invite("c")
-            .replace("INVITE sip", "ACK sip")
-            .replace("1 INVITE", "1 ACK")
-            .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=x\r\n");
-        assert_eq!(receive(&mut core, now, CARRIER, &ack), None);
-        let quiet_until = now + Duration::from_secs(10);
-        while now < quiet_until {
-            now = core.poll_timeout().min(quiet_until);
-            core.handle_timeout(now);
-            assert!(
-                sent(&mut core).is_empty(),
-                "503 retransmitted after its ACK"
-            );
-        }
-
-        // Another call rings: Timer C (181 s) cancels it and tells the carrier 408.
-        receive(&mut core, now, CARRIER, &invite("d"));
-        let forwarded = sent(&mut core)[1].2.clone();
-        receive(&mut core, now, BACKEND, &answer(&forwarded, 180, "Ringing"));
-        sent(&mut core);
-        let limit = now + Duration::from_secs(182);
-        let mut seen = Vec::new();
-        while now < limit {
-            now = core.poll_timeout().min(limit);
-            core.handle_timeout(now);
-            seen.extend(sent(&mut core).into_iter().map(|(to, line, _)| (to, line)));
-        }
-        assert!(
-            seen.contains(&(
-                addr(BACKEND),
-                "CANCEL sip:+15550100001@10.0.0.9:5080 SIP/2.0".into()
-            )),
-            "{seen:?}"
-        );
-        assert!(
-            seen.contains(&(addr(CARRIER), "SIP/2.0 408 Request Timeout".into())),
-            "{seen:?}"
-        );
-        assert_eq!(channels(&core), 0);
-        // The backend's 487 to our CANCEL is not a second final answer to the carrier.
-        receive(
-            &mut core,
-            now,
-            BACKEND,
-            &answer(&forwarded, 487, "Request Terminated"),
-        );
-        let after: Vec<_> = sent(&mut core)
-            .into_iter()
-            .map(|(to, line, _)| (to, line))
-            .collect();
-        assert_eq!(
-            after,
-            [(
-                addr(BACKEND),
-                "ACK sip:+15550100001@10.0.0.9:5080 SIP/2.0".to_owned()
-            )]
-        );
-    }
-
-    #[test]
-    fn calls_survive_reloads_and_max_call_duration_ends_a_call_without_bye() {
-        let t0 = epoch();
-        let mut core = core(CONFIG, t0);
-        sent(&mut core);
-        receive(&mut core, t0, CARRIER, &invite("e"));
-        let forwarded = sent(&mut core)[1].2.clone();
-        receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-        sent(&mut core);
-        // Lowering max_channels below what is in use keeps the call and its count.
-        let lowered = CONFIG.replace("max_channels = 2", "max_channels = 1");
-        core.handle_reload(
-            t0,
-            Ok(load_str(Path::new("t.toml"), &lowered, &LoadOptions::default()).unwrap()),
-        );
-        assert_eq!(channels(&core), 1);
-        assert_eq!(
-            receive(&mut core, t0, CARRIER, &invite("f"))
-                .unwrap()
-                .lines()
-                .next()
-                .unwrap(),
-            "SIP/2.0 503 Channel Limit Reached"
-        );
-        // Removing the trunk: the call goes on (BYE still routed) until it ends.
-        let removed = CONFIG
-            .replace("[trunks.carrier]", "[trunks.other]")
-            .replace("+15550100001", "+15550100002");
-        core.handle_reload(
-            t0,
-            Ok(load_str(Path::new("t.toml"), &removed, &LoadOptions::default()).unwrap()),
-        );
-        assert_eq!(core.active_calls(), 1);
-        // No BYE ever comes: max_call_duration (10 min) ends it with a warning.
-        drain_events(&mut core);
-        let end = t0 + Duration::from_secs(601);
-        let mut now = t0;
-        while now < end {
-            now = core.poll_timeout().min(end);
-            core.handle_timeout(now);
-        }
-        assert_eq!(core.active_calls(), 0);
-        let warned = drain_events(&mut core).into_iter().any(|event| matches!(
-            event,
-            Event::Warning { ref trunk, ref message } if trunk == "carrier" && message.contains("max_call_duration")
-        ));
-        assert!(warned);
-    }
-
-    fn drain_events(core: &mut Core) -> Vec<Event> {
-        std::iter::from_fn(|| core.poll_event()).collect()
     }
 }

@@ -5,15 +5,21 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
+use crate::config::Transport;
 use crate::sip::response::write_top_via;
 use crate::sip::scan::{HeaderName, ListValues, NameAddr, Scan, ScanError};
 
 /// What every forwarded request carries.
 pub struct Hop<'a> {
-    /// Our `host:port` for Via and Record-Route.
+    /// The transport toward the next hop, for our Via.
+    pub transport: Transport,
+    /// Our `host:port` for Via.
     pub sent_by: &'a str,
     /// The branch of our Via.
     pub branch: &'a str,
+    /// Every `host:port` of ours a Record-Route named: Route entries naming one of them
+    /// are removed (RFC 3261 §16.4; both of a double Record-Route, RFC 5658).
+    pub ours: &'a [String],
 }
 
 fn name<'a>(name: &HeaderName<'a>) -> &'a [u8] {
@@ -23,8 +29,8 @@ fn name<'a>(name: &HeaderName<'a>) -> &'a [u8] {
     }
 }
 
-/// Whether a Route value names us (`<sip:host:port;lr>` with our sent-by).
-fn is_our_route(value: &[u8], sent_by: &str) -> bool {
+/// Whether a Route value names us (`<sip:host:port;...>` with one of our sent-bys).
+pub fn is_our_route(value: &[u8], ours: &[String]) -> bool {
     let Ok(address) = NameAddr::parse(value) else {
         return false;
     };
@@ -41,19 +47,30 @@ fn is_our_route(value: &[u8], sent_by: &str) -> bool {
         Some(at) => &host_port[at + 1..],
         None => host_port,
     };
-    host_port.eq_ignore_ascii_case(sent_by.as_bytes())
+    ours.iter()
+        .any(|sent_by| host_port.eq_ignore_ascii_case(sent_by.as_bytes()))
+}
+
+/// Our Record-Route value for `sent_by`, reached over `transport`.
+pub fn record_route(sent_by: &str, transport: Transport) -> String {
+    match transport {
+        Transport::Udp => format!("<sip:{sent_by};lr>"),
+        Transport::Tcp => format!("<sip:{sent_by};transport=tcp;lr>"),
+        Transport::Tls => format!("<sip:{sent_by};transport=tls;lr>"),
+    }
 }
 
 /// Forwards a request: `request_uri` replaces the original one when given (the initial
-/// INVITE toward the backend); `record_route` adds ours (dialog-creating requests);
-/// `trunk_header` is set, replacing whatever the sender put there.
+/// INVITE toward the backend); `record_route` values are added on top, in order
+/// (dialog-creating requests); `trunk_header` is set, replacing whatever the sender put
+/// there.
 pub fn request(
     out: &mut Vec<u8>,
     message: &Scan<'_, '_>,
     source: SocketAddr,
     hop: &Hop<'_>,
     request_uri: Option<&str>,
-    record_route: bool,
+    record_route: &[String],
     trunk_header: Option<(&str, &str)>,
 ) -> Result<(), ScanError> {
     out.clear();
@@ -67,11 +84,13 @@ pub fn request(
     out.extend_from_slice(b" SIP/2.0\r\n");
     let _ = write!(
         out,
-        "Via: SIP/2.0/UDP {};branch={};rport\r\n",
-        hop.sent_by, hop.branch
+        "Via: SIP/2.0/{} {};branch={};rport\r\n",
+        via_transport(hop.transport),
+        hop.sent_by,
+        hop.branch
     );
-    if record_route {
-        let _ = write!(out, "Record-Route: <sip:{};lr>\r\n", hop.sent_by);
+    for value in record_route {
+        let _ = write!(out, "Record-Route: {value}\r\n");
     }
     let max_forwards = message.max_forwards()?.unwrap_or(70);
     let mut first_via = true;
@@ -89,7 +108,7 @@ pub fn request(
             HeaderName::ProxyAuthorization if request_uri.is_some() => continue,
             HeaderName::Route => {
                 let kept =
-                    ListValues::new(header.value).filter(|value| !is_our_route(value, hop.sent_by));
+                    ListValues::new(header.value).filter(|value| !is_our_route(value, hop.ours));
                 let mut wrote = false;
                 for value in kept {
                     out.extend_from_slice(if wrote { b", " } else { b"Route: " });
@@ -121,6 +140,14 @@ pub fn request(
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     out.extend_from_slice(body);
     Ok(())
+}
+
+fn via_transport(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+        Transport::Tls => "TLS",
+    }
 }
 
 /// Relays a response one hop back: removes the top Via entry (ours), copies the rest.
@@ -257,9 +284,12 @@ Content-Length: 4\r\n\r\nv=0\n";
         let mut storage = [EMPTY_HEADER; MAX_HEADERS];
         let message = scan(INVITE.as_bytes(), &mut storage).unwrap();
         let mut out = Vec::new();
+        let ours = ["192.0.2.1:5060".to_owned()];
         let hop = Hop {
+            transport: Transport::Udp,
             sent_by: "192.0.2.1:5060",
             branch: "z9hG4bKtk1",
+            ours: &ours,
         };
         request(
             &mut out,
@@ -267,7 +297,7 @@ Content-Length: 4\r\n\r\nv=0\n";
             "203.0.113.5:5060".parse().unwrap(),
             &hop,
             Some("sip:+15550100001@127.0.0.1:5080"),
-            true,
+            &[record_route("192.0.2.1:5060", Transport::Udp)],
             Some(("X-Trunk", "carrier")),
         )
         .unwrap();

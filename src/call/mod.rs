@@ -3,22 +3,32 @@
 //!
 //! The INVITE is forwarded through a server transaction toward the carrier and a client
 //! transaction toward the backend ([`crate::sip::invite`]); CANCEL is hop by hop;
-//! requests inside the dialog (ACK for a 2xx, BYE, re-INVITE, UPDATE, INFO, ...) and their
-//! responses are forwarded statelessly between the two addresses the call knows.
+//! requests inside the dialog (ACK for a 2xx, BYE, re-INVITE, UPDATE, INFO, ...) are
+//! forwarded statelessly to their next hop ([`target`]: the Route entry after ours, else
+//! the Request-URI), and their responses back to where each request came from.
+//!
+//! Which side sent a request is told by its From tag (the carrier's is the INVITE's),
+//! not by its address: a carrier's BYE may come from another of its nodes, or over a new
+//! connection. A carrier that called over TCP or TLS gets a second Record-Route naming our
+//! listener of that transport (RFC 5658), so its requests inside the call come back over
+//! it; ours toward it go on its connection while that is open, else on a new one.
 //!
 //! Each call holds the [`ChannelGuard`] the hot path claimed. The guard is dropped, and
 //! the channel released, exactly once, whichever comes first: a non-2xx final answer, a
-//! BYE from either side, a timeout (Timer B/C: 408 to the carrier), the backend being
-//! unreachable (503), `max_call_duration`, or the call table going away.
+//! BYE ending the last dialog the INVITE made (a backend that forks may answer 2xx more
+//! than once, RFC 3261 §16.7 step 5, and each such dialog lives until its own BYE), a
+//! timeout (Timer B/C: 408 to the carrier), the backend being unreachable (503),
+//! `max_call_duration`, or the call table going away.
 //!
 //! ```text
 //!  carrier ──INVITE──► trunkd ──INVITE (Via, Record-Route, X-Trunk)──► backend
 //!          ◄──100────        ◄──────────────── 1xx / 2xx / non-2xx ───
 //!          ◄── 1xx/2xx/non-2xx relayed            (ACK for non-2xx: ours, hop by hop)
-//!          ──ACK/BYE/...──► stateless forward ◄──► by Call-ID
+//!          ──ACK/BYE/...──► stateless forward to Route / Request-URI ◄──
 //! ```
 
 pub mod forward;
+pub mod target;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -36,6 +46,7 @@ use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan
 use crate::sip::transaction::TimerValues;
 use crate::trunk::registration::Transmit;
 use forward::{Hop, InviteCopy};
+use target::Target;
 
 /// RFC 3261 §16.6 step 11: Timer C, "greater than 3 minutes".
 pub const TIMER_C: Duration = Duration::from_secs(181);
@@ -54,13 +65,55 @@ pub struct Settings {
 /// Where an admitted call goes.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Our `host:port` in Via and Record-Route: the address the INVITE reached (or
+    /// Our `host:port` toward the backend (UDP) in Via and Record-Route: the address the
+    /// INVITE reached, or the UDP listener a call over a connection continues from (or
     /// `public_address`).
     pub sent_by: String,
+    /// A carrier calling over TCP or TLS: the transport and our listener's `host:port`
+    /// for a second Record-Route (RFC 5658) and for the Via of requests toward it.
+    pub carrier_side: Option<(Transport, String)>,
+    /// The name a carrier's TLS certificate must carry when trunkd connects to it.
+    pub server_name: String,
     pub backend: SocketAddr,
     /// The Request-URI toward the backend.
     pub request_uri: String,
 }
+
+/// How a request reached us over a connection (none for UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    pub transport: Transport,
+    /// Our listener of that transport (its specific address), which a Record-Route
+    /// toward the peer names; none when trunkd opened the connection and has no such
+    /// listener (the carrier then comes back over UDP).
+    pub listener: Option<SocketAddr>,
+}
+
+/// Where messages to one side of a call go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Peer {
+    /// A UDP address, or the peer address of the connection to write on.
+    address: SocketAddr,
+    transport: Transport,
+    /// Over TCP/TLS once that connection is gone: where a new one goes.
+    reconnect: SocketAddr,
+}
+
+impl Peer {
+    fn udp(address: SocketAddr) -> Self {
+        Peer {
+            address,
+            transport: Transport::Udp,
+            reconnect: address,
+        }
+    }
+}
+
+/// Requests forwarded statelessly and not yet answered with a final response, per call:
+/// where their responses go. More are unusual (one BYE, a re-INVITE, an INFO or two);
+/// beyond this the oldest is forgotten and its late response goes to the other side's
+/// known address.
+const PENDING: usize = 8;
 
 /// Something for the status log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,12 +142,24 @@ struct Call {
     guard: Option<ChannelGuard>,
     /// The inbound transaction key (for the hot path's active set).
     key: u64,
-    carrier: SocketAddr,
+    carrier: Peer,
+    /// The From tag of the carrier's INVITE: requests carrying it come from the carrier.
+    carrier_tag: Vec<u8>,
     backend: SocketAddr,
     carrier_branch: Vec<u8>,
     /// The branch of our Via on the forwarded INVITE.
     our_branch: Vec<u8>,
+    /// Our `host:port` toward the backend.
     sent_by: String,
+    /// Toward the carrier when it called over a connection: transport and `host:port`.
+    carrier_side: Option<(Transport, String)>,
+    /// Every `host:port` our Record-Route entries name.
+    ours: Vec<String>,
+    server_name: String,
+    /// The backend's To tags of the dialogs a 2xx confirmed and no BYE has ended yet.
+    dialogs: Vec<Vec<u8>>,
+    /// Our branch of each request forwarded statelessly, and where its responses go.
+    pending: VecDeque<(String, Peer)>,
     /// Any response came back from the backend.
     backend_responded: bool,
     /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200).
@@ -118,6 +183,54 @@ struct Call {
 impl Call {
     fn release(&mut self) {
         self.guard = None;
+    }
+
+    /// Ends the call: the channel is released, retransmissions still find it a while.
+    fn end(&mut self, linger_until: Instant) {
+        self.release();
+        self.phase = Phase::Ended;
+        self.linger_until = Some(linger_until);
+    }
+
+    /// Whether a request inside the call comes from the carrier: by its From tag, which
+    /// is the INVITE's on the carrier's requests and the backend's To tag on the
+    /// backend's; by address only when the INVITE had no tag (RFC 2543).
+    fn comes_from_carrier(&self, message: &Scan<'_, '_>, source: SocketAddr) -> bool {
+        match message.from().ok().and_then(|from| from.tag) {
+            Some(tag) if !self.carrier_tag.is_empty() => tag == self.carrier_tag.as_slice(),
+            _ => source != self.backend,
+        }
+    }
+
+    /// Our Via toward the carrier: its connection's transport and our listener there,
+    /// else UDP from where the INVITE arrived.
+    fn toward_carrier(&self) -> (Transport, &str) {
+        match &self.carrier_side {
+            Some((transport, sent_by)) => (*transport, sent_by),
+            None => (self.carrier.transport, &self.sent_by),
+        }
+    }
+
+    /// Where a request from the backend goes: its next hop (the carrier's Record-Route,
+    /// else its Contact), on the carrier's connection while that is open.
+    fn carrier_hop(&self, next: Option<Target>) -> Peer {
+        let target = next.map(|target| target::behind_nat(target.address, self.carrier.address));
+        match self.carrier.transport {
+            Transport::Udp => Peer::udp(target.unwrap_or(self.carrier.address)),
+            transport => Peer {
+                address: self.carrier.address,
+                transport,
+                reconnect: target.unwrap_or(self.carrier.reconnect),
+            },
+        }
+    }
+
+    /// Where a request from the carrier goes: the backend's Contact (or a Route of its
+    /// own), over UDP.
+    fn backend_hop(&self, next: Option<Target>) -> Peer {
+        Peer::udp(next.map_or(self.backend, |target| {
+            target::behind_nat(target.address, self.backend)
+        }))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -202,12 +315,15 @@ impl Calls {
         self.calls.contains_key(call_id)
     }
 
-    /// A new INVITE the hot path admitted, with its channel. `route` is `None` when the
-    /// trunk's backend cannot be reached (no address): the carrier gets a 503.
+    /// A new INVITE the hot path admitted, with its channel, from `source` (over
+    /// `connection`, if not UDP). `route` is `None` when the trunk's backend cannot be
+    /// reached (no address): the carrier gets a 503.
+    #[allow(clippy::too_many_arguments)]
     pub fn handle_invite(
         &mut self,
         now: Instant,
         source: SocketAddr,
+        connection: Option<Connection>,
         bytes: &[u8],
         admitted: Admitted,
         key: u64,
@@ -220,6 +336,7 @@ impl Calls {
         let (Ok(call_id), Ok(via)) = (message.call_id(), message.top_via()) else {
             return;
         };
+        let carrier = carrier_peer(source, connection.map(|c| c.transport), &via);
         let carrier_branch = via.branch.unwrap_or_default().to_vec();
         if let Some(existing) = self.calls.get(call_id) {
             // The same transaction again (the hot path had not seen it yet): its
@@ -229,11 +346,11 @@ impl Calls {
                 self.handle_invite_retransmission(call_id.to_vec());
                 return;
             }
-            self.reply(source, &message, 482, "Loop Detected", None);
+            self.reply(carrier, &message, 482, "Loop Detected", None);
             return;
         }
         let Some(route) = route else {
-            self.reply(source, &message, 503, "Backend Unavailable", None);
+            self.reply(carrier, &message, 503, "Backend Unavailable", None);
             self.events.push_back(CallEvent::Warning {
                 trunk: admitted.trunk.to_string(),
                 message: "call refused: the backend has no address".into(),
@@ -241,9 +358,18 @@ impl Calls {
             return;
         };
         let branch = self.branch_for(call_id, &carrier_branch);
+        let mut ours = vec![route.sent_by.clone()];
+        // Top first: the entry the backend reaches us by, then the carrier's.
+        let mut record_route = vec![forward::record_route(&route.sent_by, Transport::Udp)];
+        if let Some((transport, sent_by)) = &route.carrier_side {
+            ours.push(sent_by.clone());
+            record_route.push(forward::record_route(sent_by, *transport));
+        }
         let hop = Hop {
+            transport: Transport::Udp,
             sent_by: &route.sent_by,
             branch: &branch,
+            ours: &ours,
         };
         let mut forwarded = Vec::with_capacity(bytes.len() + 256);
         let trunk_header = (self.settings.trunk_header.as_str(), &*admitted.trunk);
@@ -253,12 +379,12 @@ impl Calls {
             source,
             &hop,
             Some(&route.request_uri),
-            true,
+            &record_route,
             Some(trunk_header),
         )
         .is_err()
         {
-            self.reply(source, &message, 400, "Bad Request", None);
+            self.reply(carrier, &message, 400, "Bad Request", None);
             return;
         }
         let copy = {
@@ -266,29 +392,42 @@ impl Calls {
             match scan::scan(&forwarded, &mut storage).and_then(|f| InviteCopy::of(&f)) {
                 Ok(copy) => copy,
                 Err(_) => {
-                    self.reply(source, &message, 400, "Bad Request", None);
+                    self.reply(carrier, &message, 400, "Bad Request", None);
                     return;
                 }
             }
         };
         let timers = self.settings.timers;
-        let (server, first) = InviteServer::new(timers, false);
+        let reliable = carrier.transport != Transport::Udp;
+        let (server, first) = InviteServer::new(timers, reliable);
         let client = InviteClient::new(now, timers, false, Some(TIMER_C));
         let mut trying = Vec::new();
         let _ = response::write(&mut trying, &message, source, 100, "Trying", None, &[]);
         debug_assert_eq!(first, ServerAction::Send(100));
-        self.send(source, trying.clone());
+        let carrier_tag = message
+            .from()
+            .ok()
+            .and_then(|from| from.tag)
+            .unwrap_or_default()
+            .to_vec();
+        self.send_to(carrier, &route.server_name, trying.clone());
         self.send(route.backend, forwarded.clone());
         let call = Call {
             trunk: admitted.trunk.to_string(),
             phase: Phase::Setup,
             guard: Some(admitted.guard),
             key,
-            carrier: source,
+            carrier,
+            carrier_tag,
             backend: route.backend,
             carrier_branch,
             our_branch: branch.into_bytes(),
             sent_by: route.sent_by,
+            carrier_side: route.carrier_side,
+            ours,
+            server_name: route.server_name,
+            dialogs: Vec::new(),
+            pending: VecDeque::new(),
             backend_responded: false,
             invite: bytes.to_vec(),
             forwarded,
@@ -312,9 +451,7 @@ impl Calls {
             return;
         };
         if let ServerAction::Resend(_) = call.server.handle_request_retransmission() {
-            let bytes = call.latest.clone();
-            let to = call.carrier;
-            self.send(to, bytes);
+            self.resend_latest(&id);
         }
     }
 
@@ -325,28 +462,32 @@ impl Calls {
         let Ok(message) = scan::scan(bytes, &mut storage) else {
             return true;
         };
-        let (Some(method), Ok(call_id)) = (message.method(), message.call_id()) else {
+        let (Some(method), Ok(call_id), Ok(via)) =
+            (message.method(), message.call_id(), message.top_via())
+        else {
             return true;
         };
         let id = call_id.to_vec();
         let Some(call) = self.calls.get_mut(&id) else {
             if method != Method::Ack {
-                self.reply(
-                    source,
-                    &message,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    None,
-                );
+                let peer = Peer::udp(source);
+                self.reply(peer, &message, 481, "Call/Transaction Does Not Exist", None);
             }
             return false;
         };
-        let branch = message
-            .top_via()
-            .ok()
-            .and_then(|via| via.branch)
-            .unwrap_or_default();
-        let from_carrier = source != call.backend;
+        let branch = via.branch.unwrap_or_default();
+        let from_carrier = call.comes_from_carrier(&message, source);
+        // Where this request's responses and our answers to it go.
+        let sender = if from_carrier {
+            let peer = carrier_peer(source, Some(call.carrier.transport), &via);
+            if peer.transport != Transport::Udp {
+                // The carrier's latest connection is the one to use toward it.
+                call.carrier.address = source;
+            }
+            peer
+        } else {
+            Peer::udp(source)
+        };
         let same_transaction = from_carrier && branch == call.carrier_branch.as_slice();
         match method {
             Method::Invite if same_transaction => {
@@ -362,38 +503,62 @@ impl Calls {
                 }
             }
             Method::Cancel if same_transaction => {
-                self.reply(source, &message, 200, "OK", None);
+                self.reply(sender, &message, 200, "OK", None);
                 self.cancel(now, &id);
                 self.schedule(&id);
                 return true;
             }
             Method::Bye => {
-                let call = self.calls.get_mut(&id).expect("present");
-                call.release();
-                call.phase = Phase::Ended;
-                call.linger_until = Some(now + LINGER);
+                // The dialog it ends: the backend's tag is the To tag of the carrier's
+                // requests and the From tag of its own.
+                let remote = if from_carrier {
+                    message.to().ok().and_then(|to| to.tag)
+                } else {
+                    message.from().ok().and_then(|from| from.tag)
+                };
+                let known = remote.and_then(|tag| call.dialogs.iter().position(|d| d == tag));
+                if let Some(index) = known {
+                    call.dialogs.swap_remove(index);
+                    if call.dialogs.is_empty() {
+                        call.end(now + LINGER);
+                    }
+                }
             }
             _ => {}
         }
-        let call = self.calls.get(&id).expect("present");
-        let destination = if from_carrier {
-            call.backend
-        } else {
-            call.carrier
-        };
         if message.max_forwards() == Ok(Some(0)) {
-            self.reply(source, &message, 483, "Too Many Hops", None);
+            self.reply(sender, &message, 483, "Too Many Hops", None);
             return true;
         }
+        let call = self.calls.get(&id).expect("present");
+        let routes = message.header_values(HeaderName::Route);
+        let next = target::next_hop(routes, message.request_uri().unwrap_or_default(), |v| {
+            forward::is_our_route(v, &call.ours)
+        });
+        let (destination, transport, sent_by) = if from_carrier {
+            (call.backend_hop(next), Transport::Udp, call.sent_by.clone())
+        } else {
+            let (transport, sent_by) = call.toward_carrier();
+            (call.carrier_hop(next), transport, sent_by.to_owned())
+        };
         let branch = self.branch_for(call_id, branch);
-        let sent_by = call.sent_by.clone();
+        let call = self.calls.get_mut(&id).expect("present");
         let hop = Hop {
+            transport,
             sent_by: &sent_by,
             branch: &branch,
+            ours: &call.ours,
         };
         let mut out = std::mem::take(&mut self.buffer);
-        if forward::request(&mut out, &message, source, &hop, None, false, None).is_ok() {
-            self.send(destination, out.clone());
+        if forward::request(&mut out, &message, source, &hop, None, &[], None).is_ok() {
+            if method != Method::Ack {
+                if call.pending.len() == PENDING {
+                    call.pending.pop_front();
+                }
+                call.pending.push_back((branch, sender));
+            }
+            let server_name = call.server_name.clone();
+            self.send_to(destination, &server_name, out.clone());
         }
         self.buffer = out;
         self.schedule(&id);
@@ -416,8 +581,7 @@ impl Calls {
             return false;
         };
         let branch = message.top_via().ok().and_then(|via| via.branch);
-        let from_backend = source == call.backend;
-        let ours = from_backend && branch == Some(call.our_branch.as_slice());
+        let ours = source == call.backend && branch == Some(call.our_branch.as_slice());
         if ours && cseq.method == Method::Invite {
             if !call.backend_responded {
                 self.events
@@ -428,15 +592,31 @@ impl Calls {
         } else if ours && cseq.method == Method::Cancel {
             // The 200 to our CANCEL: hop by hop, ends here.
         } else {
-            // A response to a request forwarded statelessly: back the other way.
-            let destination = if from_backend {
+            // A response to a request forwarded statelessly: back to where it came from.
+            let pending = branch.and_then(|branch| {
+                call.pending
+                    .iter()
+                    .position(|(ours, _)| ours.as_bytes() == branch)
+            });
+            let destination = match pending {
+                Some(index) if code >= 200 => call.pending.remove(index).map(|(_, peer)| peer),
+                Some(index) => call.pending.get(index).map(|(_, peer)| *peer),
+                None => None,
+            };
+            // Without a record: the side whose From tag it carries (the request's sender).
+            let to_carrier = match message.from().ok().and_then(|from| from.tag) {
+                Some(tag) if !call.carrier_tag.is_empty() => tag == call.carrier_tag.as_slice(),
+                _ => source == call.backend,
+            };
+            let destination = destination.unwrap_or(if to_carrier {
                 call.carrier
             } else {
-                call.backend
-            };
+                Peer::udp(call.backend)
+            });
             let mut out = Vec::new();
             if forward::response(&mut out, &message).is_ok() {
-                self.send(destination, out);
+                let server_name = call.server_name.clone();
+                self.send_to(destination, &server_name, out);
             }
         }
         self.schedule(&id);
@@ -469,9 +649,8 @@ impl Calls {
                     // Only what the server transaction takes: after our own 408 (Timer C)
                     // the backend's late 487 goes nowhere.
                     if matches!(server_action, ServerAction::Send(_)) {
-                        call.latest = relayed.clone();
-                        let carrier = call.carrier;
-                        self.send(carrier, relayed);
+                        call.latest = relayed;
+                        self.resend_latest(id);
                     }
                 }
                 let call = self.calls.get_mut(id).expect("present");
@@ -480,7 +659,16 @@ impl Calls {
                         call.cancel_pending = false;
                         self.send_cancel(id);
                     }
-                    200..=299 if call.phase == Phase::Setup => call.phase = Phase::Answered,
+                    200..=299 => {
+                        // Each 2xx with a new To tag is a dialog of its own (a fork).
+                        let tag = message.to().ok().and_then(|to| to.tag).unwrap_or_default();
+                        if !call.dialogs.iter().any(|known| known == tag) {
+                            call.dialogs.push(tag.to_vec());
+                        }
+                        if call.phase == Phase::Setup {
+                            call.phase = Phase::Answered;
+                        }
+                    }
                     300..=699 => {
                         call.release();
                         call.phase = Phase::Ended;
@@ -572,18 +760,13 @@ impl Calls {
         }
         let call = self.calls.get_mut(id).expect("present");
         match call.server.handle_timeout(now) {
-            ServerAction::Resend(_) => {
-                let (bytes, carrier) = (call.latest.clone(), call.carrier);
-                self.send(carrier, bytes);
-            }
+            ServerAction::Resend(_) => self.resend_latest(id),
             ServerAction::AckTimedOut => {}
             _ => {}
         }
         let call = self.calls.get_mut(id).expect("present");
         if call.phase != Phase::Ended && now >= call.ends_at {
-            call.release();
-            call.phase = Phase::Ended;
-            call.linger_until = Some(now);
+            call.end(now);
             let trunk = call.trunk.clone();
             let limit = self.settings.max_call_duration;
             self.events.push_back(CallEvent::Warning {
@@ -617,24 +800,30 @@ impl Calls {
         let written = response::write(
             &mut out,
             &message,
-            call.carrier,
+            call.carrier.address,
             code,
             reason,
             Some(tag.as_bytes()),
             &[],
         );
         if written.is_ok() {
-            call.latest = out.clone();
-            let carrier = call.carrier;
+            call.latest = out;
             call.release();
             call.phase = Phase::Ended;
-            self.send(carrier, out);
+            self.resend_latest(id);
         }
+    }
+
+    /// The latest response of the INVITE transaction, to the carrier (again).
+    fn resend_latest(&mut self, id: &[u8]) {
+        let call = &self.calls[id];
+        let transmit = transmit_to(call.carrier, &call.server_name, call.latest.clone());
+        self.transmits.push_back(transmit);
     }
 
     fn reply(
         &mut self,
-        to: SocketAddr,
+        to: Peer,
         message: &Scan<'_, '_>,
         code: u16,
         reason: &str,
@@ -645,18 +834,19 @@ impl Calls {
             let key = self.key_of(message.call_id().unwrap_or_default(), b"reply");
             format!("{key:016x}").into_bytes()
         });
-        if response::write(&mut out, message, to, code, reason, Some(&tag), &[]).is_ok() {
-            self.send(to, out);
+        if response::write(&mut out, message, to.address, code, reason, Some(&tag), &[]).is_ok() {
+            self.send_to(to, "", out);
         }
     }
 
+    /// To the backend, over UDP.
     fn send(&mut self, destination: SocketAddr, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            destination,
-            transport: Transport::Udp,
-            server_name: String::new(),
-            bytes,
-        });
+        self.send_to(Peer::udp(destination), "", bytes);
+    }
+
+    fn send_to(&mut self, peer: Peer, server_name: &str, bytes: Vec<u8>) {
+        self.transmits
+            .push_back(transmit_to(peer, server_name, bytes));
     }
 
     /// Re-arms a call's deadline, or forgets a finished call.
@@ -699,3 +889,41 @@ impl Calls {
         hasher.finish()
     }
 }
+
+/// The carrier of a request from `source` (over a connection of `transport`, if any)
+/// whose top Via is `via`: a new connection, should this one close, goes to the source's
+/// IP at the Via's port (RFC 3261 §18.2.2).
+fn carrier_peer(source: SocketAddr, transport: Option<Transport>, via: &scan::Via<'_>) -> Peer {
+    match transport {
+        None | Some(Transport::Udp) => Peer::udp(source),
+        Some(transport) => {
+            let default = if transport == Transport::Tls {
+                5061
+            } else {
+                5060
+            };
+            let port = via.sent_by_port.unwrap_or(default);
+            Peer {
+                address: source,
+                transport,
+                reconnect: SocketAddr::new(source.ip(), port),
+            }
+        }
+    }
+}
+
+/// A UDP datagram, or bytes for the connection with `peer.address` (while open, else a
+/// new one to `peer.reconnect`, verified against `server_name` for TLS).
+fn transmit_to(peer: Peer, server_name: &str, bytes: Vec<u8>) -> Transmit {
+    let stream = peer.transport != Transport::Udp;
+    Transmit {
+        destination: if stream { peer.reconnect } else { peer.address },
+        transport: peer.transport,
+        server_name: server_name.to_owned(),
+        connection: stream.then_some(peer.address),
+        bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::call::Connection;
 use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsIdentity, Transport};
 use crate::inbound::{Admitted, Inbound, Outcome, Worker};
@@ -64,8 +65,11 @@ const ACCEPTED_QUEUE: usize = 256;
 #[derive(Debug)]
 pub struct Datagram {
     pub source: SocketAddr,
-    /// Our address it arrived at (specific, even on a wildcard listener).
+    /// Our address it arrived at (specific, even on a wildcard listener); for an INVITE
+    /// over a connection, the UDP listener its call continues from.
     pub local: SocketAddr,
+    /// How it came over a connection (none for UDP).
+    pub connection: Option<Connection>,
     pub bytes: Vec<u8>,
     pub admitted: Option<Admitted>,
 }
@@ -278,6 +282,7 @@ fn receive_udp(
         let message = Datagram {
             source,
             local: specific(local, source),
+            connection: None,
             bytes: datagram.to_vec(),
             admitted,
         };
@@ -335,6 +340,14 @@ async fn accept_and_serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, 
             continue;
         };
         let local = stream.local_addr().unwrap_or(peer);
+        let connection = Connection {
+            transport: if acceptor.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            },
+            listener: Some(local),
+        };
         let _ = stream.set_nodelay(true);
         let (acceptor, served) = (acceptor.clone(), served.clone());
         tokio::spawn(async move {
@@ -343,12 +356,12 @@ async fn accept_and_serve(listener: TcpListener, acceptor: Option<TlsAcceptor>, 
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(tls)) => serve_stream(tls, peer, local, &served).await,
+                        Ok(Ok(tls)) => serve_stream(tls, peer, connection, &served).await,
                         Ok(Err(error)) => format!("handshake failed: {error}"),
                         Err(_) => "handshake timed out".to_owned(),
                     }
                 }
-                None => serve_stream(stream, peer, local, &served).await,
+                None => serve_stream(stream, peer, connection, &served).await,
             };
             debug!(%peer, "connection closed: {why}");
         });
@@ -365,7 +378,12 @@ const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// whatever the control path sends to this peer (see [`Accepted`]). Admitted INVITEs,
 /// responses and in-call requests go to the control path; calls continue to the backend
 /// from our UDP listener.
-async fn serve_stream<S>(stream: S, peer: SocketAddr, local: SocketAddr, served: &Served) -> String
+async fn serve_stream<S>(
+    stream: S,
+    peer: SocketAddr,
+    connection: Connection,
+    served: &Served,
+) -> String
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -419,6 +437,7 @@ where
                                 let received = Datagram {
                                     source: peer,
                                     local: calls_from,
+                                    connection: Some(connection),
                                     bytes: message,
                                     admitted: Some(admitted),
                                 };
@@ -444,7 +463,8 @@ where
                         Outcome::Control => {
                             let received = Datagram {
                                 source: peer,
-                                local,
+                                local: connection.listener.unwrap_or(peer),
+                                connection: Some(connection),
                                 bytes: message,
                                 admitted: None,
                             };

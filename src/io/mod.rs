@@ -236,10 +236,11 @@ fn deliver(core: &mut Core, received: listeners::Datagram) {
     let listeners::Datagram {
         source,
         local,
+        connection,
         bytes,
         admitted,
     } = received;
-    core.handle_datagram(clock::now(), source, local, &bytes, admitted);
+    core.handle_datagram(clock::now(), source, local, connection, &bytes, admitted);
 }
 
 /// Writes `[daemon] status_file` when something changed; a failure is logged once

@@ -25,6 +25,7 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, warn};
 
+use crate::call::Connection;
 use crate::config::{Listen, Transport};
 use crate::inbound::{Inbound, Outcome, Worker};
 use crate::io::clock;
@@ -126,6 +127,17 @@ impl Network {
     }
 
     pub async fn send(&self, transmit: Transmit) {
+        // A peer that connected to us (a carrier calling over TCP/TLS) is answered on its
+        // connection: its address is an ephemeral port no datagram should go to. Once
+        // that connection is gone, a stream transmit opens one to its destination.
+        let peer = transmit.connection.unwrap_or(transmit.destination);
+        let connection = self.accepted.get(&peer).map(|entry| entry.value().clone());
+        if let Some(connection) = connection {
+            if connection.try_send(transmit.bytes).is_err() {
+                debug!(destination = %peer, "connection closed or its queue full: message dropped");
+            }
+            return;
+        }
         match transmit.transport {
             Transport::Udp => self.send_udp(transmit).await,
             Transport::Tcp | Transport::Tls => self.send_stream(transmit),
@@ -133,18 +145,6 @@ impl Network {
     }
 
     async fn send_udp(&self, transmit: Transmit) {
-        // A peer that connected to us (a carrier calling over TCP/TLS) is answered on its
-        // connection: its address is an ephemeral port no datagram should go to.
-        let connection = self
-            .accepted
-            .get(&transmit.destination)
-            .map(|entry| entry.value().clone());
-        if let Some(connection) = connection {
-            if connection.try_send(transmit.bytes).is_err() {
-                debug!(destination = %transmit.destination, "connection closed or its queue full: message dropped");
-            }
-            return;
-        }
         let Some((_, socket)) = self.udp_for(transmit.destination) else {
             warn!(destination = %transmit.destination, "no udp listener of that address family to send from");
             return;
@@ -286,6 +286,18 @@ async fn serve<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
 {
     let peer = key.peer;
+    // Our listener of the connection's transport, at the connection's own address when
+    // it listens on every address: what a call's Record-Route toward the peer names.
+    let listener = network.listener_for(key.transport, peer).map(|listen| {
+        match listen.ip().is_unspecified() {
+            true => SocketAddr::new(local.ip(), listen.port()),
+            false => listen,
+        }
+    });
+    let connection = Connection {
+        transport: key.transport,
+        listener,
+    };
     let (mut reader, mut writer) = tokio::io::split(stream);
     // Answers written from here: RFC 5626 §3.5.1 pongs to the peer's CRLF CRLF pings,
     // and the hot path's answers to requests the peer sends over this connection.
@@ -351,6 +363,7 @@ async fn serve<S>(
                                         let received = Datagram {
                                             source: peer,
                                             local: calls_from,
+                                            connection: Some(connection),
                                             bytes: message,
                                             admitted: Some(admitted),
                                         };
@@ -374,6 +387,7 @@ async fn serve<S>(
                         let received = Datagram {
                             source: peer,
                             local,
+                            connection: Some(connection),
                             bytes: message,
                             admitted: None,
                         };

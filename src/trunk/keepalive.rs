@@ -489,6 +489,7 @@ fn transmit(params: &Params, destination: SocketAddr, bytes: Vec<u8>) -> Transmi
         destination,
         transport: params.transport,
         server_name: params.server_name.clone(),
+        connection: None,
         bytes,
     }
 }

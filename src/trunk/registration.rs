@@ -125,6 +125,9 @@ pub struct Transmit {
     pub transport: Transport,
     /// For TLS: the name the server's certificate must carry.
     pub server_name: String,
+    /// A connection to write on while it is open (its peer's address): a call's carrier
+    /// that reached us over TCP/TLS. Once it is gone, `destination` by `transport`.
+    pub connection: Option<SocketAddr>,
     pub bytes: Vec<u8>,
 }
 
@@ -917,6 +920,7 @@ impl Registration {
             destination: self.params.next_hop,
             transport: self.params.transport,
             server_name: self.params.server_name().to_owned(),
+            connection: None,
             bytes,
         });
     }

@@ -1,0 +1,619 @@
+//! The call path driven through the core on a virtual clock: the hot path admits, the
+//! core proxies, and the channel is released however the call ends.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::Connection;
+use crate::config::Transport;
+use crate::config::{LoadOptions, load_str};
+use crate::core::{Core, Event};
+use crate::inbound::{Outcome, Worker};
+use crate::trunk::registration::Transmit;
+
+const CONFIG: &str = r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+max_call_duration = "10m"
+
+[backend]
+uri = "sip:10.0.0.9:5080"
+
+[trunks.carrier]
+domain = "192.0.2.1"
+allowed_inbound_ips = ["192.0.2.0/24"]
+numbers = ["+15550100001"]
+max_channels = 2
+options_interval = 0
+"#;
+
+const CARRIER: &str = "192.0.2.10:5060";
+const BACKEND: &str = "10.0.0.9:5080";
+const LOCAL: &str = "192.0.2.200:5060";
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn core(text: &str, now: Instant) -> Core {
+    let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    Core::new(config, now)
+}
+
+fn invite(call: &str) -> String {
+    format!(
+        "INVITE sip:+15550100001@192.0.2.200 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-{call};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@carrier.example>;tag=c-{call}\r\n\
+         To: <sip:+15550100001@192.0.2.200>\r\n\
+         Call-ID: {call}@carrier\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:+15551230000@192.0.2.10:5060>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// What the hot path does with a datagram, then the core's part.
+fn receive(core: &mut Core, now: Instant, source: &str, bytes: &str) -> Option<String> {
+    receive_over(core, now, source, None, bytes)
+}
+
+/// [`receive`] for a message that came over a connection.
+fn receive_over(
+    core: &mut Core,
+    now: Instant,
+    source: &str,
+    connection: Option<Connection>,
+    bytes: &str,
+) -> Option<String> {
+    let inbound = core.inbound();
+    let mut worker = Worker::new();
+    let (source, local) = (addr(source), addr(LOCAL));
+    match inbound.handle(&mut worker, now, source, bytes.as_bytes()) {
+        Outcome::Reply => return Some(String::from_utf8(worker.out).unwrap()),
+        Outcome::Nothing => return None,
+        Outcome::Control => {
+            core.handle_datagram(now, source, local, connection, bytes.as_bytes(), None)
+        }
+        Outcome::Admit(admitted) => core.handle_datagram(
+            now,
+            source,
+            local,
+            connection,
+            bytes.as_bytes(),
+            Some(admitted),
+        ),
+    }
+    None
+}
+
+/// Everything the core wants sent, as (destination, first line, text).
+fn sent(core: &mut Core) -> Vec<(SocketAddr, String, String)> {
+    transmits(core)
+        .into_iter()
+        .map(|t| {
+            let text = String::from_utf8(t.bytes).unwrap();
+            (t.destination, text.lines().next().unwrap().to_owned(), text)
+        })
+        .collect()
+}
+
+fn transmits(core: &mut Core) -> Vec<Transmit> {
+    std::iter::from_fn(|| core.poll_transmit()).collect()
+}
+
+/// A UAS's answer to a request inside a dialog (its To has the tag already).
+fn answer_in_dialog(request: &str, code: u16, reason: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for line in request.lines() {
+        for name in ["Via:", "From:", "To:", "Call-ID:", "CSeq:"] {
+            if line.starts_with(name) {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// The backend's BYE for dialog `call` (its tag `b1`), after `routes`, to `uri`.
+fn backend_bye(call: &str, uri: &str, routes: &str) -> String {
+    format!(
+        "BYE {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 10.0.0.9:5080;branch=z9hG4bK-bye-{call}\r\n\
+         Route: {routes}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15550100001@192.0.2.200>;tag=b1\r\n\
+         To: <sip:+15551230000@carrier.example>;tag=c-{call}\r\n\
+         Call-ID: {call}@carrier\r\n\
+         CSeq: 1 BYE\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The carrier's BYE for the dialog of `call` with the backend's `tag`.
+fn carrier_bye(call: &str, tag: &str, branch: &str) -> String {
+    invite(call)
+        .replace(
+            "INVITE sip:+15550100001@192.0.2.200",
+            "BYE sip:10.0.0.9:5080",
+        )
+        .replace("1 INVITE", "2 BYE")
+        .replace("@192.0.2.200>\r\n", &format!("@192.0.2.200>;tag={tag}\r\n"))
+        .replace(
+            &format!("branch=z9hG4bK-{call}"),
+            &format!("branch=z9hG4bK-{branch}"),
+        )
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
+    message
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+        .collect()
+}
+
+/// The backend's response to the request `to` it received, with a To-tag.
+fn answer(request: &str, code: u16, reason: &str) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
+    for line in request.lines() {
+        for name in ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"] {
+            if line.starts_with(name) {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        if line.starts_with("To:") {
+            out.push_str(line);
+            out.push_str(";tag=b1\r\n");
+        }
+    }
+    out.push_str("Contact: <sip:10.0.0.9:5080>\r\nContent-Length: 0\r\n\r\n");
+    out
+}
+
+fn channels(core: &Core) -> u32 {
+    core.inbound().snapshot().trunks[0].counters.channels()
+}
+
+#[test]
+fn answered_call_keeps_its_channel_until_bye() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    assert_eq!(receive(&mut core, t0, CARRIER, &invite("a")), None);
+    let out = sent(&mut core);
+    assert_eq!(out[0].0, addr(CARRIER));
+    assert_eq!(out[0].1, "SIP/2.0 100 Trying");
+    assert_eq!(out[1].0, addr(BACKEND));
+    assert_eq!(out[1].1, "INVITE sip:+15550100001@10.0.0.9:5080 SIP/2.0");
+    let forwarded = out[1].2.clone();
+    assert!(forwarded.contains("\r\nX-Trunk: carrier\r\n"));
+    assert!(forwarded.contains("Record-Route: <sip:192.0.2.200:5060;lr>\r\n"));
+    assert_eq!(channels(&core), 1);
+
+    // A retransmitted INVITE gets the 100 again and claims nothing.
+    assert_eq!(receive(&mut core, t0, CARRIER, &invite("a")), None);
+    let again = sent(&mut core);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1, "SIP/2.0 100 Trying");
+    assert_eq!(channels(&core), 1);
+
+    receive(&mut core, t0, BACKEND, &answer(&forwarded, 180, "Ringing"));
+    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    let relayed = sent(&mut core);
+    let lines: Vec<_> = relayed
+        .iter()
+        .map(|(to, line, _)| (to.to_string(), line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (CARRIER.to_owned(), "SIP/2.0 180 Ringing"),
+            (CARRIER.to_owned(), "SIP/2.0 200 OK")
+        ]
+    );
+    assert!(
+        !relayed[1].2.contains("192.0.2.200:5060;branch=z9hG4bKtk"),
+        "our Via is gone from relayed responses"
+    );
+    assert_eq!(core.active_calls(), 1);
+
+    // Hours later, still one channel; then the carrier hangs up.
+    let later = t0 + Duration::from_secs(300);
+    core.handle_timeout(later);
+    assert_eq!(channels(&core), 1);
+    let bye = invite("a")
+        .replace(
+            "INVITE sip:+15550100001@192.0.2.200",
+            "BYE sip:10.0.0.9:5080",
+        )
+        .replace("1 INVITE", "2 BYE")
+        .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=b1\r\n")
+        .replace("branch=z9hG4bK-a", "branch=z9hG4bK-bye");
+    receive(&mut core, later, CARRIER, &bye);
+    let out = sent(&mut core);
+    assert_eq!(out[0].0, addr(BACKEND));
+    assert!(out[0].1.starts_with("BYE "));
+    assert_eq!(channels(&core), 0, "released at the BYE");
+    assert_eq!(core.active_calls(), 0);
+    // The 200 for the BYE goes back to the carrier.
+    receive(&mut core, later, BACKEND, &answer(&out[0].2, 200, "OK"));
+    let out = sent(&mut core);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(CARRIER), "SIP/2.0 200 OK")
+    );
+    // The call is forgotten once it has lingered.
+    core.handle_timeout(later + Duration::from_secs(40));
+    assert_eq!(core.calls_remembered(), 0);
+}
+
+#[test]
+fn a_busy_backend_releases_the_channel_and_its_ack_is_ours() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    receive(&mut core, t0, CARRIER, &invite("b"));
+    let forwarded = sent(&mut core)[1].2.clone();
+    receive(
+        &mut core,
+        t0,
+        BACKEND,
+        &answer(&forwarded, 486, "Busy Here"),
+    );
+    let out = sent(&mut core);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (to.to_string(), line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                BACKEND.to_owned(),
+                "ACK sip:+15550100001@10.0.0.9:5080 SIP/2.0"
+            ),
+            (CARRIER.to_owned(), "SIP/2.0 486 Busy Here"),
+        ]
+    );
+    assert_eq!(channels(&core), 0);
+    // The carrier's ACK for the 486 ends at trunkd (same branch as its INVITE).
+    let ack = invite("b")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=b1\r\n");
+    receive(&mut core, t0, CARRIER, &ack);
+    assert!(sent(&mut core).is_empty());
+}
+
+#[test]
+fn a_silent_backend_gets_the_carrier_503_and_a_ringing_one_is_cancelled_at_timer_c() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    receive(&mut core, t0, CARRIER, &invite("c"));
+    sent(&mut core);
+    // Timer A retransmits; Timer B (64·T1 = 32 s) gives up.
+    let mut now = t0;
+    let mut retransmissions = 0;
+    while now < t0 + Duration::from_secs(33) {
+        now = core.poll_timeout().min(t0 + Duration::from_secs(33));
+        core.handle_timeout(now);
+        for (to, line, _) in sent(&mut core) {
+            if to == addr(BACKEND) && line.starts_with("INVITE") {
+                retransmissions += 1;
+            }
+            if to == addr(CARRIER) {
+                assert_eq!(line, "SIP/2.0 503 Backend Unavailable");
+            }
+        }
+    }
+    assert_eq!(
+        retransmissions, 6,
+        "Timer A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s"
+    );
+    assert_eq!(channels(&core), 0);
+    // The carrier's ACK to our 503 reaches the transaction: no more 503s (Timer G).
+    let ack = invite("c")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=x\r\n");
+    assert_eq!(receive(&mut core, now, CARRIER, &ack), None);
+    let quiet_until = now + Duration::from_secs(10);
+    while now < quiet_until {
+        now = core.poll_timeout().min(quiet_until);
+        core.handle_timeout(now);
+        assert!(
+            sent(&mut core).is_empty(),
+            "503 retransmitted after its ACK"
+        );
+    }
+
+    // Another call rings: Timer C (181 s) cancels it and tells the carrier 408.
+    receive(&mut core, now, CARRIER, &invite("d"));
+    let forwarded = sent(&mut core)[1].2.clone();
+    receive(&mut core, now, BACKEND, &answer(&forwarded, 180, "Ringing"));
+    sent(&mut core);
+    let limit = now + Duration::from_secs(182);
+    let mut seen = Vec::new();
+    while now < limit {
+        now = core.poll_timeout().min(limit);
+        core.handle_timeout(now);
+        seen.extend(sent(&mut core).into_iter().map(|(to, line, _)| (to, line)));
+    }
+    assert!(
+        seen.contains(&(
+            addr(BACKEND),
+            "CANCEL sip:+15550100001@10.0.0.9:5080 SIP/2.0".into()
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(addr(CARRIER), "SIP/2.0 408 Request Timeout".into())),
+        "{seen:?}"
+    );
+    assert_eq!(channels(&core), 0);
+    // The backend's 487 to our CANCEL is not a second final answer to the carrier.
+    receive(
+        &mut core,
+        now,
+        BACKEND,
+        &answer(&forwarded, 487, "Request Terminated"),
+    );
+    let after: Vec<_> = sent(&mut core)
+        .into_iter()
+        .map(|(to, line, _)| (to, line))
+        .collect();
+    assert_eq!(
+        after,
+        [(
+            addr(BACKEND),
+            "ACK sip:+15550100001@10.0.0.9:5080 SIP/2.0".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn calls_survive_reloads_and_max_call_duration_ends_a_call_without_bye() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    receive(&mut core, t0, CARRIER, &invite("e"));
+    let forwarded = sent(&mut core)[1].2.clone();
+    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    sent(&mut core);
+    // Lowering max_channels below what is in use keeps the call and its count.
+    let lowered = CONFIG.replace("max_channels = 2", "max_channels = 1");
+    core.handle_reload(
+        t0,
+        Ok(load_str(Path::new("t.toml"), &lowered, &LoadOptions::default()).unwrap()),
+    );
+    assert_eq!(channels(&core), 1);
+    assert_eq!(
+        receive(&mut core, t0, CARRIER, &invite("f"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+        "SIP/2.0 503 Channel Limit Reached"
+    );
+    // Removing the trunk: the call goes on (BYE still routed) until it ends.
+    let removed = CONFIG
+        .replace("[trunks.carrier]", "[trunks.other]")
+        .replace("+15550100001", "+15550100002");
+    core.handle_reload(
+        t0,
+        Ok(load_str(Path::new("t.toml"), &removed, &LoadOptions::default()).unwrap()),
+    );
+    assert_eq!(core.active_calls(), 1);
+    // No BYE ever comes: max_call_duration (10 min) ends it with a warning.
+    drain_events(&mut core);
+    let end = t0 + Duration::from_secs(601);
+    let mut now = t0;
+    while now < end {
+        now = core.poll_timeout().min(end);
+        core.handle_timeout(now);
+    }
+    assert_eq!(core.active_calls(), 0);
+    let warned = drain_events(&mut core).into_iter().any(|event| matches!(
+        event,
+        Event::Warning { ref trunk, ref message } if trunk == "carrier" && message.contains("max_call_duration")
+    ));
+    assert!(warned);
+}
+
+fn drain_events(core: &mut Core) -> Vec<Event> {
+    std::iter::from_fn(|| core.poll_event()).collect()
+}
+
+#[test]
+fn the_backends_bye_goes_to_the_carriers_contact_and_its_answer_comes_back() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    // Another node of the carrier, and one behind a NAT (its Contact says 192.168.1.20).
+    let contacts = [
+        ("g", "192.0.2.11:5070", "192.0.2.11:5070"),
+        ("n", "192.168.1.20:5060", CARRIER),
+    ];
+    for (call, contact, expected) in contacts {
+        let invite = invite(call).replace("192.0.2.10:5060>", &format!("{contact}>"));
+        receive(&mut core, t0, CARRIER, &invite);
+        let forwarded = sent(&mut core)[1].2.clone();
+        receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+        sent(&mut core);
+        assert_eq!(channels(&core), 1);
+
+        let uri = format!("sip:+15551230000@{contact}");
+        let bye = backend_bye(call, &uri, "<sip:192.0.2.200:5060;lr>");
+        receive(&mut core, t0, BACKEND, &bye);
+        let out = sent(&mut core);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (to, line, text) = &out[0];
+        assert_eq!(
+            (*to, line.as_str()),
+            (addr(expected), &*format!("BYE {uri} SIP/2.0"))
+        );
+        assert!(
+            header(text, "Route").is_empty(),
+            "our Route entry is removed: {text}"
+        );
+        assert!(
+            header(text, "Via")[0].starts_with("SIP/2.0/UDP 192.0.2.200:5060;branch=z9hG4bKtk")
+        );
+        assert_eq!(channels(&core), 0, "released at the BYE");
+
+        // The carrier's 200 comes from where the BYE went; it goes to the BYE's sender.
+        receive(&mut core, t0, expected, &answer_in_dialog(text, 200, "OK"));
+        let out = sent(&mut core);
+        assert_eq!(
+            (out[0].0, out[0].1.as_str()),
+            (addr(BACKEND), "SIP/2.0 200 OK")
+        );
+    }
+}
+
+#[test]
+fn a_forked_answer_holds_the_channel_until_its_last_dialog_ends() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    receive(&mut core, t0, CARRIER, &invite("h"));
+    let forwarded = sent(&mut core)[1].2.clone();
+    let first = answer(&forwarded, 200, "OK");
+    let second = first.replace("tag=b1", "tag=b2");
+    receive(&mut core, t0, BACKEND, &first);
+    receive(&mut core, t0, BACKEND, &second);
+    let relayed = sent(&mut core);
+    assert_eq!(relayed.len(), 2, "both 2xx go to the carrier: {relayed:?}");
+    assert!(
+        relayed
+            .iter()
+            .all(|(to, line, _)| *to == addr(CARRIER) && line == "SIP/2.0 200 OK")
+    );
+
+    // The carrier keeps b1 and ends b2, from another of its nodes: the BYE is the
+    // carrier's by its From tag, not by its address, and its 200 goes back to that node.
+    let node = "192.0.2.13:5060";
+    receive(&mut core, t0, node, &carrier_bye("h", "b2", "bye-b2"));
+    let out = sent(&mut core);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(BACKEND), "BYE sip:10.0.0.9:5080 SIP/2.0")
+    );
+    assert_eq!(channels(&core), 1, "b1 still up");
+    assert_eq!(core.active_calls(), 1);
+    receive(
+        &mut core,
+        t0,
+        BACKEND,
+        &answer_in_dialog(&out[0].2, 200, "OK"),
+    );
+    let out = sent(&mut core);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(node), "SIP/2.0 200 OK")
+    );
+
+    // A BYE naming no dialog of the call ends nothing.
+    receive(&mut core, t0, CARRIER, &carrier_bye("h", "b9", "bye-b9"));
+    sent(&mut core);
+    assert_eq!(channels(&core), 1);
+
+    receive(&mut core, t0, CARRIER, &carrier_bye("h", "b1", "bye-b1"));
+    sent(&mut core);
+    assert_eq!(channels(&core), 0);
+    assert_eq!(core.active_calls(), 0);
+}
+
+#[test]
+fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    let connection = Connection {
+        transport: Transport::Tcp,
+        listener: Some(addr("192.0.2.200:5070")),
+    };
+    let ephemeral = "192.0.2.10:40001";
+    let invite = invite("t")
+        .replace("SIP/2.0/UDP 192.0.2.10:5060", "SIP/2.0/TCP 192.0.2.10:5060")
+        .replace("192.0.2.10:5060>", "192.0.2.10:5060;transport=tcp>");
+    receive_over(&mut core, t0, ephemeral, Some(connection), &invite);
+    let out = transmits(&mut core);
+    // The 100 on the carrier's connection; should it close, a new one to its Via's port.
+    assert_eq!(
+        (out[0].transport, out[0].connection, out[0].destination),
+        (Transport::Tcp, Some(addr(ephemeral)), addr(CARRIER))
+    );
+    assert_eq!(out[0].server_name, "192.0.2.1");
+    let forwarded = String::from_utf8(out[1].bytes.clone()).unwrap();
+    assert_eq!(
+        (out[1].transport, out[1].destination),
+        (Transport::Udp, addr(BACKEND))
+    );
+    assert_eq!(
+        header(&forwarded, "Record-Route"),
+        [
+            "<sip:192.0.2.200:5060;lr>",
+            "<sip:192.0.2.200:5070;transport=tcp;lr>"
+        ],
+        "the backend's side on top (RFC 5658)"
+    );
+    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    let out = transmits(&mut core);
+    assert_eq!(
+        (out[0].transport, out[0].connection),
+        (Transport::Tcp, Some(addr(ephemeral)))
+    );
+
+    // The backend hangs up through both of our Route entries: the BYE goes over TCP, on
+    // the connection while it is open, else to the carrier's Contact.
+    let routes = "<sip:192.0.2.200:5060;lr>, <sip:192.0.2.200:5070;transport=tcp;lr>";
+    let bye = backend_bye(
+        "t",
+        "sip:+15551230000@192.0.2.10:5080;transport=tcp",
+        routes,
+    );
+    receive(&mut core, t0, BACKEND, &bye);
+    let out = transmits(&mut core);
+    assert_eq!(
+        (out[0].transport, out[0].connection, out[0].destination),
+        (
+            Transport::Tcp,
+            Some(addr(ephemeral)),
+            addr("192.0.2.10:5080")
+        )
+    );
+    let text = String::from_utf8(out[0].bytes.clone()).unwrap();
+    assert!(header(&text, "Route").is_empty(), "{text}");
+    assert!(header(&text, "Via")[0].starts_with("SIP/2.0/TCP 192.0.2.200:5070;branch="));
+    assert_eq!(channels(&core), 0);
+
+    // The carrier answers on a connection of its own; the 200 reaches the backend.
+    let again = Some(connection);
+    receive_over(
+        &mut core,
+        t0,
+        "192.0.2.10:40002",
+        again,
+        &answer_in_dialog(&text, 200, "OK"),
+    );
+    let out = sent(&mut core);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(BACKEND), "SIP/2.0 200 OK")
+    );
+}
