@@ -193,6 +193,37 @@ fn a_call_over_tcp_is_answered_on_its_connection_and_routed_over_udp() {
     );
 }
 
+/// The backend hangs up: its BYE follows trunkd's Record-Route and the carrier's Contact,
+/// over UDP, and over the carrier's own TCP connection with trunkd's TCP Via (the carrier
+/// reached trunkd over TCP, so its route set starts with trunkd's TCP entry, RFC 5658).
+#[test]
+fn the_backends_bye_reaches_the_carrier_over_udp_and_over_its_tcp_connection() {
+    for (transport, via) in [("u1", "UDP"), ("t1", "TCP")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut uas = backend(dir.path(), "sipp-backend-hangup.xml", "1");
+        let backend = format!("127.0.0.1:{}", uas.port);
+        let (mut trunkd, port) = start_trunkd_on(dir.path(), &backend, "127.0.0.1", "", true);
+        trunkd.wait_for(&["listening on tcp:127.0.0.1"]);
+        let scenario = "sipp-carrier-hungup.xml";
+        let mut uac = carrier_over(transport, dir.path(), scenario, DID, "0", port);
+        assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+        assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+        let carrier_saw = messages(dir.path(), scenario, DID, "0");
+        assert!(
+            carrier_saw.contains("BYE sip:+15551230000@127.0.0.1:"),
+            "{carrier_saw}"
+        );
+        assert!(
+            carrier_saw.contains(&format!(
+                "Via: SIP/2.0/{via} 127.0.0.1:{port};branch=z9hG4bKtk"
+            )),
+            "{carrier_saw}"
+        );
+        trunkd.wait_for(&["trunk=lab", "channels=0/1 calls=1 "]);
+        trunkd.stop();
+    }
+}
+
 #[test]
 fn unknown_sources_get_403_and_unknown_numbers_404() {
     let dir = tempfile::tempdir().unwrap();
