@@ -617,3 +617,103 @@ fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection(
         (addr(BACKEND), "SIP/2.0 200 OK")
     );
 }
+
+/// One thing that can happen to call `p<n>` in the property test below.
+#[derive(Debug, Clone)]
+enum Step {
+    Invite(u8),
+    /// The backend answers with a code, under To tag `b<n>` (forks when they differ).
+    Answer(u8, u16, u8),
+    CarrierBye(u8, u8),
+    BackendBye(u8, u8),
+    Cancel(u8),
+    /// Time passes (seconds), every timer due runs.
+    Wait(u16),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..4u8).prop_map(Step::Invite),
+        (0..4u8, prop::sample::select(vec![180u16, 200, 486]), 0..3u8)
+            .prop_map(|(call, code, tag)| Step::Answer(call, code, tag)),
+        (0..4u8, 0..3u8).prop_map(|(call, tag)| Step::CarrierBye(call, tag)),
+        (0..4u8, 0..3u8).prop_map(|(call, tag)| Step::BackendBye(call, tag)),
+        (0..4u8).prop_map(Step::Cancel),
+        (1..400u16).prop_map(Step::Wait),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever the order of INVITEs, answers (forks included), BYEs from either side,
+    /// CANCELs and timeouts: a call holds its channel exactly while it is in progress,
+    /// the trunk never counts more than max_channels (2) nor less than 0, and once
+    /// max_call_duration has passed everything is released and forgotten.
+    #[test]
+    fn channels_follow_the_calls_in_progress_under_any_event_order(
+        steps in proptest::collection::vec(step(), 0..60),
+    ) {
+        let t0 = epoch();
+        let mut now = t0;
+        let mut core = core(CONFIG, t0);
+        sent(&mut core);
+        let mut forwarded: [Option<String>; 4] = Default::default();
+        for step in steps {
+            match step {
+                Step::Invite(call) => {
+                    receive(&mut core, now, CARRIER, &invite(&format!("p{call}")));
+                    if let Some((_, _, text)) =
+                        sent(&mut core).into_iter().find(|(_, line, _)| line.starts_with("INVITE"))
+                    {
+                        forwarded[usize::from(call)] = Some(text);
+                    }
+                }
+                Step::Answer(call, code, tag) => {
+                    if let Some(request) = &forwarded[usize::from(call)] {
+                        let reason = match code { 180 => "Ringing", 200 => "OK", _ => "Busy Here" };
+                        let response = answer(request, code, reason)
+                            .replace("tag=b1", &format!("tag=b{tag}"));
+                        receive(&mut core, now, BACKEND, &response);
+                    }
+                }
+                Step::CarrierBye(call, tag) => {
+                    let bye = carrier_bye(&format!("p{call}"), &format!("b{tag}"), "pbye");
+                    receive(&mut core, now, CARRIER, &bye);
+                }
+                Step::BackendBye(call, tag) => {
+                    let bye = backend_bye(
+                        &format!("p{call}"),
+                        "sip:+15551230000@192.0.2.10:5060",
+                        "<sip:192.0.2.200:5060;lr>",
+                    )
+                    .replace("tag=b1", &format!("tag=b{tag}"));
+                    receive(&mut core, now, BACKEND, &bye);
+                }
+                Step::Cancel(call) => {
+                    let cancel = invite(&format!("p{call}"))
+                        .replace("INVITE sip", "CANCEL sip")
+                        .replace("1 INVITE", "1 CANCEL");
+                    receive(&mut core, now, CARRIER, &cancel);
+                }
+                Step::Wait(seconds) => {
+                    let until = now + Duration::from_secs(u64::from(seconds));
+                    while now < until {
+                        now = core.poll_timeout().min(until).max(now);
+                        core.handle_timeout(now);
+                    }
+                }
+            }
+            sent(&mut core);
+            proptest::prop_assert!(channels(&core) <= 2);
+            proptest::prop_assert_eq!(channels(&core) as usize, core.active_calls());
+        }
+        let end = now + Duration::from_secs(11 * 60);
+        while now < end {
+            now = core.poll_timeout().min(end).max(now);
+            core.handle_timeout(now);
+            sent(&mut core);
+        }
+        proptest::prop_assert_eq!(channels(&core), 0);
+        proptest::prop_assert_eq!(core.calls_remembered(), 0);
+    }
+}
