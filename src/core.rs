@@ -5,8 +5,8 @@
 //! tests drive it on a virtual clock. Registration and keepalive machines (later issues)
 //! hang off [`TrunkRuntime`], which survives any reload that leaves its trunk unchanged.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -147,6 +147,13 @@ pub struct Core {
     backend_names: BTreeMap<String, Vec<SocketAddr>>,
     backend_resolve_at: Option<Instant>,
     backend_lookups: VecDeque<ResolveRequest>,
+    /// On a UDP listener bound to every address: our address that faces each backend
+    /// (the kernel's choice, asked of the shell), which the Via and Record-Route toward
+    /// that backend name.
+    facing: HashMap<IpAddr, IpAddr>,
+    /// Backends whose facing address the shell is asked for, and those asked for.
+    probes: VecDeque<IpAddr>,
+    probing: HashSet<IpAddr>,
     /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
     next_report: Instant,
     events: VecDeque<Event>,
@@ -208,10 +215,14 @@ impl Core {
             backend_names: BTreeMap::new(),
             backend_resolve_at: None,
             backend_lookups: VecDeque::new(),
+            facing: HashMap::new(),
+            probes: VecDeque::new(),
+            probing: HashSet::new(),
             events: VecDeque::new(),
         };
         core.collect_notices(now);
         core.lookup_backend_names(now);
+        core.probe_backends();
         core.queue_report(now);
         core
     }
@@ -331,6 +342,7 @@ impl Core {
         if backends_changed {
             self.lookup_backend_names(now);
         }
+        self.probe_backends();
         self.generation += 1;
         self.events.push_back(Event::Reloaded {
             generation: self.generation,
@@ -460,40 +472,56 @@ impl Core {
     /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
     /// with the dialled user kept when the URI names none.
     fn route(
-        &self,
+        &mut self,
         trunk: &str,
         local: SocketAddr,
         connection: Option<call::Connection>,
         user: Option<&[u8]>,
     ) -> Option<call::Route> {
-        let config = self.config.trunks.get(trunk)?;
+        let whole = Arc::clone(&self.config);
+        let config = whole.trunks.get(trunk)?;
         let uri = config
             .route_to
             .as_deref()
-            .or(self.config.backend.as_ref().map(|b| &b.uri))?;
+            .or(whole.backend.as_ref().map(|b| &b.uri))?;
         let backend = backend_address(uri, &self.backend_names)?;
         let mut target = uri.clone();
         if target.user.is_none() {
             target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
         }
-        let public = self.config.daemon.public_address.as_ref();
+        let public = whole.daemon.public_address.as_ref();
         let sent_by = |address: SocketAddr| {
             let host = match public {
                 Some(public) => public.to_string(),
                 None => match address.ip() {
-                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
                     v4 => v4.to_string(),
                 },
             };
             format!("{host}:{}", address.port())
         };
-        let carrier_side = connection.and_then(|connection| {
-            let listener = connection.listener?;
-            (connection.transport != Transport::Udp)
-                .then(|| (connection.transport, sent_by(listener)))
-        });
+        // On a wildcard listener the backend may sit behind another of our addresses than
+        // the one the carrier reached (a public and a private interface): the backend gets
+        // that one, the carrier keeps its own (RFC 5658), once the shell has said which.
+        let mut toward_backend = local;
+        if self.wildcard_udp() {
+            match self.facing.get(&backend.ip()) {
+                Some(&ip) if local.ip().is_ipv4() == ip.is_ipv4() => {
+                    toward_backend = SocketAddr::new(ip, local.port());
+                }
+                Some(_) => {}
+                None => self.want_probe(backend.ip()),
+            }
+        }
+        let carrier_side = match connection {
+            Some(connection) if connection.transport != Transport::Udp => connection
+                .listener
+                .map(|listener| (connection.transport, sent_by(listener))),
+            _ if toward_backend != local => Some((Transport::Udp, sent_by(local))),
+            _ => None,
+        };
         Some(call::Route {
-            sent_by: sent_by(local),
+            sent_by: sent_by(toward_backend),
             carrier_side,
             server_name: registry::server_name(config),
             backend,
@@ -588,6 +616,57 @@ impl Core {
             .or_else(|| self.backend_lookups.pop_front())
     }
 
+    /// Whether a UDP listener is bound to every address (and no `public_address` names
+    /// trunkd instead): calls then name, toward each backend, our address that faces it.
+    fn wildcard_udp(&self) -> bool {
+        let daemon = &self.config.daemon;
+        daemon.public_address.is_none()
+            && daemon
+                .listen
+                .iter()
+                .any(|l| l.transport == Transport::Udp && l.address.ip().is_unspecified())
+    }
+
+    /// Asks again which of our addresses faces each backend (at start and on reload).
+    fn probe_backends(&mut self) {
+        if !self.wildcard_udp() {
+            self.facing.clear();
+            return;
+        }
+        let config = Arc::clone(&self.config);
+        let addresses: Vec<SocketAddr> = config
+            .backend
+            .iter()
+            .map(|backend| &backend.uri)
+            .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
+            .filter_map(|uri| backend_address(uri, &self.backend_names))
+            .collect();
+        for address in addresses {
+            self.want_probe(address.ip());
+        }
+    }
+
+    fn want_probe(&mut self, backend: IpAddr) {
+        if self.probing.insert(backend) {
+            self.probes.push_back(backend);
+        }
+    }
+
+    /// A backend whose facing address the shell should find (see [`Self::handle_probe`]).
+    pub fn poll_probe(&mut self) -> Option<IpAddr> {
+        self.probes.pop_front()
+    }
+
+    /// Our address that faces `backend`, as the kernel's routing table says (`None`: no
+    /// route; calls then name the address the carrier reached).
+    pub fn handle_probe(&mut self, backend: IpAddr, local: Option<IpAddr>) {
+        self.probing.remove(&backend);
+        match local {
+            Some(local) => self.facing.insert(backend, local),
+            None => self.facing.remove(&backend),
+        };
+    }
+
     /// Asks for every backend given by name to be resolved (at start, on reload, and
     /// every [`BACKEND_RESOLVE_INTERVAL`]).
     fn lookup_backend_names(&mut self, now: Instant) {
@@ -621,6 +700,11 @@ impl Core {
                     .chain(resolved.alternatives)
                     .collect();
                 if self.backend_names.get(key) != Some(&addresses) {
+                    for address in &addresses {
+                        if self.wildcard_udp() && !self.facing.contains_key(&address.ip()) {
+                            self.want_probe(address.ip());
+                        }
+                    }
                     self.backend_names.insert(key.to_owned(), addresses);
                     self.publish_snapshot();
                 }

@@ -1,8 +1,9 @@
-//! A carrier calling over TCP, played by this test against the real trunkd binary, with
-//! a UDP socket of the test as the backend: the call gets a double Record-Route
-//! (RFC 5658), and when the carrier's connection has closed, the backend's BYE reaches the
-//! carrier on a new connection to its Contact, with trunkd's TCP Via, and the carrier's
-//! 200 on that connection gets back to the backend.
+//! Calls whose two sides reach trunkd in different ways, played by this test against the
+//! real trunkd binary, with UDP sockets and TCP streams of the test as carrier and backend:
+//! a carrier calling over TCP: the call gets a double Record-Route (RFC 5658), and when
+//! the carrier's connection has closed, the backend's BYE reaches the carrier on a new
+//! connection to its Contact, with trunkd's TCP Via, and the carrier's 200 on that
+//! connection gets back to the backend.
 
 // Real processes in real time: the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]

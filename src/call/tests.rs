@@ -717,3 +717,41 @@ proptest::proptest! {
         proptest::prop_assert_eq!(core.calls_remembered(), 0);
     }
 }
+
+#[test]
+fn on_a_wildcard_listener_the_backend_gets_our_address_that_faces_it() {
+    let t0 = epoch();
+    let config = CONFIG.replace("udp:127.0.0.1:0", "udp:0.0.0.0:5060");
+    let mut core = core(&config, t0);
+    sent(&mut core);
+    // The core asks which of our addresses faces the backend; until the answer, calls
+    // name the address the carrier reached.
+    let backend_ip = addr(BACKEND).ip();
+    assert_eq!(core.poll_probe(), Some(backend_ip));
+    assert_eq!(core.poll_probe(), None);
+    receive(&mut core, t0, CARRIER, &invite("w1"));
+    let before = sent(&mut core)[1].2.clone();
+    assert_eq!(
+        header(&before, "Record-Route"),
+        ["<sip:192.0.2.200:5060;lr>"]
+    );
+
+    core.handle_probe(backend_ip, Some("10.0.0.1".parse().unwrap()));
+    receive(&mut core, t0, CARRIER, &invite("w2"));
+    let forwarded = sent(&mut core)[1].2.clone();
+    assert!(header(&forwarded, "Via")[0].starts_with("SIP/2.0/UDP 10.0.0.1:5060;branch="));
+    assert_eq!(
+        header(&forwarded, "Record-Route"),
+        ["<sip:10.0.0.1:5060;lr>", "<sip:192.0.2.200:5060;lr>"],
+        "the backend's side on top, the carrier's below (RFC 5658)"
+    );
+    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    sent(&mut core);
+    let routes = "<sip:10.0.0.1:5060;lr>, <sip:192.0.2.200:5060;lr>";
+    let bye = backend_bye("w2", "sip:+15551230000@192.0.2.10:5060", routes);
+    receive(&mut core, t0, BACKEND, &bye);
+    let out = sent(&mut core);
+    assert_eq!(out[0].0, addr(CARRIER));
+    assert!(header(&out[0].2, "Route").is_empty(), "{}", out[0].2);
+    assert!(header(&out[0].2, "Via")[0].starts_with("SIP/2.0/UDP 192.0.2.200:5060;branch="));
+}

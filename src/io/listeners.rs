@@ -436,7 +436,7 @@ where
                             Some(calls_from) => {
                                 let received = Datagram {
                                     source: peer,
-                                    local: calls_from,
+                                    local: facing(calls_from, connection.listener),
                                     connection: Some(connection),
                                     bytes: message,
                                     admitted: Some(admitted),
@@ -483,6 +483,15 @@ where
                 return format!("write failed: {error}");
             }
         }
+    }
+}
+
+/// Our UDP listener `udp` named by the address a connection reached when it is bound to
+/// every address (`0.0.0.0`, `::`): the address that faces the connection's peer.
+pub(crate) fn facing(udp: SocketAddr, reached: Option<SocketAddr>) -> SocketAddr {
+    match reached {
+        Some(reached) if udp.ip().is_unspecified() => SocketAddr::new(reached.ip(), udp.port()),
+        _ => udp,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod systemd;
 pub mod watch;
 
 use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant as TokioInstant, sleep_until};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{self, ConfigErrors, LoadOptions};
 use crate::core::{ChangeReason, Context, Core, Event};
@@ -98,6 +99,11 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         Arc::clone(&listeners.accepted),
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
+    let (probed_tx, mut probed_rx) = mpsc::unbounded_channel();
+    let lookups = Lookups {
+        resolved: resolved_tx,
+        probed: probed_tx,
+    };
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let changes = watch::debounced(reload_tx);
     let mut watch = start_watch(&config, &changes);
@@ -112,7 +118,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         config_path.display()
     );
     drain_events(&mut core, &mut last_reload_failed);
-    pump(&mut core, &network, &resolved_tx).await;
+    pump(&mut core, &network, &lookups).await;
     let mut last_status = systemd_status(&core, last_reload_failed);
     notifier.ready(&last_status);
 
@@ -139,6 +145,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                 let resolved: Result<Resolved, String> = resolved;
                 core.handle_resolved(clock::now(), &trunk, resolved);
             }
+            Some((backend, local)) = probed_rx.recv() => core.handle_probe(backend, local),
             Some(()) = reload_rx.recv() => {
                 info!("config files changed; reloading");
                 last_status = reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
@@ -165,7 +172,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         if drain_events(&mut core, &mut last_reload_failed) {
             status_file.dirty = true;
         }
-        pump(&mut core, &network, &resolved_tx).await;
+        pump(&mut core, &network, &lookups).await;
     }
     notifier.stopping();
     unregister_all(
@@ -181,18 +188,33 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     Ok(())
 }
 
+/// Where the answers to the core's lookups go.
+struct Lookups {
+    /// DNS (RFC 3263) for a trunk or a backend name.
+    resolved: mpsc::UnboundedSender<(String, Result<Resolved, String>)>,
+    /// Our address facing a backend.
+    probed: mpsc::UnboundedSender<(IpAddr, Option<IpAddr>)>,
+}
+
 /// Sends what the core queued and starts the lookups it asked for.
-async fn pump(
-    core: &mut Core,
-    network: &Network,
-    resolved: &mpsc::UnboundedSender<(String, Result<Resolved, String>)>,
-) {
+async fn pump(core: &mut Core, network: &Network, lookups: &Lookups) {
     while let Some(transmit) = core.poll_transmit() {
         network.send(transmit).await;
     }
+    while let Some(backend) = core.poll_probe() {
+        let probed = lookups.probed.clone();
+        tokio::spawn(async move {
+            let toward = SocketAddr::new(backend, 5060);
+            let local = network::source_address_toward(toward).await;
+            if let Err(error) = &local {
+                debug!(%backend, "no route to the backend: {error}");
+            }
+            let _ = probed.send((backend, local.ok()));
+        });
+    }
     while let Some(request) = core.poll_resolve() {
         let network = network.clone();
-        let resolved = resolved.clone();
+        let resolved = lookups.resolved.clone();
         tokio::spawn(async move {
             let result = network.resolve(&request).await;
             let _ = resolved.send((request.trunk, result));

@@ -30,7 +30,7 @@ use crate::config::{Listen, Transport};
 use crate::inbound::{Inbound, Outcome, Worker};
 use crate::io::clock;
 use crate::io::dns::Dns;
-use crate::io::listeners::{Accepted, Datagram};
+use crate::io::listeners::{Accepted, Datagram, facing};
 use crate::sip::scan::MAX_MESSAGE_LEN;
 use crate::sip::scan::frame::{self, Frame};
 use crate::trunk::random::Random;
@@ -362,7 +362,7 @@ async fn serve<S>(
                                         carries_calls = true;
                                         let received = Datagram {
                                             source: peer,
-                                            local: calls_from,
+                                            local: facing(calls_from, Some(local)),
                                             connection: Some(connection),
                                             bytes: message,
                                             admitted: Some(admitted),
