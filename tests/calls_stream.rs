@@ -1,9 +1,9 @@
-//! Calls whose two sides reach trunkd in different ways, played by this test against the
-//! real trunkd binary, with UDP sockets and TCP streams of the test as carrier and backend:
-//! a carrier calling over TCP: the call gets a double Record-Route (RFC 5658), and when
-//! the carrier's connection has closed, the backend's BYE reaches the carrier on a new
-//! connection to its Contact, with trunkd's TCP Via, and the carrier's 200 on that
-//! connection gets back to the backend.
+//! A carrier calling over TCP and over TLS, played by this test against the real trunkd
+//! binary, with a UDP socket of the test as the backend: the call gets a double
+//! Record-Route (RFC 5658), and when the carrier's connection has closed, the backend's
+//! BYE reaches the carrier on a new connection to its Contact (over TLS: verified for the
+//! trunk's domain against `[tls] ca_file`), with trunkd's TCP/TLS Via, and the carrier's
+//! 200 on that connection gets back to the backend.
 
 // Real processes in real time: the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
@@ -12,15 +12,27 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio_rustls::rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
+};
+use tokio_rustls::rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
+};
 
 use common::{Trunkd, WAIT, free_port};
 
 const DID: &str = "+15550100001";
 
+/// A connection of the carrier's: TCP, or TLS over TCP.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 /// Reads one SIP message (headers and a Content-Length body) from a stream.
-fn read_message(stream: &mut TcpStream, pending: &mut Vec<u8>) -> String {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
+fn read_message(stream: &mut dyn Stream, pending: &mut Vec<u8>) -> String {
     loop {
         if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&pending[..end]).into_owned();
@@ -89,8 +101,84 @@ fn response(request: &str, status: &str, to_tag: Option<&str>, extra: &str) -> S
     out
 }
 
+/// A self-signed certificate for "localhost": trunkd's TLS listener, the carrier's TLS
+/// server, and the CA trunkd trusts (`[tls] ca_file`).
+struct Certificate {
+    der: CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
+fn certificate(dir: &Path) -> Certificate {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    Certificate {
+        der: certified.cert.der().clone(),
+        key_der: certified.signing_key.serialize_der(),
+    }
+}
+
+fn provider() -> Arc<tokio_rustls::rustls::crypto::CryptoProvider> {
+    Arc::new(tokio_rustls::rustls::crypto::ring::default_provider())
+}
+
+/// The carrier's connection to trunkd, with a read timeout.
+fn connect(tls: Option<&Certificate>, port: u16) -> Box<dyn Stream> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let Some(certificate) = tls else {
+        return Box::new(tcp);
+    };
+    let mut roots = RootCertStore::empty();
+    roots.add(certificate.der.clone()).unwrap();
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = ClientConnection::new(Arc::new(client), name).unwrap();
+    Box::new(StreamOwned::new(connection, tcp))
+}
+
+/// The next connection trunkd opens to the carrier's listener (TLS: the carrier's side of
+/// the handshake), with a read timeout.
+fn accept(listener: &TcpListener, tls: Option<&Certificate>) -> Box<dyn Stream> {
+    let (sender, accepted) = std::sync::mpsc::channel();
+    let listener = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = sender.send(listener.accept());
+    });
+    let (tcp, _) = accepted
+        .recv_timeout(WAIT)
+        .expect("trunkd connects to the carrier's Contact")
+        .unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let Some(certificate) = tls else {
+        return Box::new(tcp);
+    };
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificate.key_der.clone()));
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.der.clone()], key)
+        .unwrap();
+    let connection = ServerConnection::new(Arc::new(server)).unwrap();
+    Box::new(StreamOwned::new(connection, tcp))
+}
+
 #[test]
 fn the_backends_bye_reaches_a_tcp_carrier_on_a_new_connection_after_its_own_closed() {
+    call_then_reconnect(false);
+}
+
+#[test]
+fn the_backends_bye_reaches_a_tls_carrier_on_a_new_verified_connection_after_its_own_closed() {
+    call_then_reconnect(true);
+}
+
+fn call_then_reconnect(tls: bool) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let backend = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -98,21 +186,33 @@ fn the_backends_bye_reaches_a_tcp_carrier_on_a_new_connection_after_its_own_clos
     // Where the carrier listens, as its Via and Contact say.
     let carrier = TcpListener::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
+    let certificate = tls.then(|| certificate(dir.path()));
+    let (name, upper) = if tls { ("tls", "TLS") } else { ("tcp", "TCP") };
+    // Over TLS the trunk's domain is the name trunkd verifies the carrier's certificate for.
+    let (domain, tls_table) = if tls {
+        (
+            "localhost",
+            "[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\nca_file = \"cert.pem\"\n",
+        )
+    } else {
+        ("192.0.2.77", "")
+    };
     let config = dir.path().join("trunkd.toml");
     std::fs::write(
         &config,
         format!(
             r#"
 [daemon]
-listen = ["udp:127.0.0.1:{port}", "tcp:127.0.0.1:{port}"]
+listen = ["udp:127.0.0.1:{port}", "{name}:127.0.0.1:{port}"]
 status_interval = "1s"
 status_file = ""
 
+{tls_table}
 [backend]
 uri = "sip:127.0.0.1:{backend_port}"
 
 [trunks.lab]
-domain = "192.0.2.77"
+domain = "{domain}"
 allowed_inbound_ips = ["127.0.0.1"]
 numbers = ["{DID}"]
 max_channels = 1
@@ -122,15 +222,15 @@ options_interval = 0
     )
     .unwrap();
     let mut trunkd = Trunkd::start(&config);
-    trunkd.wait_for(&["listening on tcp:127.0.0.1"]);
+    trunkd.wait_for(&[&format!("listening on {name}:127.0.0.1")]);
 
     // The carrier's INVITE over a connection of its own.
-    let mut connection = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut connection = connect(certificate.as_ref(), port);
     let mut pending = Vec::new();
-    let contact = format!("<sip:+15551230000@127.0.0.1:{carrier_port};transport=tcp>");
+    let contact = format!("<sip:+15551230000@127.0.0.1:{carrier_port};transport={name}>");
     let invite = format!(
         "INVITE sip:{DID}@127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/TCP 127.0.0.1:{carrier_port};branch=z9hG4bK-tcp-1;rport\r\n\
+         Via: SIP/2.0/{upper} 127.0.0.1:{carrier_port};branch=z9hG4bK-tcp-1;rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:+15551230000@carrier.example>;tag=carrier-1\r\n\
          To: <sip:{DID}@127.0.0.1:{port}>\r\n\
@@ -140,28 +240,26 @@ options_interval = 0
          Content-Length: 0\r\n\r\n"
     );
     connection.write_all(invite.as_bytes()).unwrap();
-    let trying = read_message(&mut connection, &mut pending);
+    let trying = read_message(&mut *connection, &mut pending);
     assert!(trying.starts_with("SIP/2.0 100 Trying\r\n"), "{trying}");
 
     let forwarded = receive(&backend, "INVITE ");
+    let ours = format!("<sip:127.0.0.1:{port};transport={name};lr>");
     assert_eq!(
         headers(&forwarded, "Record-Route"),
-        [
-            format!("<sip:127.0.0.1:{port};lr>"),
-            format!("<sip:127.0.0.1:{port};transport=tcp;lr>"),
-        ],
+        [format!("<sip:127.0.0.1:{port};lr>"), ours.clone()],
         "{forwarded}"
     );
     let backend_contact = format!("Contact: <sip:127.0.0.1:{backend_port}>\r\n");
     let ok = response(&forwarded, "200 OK", Some("backend-1"), &backend_contact);
     backend.send_to(ok.as_bytes(), ("127.0.0.1", port)).unwrap();
-    let relayed = read_message(&mut connection, &mut pending);
+    let relayed = read_message(&mut *connection, &mut pending);
     assert!(relayed.starts_with("SIP/2.0 200 OK\r\n"), "{relayed}");
-    // The carrier's route set is the Record-Route reversed: our TCP entry first.
+    // The carrier's route set is the Record-Route reversed: our TCP/TLS entry first.
     let ack = format!(
         "ACK sip:127.0.0.1:{backend_port} SIP/2.0\r\n\
-         Via: SIP/2.0/TCP 127.0.0.1:{carrier_port};branch=z9hG4bK-tcp-2;rport\r\n\
-         Route: <sip:127.0.0.1:{port};transport=tcp;lr>, <sip:127.0.0.1:{port};lr>\r\n\
+         Via: SIP/2.0/{upper} 127.0.0.1:{carrier_port};branch=z9hG4bK-tcp-2;rport\r\n\
+         Route: {ours}, <sip:127.0.0.1:{port};lr>\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:+15551230000@carrier.example>;tag=carrier-1\r\n\
          To: <sip:{DID}@127.0.0.1:{port}>;tag=backend-1\r\n\
@@ -180,10 +278,11 @@ options_interval = 0
 
     // The backend hangs up through both of trunkd's Route entries, to the carrier's
     // Contact.
+    let target = format!("sip:+15551230000@127.0.0.1:{carrier_port};transport={name}");
     let bye = format!(
-        "BYE sip:+15551230000@127.0.0.1:{carrier_port};transport=tcp SIP/2.0\r\n\
+        "BYE {target} SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:{backend_port};branch=z9hG4bK-backend-bye\r\n\
-         Route: <sip:127.0.0.1:{port};lr>, <sip:127.0.0.1:{port};transport=tcp;lr>\r\n\
+         Route: <sip:127.0.0.1:{port};lr>, {ours}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:{DID}@127.0.0.1:{port}>;tag=backend-1\r\n\
          To: <sip:+15551230000@carrier.example>;tag=carrier-1\r\n\
@@ -194,28 +293,15 @@ options_interval = 0
     backend
         .send_to(bye.as_bytes(), ("127.0.0.1", port))
         .unwrap();
-    carrier.set_nonblocking(false).unwrap();
-    let (mut again, _) = {
-        let (sender, accepted) = std::sync::mpsc::channel();
-        let listener = carrier.try_clone().unwrap();
-        std::thread::spawn(move || {
-            let _ = sender.send(listener.accept());
-        });
-        accepted
-            .recv_timeout(WAIT)
-            .expect("trunkd connects to the carrier's Contact")
-            .unwrap()
-    };
+    let mut again = accept(&carrier, certificate.as_ref());
     let mut pending = Vec::new();
-    let received = read_message(&mut again, &mut pending);
+    let received = read_message(&mut *again, &mut pending);
     assert!(
-        received.starts_with(&format!(
-            "BYE sip:+15551230000@127.0.0.1:{carrier_port};transport=tcp SIP/2.0\r\n"
-        )),
+        received.starts_with(&format!("BYE {target} SIP/2.0\r\n")),
         "{received}"
     );
     assert!(
-        headers(&received, "Via")[0].starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{port};")),
+        headers(&received, "Via")[0].starts_with(&format!("SIP/2.0/{upper} 127.0.0.1:{port};")),
         "{received}"
     );
     assert!(headers(&received, "Route").is_empty(), "{received}");
