@@ -109,6 +109,10 @@ impl Peer {
     }
 }
 
+/// Dialogs one INVITE may make (forks); the 2xx of more are relayed but not tracked, so
+/// a backend cannot grow a call without bound, and their BYEs release nothing.
+const MAX_DIALOGS: usize = 16;
+
 /// Requests forwarded statelessly and not yet answered with a final response, per call:
 /// where their responses go. More are unusual (one BYE, a re-INVITE, an INFO or two);
 /// beyond this the oldest is forgotten and its late response goes to the other side's
@@ -662,7 +666,9 @@ impl Calls {
                     200..=299 => {
                         // Each 2xx with a new To tag is a dialog of its own (a fork).
                         let tag = message.to().ok().and_then(|to| to.tag).unwrap_or_default();
-                        if !call.dialogs.iter().any(|known| known == tag) {
+                        if !call.dialogs.iter().any(|known| known == tag)
+                            && call.dialogs.len() < MAX_DIALOGS
+                        {
                             call.dialogs.push(tag.to_vec());
                         }
                         if call.phase == Phase::Setup {
