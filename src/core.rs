@@ -417,6 +417,12 @@ impl Core {
         self.calls.active()
     }
 
+    /// A request forwarded inside a call still waits for its final response (the 200 to
+    /// a BYE that ended the last call, at shutdown).
+    pub fn calls_awaiting_responses(&self) -> bool {
+        self.calls.awaiting_responses()
+    }
+
     /// Calls still remembered, ended ones lingering for retransmissions included.
     pub fn calls_remembered(&self) -> usize {
         self.calls.len()

@@ -224,6 +224,47 @@ fn the_backends_bye_reaches_the_carrier_over_udp_and_over_its_tcp_connection() {
     }
 }
 
+/// `shutdown_drain`: SIGTERM during a call refuses new calls (503) but waits for the call
+/// in progress, whose BYE still passes; trunkd exits as soon as it has ended.
+#[test]
+fn a_stop_with_shutdown_drain_waits_for_the_call_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "1");
+    let backend = format!("127.0.0.1:{}", uas.port);
+    let drain = "shutdown_drain = \"30s\"";
+    let (mut trunkd, port) = start_trunkd(dir.path(), &backend, "127.0.0.1", drain);
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "3000", port);
+    trunkd.wait_for(&["trunk=lab", "channels=1/1 calls=1 "]);
+    let stopping = std::time::Instant::now();
+    trunkd.signal("TERM");
+    trunkd.wait_for(&["draining: 1 calls in progress; waiting up to 30s"]);
+    // A new call meanwhile is refused.
+    let mut refused = carrier(dir.path(), "sipp-carrier-rejected.xml", DID, "0", port);
+    assert_eq!(refused.wait(), Some(0), "{}", refused.log_text());
+    let refused_saw = messages(dir.path(), "sipp-carrier-rejected.xml", DID, "0");
+    assert!(
+        refused_saw.contains("SIP/2.0 503 Shutting Down"),
+        "{refused_saw}"
+    );
+    // The call in progress ends normally, through trunkd.
+    let carrier_done = uac.wait();
+    let (success, log) = trunkd.wait_exit();
+    assert_eq!(carrier_done, Some(0), "carrier: {log:#?}");
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    assert!(success, "{log:#?}");
+    let waited = stopping.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "stopped {waited:?} after SIGTERM: once the call ended, not at the drain's end"
+    );
+    assert!(log.iter().any(|line| line.contains("stopped")), "{log:#?}");
+    assert!(
+        log.iter()
+            .all(|line| !line.contains("shutdown_drain is over")),
+        "{log:#?}"
+    );
+}
+
 #[test]
 fn unknown_sources_get_403_and_unknown_numbers_404() {
     let dir = tempfile::tempdir().unwrap();

@@ -305,6 +305,12 @@ impl Calls {
         self.events.pop_front()
     }
 
+    /// Some request forwarded inside a call (a BYE, say) still waits for its final
+    /// response.
+    pub fn awaiting_responses(&self) -> bool {
+        self.calls.values().any(|call| !call.pending.is_empty())
+    }
+
     /// Calls the hot path should stop treating as active.
     pub fn take_finished_keys(&mut self) -> Vec<(u64, Vec<u8>)> {
         std::mem::take(&mut self.finished_keys)

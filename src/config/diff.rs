@@ -80,6 +80,10 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             old.daemon.max_call_duration != new.daemon.max_call_duration,
         ),
         (
+            "shutdown_drain",
+            old.daemon.shutdown_drain != new.daemon.shutdown_drain,
+        ),
+        (
             "status_file",
             old.daemon.status_file != new.daemon.status_file,
         ),

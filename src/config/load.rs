@@ -47,6 +47,8 @@ const DEFAULT_REGISTER_RETRY_MIN: Duration = Duration::from_secs(30);
 const DEFAULT_REGISTER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_TRUNK_HEADER: &str = "X-Trunk";
 const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
+/// `shutdown_drain` is off unless set: a stop does not wait for calls.
+const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::ZERO;
 const MAX_CPS_RANGE: Range<i64> = 0..100_001;
 const DEFAULT_STATUS_FILE: &str = "/run/trunkd/status.json";
 const DEFAULT_OPTIONS_DOWN_AFTER: u32 = 3;
@@ -311,6 +313,7 @@ fn read_daemon<'a>(
             on_unknown_source: UnknownSource::Reject,
             trunk_header: DEFAULT_TRUNK_HEADER.to_owned(),
             max_call_duration: DEFAULT_MAX_CALL_DURATION,
+            shutdown_drain: DEFAULT_SHUTDOWN_DRAIN,
             status_file: Some(PathBuf::from(DEFAULT_STATUS_FILE)),
         };
         return (
@@ -359,6 +362,13 @@ fn read_daemon<'a>(
         DEFAULT_MAX_CALL_DURATION,
         s(60),
         s(7 * 86_400),
+    );
+    let shutdown_drain = bounded_duration(
+        &mut reader,
+        "shutdown_drain",
+        DEFAULT_SHUTDOWN_DRAIN,
+        Duration::ZERO,
+        s(3600),
     );
     let status_file = match reader.string("status_file") {
         None => Some(PathBuf::from(DEFAULT_STATUS_FILE)),
@@ -427,6 +437,7 @@ fn read_daemon<'a>(
         on_unknown_source,
         trunk_header,
         max_call_duration: max_call_duration.into_inner(),
+        shutdown_drain: shutdown_drain.into_inner(),
         status_file,
     };
     (

@@ -72,6 +72,8 @@ pub struct Daemon {
     pub trunk_header: String,
     /// A call whose BYE never arrives is ended (its channel released) after this.
     pub max_call_duration: Duration,
+    /// On SIGTERM/SIGINT, how long to wait for calls in progress to end (0: not at all).
+    pub shutdown_drain: Duration,
     /// Where the full status is written as JSON; `None`: not written.
     pub status_file: Option<PathBuf>,
 }

@@ -31,6 +31,8 @@ const STATUS_FILE_PERIOD: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for un-REGISTERs to be answered.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// While draining, how long the answers to the last call's BYE may take once it ended.
+const SETTLE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -175,11 +177,13 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         pump(&mut core, &network, &lookups).await;
     }
     notifier.stopping();
-    unregister_all(
+    shut_down(
         &mut core,
         &network,
+        &notifier,
         &mut control_rx,
         &mut last_reload_failed,
+        [&mut sigterm, &mut sigint],
     )
     .await;
     status_file.write(&core);
@@ -224,32 +228,68 @@ async fn pump(core: &mut Core, network: &Network, lookups: &Lookups) {
 
 /// Removes every binding (REGISTER Expires: 0) and waits for the answers, up to
 /// [`SHUTDOWN_DEADLINE`], so carriers stop sending calls to an address about to go away.
-async fn unregister_all(
+/// With `[daemon] shutdown_drain`, also waits that long for the calls in progress to end
+/// (new INVITEs get 503 meanwhile); a second SIGTERM or SIGINT ends the wait.
+async fn shut_down(
     core: &mut Core,
     network: &Network,
+    notifier: &Notifier,
     control: &mut mpsc::Receiver<listeners::Datagram>,
     last_reload_failed: &mut Option<usize>,
+    [sigterm, sigint]: [&mut tokio::signal::unix::Signal; 2],
 ) {
-    core.shutdown(clock::now());
-    let deadline = clock::now() + SHUTDOWN_DEADLINE;
+    let started = clock::now();
+    core.shutdown(started);
+    let unregistered_by = started + SHUTDOWN_DEADLINE;
+    let drain = core.config().daemon.shutdown_drain;
+    let drained_by = started + drain;
+    let calls = core.active_calls();
+    if !drain.is_zero() && calls > 0 {
+        info!(
+            "draining: {calls} calls in progress; waiting up to {} for them to end (new calls get 503)",
+            config::format_duration(drain)
+        );
+        notifier.draining(drain + SHUTDOWN_DEADLINE, calls);
+    }
+    let mut waiting_for_registrations = true;
+    let mut settled_by: Option<std::time::Instant> = None;
     loop {
         while let Some(transmit) = core.poll_transmit() {
             network.send(transmit).await;
         }
         drain_events(core, last_reload_failed);
-        if core.is_quiescent() {
+        let now = clock::now();
+        if waiting_for_registrations && !core.is_quiescent() && now >= unregistered_by {
+            warn!("shutdown deadline reached with unregistrations unanswered");
+            waiting_for_registrations = false;
+        }
+        let registrations_done = core.is_quiescent() || !waiting_for_registrations;
+        let calls = core.active_calls();
+        // Once the last call has ended, its BYE's answer still has to pass.
+        if calls > 0 || drain.is_zero() {
+            settled_by = None;
+        } else if settled_by.is_none() {
+            settled_by = Some(now + SETTLE);
+        }
+        let settled = settled_by.is_none_or(|by| now >= by || !core.calls_awaiting_responses());
+        if registrations_done && ((calls == 0 && settled) || now >= drained_by) {
+            if calls > 0 && !drain.is_zero() {
+                warn!("shutdown_drain is over with {calls} calls in progress; stopping anyway");
+            }
             return;
         }
-        let wake = TokioInstant::from_std(core.poll_timeout().min(deadline));
+        let mut wake = core.poll_timeout().min(drained_by.max(unregistered_by));
+        if waiting_for_registrations {
+            wake = wake.min(unregistered_by);
+        }
+        if let Some(by) = settled_by {
+            wake = wake.min(by);
+        }
         tokio::select! {
-            _ = sleep_until(wake) => {
-                if clock::now() >= deadline {
-                    warn!("shutdown deadline reached with unregistrations unanswered");
-                    return;
-                }
-                core.handle_timeout(clock::now());
-            }
+            _ = sleep_until(TokioInstant::from_std(wake)) => core.handle_timeout(clock::now()),
             Some(received) = control.recv() => deliver(core, received),
+            _ = sigterm.recv() => { info!("SIGTERM again; stopping now"); return; }
+            _ = sigint.recv() => { info!("SIGINT again; stopping now"); return; }
         }
     }
 }

@@ -48,6 +48,17 @@ impl Notifier {
         self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }
 
+    /// Stopping takes longer than `TimeoutStopSec=` may allow: ask for `extra` more.
+    pub fn draining(&self, extra: Duration, calls: usize) {
+        // EXTEND_TIMEOUT_USEC is 32 bits here: ~71 minutes at most.
+        let usec = u32::try_from(extra.as_micros()).unwrap_or(u32::MAX);
+        let status = format!("stopping: draining {calls} calls");
+        self.send(&[
+            NotifyState::ExtendTimeoutUsec(usec),
+            NotifyState::Status(&status),
+        ]);
+    }
+
     pub fn watchdog(&self) {
         self.send(&[NotifyState::Watchdog]);
     }

@@ -266,6 +266,18 @@ impl Trunkd {
     }
 }
 
+impl Trunkd {
+    /// Waits for the process to exit by itself (after a signal sent earlier); returns
+    /// whether it exited 0 and the whole log.
+    pub fn wait_exit(mut self) -> (bool, Vec<String>) {
+        let success = self.child.wait().unwrap().success();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            self.log.push(line);
+        }
+        (success, std::mem::take(&mut self.log))
+    }
+}
+
 impl Drop for Trunkd {
     fn drop(&mut self) {
         let _ = self.child.kill();
