@@ -1263,9 +1263,9 @@ type TopVia<'a> = Result<(&'a [u8], Via<'a>), ScanError>;
 /// Scans one complete message like [`scan_with`] (with [`MAX_HEADERS`] header slots),
 /// without header storage: see [`Lean`].
 ///
-/// A single pass finds the line ends (memchr), checks each header name and records the
-/// headers of [`Lean`]; one more pass over the head counts control bytes, which must be
-/// exactly each line's CR and LF. Anything else (a fold, a bare LF, a stray control
+/// A single pass finds the control bytes (64 at a time), which must be exactly each
+/// line's CR and LF, checks each header name and records the headers of [`Lean`].
+/// Anything else (a fold, a bare LF, a stray control
 /// byte, any error) is handed to [`scan_with`], whose answer is returned: the fast path
 /// only ever accepts, never refuses.
 pub fn scan_lean(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> {
@@ -1277,38 +1277,111 @@ pub fn scan_lean(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanErr
     Ok(Lean::of(bytes, &scanned))
 }
 
-/// Control bytes (C0 but HTAB, and DEL) in `bytes`; counted 64 at a time in byte lanes.
-fn count_controls(bytes: &[u8]) -> usize {
-    fn is_control(byte: u8) -> u8 {
-        u8::from((byte < 0x20 && byte != b'\t') || byte == 0x7F)
+/// A control byte: C0 but HTAB, and DEL. No start line or header value may hold one
+/// (TEXT-UTF8char, WSP and the lenient bytes ≥ 0x80 are exactly the others), so in a head
+/// without folds the only control bytes are each line's CR LF.
+fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7F
+}
+
+/// The control bytes of 64 bytes, bit `i` for `block[i]`. Written so the compiler turns
+/// it into vector compares: one flag byte per input byte, then eight flag bytes gathered
+/// into eight bits by one multiplication (flag `j` of a group lands on bit 56 + j, and no
+/// two partial products share a bit, so nothing carries).
+fn control_mask(block: &[u8; 64]) -> u64 {
+    let mut flags = [0u8; 64];
+    for (flag, &byte) in flags.iter_mut().zip(block) {
+        *flag = u8::from(is_control(byte));
     }
-    let mut chunks = bytes.chunks_exact(64);
-    let mut total = 0;
-    for chunk in &mut chunks {
-        let count: u8 = chunk.iter().fold(0, |count, &b| count + is_control(b));
-        total += usize::from(count);
+    let (groups, _) = flags.as_chunks::<8>();
+    let mut mask = 0;
+    for (index, group) in groups.iter().enumerate() {
+        let gathered = u64::from_le_bytes(*group).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        mask |= gathered << (8 * index);
     }
-    total
-        + chunks
-            .remainder()
-            .iter()
-            .map(|&b| usize::from(is_control(b)))
-            .sum::<usize>()
+    mask
+}
+
+/// The positions of the control bytes of a message, in order, found 64 bytes at a time:
+/// the lean scan's line ends, and every byte it must refuse, in one pass.
+struct Controls<'a> {
+    bytes: &'a [u8],
+    /// Where the current block starts.
+    block: usize,
+    /// The current block's control bytes not yet returned, one bit each.
+    mask: u64,
+}
+
+impl<'a> Controls<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Controls {
+            bytes,
+            block: 0,
+            mask: Self::block_mask(bytes),
+        }
+    }
+
+    /// [`control_mask`] of the first 64 bytes of `rest`, or of all of it, padded with
+    /// bytes that are no control bytes.
+    fn block_mask(rest: &[u8]) -> u64 {
+        match rest.first_chunk::<64>() {
+            Some(block) => control_mask(block),
+            None => {
+                let mut block = [b' '; 64];
+                if let Some(prefix) = block.get_mut(..rest.len()) {
+                    prefix.copy_from_slice(rest);
+                }
+                control_mask(&block)
+            }
+        }
+    }
+}
+
+impl Iterator for Controls<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.block += 64;
+            let rest = self
+                .bytes
+                .get(self.block..)
+                .filter(|rest| !rest.is_empty())?;
+            self.mask = Self::block_mask(rest);
+        }
+        let bit = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.block + bit)
+    }
+}
+
+/// Where the current line's CR is: the next control byte, if it is a CR and the one after
+/// it is the LF right behind it. Inlined: as a call per line it costs the lean scan a
+/// tenth of its time.
+#[inline(always)]
+fn next_crlf(bytes: &[u8], controls: &mut Controls<'_>) -> Option<usize> {
+    let cr = controls.next()?;
+    let lf = controls.next()?;
+    (bytes.get(cr) == Some(&b'\r') && lf == cr + 1 && bytes.get(lf) == Some(&b'\n')).then_some(cr)
 }
 
 /// The common case of [`scan_with`]: CRLF lines, no folds, nothing refused. `None` for
 /// anything else, which [`scan_lean`] hands to `scan_with`.
+///
+/// Lines end at control bytes, found by [`Controls`]: each line's first control byte must
+/// be its CR, followed by its LF. That is `scan_with`'s line split (at LF, CR before it)
+/// and its check that no line holds another control byte, done together.
 fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
     if bytes.len() > MAX_MESSAGE_LEN {
         return None;
     }
-    let lf = memchr(b'\n', bytes)?;
-    let content_end = lf.checked_sub(1)?;
-    if bytes.get(content_end) != Some(&b'\r') || content_end > MAX_HEADER_LINE {
+    let mut controls = Controls::new(bytes);
+    let content_end = next_crlf(bytes, &mut controls)?;
+    if content_end > MAX_HEADER_LINE {
         return None;
     }
     let start_line = parse_start_line(bytes.get(..content_end)?).ok()?;
-    let headers_start = lf + 1;
+    let headers_start = content_end + 2;
     let mut lean = Lean {
         bytes,
         start_line,
@@ -1330,23 +1403,16 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         to_parsed: Cell::new(None),
     };
     let mut position = headers_start;
-    // Lines read, the start line and the empty line included: each ends in CR LF.
-    let mut lines = 1;
     loop {
-        let rest = bytes.get(position..)?;
-        let lf = memchr(b'\n', rest)?;
-        let line = rest.get(..lf.checked_sub(1)?)?;
-        if rest.get(lf - 1) != Some(&b'\r') {
-            return None;
-        }
-        lines += 1;
-        position += lf + 1;
+        let cr = next_crlf(bytes, &mut controls)?;
+        let line = bytes.get(position..cr)?;
+        position = cr + 2;
         if line.is_empty() {
             break;
         }
         if line.len() > MAX_HEADER_LINE
             || lean.header_count == MAX_HEADERS
-            || rest.get(lf + 1).is_some_and(|&b| is_wsp(b))
+            || bytes.get(position).is_some_and(|&b| is_wsp(b))
         {
             return None;
         }
@@ -1399,11 +1465,6 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         if slot.replace(value).is_some() {
             return None;
         }
-    }
-    // Every control byte of the head must be one of the lines' CR LF: no stray CR, NUL,
-    // DEL or other control byte in a start line or value (HTAB passes).
-    if count_controls(bytes.get(..position)?) != 2 * lines {
-        return None;
     }
     let available = bytes.get(position..)?;
     lean.body = match lean.content_length {
@@ -2599,6 +2660,28 @@ v=0\r\n";
     }
 
     // --- the lean scan ----------------------------------------------------------------
+
+    #[test]
+    fn control_positions_are_every_control_byte_in_order() {
+        // Every byte value at every offset of a block, then messy lengths around 64.
+        let mut block = [b'a'; 64];
+        for index in 0..64 {
+            for byte in 0..=255u8 {
+                block[index] = byte;
+                let expected = u64::from(is_control(byte)) << index;
+                assert_eq!(control_mask(&block), expected, "{byte:#04x} at {index}");
+            }
+            block[index] = b'a';
+        }
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 200, 1_000] {
+            for seed in 1..20 {
+                let bytes = garbage(len, seed);
+                let expected: Vec<usize> = (0..len).filter(|&i| is_control(bytes[i])).collect();
+                let found: Vec<usize> = Controls::new(&bytes).collect();
+                assert_eq!(found, expected, "{len} bytes, seed {seed}");
+            }
+        }
+    }
 
     #[test]
     fn lean_scan_agrees_with_the_full_scan_on_the_corpus() {
