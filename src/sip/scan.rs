@@ -1824,9 +1824,19 @@ pub struct Via<'a> {
     pub received: Option<&'a [u8]>,
     /// Every parameter, raw, starting at the first `;` (empty when there are none).
     pub params: &'a [u8],
+    /// The name of the first `rport` parameter without a value (a slice of the entry),
+    /// found while parsing so a response writer can fill it in without reading the
+    /// parameters again.
+    rport_request: Option<&'a [u8]>,
 }
 
 impl<'a> Via<'a> {
+    /// The first `rport` parameter without a value, as written (RFC 3581 §4: the client
+    /// asks for the source port; the response fills it in). `None` when there is none.
+    pub fn rport_request(&self) -> Option<&'a [u8]> {
+        self.rport_request
+    }
+
     /// Parses one Via entry, as split by [`ListValues`].
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
@@ -1883,9 +1893,16 @@ impl<'a> Via<'a> {
             rport: Rport::Absent,
             received: None,
             params: trim_lws(params),
+            rport_request: None,
         };
         for param in Params::new(params) {
             let param = param.map_err(|_| MALFORMED)?;
+            if param.value.is_none()
+                && via.rport_request.is_none()
+                && param.name.eq_ignore_ascii_case(b"rport")
+            {
+                via.rport_request = Some(param.name);
+            }
             if param.name.eq_ignore_ascii_case(b"branch") && via.branch.is_none() {
                 via.branch = Some(param.value.ok_or(MALFORMED)?);
             } else if param.name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
@@ -3213,6 +3230,7 @@ v=0\r\n";
                 rport: Rport::Empty,
                 received: None,
                 params: b";branch=z9hG4bK776asdhds;rport",
+                rport_request: Some(b"rport"),
             }
         );
         assert_eq!(message.via_count(), 2);
