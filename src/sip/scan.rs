@@ -2307,15 +2307,20 @@ impl<'a> CSeq<'a> {
 
 /// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` before the first `:`; returns
 /// the scheme and what follows the colon.
+///
+/// Reads only the scheme's bytes: a colon is no scheme byte, so the first byte that is
+/// not one must be the first colon, or the URI has no valid scheme. (A memchr for the
+/// colon would cost more than the four bytes of `sip:`.)
 pub fn uri_scheme(uri: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = memchr(b':', uri)?;
-    let scheme = uri.get(..colon)?;
-    let (first, others) = scheme.split_first()?;
-    let valid = first.is_ascii_alphabetic()
-        && others
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    valid.then(|| (scheme, uri.get(colon + 1..).unwrap_or_default()))
+    let (first, others) = uri.split_first()?;
+    let colon = 1 + others
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        .count();
+    if !first.is_ascii_alphabetic() || uri.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((uri.get(..colon)?, uri.get(colon + 1..).unwrap_or_default()))
 }
 
 /// The user part of a URI, raw (escapes as written), for the schemes trunkd routes on:
@@ -2329,7 +2334,9 @@ pub fn uri_scheme(uri: &[u8]) -> Option<(&[u8], &[u8])> {
 pub fn uri_user(uri: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = uri_scheme(uri)?;
     let user = if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-        let userinfo = rest.get(..memchr(b'@', rest)?)?;
+        // Users are short: a byte loop finds the `@` before memchr would have started.
+        let at = rest.iter().position(|&b| b == b'@')?;
+        let userinfo = rest.get(..at)?;
         userinfo.split(|&b| b == b':').next()?
     } else if scheme.eq_ignore_ascii_case(b"tel") {
         rest.split(|&b| b == b';' || b == b'?').next()?
@@ -3479,6 +3486,29 @@ v=0\r\n";
         assert_eq!(uri_scheme(b"sip:a"), Some((&b"sip"[..], &b"a"[..])));
         assert_eq!(uri_scheme(b"1sip:a"), None);
         assert_eq!(uri_scheme(b":a"), None);
+        // The colon search it replaced, as the reference.
+        fn reference(uri: &[u8]) -> Option<(&[u8], &[u8])> {
+            let colon = memchr(b':', uri)?;
+            let scheme = uri.get(..colon)?;
+            let (first, others) = scheme.split_first()?;
+            let valid = first.is_ascii_alphabetic()
+                && others
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+            valid.then(|| (scheme, uri.get(colon + 1..).unwrap_or_default()))
+        }
+        let alphabet = b"sS1+-.:@;x \x00\xff";
+        let mut uri = Vec::new();
+        for len in 0..=5u32 {
+            for mut index in 0..alphabet.len().pow(len) {
+                uri.clear();
+                for _ in 0..len {
+                    uri.push(alphabet[index % alphabet.len()]);
+                    index /= alphabet.len();
+                }
+                assert_eq!(uri_scheme(&uri), reference(&uri), "{uri:?}");
+            }
+        }
     }
 
     #[test]
