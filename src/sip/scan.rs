@@ -1426,9 +1426,14 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         if name_len == 0 || line.get(colon) != Some(&b':') {
             return None;
         }
-        let value = trim_lws(line.get(colon + 1..)?);
         lean.header_count += 1;
-        let slot = match lean_name(line.get(..name_len)?) {
+        let name = lean_name(line.get(..name_len)?);
+        if let HeaderName::Other(_) = name {
+            // Most lines: checked, counted, not kept, so not trimmed either.
+            continue;
+        }
+        let value = trim_lws(line.get(colon + 1..)?);
+        let slot = match name {
             HeaderName::Via => {
                 let entries = if memchr(b',', value).is_none() {
                     usize::from(!value.is_empty())
