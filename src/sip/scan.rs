@@ -38,8 +38,7 @@ use nom::{
     IResult, Parser,
     bytes::complete::{take_while, take_while_m_n, take_while1},
     character::complete::char,
-    combinator::{eof, opt, rest},
-    sequence::preceded,
+    combinator::{eof, rest},
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1889,7 +1888,7 @@ impl<'a> Via<'a> {
     /// What follows sent-protocol and its LWS: `sent-by *( SEMI via-params )`.
     fn parse_sent_by(transport: &'a [u8], after: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
-        let (params, (host, port)) = sent_by(after).map_err(|_| MALFORMED)?;
+        let (params, host, port) = sent_by(after).ok_or(MALFORMED)?;
         let mut via = Via {
             transport: Transport::parse(transport),
             sent_by_host: host,
@@ -1936,7 +1935,43 @@ fn lws0(input: &[u8]) -> Res<'_, &[u8]> {
 }
 
 /// `host [ COLON port ]` with `COLON = SWS ":" SWS`; an IPv6 reference keeps its brackets.
-fn sent_by(input: &[u8]) -> Res<'_, (&[u8], Option<u16>)> {
+/// Returns what follows, the host and the port; `None` when there is no host or the port
+/// is out of range. Written out by hand (every Via the hot path answers goes through
+/// here); [`sent_by_nom`] is the reference the tests hold it to.
+fn sent_by(input: &[u8]) -> Option<(&[u8], &[u8], Option<u16>)> {
+    let host_len = if input.first() == Some(&b'[') {
+        let inner = input.iter().skip(1).take_while(|&&b| is_ipv6(b)).count();
+        if inner < 2 || input.get(1 + inner) != Some(&b']') {
+            return None;
+        }
+        inner + 2
+    } else {
+        match input.iter().take_while(|&&b| is_host(b)).count() {
+            0 => return None,
+            len => len,
+        }
+    };
+    let (host, rest) = input.split_at_checked(host_len)?;
+    // The port is optional: without digits after the colon, the host ends the sent-by
+    // and what follows is left to the parameters (which refuse the colon).
+    let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
+    if rest.get(spaces) == Some(&b':') {
+        let after = rest.get(spaces + 1..).unwrap_or_default();
+        let spaces = after.iter().take_while(|&&b| is_lws(b)).count();
+        let digits = after.get(spaces..).unwrap_or_default();
+        let len = digits.iter().take_while(|&&b| b.is_ascii_digit()).count();
+        if len > 0 {
+            let port = parse_port(digits.get(..len)?)?;
+            return Some((digits.get(len..)?, host, Some(port)));
+        }
+    }
+    Some((rest, host, None))
+}
+
+/// The nom parser [`sent_by`] replaced, as the reference the tests hold it to.
+#[cfg(test)]
+fn sent_by_nom(input: &[u8]) -> Res<'_, (&[u8], Option<u16>)> {
+    use nom::{combinator::opt, sequence::preceded};
     let (input, host) = host(input)?;
     let (input, port) = opt(preceded(
         (lws0, char(':'), lws0),
@@ -1954,6 +1989,7 @@ fn sent_by(input: &[u8]) -> Res<'_, (&[u8], Option<u16>)> {
 }
 
 /// `host = hostname / IPv4address / IPv6reference`
+#[cfg(test)]
 fn host(input: &[u8]) -> Res<'_, &[u8]> {
     if input.first() == Some(&b'[') {
         let inner = input.iter().skip(1).take_while(|&&b| is_ipv6(b)).count();
@@ -2049,7 +2085,11 @@ fn generic_param(input: &[u8]) -> Option<(&[u8], Param<'_>)> {
 /// The nom parser [`generic_param`] replaced, as the reference the tests hold it to.
 #[cfg(test)]
 fn generic_param_nom(input: &[u8]) -> Res<'_, Param<'_>> {
-    use nom::{branch::alt, combinator::cut};
+    use nom::{
+        branch::alt,
+        combinator::{cut, opt},
+        sequence::preceded,
+    };
     let (input, (_, _, _, name, value)) = (
         lws0,
         char(';'),
@@ -2830,6 +2870,20 @@ v=0\r\n";
             for params in variants(seed) {
                 let nom = generic_param_nom(&params).ok();
                 assert_eq!(generic_param(&params), nom, "{params:?}");
+            }
+        }
+        for seed in [
+            &b"198.51.100.7:5060;branch=z9hG4bK776;rport"[..],
+            b"[2001:db8::1] : 5061 ;received=1.2.3.4",
+            b"h.example\r\n :\t65535, SIP/2.0/UDP x",
+            b"host:0;x",
+            b"host:;x",
+        ] {
+            for sent in variants(seed) {
+                let nom = sent_by_nom(&sent)
+                    .ok()
+                    .map(|(rest, (host, port))| (rest, host, port));
+                assert_eq!(sent_by(&sent), nom, "{sent:?}");
             }
         }
         for seed in [
