@@ -410,6 +410,16 @@ fn check_via(head: &[u8], via: &Via<'_>) {
     }
     let rport = Params::new(via.params).get(b"rport");
     assert_eq!(via.rport == Rport::Absent, rport.is_none());
+    // What a response writer fills in: the first rport without a value, the very bytes.
+    let request = Params::new(via.params)
+        .map_while(Result::ok)
+        .find(|param| param.name.eq_ignore_ascii_case(b"rport") && param.value.is_none())
+        .map(|param| param.name);
+    assert_eq!(
+        via.rport_request().map(<[u8]>::as_ptr),
+        request.map(<[u8]>::as_ptr)
+    );
+    assert_eq!(via.rport_request(), request);
 }
 
 fn check_name_addr(head: &[u8], name_addr: &NameAddr<'_>) {

@@ -19,7 +19,7 @@ pub mod snapshot;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -173,6 +173,10 @@ pub struct Inbound {
     /// a retransmitted INVITE goes to its transaction instead of claiming a second
     /// channel (or being refused 503 when the first took the last one).
     active: DashMap<u64, ()>,
+    /// Never fewer than the entries of `active`: raised before an insert, lowered after a
+    /// removal. Zero means `active` is empty, so an INVITE needs neither its transaction
+    /// key nor a map lookup to know it starts no retransmission.
+    active_count: AtomicUsize,
     /// Call-IDs (hashed) of calls in progress: their in-dialog requests, CANCEL and ACK go
     /// to the call path from whatever address (a carrier's BYE may come from another of
     /// its servers, a credential trunk's from anywhere).
@@ -211,6 +215,7 @@ impl Inbound {
             draining: AtomicBool::new(false),
             counters: Counters::default(),
             active: DashMap::new(),
+            active_count: AtomicUsize::new(0),
             calls: DashMap::new(),
             used_credentials: DashMap::new(),
             tag_key,
@@ -305,9 +310,7 @@ impl Inbound {
         match method {
             Method::Ack | Method::Cancel => Outcome::Control,
             _ if in_dialog => Outcome::Control,
-            Method::Invite if self.active.contains_key(&self.key(worker, message)) => {
-                Outcome::Control
-            }
+            Method::Invite if self.is_active(worker, message) => Outcome::Control,
             Method::Invite => match trunk {
                 Some(index) => {
                     let owned = owned.unwrap_or(false);
@@ -680,11 +683,23 @@ impl Inbound {
 
     /// The call path took over an INVITE transaction; see `active`.
     pub fn invite_started(&self, key: u64) {
-        self.active.insert(key, ());
+        self.active_count.fetch_add(1, Ordering::SeqCst);
+        if self.active.insert(key, ()).is_some() {
+            self.active_count.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     pub fn invite_ended(&self, key: u64) {
-        self.active.remove(&key);
+        if self.active.remove(&key).is_some() {
+            self.active_count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the call path is working on this INVITE's transaction (a retransmission).
+    fn is_active(&self, worker: &mut Worker, message: &Lean<'_>) -> bool {
+        // `active_count` is zero only while `active` is empty: the lookup would miss.
+        self.active_count.load(Ordering::SeqCst) != 0
+            && self.active.contains_key(&self.key(worker, message))
     }
 
     /// A keyed hash of Call-ID and top-Via branch: the same for a request and its

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use super::scan::{HeaderName, Lean, ListValues, NameAddr, Params, Rport, Scan, ScanError, Via};
+use super::scan::{HeaderName, Lean, ListValues, NameAddr, Scan, ScanError, Via};
 
 /// A scanned request a response can echo: a [`Scan`] or a [`Lean`].
 pub trait Echo<'a> {
@@ -181,15 +181,8 @@ fn stamp_top_via(out: &mut Vec<u8>, value: &[u8], entry: &[u8], via: &Via<'_>, s
     let offset = |part: &[u8]| part.as_ptr() as usize - value.as_ptr() as usize;
     let entry_end = offset(entry) + entry.len();
     let source_ip = crate::inbound::snapshot::canonical(source.ip());
-    // Without any rport parameter there is none to fill in.
-    let rport_name = (via.rport != Rport::Absent)
-        .then(|| {
-            Params::new(via.params)
-                .map_while(Result::ok)
-                .find(|param| param.name.eq_ignore_ascii_case(b"rport") && param.value.is_none())
-                .map(|param| param.name)
-        })
-        .flatten();
+    // Without a valueless rport parameter there is none to fill in.
+    let rport_name = via.rport_request();
     match rport_name {
         Some(name) => {
             let end = offset(name) + name.len();
@@ -200,29 +193,69 @@ fn stamp_top_via(out: &mut Vec<u8>, value: &[u8], entry: &[u8], via: &Via<'_>, s
         }
         None => out.extend_from_slice(&value[..entry_end]),
     }
-    let sent_by_ip = || {
-        std::str::from_utf8(via.sent_by_host)
-            .ok()
-            .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
-            .and_then(|host| host.parse::<IpAddr>().ok())
-    };
-    if via.received.is_none() && (rport_name.is_some() || sent_by_ip() != Some(source_ip)) {
-        out.extend_from_slice(b";received=");
+    if via.received.is_none() {
         match source_ip {
             IpAddr::V4(v4) => {
-                for (index, octet) in v4.octets().into_iter().enumerate() {
-                    if index > 0 {
-                        out.push(b'.');
-                    }
-                    push_decimal(out, u16::from(octet));
+                let mut text = [0u8; 15];
+                let text = ipv4_text(v4, &mut text);
+                if rport_name.is_some() || !sent_by_is(via.sent_by_host, text, source_ip) {
+                    out.extend_from_slice(b";received=");
+                    out.extend_from_slice(text);
                 }
             }
             IpAddr::V6(v6) => {
-                let _ = write!(out, "{v6}");
+                if rport_name.is_some() || sent_by_ip(via.sent_by_host) != Some(source_ip) {
+                    let _ = write!(out, ";received={v6}");
+                }
             }
         }
     }
     out.extend_from_slice(&value[entry_end..]);
+}
+
+/// The sent-by host as an IP address, brackets of an IPv6 reference removed; `None` for
+/// a host name.
+fn sent_by_ip(host: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(host)
+        .ok()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|host| host.parse::<IpAddr>().ok())
+}
+
+/// Whether the sent-by host is the IPv4 address `ip`, whose dotted-decimal text is
+/// `text`: `sent_by_ip(host) == Some(ip)` without parsing. `Ipv4Addr`'s parser takes
+/// exactly four decimal octets without leading zeros, so the one text that parses to
+/// `ip` is the one `Display` writes; a host that parses as IPv6 is never equal to an
+/// IPv4 `ip`.
+fn sent_by_is(host: &[u8], text: &[u8], ip: IpAddr) -> bool {
+    let start = host.iter().take_while(|&&b| b == b'[').count();
+    let host = &host[start..];
+    let end = host.len() - host.iter().rev().take_while(|&&b| b == b']').count();
+    let equal = &host[..end] == text;
+    debug_assert_eq!(equal, sent_by_ip(&host[..end]) == Some(ip));
+    equal
+}
+
+/// The dotted-decimal text of `ip`, as `Display` writes it, into `buffer`.
+fn ipv4_text(ip: std::net::Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
+    let mut len = 0;
+    for (index, octet) in ip.octets().into_iter().enumerate() {
+        if index > 0 {
+            buffer[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buffer[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buffer[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buffer[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    &buffer[..len]
 }
 
 /// `value` in decimal, as `write!(out, "{value}")` writes it, without the formatter.
