@@ -32,7 +32,7 @@ pub mod target;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -260,6 +260,8 @@ pub struct Calls {
     /// Calls forgotten (transaction key, Call-ID): the hot path forgets them too.
     finished_keys: Vec<(u64, Vec<u8>)>,
     branch_key: u64,
+    /// Keys our branches and tags: SipHash-1-3 under 128 random bits.
+    keys: RandomState,
     buffer: Vec<u8>,
 }
 
@@ -273,6 +275,7 @@ impl Calls {
             events: VecDeque::new(),
             finished_keys: Vec::new(),
             branch_key,
+            keys: RandomState::new(),
             buffer: Vec::with_capacity(2048),
         }
     }
@@ -894,7 +897,7 @@ impl Calls {
     }
 
     fn key_of(&self, call_id: &[u8], extra: &[u8]) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
+        let mut hasher = self.keys.build_hasher();
         self.branch_key.hash(&mut hasher);
         call_id.hash(&mut hasher);
         extra.hash(&mut hasher);

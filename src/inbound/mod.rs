@@ -16,7 +16,7 @@
 
 pub mod snapshot;
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -185,8 +185,10 @@ pub struct Inbound {
     /// used them, with the nonce's time: the same values in another transaction are a
     /// replay.
     used_credentials: DashMap<u64, (u64, u64)>,
-    /// Keys the stateless To-tags (per process: a restart answers differently, which
-    /// only matters for a retransmission straddling the restart).
+    /// Keys the stateless To-tags, transaction keys and nonce MACs (per process: a
+    /// restart answers differently, which only matters for a retransmission straddling
+    /// the restart): SipHash-1-3 under 128 random bits, with `tag_key` mixed in first.
+    keys: RandomState,
     tag_key: u64,
 }
 
@@ -218,6 +220,7 @@ impl Inbound {
             active_count: AtomicUsize::new(0),
             calls: DashMap::new(),
             used_credentials: DashMap::new(),
+            keys: RandomState::new(),
             tag_key,
         }
     }
@@ -568,8 +571,7 @@ impl Inbound {
         }
         // Replay protection: the same nonce/cnonce/nc may come again only in a
         // retransmission of the same transaction.
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.tag_key.hash(&mut hasher);
+        let mut hasher = self.hasher();
         credentials.nonce.hash(&mut hasher);
         credentials.cnonce.hash(&mut hasher);
         credentials.nonce_count.hash(&mut hasher);
@@ -650,9 +652,16 @@ impl Inbound {
         std::str::from_utf8(&buffer[..len]).unwrap_or_default()
     }
 
+    /// A keyed hasher (see `keys`).
+    fn hasher(&self) -> std::hash::DefaultHasher {
+        let mut hasher = self.keys.build_hasher();
+        hasher.write_u64(self.tag_key);
+        hasher
+    }
+
     fn nonce_mac(&self, issued_ns: u64) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
-        (self.tag_key, "nonce", issued_ns).hash(&mut hasher);
+        let mut hasher = self.hasher();
+        ("nonce", issued_ns).hash(&mut hasher);
         hasher.finish()
     }
 
@@ -676,8 +685,8 @@ impl Inbound {
     }
 
     fn call_key(&self, call_id: &[u8]) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
-        (self.tag_key, "call", call_id).hash(&mut hasher);
+        let mut hasher = self.hasher();
+        ("call", call_id).hash(&mut hasher);
         hasher.finish()
     }
 
@@ -716,8 +725,7 @@ impl Inbound {
     }
 
     fn hash_transaction(&self, call_id: Result<&[u8], ScanError>, branch: Option<&[u8]>) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.tag_key.hash(&mut hasher);
+        let mut hasher = self.hasher();
         call_id.unwrap_or_default().hash(&mut hasher);
         branch.unwrap_or_default().hash(&mut hasher);
         hasher.finish()
