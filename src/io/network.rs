@@ -129,10 +129,21 @@ impl Network {
     pub async fn send(&self, transmit: Transmit) {
         // A peer that connected to us (a carrier calling over TCP/TLS) is answered on its
         // connection: its address is an ephemeral port no datagram should go to. Once
-        // that connection is gone, a stream transmit opens one to its destination.
-        let peer = transmit.connection.unwrap_or(transmit.destination);
-        let connection = self.accepted.get(&peer).map(|entry| entry.value().clone());
-        if let Some(connection) = connection {
+        // that connection is gone, a stream transmit opens one to its destination. Only
+        // a call's messages take this way: a REGISTER or OPTIONS over TLS must go on a
+        // connection verified for its own trunk's name, never on one another trunk (or
+        // the carrier) opened to the same address.
+        let peer = match (transmit.connection, transmit.transport) {
+            (Some(connection), _) => Some(connection),
+            (None, Transport::Udp) => Some(transmit.destination),
+            (None, _) => None,
+        };
+        let connection = peer.and_then(|peer| {
+            self.accepted
+                .get(&peer)
+                .map(|entry| (peer, entry.value().clone()))
+        });
+        if let Some((peer, connection)) = connection {
             if connection.try_send(transmit.bytes).is_err() {
                 debug!(destination = %peer, "connection closed or its queue full: message dropped");
             }
