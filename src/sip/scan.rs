@@ -1270,9 +1270,18 @@ type TopVia<'a> = Result<(&'a [u8], Via<'a>), ScanError>;
 /// byte, any error) is handed to [`scan_with`], whose answer is returned: the fast path
 /// only ever accepts, never refuses.
 pub fn scan_lean(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> {
-    if let Some(lean) = lean_fast(bytes, options) {
-        return Ok(lean);
+    match lean_fast(bytes, options) {
+        Some(lean) => Ok(lean),
+        None => lean_full(bytes, options),
     }
+}
+
+/// [`scan_lean`]'s way for what the fast path does not take. Never inlined: its header
+/// storage (several kB) would otherwise widen the stack frame of every caller, the hot
+/// path's included.
+#[cold]
+#[inline(never)]
+fn lean_full(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> {
     let mut storage = [EMPTY_HEADER; MAX_HEADERS];
     let scanned = scan_with(bytes, &mut storage, options)?;
     Ok(Lean::of(bytes, &scanned))
