@@ -36,8 +36,7 @@ pub(crate) fn is_uri(byte: u8) -> bool {
 #[inline]
 pub(crate) fn control_mask(block: &[u8; 64]) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    // SAFETY: SSE2 is enabled at compile time (the `cfg`), so the CPU has it.
-    unsafe {
+    {
         sse2::control_mask(block)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
@@ -50,8 +49,7 @@ pub(crate) fn control_mask(block: &[u8; 64]) -> u64 {
 #[inline]
 pub(crate) fn token_len(bytes: &[u8]) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    // SAFETY: as in `control_mask`.
-    unsafe {
+    {
         sse2::run_len::<{ sse2::TOKEN }>(bytes)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
@@ -64,8 +62,7 @@ pub(crate) fn token_len(bytes: &[u8]) -> usize {
 #[inline]
 pub(crate) fn uri_len(bytes: &[u8]) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    // SAFETY: as in `control_mask`.
-    unsafe {
+    {
         sse2::run_len::<{ sse2::URI }>(bytes)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
@@ -88,8 +85,10 @@ mod scalar {
     }
 }
 
-/// The SSE2 versions. Each function is compiled with SSE2 (`target_feature`), which makes
-/// the intrinsics safe to call inside; callers outside check that the CPU has it.
+/// The SSE2 versions. The module is compiled only where SSE2 is enabled for the whole
+/// build (x86_64's baseline), so the one requirement of the SSE2 intrinsics, a CPU that
+/// has SSE2, always holds; each intrinsic is called in one small helper below, inlined
+/// into every caller.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
@@ -98,47 +97,57 @@ mod sse2 {
     };
 
     /// The 16 bytes as a vector.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     fn load(chunk: &[u8; 16]) -> __m128i {
         // SAFETY: `chunk` is 16 readable bytes, exactly what the load reads, and
-        // `_mm_loadu_si128` has no alignment requirement.
+        // `_mm_loadu_si128` has no alignment requirement; SSE2 is enabled (module `cfg`).
         unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) }
     }
 
     /// `byte` as the `i8` that `_mm_set1_epi8` takes.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     fn splat(byte: u8) -> __m128i {
-        _mm_set1_epi8(i8::from_ne_bytes([byte]))
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_set1_epi8(i8::from_ne_bytes([byte])) }
     }
 
     /// Lanes where `low <= x <= low + span` (unsigned): `x - low`, wrapping, is at most
     /// `span` exactly then, and an unsigned `min` tells.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     fn in_range(x: __m128i, low: u8, span: u8) -> __m128i {
-        let shifted = _mm_sub_epi8(x, splat(low));
-        _mm_cmpeq_epi8(_mm_min_epu8(shifted, splat(span)), shifted)
+        let (low, span) = (splat(low), splat(span));
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe {
+            let shifted = _mm_sub_epi8(x, low);
+            _mm_cmpeq_epi8(_mm_min_epu8(shifted, span), shifted)
+        }
     }
 
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     fn equal(x: __m128i, byte: u8) -> __m128i {
-        _mm_cmpeq_epi8(x, splat(byte))
+        let byte = splat(byte);
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_cmpeq_epi8(x, byte) }
     }
 
     /// One bit per lane, from the lanes' top bits.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     fn bits(lanes: __m128i) -> u16 {
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        let mask = unsafe { _mm_movemask_epi8(lanes) };
         // movemask sets only the low 16 bits.
-        _mm_movemask_epi8(lanes) as u16
+        mask as u16
+    }
+
+    /// Lanes set in `a` or in `b`.
+    #[inline(always)]
+    fn either(a: __m128i, b: __m128i) -> __m128i {
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_or_si128(a, b) }
     }
 
     /// Control bytes: `0x00..=0x1F` but HTAB, and DEL.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     fn control16(chunk: &[u8; 16]) -> u16 {
         let x = load(chunk);
         let c0 = bits(in_range(x, 0x00, 0x1F));
@@ -147,8 +156,7 @@ mod sse2 {
         (c0 & !tab) | del
     }
 
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     pub(super) fn control_mask(block: &[u8; 64]) -> u64 {
         let (chunks, _) = block.as_chunks::<16>();
         chunks.iter().enumerate().fold(0, |mask, (index, chunk)| {
@@ -157,28 +165,26 @@ mod sse2 {
     }
 
     /// Token bytes: letters (either case), digits and `- . ! % * _ + ` ' ~`.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     pub(super) fn token_mask(chunk: &[u8; 16]) -> u16 {
         let x = load(chunk);
         // `| 0x20` maps `A-Z` onto `a-z` and nothing else into `a-z`.
-        let letter = in_range(_mm_or_si128(x, splat(0x20)), b'a', 25);
+        let letter = in_range(either(x, splat(0x20)), b'a', 25);
         let digit = in_range(x, b'0', 9);
         let marks = [b'-', b'.', b'!', b'%', b'*', b'_', b'+', b'`', b'\'', b'~']
             .into_iter()
-            .fold(_mm_or_si128(letter, digit), |lanes, mark| {
-                _mm_or_si128(lanes, equal(x, mark))
+            .fold(either(letter, digit), |lanes, mark| {
+                either(lanes, equal(x, mark))
             });
         bits(marks)
     }
 
     /// URI bytes: `0x21..=0x7E` but `<` and `>`.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     pub(super) fn uri_mask(chunk: &[u8; 16]) -> u16 {
         let x = load(chunk);
         let visible = bits(in_range(x, 0x21, 0x7E - 0x21));
-        let angles = bits(_mm_or_si128(equal(x, b'<'), equal(x, b'>')));
+        let angles = bits(either(equal(x, b'<'), equal(x, b'>')));
         visible & !angles
     }
 
@@ -188,8 +194,7 @@ mod sse2 {
 
     /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then one at a
     /// time for the last (fewer than 16) bytes.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    #[inline(always)]
     pub(super) fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
         type Mask = fn(&[u8; 16]) -> u16;
         let (mask, class): (Mask, fn(u8) -> bool) = match CLASS {
