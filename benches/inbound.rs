@@ -37,7 +37,8 @@
 //! relaxed load per allocation otherwise). The goal is zero on the reject and OPTIONS
 //! paths; the number is printed, not asserted. It then prints, for each case, the fastest
 //! of 200 batches of 500 messages on each side and their ratio: on a shared machine the
-//! minimum is steadier than criterion's means, which drift apart from run to run.
+//! minimum is steadier than criterion's means, which drift apart from run to run. Last,
+//! the same for [`scan::scan_lean`] alone: how much of the decision the scan is.
 
 // `now` for the hot path: the virtual-clock rule is for the core, a bench reads the clock.
 #![allow(clippy::disallowed_methods)]
@@ -55,6 +56,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trunkd::config::{LoadOptions, load_str};
 use trunkd::inbound::snapshot::{Inputs, literal_address, literal_backends, literal_next_hop};
 use trunkd::inbound::{Inbound, Outcome, Snapshot, TrunkCounters, Worker};
+use trunkd::sip::scan::{self, ScanOptions};
 
 /// Counts allocations (`alloc`, `alloc_zeroed`, `realloc`) while [`COUNTING`] is set.
 struct CountingAllocator;
@@ -456,6 +458,14 @@ fn check(_: &mut Criterion) {
             case.group,
             trunkd / rsip
         );
+    }
+    // Of which the scan: where the decision's time goes.
+    println!("inbound: of which scan::scan_lean, fastest batch, ns per message:");
+    for case in &fixture.cases {
+        let scan = fastest_batch_ns(|| {
+            black_box(scan::scan_lean(black_box(case.bytes), ScanOptions::DATAGRAM).is_ok());
+        });
+        println!("  {:<28} scan   {scan:>8.1}", case.group);
     }
 }
 

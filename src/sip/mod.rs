@@ -1,6 +1,7 @@
 //! SIP: URIs and hosts, digest authentication, the hot-path scanner and the RFC 3261
 //! transaction timers — all sans IO.
 
+mod classify;
 pub mod digest;
 pub mod invite;
 pub mod response;

@@ -33,6 +33,8 @@
 
 use core::cell::Cell;
 
+use super::classify;
+
 use memchr::memchr;
 use nom::{
     IResult, Parser,
@@ -256,7 +258,7 @@ static PARAM_VALUE: [bool; 256] = byte_class!(
 /// Lenient: those two pass as well (they cannot split a Call-ID, which is not a list).
 static CALL_ID: [bool; 256] = byte_class!(0x21..=0x7E);
 
-fn is_token(byte: u8) -> bool {
+pub(crate) fn is_token(byte: u8) -> bool {
     TOKEN[usize::from(byte)]
 }
 
@@ -264,7 +266,7 @@ fn is_text(byte: u8) -> bool {
     TEXT[usize::from(byte)]
 }
 
-fn is_uri(byte: u8) -> bool {
+pub(crate) fn is_uri(byte: u8) -> bool {
     URI[usize::from(byte)]
 }
 
@@ -1014,9 +1016,9 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
 
 fn request_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
     // token SP 1*URI SP version, all of the line.
-    let method_len = line.iter().take_while(|&&b| is_token(b)).count();
+    let method_len = classify::token_len(line);
     let after_method = line.get(method_len + 1..).unwrap_or_default();
-    let uri_len = after_method.iter().take_while(|&&b| is_uri(b)).count();
+    let uri_len = classify::uri_len(after_method);
     let version = after_method.get(uri_len + 1..).unwrap_or_default();
     let well_formed = method_len > 0
         && line.get(method_len) == Some(&b' ')
@@ -1268,9 +1270,18 @@ type TopVia<'a> = Result<(&'a [u8], Via<'a>), ScanError>;
 /// byte, any error) is handed to [`scan_with`], whose answer is returned: the fast path
 /// only ever accepts, never refuses.
 pub fn scan_lean(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> {
-    if let Some(lean) = lean_fast(bytes, options) {
-        return Ok(lean);
+    match lean_fast(bytes, options) {
+        Some(lean) => Ok(lean),
+        None => lean_full(bytes, options),
     }
+}
+
+/// [`scan_lean`]'s way for what the fast path does not take. Never inlined: its header
+/// storage (several kB) would otherwise widen the stack frame of every caller, the hot
+/// path's included.
+#[cold]
+#[inline(never)]
+fn lean_full(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> {
     let mut storage = [EMPTY_HEADER; MAX_HEADERS];
     let scanned = scan_with(bytes, &mut storage, options)?;
     Ok(Lean::of(bytes, &scanned))
@@ -1278,27 +1289,11 @@ pub fn scan_lean(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanErr
 
 /// A control byte: C0 but HTAB, and DEL. No start line or header value may hold one
 /// (TEXT-UTF8char, WSP and the lenient bytes ≥ 0x80 are exactly the others), so in a head
-/// without folds the only control bytes are each line's CR LF.
+/// without folds the only control bytes are each line's CR LF. Found 64 at a time by
+/// [`classify::control_mask`].
+#[cfg(test)]
 fn is_control(byte: u8) -> bool {
-    (byte < 0x20 && byte != b'\t') || byte == 0x7F
-}
-
-/// The control bytes of 64 bytes, bit `i` for `block[i]`. Written so the compiler turns
-/// it into vector compares: one flag byte per input byte, then eight flag bytes gathered
-/// into eight bits by one multiplication (flag `j` of a group lands on bit 56 + j, and no
-/// two partial products share a bit, so nothing carries).
-fn control_mask(block: &[u8; 64]) -> u64 {
-    let mut flags = [0u8; 64];
-    for (flag, &byte) in flags.iter_mut().zip(block) {
-        *flag = u8::from(is_control(byte));
-    }
-    let (groups, _) = flags.as_chunks::<8>();
-    let mut mask = 0;
-    for (index, group) in groups.iter().enumerate() {
-        let gathered = u64::from_le_bytes(*group).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-        mask |= gathered << (8 * index);
-    }
-    mask
+    classify::is_control(byte)
 }
 
 /// The positions of the control bytes of a message, in order, found 64 bytes at a time:
@@ -1324,13 +1319,13 @@ impl<'a> Controls<'a> {
     /// bytes that are no control bytes.
     fn block_mask(rest: &[u8]) -> u64 {
         match rest.first_chunk::<64>() {
-            Some(block) => control_mask(block),
+            Some(block) => classify::control_mask(block),
             None => {
                 let mut block = [b' '; 64];
                 if let Some(prefix) = block.get_mut(..rest.len()) {
                     prefix.copy_from_slice(rest);
                 }
-                control_mask(&block)
+                classify::control_mask(&block)
             }
         }
     }
@@ -1404,6 +1399,7 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
     let mut position = headers_start;
     loop {
         let cr = next_crlf(bytes, &mut controls)?;
+        let rest = bytes.get(position..)?;
         let line = bytes.get(position..cr)?;
         position = cr + 2;
         if line.is_empty() {
@@ -1415,13 +1411,20 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         {
             return None;
         }
-        let name_len = line.iter().take_while(|&&b| is_token(b)).count();
-        let colon = name_len
-            + line
-                .get(name_len..)?
-                .iter()
-                .take_while(|&&b| is_wsp(b))
-                .count();
+        // The line's CR is no token byte, so the run read from the rest of the message
+        // (16 bytes at a time, more often whole) is the line's.
+        let name_len = classify::token_len(rest);
+        let colon = match line.get(name_len) {
+            Some(b':') => name_len,
+            _ => {
+                name_len
+                    + line
+                        .get(name_len..)?
+                        .iter()
+                        .take_while(|&&b| is_wsp(b))
+                        .count()
+            }
+        };
         if name_len == 0 || line.get(colon) != Some(&b':') {
             return None;
         }
@@ -2738,7 +2741,11 @@ v=0\r\n";
             for byte in 0..=255u8 {
                 block[index] = byte;
                 let expected = u64::from(is_control(byte)) << index;
-                assert_eq!(control_mask(&block), expected, "{byte:#04x} at {index}");
+                assert_eq!(
+                    classify::control_mask(&block),
+                    expected,
+                    "{byte:#04x} at {index}"
+                );
             }
             block[index] = b'a';
         }

@@ -1,0 +1,294 @@
+//! Byte classes of the hot-path scanner, 16 or 64 bytes at a time: which bytes are control
+//! bytes, and how long a run of token or URI bytes is.
+//!
+//! On x86_64 these use SSE2, which every x86_64 CPU has (it is part of the target's
+//! baseline, so no run-time detection is needed); elsewhere the same answers come from the
+//! scalar code, which is also what the tests hold the SSE2 code to. Nothing here reads
+//! outside the slice it is given: a vector load only ever reads a `&[u8; 16]`.
+//!
+//! The classes are the scanner's own (see the tables in `scan`), restated as ranges:
+//! - control: C0 but HTAB, and DEL;
+//! - token (RFC 3261 §25.1): `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
+//!   "'" / "~"`;
+//! - URI (the scanner's lenient Request-URI): `%x21-3B / %x3D / %x3F-7E`, i.e. visible
+//!   ASCII but `<` and `>`.
+
+/// A control byte: C0 but HTAB, and DEL.
+pub(crate) fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7F
+}
+
+/// A token byte (RFC 3261 §25.1).
+pub(crate) fn is_token(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// A byte of the scanner's lenient Request-URI.
+pub(crate) fn is_uri(byte: u8) -> bool {
+    matches!(byte, 0x21..=0x3B | 0x3D | 0x3F..=0x7E)
+}
+
+/// The control bytes of 64 bytes, bit `i` for `block[i]`.
+#[inline]
+pub(crate) fn control_mask(block: &[u8; 64]) -> u64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::control_mask(block)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar::control_mask(block)
+    }
+}
+
+/// How many bytes at the start of `bytes` are token bytes.
+#[inline]
+pub(crate) fn token_len(bytes: &[u8]) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::run_len::<{ sse2::TOKEN }>(bytes)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar::run_len(bytes, is_token)
+    }
+}
+
+/// How many bytes at the start of `bytes` are URI bytes.
+#[inline]
+pub(crate) fn uri_len(bytes: &[u8]) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::run_len::<{ sse2::URI }>(bytes)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar::run_len(bytes, is_uri)
+    }
+}
+
+/// The reference answers: used on targets without SSE2, and by the tests everywhere.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+mod scalar {
+    pub(super) fn control_mask(block: &[u8; 64]) -> u64 {
+        block.iter().enumerate().fold(0, |mask, (index, &byte)| {
+            mask | (u64::from(super::is_control(byte)) << index)
+        })
+    }
+
+    pub(super) fn run_len(bytes: &[u8], class: fn(u8) -> bool) -> usize {
+        bytes.iter().take_while(|&&byte| class(byte)).count()
+    }
+}
+
+/// The SSE2 versions. The module is compiled only where SSE2 is enabled for the whole
+/// build (x86_64's baseline), so the one requirement of the SSE2 intrinsics, a CPU that
+/// has SSE2, always holds; each intrinsic is called in one small helper below, inlined
+/// into every caller.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_sub_epi8,
+    };
+
+    /// The 16 bytes as a vector.
+    #[inline(always)]
+    fn load(chunk: &[u8; 16]) -> __m128i {
+        // SAFETY: `chunk` is 16 readable bytes, exactly what the load reads, and
+        // `_mm_loadu_si128` has no alignment requirement; SSE2 is enabled (module `cfg`).
+        unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) }
+    }
+
+    /// `byte` as the `i8` that `_mm_set1_epi8` takes.
+    #[inline(always)]
+    fn splat(byte: u8) -> __m128i {
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_set1_epi8(i8::from_ne_bytes([byte])) }
+    }
+
+    /// Lanes where `low <= x <= low + span` (unsigned): `x - low`, wrapping, is at most
+    /// `span` exactly then, and an unsigned `min` tells.
+    #[inline(always)]
+    fn in_range(x: __m128i, low: u8, span: u8) -> __m128i {
+        let (low, span) = (splat(low), splat(span));
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe {
+            let shifted = _mm_sub_epi8(x, low);
+            _mm_cmpeq_epi8(_mm_min_epu8(shifted, span), shifted)
+        }
+    }
+
+    #[inline(always)]
+    fn equal(x: __m128i, byte: u8) -> __m128i {
+        let byte = splat(byte);
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_cmpeq_epi8(x, byte) }
+    }
+
+    /// One bit per lane, from the lanes' top bits.
+    #[inline(always)]
+    fn bits(lanes: __m128i) -> u16 {
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        let mask = unsafe { _mm_movemask_epi8(lanes) };
+        // movemask sets only the low 16 bits.
+        mask as u16
+    }
+
+    /// Lanes set in `a` or in `b`.
+    #[inline(always)]
+    fn either(a: __m128i, b: __m128i) -> __m128i {
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_or_si128(a, b) }
+    }
+
+    /// Control bytes: `0x00..=0x1F` but HTAB, and DEL.
+    #[inline(always)]
+    fn control16(chunk: &[u8; 16]) -> u16 {
+        let x = load(chunk);
+        let c0 = bits(in_range(x, 0x00, 0x1F));
+        let tab = bits(equal(x, b'\t'));
+        let del = bits(equal(x, 0x7F));
+        (c0 & !tab) | del
+    }
+
+    #[inline(always)]
+    pub(super) fn control_mask(block: &[u8; 64]) -> u64 {
+        let (chunks, _) = block.as_chunks::<16>();
+        chunks.iter().enumerate().fold(0, |mask, (index, chunk)| {
+            mask | (u64::from(control16(chunk)) << (16 * index))
+        })
+    }
+
+    /// Token bytes: letters (either case), digits and `- . ! % * _ + ` ' ~`.
+    #[inline(always)]
+    pub(super) fn token_mask(chunk: &[u8; 16]) -> u16 {
+        let x = load(chunk);
+        // `| 0x20` maps `A-Z` onto `a-z` and nothing else into `a-z`.
+        let letter = in_range(either(x, splat(0x20)), b'a', 25);
+        let digit = in_range(x, b'0', 9);
+        let marks = [b'-', b'.', b'!', b'%', b'*', b'_', b'+', b'`', b'\'', b'~']
+            .into_iter()
+            .fold(either(letter, digit), |lanes, mark| {
+                either(lanes, equal(x, mark))
+            });
+        bits(marks)
+    }
+
+    /// URI bytes: `0x21..=0x7E` but `<` and `>`.
+    #[inline(always)]
+    pub(super) fn uri_mask(chunk: &[u8; 16]) -> u16 {
+        let x = load(chunk);
+        let visible = bits(in_range(x, 0x21, 0x7E - 0x21));
+        let angles = bits(either(equal(x, b'<'), equal(x, b'>')));
+        visible & !angles
+    }
+
+    /// [`run_len`]'s classes.
+    pub(super) const TOKEN: u8 = 0;
+    pub(super) const URI: u8 = 1;
+
+    /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then one at a
+    /// time for the last (fewer than 16) bytes.
+    #[inline(always)]
+    pub(super) fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
+        type Mask = fn(&[u8; 16]) -> u16;
+        let (mask, class): (Mask, fn(u8) -> bool) = match CLASS {
+            TOKEN => (|chunk| token_mask(chunk), super::is_token),
+            _ => (|chunk| uri_mask(chunk), super::is_uri),
+        };
+        let mut offset = 0;
+        while let Some(chunk) = bytes
+            .get(offset..)
+            .and_then(|rest| rest.first_chunk::<16>())
+        {
+            let outside = !mask(chunk);
+            if outside != 0 {
+                return offset + outside.trailing_zeros() as usize;
+            }
+            offset += 16;
+        }
+        let rest = bytes.get(offset..).unwrap_or_default();
+        offset + rest.iter().take_while(|&&byte| class(byte)).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs for the run-length tests: for every length up to 40 (past two chunks, and
+    /// not a multiple of 16) and every position in it, a run of class bytes broken at that
+    /// position by each byte value.
+    fn check_run(len_of: fn(&[u8]) -> usize, class: fn(u8) -> bool, filler: u8) {
+        for len in 0..=40 {
+            for position in 0..len {
+                for byte in 0..=255u8 {
+                    let mut input = vec![filler; len];
+                    input[position] = byte;
+                    let expected = scalar::run_len(&input, class);
+                    assert_eq!(len_of(&input), expected, "{input:?}");
+                    // And seen from every offset, so chunks start everywhere.
+                    for start in 1..len.min(17) {
+                        let tail = &input[start..];
+                        assert_eq!(len_of(tail), scalar::run_len(tail, class), "{tail:?}");
+                    }
+                }
+            }
+            assert_eq!(len_of(&vec![filler; len]), len);
+        }
+    }
+
+    #[test]
+    fn the_classes_are_the_scanners_tables() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                is_token(byte),
+                super::super::scan::is_token(byte),
+                "{byte:#x}"
+            );
+            assert_eq!(is_uri(byte), super::super::scan::is_uri(byte), "{byte:#x}");
+        }
+    }
+
+    #[test]
+    fn token_runs_match_the_scalar_answer() {
+        check_run(token_len, is_token, b'a');
+        check_run(token_len, is_token, b'Z');
+    }
+
+    #[test]
+    fn uri_runs_match_the_scalar_answer() {
+        check_run(uri_len, is_uri, b's');
+    }
+
+    #[test]
+    fn control_masks_match_the_scalar_answer() {
+        for filler in [b' ', b'a', 0x80, 0xFF] {
+            for position in 0..64 {
+                for byte in 0..=255u8 {
+                    let mut block = [filler; 64];
+                    block[position] = byte;
+                    assert_eq!(
+                        control_mask(&block),
+                        scalar::control_mask(&block),
+                        "{byte:#x} at {position}"
+                    );
+                }
+            }
+        }
+        // Every byte value at once, at every rotation.
+        let mut all = [0u8; 256];
+        for (index, byte) in all.iter_mut().enumerate() {
+            *byte = index as u8;
+        }
+        for start in 0..256 - 64 {
+            let block: &[u8; 64] = all[start..].first_chunk().unwrap();
+            assert_eq!(control_mask(block), scalar::control_mask(block));
+        }
+    }
+}
