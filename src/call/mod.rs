@@ -200,10 +200,15 @@ impl Call {
     /// is the INVITE's on the carrier's requests and the backend's To tag on the
     /// backend's; by address only when the INVITE had no tag (RFC 2543).
     fn comes_from_carrier(&self, message: &Scan<'_, '_>, source: SocketAddr) -> bool {
-        match message.from().ok().and_then(|from| from.tag) {
-            Some(tag) if !self.carrier_tag.is_empty() => tag == self.carrier_tag.as_slice(),
-            _ => source != self.backend,
-        }
+        self.has_carrier_tag(message)
+            .unwrap_or(source != self.backend)
+    }
+
+    /// Whether a message's From tag is the carrier's (true on the carrier's requests and
+    /// their responses); `None` when tags cannot tell (no tag on either).
+    fn has_carrier_tag(&self, message: &Scan<'_, '_>) -> Option<bool> {
+        let tag = message.from().ok().and_then(|from| from.tag)?;
+        (!self.carrier_tag.is_empty()).then(|| tag == self.carrier_tag.as_slice())
     }
 
     /// Our Via toward the carrier: its connection's transport and our listener there,
@@ -617,10 +622,9 @@ impl Calls {
                 None => None,
             };
             // Without a record: the side whose From tag it carries (the request's sender).
-            let to_carrier = match message.from().ok().and_then(|from| from.tag) {
-                Some(tag) if !call.carrier_tag.is_empty() => tag == call.carrier_tag.as_slice(),
-                _ => source == call.backend,
-            };
+            let to_carrier = call
+                .has_carrier_tag(&message)
+                .unwrap_or(source == call.backend);
             let destination = destination.unwrap_or(if to_carrier {
                 call.carrier
             } else {
