@@ -640,11 +640,7 @@ impl Core {
             return;
         }
         let config = Arc::clone(&self.config);
-        let addresses: Vec<SocketAddr> = config
-            .backend
-            .iter()
-            .map(|backend| &backend.uri)
-            .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
+        let addresses: Vec<SocketAddr> = backend_uris(&config)
             .filter_map(|uri| backend_address(uri, &self.backend_names))
             .collect();
         for address in addresses {
@@ -677,12 +673,7 @@ impl Core {
     /// every [`BACKEND_RESOLVE_INTERVAL`]).
     fn lookup_backend_names(&mut self, now: Instant) {
         let config = Arc::clone(&self.config);
-        let uris = config
-            .backend
-            .iter()
-            .map(|backend| &backend.uri)
-            .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
-            .filter(|uri| uri.host.ip().is_none());
+        let uris = backend_uris(&config).filter(|uri| uri.host.ip().is_none());
         let mut wanted = std::collections::BTreeSet::new();
         for uri in uris {
             let key = backend_key(uri);
@@ -875,6 +866,15 @@ fn backend_address(
             .get(&backend_key(uri))
             .and_then(|addresses| addresses.first().copied())
     })
+}
+
+/// Every backend URI: `[backend] uri` and the trunks' `route_to`.
+fn backend_uris(config: &Config) -> impl Iterator<Item = &crate::sip::SipUri> {
+    config
+        .backend
+        .iter()
+        .map(|backend| &backend.uri)
+        .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
 }
 
 /// `host:port` of a backend URI, the key of its lookup.
