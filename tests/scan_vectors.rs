@@ -181,7 +181,7 @@ fn v01_invite_carrier() {
             from.uri,
             b"sip:+4915112345678@carrier.example.net;user=phone"
         );
-        assert_eq!(from.user, Some(&b"+4915112345678"[..]));
+        assert_eq!(from.user(), Some(&b"+4915112345678"[..]));
         let to = message.to().unwrap();
         assert_eq!(
             to.uri,
@@ -258,7 +258,7 @@ fn v02_invite_compact() {
             message.from().unwrap().uri,
             b"sip:4971112233@pbx.example.org"
         );
-        assert_eq!(message.to().unwrap().user, Some(&b"4930901821"[..]));
+        assert_eq!(message.to().unwrap().user(), Some(&b"4930901821"[..]));
         assert_eq!(
             contact_address(message).uri,
             b"sip:4971112233@198.51.100.33:5060"
@@ -312,9 +312,9 @@ fn v03_options_ping() {
             Some(&b"sip:trunk1.edge.example.com:5060"[..])
         );
         assert_eq!(message.max_forwards(), Ok(Some(70)));
-        assert_eq!(message.from().unwrap().user, Some(&b"ping"[..]));
+        assert_eq!(message.from().unwrap().user(), Some(&b"ping"[..]));
         assert_eq!(message.to().unwrap().uri, b"sip:trunk1.edge.example.com");
-        assert_eq!(message.to().unwrap().user, None);
+        assert_eq!(message.to().unwrap().user(), None);
         assert_eq!(message.contact(), Ok(None));
         assert_eq!(
             message.header(HeaderName::Accept),
@@ -343,7 +343,7 @@ fn v04_register_auth() {
             message.request_uri(),
             Some(&b"sip:registrar.carrier.example.net"[..])
         );
-        assert_eq!(message.from().unwrap().user, Some(&b"trunk1"[..]));
+        assert_eq!(message.from().unwrap().user(), Some(&b"trunk1"[..]));
         let contact = contact_address(message);
         assert_eq!(contact.uri, b"sip:trunk1@192.0.2.10:5060;transport=udp");
         assert_eq!(contact.param(b"expires").unwrap().value, Some(&b"3600"[..]));
@@ -425,7 +425,7 @@ fn v06_200_register() {
             .map(|contact| match contact.unwrap() {
                 Contact::Address(address) => (
                     address.uri,
-                    address.user,
+                    address.user(),
                     address.param(b"expires").and_then(|p| p.value),
                 ),
                 Contact::Wildcard => panic!("unexpected wildcard"),
@@ -559,8 +559,8 @@ fn v10_invite_ipv6() {
         let from = message.from().unwrap();
         assert_eq!(from.display_name, Some(&b"Carrier v6"[..]));
         assert_eq!(from.uri, b"sip:+4915112345678@[2001:db8::20]");
-        assert_eq!(from.user, Some(&b"+4915112345678"[..]));
-        assert_eq!(message.to().unwrap().user, Some(&b"+15551234567"[..]));
+        assert_eq!(from.user(), Some(&b"+4915112345678"[..]));
+        assert_eq!(message.to().unwrap().user(), Some(&b"+15551234567"[..]));
         assert_eq!(
             contact_address(message).uri,
             b"sip:+4915112345678@[2001:db8::20]:5060"
@@ -639,7 +639,7 @@ fn v12_invite_scanner() {
         let contact = contact_address(message);
         assert_eq!(contact.display_name, None);
         assert_eq!(contact.uri, b"sip:100@203.0.113.66:5061");
-        assert_eq!(contact.user, Some(&b"100"[..]));
+        assert_eq!(contact.user(), Some(&b"100"[..]));
     });
 }
 

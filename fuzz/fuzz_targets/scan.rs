@@ -427,7 +427,7 @@ fn check_name_addr(head: &[u8], name_addr: &NameAddr<'_>) {
     assert!(!uri.is_empty());
     assert!(uri_scheme(uri).is_some(), "address URI without a scheme");
     assert_inside(head, uri, "address URI");
-    assert_eq!(name_addr.user, uri_user(uri));
+    assert_eq!(name_addr.user(), uri_user(uri));
     if let Some(display_name) = name_addr.display_name {
         assert_inside(head, display_name, "display name");
     }

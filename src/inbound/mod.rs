@@ -164,9 +164,17 @@ pub struct Counters {
     next_sample_ns: AtomicU64,
 }
 
+/// Numbers the snapshots of every [`Inbound`] in the process, so a [`Worker`] can tell
+/// the one it keeps is still current (whichever `Inbound` it is used with).
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
 /// Shared by every socket task.
 pub struct Inbound {
     snapshot: ArcSwap<Snapshot>,
+    /// The [`GENERATIONS`] number of `snapshot`, raised after every swap: a worker whose
+    /// copy has this number needs no load of `snapshot` (an `ArcSwap` load costs more
+    /// than the unknown-source decision itself).
+    generation: AtomicU64,
     draining: AtomicBool,
     pub counters: Counters,
     /// INVITE transactions the call path is working on, by [`Inbound::transaction_key`]:
@@ -199,6 +207,9 @@ pub struct Worker {
     /// The current message's transaction key once computed: the active-INVITE check,
     /// the To-tag of an answer and replay protection all use it, and it is hashed once.
     key: Option<u64>,
+    /// The snapshot the last message was decided on, with its generation. Kept until the
+    /// next message finds a newer one: an idle task holds an old snapshot a while longer.
+    snapshot: Option<(u64, Arc<Snapshot>)>,
 }
 
 impl Worker {
@@ -206,6 +217,7 @@ impl Worker {
         Worker {
             out: Vec::with_capacity(2048),
             key: None,
+            snapshot: None,
         }
     }
 }
@@ -214,6 +226,7 @@ impl Inbound {
     pub fn new(snapshot: Snapshot, tag_key: u64) -> Self {
         Inbound {
             snapshot: ArcSwap::from_pointee(snapshot),
+            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
             draining: AtomicBool::new(false),
             counters: Counters::default(),
             active: DashMap::new(),
@@ -227,6 +240,20 @@ impl Inbound {
 
     pub fn publish(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
+        // After the store: a worker that sees the new number loads the new snapshot. One
+        // that loads it under the old number reloads once more at its next message.
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    /// The current snapshot and its generation: the worker's copy while it is current,
+    /// else a fresh load. Taken out of the worker; [`Inbound::handle`] puts it back.
+    fn current(&self, worker: &mut Worker) -> (u64, Arc<Snapshot>) {
+        let generation = self.generation.load(Ordering::Acquire);
+        match worker.snapshot.take() {
+            Some((kept, snapshot)) if kept == generation => (kept, snapshot),
+            _ => (generation, self.snapshot.load_full()),
+        }
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -252,12 +279,15 @@ impl Inbound {
         bytes: &[u8],
     ) -> Outcome {
         worker.key = None;
+        let (generation, snapshot) = self.current(worker);
         // The lean scan checks the whole message as `scan::scan` does, but keeps only the
         // headers decided on and answered from.
-        match scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
-            Ok(message) => self.decide(worker, now, source, &message),
+        let outcome = match scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
+            Ok(message) => self.decide(worker, &snapshot, now, source, &message),
             Err(_) => self.malformed(),
-        }
+        };
+        worker.snapshot = Some((generation, snapshot));
+        outcome
     }
 
     /// Without its headers there is nobody to answer (RFC 3261 §18.3).
@@ -269,6 +299,7 @@ impl Inbound {
     fn decide(
         &self,
         worker: &mut Worker,
+        snapshot: &Snapshot,
         now: Instant,
         source: SocketAddr,
         message: &Lean<'_>,
@@ -280,9 +311,8 @@ impl Inbound {
             // The ACK to one of our stateless answers, from wherever it came.
             return Outcome::Nothing;
         }
-        let snapshot = self.snapshot.load();
         let to = message.to().ok();
-        let users = [message.request_uri_user(), to.and_then(|to| to.user)];
+        let users = [message.request_uri_user(), to.and_then(|to| to.user())];
         let in_dialog = to.is_some_and(|to| to.tag.is_some());
         let direct = snapshot.trunk_and_ownership(source.ip(), users);
         // Which trunk's number an INVITE from an unknown source dials: looked up once,
@@ -308,7 +338,7 @@ impl Inbound {
             {
                 return Outcome::Control;
             }
-            return self.unknown_source(worker, &snapshot, now, source, message, method, owner);
+            return self.unknown_source(worker, snapshot, now, source, message, method, owner);
         }
         match method {
             Method::Ack | Method::Cancel => Outcome::Control,
@@ -317,7 +347,7 @@ impl Inbound {
             Method::Invite => match trunk {
                 Some(index) => {
                     let owned = owned.unwrap_or(false);
-                    self.admit(worker, &snapshot, now, source, message, index, owned)
+                    self.admit(worker, snapshot, now, source, message, index, owned)
                 }
                 None => self.reply(worker, source, message, Reject::NotACarrier, None),
             },
@@ -842,9 +872,13 @@ numbers = ["+15550100009"]
     }
 
     fn inbound(text: &str) -> (Inbound, Instant) {
+        let now = epoch();
+        (Inbound::new(build(text, now), 7), now)
+    }
+
+    fn build(text: &str, now: Instant) -> Snapshot {
         let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
             .unwrap_or_else(|errors| panic!("{errors}"));
-        let now = epoch();
         let inputs = Inputs {
             counters: &|_| Arc::new(TrunkCounters::default()),
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
@@ -853,7 +887,7 @@ numbers = ["+15550100009"]
             backend_address: &snapshot::literal_address,
             epoch: now,
         };
-        (Inbound::new(Snapshot::build(&config, &inputs), 7), now)
+        Snapshot::build(&config, &inputs)
     }
 
     fn invite(branch: &str, to_user: &str) -> String {
@@ -1067,6 +1101,41 @@ numbers = ["+15550100009"]
             2,
             "INVITEs only"
         );
+    }
+
+    /// A worker keeps the snapshot it decided on; a reload, or another `Inbound`, must
+    /// still be decided on its own.
+    #[test]
+    fn a_worker_decides_on_the_current_snapshot() {
+        let (inbound, now) = inbound(CONFIG);
+        let mut worker = Worker::new();
+        let options = invite("g1", "x").replace("INVITE", "OPTIONS");
+        let mut status = |inbound: &Inbound| {
+            inbound.handle(
+                &mut worker,
+                now,
+                addr("192.0.2.10:5060"),
+                options.as_bytes(),
+            );
+            String::from_utf8_lossy(&worker.out)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(status(&inbound), "SIP/2.0 200 OK");
+        assert_eq!(status(&inbound), "SIP/2.0 200 OK");
+        // The carrier's allow-list moves elsewhere: its OPTIONS are now from nobody.
+        let moved = CONFIG.replace("192.0.2.0/24", "203.0.113.0/24");
+        inbound.publish(build(&moved, now));
+        let (reloaded, _) = self::inbound(&moved);
+        assert_eq!(status(&inbound), "SIP/2.0 403 Forbidden");
+        // The same worker on another `Inbound` (the old config) and back.
+        let (other, _) = self::inbound(CONFIG);
+        assert_eq!(status(&other), "SIP/2.0 200 OK");
+        assert_eq!(status(&inbound), "SIP/2.0 403 Forbidden");
+        assert_eq!(status(&reloaded), "SIP/2.0 403 Forbidden");
+        assert_eq!(status(&other), "SIP/2.0 200 OK");
     }
 
     #[test]
