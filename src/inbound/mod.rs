@@ -756,8 +756,11 @@ impl Inbound {
 
     fn hash_transaction(&self, call_id: Result<&[u8], ScanError>, branch: Option<&[u8]>) -> u64 {
         let mut hasher = self.hasher();
-        call_id.unwrap_or_default().hash(&mut hasher);
-        branch.unwrap_or_default().hash(&mut hasher);
+        // A Call-ID holds only 0x21-0x7E, so an 0xFF ends it unambiguously: one stream,
+        // without the two length prefixes `Hash for [u8]` would write.
+        hasher.write(call_id.unwrap_or_default());
+        hasher.write_u8(0xff);
+        hasher.write(branch.unwrap_or_default());
         hasher.finish()
     }
 

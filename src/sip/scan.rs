@@ -1801,17 +1801,16 @@ pub enum Transport<'a> {
 
 impl<'a> Transport<'a> {
     fn parse(token: &'a [u8]) -> Self {
-        [
-            (&b"UDP"[..], Transport::Udp),
-            (b"TCP", Transport::Tcp),
-            (b"TLS", Transport::Tls),
-            (b"SCTP", Transport::Sctp),
-            (b"WS", Transport::Ws),
-            (b"WSS", Transport::Wss),
-        ]
-        .into_iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(token))
-        .map_or(Transport::Other(token), |(_, transport)| transport)
+        let upper = |index: usize| token.get(index).map(u8::to_ascii_uppercase);
+        match (token.len(), upper(0), upper(1), upper(2), upper(3)) {
+            (3, Some(b'U'), Some(b'D'), Some(b'P'), _) => Transport::Udp,
+            (3, Some(b'T'), Some(b'C'), Some(b'P'), _) => Transport::Tcp,
+            (3, Some(b'T'), Some(b'L'), Some(b'S'), _) => Transport::Tls,
+            (4, Some(b'S'), Some(b'C'), Some(b'T'), Some(b'P')) => Transport::Sctp,
+            (2, Some(b'W'), Some(b'S'), _, _) => Transport::Ws,
+            (3, Some(b'W'), Some(b'S'), Some(b'S'), _) => Transport::Wss,
+            _ => Transport::Other(token),
+        }
     }
 }
 
@@ -1914,21 +1913,26 @@ impl<'a> Via<'a> {
         };
         for param in Params::new(params) {
             let param = param.map_err(|_| MALFORMED)?;
-            if param.value.is_none()
-                && via.rport_request.is_none()
-                && param.name.eq_ignore_ascii_case(b"rport")
-            {
-                via.rport_request = Some(param.name);
-            }
-            if param.name.eq_ignore_ascii_case(b"branch") && via.branch.is_none() {
-                via.branch = Some(param.value.ok_or(MALFORMED)?);
-            } else if param.name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
-                via.received = Some(param.value.ok_or(MALFORMED)?);
-            } else if param.name.eq_ignore_ascii_case(b"rport") && via.rport == Rport::Absent {
-                via.rport = match param.value {
-                    None => Rport::Empty,
-                    Some(port) => Rport::Value(parse_port(port).ok_or(MALFORMED)?),
-                };
+            // Told apart by length first: most parameters are compared with one name.
+            match param.name.len() {
+                6 if via.branch.is_none() && param.name.eq_ignore_ascii_case(b"branch") => {
+                    via.branch = Some(param.value.ok_or(MALFORMED)?);
+                }
+                8 if via.received.is_none() && param.name.eq_ignore_ascii_case(b"received") => {
+                    via.received = Some(param.value.ok_or(MALFORMED)?);
+                }
+                5 if param.name.eq_ignore_ascii_case(b"rport") => {
+                    if param.value.is_none() && via.rport_request.is_none() {
+                        via.rport_request = Some(param.name);
+                    }
+                    if via.rport == Rport::Absent {
+                        via.rport = match param.value {
+                            None => Rport::Empty,
+                            Some(port) => Rport::Value(parse_port(port).ok_or(MALFORMED)?),
+                        };
+                    }
+                }
+                _ => {}
             }
         }
         Ok(via)
@@ -2921,6 +2925,29 @@ v=0\r\n";
             for params in variants(seed) {
                 let nom = generic_param_nom(&params).ok();
                 assert_eq!(generic_param(&params), nom, "{params:?}");
+            }
+        }
+        // The list search Transport::parse replaced.
+        fn transport_reference(token: &[u8]) -> Transport<'_> {
+            [
+                (&b"UDP"[..], Transport::Udp),
+                (b"TCP", Transport::Tcp),
+                (b"TLS", Transport::Tls),
+                (b"SCTP", Transport::Sctp),
+                (b"WS", Transport::Ws),
+                (b"WSS", Transport::Wss),
+            ]
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(token))
+            .map_or(Transport::Other(token), |(_, transport)| transport)
+        }
+        for seed in [&b"udp"[..], b"TcP", b"tls", b"SCTP", b"ws", b"Wss", b"XYZ"] {
+            for token in variants(seed) {
+                assert_eq!(
+                    Transport::parse(&token),
+                    transport_reference(&token),
+                    "{token:?}"
+                );
             }
         }
         for seed in [&b"4294967295 INVITE"[..], b" 1\t\r\n x-Foo.bar ", b"01 ACK"] {
