@@ -255,7 +255,17 @@ struct PrefixTable {
     /// One level per prefix length present, longest first.
     levels: Vec<Level>,
     candidates: Vec<u32>,
+    /// One bit per IPv4 /16 (by its first two octets): set when some prefix may cover
+    /// an address in it. A flood from addresses no trunk allows is mostly from /16s
+    /// without a bit, and those skip every level's binary search. 8 KiB.
+    v4_blocks: Box<[u64]>,
 }
+
+/// IPv4 /16 blocks, and the `u64` words of their bitmap.
+const V4_BLOCKS: usize = 1 << 16;
+const V4_BLOCK_WORDS: usize = V4_BLOCKS / 64;
+/// The top 96 bits of every IPv4-mapped key (`::ffff:0:0/96`).
+const MAPPED: u128 = 0xffff << 32;
 
 /// The prefixes of one length: a lookup masks the key once and binary-searches plain
 /// integers.
@@ -301,9 +311,13 @@ impl PrefixTable {
         // Longest first, then by prefix, then by trunk index.
         keyed.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         keyed.dedup();
-        let mut table = PrefixTable::default();
+        let mut table = PrefixTable {
+            v4_blocks: vec![0; V4_BLOCK_WORDS].into(),
+            ..PrefixTable::default()
+        };
         let mut level: Option<LevelBuilder> = None;
         for (length, prefix, trunk) in keyed {
+            table.cover_v4_blocks(length, prefix);
             if level
                 .as_ref()
                 .is_some_and(|(current, _, _)| *current != length)
@@ -336,10 +350,50 @@ impl PrefixTable {
         }
     }
 
+    /// Sets the bit of every IPv4 /16 that the prefix `prefix`/`length` (of a key)
+    /// reaches into.
+    fn cover_v4_blocks(&mut self, length: u8, prefix: u128) {
+        let (first, count) = if length <= 96 {
+            // All of IPv4, or none of it.
+            if mask(MAPPED, length) != prefix {
+                return;
+            }
+            (0, V4_BLOCKS)
+        } else if prefix >> 32 != 0xffff {
+            // An IPv6 prefix outside ::ffff:0:0/96.
+            return;
+        } else {
+            // An IPv4 prefix: its first /16, and how many it spans (1 from /16 on).
+            let first = ((prefix >> 16) & 0xffff) as usize;
+            (first, 1 << 112u8.saturating_sub(length))
+        };
+        for block in first..first + count {
+            if let Some(word) = self.v4_blocks.get_mut(block / 64) {
+                *word |= 1 << (block % 64);
+            }
+        }
+    }
+
+    /// Whether some prefix may cover `key`: false only for an IPv4 key in a /16 that no
+    /// prefix reaches into. (A table without the bitmap may cover anything.)
+    fn may_cover(&self, key: u128) -> bool {
+        if key >> 32 != 0xffff {
+            return true;
+        }
+        let block = ((key >> 16) & 0xffff) as usize;
+        self.v4_blocks
+            .get(block / 64)
+            .is_none_or(|word| word & (1 << (block % 64)) != 0)
+    }
+
     /// The trunks of each matching prefix, longest prefix first.
     fn matches(&self, address: IpAddr) -> impl Iterator<Item = &[u32]> {
         let key = key(canonical(address));
-        self.levels.iter().filter_map(move |level| {
+        let levels = match self.may_cover(key) {
+            true => &self.levels[..],
+            false => &[],
+        };
+        levels.iter().filter_map(move |level| {
             let index = level
                 .prefixes
                 .binary_search(&mask(key, level.length))
@@ -565,6 +619,91 @@ mod tests {
             epoch: epoch(),
         };
         Snapshot::build(&config, &inputs)
+    }
+
+    /// Every level's matches without the /16 bitmap: what `matches` must return.
+    fn matches_unfiltered(table: &PrefixTable, address: IpAddr) -> Vec<&[u32]> {
+        let key = key(canonical(address));
+        table
+            .levels
+            .iter()
+            .filter_map(|level| {
+                let index = level
+                    .prefixes
+                    .binary_search(&mask(key, level.length))
+                    .ok()?;
+                let (start, end) = level.ranges[index];
+                Some(&table.candidates[start as usize..end as usize])
+            })
+            .collect()
+    }
+
+    /// A prefix of IPv4 (any length) or IPv6 (lengths and places that do and do not
+    /// reach into `::ffff:0:0/96`) from a seed.
+    fn net(kind: u8, bits: u128, length: u8) -> IpNet {
+        let v4 = || std::net::Ipv4Addr::from(bits as u32);
+        let v6 = |address: u128| std::net::Ipv6Addr::from(address);
+        let net = match kind % 5 {
+            0 | 1 => IpNet::V4(ipnet::Ipv4Net::new(v4(), length % 33).unwrap()),
+            // Around the mapped range: ::/0..::/128 over ::ffff:a.b.c.d.
+            2 => IpNet::V6(
+                ipnet::Ipv6Net::new(v6(MAPPED | (bits & 0xffff_ffff)), length % 129).unwrap(),
+            ),
+            3 => IpNet::V6(ipnet::Ipv6Net::new(v6(bits), length % 129).unwrap()),
+            _ => IpNet::V6(ipnet::Ipv6Net::new(v6(bits & 0xffff_ffff_ffff), length % 129).unwrap()),
+        };
+        net.trunc()
+    }
+
+    proptest::proptest! {
+        /// The /16 bitmap only ever skips levels that hold no match.
+        #[test]
+        fn the_v4_bitmap_never_hides_a_match(
+            routes in proptest::collection::vec(
+                proptest::prelude::any::<(u8, u128, u8)>(), 0..12),
+            probes in proptest::collection::vec(proptest::prelude::any::<(bool, u128)>(), 0..64),
+        ) {
+            let nets: Vec<IpNet> = routes
+                .iter()
+                .map(|&(kind, bits, length)| net(kind, bits, length))
+                .collect();
+            let table = PrefixTable::build(
+                nets.iter().enumerate().map(|(index, &net)| (net, index as u32)).collect(),
+            );
+            // Each route's own first address and one just outside its /16, and free probes.
+            let mut addresses: Vec<IpAddr> = nets.iter().map(|net| net.addr()).collect();
+            addresses.extend(nets.iter().filter_map(|net| match net {
+                IpNet::V4(v4) => Some(IpAddr::V4((u32::from(v4.addr()) ^ 0x1_0000).into())),
+                IpNet::V6(_) => None,
+            }));
+            addresses.extend(probes.iter().map(|&(v4, bits)| match v4 {
+                true => IpAddr::V4((bits as u32).into()),
+                false => IpAddr::V6(bits.into()),
+            }));
+            for address in addresses {
+                let found: Vec<&[u32]> = table.matches(address).collect();
+                proptest::prop_assert_eq!(found, matches_unfiltered(&table, address), "{}", address);
+            }
+        }
+    }
+
+    #[test]
+    fn the_v4_bitmap_skips_blocks_no_prefix_reaches() {
+        let v4 = |text: &str| IpNet::V4(text.parse().unwrap());
+        let table = PrefixTable::build(vec![(v4("192.0.2.0/24"), 0), (v4("10.0.0.0/15"), 1)]);
+        let covered = |text: &str| table.may_cover(key(text.parse().unwrap()));
+        assert!(covered("192.0.2.7") && covered("192.0.200.1"));
+        assert!(covered("10.0.0.1") && covered("10.1.255.255"));
+        assert!(!covered("10.2.0.0") && !covered("192.1.0.1") && !covered("198.18.7.66"));
+        // An IPv6 source is never skipped; IPv4-mapped is IPv4.
+        assert!(covered("2001:db8::1"));
+        assert!(!covered("::ffff:198.18.7.66"));
+        let everything = PrefixTable::build(vec![(IpNet::V6("::/0".parse().unwrap()), 0)]);
+        assert!(everything.may_cover(key("198.18.7.66".parse().unwrap())));
+        let mapped = PrefixTable::build(vec![(IpNet::V6("::ffff:0:0/96".parse().unwrap()), 0)]);
+        assert!(mapped.may_cover(key("198.18.7.66".parse().unwrap())));
+        let other = PrefixTable::build(vec![(IpNet::V6("2001:db8::/32".parse().unwrap()), 0)]);
+        assert!(!other.may_cover(key("198.18.7.66".parse().unwrap())));
     }
 
     const CONFIG: &str = r#"
