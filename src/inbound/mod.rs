@@ -38,8 +38,14 @@ pub const BUSY_RETRY_AFTER: &str = "Retry-After: 5";
 pub const DRAINING_RETRY_AFTER: &str = "Retry-After: 30";
 /// What trunkd serves, for Allow in OPTIONS answers and 405s. In-dialog methods are
 /// routed between carrier and backend.
-pub const ALLOW: &str =
-    "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY";
+macro_rules! allow {
+    () => {
+        "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY"
+    };
+}
+pub const ALLOW: &str = allow!();
+/// The lines an OPTIONS answer adds (RFC 3261 §11.2), as one: the writer copies it once.
+const OPTIONS_EXTRA: &str = concat!(allow!(), "\r\nAccept: application/sdp\r\nSupported: ");
 /// How long a digest nonce of ours is good for.
 const NONCE_LIFETIME_NS: u64 = 300_000_000_000;
 /// Beyond this many remembered credentials, expired ones are swept.
@@ -494,7 +500,7 @@ impl Inbound {
         message: &Lean<'_>,
     ) -> Outcome {
         let tag = hex_tag(self.key(worker, message));
-        let extra = [ALLOW, "Accept: application/sdp", "Supported: "];
+        let extra = [OPTIONS_EXTRA];
         match response::write(
             &mut worker.out,
             message,
