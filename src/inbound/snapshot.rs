@@ -113,18 +113,28 @@ impl TrunkPolicy {
         if self.numbers.is_empty() {
             return true;
         }
+        // The number as dialled, read straight into its key: most users are one of the
+        // trunk's numbers as written, or `+E.164` and not one.
+        let Some((key, plus)) = user.and_then(dialled_key) else {
+            return false;
+        };
+        if self.numbers.binary_search(&key).is_ok() {
+            return true;
+        }
+        if plus
+            || self
+                .country
+                .and_then(|country| country.calling_code)
+                .is_none()
+        {
+            return false;
+        }
         let Some(number) = user.and_then(Dialled::parse) else {
             return false;
         };
         let find = |digits: &[u8]| {
             number_key(digits).is_some_and(|key| self.numbers.binary_search(&key).is_ok())
         };
-        if find(number.digits()) {
-            return true;
-        }
-        if number.plus {
-            return false;
-        }
         // National: the calling code in front, after the national prefix (`0`) if any.
         let Some(country) = self.country else {
             return false;
@@ -184,26 +194,45 @@ fn number_key(digits: &[u8]) -> Option<u128> {
     Some((digits.len() as u128) << 112 | value)
 }
 
+/// [`Dialled::parse`] and [`number_key`] of its digits in one pass, without the buffer:
+/// the key, and whether the number had a `+`.
+fn dialled_key(user: &[u8]) -> Option<(u128, bool)> {
+    let (plus, rest) = match user.split_first() {
+        Some((b'+', rest)) => (true, rest),
+        _ => (false, user),
+    };
+    let (mut value, mut len) = (0u128, 0u128);
+    for &byte in rest {
+        match byte {
+            b'0'..=b'9' if len < 32 => {
+                value = value * 10 + u128::from(byte - b'0');
+                len += 1;
+            }
+            b'-' | b'.' | b'(' | b')' => {}
+            // User parameters end the number.
+            b';' => break,
+            _ => return None,
+        }
+    }
+    // As number_key: the length in the top bits (10^32 < 2^107).
+    (len > 0).then_some((len << 112 | value, plus))
+}
+
 /// The digits of a dialled number, on the stack.
 struct Dialled {
     buffer: [u8; 32],
     len: usize,
-    plus: bool,
 }
 
 impl Dialled {
-    /// `+1 (555) 010-0001;npdi` → digits `15550100001`, plus = true. `None` for anything
+    /// `+1 (555) 010-0001;npdi` → digits `15550100001`. `None` for anything
     /// that is not a telephone number.
     fn parse(user: &[u8]) -> Option<Self> {
         let user = user.split(|&b| b == b';').next().unwrap_or(user);
-        let (plus, rest) = match user.split_first() {
-            Some((b'+', rest)) => (true, rest),
-            _ => (false, user),
-        };
+        let rest = user.strip_prefix(b"+").unwrap_or(user);
         let mut dialled = Dialled {
             buffer: [0; 32],
             len: 0,
-            plus,
         };
         for &byte in rest {
             match byte {
@@ -227,7 +256,6 @@ impl Dialled {
         let mut out = Dialled {
             buffer: [0; 32],
             len: 0,
-            plus: true,
         };
         let mut code_digits = [0u8; 5];
         let mut n = code;
@@ -685,6 +713,31 @@ mod tests {
                 proptest::prop_assert_eq!(found, matches_unfiltered(&table, address), "{}", address);
             }
         }
+    }
+
+    /// `dialled_key` is `Dialled::parse` then `number_key`, with the `+` told.
+    #[test]
+    fn dialled_key_reads_what_dialled_parse_reads() {
+        let alphabet = b"+0159-.();x@ ";
+        let mut user = Vec::new();
+        for len in 0..=5u32 {
+            for mut index in 0..alphabet.len().pow(len) {
+                user.clear();
+                for _ in 0..len {
+                    user.push(alphabet[index % alphabet.len()]);
+                    index /= alphabet.len();
+                }
+                let reference = Dialled::parse(&user).map(|dialled| {
+                    let key = number_key(dialled.digits()).expect("at most 32 digits");
+                    let number = user.split(|&b| b == b';').next().unwrap_or_default();
+                    (key, number.first() == Some(&b'+'))
+                });
+                assert_eq!(dialled_key(&user), reference, "{user:?}");
+            }
+        }
+        let long = |digits: usize| [b"+".as_slice(), &b"9".repeat(digits)].concat();
+        assert!(dialled_key(&long(32)).is_some() && Dialled::parse(&long(32)).is_some());
+        assert!(dialled_key(&long(33)).is_none() && Dialled::parse(&long(33)).is_none());
     }
 
     #[test]
