@@ -1329,11 +1329,53 @@ impl<'a> Controls<'a> {
             }
         }
     }
+
+    /// Moves to the next block that holds a control byte; `false` at the end of the
+    /// message.
+    ///
+    /// A line end split across two blocks (its CR the last byte of one, its LF the first
+    /// of the next) was taken whole by [`Controls::line_end`], so the LF's bit is dropped
+    /// here: a CR at the end of a block is only ever passed by taking it as a line end.
+    #[inline(always)]
+    fn refill(&mut self) -> bool {
+        while self.mask == 0 {
+            self.block += 64;
+            let Some(rest) = self.bytes.get(self.block..).filter(|rest| !rest.is_empty()) else {
+                return false;
+            };
+            let split_crlf = self.bytes.get(self.block - 1) == Some(&b'\r');
+            self.mask = Self::block_mask(rest) & !u64::from(split_crlf);
+        }
+        true
+    }
+
+    /// Where the current line's CR is: the next control byte, if it is a CR and the one
+    /// after it is an LF. Takes both. That is `scan_with`'s line split (at LF, CR before
+    /// it) and its check that no line holds another control byte, done together.
+    /// Inlined: as a call per line it costs the lean scan a tenth of its time.
+    #[inline(always)]
+    fn line_end(&mut self) -> Option<usize> {
+        if self.mask == 0 && !self.refill() {
+            return None;
+        }
+        let bit = self.mask.trailing_zeros();
+        let cr = self.block + bit as usize;
+        if self.bytes.get(cr..cr + 2) != Some(b"\r\n") {
+            return None;
+        }
+        // The LF is a control byte too: its bit is the next one, or (CR at bit 63) the
+        // first of the next block, which `refill` drops.
+        self.mask &= !(3 << bit);
+        Some(cr)
+    }
 }
 
+#[cfg(test)]
 impl Iterator for Controls<'_> {
     type Item = usize;
 
+    /// Every control byte, one at a time (what [`Controls::line_end`] takes two at a
+    /// time): for the tests.
     fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
             self.block += 64;
@@ -1349,56 +1391,45 @@ impl Iterator for Controls<'_> {
     }
 }
 
-/// Where the current line's CR is: the next control byte, if it is a CR and the one after
-/// it is the LF right behind it. Inlined: as a call per line it costs the lean scan a
-/// tenth of its time.
-#[inline(always)]
-fn next_crlf(bytes: &[u8], controls: &mut Controls<'_>) -> Option<usize> {
-    let cr = controls.next()?;
-    let lf = controls.next()?;
-    (bytes.get(cr) == Some(&b'\r') && lf == cr + 1 && bytes.get(lf) == Some(&b'\n')).then_some(cr)
+/// The headers [`Lean`] keeps, as [`lean_fast`] finds them.
+#[derive(Default)]
+struct Kept<'a> {
+    header_count: usize,
+    via: Option<&'a [u8]>,
+    via_headers: usize,
+    via_count: usize,
+    from: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    call_id: Option<&'a [u8]>,
+    cseq: Option<&'a [u8]>,
+    max_forwards: Option<&'a [u8]>,
+    contact: Option<&'a [u8]>,
+    content_length: Option<usize>,
 }
 
 /// The common case of [`scan_with`]: CRLF lines, no folds, nothing refused. `None` for
 /// anything else, which [`scan_lean`] hands to `scan_with`.
 ///
-/// Lines end at control bytes, found by [`Controls`]: each line's first control byte must
-/// be its CR, followed by its LF. That is `scan_with`'s line split (at LF, CR before it)
-/// and its check that no line holds another control byte, done together.
+/// Lines end at control bytes, found by [`Controls::line_end`]: each line's first control
+/// byte must be its CR, followed by its LF.
+///
+/// The [`Lean`] is built at the end, in one go, from what the loop kept: built early and
+/// filled in, it would be copied whole (hundreds of bytes, with its caches) on return.
 fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
     if bytes.len() > MAX_MESSAGE_LEN {
         return None;
     }
     let mut controls = Controls::new(bytes);
-    let content_end = next_crlf(bytes, &mut controls)?;
+    let content_end = controls.line_end()?;
     if content_end > MAX_HEADER_LINE {
         return None;
     }
     let start_line = parse_start_line(bytes.get(..content_end)?).ok()?;
     let headers_start = content_end + 2;
-    let mut lean = Lean {
-        bytes,
-        start_line,
-        headers_start,
-        header_count: 0,
-        via: None,
-        via_headers: 0,
-        from: None,
-        to: None,
-        call_id: None,
-        cseq: None,
-        max_forwards: None,
-        contact: None,
-        content_length: None,
-        via_count: 0,
-        body: &[],
-        message_len: 0,
-        top_via: Cell::new(None),
-        to_parsed: Cell::new(None),
-    };
+    let mut kept = Kept::default();
     let mut position = headers_start;
     loop {
-        let cr = next_crlf(bytes, &mut controls)?;
+        let cr = controls.line_end()?;
         let rest = bytes.get(position..)?;
         let line = bytes.get(position..cr)?;
         position = cr + 2;
@@ -1406,35 +1437,24 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
             break;
         }
         if line.len() > MAX_HEADER_LINE
-            || lean.header_count == MAX_HEADERS
+            || kept.header_count == MAX_HEADERS
             || bytes.get(position).is_some_and(|&b| is_wsp(b))
         {
             return None;
         }
-        // The line's CR is no token byte, so the run read from the rest of the message
-        // (16 bytes at a time, more often whole) is the line's.
-        let name_len = classify::token_len(rest);
-        let colon = match line.get(name_len) {
-            Some(b':') => name_len,
-            _ => {
-                name_len
-                    + line
-                        .get(name_len..)?
-                        .iter()
-                        .take_while(|&&b| is_wsp(b))
-                        .count()
+        kept.header_count += 1;
+        let (name, colon) = match kept_name(rest) {
+            Some(found) => found,
+            None => {
+                let (name, colon) = header_name(rest, line)?;
+                if let HeaderName::Other(_) = name {
+                    // Most lines: checked, counted, not kept, so not trimmed either.
+                    continue;
+                }
+                (name, colon)
             }
         };
-        if name_len == 0 || line.get(colon) != Some(&b':') {
-            return None;
-        }
-        lean.header_count += 1;
-        let name = lean_name(line.get(..name_len)?);
-        if let HeaderName::Other(_) = name {
-            // Most lines: checked, counted, not kept, so not trimmed either.
-            continue;
-        }
-        let value = trim_lws(line.get(colon + 1..)?);
+        let value = trim_wsp(line.get(colon + 1..)?);
         let slot = match name {
             HeaderName::Via => {
                 let entries = if memchr(b',', value).is_none() {
@@ -1442,30 +1462,30 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
                 } else {
                     ListValues::new(value).take(MAX_VIAS + 1).count()
                 };
-                lean.via_count += entries;
-                if lean.via_count > MAX_VIAS {
+                kept.via_count += entries;
+                if kept.via_count > MAX_VIAS {
                     return None;
                 }
-                lean.via_headers += 1;
-                lean.via.get_or_insert(value);
+                kept.via_headers += 1;
+                kept.via.get_or_insert(value);
                 continue;
             }
             HeaderName::Contact => {
-                lean.contact.get_or_insert(value);
+                kept.contact.get_or_insert(value);
                 continue;
             }
             HeaderName::ContentLength => {
-                if lean.content_length.is_some() {
+                if kept.content_length.is_some() {
                     return None;
                 }
-                lean.content_length = Some(parse_content_length(value)?);
+                kept.content_length = Some(parse_content_length(value)?);
                 continue;
             }
-            HeaderName::From => &mut lean.from,
-            HeaderName::To => &mut lean.to,
-            HeaderName::CallId => &mut lean.call_id,
-            HeaderName::CSeq => &mut lean.cseq,
-            HeaderName::MaxForwards => &mut lean.max_forwards,
+            HeaderName::From => &mut kept.from,
+            HeaderName::To => &mut kept.to,
+            HeaderName::CallId => &mut kept.call_id,
+            HeaderName::CSeq => &mut kept.cseq,
+            HeaderName::MaxForwards => &mut kept.max_forwards,
             _ => continue,
         };
         // A singleton: a second one is refused by scan_with.
@@ -1474,13 +1494,176 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         }
     }
     let available = bytes.get(position..)?;
-    lean.body = match lean.content_length {
+    let body = match kept.content_length {
         Some(length) => available.get(..length)?,
         None if options.require_content_length => return None,
         None => available,
     };
-    lean.message_len = position + lean.body.len();
-    Some(lean)
+    Some(Lean {
+        bytes,
+        start_line,
+        headers_start,
+        header_count: kept.header_count,
+        via: kept.via,
+        via_headers: kept.via_headers,
+        from: kept.from,
+        to: kept.to,
+        call_id: kept.call_id,
+        cseq: kept.cseq,
+        max_forwards: kept.max_forwards,
+        contact: kept.contact,
+        content_length: kept.content_length,
+        via_count: kept.via_count,
+        body,
+        message_len: position + body.len(),
+        top_via: Cell::new(None),
+        to_parsed: Cell::new(None),
+    })
+}
+
+/// [`trim_lws`] for a value that holds no line break (a fold sends the lean scan to
+/// [`scan_with`]): usually one SP in front and nothing behind.
+fn trim_wsp(value: &[u8]) -> &[u8] {
+    let mut value = value;
+    while let [first, rest @ ..] = value
+        && is_wsp(*first)
+    {
+        value = rest;
+    }
+    while let [rest @ .., last] = value
+        && is_wsp(*last)
+    {
+        value = rest;
+    }
+    value
+}
+
+/// The first 8 bytes of `bytes` as a little-endian word, padded with zero bytes past its
+/// end.
+#[inline(always)]
+fn word_at(bytes: &[u8]) -> u64 {
+    match bytes.first_chunk::<8>() {
+        Some(chunk) => u64::from_le_bytes(*chunk),
+        None => bytes
+            .iter()
+            .rev()
+            .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
+    }
+}
+
+/// Up to 8 bytes of a header name and its colon, compared with a word read by
+/// [`word_at`] in one go: letters in either case, other bytes exactly, bytes past the
+/// pattern ignored.
+#[derive(Clone, Copy)]
+struct Pattern {
+    value: u64,
+    /// `0xFF` for each byte of the pattern.
+    mask: u64,
+    /// `0x20` for each letter of the pattern: OR-ed in, it maps `A-Z` onto `a-z`, and
+    /// only `X` and `x` onto `x`.
+    case: u64,
+}
+
+impl Pattern {
+    /// `lower` is the pattern in lower case, at most 8 bytes.
+    const fn new(lower: &[u8]) -> Self {
+        assert!(lower.len() <= 8);
+        let (mut value, mut mask, mut case) = (0, 0, 0);
+        let mut shift = 0;
+        let mut rest = lower;
+        while let [byte, tail @ ..] = rest {
+            value |= (*byte as u64) << shift;
+            mask |= 0xFF << shift;
+            if byte.is_ascii_lowercase() {
+                case |= 0x20 << shift;
+            }
+            shift += 8;
+            rest = tail;
+        }
+        Pattern { value, mask, case }
+    }
+
+    #[inline(always)]
+    fn matches(self, word: u64) -> bool {
+        (word | self.case) & self.mask == self.value
+    }
+}
+
+/// The names [`Lean`] keeps, when written right before their colon (`Via:`, `v:`, any
+/// case): the name and the colon's offset in `line_rest` (the header line and whatever
+/// follows it). `None` for anything else, also a kept name with whitespace before its
+/// colon, which [`header_name`] reads.
+///
+/// The bytes up to the colon are compared 8 at a time: a match means they are exactly
+/// the name's (so token bytes, not the line's CR, hence all of the line's) and the colon.
+/// Reading past the line end costs nothing: the words are compared only as far as the
+/// pattern goes.
+#[inline(always)]
+fn kept_name(line_rest: &[u8]) -> Option<(HeaderName<'static>, usize)> {
+    const VIA: Pattern = Pattern::new(b"via:");
+    const FROM: Pattern = Pattern::new(b"from:");
+    const TO: Pattern = Pattern::new(b"to:");
+    const CSEQ: Pattern = Pattern::new(b"cseq:");
+    const CALL_ID: Pattern = Pattern::new(b"call-id:");
+    const CONTACT: Pattern = Pattern::new(b"contact:");
+    const CONTENT_: Pattern = Pattern::new(b"content-");
+    const LENGTH: Pattern = Pattern::new(b"length:");
+    const MAX_FORW: Pattern = Pattern::new(b"max-forw");
+    const ARDS: Pattern = Pattern::new(b"ards:");
+    let word = word_at(line_rest);
+    let second_word = || word_at(line_rest.get(8..).unwrap_or_default());
+    // `| 0x20` maps a letter onto its lower case, and nothing else onto a letter.
+    let [first, second, ..] = word.to_le_bytes();
+    let first = first | 0x20;
+    if second == b':' {
+        // RFC 3261 §7.3.3's compact forms of the kept names.
+        let name = match first {
+            b'v' => HeaderName::Via,
+            b'f' => HeaderName::From,
+            b't' => HeaderName::To,
+            b'i' => HeaderName::CallId,
+            b'l' => HeaderName::ContentLength,
+            b'm' => HeaderName::Contact,
+            _ => return None,
+        };
+        return Some((name, 1));
+    }
+    Some(match first {
+        b'v' if VIA.matches(word) => (HeaderName::Via, 3),
+        b'f' if FROM.matches(word) => (HeaderName::From, 4),
+        b't' if TO.matches(word) => (HeaderName::To, 2),
+        b'c' if CSEQ.matches(word) => (HeaderName::CSeq, 4),
+        b'c' if CALL_ID.matches(word) => (HeaderName::CallId, 7),
+        b'c' if CONTACT.matches(word) => (HeaderName::Contact, 7),
+        b'c' if CONTENT_.matches(word) && LENGTH.matches(second_word()) => {
+            (HeaderName::ContentLength, 14)
+        }
+        b'm' if MAX_FORW.matches(word) && ARDS.matches(second_word()) => {
+            (HeaderName::MaxForwards, 12)
+        }
+        _ => return None,
+    })
+}
+
+/// The name of a header line [`kept_name`] did not recognise, as [`lean_name`] reads it,
+/// and its colon's offset; `None` where [`split_header_line`] refuses the line.
+/// `line_rest` is the line and whatever follows it.
+fn header_name<'a>(line_rest: &'a [u8], line: &'a [u8]) -> Option<(HeaderName<'a>, usize)> {
+    // The line's CR is no token byte, so the run read from the rest of the message
+    // (16 bytes at a time, more often whole) is the line's.
+    let name_len = classify::token_len(line_rest);
+    let name = line.get(..name_len).filter(|name| !name.is_empty())?;
+    if line.get(name_len) == Some(&b':') {
+        // Right before its colon a kept name is `kept_name`'s.
+        return Some((HeaderName::Other(name), name_len));
+    }
+    let spaces = line
+        .get(name_len..)?
+        .iter()
+        .take_while(|&&b| is_wsp(b))
+        .count();
+    let colon = name_len + spaces;
+    (line.get(colon) == Some(&b':')).then(|| (lean_name(name), colon))
 }
 
 /// [`HeaderName::parse`] for the names [`Lean`] keeps (and the singletons among them);
@@ -2829,6 +3012,166 @@ v=0\r\n";
         assert!(assert_lean_agrees(&headers, ScanOptions::DATAGRAM));
         let headers = request(&"X-A: 1\r\n".repeat(MAX_HEADERS + 1));
         assert!(!assert_lean_agrees(&headers, ScanOptions::DATAGRAM));
+    }
+
+    /// Every spelling of `name` in upper and lower case (each letter either way).
+    fn case_variants(name: &[u8]) -> Vec<Vec<u8>> {
+        let letters: Vec<usize> = (0..name.len())
+            .filter(|&index| name[index].is_ascii_alphabetic())
+            .collect();
+        (0..1u32 << letters.len())
+            .map(|upper| {
+                let mut variant = name.to_ascii_lowercase();
+                for (bit, &index) in letters.iter().enumerate() {
+                    if upper & (1 << bit) != 0 {
+                        variant[index] = variant[index].to_ascii_uppercase();
+                    }
+                }
+                variant
+            })
+            .collect()
+    }
+
+    /// The lean scan's name reading ([`kept_name`], then [`header_name`]) against
+    /// [`split_header_line`] and [`lean_name`], for `line` followed by each `tails`.
+    fn assert_names_agree(line: &[u8]) {
+        let expected = split_header_line(line)
+            .ok()
+            .map(|(name, after_colon)| (lean_name(name), after_colon - 1));
+        for tail in [&b""[..], b"\r\n", b"\r\n\r\n", b"\r\nVia: x\r\n\r\nbody"] {
+            let rest = [line, tail].concat();
+            let found = kept_name(&rest).or_else(|| header_name(&rest, line));
+            assert_eq!(found, expected, "{:?}", String::from_utf8_lossy(&rest));
+        }
+    }
+
+    #[test]
+    fn kept_names_are_read_as_the_full_scan_reads_them() {
+        let kept = [
+            &b"via"[..],
+            b"from",
+            b"to",
+            b"cseq",
+            b"call-id",
+            b"contact",
+            b"content-length",
+            b"max-forwards",
+        ];
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for name in kept {
+            names.extend(case_variants(name));
+            // Names that share a prefix with a kept name, or are one byte short of it.
+            for more in [&b"x"[..], b"-foo", b"s", b"0", b"~"] {
+                names.push([name, more].concat());
+            }
+            names.push(name[..name.len() - 1].to_vec());
+            names.push(name[1..].to_vec());
+            for index in 0..name.len() {
+                for replacement in [
+                    b'x',
+                    b'-',
+                    b'.',
+                    b'_',
+                    name[index] ^ 0x20,
+                    name[index] ^ 0x01,
+                ] {
+                    let mut changed = name.to_vec();
+                    changed[index] = replacement;
+                    names.push(changed);
+                }
+            }
+        }
+        for byte in 0..=255u8 {
+            names.push(vec![byte]);
+            names.push(vec![b'x', byte]);
+        }
+        for known in &KNOWN_HEADERS {
+            names.push(known.canonical().as_bytes().to_vec());
+        }
+        for name in &names {
+            for colon in [
+                &b":"[..],
+                b": value",
+                b":value",
+                b" : v",
+                b"\t:",
+                b"  ",
+                b"",
+                b" x:",
+            ] {
+                let line = [name, colon].concat();
+                if line.iter().any(|&b| is_control(b)) {
+                    // A lean scan line ends at its first control byte.
+                    continue;
+                }
+                assert_names_agree(&line);
+            }
+        }
+        // Each kept name is recognised without the general reading, in every spelling.
+        for name in kept
+            .iter()
+            .chain(&[&b"v"[..], b"f", b"t", b"i", b"l", b"m"])
+        {
+            for variant in case_variants(name) {
+                let line = [&variant[..], b": x\r\n"].concat();
+                assert!(kept_name(&line).is_some(), "{variant:?}");
+                // Also at the very end of the message, with nothing after the colon.
+                let line = [&variant[..], b":"].concat();
+                assert!(kept_name(&line).is_some(), "{variant:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn line_ends_split_across_blocks_are_found() {
+        // The CR of the first header line at every offset around the first two block
+        // ends, then at the end of the message.
+        for pad in 0..140 {
+            let mut message = b"OPTIONS sip:a SIP/2.0\r\nX: ".to_vec();
+            message.extend(std::iter::repeat_n(b'a', pad));
+            let cr = message.len();
+            message.extend_from_slice(b"\r\nl: 0\r\n\r\n");
+            let mut controls = Controls::new(&message);
+            let ends: Vec<usize> = std::iter::from_fn(|| controls.line_end()).collect();
+            assert_eq!(ends, [21, cr, cr + 6, cr + 8], "{pad}");
+            assert!(assert_lean_agrees(&message, ScanOptions::DATAGRAM), "{pad}");
+            // A CR without its LF, or an LF without its CR, at the same place.
+            for broken in [&b"\rX"[..], b"\r\r", b"\n\n", b"X\n"] {
+                let mut bad = message.clone();
+                bad[cr..cr + 2].copy_from_slice(broken);
+                let mut controls = Controls::new(&bad);
+                let ends: Vec<usize> = std::iter::from_fn(|| controls.line_end()).collect();
+                assert_eq!(ends, [21], "{pad} {broken:?}");
+                assert!(!assert_lean_agrees(&bad, ScanOptions::DATAGRAM));
+                assert!(!assert_lean_agrees(&bad, LENIENT));
+            }
+        }
+    }
+
+    #[test]
+    fn trimming_a_value_without_folds_is_trim_lws() {
+        for value in [
+            &b""[..],
+            b" ",
+            b"\t",
+            b" \t ",
+            b"x",
+            b" x",
+            b"x ",
+            b" \tx y\t ",
+            b"\tx\t",
+            b"  x  y  ",
+        ] {
+            assert_eq!(trim_wsp(value), trim_lws(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn words_are_padded_past_the_end() {
+        assert_eq!(word_at(b""), 0);
+        assert_eq!(word_at(b"v:"), u64::from_le_bytes(*b"v:\0\0\0\0\0\0"));
+        assert_eq!(word_at(b"1234567"), u64::from_le_bytes(*b"1234567\0"));
+        assert_eq!(word_at(b"123456789"), u64::from_le_bytes(*b"12345678"));
     }
 
     /// Every line from `seed` with one byte replaced, cut short, or one byte inserted.
