@@ -1004,6 +1004,9 @@ fn check_version(version: &[u8]) -> Result<(), ScanError> {
 /// ```
 /// `SIP/` cannot begin a method (`/` is not a token byte), so it marks a response.
 fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    if let Some(start_line) = plain_request_line(line).or_else(|| plain_status_line(line)) {
+        return Ok(start_line);
+    }
     let is_response = line
         .get(..4)
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"));
@@ -1012,6 +1015,78 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
     } else {
         request_line(line)
     }
+}
+
+/// The usual request line, read in a few word compares: one of the methods below, the
+/// URI, and ` SIP/2.0` in upper case. `None` for anything else, which [`request_line`]
+/// reads; what this accepts, `request_line` accepts the same.
+#[inline(always)]
+fn plain_request_line(line: &[u8]) -> Option<StartLine<'_>> {
+    // Each method with the SP after it, so a match also says where the URI starts.
+    const INVITE: Pattern = Pattern::exact(b"INVITE ");
+    const ACK: Pattern = Pattern::exact(b"ACK ");
+    const BYE: Pattern = Pattern::exact(b"BYE ");
+    const CANCEL: Pattern = Pattern::exact(b"CANCEL ");
+    const OPTIONS: Pattern = Pattern::exact(b"OPTIONS ");
+    const REGISTER: Pattern = Pattern::exact(b"REGISTER");
+    const PRACK: Pattern = Pattern::exact(b"PRACK ");
+    const NOTIFY: Pattern = Pattern::exact(b"NOTIFY ");
+    const PUBLISH: Pattern = Pattern::exact(b"PUBLISH ");
+    const INFO: Pattern = Pattern::exact(b"INFO ");
+    const REFER: Pattern = Pattern::exact(b"REFER ");
+    const MESSAGE: Pattern = Pattern::exact(b"MESSAGE ");
+    const UPDATE: Pattern = Pattern::exact(b"UPDATE ");
+    const SIP: Pattern = Pattern::new(b"sip:");
+    let (head, version) = line.split_last_chunk::<8>()?;
+    if version != b" SIP/2.0" {
+        return None;
+    }
+    let word = word_at(head);
+    let [first, ..] = word.to_le_bytes();
+    let (method, len) = match first {
+        b'I' if INVITE.matches(word) => (Method::Invite, 6),
+        b'I' if INFO.matches(word) => (Method::Info, 4),
+        b'A' if ACK.matches(word) => (Method::Ack, 3),
+        b'B' if BYE.matches(word) => (Method::Bye, 3),
+        b'C' if CANCEL.matches(word) => (Method::Cancel, 6),
+        b'O' if OPTIONS.matches(word) => (Method::Options, 7),
+        b'R' if REGISTER.matches(word) && head.get(8) == Some(&b' ') => (Method::Register, 8),
+        b'R' if REFER.matches(word) => (Method::Refer, 5),
+        b'P' if PRACK.matches(word) => (Method::Prack, 5),
+        b'P' if PUBLISH.matches(word) => (Method::Publish, 7),
+        b'N' if NOTIFY.matches(word) => (Method::Notify, 6),
+        b'M' if MESSAGE.matches(word) => (Method::Message, 7),
+        b'U' if UPDATE.matches(word) => (Method::Update, 6),
+        _ => return None,
+    };
+    let uri = head.get(len + 1..).filter(|uri| !uri.is_empty())?;
+    let scheme = SIP.matches(word_at(uri)) || uri_scheme(uri).is_some();
+    (scheme && classify::uri_len(uri) == uri.len()).then_some(StartLine::Request { method, uri })
+}
+
+/// The usual status line, `SIP/2.0 200 OK` with the version in upper case; `None` for
+/// anything else, which [`status_line`] reads; what this accepts, `status_line` accepts
+/// the same.
+#[inline(always)]
+fn plain_status_line(line: &[u8]) -> Option<StartLine<'_>> {
+    let (version, rest) = line.split_first_chunk::<8>()?;
+    if version != b"SIP/2.0 " {
+        return None;
+    }
+    let ([class, tens, ones, b' '], reason) = rest.split_first_chunk::<4>()? else {
+        return None;
+    };
+    if !(b'1'..=b'6').contains(class)
+        || !tens.is_ascii_digit()
+        || !ones.is_ascii_digit()
+        || !reason.iter().all(|&b| is_text(b))
+    {
+        return None;
+    }
+    let code = [class, tens, ones]
+        .iter()
+        .fold(0, |code, &&digit| code * 10 + u16::from(digit - b'0'));
+    Some(StartLine::Response { code, reason })
 }
 
 fn request_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
@@ -1581,6 +1656,16 @@ impl Pattern {
             rest = tail;
         }
         Pattern { value, mask, case }
+    }
+
+    /// `bytes` exactly, case and all (at most 8 bytes).
+    const fn exact(bytes: &[u8]) -> Self {
+        let pattern = Self::new(bytes);
+        Pattern {
+            value: pattern.value,
+            mask: pattern.mask,
+            case: 0,
+        }
     }
 
     #[inline(always)]
@@ -3195,6 +3280,90 @@ v=0\r\n";
             }
         }
         out
+    }
+
+    #[test]
+    fn plain_start_lines_are_read_as_the_general_parsers_read_them() {
+        fn general(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+            if line
+                .get(..4)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"))
+            {
+                super::status_line(line)
+            } else {
+                super::request_line(line)
+            }
+        }
+        let methods = [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REGISTER",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "PUBLISH",
+            "INFO",
+            "REFER",
+            "MESSAGE",
+            "UPDATE",
+        ];
+        let mut seeds: Vec<String> = Vec::new();
+        for method in methods {
+            seeds.push(format!("{method} sip:a@b SIP/2.0"));
+            // Not the method: longer, shorter, another case.
+            seeds.push(format!("{method}S sip:a@b SIP/2.0"));
+            seeds.push(format!("{} sip:a@b SIP/2.0", &method[1..]));
+            seeds.push(format!("{} sip:a@b SIP/2.0", method.to_ascii_lowercase()));
+        }
+        for line in [
+            "INVITE sips:a SIP/2.0",
+            "INVITE SIP:a SIP/2.0",
+            "INVITE tel:+1 SIP/2.0",
+            "INVITE sip: SIP/2.0",
+            "INVITE x SIP/2.0",
+            "INVITE <sip:a> SIP/2.0",
+            "INVITE sip:a sip/2.0",
+            "INVITE sip:a SIP/2.1",
+            "INVITE  SIP/2.0",
+            "INVITE SIP/2.0",
+            "SIP/2.0 200 OK",
+            "SIP/2.0 699 ",
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 099 x",
+            "SIP/2.0 700 x",
+            "SIP/2.0 100",
+            "sip/2.0 180 Ringing",
+            "SIP/2.0 486 Busy Here \u{e9}",
+        ] {
+            seeds.push(line.to_string());
+        }
+        for seed in &seeds {
+            for line in variants(seed.as_bytes()) {
+                assert_eq!(
+                    parse_start_line(&line),
+                    general(&line),
+                    "{:?}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+        // The fast paths take the plain lines.
+        for method in methods.iter().filter(|&&method| method != "SUBSCRIBE") {
+            let line = format!("{method} sip:100@192.0.2.10 SIP/2.0");
+            let parsed = plain_request_line(line.as_bytes()).expect(method);
+            assert_eq!(Ok(parsed), general(line.as_bytes()));
+        }
+        for line in [
+            &b"SIP/2.0 200 OK"[..],
+            b"SIP/2.0 100 ",
+            b"SIP/2.0 603 Decline",
+        ] {
+            let parsed = plain_status_line(line).expect("plain status line");
+            assert_eq!(Ok(parsed), general(line));
+        }
     }
 
     #[test]
