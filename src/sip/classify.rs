@@ -1,5 +1,5 @@
 //! Byte classes of the hot-path scanner, 16 or 64 bytes at a time: which bytes are control
-//! bytes, and how long a run of token or URI bytes is.
+//! bytes (or HTAB), and how long a run of token or URI bytes is.
 //!
 //! On x86_64 these use SSE2, which every x86_64 CPU has (it is part of the target's
 //! baseline, so no run-time detection is needed); elsewhere the same answers come from the
@@ -7,13 +7,14 @@
 //! outside the slice it is given: a vector load only ever reads a `&[u8; 16]`.
 //!
 //! The classes are the scanner's own (see the tables in `scan`), restated as ranges:
-//! - control: C0 but HTAB, and DEL;
+//! - control: C0 but HTAB, and DEL (found together with HTAB, as C0 and DEL);
 //! - token (RFC 3261 §25.1): `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
 //!   "'" / "~"`;
 //! - URI (the scanner's lenient Request-URI): `%x21-3B / %x3D / %x3F-7E`, i.e. visible
 //!   ASCII but `<` and `>`.
 
 /// A control byte: C0 but HTAB, and DEL.
+#[cfg(test)]
 pub(crate) fn is_control(byte: u8) -> bool {
     (byte < 0x20 && byte != b'\t') || byte == 0x7F
 }
@@ -32,7 +33,13 @@ pub(crate) fn is_uri(byte: u8) -> bool {
     matches!(byte, 0x21..=0x3B | 0x3D | 0x3F..=0x7E)
 }
 
-/// The control bytes of 64 bytes, bit `i` for `block[i]`.
+/// A C0 byte (HTAB included) or DEL: a control byte, or HTAB.
+pub(crate) fn is_control_or_tab(byte: u8) -> bool {
+    byte < 0x20 || byte == 0x7F
+}
+
+/// The control bytes and HTABs of 64 bytes, bit `i` for `block[i]` (HTAB is left in
+/// because taking it out costs more than skipping the rare HTAB later).
 #[inline]
 pub(crate) fn control_mask(block: &[u8; 64]) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -76,7 +83,7 @@ pub(crate) fn uri_len(bytes: &[u8]) -> usize {
 mod scalar {
     pub(super) fn control_mask(block: &[u8; 64]) -> u64 {
         block.iter().enumerate().fold(0, |mask, (index, &byte)| {
-            mask | (u64::from(super::is_control(byte)) << index)
+            mask | (u64::from(super::is_control_or_tab(byte)) << index)
         })
     }
 
@@ -146,14 +153,19 @@ mod sse2 {
         unsafe { _mm_or_si128(a, b) }
     }
 
-    /// Control bytes: `0x00..=0x1F` but HTAB, and DEL.
+    /// Lanes where `x <= max` (unsigned): `min(x, max)` is `x` exactly then.
+    #[inline(always)]
+    fn at_most(x: __m128i, max: u8) -> __m128i {
+        let max = splat(max);
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_cmpeq_epi8(_mm_min_epu8(x, max), x) }
+    }
+
+    /// C0 bytes (`0x00..=0x1F`, HTAB included) and DEL.
     #[inline(always)]
     fn control16(chunk: &[u8; 16]) -> u16 {
         let x = load(chunk);
-        let c0 = bits(in_range(x, 0x00, 0x1F));
-        let tab = bits(equal(x, b'\t'));
-        let del = bits(equal(x, 0x7F));
-        (c0 & !tab) | del
+        bits(either(at_most(x, 0x1F), equal(x, 0x7F)))
     }
 
     #[inline(always)]
@@ -252,6 +264,17 @@ mod tests {
                 "{byte:#x}"
             );
             assert_eq!(is_uri(byte), super::super::scan::is_uri(byte), "{byte:#x}");
+        }
+    }
+
+    #[test]
+    fn the_control_mask_class_is_the_control_bytes_and_htab() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                is_control_or_tab(byte),
+                is_control(byte) || byte == b'\t',
+                "{byte:#x}"
+            );
         }
     }
 
