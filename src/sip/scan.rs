@@ -1524,10 +1524,11 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         if line.is_empty() {
             break;
         }
-        if line.len() > MAX_HEADER_LINE
-            || kept.header_count == MAX_HEADERS
-            || bytes.get(position).is_some_and(|&b| is_wsp(b))
-        {
+        // A fold needs no check of its own: its continuation line starts with WSP, so
+        // it has no header name and is refused as a header line when its turn comes.
+        // The header count is checked once at the end: more lines cost no more than the
+        // bytes they are made of.
+        if line.len() > MAX_HEADER_LINE {
             return None;
         }
         kept.header_count += 1;
@@ -1581,6 +1582,9 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
             return None;
         }
     }
+    if kept.header_count > MAX_HEADERS {
+        return None;
+    }
     let available = bytes.get(position..)?;
     let body = match kept.content_length {
         Some(length) => available.get(..length)?,
@@ -1612,6 +1616,14 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
 /// [`trim_lws`] for a value that holds no line break (a fold sends the lean scan to
 /// [`scan_with`]): usually one SP in front and nothing behind.
 fn trim_wsp(value: &[u8]) -> &[u8] {
+    if let [b' ', rest @ ..] = value
+        && let ([first, ..], [.., last]) = (rest, rest)
+        && !is_wsp(*first)
+        && !is_wsp(*last)
+    {
+        // `Name: value`, the way nearly every header is written.
+        return rest;
+    }
     let mut value = value;
     while let [first, rest @ ..] = value
         && is_wsp(*first)
