@@ -78,6 +78,19 @@ pub(crate) fn uri_len(bytes: &[u8]) -> usize {
     }
 }
 
+/// Whether `bytes` holds a comma.
+#[inline]
+pub(crate) fn has_comma(bytes: &[u8]) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::has_byte::<b','>(bytes)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        bytes.contains(&b',')
+    }
+}
+
 /// The reference answers: used on targets without SSE2, and by the tests everywhere.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 mod scalar {
@@ -200,12 +213,27 @@ mod sse2 {
         visible & !angles
     }
 
+    /// Whether `bytes` holds `BYTE`: 16 bytes at a time, the last 16 overlapping the
+    /// chunk before them, or one at a time when `bytes` is shorter than 16.
+    #[inline(always)]
+    pub(super) fn has_byte<const BYTE: u8>(bytes: &[u8]) -> bool {
+        let Some(last) = bytes.last_chunk::<16>() else {
+            return bytes.contains(&BYTE);
+        };
+        let (chunks, _) = bytes.as_chunks::<16>();
+        chunks
+            .iter()
+            .chain([last])
+            .any(|chunk| bits(equal(load(chunk), BYTE)) != 0)
+    }
+
     /// [`run_len`]'s classes.
     pub(super) const TOKEN: u8 = 0;
     pub(super) const URI: u8 = 1;
 
-    /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then one at a
-    /// time for the last (fewer than 16) bytes.
+    /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then the last
+    /// (fewer than 16) bytes as the top lanes of the last 16, or one at a time when
+    /// `bytes` is shorter than 16.
     #[inline(always)]
     pub(super) fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
         type Mask = fn(&[u8; 16]) -> u16;
@@ -225,6 +253,15 @@ mod sse2 {
             offset += 16;
         }
         let rest = bytes.get(offset..).unwrap_or_default();
+        if rest.is_empty() {
+            return offset;
+        }
+        if let Some(last) = bytes.last_chunk::<16>() {
+            // Lanes `16 - rest.len()..` of the last 16 bytes are `rest`; the lanes below
+            // were read as whole chunks already, and are shifted out.
+            let outside = !mask(last) >> (16 - rest.len());
+            return offset + (outside.trailing_zeros() as usize).min(rest.len());
+        }
         offset + rest.iter().take_while(|&&byte| class(byte)).count()
     }
 }
@@ -287,6 +324,19 @@ mod tests {
     #[test]
     fn uri_runs_match_the_scalar_answer() {
         check_run(uri_len, is_uri, b's');
+    }
+
+    #[test]
+    fn commas_are_found_anywhere() {
+        for len in 0..=70 {
+            let mut bytes = vec![b'a'; len];
+            assert!(!has_comma(&bytes), "{len}");
+            for position in 0..len {
+                bytes[position] = b',';
+                assert!(has_comma(&bytes), "{len} {position}");
+                bytes[position] = b'a';
+            }
+        }
     }
 
     #[test]

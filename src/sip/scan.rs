@@ -1546,7 +1546,7 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         let value = trim_wsp(line.get(colon + 1..)?);
         let slot = match name {
             HeaderName::Via => {
-                let entries = if memchr(b',', value).is_none() {
+                let entries = if !classify::has_comma(value) {
                     usize::from(!value.is_empty())
                 } else {
                     ListValues::new(value).take(MAX_VIAS + 1).count()
