@@ -1388,23 +1388,29 @@ impl<'a> Controls<'a> {
         Controls {
             bytes,
             block: 0,
-            mask: Self::block_mask(bytes),
+            mask: Self::block_mask(bytes, 0),
         }
     }
 
-    /// [`classify::control_mask`] of the first 64 bytes of `rest`, or of all of it,
-    /// padded with bytes that are no control bytes.
-    fn block_mask(rest: &[u8]) -> u64 {
-        match rest.first_chunk::<64>() {
-            Some(block) => classify::control_mask(block),
-            None => {
-                let mut block = [b' '; 64];
-                if let Some(prefix) = block.get_mut(..rest.len()) {
-                    prefix.copy_from_slice(rest);
-                }
-                classify::control_mask(&block)
-            }
+    /// [`classify::control_mask`] of the 64 bytes from `block`, or of all that is left.
+    fn block_mask(bytes: &[u8], block: usize) -> u64 {
+        let rest = bytes.get(block..).unwrap_or_default();
+        if let Some(chunk) = rest.first_chunk::<64>() {
+            return classify::control_mask(chunk);
         }
+        if let Some(last) = bytes.last_chunk::<64>()
+            && !rest.is_empty()
+        {
+            // The last 64 bytes: `rest` is their top lanes, the ones below were read as
+            // whole blocks already, and are shifted out.
+            return classify::control_mask(last) >> (64 - rest.len());
+        }
+        // A message shorter than 64 bytes, padded with bytes that are no control bytes.
+        let mut padded = [b' '; 64];
+        if let Some(prefix) = padded.get_mut(..rest.len()) {
+            prefix.copy_from_slice(rest);
+        }
+        classify::control_mask(&padded)
     }
 
     /// Moves to the next block that holds a control byte; `false` at the end of the
@@ -1417,11 +1423,11 @@ impl<'a> Controls<'a> {
     fn refill(&mut self) -> bool {
         while self.mask == 0 {
             self.block += 64;
-            let Some(rest) = self.bytes.get(self.block..).filter(|rest| !rest.is_empty()) else {
+            if self.block >= self.bytes.len() {
                 return false;
-            };
+            }
             let split_crlf = self.bytes.get(self.block - 1) == Some(&b'\r');
-            self.mask = Self::block_mask(rest) & !u64::from(split_crlf);
+            self.mask = Self::block_mask(self.bytes, self.block) & !u64::from(split_crlf);
         }
         true
     }
@@ -1464,11 +1470,10 @@ impl Iterator for Controls<'_> {
         loop {
             while self.mask == 0 {
                 self.block += 64;
-                let rest = self
-                    .bytes
-                    .get(self.block..)
-                    .filter(|rest| !rest.is_empty())?;
-                self.mask = Self::block_mask(rest);
+                if self.block >= self.bytes.len() {
+                    return None;
+                }
+                self.mask = Self::block_mask(self.bytes, self.block);
             }
             let bit = self.mask.trailing_zeros() as usize;
             self.mask &= self.mask - 1;
@@ -1512,7 +1517,12 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
     if content_end > MAX_HEADER_LINE {
         return None;
     }
-    let start_line = parse_start_line(bytes.get(..content_end)?).ok()?;
+    let line = bytes.get(..content_end)?;
+    // The usual request line read here, inlined; anything else by the full reading.
+    let start_line = match plain_request_line(line) {
+        Some(start_line) => start_line,
+        None => parse_start_line(line).ok()?,
+    };
     let headers_start = content_end + 2;
     let mut kept = Kept::default();
     let mut position = headers_start;
@@ -1567,7 +1577,9 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
                 if kept.content_length.is_some() {
                     return None;
                 }
-                kept.content_length = Some(parse_content_length(value)?);
+                // `parse_content_length` without its trim: the value is trimmed.
+                let length = parse_decimal(value, MAX_CONTENT_LENGTH)?;
+                kept.content_length = Some(usize::try_from(length).ok()?);
                 continue;
             }
             HeaderName::From => &mut kept.from,
