@@ -1447,8 +1447,10 @@ impl<'a> Controls<'a> {
             let cr = self.block + bit as usize;
             if self.bytes.get(cr..cr + 2) == Some(b"\r\n") {
                 // The LF is a control byte too: its bit is the next one, or (CR at bit 63)
-                // the first of the next block, which `refill` drops.
-                self.mask &= !(3 << bit);
+                // the first of the next block, which `refill` drops. So the two lowest
+                // bits go (with the CR at bit 63 the mask is empty after the first).
+                self.mask &= self.mask - 1;
+                self.mask &= self.mask.wrapping_sub(1);
                 return Some(cr);
             }
             if self.bytes.get(cr) != Some(&b'\t') {
@@ -1734,26 +1736,17 @@ fn kept_name(line_rest: &[u8]) -> Option<(HeaderName<'static>, usize)> {
     const ARDS: Pattern = Pattern::new(b"ards:");
     let word = word_at(line_rest);
     let second_word = || word_at(line_rest.get(8..).unwrap_or_default());
-    // `| 0x20` maps a letter onto its lower case, and nothing else onto a letter.
     let [first, second, ..] = word.to_le_bytes();
-    let first = first | 0x20;
-    if second == b':' {
-        // RFC 3261 §7.3.3's compact forms of the kept names.
-        let name = match first {
-            b'v' => HeaderName::Via,
-            b'f' => HeaderName::From,
-            b't' => HeaderName::To,
-            b'i' => HeaderName::CallId,
-            b'l' => HeaderName::ContentLength,
-            b'm' => HeaderName::Contact,
-            _ => return None,
-        };
-        return Some((name, 1));
-    }
-    Some(match first {
+    // RFC 3261 §7.3.3's compact forms of the kept names: the letter and the colon.
+    let compact = second == b':';
+    // `| 0x20` maps a letter onto its lower case, and nothing else onto a letter.
+    Some(match first | 0x20 {
         b'v' if VIA.matches(word) => (HeaderName::Via, 3),
+        b'v' if compact => (HeaderName::Via, 1),
         b'f' if FROM.matches(word) => (HeaderName::From, 4),
+        b'f' if compact => (HeaderName::From, 1),
         b't' if TO.matches(word) => (HeaderName::To, 2),
+        b't' if compact => (HeaderName::To, 1),
         b'c' if CSEQ.matches(word) => (HeaderName::CSeq, 4),
         b'c' if CALL_ID.matches(word) => (HeaderName::CallId, 7),
         b'c' if CONTACT.matches(word) => (HeaderName::Contact, 7),
@@ -1763,6 +1756,9 @@ fn kept_name(line_rest: &[u8]) -> Option<(HeaderName<'static>, usize)> {
         b'm' if MAX_FORW.matches(word) && ARDS.matches(second_word()) => {
             (HeaderName::MaxForwards, 12)
         }
+        b'm' if compact => (HeaderName::Contact, 1),
+        b'i' if compact => (HeaderName::CallId, 1),
+        b'l' if compact => (HeaderName::ContentLength, 1),
         _ => return None,
     })
 }
