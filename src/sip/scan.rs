@@ -2026,7 +2026,7 @@ fn top_via(value: Option<&[u8]>) -> Result<(&[u8], Via<'_>), ScanError> {
 
 /// `ListValues::new(value).next()`, without walking a value that holds no comma.
 fn first_list_value(value: &[u8]) -> Option<&[u8]> {
-    if memchr(b',', value).is_none() {
+    if !classify::has_comma(value) {
         let value = trim_lws(value);
         return (!value.is_empty()).then_some(value);
     }
