@@ -1580,7 +1580,10 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
                     return None;
                 }
                 // `parse_content_length` without its trim: the value is trimmed.
-                let length = parse_decimal(value, MAX_CONTENT_LENGTH)?;
+                let length = match short_decimal(value) {
+                    Some(length) => u64::from(length),
+                    None => parse_decimal(value, MAX_CONTENT_LENGTH)?,
+                };
                 kept.content_length = Some(usize::try_from(length).ok()?);
                 continue;
             }
@@ -1650,6 +1653,24 @@ fn trim_wsp(value: &[u8]) -> &[u8] {
         value = rest;
     }
     value
+}
+
+/// [`parse_decimal`] of 1 to 9 digits, inline: no 9-digit number overflows a `u32` or
+/// passes [`MAX_CONTENT_LENGTH`]. `None` for anything else, also for what
+/// `parse_decimal` reads (more digits).
+#[inline(always)]
+fn short_decimal(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    let mut value = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u32::from(digit - b'0');
+    }
+    Some(value)
 }
 
 /// The first 8 bytes of `bytes` as a little-endian word, padded with zero bytes past its
@@ -3275,6 +3296,38 @@ v=0\r\n";
                 assert_eq!(ends, [21], "{pad} {broken:?}");
                 assert!(!assert_lean_agrees(&bad, ScanOptions::DATAGRAM));
                 assert!(!assert_lean_agrees(&bad, LENIENT));
+            }
+        }
+    }
+
+    #[test]
+    fn short_decimals_are_parse_decimal() {
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        for len in 0..=12 {
+            values.push(vec![b'9'; len]);
+            values.push(vec![b'0'; len]);
+            values.push((0..len).map(|i| b'0' + (i % 10) as u8).collect());
+        }
+        for value in [
+            &b"4294967295"[..],
+            b"4294967296",
+            b"12a",
+            b" 1",
+            b"1 ",
+            b"+1",
+            b"-0",
+            b"/",
+            b":",
+        ] {
+            values.push(value.to_vec());
+        }
+        for value in &values {
+            let expected = parse_decimal(value, MAX_CONTENT_LENGTH);
+            let short = short_decimal(value);
+            let plain = (1..=9).contains(&value.len()) && value.iter().all(u8::is_ascii_digit);
+            assert_eq!(short.is_some(), plain, "{value:?}");
+            if let Some(short) = short {
+                assert_eq!(Some(u64::from(short)), expected, "{value:?}");
             }
         }
     }
