@@ -1,5 +1,5 @@
 //! Byte classes of the hot-path scanner, 16 or 64 bytes at a time: which bytes are control
-//! bytes, and how long a run of token or URI bytes is.
+//! bytes (or HTAB), and how long a run of token or URI bytes is.
 //!
 //! On x86_64 these use SSE2, which every x86_64 CPU has (it is part of the target's
 //! baseline, so no run-time detection is needed); elsewhere the same answers come from the
@@ -7,13 +7,14 @@
 //! outside the slice it is given: a vector load only ever reads a `&[u8; 16]`.
 //!
 //! The classes are the scanner's own (see the tables in `scan`), restated as ranges:
-//! - control: C0 but HTAB, and DEL;
+//! - control: C0 but HTAB, and DEL (found together with HTAB, as C0 and DEL);
 //! - token (RFC 3261 §25.1): `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" /
 //!   "'" / "~"`;
 //! - URI (the scanner's lenient Request-URI): `%x21-3B / %x3D / %x3F-7E`, i.e. visible
 //!   ASCII but `<` and `>`.
 
 /// A control byte: C0 but HTAB, and DEL.
+#[cfg(test)]
 pub(crate) fn is_control(byte: u8) -> bool {
     (byte < 0x20 && byte != b'\t') || byte == 0x7F
 }
@@ -32,7 +33,13 @@ pub(crate) fn is_uri(byte: u8) -> bool {
     matches!(byte, 0x21..=0x3B | 0x3D | 0x3F..=0x7E)
 }
 
-/// The control bytes of 64 bytes, bit `i` for `block[i]`.
+/// A C0 byte (HTAB included) or DEL: a control byte, or HTAB.
+pub(crate) fn is_control_or_tab(byte: u8) -> bool {
+    byte < 0x20 || byte == 0x7F
+}
+
+/// The control bytes and HTABs of 64 bytes, bit `i` for `block[i]` (HTAB is left in
+/// because taking it out costs more than skipping the rare HTAB later).
 #[inline]
 pub(crate) fn control_mask(block: &[u8; 64]) -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -71,12 +78,25 @@ pub(crate) fn uri_len(bytes: &[u8]) -> usize {
     }
 }
 
+/// Whether `bytes` holds a comma.
+#[inline]
+pub(crate) fn has_comma(bytes: &[u8]) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::has_byte::<b','>(bytes)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        bytes.contains(&b',')
+    }
+}
+
 /// The reference answers: used on targets without SSE2, and by the tests everywhere.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 mod scalar {
     pub(super) fn control_mask(block: &[u8; 64]) -> u64 {
         block.iter().enumerate().fold(0, |mask, (index, &byte)| {
-            mask | (u64::from(super::is_control(byte)) << index)
+            mask | (u64::from(super::is_control_or_tab(byte)) << index)
         })
     }
 
@@ -146,14 +166,19 @@ mod sse2 {
         unsafe { _mm_or_si128(a, b) }
     }
 
-    /// Control bytes: `0x00..=0x1F` but HTAB, and DEL.
+    /// Lanes where `x <= max` (unsigned): `min(x, max)` is `x` exactly then.
+    #[inline(always)]
+    fn at_most(x: __m128i, max: u8) -> __m128i {
+        let max = splat(max);
+        // SAFETY: SSE2 is enabled (module `cfg`); no pointers.
+        unsafe { _mm_cmpeq_epi8(_mm_min_epu8(x, max), x) }
+    }
+
+    /// C0 bytes (`0x00..=0x1F`, HTAB included) and DEL.
     #[inline(always)]
     fn control16(chunk: &[u8; 16]) -> u16 {
         let x = load(chunk);
-        let c0 = bits(in_range(x, 0x00, 0x1F));
-        let tab = bits(equal(x, b'\t'));
-        let del = bits(equal(x, 0x7F));
-        (c0 & !tab) | del
+        bits(either(at_most(x, 0x1F), equal(x, 0x7F)))
     }
 
     #[inline(always)]
@@ -188,12 +213,27 @@ mod sse2 {
         visible & !angles
     }
 
+    /// Whether `bytes` holds `BYTE`: 16 bytes at a time, the last 16 overlapping the
+    /// chunk before them, or one at a time when `bytes` is shorter than 16.
+    #[inline(always)]
+    pub(super) fn has_byte<const BYTE: u8>(bytes: &[u8]) -> bool {
+        let Some(last) = bytes.last_chunk::<16>() else {
+            return bytes.contains(&BYTE);
+        };
+        let (chunks, _) = bytes.as_chunks::<16>();
+        chunks
+            .iter()
+            .chain([last])
+            .any(|chunk| bits(equal(load(chunk), BYTE)) != 0)
+    }
+
     /// [`run_len`]'s classes.
     pub(super) const TOKEN: u8 = 0;
     pub(super) const URI: u8 = 1;
 
-    /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then one at a
-    /// time for the last (fewer than 16) bytes.
+    /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then the last
+    /// (fewer than 16) bytes as the top lanes of the last 16, or one at a time when
+    /// `bytes` is shorter than 16.
     #[inline(always)]
     pub(super) fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
         type Mask = fn(&[u8; 16]) -> u16;
@@ -213,6 +253,15 @@ mod sse2 {
             offset += 16;
         }
         let rest = bytes.get(offset..).unwrap_or_default();
+        if rest.is_empty() {
+            return offset;
+        }
+        if let Some(last) = bytes.last_chunk::<16>() {
+            // Lanes `16 - rest.len()..` of the last 16 bytes are `rest`; the lanes below
+            // were read as whole chunks already, and are shifted out.
+            let outside = !mask(last) >> (16 - rest.len());
+            return offset + (outside.trailing_zeros() as usize).min(rest.len());
+        }
         offset + rest.iter().take_while(|&&byte| class(byte)).count()
     }
 }
@@ -256,6 +305,17 @@ mod tests {
     }
 
     #[test]
+    fn the_control_mask_class_is_the_control_bytes_and_htab() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                is_control_or_tab(byte),
+                is_control(byte) || byte == b'\t',
+                "{byte:#x}"
+            );
+        }
+    }
+
+    #[test]
     fn token_runs_match_the_scalar_answer() {
         check_run(token_len, is_token, b'a');
         check_run(token_len, is_token, b'Z');
@@ -264,6 +324,19 @@ mod tests {
     #[test]
     fn uri_runs_match_the_scalar_answer() {
         check_run(uri_len, is_uri, b's');
+    }
+
+    #[test]
+    fn commas_are_found_anywhere() {
+        for len in 0..=70 {
+            let mut bytes = vec![b'a'; len];
+            assert!(!has_comma(&bytes), "{len}");
+            for position in 0..len {
+                bytes[position] = b',';
+                assert!(has_comma(&bytes), "{len} {position}");
+                bytes[position] = b'a';
+            }
+        }
     }
 
     #[test]

@@ -1014,6 +1014,9 @@ fn check_version(version: &[u8]) -> Result<(), ScanError> {
 /// ```
 /// `SIP/` cannot begin a method (`/` is not a token byte), so it marks a response.
 fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+    if let Some(start_line) = plain_request_line(line).or_else(|| plain_status_line(line)) {
+        return Ok(start_line);
+    }
     let is_response = line
         .get(..4)
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"));
@@ -1022,6 +1025,78 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
     } else {
         request_line(line)
     }
+}
+
+/// The usual request line, read in a few word compares: one of the methods below, the
+/// URI, and ` SIP/2.0` in upper case. `None` for anything else, which [`request_line`]
+/// reads; what this accepts, `request_line` accepts the same.
+#[inline(always)]
+fn plain_request_line(line: &[u8]) -> Option<StartLine<'_>> {
+    // Each method with the SP after it, so a match also says where the URI starts.
+    const INVITE: Pattern = Pattern::exact(b"INVITE ");
+    const ACK: Pattern = Pattern::exact(b"ACK ");
+    const BYE: Pattern = Pattern::exact(b"BYE ");
+    const CANCEL: Pattern = Pattern::exact(b"CANCEL ");
+    const OPTIONS: Pattern = Pattern::exact(b"OPTIONS ");
+    const REGISTER: Pattern = Pattern::exact(b"REGISTER");
+    const PRACK: Pattern = Pattern::exact(b"PRACK ");
+    const NOTIFY: Pattern = Pattern::exact(b"NOTIFY ");
+    const PUBLISH: Pattern = Pattern::exact(b"PUBLISH ");
+    const INFO: Pattern = Pattern::exact(b"INFO ");
+    const REFER: Pattern = Pattern::exact(b"REFER ");
+    const MESSAGE: Pattern = Pattern::exact(b"MESSAGE ");
+    const UPDATE: Pattern = Pattern::exact(b"UPDATE ");
+    const SIP: Pattern = Pattern::new(b"sip:");
+    let (head, version) = line.split_last_chunk::<8>()?;
+    if version != b" SIP/2.0" {
+        return None;
+    }
+    let word = word_at(head);
+    let [first, ..] = word.to_le_bytes();
+    let (method, len) = match first {
+        b'I' if INVITE.matches(word) => (Method::Invite, 6),
+        b'I' if INFO.matches(word) => (Method::Info, 4),
+        b'A' if ACK.matches(word) => (Method::Ack, 3),
+        b'B' if BYE.matches(word) => (Method::Bye, 3),
+        b'C' if CANCEL.matches(word) => (Method::Cancel, 6),
+        b'O' if OPTIONS.matches(word) => (Method::Options, 7),
+        b'R' if REGISTER.matches(word) && head.get(8) == Some(&b' ') => (Method::Register, 8),
+        b'R' if REFER.matches(word) => (Method::Refer, 5),
+        b'P' if PRACK.matches(word) => (Method::Prack, 5),
+        b'P' if PUBLISH.matches(word) => (Method::Publish, 7),
+        b'N' if NOTIFY.matches(word) => (Method::Notify, 6),
+        b'M' if MESSAGE.matches(word) => (Method::Message, 7),
+        b'U' if UPDATE.matches(word) => (Method::Update, 6),
+        _ => return None,
+    };
+    let uri = head.get(len + 1..).filter(|uri| !uri.is_empty())?;
+    let scheme = SIP.matches(word_at(uri)) || uri_scheme(uri).is_some();
+    (scheme && classify::uri_len(uri) == uri.len()).then_some(StartLine::Request { method, uri })
+}
+
+/// The usual status line, `SIP/2.0 200 OK` with the version in upper case; `None` for
+/// anything else, which [`status_line`] reads; what this accepts, `status_line` accepts
+/// the same.
+#[inline(always)]
+fn plain_status_line(line: &[u8]) -> Option<StartLine<'_>> {
+    let (version, rest) = line.split_first_chunk::<8>()?;
+    if version != b"SIP/2.0 " {
+        return None;
+    }
+    let ([class, tens, ones, b' '], reason) = rest.split_first_chunk::<4>()? else {
+        return None;
+    };
+    if !(b'1'..=b'6').contains(class)
+        || !tens.is_ascii_digit()
+        || !ones.is_ascii_digit()
+        || !reason.iter().all(|&b| is_text(b))
+    {
+        return None;
+    }
+    let code = [class, tens, ones]
+        .iter()
+        .fold(0, |code, &&digit| code * 10 + u16::from(digit - b'0'));
+    Some(StartLine::Response { code, reason })
 }
 
 fn request_line(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
@@ -1299,8 +1374,8 @@ fn lean_full(bytes: &[u8], options: ScanOptions) -> Result<Lean<'_>, ScanError> 
 
 /// A control byte: C0 but HTAB, and DEL. No start line or header value may hold one
 /// (TEXT-UTF8char, WSP and the lenient bytes ≥ 0x80 are exactly the others), so in a head
-/// without folds the only control bytes are each line's CR LF. Found 64 at a time by
-/// [`classify::control_mask`].
+/// without folds the only control bytes are each line's CR LF. Found 64 at a time, with
+/// the HTABs, by [`classify::control_mask`].
 #[cfg(test)]
 fn is_control(byte: u8) -> bool {
     classify::is_control(byte)
@@ -1312,7 +1387,9 @@ struct Controls<'a> {
     bytes: &'a [u8],
     /// Where the current block starts.
     block: usize,
-    /// The current block's control bytes not yet returned, one bit each.
+    /// The current block's control bytes and HTABs not yet passed, one bit each. HTABs
+    /// are passed over one at a time: rare, they cost less there than in every block's
+    /// mask.
     mask: u64,
 }
 
@@ -1321,161 +1398,210 @@ impl<'a> Controls<'a> {
         Controls {
             bytes,
             block: 0,
-            mask: Self::block_mask(bytes),
+            mask: Self::block_mask(bytes, 0),
         }
     }
 
-    /// [`control_mask`] of the first 64 bytes of `rest`, or of all of it, padded with
-    /// bytes that are no control bytes.
-    fn block_mask(rest: &[u8]) -> u64 {
-        match rest.first_chunk::<64>() {
-            Some(block) => classify::control_mask(block),
-            None => {
-                let mut block = [b' '; 64];
-                if let Some(prefix) = block.get_mut(..rest.len()) {
-                    prefix.copy_from_slice(rest);
+    /// [`classify::control_mask`] of the 64 bytes from `block`, or of all that is left.
+    fn block_mask(bytes: &[u8], block: usize) -> u64 {
+        let rest = bytes.get(block..).unwrap_or_default();
+        if let Some(chunk) = rest.first_chunk::<64>() {
+            return classify::control_mask(chunk);
+        }
+        if let Some(last) = bytes.last_chunk::<64>()
+            && !rest.is_empty()
+        {
+            // The last 64 bytes: `rest` is their top lanes, the ones below were read as
+            // whole blocks already, and are shifted out.
+            return classify::control_mask(last) >> (64 - rest.len());
+        }
+        // A message shorter than 64 bytes, padded with bytes that are no control bytes.
+        let mut padded = [b' '; 64];
+        if let Some(prefix) = padded.get_mut(..rest.len()) {
+            prefix.copy_from_slice(rest);
+        }
+        classify::control_mask(&padded)
+    }
+
+    /// Moves to the next block that holds a control byte; `false` at the end of the
+    /// message.
+    ///
+    /// A line end split across two blocks (its CR the last byte of one, its LF the first
+    /// of the next) was taken whole by [`Controls::line_end`], so the LF's bit is dropped
+    /// here: a CR at the end of a block is only ever passed by taking it as a line end.
+    #[inline(always)]
+    fn refill(&mut self) -> bool {
+        while self.mask == 0 {
+            self.block += 64;
+            if self.block >= self.bytes.len() {
+                return false;
+            }
+            let split_crlf = self.bytes.get(self.block - 1) == Some(&b'\r');
+            self.mask = Self::block_mask(self.bytes, self.block) & !u64::from(split_crlf);
+        }
+        true
+    }
+
+    /// Where the current line's CR is: the next control byte, if it is a CR and the one
+    /// after it is an LF. Takes both, and the HTABs before them. That is `scan_with`'s
+    /// line split (at LF, CR before it) and its check that no line holds another control
+    /// byte, done together.
+    /// Inlined: as a call per line it costs the lean scan a tenth of its time.
+    #[inline(always)]
+    fn line_end(&mut self) -> Option<usize> {
+        loop {
+            if self.mask == 0 && !self.refill() {
+                return None;
+            }
+            let bit = self.mask.trailing_zeros();
+            let cr = self.block + bit as usize;
+            if self.bytes.get(cr..cr + 2) == Some(b"\r\n") {
+                // The LF is a control byte too: its bit is the next one, or (CR at bit 63)
+                // the first of the next block, which `refill` drops. So the two lowest
+                // bits go (with the CR at bit 63 the mask is empty after the first).
+                self.mask &= self.mask - 1;
+                self.mask &= self.mask.wrapping_sub(1);
+                return Some(cr);
+            }
+            if self.bytes.get(cr) != Some(&b'\t') {
+                return None;
+            }
+            // An HTAB (WSP, allowed in a line) in the mask: skipped.
+            self.mask &= self.mask - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+impl Iterator for Controls<'_> {
+    type Item = usize;
+
+    /// Every control byte, one at a time (what [`Controls::line_end`] takes two at a
+    /// time): for the tests.
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            while self.mask == 0 {
+                self.block += 64;
+                if self.block >= self.bytes.len() {
+                    return None;
                 }
-                classify::control_mask(&block)
+                self.mask = Self::block_mask(self.bytes, self.block);
+            }
+            let bit = self.mask.trailing_zeros() as usize;
+            self.mask &= self.mask - 1;
+            if self.bytes.get(self.block + bit) != Some(&b'\t') {
+                return Some(self.block + bit);
             }
         }
     }
 }
 
-impl Iterator for Controls<'_> {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            self.block += 64;
-            let rest = self
-                .bytes
-                .get(self.block..)
-                .filter(|rest| !rest.is_empty())?;
-            self.mask = Self::block_mask(rest);
-        }
-        let bit = self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(self.block + bit)
-    }
-}
-
-/// Where the current line's CR is: the next control byte, if it is a CR and the one after
-/// it is the LF right behind it. Inlined: as a call per line it costs the lean scan a
-/// tenth of its time.
-#[inline(always)]
-fn next_crlf(bytes: &[u8], controls: &mut Controls<'_>) -> Option<usize> {
-    let cr = controls.next()?;
-    let lf = controls.next()?;
-    (bytes.get(cr) == Some(&b'\r') && lf == cr + 1 && bytes.get(lf) == Some(&b'\n')).then_some(cr)
+/// The headers [`Lean`] keeps, as [`lean_fast`] finds them.
+#[derive(Default)]
+struct Kept<'a> {
+    header_count: usize,
+    via: Option<&'a [u8]>,
+    via_headers: usize,
+    via_count: usize,
+    from: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    call_id: Option<&'a [u8]>,
+    cseq: Option<&'a [u8]>,
+    max_forwards: Option<&'a [u8]>,
+    contact: Option<&'a [u8]>,
+    content_length: Option<usize>,
 }
 
 /// The common case of [`scan_with`]: CRLF lines, no folds, nothing refused. `None` for
 /// anything else, which [`scan_lean`] hands to `scan_with`.
 ///
-/// Lines end at control bytes, found by [`Controls`]: each line's first control byte must
-/// be its CR, followed by its LF. That is `scan_with`'s line split (at LF, CR before it)
-/// and its check that no line holds another control byte, done together.
+/// Lines end at control bytes, found by [`Controls::line_end`]: each line's first control
+/// byte must be its CR, followed by its LF.
+///
+/// The [`Lean`] is built at the end, in one go, from what the loop kept: built early and
+/// filled in, it would be copied whole (hundreds of bytes, with its caches) on return.
 fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
     if bytes.len() > MAX_MESSAGE_LEN {
         return None;
     }
     let mut controls = Controls::new(bytes);
-    let content_end = next_crlf(bytes, &mut controls)?;
+    let content_end = controls.line_end()?;
     if content_end > MAX_HEADER_LINE {
         return None;
     }
-    let start_line = parse_start_line(bytes.get(..content_end)?).ok()?;
-    let headers_start = content_end + 2;
-    let mut lean = Lean {
-        bytes,
-        start_line,
-        headers_start,
-        header_count: 0,
-        via: None,
-        via_headers: 0,
-        from: None,
-        to: None,
-        call_id: None,
-        cseq: None,
-        max_forwards: None,
-        contact: None,
-        content_length: None,
-        via_count: 0,
-        body: &[],
-        message_len: 0,
-        top_via: Cell::new(None),
-        to_parsed: Cell::new(None),
+    let line = bytes.get(..content_end)?;
+    // The usual request line read here, inlined; anything else by the full reading.
+    let start_line = match plain_request_line(line) {
+        Some(start_line) => start_line,
+        None => parse_start_line(line).ok()?,
     };
+    let headers_start = content_end + 2;
+    let mut kept = Kept::default();
     let mut position = headers_start;
     loop {
-        let cr = next_crlf(bytes, &mut controls)?;
+        let cr = controls.line_end()?;
         let rest = bytes.get(position..)?;
         let line = bytes.get(position..cr)?;
         position = cr + 2;
         if line.is_empty() {
             break;
         }
-        if line.len() > MAX_HEADER_LINE
-            || lean.header_count == MAX_HEADERS
-            || bytes.get(position).is_some_and(|&b| is_wsp(b))
-        {
+        // A fold needs no check of its own: its continuation line starts with WSP, so
+        // it has no header name and is refused as a header line when its turn comes.
+        // The header count is checked once at the end: more lines cost no more than the
+        // bytes they are made of.
+        if line.len() > MAX_HEADER_LINE {
             return None;
         }
-        // The line's CR is no token byte, so the run read from the rest of the message
-        // (16 bytes at a time, more often whole) is the line's.
-        let name_len = classify::token_len(rest);
-        let colon = match line.get(name_len) {
-            Some(b':') => name_len,
-            _ => {
-                name_len
-                    + line
-                        .get(name_len..)?
-                        .iter()
-                        .take_while(|&&b| is_wsp(b))
-                        .count()
+        kept.header_count += 1;
+        let (name, colon) = match kept_name(rest) {
+            Some(found) => found,
+            None => {
+                let (name, colon) = header_name(rest, line)?;
+                if let HeaderName::Other(_) = name {
+                    // Most lines: checked, counted, not kept, so not trimmed either.
+                    continue;
+                }
+                (name, colon)
             }
         };
-        if name_len == 0 || line.get(colon) != Some(&b':') {
-            return None;
-        }
-        lean.header_count += 1;
-        let name = lean_name(line.get(..name_len)?);
-        if let HeaderName::Other(_) = name {
-            // Most lines: checked, counted, not kept, so not trimmed either.
-            continue;
-        }
-        let value = trim_lws(line.get(colon + 1..)?);
+        let value = trim_wsp(line.get(colon + 1..)?);
         let slot = match name {
             HeaderName::Via => {
-                let entries = if memchr(b',', value).is_none() {
+                let entries = if !classify::has_comma(value) {
                     usize::from(!value.is_empty())
                 } else {
                     ListValues::new(value).take(MAX_VIAS + 1).count()
                 };
-                lean.via_count += entries;
-                if lean.via_count > MAX_VIAS {
+                kept.via_count += entries;
+                if kept.via_count > MAX_VIAS {
                     return None;
                 }
-                lean.via_headers += 1;
-                lean.via.get_or_insert(value);
+                kept.via_headers += 1;
+                kept.via.get_or_insert(value);
                 continue;
             }
             HeaderName::Contact => {
-                lean.contact.get_or_insert(value);
+                kept.contact.get_or_insert(value);
                 continue;
             }
             HeaderName::ContentLength => {
-                if lean.content_length.is_some() {
+                if kept.content_length.is_some() {
                     return None;
                 }
-                lean.content_length = Some(parse_content_length(value)?);
+                // `parse_content_length` without its trim: the value is trimmed.
+                let length = match short_decimal(value) {
+                    Some(length) => u64::from(length),
+                    None => parse_decimal(value, MAX_CONTENT_LENGTH)?,
+                };
+                kept.content_length = Some(usize::try_from(length).ok()?);
                 continue;
             }
-            HeaderName::From => &mut lean.from,
-            HeaderName::To => &mut lean.to,
-            HeaderName::CallId => &mut lean.call_id,
-            HeaderName::CSeq => &mut lean.cseq,
-            HeaderName::MaxForwards => &mut lean.max_forwards,
+            HeaderName::From => &mut kept.from,
+            HeaderName::To => &mut kept.to,
+            HeaderName::CallId => &mut kept.call_id,
+            HeaderName::CSeq => &mut kept.cseq,
+            HeaderName::MaxForwards => &mut kept.max_forwards,
             _ => continue,
         };
         // A singleton: a second one is refused by scan_with.
@@ -1483,14 +1609,210 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
             return None;
         }
     }
+    if kept.header_count > MAX_HEADERS {
+        return None;
+    }
     let available = bytes.get(position..)?;
-    lean.body = match lean.content_length {
+    let body = match kept.content_length {
         Some(length) => available.get(..length)?,
         None if options.require_content_length => return None,
         None => available,
     };
-    lean.message_len = position + lean.body.len();
-    Some(lean)
+    Some(Lean {
+        bytes,
+        start_line,
+        headers_start,
+        header_count: kept.header_count,
+        via: kept.via,
+        via_headers: kept.via_headers,
+        from: kept.from,
+        to: kept.to,
+        call_id: kept.call_id,
+        cseq: kept.cseq,
+        max_forwards: kept.max_forwards,
+        contact: kept.contact,
+        content_length: kept.content_length,
+        via_count: kept.via_count,
+        body,
+        message_len: position + body.len(),
+        top_via: Cell::new(None),
+        to_parsed: Cell::new(None),
+    })
+}
+
+/// [`trim_lws`] for a value that holds no line break (a fold sends the lean scan to
+/// [`scan_with`]): usually one SP in front and nothing behind.
+fn trim_wsp(value: &[u8]) -> &[u8] {
+    if let [b' ', rest @ ..] = value
+        && let ([first, ..], [.., last]) = (rest, rest)
+        && !is_wsp(*first)
+        && !is_wsp(*last)
+    {
+        // `Name: value`, the way nearly every header is written.
+        return rest;
+    }
+    let mut value = value;
+    while let [first, rest @ ..] = value
+        && is_wsp(*first)
+    {
+        value = rest;
+    }
+    while let [rest @ .., last] = value
+        && is_wsp(*last)
+    {
+        value = rest;
+    }
+    value
+}
+
+/// [`parse_decimal`] of 1 to 9 digits, inline: no 9-digit number overflows a `u32` or
+/// passes [`MAX_CONTENT_LENGTH`]. `None` for anything else, also for what
+/// `parse_decimal` reads (more digits).
+#[inline(always)]
+fn short_decimal(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    let mut value = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u32::from(digit - b'0');
+    }
+    Some(value)
+}
+
+/// The first 8 bytes of `bytes` as a little-endian word, padded with zero bytes past its
+/// end.
+#[inline(always)]
+fn word_at(bytes: &[u8]) -> u64 {
+    match bytes.first_chunk::<8>() {
+        Some(chunk) => u64::from_le_bytes(*chunk),
+        None => bytes
+            .iter()
+            .rev()
+            .fold(0, |word, &byte| (word << 8) | u64::from(byte)),
+    }
+}
+
+/// Up to 8 bytes of a header name and its colon, compared with a word read by
+/// [`word_at`] in one go: letters in either case, other bytes exactly, bytes past the
+/// pattern ignored.
+#[derive(Clone, Copy)]
+struct Pattern {
+    value: u64,
+    /// `0xFF` for each byte of the pattern.
+    mask: u64,
+    /// `0x20` for each letter of the pattern: OR-ed in, it maps `A-Z` onto `a-z`, and
+    /// only `X` and `x` onto `x`.
+    case: u64,
+}
+
+impl Pattern {
+    /// `lower` is the pattern in lower case, at most 8 bytes.
+    const fn new(lower: &[u8]) -> Self {
+        assert!(lower.len() <= 8);
+        let (mut value, mut mask, mut case) = (0, 0, 0);
+        let mut shift = 0;
+        let mut rest = lower;
+        while let [byte, tail @ ..] = rest {
+            value |= (*byte as u64) << shift;
+            mask |= 0xFF << shift;
+            if byte.is_ascii_lowercase() {
+                case |= 0x20 << shift;
+            }
+            shift += 8;
+            rest = tail;
+        }
+        Pattern { value, mask, case }
+    }
+
+    /// `bytes` exactly, case and all (at most 8 bytes).
+    const fn exact(bytes: &[u8]) -> Self {
+        let pattern = Self::new(bytes);
+        Pattern {
+            value: pattern.value,
+            mask: pattern.mask,
+            case: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn matches(self, word: u64) -> bool {
+        (word | self.case) & self.mask == self.value
+    }
+}
+
+/// The names [`Lean`] keeps, when written right before their colon (`Via:`, `v:`, any
+/// case): the name and the colon's offset in `line_rest` (the header line and whatever
+/// follows it). `None` for anything else, also a kept name with whitespace before its
+/// colon, which [`header_name`] reads.
+///
+/// The bytes up to the colon are compared 8 at a time: a match means they are exactly
+/// the name's (so token bytes, not the line's CR, hence all of the line's) and the colon.
+/// Reading past the line end costs nothing: the words are compared only as far as the
+/// pattern goes.
+#[inline(always)]
+fn kept_name(line_rest: &[u8]) -> Option<(HeaderName<'static>, usize)> {
+    const VIA: Pattern = Pattern::new(b"via:");
+    const FROM: Pattern = Pattern::new(b"from:");
+    const TO: Pattern = Pattern::new(b"to:");
+    const CSEQ: Pattern = Pattern::new(b"cseq:");
+    const CALL_ID: Pattern = Pattern::new(b"call-id:");
+    const CONTACT: Pattern = Pattern::new(b"contact:");
+    const CONTENT_: Pattern = Pattern::new(b"content-");
+    const LENGTH: Pattern = Pattern::new(b"length:");
+    const MAX_FORW: Pattern = Pattern::new(b"max-forw");
+    const ARDS: Pattern = Pattern::new(b"ards:");
+    let word = word_at(line_rest);
+    let second_word = || word_at(line_rest.get(8..).unwrap_or_default());
+    let [first, second, ..] = word.to_le_bytes();
+    // RFC 3261 §7.3.3's compact forms of the kept names: the letter and the colon.
+    let compact = second == b':';
+    // `| 0x20` maps a letter onto its lower case, and nothing else onto a letter.
+    Some(match first | 0x20 {
+        b'v' if VIA.matches(word) => (HeaderName::Via, 3),
+        b'v' if compact => (HeaderName::Via, 1),
+        b'f' if FROM.matches(word) => (HeaderName::From, 4),
+        b'f' if compact => (HeaderName::From, 1),
+        b't' if TO.matches(word) => (HeaderName::To, 2),
+        b't' if compact => (HeaderName::To, 1),
+        b'c' if CSEQ.matches(word) => (HeaderName::CSeq, 4),
+        b'c' if CALL_ID.matches(word) => (HeaderName::CallId, 7),
+        b'c' if CONTACT.matches(word) => (HeaderName::Contact, 7),
+        b'c' if CONTENT_.matches(word) && LENGTH.matches(second_word()) => {
+            (HeaderName::ContentLength, 14)
+        }
+        b'm' if MAX_FORW.matches(word) && ARDS.matches(second_word()) => {
+            (HeaderName::MaxForwards, 12)
+        }
+        b'm' if compact => (HeaderName::Contact, 1),
+        b'i' if compact => (HeaderName::CallId, 1),
+        b'l' if compact => (HeaderName::ContentLength, 1),
+        _ => return None,
+    })
+}
+
+/// The name of a header line [`kept_name`] did not recognise, as [`lean_name`] reads it,
+/// and its colon's offset; `None` where [`split_header_line`] refuses the line.
+/// `line_rest` is the line and whatever follows it.
+fn header_name<'a>(line_rest: &'a [u8], line: &'a [u8]) -> Option<(HeaderName<'a>, usize)> {
+    // The line's CR is no token byte, so the run read from the rest of the message
+    // (16 bytes at a time, more often whole) is the line's.
+    let name_len = classify::token_len(line_rest);
+    let name = line.get(..name_len).filter(|name| !name.is_empty())?;
+    if line.get(name_len) == Some(&b':') {
+        // Right before its colon a kept name is `kept_name`'s.
+        return Some((HeaderName::Other(name), name_len));
+    }
+    let spaces = line
+        .get(name_len..)?
+        .iter()
+        .take_while(|&&b| is_wsp(b))
+        .count();
+    let colon = name_len + spaces;
+    (line.get(colon) == Some(&b':')).then(|| (lean_name(name), colon))
 }
 
 /// [`HeaderName::parse`] for the names [`Lean`] keeps (and the singletons among them);
@@ -1735,7 +2057,7 @@ fn top_via(value: Option<&[u8]>) -> Result<(&[u8], Via<'_>), ScanError> {
 
 /// `ListValues::new(value).next()`, without walking a value that holds no comma.
 fn first_list_value(value: &[u8]) -> Option<&[u8]> {
-    if memchr(b',', value).is_none() {
+    if !classify::has_comma(value) {
         let value = trim_lws(value);
         return (!value.is_empty()).then_some(value);
     }
@@ -2788,7 +3110,7 @@ v=0\r\n";
         for index in 0..64 {
             for byte in 0..=255u8 {
                 block[index] = byte;
-                let expected = u64::from(is_control(byte)) << index;
+                let expected = u64::from(is_control(byte) || byte == b'\t') << index;
                 assert_eq!(
                     classify::control_mask(&block),
                     expected,
@@ -2879,6 +3201,211 @@ v=0\r\n";
         assert!(!assert_lean_agrees(&headers, ScanOptions::DATAGRAM));
     }
 
+    /// Every spelling of `name` in upper and lower case (each letter either way).
+    fn case_variants(name: &[u8]) -> Vec<Vec<u8>> {
+        let letters: Vec<usize> = (0..name.len())
+            .filter(|&index| name[index].is_ascii_alphabetic())
+            .collect();
+        (0..1u32 << letters.len())
+            .map(|upper| {
+                let mut variant = name.to_ascii_lowercase();
+                for (bit, &index) in letters.iter().enumerate() {
+                    if upper & (1 << bit) != 0 {
+                        variant[index] = variant[index].to_ascii_uppercase();
+                    }
+                }
+                variant
+            })
+            .collect()
+    }
+
+    /// The lean scan's name reading ([`kept_name`], then [`header_name`]) against
+    /// [`split_header_line`] and [`lean_name`], for `line` followed by each `tails`.
+    fn assert_names_agree(line: &[u8]) {
+        let expected = split_header_line(line)
+            .ok()
+            .map(|(name, after_colon)| (lean_name(name), after_colon - 1));
+        for tail in [&b""[..], b"\r\n", b"\r\n\r\n", b"\r\nVia: x\r\n\r\nbody"] {
+            let rest = [line, tail].concat();
+            let found = kept_name(&rest).or_else(|| header_name(&rest, line));
+            assert_eq!(found, expected, "{:?}", String::from_utf8_lossy(&rest));
+        }
+    }
+
+    #[test]
+    fn kept_names_are_read_as_the_full_scan_reads_them() {
+        let kept = [
+            &b"via"[..],
+            b"from",
+            b"to",
+            b"cseq",
+            b"call-id",
+            b"contact",
+            b"content-length",
+            b"max-forwards",
+        ];
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for name in kept {
+            names.extend(case_variants(name));
+            // Names that share a prefix with a kept name, or are one byte short of it.
+            for more in [&b"x"[..], b"-foo", b"s", b"0", b"~"] {
+                names.push([name, more].concat());
+            }
+            names.push(name[..name.len() - 1].to_vec());
+            names.push(name[1..].to_vec());
+            for index in 0..name.len() {
+                for replacement in [
+                    b'x',
+                    b'-',
+                    b'.',
+                    b'_',
+                    name[index] ^ 0x20,
+                    name[index] ^ 0x01,
+                ] {
+                    let mut changed = name.to_vec();
+                    changed[index] = replacement;
+                    names.push(changed);
+                }
+            }
+        }
+        for byte in 0..=255u8 {
+            names.push(vec![byte]);
+            names.push(vec![b'x', byte]);
+        }
+        for known in &KNOWN_HEADERS {
+            names.push(known.canonical().as_bytes().to_vec());
+        }
+        for name in &names {
+            for colon in [
+                &b":"[..],
+                b": value",
+                b":value",
+                b" : v",
+                b"\t:",
+                b"  ",
+                b"",
+                b" x:",
+            ] {
+                let line = [name, colon].concat();
+                if line.iter().any(|&b| is_control(b)) {
+                    // A lean scan line ends at its first control byte.
+                    continue;
+                }
+                assert_names_agree(&line);
+            }
+        }
+        // Each kept name is recognised without the general reading, in every spelling.
+        for name in kept
+            .iter()
+            .chain(&[&b"v"[..], b"f", b"t", b"i", b"l", b"m"])
+        {
+            for variant in case_variants(name) {
+                let line = [&variant[..], b": x\r\n"].concat();
+                assert!(kept_name(&line).is_some(), "{variant:?}");
+                // Also at the very end of the message, with nothing after the colon.
+                let line = [&variant[..], b":"].concat();
+                assert!(kept_name(&line).is_some(), "{variant:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn line_ends_split_across_blocks_are_found() {
+        // The CR of the first header line at every offset around the first two block
+        // ends, then at the end of the message.
+        for pad in 0..140 {
+            let mut message = b"OPTIONS sip:a SIP/2.0\r\nX: ".to_vec();
+            message.extend(std::iter::repeat_n(b'a', pad));
+            let cr = message.len();
+            message.extend_from_slice(b"\r\nl: 0\r\n\r\n");
+            let mut controls = Controls::new(&message);
+            let ends: Vec<usize> = std::iter::from_fn(|| controls.line_end()).collect();
+            assert_eq!(ends, [21, cr, cr + 6, cr + 8], "{pad}");
+            assert!(assert_lean_agrees(&message, ScanOptions::DATAGRAM), "{pad}");
+            // HTABs (skipped one at a time) anywhere in the line, and right before the
+            // CR or the next line's CR.
+            for at in 25..cr + 6 {
+                let mut tabs = message.clone();
+                if tabs[at] == b'a' || tabs[at] == b' ' || tabs[at] == b'0' {
+                    tabs[at] = b'\t';
+                    tabs[cr - 1] = b'\t';
+                    let mut controls = Controls::new(&tabs);
+                    let ends: Vec<usize> = std::iter::from_fn(|| controls.line_end()).collect();
+                    assert_eq!(ends, [21, cr, cr + 6, cr + 8], "{pad} {at}");
+                    assert_lean_agrees(&tabs, ScanOptions::DATAGRAM);
+                }
+            }
+            // A CR without its LF, or an LF without its CR, at the same place.
+            for broken in [&b"\rX"[..], b"\r\r", b"\n\n", b"X\n"] {
+                let mut bad = message.clone();
+                bad[cr..cr + 2].copy_from_slice(broken);
+                let mut controls = Controls::new(&bad);
+                let ends: Vec<usize> = std::iter::from_fn(|| controls.line_end()).collect();
+                assert_eq!(ends, [21], "{pad} {broken:?}");
+                assert!(!assert_lean_agrees(&bad, ScanOptions::DATAGRAM));
+                assert!(!assert_lean_agrees(&bad, LENIENT));
+            }
+        }
+    }
+
+    #[test]
+    fn short_decimals_are_parse_decimal() {
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        for len in 0..=12 {
+            values.push(vec![b'9'; len]);
+            values.push(vec![b'0'; len]);
+            values.push((0..len).map(|i| b'0' + (i % 10) as u8).collect());
+        }
+        for value in [
+            &b"4294967295"[..],
+            b"4294967296",
+            b"12a",
+            b" 1",
+            b"1 ",
+            b"+1",
+            b"-0",
+            b"/",
+            b":",
+        ] {
+            values.push(value.to_vec());
+        }
+        for value in &values {
+            let expected = parse_decimal(value, MAX_CONTENT_LENGTH);
+            let short = short_decimal(value);
+            let plain = (1..=9).contains(&value.len()) && value.iter().all(u8::is_ascii_digit);
+            assert_eq!(short.is_some(), plain, "{value:?}");
+            if let Some(short) = short {
+                assert_eq!(Some(u64::from(short)), expected, "{value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn trimming_a_value_without_folds_is_trim_lws() {
+        for value in [
+            &b""[..],
+            b" ",
+            b"\t",
+            b" \t ",
+            b"x",
+            b" x",
+            b"x ",
+            b" \tx y\t ",
+            b"\tx\t",
+            b"  x  y  ",
+        ] {
+            assert_eq!(trim_wsp(value), trim_lws(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn words_are_padded_past_the_end() {
+        assert_eq!(word_at(b""), 0);
+        assert_eq!(word_at(b"v:"), u64::from_le_bytes(*b"v:\0\0\0\0\0\0"));
+        assert_eq!(word_at(b"1234567"), u64::from_le_bytes(*b"1234567\0"));
+        assert_eq!(word_at(b"123456789"), u64::from_le_bytes(*b"12345678"));
+    }
+
     /// Every line from `seed` with one byte replaced, cut short, or one byte inserted.
     fn variants(seed: &[u8]) -> Vec<Vec<u8>> {
         let replacements = [
@@ -2900,6 +3427,90 @@ v=0\r\n";
             }
         }
         out
+    }
+
+    #[test]
+    fn plain_start_lines_are_read_as_the_general_parsers_read_them() {
+        fn general(line: &[u8]) -> Result<StartLine<'_>, ScanError> {
+            if line
+                .get(..4)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"))
+            {
+                super::status_line(line)
+            } else {
+                super::request_line(line)
+            }
+        }
+        let methods = [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REGISTER",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "PUBLISH",
+            "INFO",
+            "REFER",
+            "MESSAGE",
+            "UPDATE",
+        ];
+        let mut seeds: Vec<String> = Vec::new();
+        for method in methods {
+            seeds.push(format!("{method} sip:a@b SIP/2.0"));
+            // Not the method: longer, shorter, another case.
+            seeds.push(format!("{method}S sip:a@b SIP/2.0"));
+            seeds.push(format!("{} sip:a@b SIP/2.0", &method[1..]));
+            seeds.push(format!("{} sip:a@b SIP/2.0", method.to_ascii_lowercase()));
+        }
+        for line in [
+            "INVITE sips:a SIP/2.0",
+            "INVITE SIP:a SIP/2.0",
+            "INVITE tel:+1 SIP/2.0",
+            "INVITE sip: SIP/2.0",
+            "INVITE x SIP/2.0",
+            "INVITE <sip:a> SIP/2.0",
+            "INVITE sip:a sip/2.0",
+            "INVITE sip:a SIP/2.1",
+            "INVITE  SIP/2.0",
+            "INVITE SIP/2.0",
+            "SIP/2.0 200 OK",
+            "SIP/2.0 699 ",
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 099 x",
+            "SIP/2.0 700 x",
+            "SIP/2.0 100",
+            "sip/2.0 180 Ringing",
+            "SIP/2.0 486 Busy Here \u{e9}",
+        ] {
+            seeds.push(line.to_string());
+        }
+        for seed in &seeds {
+            for line in variants(seed.as_bytes()) {
+                assert_eq!(
+                    parse_start_line(&line),
+                    general(&line),
+                    "{:?}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+        // The fast paths take the plain lines.
+        for method in methods.iter().filter(|&&method| method != "SUBSCRIBE") {
+            let line = format!("{method} sip:100@192.0.2.10 SIP/2.0");
+            let parsed = plain_request_line(line.as_bytes()).expect(method);
+            assert_eq!(Ok(parsed), general(line.as_bytes()));
+        }
+        for line in [
+            &b"SIP/2.0 200 OK"[..],
+            b"SIP/2.0 100 ",
+            b"SIP/2.0 603 Decline",
+        ] {
+            let parsed = plain_status_line(line).expect("plain status line");
+            assert_eq!(Ok(parsed), general(line));
+        }
     }
 
     #[test]
