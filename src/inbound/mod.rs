@@ -288,8 +288,9 @@ impl Inbound {
         let (generation, snapshot) = self.current(worker);
         // The lean scan checks the whole message as `scan::scan` does, but keeps only the
         // headers decided on and answered from.
-        let outcome = match scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
-            Ok(message) => self.decide(worker, &snapshot, now, source, &message),
+        // Matched by reference: moving the `Lean` out of the `Result` would copy it.
+        let outcome = match &scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
+            Ok(message) => self.decide(worker, &snapshot, now, source, message),
             Err(_) => self.malformed(),
         };
         worker.snapshot = Some((generation, snapshot));
