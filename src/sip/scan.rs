@@ -1326,18 +1326,7 @@ pub struct Lean<'a> {
     start_line: StartLine<'a>,
     /// Where the first header line starts (just past the start line).
     headers_start: usize,
-    header_count: usize,
-    via: Option<&'a [u8]>,
-    /// Via header lines (not entries).
-    via_headers: usize,
-    from: Option<&'a [u8]>,
-    to: Option<&'a [u8]>,
-    call_id: Option<&'a [u8]>,
-    cseq: Option<&'a [u8]>,
-    max_forwards: Option<&'a [u8]>,
-    contact: Option<&'a [u8]>,
-    content_length: Option<usize>,
-    via_count: usize,
+    kept: Kept<'a>,
     body: &'a [u8],
     message_len: usize,
     top_via: Cell<Option<TopVia<'a>>>,
@@ -1496,11 +1485,12 @@ impl Iterator for Controls<'_> {
     }
 }
 
-/// The headers [`Lean`] keeps, as [`lean_fast`] finds them.
-#[derive(Default)]
+/// The headers [`Lean`] keeps (the first of each name), and the counts it checks.
+#[derive(Clone, Debug, Default)]
 struct Kept<'a> {
     header_count: usize,
     via: Option<&'a [u8]>,
+    /// Via header lines (not entries).
     via_headers: usize,
     via_count: usize,
     from: Option<&'a [u8]>,
@@ -1622,17 +1612,7 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         bytes,
         start_line,
         headers_start,
-        header_count: kept.header_count,
-        via: kept.via,
-        via_headers: kept.via_headers,
-        from: kept.from,
-        to: kept.to,
-        call_id: kept.call_id,
-        cseq: kept.cseq,
-        max_forwards: kept.max_forwards,
-        contact: kept.contact,
-        content_length: kept.content_length,
-        via_count: kept.via_count,
+        kept,
         body,
         message_len: position + body.len(),
         top_via: Cell::new(None),
@@ -1856,17 +1836,19 @@ impl<'a> Lean<'a> {
             bytes,
             start_line: scanned.start_line(),
             headers_start: memchr(b'\n', bytes).map_or(bytes.len(), |lf| lf + 1),
-            header_count: scanned.headers().len(),
-            via: first(HeaderName::Via),
-            via_headers: scanned.header_values(HeaderName::Via).count(),
-            from: first(HeaderName::From),
-            to: first(HeaderName::To),
-            call_id: first(HeaderName::CallId),
-            cseq: first(HeaderName::CSeq),
-            max_forwards: first(HeaderName::MaxForwards),
-            contact: first(HeaderName::Contact),
-            content_length: scanned.content_length(),
-            via_count: scanned.via_count(),
+            kept: Kept {
+                header_count: scanned.headers().len(),
+                via: first(HeaderName::Via),
+                via_headers: scanned.header_values(HeaderName::Via).count(),
+                via_count: scanned.via_count(),
+                from: first(HeaderName::From),
+                to: first(HeaderName::To),
+                call_id: first(HeaderName::CallId),
+                cseq: first(HeaderName::CSeq),
+                max_forwards: first(HeaderName::MaxForwards),
+                contact: first(HeaderName::Contact),
+                content_length: scanned.content_length(),
+            },
             body: scanned.body(),
             message_len: scanned.message_len(),
             top_via: Cell::new(None),
@@ -1904,7 +1886,7 @@ impl<'a> Lean<'a> {
 
     /// How many header lines the message has.
     pub fn header_count(&self) -> usize {
-        self.header_count
+        self.kept.header_count
     }
 
     /// Every header, in message order, as [`Scan::headers`] holds them: read again from
@@ -1919,13 +1901,13 @@ impl<'a> Lean<'a> {
     /// The raw value of the first header called `name`.
     pub fn header(&self, name: HeaderName<'_>) -> Option<&'a [u8]> {
         match name {
-            HeaderName::Via => self.via,
-            HeaderName::From => self.from,
-            HeaderName::To => self.to,
-            HeaderName::CallId => self.call_id,
-            HeaderName::CSeq => self.cseq,
-            HeaderName::MaxForwards => self.max_forwards,
-            HeaderName::Contact => self.contact,
+            HeaderName::Via => self.kept.via,
+            HeaderName::From => self.kept.from,
+            HeaderName::To => self.kept.to,
+            HeaderName::CallId => self.kept.call_id,
+            HeaderName::CSeq => self.kept.cseq,
+            HeaderName::MaxForwards => self.kept.max_forwards,
+            HeaderName::Contact => self.kept.contact,
             _ => self.header_values(name).next(),
         }
     }
@@ -1943,8 +1925,10 @@ impl<'a> Lean<'a> {
     /// The raw values of every Via header, top first.
     pub fn via_values(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         // One Via header (the usual case) needs no walk.
-        let single = (self.via_headers == 1).then_some(self.via).flatten();
-        let walk = (self.via_headers > 1).then(|| self.header_values(HeaderName::Via));
+        let single = (self.kept.via_headers == 1)
+            .then_some(self.kept.via)
+            .flatten();
+        let walk = (self.kept.via_headers > 1).then(|| self.header_values(HeaderName::Via));
         single.into_iter().chain(walk.into_iter().flatten())
     }
 
@@ -1953,7 +1937,7 @@ impl<'a> Lean<'a> {
     }
 
     pub fn content_length(&self) -> Option<usize> {
-        self.content_length
+        self.kept.content_length
     }
 
     pub fn message_len(&self) -> usize {
@@ -1961,7 +1945,7 @@ impl<'a> Lean<'a> {
     }
 
     pub fn via_count(&self) -> usize {
-        self.via_count
+        self.kept.via_count
     }
 
     /// The top Via, parsed on the first call and kept: see [`Scan::top_via`].
@@ -1975,7 +1959,7 @@ impl<'a> Lean<'a> {
         if let Some(parsed) = self.top_via.get() {
             return parsed;
         }
-        let parsed = top_via(self.via);
+        let parsed = top_via(self.kept.via);
         self.top_via.set(Some(parsed));
         parsed
     }
@@ -1986,7 +1970,7 @@ impl<'a> Lean<'a> {
     }
 
     pub fn from(&self) -> Result<NameAddr<'a>, ScanError> {
-        name_addr(HeaderName::From, self.from)
+        name_addr(HeaderName::From, self.kept.from)
     }
 
     /// The To header, parsed on the first call and kept.
@@ -1994,25 +1978,25 @@ impl<'a> Lean<'a> {
         if let Some(parsed) = self.to_parsed.get() {
             return parsed;
         }
-        let parsed = name_addr(HeaderName::To, self.to);
+        let parsed = name_addr(HeaderName::To, self.kept.to);
         self.to_parsed.set(Some(parsed));
         parsed
     }
 
     pub fn call_id(&self) -> Result<&'a [u8], ScanError> {
-        call_id(self.call_id)
+        call_id(self.kept.call_id)
     }
 
     pub fn cseq(&self) -> Result<CSeq<'a>, ScanError> {
-        cseq(self.cseq)
+        cseq(self.kept.cseq)
     }
 
     pub fn max_forwards(&self) -> Result<Option<u32>, ScanError> {
-        max_forwards(self.max_forwards)
+        max_forwards(self.kept.max_forwards)
     }
 
     pub fn contact(&self) -> Result<Option<Contact<'a>>, ScanError> {
-        contact(self.contact)
+        contact(self.kept.contact)
     }
 
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ScanError>> + use<'a> {
