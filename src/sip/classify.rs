@@ -83,11 +83,24 @@ pub(crate) fn uri_len(bytes: &[u8]) -> usize {
 pub(crate) fn has_comma(bytes: &[u8]) -> bool {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
-        sse2::has_byte::<b','>(bytes)
+        sse2::find_byte::<b','>(bytes).is_some()
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
         bytes.contains(&b',')
+    }
+}
+
+/// Where the first `>` in `bytes` is: the end of a `<URI>` in an address header.
+#[inline]
+pub(crate) fn find_close_angle(bytes: &[u8]) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::find_byte::<b'>'>(bytes)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        bytes.iter().position(|&byte| byte == b'>')
     }
 }
 
@@ -213,18 +226,31 @@ mod sse2 {
         visible & !angles
     }
 
-    /// Whether `bytes` holds `BYTE`: 16 bytes at a time, the last 16 overlapping the
-    /// chunk before them, or one at a time when `bytes` is shorter than 16.
+    /// Where the first `BYTE` in `bytes` is: 16 bytes at a time, then the last (fewer
+    /// than 16) as the top lanes of the last 16, or one at a time when `bytes` is shorter
+    /// than 16. Short address values would spend more in memchr's set-up.
     #[inline(always)]
-    pub(super) fn has_byte<const BYTE: u8>(bytes: &[u8]) -> bool {
-        let Some(last) = bytes.last_chunk::<16>() else {
-            return bytes.contains(&BYTE);
-        };
-        let (chunks, _) = bytes.as_chunks::<16>();
-        chunks
-            .iter()
-            .chain([last])
-            .any(|chunk| bits(equal(load(chunk), BYTE)) != 0)
+    pub(super) fn find_byte<const BYTE: u8>(bytes: &[u8]) -> Option<usize> {
+        let (chunks, rest) = bytes.as_chunks::<16>();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let found = bits(equal(load(chunk), BYTE));
+            if found != 0 {
+                return Some(16 * index + found.trailing_zeros() as usize);
+            }
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let offset = 16 * chunks.len();
+        match bytes.last_chunk::<16>() {
+            // Lanes `16 - rest.len()..` of the last 16 bytes are `rest`; the lanes below
+            // were searched already, and are shifted out.
+            Some(last) => {
+                let found = bits(equal(load(last), BYTE)) >> (16 - rest.len());
+                (found != 0).then(|| offset + found.trailing_zeros() as usize)
+            }
+            None => rest.iter().position(|&byte| byte == BYTE),
+        }
     }
 
     /// [`run_len`]'s classes.
@@ -335,6 +361,25 @@ mod tests {
                 bytes[position] = b',';
                 assert!(has_comma(&bytes), "{len} {position}");
                 bytes[position] = b'a';
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_close_angle_is_found_anywhere() {
+        for len in 0..=70 {
+            let mut bytes = vec![b'<'; len];
+            assert_eq!(find_close_angle(&bytes), None, "{len}");
+            for first in 0..len {
+                bytes[first] = b'>';
+                assert_eq!(find_close_angle(&bytes), Some(first), "{len} {first}");
+                // A later one does not move it.
+                for later in first + 1..len {
+                    bytes[later] = b'>';
+                    assert_eq!(find_close_angle(&bytes), Some(first), "{len} {first}");
+                    bytes[later] = b'<';
+                }
+                bytes[first] = b'<';
             }
         }
     }

@@ -2626,7 +2626,7 @@ impl<'a> NameAddr<'a> {
 /// `LAQUOT addr-spec RAQUOT` at the start of `input`: the URI and what follows the `>`.
 fn angle_addr(input: &[u8]) -> Option<(&[u8], &[u8])> {
     let inner = input.strip_prefix(b"<")?;
-    let close = memchr(b'>', inner)?;
+    let close = classify::find_close_angle(inner)?;
     Some((inner.get(..close)?, inner.get(close + 1..)?))
 }
 
