@@ -65,6 +65,24 @@ pub(crate) fn token_len(bytes: &[u8]) -> usize {
     }
 }
 
+/// A visible ASCII byte (`%x21-7E`): a Call-ID's.
+pub(crate) fn is_visible(byte: u8) -> bool {
+    (0x21..=0x7E).contains(&byte)
+}
+
+/// How many bytes at the start of `bytes` are visible ASCII.
+#[inline]
+pub(crate) fn visible_len(bytes: &[u8]) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::run_len::<{ sse2::VISIBLE }>(bytes)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        scalar::run_len(bytes, is_visible)
+    }
+}
+
 /// How many bytes at the start of `bytes` are URI bytes.
 #[inline]
 pub(crate) fn uri_len(bytes: &[u8]) -> usize {
@@ -217,6 +235,12 @@ mod sse2 {
         bits(marks)
     }
 
+    /// Visible ASCII: `0x21..=0x7E`.
+    #[inline(always)]
+    pub(super) fn visible_mask(chunk: &[u8; 16]) -> u16 {
+        bits(in_range(load(chunk), 0x21, 0x7E - 0x21))
+    }
+
     /// URI bytes: `0x21..=0x7E` but `<` and `>`.
     #[inline(always)]
     pub(super) fn uri_mask(chunk: &[u8; 16]) -> u16 {
@@ -256,6 +280,7 @@ mod sse2 {
     /// [`run_len`]'s classes.
     pub(super) const TOKEN: u8 = 0;
     pub(super) const URI: u8 = 1;
+    pub(super) const VISIBLE: u8 = 2;
 
     /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then the last
     /// (fewer than 16) bytes as the top lanes of the last 16, or one at a time when
@@ -265,7 +290,8 @@ mod sse2 {
         type Mask = fn(&[u8; 16]) -> u16;
         let (mask, class): (Mask, fn(u8) -> bool) = match CLASS {
             TOKEN => (|chunk| token_mask(chunk), super::is_token),
-            _ => (|chunk| uri_mask(chunk), super::is_uri),
+            URI => (|chunk| uri_mask(chunk), super::is_uri),
+            _ => (|chunk| visible_mask(chunk), super::is_visible),
         };
         let mut offset = 0;
         while let Some(chunk) = bytes
@@ -327,6 +353,11 @@ mod tests {
                 "{byte:#x}"
             );
             assert_eq!(is_uri(byte), super::super::scan::is_uri(byte), "{byte:#x}");
+            assert_eq!(
+                is_visible(byte),
+                super::super::scan::is_call_id(byte),
+                "{byte:#x}"
+            );
         }
     }
 
@@ -339,6 +370,12 @@ mod tests {
                 "{byte:#x}"
             );
         }
+    }
+
+    #[test]
+    fn visible_runs_match_the_scalar_answer() {
+        check_run(visible_len, is_visible, b'~');
+        check_run(visible_len, is_visible, b'!');
     }
 
     #[test]
