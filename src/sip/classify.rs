@@ -52,17 +52,37 @@ pub(crate) fn control_mask(block: &[u8; 64]) -> u64 {
     }
 }
 
-/// How many bytes at the start of `bytes` are token bytes.
+/// The classes of the run lengths, as `run_len`'s parameter.
+const TOKEN: u8 = 0;
+const URI: u8 = 1;
+const VISIBLE: u8 = 2;
+
+/// The byte test of a run-length class: the scalar answer, and the SSE2 tail's.
+fn class_of(class: u8) -> fn(u8) -> bool {
+    match class {
+        TOKEN => is_token,
+        URI => is_uri,
+        _ => is_visible,
+    }
+}
+
+/// How many bytes at the start of `bytes` are in `CLASS`.
 #[inline]
-pub(crate) fn token_len(bytes: &[u8]) -> usize {
+fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
-        sse2::run_len::<{ sse2::TOKEN }>(bytes)
+        sse2::run_len::<CLASS>(bytes)
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        scalar::run_len(bytes, is_token)
+        scalar::run_len(bytes, class_of(CLASS))
     }
+}
+
+/// How many bytes at the start of `bytes` are token bytes.
+#[inline]
+pub(crate) fn token_len(bytes: &[u8]) -> usize {
+    run_len::<TOKEN>(bytes)
 }
 
 /// A visible ASCII byte (`%x21-7E`): a Call-ID's.
@@ -73,27 +93,13 @@ pub(crate) fn is_visible(byte: u8) -> bool {
 /// How many bytes at the start of `bytes` are visible ASCII.
 #[inline]
 pub(crate) fn visible_len(bytes: &[u8]) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    {
-        sse2::run_len::<{ sse2::VISIBLE }>(bytes)
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    {
-        scalar::run_len(bytes, is_visible)
-    }
+    run_len::<VISIBLE>(bytes)
 }
 
 /// How many bytes at the start of `bytes` are URI bytes.
 #[inline]
 pub(crate) fn uri_len(bytes: &[u8]) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    {
-        sse2::run_len::<{ sse2::URI }>(bytes)
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    {
-        scalar::run_len(bytes, is_uri)
-    }
+    run_len::<URI>(bytes)
 }
 
 /// Whether `bytes` holds a comma.
@@ -277,22 +283,18 @@ mod sse2 {
         }
     }
 
-    /// [`run_len`]'s classes.
-    pub(super) const TOKEN: u8 = 0;
-    pub(super) const URI: u8 = 1;
-    pub(super) const VISIBLE: u8 = 2;
-
     /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then the last
     /// (fewer than 16) bytes as the top lanes of the last 16, or one at a time when
     /// `bytes` is shorter than 16.
     #[inline(always)]
     pub(super) fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
         type Mask = fn(&[u8; 16]) -> u16;
-        let (mask, class): (Mask, fn(u8) -> bool) = match CLASS {
-            TOKEN => (|chunk| token_mask(chunk), super::is_token),
-            URI => (|chunk| uri_mask(chunk), super::is_uri),
-            _ => (|chunk| visible_mask(chunk), super::is_visible),
+        let mask: Mask = match CLASS {
+            super::TOKEN => |chunk| token_mask(chunk),
+            super::URI => |chunk| uri_mask(chunk),
+            _ => |chunk| visible_mask(chunk),
         };
+        let class = super::class_of(CLASS);
         let mut offset = 0;
         while let Some(chunk) = bytes
             .get(offset..)
