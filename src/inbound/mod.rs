@@ -1,5 +1,7 @@
 //! The hot path: every request that reaches a listener passes through [`Inbound::handle`],
-//! on the socket's own task, before anything else sees it.
+//! on the socket's own task, before anything else sees it. It is two steps: the decision
+//! ([`Inbound::decide`]: scan, admission, counters and channels, giving a [`Decision`])
+//! and, when the decision is an [`Answer`], writing that answer.
 //!
 //! It decides from the start line and a few headers (read by [`scan::scan_lean`], which
 //! checks the whole message as `scan` does but keeps only those), against an immutable
@@ -160,6 +162,42 @@ pub enum Outcome {
     Admit(Admitted),
 }
 
+/// What admission made of one message ([`Inbound::decide`]), before anything is written:
+/// [`Inbound::handle`] decides, then writes the answer, if any.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer the source statelessly.
+    Answer(Answer),
+    /// Nothing to send (dropped, or an ACK to a stateless answer).
+    Nothing,
+    /// A response, or a request inside a call: the control path's.
+    Control,
+    /// A new call: the control path routes it.
+    Admit(Admitted),
+}
+
+/// The stateless answer a [`Decision`] calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 with what trunkd allows and accepts (RFC 3261 §11.2).
+    Options,
+    /// A refusal: [`Reject::code`] and [`Reject::reason`].
+    Reject(Reject),
+    /// 407 with a fresh nonce, for the credential trunk at this index of the snapshot
+    /// decided on; `stale` when the nonce, not the password, was the trouble.
+    Challenge { trunk: u32, stale: bool },
+}
+
+impl Answer {
+    pub fn code(self) -> u16 {
+        match self {
+            Answer::Options => 200,
+            Answer::Reject(reject) => reject.code(),
+            Answer::Challenge { .. } => 407,
+        }
+    }
+}
+
 /// Daemon-wide counters of the hot path.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -276,7 +314,8 @@ impl Inbound {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Decides what to do with one datagram or frame from `source`.
+    /// Decides what to do with one datagram or frame from `source`, and writes the
+    /// stateless answer, if there is one, into the worker's buffer.
     pub fn handle(
         &self,
         worker: &mut Worker,
@@ -284,39 +323,73 @@ impl Inbound {
         source: SocketAddr,
         bytes: &[u8],
     ) -> Outcome {
+        self.scanned(worker, bytes, |worker, snapshot, message| {
+            match self.decide_scanned(worker, snapshot, now, source, message) {
+                Decision::Answer(answer) => {
+                    self.answer(worker, snapshot, now, source, message, answer)
+                }
+                Decision::Nothing => Outcome::Nothing,
+                Decision::Control => Outcome::Control,
+                Decision::Admit(admitted) => Outcome::Admit(admitted),
+            }
+        })
+        .unwrap_or(Outcome::Nothing)
+    }
+
+    /// [`Inbound::handle`]'s decision, with the same effects (counters, channels,
+    /// credentials seen), but nothing written.
+    pub fn decide(
+        &self,
+        worker: &mut Worker,
+        now: Instant,
+        source: SocketAddr,
+        bytes: &[u8],
+    ) -> Decision {
+        self.scanned(worker, bytes, |worker, snapshot, message| {
+            self.decide_scanned(worker, snapshot, now, source, message)
+        })
+        .unwrap_or(Decision::Nothing)
+    }
+
+    /// `then` on the lean scan of `bytes` and the current snapshot; `None` (counted) when
+    /// the bytes are not a SIP message: without its headers there is nobody to answer
+    /// (RFC 3261 §18.3).
+    fn scanned<R>(
+        &self,
+        worker: &mut Worker,
+        bytes: &[u8],
+        then: impl FnOnce(&mut Worker, &Snapshot, &Lean<'_>) -> R,
+    ) -> Option<R> {
         worker.key = None;
         let (generation, snapshot) = self.current(worker);
         // The lean scan checks the whole message as `scan::scan` does, but keeps only the
         // headers decided on and answered from.
         // Matched by reference: moving the `Lean` out of the `Result` would copy it.
-        let outcome = match &scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
-            Ok(message) => self.decide(worker, &snapshot, now, source, message),
-            Err(_) => self.malformed(),
+        let result = match &scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
+            Ok(message) => Some(then(worker, &snapshot, message)),
+            Err(_) => {
+                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
         };
         worker.snapshot = Some((generation, snapshot));
-        outcome
+        result
     }
 
-    /// Without its headers there is nobody to answer (RFC 3261 §18.3).
-    fn malformed(&self) -> Outcome {
-        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
-        Outcome::Nothing
-    }
-
-    fn decide(
+    fn decide_scanned(
         &self,
         worker: &mut Worker,
         snapshot: &Snapshot,
         now: Instant,
         source: SocketAddr,
         message: &Lean<'_>,
-    ) -> Outcome {
+    ) -> Decision {
         let Some(method) = message.method() else {
-            return Outcome::Control;
+            return Decision::Control;
         };
         if method == Method::Ack && self.is_our_ack(worker, message) {
             // The ACK to one of our stateless answers, from wherever it came.
-            return Outcome::Nothing;
+            return Decision::Nothing;
         }
         let to = message.to().ok();
         let users = [message.request_uri_user(), to.and_then(|to| to.user())];
@@ -343,50 +416,50 @@ impl Inbound {
                     .call_id()
                     .is_ok_and(|id| self.calls.contains_key(&self.call_key(id)))
             {
-                return Outcome::Control;
+                return Decision::Control;
             }
-            return self.unknown_source(worker, snapshot, now, source, message, method, owner);
+            return self.unknown_source(snapshot, now, source, method, owner);
         }
         match method {
-            Method::Ack | Method::Cancel => Outcome::Control,
-            _ if in_dialog => Outcome::Control,
-            Method::Invite if self.is_active(worker, message) => Outcome::Control,
+            Method::Ack | Method::Cancel => Decision::Control,
+            _ if in_dialog => Decision::Control,
+            Method::Invite if self.is_active(worker, message) => Decision::Control,
             Method::Invite => match trunk {
                 Some(index) => {
                     let owned = owned.unwrap_or(false);
-                    self.admit(worker, snapshot, now, source, message, index, owned)
+                    self.admit(worker, snapshot, now, message, index, owned)
                 }
-                None => self.reply(worker, source, message, Reject::NotACarrier, None),
+                None => self.reject(Reject::NotACarrier, None),
             },
             Method::Options => {
                 let trunk = trunk.map(|index| &snapshot.trunks[index as usize]);
                 if self.is_draining() {
-                    self.reply(worker, source, message, Reject::Draining, None)
+                    self.reject(Reject::Draining, None)
                 } else if trunk.is_some_and(|trunk| trunk.at_capacity()) {
-                    self.reply(worker, source, message, Reject::Busy, None)
+                    self.reject(Reject::Busy, None)
                 } else if trunk.is_some_and(|trunk| trunk.backend_down) {
-                    self.reply(worker, source, message, Reject::BackendDown, None)
+                    self.reject(Reject::BackendDown, None)
                 } else {
-                    self.answer_options(worker, source, message)
+                    Decision::Answer(Answer::Options)
                 }
             }
-            Method::Bye => Outcome::Control,
-            Method::Other(_) => self.reply(worker, source, message, Reject::NotImplemented, None),
-            _ => self.reply(worker, source, message, Reject::MethodNotAllowed, None),
+            Method::Bye => Decision::Control,
+            Method::Other(_) => self.reject(Reject::NotImplemented, None),
+            _ => self.reject(Reject::MethodNotAllowed, None),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    // One caller, on the hot path: out of line, the call costs ~50 instructions per INVITE.
+    #[inline(always)]
     fn admit(
         &self,
         worker: &mut Worker,
         snapshot: &Snapshot,
         now: Instant,
-        source: SocketAddr,
         message: &Lean<'_>,
         index: u32,
         owned: bool,
-    ) -> Outcome {
+    ) -> Decision {
         let trunk = &snapshot.trunks[index as usize];
         let counters = Some(&*trunk.counters);
         let reject = if !trunk.enabled {
@@ -405,38 +478,35 @@ impl Inbound {
             None
         };
         if let Some(reject) = reject {
-            return self.reply(worker, source, message, reject, counters);
+            return self.reject(reject, counters);
         }
         if let Some(credential) = &trunk.credential
-            && let Some(outcome) =
-                self.authenticate(worker, snapshot, now, source, message, trunk, credential)
+            && let Some(refused) =
+                self.authenticate(worker, snapshot, now, message, index, credential)
         {
-            return outcome;
+            return refused;
         }
         let Some(guard) = trunk.counters.claim(trunk.max_channels) else {
-            return self.reply(worker, source, message, Reject::Busy, counters);
+            return self.reject(Reject::Busy, counters);
         };
         if !trunk.take_call_slot(snapshot.elapsed_ns(now)) {
-            return self.reply(worker, source, message, Reject::RateLimited, counters);
+            return self.reject(Reject::RateLimited, counters);
         }
         trunk.counters.calls.fetch_add(1, Ordering::Relaxed);
-        Outcome::Admit(Admitted {
+        Decision::Admit(Admitted {
             trunk: Arc::clone(&trunk.id),
             guard,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn unknown_source(
         &self,
-        worker: &mut Worker,
         snapshot: &Snapshot,
         now: Instant,
         source: SocketAddr,
-        message: &Lean<'_>,
         method: Method<'_>,
         intended: Option<u32>,
-    ) -> Outcome {
+    ) -> Decision {
         let count = self.counters.unknown_source.fetch_add(1, Ordering::Relaxed) + 1;
         if method == Method::Invite
             && let Some(index) = intended
@@ -449,9 +519,9 @@ impl Inbound {
         }
         self.sample(snapshot, now, source, method, intended, count);
         if method == Method::Ack || snapshot.on_unknown_source == UnknownSource::Drop {
-            return Outcome::Nothing;
+            return Decision::Nothing;
         }
-        self.reply(worker, source, message, Reject::UnknownSource, None)
+        self.reject(Reject::UnknownSource, None)
     }
 
     /// One log line per [`SAMPLE_EVERY_NS`] at most, whatever the flood.
@@ -493,38 +563,8 @@ impl Inbound {
         }
     }
 
-    /// RFC 3261 §11.2: 200 with what we allow and accept.
-    fn answer_options(
-        &self,
-        worker: &mut Worker,
-        source: SocketAddr,
-        message: &Lean<'_>,
-    ) -> Outcome {
-        let tag = hex_tag(self.key(worker, message));
-        let extra = [OPTIONS_EXTRA];
-        match response::write(
-            &mut worker.out,
-            message,
-            source,
-            200,
-            "OK",
-            Some(&tag),
-            &extra,
-        ) {
-            Ok(()) => Outcome::Reply,
-            Err(_) => Outcome::Nothing,
-        }
-    }
-
-    /// Writes the stateless answer for `reject` and counts it against the trunk.
-    fn reply(
-        &self,
-        worker: &mut Worker,
-        source: SocketAddr,
-        message: &Lean<'_>,
-        reject: Reject,
-        counters: Option<&TrunkCounters>,
-    ) -> Outcome {
+    /// Counts `reject` against the trunk, if it has one, and answers with it.
+    fn reject(&self, reject: Reject, counters: Option<&TrunkCounters>) -> Decision {
         if let Some(counters) = counters {
             let counter = match reject {
                 Reject::Busy | Reject::RateLimited => &counters.rejected_busy,
@@ -534,17 +574,62 @@ impl Inbound {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        Decision::Answer(Answer::Reject(reject))
+    }
+
+    /// Writes `answer` to `message` into the worker's buffer.
+    fn answer(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        now: Instant,
+        source: SocketAddr,
+        message: &Lean<'_>,
+        answer: Answer,
+    ) -> Outcome {
+        match answer {
+            Answer::Options => self.write(worker, source, message, 200, "OK", &[OPTIONS_EXTRA]),
+            Answer::Reject(reject) => self.write(
+                worker,
+                source,
+                message,
+                reject.code(),
+                reject.reason(),
+                reject.extra(),
+            ),
+            Answer::Challenge { trunk, stale } => {
+                match &snapshot.trunks[trunk as usize].credential {
+                    Some(credential) => {
+                        let now_ns = snapshot.elapsed_ns(now);
+                        self.challenge(worker, source, message, credential, now_ns, stale)
+                    }
+                    None => Outcome::Nothing,
+                }
+            }
+        }
+    }
+
+    /// A stateless answer (RFC 3261 §8.2.6) with the request's To-tag of
+    /// [`Inbound::tag`].
+    fn write(
+        &self,
+        worker: &mut Worker,
+        source: SocketAddr,
+        message: &Lean<'_>,
+        code: u16,
+        reason: &str,
+        extra: &[&str],
+    ) -> Outcome {
         let tag = hex_tag(self.key(worker, message));
-        let written = response::write(
+        match response::write(
             &mut worker.out,
             message,
             source,
-            reject.code(),
-            reject.reason(),
+            code,
+            reason,
             Some(&tag),
-            reject.extra(),
-        );
-        match written {
+            extra,
+        ) {
             Ok(()) => Outcome::Reply,
             Err(_) => Outcome::Nothing,
         }
@@ -556,8 +641,16 @@ impl Inbound {
         let Ok(message) = scan::scan_lean(bytes, ScanOptions::DATAGRAM) else {
             return false;
         };
+        let reject = Reject::Overloaded;
         matches!(
-            self.reply(worker, source, &message, Reject::Overloaded, None),
+            self.write(
+                worker,
+                source,
+                &message,
+                reject.code(),
+                reject.reason(),
+                reject.extra()
+            ),
             Outcome::Reply
         )
     }
@@ -566,24 +659,29 @@ impl Inbound {
     /// Proxy-Authorization is right; else the 407 challenge or 403 it gets. Nonces are
     /// stateless (time + keyed hash, valid [`NONCE_LIFETIME_NS`]); a (nonce, cnonce, nc)
     /// seen in another transaction is a replay and gets a fresh challenge.
-    #[allow(clippy::too_many_arguments)]
     fn authenticate(
         &self,
         worker: &mut Worker,
         snapshot: &Snapshot,
         now: Instant,
-        source: SocketAddr,
         message: &Lean<'_>,
-        trunk: &snapshot::TrunkPolicy,
+        index: u32,
         credential: &snapshot::InboundCredential,
-    ) -> Option<Outcome> {
+    ) -> Option<Decision> {
+        let trunk = &snapshot.trunks[index as usize];
+        let challenge = |stale| {
+            Some(Decision::Answer(Answer::Challenge {
+                trunk: index,
+                stale,
+            }))
+        };
         let now_ns = snapshot.elapsed_ns(now);
         let header = message
             .header(HeaderName::ProxyAuthorization)
             .and_then(|value| std::str::from_utf8(value).ok());
         let Some(credentials) = header.and_then(|value| digest::parse_credentials(value).ok())
         else {
-            return Some(self.challenge(worker, source, message, credential, now_ns, false));
+            return challenge(false);
         };
         if *credentials.username != *credential.username || *credentials.realm != *credential.realm
         {
@@ -591,20 +689,20 @@ impl Inbound {
                 .counters
                 .rejected_source
                 .fetch_add(1, Ordering::Relaxed);
-            return Some(self.reply(worker, source, message, Reject::BadCredentials, None));
+            return Some(self.reject(Reject::BadCredentials, None));
         }
         let Some(issued_ns) = self.nonce_time(&credentials.nonce) else {
-            return Some(self.challenge(worker, source, message, credential, now_ns, true));
+            return challenge(true);
         };
         if now_ns.saturating_sub(issued_ns) > NONCE_LIFETIME_NS {
-            return Some(self.challenge(worker, source, message, credential, now_ns, true));
+            return challenge(true);
         }
         if !credentials.verify(&credential.password, "INVITE") {
             trunk
                 .counters
                 .rejected_source
                 .fetch_add(1, Ordering::Relaxed);
-            return Some(self.reply(worker, source, message, Reject::BadCredentials, None));
+            return Some(self.reject(Reject::BadCredentials, None));
         }
         // Replay protection: the same nonce/cnonce/nc may come again only in a
         // retransmission of the same transaction.
@@ -623,7 +721,7 @@ impl Inbound {
             .entry(used)
             .or_insert((transaction, issued_ns));
         if first.0 != transaction {
-            return Some(self.challenge(worker, source, message, credential, now_ns, true));
+            return challenge(true);
         }
         None
     }
@@ -664,20 +762,14 @@ impl Inbound {
         ) else {
             return Outcome::Nothing;
         };
-        let tag = hex_tag(self.key(worker, message));
-        let written = response::write(
-            &mut worker.out,
-            message,
+        self.write(
+            worker,
             source,
+            message,
             407,
             "Proxy Authentication Required",
-            Some(&tag),
             &[md5, sha],
-        );
-        match written {
-            Ok(()) => Outcome::Reply,
-            Err(_) => Outcome::Nothing,
-        }
+        )
     }
 
     /// `<ns since epoch, hex>.<keyed hash, hex>`: checkable without any table.
@@ -1003,6 +1095,82 @@ numbers = ["+15550100009"]
             "the unknown source dialled its number"
         );
         assert_eq!(inbound.counters.unknown_source.load(Ordering::Relaxed), 1);
+    }
+
+    /// `decide` then `handle` on the same message: what each made of it, in one form.
+    fn decided_and_handled(
+        inbound: &Inbound,
+        now: Instant,
+        source: &str,
+        message: &str,
+    ) -> (String, String) {
+        let mut worker = Worker::new();
+        let decided = match inbound.decide(&mut worker, now, addr(source), message.as_bytes()) {
+            Decision::Answer(answer) => format!("answer {}", answer.code()),
+            Decision::Admit(admitted) => format!("admit {}", admitted.trunk),
+            other => format!("{other:?}"),
+        };
+        assert!(worker.out.is_empty(), "decide writes nothing");
+        let handled = match run(inbound, now, source, message) {
+            (text, Outcome::Reply) => format!("answer {}", &text[8..11]),
+            (_, Outcome::Admit(admitted)) => format!("admit {}", admitted.trunk),
+            (_, other) => format!("{other:?}"),
+        };
+        (decided, handled)
+    }
+
+    #[test]
+    fn decide_is_handle_without_the_writing() {
+        let (inbound, now) = inbound(CONFIG);
+        let good = invite("z9hG4bK-d1", "+15550100001");
+        let options = good
+            .replace("INVITE sip", "OPTIONS sip")
+            .replace("1 INVITE", "1 OPTIONS");
+        let cases = [
+            ("192.0.2.10:5060", good.clone(), "admit carrier"),
+            ("192.0.2.10:5060", options, "answer 200"),
+            ("203.0.113.1:5060", good.clone(), "answer 403"),
+            (
+                "192.0.2.10:5060",
+                invite("z9hG4bK-d2", "+15559999999"),
+                "answer 404",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("Max-Forwards: 70", "Max-Forwards: 0"),
+                "answer 483",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("INVITE", "FROBNICATE"),
+                "answer 501",
+            ),
+            (
+                "203.0.113.50:5070",
+                invite("z9hG4bK-d3", "+15550100009"),
+                "answer 407",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("INVITE sip", "BYE sip")
+                    .replace("1 INVITE", "2 BYE")
+                    .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=t1\r\n"),
+                "Control",
+            ),
+            ("192.0.2.10:5060", "NOT SIP\r\n\r\n".to_owned(), "Nothing"),
+        ];
+        for (source, message, expected) in cases {
+            let (decided, handled) = decided_and_handled(&inbound, now, source, &message);
+            assert_eq!(decided, expected, "{message}");
+            assert_eq!(handled, expected, "{message}");
+        }
+        // Both count: the unknown source twice, the 404 twice.
+        assert_eq!(inbound.counters.unknown_source.load(Ordering::Relaxed), 2);
+        let snapshot = inbound.snapshot();
+        let carrier = &snapshot.trunks[0].counters;
+        assert_eq!(carrier.rejected_number.load(Ordering::Relaxed), 2);
+        assert_eq!(carrier.calls.load(Ordering::Relaxed), 2);
+        assert_eq!(carrier.channels(), 0, "both guards were dropped");
     }
 
     #[test]
