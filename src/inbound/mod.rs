@@ -32,7 +32,7 @@ use crate::config::UnknownSource;
 use crate::sip::digest;
 use crate::sip::response;
 use crate::sip::scan::{self, HeaderName, Lean, Method, Scan, ScanError, ScanOptions};
-pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters};
+pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters, Users};
 use std::io::Write as _;
 
 /// Retry-After on a 503 for a full trunk or a draining daemon.
@@ -392,13 +392,13 @@ impl Inbound {
             return Decision::Nothing;
         }
         let to = message.to().ok();
-        let users = [message.request_uri_user(), to.and_then(|to| to.user())];
+        let users = Users::of_request(message.request_uri_user(), to.map(|to| to.uri));
         let in_dialog = to.is_some_and(|to| to.tag.is_some());
-        let direct = snapshot.trunk_and_ownership(source.ip(), users);
+        let direct = snapshot.trunk_and_ownership(source.ip(), &users);
         // Which trunk's number an INVITE from an unknown source dials: looked up once,
         // for a credential trunk (which takes INVITEs from anywhere) and for the counters.
         let owner = (direct.is_none() && method == Method::Invite && !in_dialog)
-            .then(|| snapshot.owner(users))
+            .then(|| snapshot.owner(&users))
             .flatten();
         // (The trunk, and whether it owns a dialled number: the owner of a number does.)
         let (trunk, owned) = direct

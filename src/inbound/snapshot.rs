@@ -5,6 +5,7 @@
 //! `allowed_inbound_ips` plus the resolved addresses of its own next hop; IPv4 sources and
 //! IPv4-mapped IPv6 sources are the same key (`::ffff:a.b.c.d`).
 
+use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use ipnet::IpNet;
 
 use crate::config::{Config, Country, Trunk, UnknownSource};
 use crate::sip::SipUri;
+use crate::sip::scan::uri_user;
 
 /// Per-trunk counters the hot path updates; they outlive reloads (the core hands the same
 /// `Arc` to each new snapshot while the trunk id exists), so calls in progress keep
@@ -83,6 +85,45 @@ pub struct ChannelGuard {
 impl Drop for ChannelGuard {
     fn drop(&mut self) {
         self.counters.channels.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The users a request may dial, in the order they are tried: its Request-URI's, then its
+/// To's. The second is read from its URI only when the first does not decide: most
+/// requests dial in the Request-URI.
+#[derive(Debug)]
+pub struct Users<'a> {
+    first: Option<&'a [u8]>,
+    second: OnceCell<Option<&'a [u8]>>,
+    /// Where `second` is read from, when it is not known yet.
+    second_uri: Option<&'a [u8]>,
+}
+
+impl<'a> Users<'a> {
+    /// A request's Request-URI user and its To URI.
+    pub fn of_request(request_uri_user: Option<&'a [u8]>, to_uri: Option<&'a [u8]>) -> Self {
+        Users {
+            first: request_uri_user,
+            second: OnceCell::new(),
+            second_uri: to_uri,
+        }
+    }
+
+    fn second(&self) -> Option<&'a [u8]> {
+        *self
+            .second
+            .get_or_init(|| self.second_uri.and_then(uri_user))
+    }
+}
+
+/// Both users known.
+impl<'a> From<[Option<&'a [u8]>; 2]> for Users<'a> {
+    fn from([first, second]: [Option<&'a [u8]>; 2]) -> Self {
+        Users {
+            first,
+            second: OnceCell::from(second),
+            second_uri: None,
+        }
     }
 }
 
@@ -533,18 +574,14 @@ impl Snapshot {
     /// source (one carrier, several accounts), the one owning a dialled number wins, then
     /// one taking any number, then the longest prefix's first trunk (whose numbers will
     /// not match: a 404 that names the right carrier).
-    pub fn trunk_for(&self, source: IpAddr, users: [Option<&[u8]>; 2]) -> Option<u32> {
+    pub fn trunk_for(&self, source: IpAddr, users: &Users<'_>) -> Option<u32> {
         self.trunk_and_ownership(source, users)
             .map(|(index, _)| index)
     }
 
     /// [`Snapshot::trunk_for`], and whether the trunk owns a dialled number (what
     /// [`TrunkPolicy::owns`] says of either user), found on the way.
-    pub fn trunk_and_ownership(
-        &self,
-        source: IpAddr,
-        users: [Option<&[u8]>; 2],
-    ) -> Option<(u32, bool)> {
+    pub fn trunk_and_ownership(&self, source: IpAddr, users: &Users<'_>) -> Option<(u32, bool)> {
         let mut first = None;
         let mut any_number = None;
         for candidates in self.sources.matches(source) {
@@ -553,7 +590,7 @@ impl Snapshot {
                 let trunk = &self.trunks[index as usize];
                 if trunk.numbers.is_empty() {
                     any_number.get_or_insert(index);
-                } else if users.iter().any(|user| trunk.owns(*user)) {
+                } else if trunk.owns(users.first) || trunk.owns(users.second()) {
                     return Some((index, true));
                 }
             }
@@ -565,8 +602,8 @@ impl Snapshot {
     }
 
     /// The trunk owning a dialled number (exact E.164 digits), whatever the source.
-    pub fn owner(&self, users: [Option<&[u8]>; 2]) -> Option<u32> {
-        let [first, second] = users;
+    pub fn owner(&self, users: &Users<'_>) -> Option<u32> {
+        let (first, second) = (users.first, users.second());
         // The Request-URI and To users are often the same: look it up once.
         let second = second.filter(|&second| Some(second) != first);
         [first, second].iter().flatten().find_map(|user| {
@@ -804,29 +841,38 @@ direction = "outbound"
     fn longest_prefix_then_number_owner() {
         let s = snapshot(CONFIG);
         let none = [None, None];
-        assert_eq!(id(&s, s.trunk_for(ip("192.0.2.11"), none)), Some("wide"));
-        assert_eq!(id(&s, s.trunk_for(ip("192.0.2.10"), none)), Some("narrow"));
+        assert_eq!(
+            id(&s, s.trunk_for(ip("192.0.2.11"), &none.into())),
+            Some("wide")
+        );
+        assert_eq!(
+            id(&s, s.trunk_for(ip("192.0.2.10"), &none.into())),
+            Some("narrow")
+        );
         // The narrow source dials the wide trunk's number: the owner wins.
         let wide_number = [Some(&b"+15550100001"[..]), None];
         assert_eq!(
-            id(&s, s.trunk_for(ip("192.0.2.10"), wide_number)),
+            id(&s, s.trunk_for(ip("192.0.2.10"), &wide_number.into())),
             Some("wide")
         );
-        assert_eq!(id(&s, s.trunk_for(ip("192.0.3.1"), none)), None);
+        assert_eq!(id(&s, s.trunk_for(ip("192.0.3.1"), &none.into())), None);
         assert_eq!(
-            id(&s, s.trunk_for(ip("::ffff:192.0.2.11"), none)),
+            id(&s, s.trunk_for(ip("::ffff:192.0.2.11"), &none.into())),
             Some("wide"),
             "IPv4-mapped is IPv4"
         );
-        assert_eq!(id(&s, s.trunk_for(ip("2001:db8:1:2::1"), none)), Some("v6"));
-        assert_eq!(id(&s, s.trunk_for(ip("2001:db8:2::1"), none)), None);
         assert_eq!(
-            id(&s, s.trunk_for(ip("2001:db8::5"), none)),
+            id(&s, s.trunk_for(ip("2001:db8:1:2::1"), &none.into())),
+            Some("v6")
+        );
+        assert_eq!(id(&s, s.trunk_for(ip("2001:db8:2::1"), &none.into())), None);
+        assert_eq!(
+            id(&s, s.trunk_for(ip("2001:db8::5"), &none.into())),
             Some("v6"),
             "next hop allowed implicitly"
         );
         assert_eq!(
-            id(&s, s.trunk_for(ip("203.0.113.7"), none)),
+            id(&s, s.trunk_for(ip("203.0.113.7"), &none.into())),
             Some("by-next-hop")
         );
     }
@@ -837,21 +883,24 @@ direction = "outbound"
         let source = ip("198.51.100.20");
         let gb = |user: &'static [u8]| [Some(user), None];
         assert_eq!(
-            id(&s, s.trunk_for(source, gb(b"+442079460000"))),
+            id(&s, s.trunk_for(source, &gb(b"+442079460000").into())),
             Some("shared-numbers")
         );
         assert_eq!(
-            id(&s, s.trunk_for(source, gb(b"02079460000"))),
+            id(&s, s.trunk_for(source, &gb(b"02079460000").into())),
             Some("shared-numbers"),
             "national with the 0 prefix"
         );
         assert_eq!(
-            id(&s, s.trunk_for(source, [None, Some(b"442079460000")])),
+            id(
+                &s,
+                s.trunk_for(source, &[None, Some(&b"442079460000"[..])].into())
+            ),
             Some("shared-numbers"),
             "To user"
         );
         assert_eq!(
-            id(&s, s.trunk_for(source, gb(b"+15559999999"))),
+            id(&s, s.trunk_for(source, &gb(b"+15559999999").into())),
             Some("shared-any")
         );
     }
@@ -859,7 +908,7 @@ direction = "outbound"
     #[test]
     fn numbers_in_every_written_form() {
         let s = snapshot(CONFIG);
-        let wide = &s.trunks[s.trunk_for(ip("192.0.2.1"), [None, None]).unwrap() as usize];
+        let wide = &s.trunks[s.trunk_for(ip("192.0.2.1"), &[None, None].into()).unwrap() as usize];
         for user in [
             &b"+15550100001"[..],
             b"15550100001",
@@ -873,7 +922,7 @@ direction = "outbound"
         }
         assert!(!wide.owns(None));
         assert_eq!(
-            id(&s, s.owner([None, Some(b"+1-555-010-0002")])),
+            id(&s, s.owner(&[None, Some(&b"+1-555-010-0002"[..])].into())),
             Some("narrow")
         );
     }
@@ -900,11 +949,15 @@ direction = "outbound"
             for first in users.iter().map(|&u| Some(u)).chain([None]) {
                 for second in users.iter().map(|&u| Some(u)).chain([None]) {
                     let pair = [first, second];
-                    let expected = s.trunk_for(ip(source), pair).map(|index| {
+                    let expected = s.trunk_for(ip(source), &pair.into()).map(|index| {
                         let trunk = &s.trunks[index as usize];
                         (index, pair.iter().any(|user| trunk.owns(*user)))
                     });
-                    assert_eq!(s.trunk_and_ownership(ip(source), pair), expected);
+                    assert_eq!(s.trunk_and_ownership(ip(source), &pair.into()), expected);
+                    // The To user read from its URI, only when needed: the same answer.
+                    let uri = second.map(|user| [&b"sip:"[..], user, b"@192.0.2.200"].concat());
+                    let lazy = Users::of_request(first, uri.as_deref());
+                    assert_eq!(s.trunk_and_ownership(ip(source), &lazy), expected);
                 }
             }
         }
