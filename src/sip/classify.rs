@@ -256,9 +256,48 @@ mod sse2 {
         visible & !angles
     }
 
+    /// `bytes`, 4 to 15 of them, as one vector's lanes without reading past them: its
+    /// first and last `half` bytes (8, or 4 when there are fewer than 8), which overlap in
+    /// the middle. Lanes `0..half` are `bytes[..half]`, lanes `half..2 * half` are
+    /// `bytes[len - half..]`, the rest 0. `None` for fewer than 4 bytes.
+    #[inline(always)]
+    fn overlapped(bytes: &[u8]) -> Option<([u8; 16], usize)> {
+        let mut chunk = [0u8; 16];
+        if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            chunk[..8].copy_from_slice(first);
+            chunk[8..].copy_from_slice(last);
+            Some((chunk, 8))
+        } else if let (Some(first), Some(last)) =
+            (bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
+        {
+            chunk[..4].copy_from_slice(first);
+            chunk[4..8].copy_from_slice(last);
+            Some((chunk, 4))
+        } else {
+            None
+        }
+    }
+
+    /// The first lane set in `lanes` of an [`overlapped`] vector of `len` bytes, as an
+    /// index into those bytes. A lane of the second half that is set for a byte the first
+    /// half also holds was set in the first half too, so the first half is looked at
+    /// first and the second half's first lane is then past it.
+    #[inline(always)]
+    fn first_overlapped(lanes: u16, half: usize, len: usize) -> Option<usize> {
+        let low = lanes & ((1 << half) - 1);
+        let high = (lanes >> half) & ((1 << half) - 1);
+        if low != 0 {
+            Some(low.trailing_zeros() as usize)
+        } else if high != 0 {
+            Some(len - half + high.trailing_zeros() as usize)
+        } else {
+            None
+        }
+    }
+
     /// Where the first `BYTE` in `bytes` is: 16 bytes at a time, then the last (fewer
-    /// than 16) as the top lanes of the last 16, or one at a time when `bytes` is shorter
-    /// than 16. Short address values would spend more in memchr's set-up.
+    /// than 16) as the top lanes of the last 16, or, when `bytes` is shorter than 16, as
+    /// an [`overlapped`] vector. Short address values would spend more in memchr's set-up.
     #[inline(always)]
     pub(super) fn find_byte<const BYTE: u8>(bytes: &[u8]) -> Option<usize> {
         let (chunks, rest) = bytes.as_chunks::<16>();
@@ -279,13 +318,18 @@ mod sse2 {
                 let found = bits(equal(load(last), BYTE)) >> (16 - rest.len());
                 (found != 0).then(|| offset + found.trailing_zeros() as usize)
             }
-            None => rest.iter().position(|&byte| byte == BYTE),
+            None => match overlapped(bytes) {
+                Some((chunk, half)) => {
+                    first_overlapped(bits(equal(load(&chunk), BYTE)), half, bytes.len())
+                }
+                None => bytes.iter().position(|&byte| byte == BYTE),
+            },
         }
     }
 
     /// How many bytes at the start of `bytes` are in `CLASS`: 16 at a time, then the last
-    /// (fewer than 16) bytes as the top lanes of the last 16, or one at a time when
-    /// `bytes` is shorter than 16.
+    /// (fewer than 16) bytes as the top lanes of the last 16, or, when `bytes` is shorter
+    /// than 16, as an [`overlapped`] vector (one at a time below 4 bytes).
     #[inline(always)]
     pub(super) fn run_len<const CLASS: u8>(bytes: &[u8]) -> usize {
         type Mask = fn(&[u8; 16]) -> u16;
@@ -316,7 +360,13 @@ mod sse2 {
             let outside = !mask(last) >> (16 - rest.len());
             return offset + (outside.trailing_zeros() as usize).min(rest.len());
         }
-        offset + rest.iter().take_while(|&&byte| class(byte)).count()
+        // Shorter than 16: `offset` is 0.
+        match overlapped(bytes) {
+            Some((chunk, half)) => {
+                first_overlapped(!mask(&chunk), half, bytes.len()).unwrap_or(bytes.len())
+            }
+            None => bytes.iter().take_while(|&&byte| class(byte)).count(),
+        }
     }
 }
 
