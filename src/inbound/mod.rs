@@ -489,7 +489,7 @@ impl Inbound {
         let Some(guard) = trunk.counters.claim(trunk.max_channels) else {
             return self.reject(Reject::Busy, counters);
         };
-        if !trunk.take_call_slot(snapshot.elapsed_ns(now)) {
+        if !trunk.take_call_slot(|| snapshot.elapsed_ns(now)) {
             return self.reject(Reject::RateLimited, counters);
         }
         trunk.counters.calls.fetch_add(1, Ordering::Relaxed);

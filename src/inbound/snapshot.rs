@@ -203,8 +203,10 @@ impl TrunkPolicy {
         self.max_channels != 0 && self.counters.channels() >= self.max_channels
     }
 
-    pub(crate) fn take_call_slot(&self, now_ns: u64) -> bool {
-        self.counters.take_call_slot(self.max_cps, now_ns)
+    /// One call of `max_cps` (always one when there is no limit); `now_ns` is read only
+    /// when there is one.
+    pub(crate) fn take_call_slot(&self, now_ns: impl FnOnce() -> u64) -> bool {
+        self.max_cps == 0 || self.counters.take_call_slot(self.max_cps, now_ns())
     }
 }
 
