@@ -281,6 +281,7 @@ pub(crate) fn is_uri(byte: u8) -> bool {
     URI[usize::from(byte)]
 }
 
+#[cfg(test)]
 fn is_host(byte: u8) -> bool {
     HOST[usize::from(byte)]
 }
@@ -347,6 +348,26 @@ fn parse_decimal(digits: &[u8], max: u64) -> Option<u64> {
         }
     }
     Some(value)
+}
+
+/// [`parse_decimal`] for a `u32` bound: no value at most `max` overflows a `u64` when
+/// multiplied by 10, so nothing but the bound is checked.
+#[inline]
+fn decimal_u32(digits: &[u8], max: u32) -> Option<u32> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(digit - b'0');
+        if value > u64::from(max) {
+            return None;
+        }
+    }
+    u32::try_from(value).ok()
 }
 
 /// RFC 3261 §20.14: `Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT`. Shared
@@ -2115,14 +2136,26 @@ pub enum Transport<'a> {
 
 impl<'a> Transport<'a> {
     fn parse(token: &'a [u8]) -> Self {
-        let upper = |index: usize| token.get(index).map(u8::to_ascii_uppercase);
-        match (token.len(), upper(0), upper(1), upper(2), upper(3)) {
-            (3, Some(b'U'), Some(b'D'), Some(b'P'), _) => Transport::Udp,
-            (3, Some(b'T'), Some(b'C'), Some(b'P'), _) => Transport::Tcp,
-            (3, Some(b'T'), Some(b'L'), Some(b'S'), _) => Transport::Tls,
-            (4, Some(b'S'), Some(b'C'), Some(b'T'), Some(b'P')) => Transport::Sctp,
-            (2, Some(b'W'), Some(b'S'), _, _) => Transport::Ws,
-            (3, Some(b'W'), Some(b'S'), Some(b'S'), _) => Transport::Wss,
+        Self::of(token, word_at(token))
+    }
+
+    /// [`Transport::parse`] of `token`, given `word`: the word at `token`'s start (as
+    /// [`word_at`] reads it), of which only `token`'s bytes are compared.
+    #[inline(always)]
+    fn of(token: &'a [u8], word: u64) -> Self {
+        const UDP: Pattern = Pattern::new(b"udp");
+        const TCP: Pattern = Pattern::new(b"tcp");
+        const TLS: Pattern = Pattern::new(b"tls");
+        const SCTP: Pattern = Pattern::new(b"sctp");
+        const WS: Pattern = Pattern::new(b"ws");
+        const WSS: Pattern = Pattern::new(b"wss");
+        match token.len() {
+            3 if UDP.matches(word) => Transport::Udp,
+            3 if TCP.matches(word) => Transport::Tcp,
+            3 if TLS.matches(word) => Transport::Tls,
+            4 if SCTP.matches(word) => Transport::Sctp,
+            2 if WS.matches(word) => Transport::Ws,
+            3 if WSS.matches(word) => Transport::Wss,
             _ => Transport::Other(token),
         }
     }
@@ -2170,24 +2203,22 @@ impl<'a> Via<'a> {
     /// Parses one Via entry, as split by [`ListValues`].
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+        // `SIP/2.0/` in any case, compared as one word.
+        const SIP_2_0: Pattern = Pattern::new(b"sip/2.0/");
         let value = trim_lws(value);
         // The usual `SIP/2.0/UDP host...`, without LWS inside sent-protocol, read by hand;
         // anything else by the grammar below.
-        if let Some(rest) = value
-            .get(..8)
-            .filter(|prefix| prefix.eq_ignore_ascii_case(b"SIP/2.0/"))
-            .and_then(|_| value.get(8..))
+        if let Some((prefix, rest)) = value.split_first_chunk::<8>()
+            && SIP_2_0.matches(u64::from_le_bytes(*prefix))
         {
-            let transport_len = rest.iter().take_while(|&&b| is_token(b)).count();
-            let spaces = rest
-                .get(transport_len..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|&&b| is_lws(b))
-                .count();
+            let transport_len = class_len(rest, &TOKEN);
+            let spaces = skip_lws(rest, transport_len) - transport_len;
             if transport_len > 0 && spaces > 0 {
                 let transport = rest.get(..transport_len).unwrap_or_default();
                 let after = rest.get(transport_len + spaces..).unwrap_or_default();
+                // The transport's letters are read from the word at `rest`, whose bytes
+                // past the token no pattern looks at.
+                let transport = Transport::of(transport, word_at(rest));
                 return Self::parse_sent_by(transport, after);
             }
         }
@@ -2208,15 +2239,18 @@ impl<'a> Via<'a> {
         if !protocol.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
             return Err(MALFORMED);
         }
-        Self::parse_sent_by(transport, after)
+        Self::parse_sent_by(Transport::parse(transport), after)
     }
 
     /// What follows sent-protocol and its LWS: `sent-by *( SEMI via-params )`.
-    fn parse_sent_by(transport: &'a [u8], after: &'a [u8]) -> Result<Self, ScanError> {
+    fn parse_sent_by(transport: Transport<'a>, after: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+        const BRANCH: Pattern = Pattern::new(b"branch");
+        const RECEIVED: Pattern = Pattern::new(b"received");
+        const RPORT: Pattern = Pattern::new(b"rport");
         let (params, host, port) = sent_by(after).ok_or(MALFORMED)?;
         let mut via = Via {
-            transport: Transport::parse(transport),
+            transport,
             sent_by_host: host,
             sent_by_port: port,
             branch: None,
@@ -2227,15 +2261,18 @@ impl<'a> Via<'a> {
         };
         for param in Params::new(params) {
             let param = param.map_err(|_| MALFORMED)?;
-            // Told apart by length first: most parameters are compared with one name.
+            // Told apart by length first: most parameters are compared with one name, as
+            // one word (the names are letters, so the word compare is
+            // `eq_ignore_ascii_case`).
+            let name = || word_at(param.name);
             match param.name.len() {
-                6 if via.branch.is_none() && param.name.eq_ignore_ascii_case(b"branch") => {
+                6 if via.branch.is_none() && BRANCH.matches(name()) => {
                     via.branch = Some(param.value.ok_or(MALFORMED)?);
                 }
-                8 if via.received.is_none() && param.name.eq_ignore_ascii_case(b"received") => {
+                8 if via.received.is_none() && RECEIVED.matches(name()) => {
                     via.received = Some(param.value.ok_or(MALFORMED)?);
                 }
-                5 if param.name.eq_ignore_ascii_case(b"rport") => {
+                5 if RPORT.matches(name()) => {
                     if param.value.is_none() && via.rport_request.is_none() {
                         via.rport_request = Some(param.name);
                     }
@@ -2255,7 +2292,7 @@ impl<'a> Via<'a> {
 
 /// `port = 1*DIGIT`, as a u16 other than 0.
 fn parse_port(digits: &[u8]) -> Option<u16> {
-    parse_decimal(digits, u64::from(u16::MAX))
+    decimal_u32(digits, u32::from(u16::MAX))
         .and_then(|port| u16::try_from(port).ok())
         .filter(|port| *port != 0)
 }
@@ -2277,7 +2314,7 @@ fn sent_by(input: &[u8]) -> Option<(&[u8], &[u8], Option<u16>)> {
         }
         inner + 2
     } else {
-        match input.iter().take_while(|&&b| is_host(b)).count() {
+        match class_len(input, &HOST) {
             0 => return None,
             len => len,
         }
@@ -2285,11 +2322,9 @@ fn sent_by(input: &[u8]) -> Option<(&[u8], &[u8], Option<u16>)> {
     let (host, rest) = input.split_at_checked(host_len)?;
     // The port is optional: without digits after the colon, the host ends the sent-by
     // and what follows is left to the parameters (which refuse the colon).
-    let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
-    if rest.get(spaces) == Some(&b':') {
-        let after = rest.get(spaces + 1..).unwrap_or_default();
-        let spaces = after.iter().take_while(|&&b| is_lws(b)).count();
-        let digits = after.get(spaces..).unwrap_or_default();
+    let colon = skip_lws(rest, 0);
+    if rest.get(colon) == Some(&b':') {
+        let digits = rest.get(skip_lws(rest, colon + 1)..).unwrap_or_default();
         let len = digits.iter().take_while(|&&b| b.is_ascii_digit()).count();
         if len > 0 {
             let port = parse_port(digits.get(..len)?)?;
@@ -4030,6 +4065,11 @@ v=0\r\n";
                 for max in [255, u64::from(u16::MAX), u64::from(u32::MAX)] {
                     assert_eq!(
                         parse_decimal(&digits, max),
+                        before::parse_decimal(&digits, max),
+                        "{digits:?}"
+                    );
+                    assert_eq!(
+                        decimal_u32(&digits, max as u32).map(u64::from),
                         before::parse_decimal(&digits, max),
                         "{digits:?}"
                     );
