@@ -2374,19 +2374,19 @@ fn quoted_string(input: &[u8]) -> Res<'_, &[u8]> {
     if input.first() != Some(&b'"') {
         return fail(input);
     }
+    // From one `"` or `\` to the next, 16 bytes at a time: display names are mostly
+    // plain.
     let mut index = 1;
-    while let Some(&byte) = input.get(index) {
-        match byte {
-            b'"' => {
-                return Ok((
-                    input.get(index + 1..).unwrap_or_default(),
-                    input.get(..=index).unwrap_or_default(),
-                ));
-            }
-            // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-            b'\\' => index += 2,
-            _ => index += 1,
+    while let Some(found) = classify::find_quote_or_escape(input, index) {
+        index += found;
+        if input.get(index) == Some(&b'"') {
+            return Ok((
+                input.get(index + 1..).unwrap_or_default(),
+                input.get(..=index).unwrap_or_default(),
+            ));
         }
+        // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F): the escaped byte is skipped.
+        index += 2;
     }
     fail(input)
 }
@@ -2822,14 +2822,31 @@ pub fn uri_scheme(uri: &[u8]) -> Option<(&[u8], &[u8])> {
 /// - `tel:` (RFC 3966): the number before the first `;`.
 ///
 /// `None` for other schemes and for URIs without a user.
+///
+/// The three schemes are told from the URI's first word: `sip:`, `sips:` or `tel:` in any
+/// case is exactly a scheme [`uri_scheme`] reads as one of them.
 pub fn uri_user(uri: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = uri_scheme(uri)?;
-    let user = if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-        // Users are short: a byte loop finds the `@` before memchr would have started.
-        let at = rest.iter().position(|&b| b == b'@')?;
-        let userinfo = rest.get(..at)?;
-        userinfo.split(|&b| b == b':').next()?
-    } else if scheme.eq_ignore_ascii_case(b"tel") {
+    const SIP: Pattern = Pattern::new(b"sip:");
+    const SIPS: Pattern = Pattern::new(b"sips:");
+    const TEL: Pattern = Pattern::new(b"tel:");
+    let word = word_at(uri);
+    let sip = if SIP.matches(word) {
+        Some(4)
+    } else if SIPS.matches(word) {
+        Some(5)
+    } else {
+        None
+    };
+    let user = if let Some(start) = sip {
+        // The user ends at the first `:` or `@`; it is one only if an `@` follows. (The
+        // searches take the whole URI, so that a short rest is still read 16 at once.)
+        let end = start + classify::find_user_end(uri, start)?;
+        if uri.get(end) != Some(&b'@') {
+            classify::find_at(uri, end)?;
+        }
+        uri.get(start..end)?
+    } else if TEL.matches(word) {
+        let rest = uri.get(4..)?;
         rest.split(|&b| b == b';' || b == b'?').next()?
     } else {
         return None;
