@@ -405,9 +405,7 @@ pub enum Method<'a> {
 impl<'a> Method<'a> {
     /// Reads a method token; `None` if `token` is empty or holds a non-token byte.
     pub fn parse(token: &'a [u8]) -> Option<Self> {
-        if token.is_empty() || !token.iter().all(|&b| is_token(b)) {
-            return None;
-        }
+        // The known names are tokens: only an extension method's bytes need checking.
         Some(match token {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
@@ -423,7 +421,12 @@ impl<'a> Method<'a> {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"UPDATE" => Method::Update,
-            other => Method::Other(other),
+            other => {
+                if other.is_empty() || class_len(other, &TOKEN) != other.len() {
+                    return None;
+                }
+                Method::Other(other)
+            }
         })
     }
 
@@ -2102,8 +2105,7 @@ fn max_forwards(value: Option<&[u8]>) -> Result<Option<u32>, ScanError> {
     let Some(value) = value else {
         return Ok(None);
     };
-    parse_decimal(value, u64::from(MAX_MAX_FORWARDS))
-        .and_then(|n| u32::try_from(n).ok())
+    decimal_u32(value, MAX_MAX_FORWARDS)
         .map(Some)
         .ok_or(ScanError::MalformedHeader("Max-Forwards"))
 }
@@ -2753,17 +2755,13 @@ impl<'a> CSeq<'a> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("CSeq");
         let value = trim_lws(value);
         let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-        let rest = value.get(digits..).unwrap_or_default();
-        let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
+        let (sequence, rest) = value.split_at_checked(digits).ok_or(MALFORMED)?;
+        let spaces = skip_lws(rest, 0);
         let method = rest.get(spaces..).unwrap_or_default();
         if digits == 0 || spaces == 0 || method.is_empty() {
             return Err(MALFORMED);
         }
-        let sequence = value
-            .get(..digits)
-            .and_then(|digits| parse_decimal(digits, u64::from(u32::MAX)))
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or(MALFORMED)?;
+        let sequence = decimal_u32(sequence, u32::MAX).ok_or(MALFORMED)?;
         // Method::parse refuses anything but a token.
         let method = Method::parse(method).ok_or(MALFORMED)?;
         Ok(CSeq { sequence, method })
