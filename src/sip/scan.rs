@@ -2648,6 +2648,7 @@ impl<'a> NameAddr<'a> {
     /// [`Scan`] replace them with the header's name.
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("address");
+        const SIP: Pattern = Pattern::new(b"sip:");
         let value = trim_lws(value);
         let (display_name, uri, params) = if value.first() == Some(&b'"') {
             let (after, quoted) = quoted_string(value).map_err(|_| MALFORMED)?;
@@ -2679,15 +2680,20 @@ impl<'a> NameAddr<'a> {
                 }
             }
         };
-        if uri.is_empty() || classify::uri_len(uri) != uri.len() || uri_scheme(uri).is_none() {
+        // `sip:` in any case, nearly every address, is a scheme by one word compare.
+        let scheme = SIP.matches(word_at(uri)) || uri_scheme(uri).is_some();
+        if uri.is_empty() || classify::uri_len(uri) != uri.len() || !scheme {
             return Err(MALFORMED);
         }
         let params = trim_lws(params);
         let mut tag = None;
-        for param in Params::new(params) {
-            let param = param?;
-            if tag.is_none() && param.name.eq_ignore_ascii_case(b"tag") {
-                tag = Some(param.value.ok_or(MALFORMED)?);
+        // Most To and Contact values end at the `>`: no parameters, no iterator.
+        if !params.is_empty() {
+            for param in Params::new(params) {
+                let param = param?;
+                if tag.is_none() && param.name.eq_ignore_ascii_case(b"tag") {
+                    tag = Some(param.value.ok_or(MALFORMED)?);
+                }
             }
         }
         Ok(NameAddr {
