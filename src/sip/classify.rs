@@ -128,6 +128,46 @@ pub(crate) fn find_close_angle(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+// The searches below look in `bytes[from..]` and answer an offset from `from` (`None`
+// also when `from` is past the end). They take the whole slice so that a short search
+// near its end can still read 16 bytes at once: the bytes before `from` are loaded but
+// never reported.
+
+/// Where the first `@` in `bytes[from..]` is: the end of a SIP URI's userinfo.
+#[inline]
+pub(crate) fn find_at(bytes: &[u8], from: usize) -> Option<usize> {
+    find_either::<b'@', b'@'>(bytes, from)
+}
+
+/// Where the first `@` or `:` in `bytes[from..]` is: the end of a SIP URI's user.
+#[inline]
+pub(crate) fn find_user_end(bytes: &[u8], from: usize) -> Option<usize> {
+    find_either::<b'@', b':'>(bytes, from)
+}
+
+/// Where the first `"` or `\` in `bytes[from..]` is: the end of a quoted string's plain
+/// run.
+#[inline]
+pub(crate) fn find_quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    find_either::<b'"', b'\\'>(bytes, from)
+}
+
+/// Where the first `A` or `B` in `bytes[from..]` is.
+#[inline(always)]
+fn find_either<const A: u8, const B: u8>(bytes: &[u8], from: usize) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        sse2::find_either::<A, B>(bytes, from)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        bytes
+            .get(from..)?
+            .iter()
+            .position(|&byte| byte == A || byte == B)
+    }
+}
+
 /// The reference answers: used on targets without SSE2, and by the tests everywhere.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 mod scalar {
@@ -295,14 +335,49 @@ mod sse2 {
         }
     }
 
-    /// Where the first `BYTE` in `bytes` is: 16 bytes at a time, then the last (fewer
-    /// than 16) as the top lanes of the last 16, or, when `bytes` is shorter than 16, as
-    /// an [`overlapped`] vector. Short address values would spend more in memchr's set-up.
+    /// Where the first `BYTE` in `bytes` is. Short address values would spend more in
+    /// memchr's set-up.
     #[inline(always)]
     pub(super) fn find_byte<const BYTE: u8>(bytes: &[u8]) -> Option<usize> {
-        let (chunks, rest) = bytes.as_chunks::<16>();
+        find(
+            bytes,
+            0,
+            |chunk| bits(equal(load(chunk), BYTE)),
+            |byte| byte == BYTE,
+        )
+    }
+
+    /// Where the first `A` or `B` in `bytes[from..]` is, as an offset from `from`.
+    #[inline(always)]
+    pub(super) fn find_either<const A: u8, const B: u8>(
+        bytes: &[u8],
+        from: usize,
+    ) -> Option<usize> {
+        find(
+            bytes,
+            from,
+            |chunk| {
+                let x = load(chunk);
+                bits(either(equal(x, A), equal(x, B)))
+            },
+            |byte| byte == A || byte == B,
+        )
+    }
+
+    /// Where the first byte of `bytes[from..]` that `lanes` marks (and `wanted` tells one
+    /// at a time) is, as an offset from `from`: 16 bytes at a time, then the last (fewer
+    /// than 16) as the top lanes of the last 16 of all `bytes`, or, when `bytes` is
+    /// shorter than 16, as an [`overlapped`] vector (one at a time below 4 bytes).
+    #[inline(always)]
+    fn find(
+        bytes: &[u8],
+        from: usize,
+        lanes: impl Fn(&[u8; 16]) -> u16,
+        wanted: impl Fn(u8) -> bool,
+    ) -> Option<usize> {
+        let (chunks, rest) = bytes.get(from..)?.as_chunks::<16>();
         for (index, chunk) in chunks.iter().enumerate() {
-            let found = bits(equal(load(chunk), BYTE));
+            let found = lanes(chunk);
             if found != 0 {
                 return Some(16 * index + found.trailing_zeros() as usize);
             }
@@ -313,16 +388,15 @@ mod sse2 {
         let offset = 16 * chunks.len();
         match bytes.last_chunk::<16>() {
             // Lanes `16 - rest.len()..` of the last 16 bytes are `rest`; the lanes below
-            // were searched already, and are shifted out.
+            // were searched already or are before `from`, and are shifted out.
             Some(last) => {
-                let found = bits(equal(load(last), BYTE)) >> (16 - rest.len());
+                let found = lanes(last) >> (16 - rest.len());
                 (found != 0).then(|| offset + found.trailing_zeros() as usize)
             }
-            None => match overlapped(bytes) {
-                Some((chunk, half)) => {
-                    first_overlapped(bits(equal(load(&chunk), BYTE)), half, bytes.len())
-                }
-                None => bytes.iter().position(|&byte| byte == BYTE),
+            // Shorter than 16 in all: `rest` is `bytes[from..]`.
+            None => match overlapped(rest) {
+                Some((chunk, half)) => first_overlapped(lanes(&chunk), half, rest.len()),
+                None => rest.iter().position(|&byte| wanted(byte)),
             },
         }
     }
@@ -469,6 +543,46 @@ mod tests {
                     bytes[later] = b'<';
                 }
                 bytes[first] = b'<';
+            }
+        }
+    }
+
+    /// The two-byte searches (and `find_at`) against a byte loop: every placement of one
+    /// or two wanted bytes in fillers, searched from every offset.
+    #[test]
+    fn the_first_of_two_bytes_is_found_from_anywhere() {
+        type Search = fn(&[u8], usize) -> Option<usize>;
+        let searches: [(Search, [u8; 2]); 3] = [
+            (find_at, [b'@', b'@']),
+            (find_user_end, [b'@', b':']),
+            (find_quote_or_escape, [b'"', b'\\']),
+        ];
+        let check = |find: Search, wanted: [u8; 2], bytes: &[u8]| {
+            for from in 0..=bytes.len() + 1 {
+                let expected = bytes
+                    .get(from..)
+                    .and_then(|rest| rest.iter().position(|byte| wanted.contains(byte)));
+                assert_eq!(find(bytes, from), expected, "{bytes:?} from {from}");
+            }
+        };
+        for (find, wanted) in searches {
+            for filler in [b'a', 0xFF, b'<'] {
+                for len in 0..=40 {
+                    let mut bytes = vec![filler; len];
+                    check(find, wanted, &bytes);
+                    for first in 0..len {
+                        for byte in wanted {
+                            bytes[first] = byte;
+                            check(find, wanted, &bytes);
+                            for later in first + 1..len {
+                                bytes[later] = wanted[0];
+                                check(find, wanted, &bytes);
+                                bytes[later] = filler;
+                            }
+                            bytes[first] = filler;
+                        }
+                    }
+                }
             }
         }
     }

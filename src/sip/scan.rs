@@ -281,6 +281,7 @@ pub(crate) fn is_uri(byte: u8) -> bool {
     URI[usize::from(byte)]
 }
 
+#[cfg(test)]
 fn is_host(byte: u8) -> bool {
     HOST[usize::from(byte)]
 }
@@ -289,6 +290,7 @@ fn is_ipv6(byte: u8) -> bool {
     IPV6[usize::from(byte)]
 }
 
+#[cfg(test)]
 fn is_param_value(byte: u8) -> bool {
     PARAM_VALUE[usize::from(byte)]
 }
@@ -348,6 +350,26 @@ fn parse_decimal(digits: &[u8], max: u64) -> Option<u64> {
     Some(value)
 }
 
+/// [`parse_decimal`] for a `u32` bound: no value at most `max` overflows a `u64` when
+/// multiplied by 10, so nothing but the bound is checked.
+#[inline]
+fn decimal_u32(digits: &[u8], max: u32) -> Option<u32> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(digit - b'0');
+        if value > u64::from(max) {
+            return None;
+        }
+    }
+    u32::try_from(value).ok()
+}
+
 /// RFC 3261 §20.14: `Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT`. Shared
 /// by [`scan`] and the framer so the two can never disagree on a message's length.
 fn parse_content_length(value: &[u8]) -> Option<usize> {
@@ -383,9 +405,7 @@ pub enum Method<'a> {
 impl<'a> Method<'a> {
     /// Reads a method token; `None` if `token` is empty or holds a non-token byte.
     pub fn parse(token: &'a [u8]) -> Option<Self> {
-        if token.is_empty() || !token.iter().all(|&b| is_token(b)) {
-            return None;
-        }
+        // The known names are tokens: only an extension method's bytes need checking.
         Some(match token {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
@@ -401,7 +421,12 @@ impl<'a> Method<'a> {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"UPDATE" => Method::Update,
-            other => Method::Other(other),
+            other => {
+                if other.is_empty() || class_len(other, &TOKEN) != other.len() {
+                    return None;
+                }
+                Method::Other(other)
+            }
         })
     }
 
@@ -2080,8 +2105,7 @@ fn max_forwards(value: Option<&[u8]>) -> Result<Option<u32>, ScanError> {
     let Some(value) = value else {
         return Ok(None);
     };
-    parse_decimal(value, u64::from(MAX_MAX_FORWARDS))
-        .and_then(|n| u32::try_from(n).ok())
+    decimal_u32(value, MAX_MAX_FORWARDS)
         .map(Some)
         .ok_or(ScanError::MalformedHeader("Max-Forwards"))
 }
@@ -2114,14 +2138,26 @@ pub enum Transport<'a> {
 
 impl<'a> Transport<'a> {
     fn parse(token: &'a [u8]) -> Self {
-        let upper = |index: usize| token.get(index).map(u8::to_ascii_uppercase);
-        match (token.len(), upper(0), upper(1), upper(2), upper(3)) {
-            (3, Some(b'U'), Some(b'D'), Some(b'P'), _) => Transport::Udp,
-            (3, Some(b'T'), Some(b'C'), Some(b'P'), _) => Transport::Tcp,
-            (3, Some(b'T'), Some(b'L'), Some(b'S'), _) => Transport::Tls,
-            (4, Some(b'S'), Some(b'C'), Some(b'T'), Some(b'P')) => Transport::Sctp,
-            (2, Some(b'W'), Some(b'S'), _, _) => Transport::Ws,
-            (3, Some(b'W'), Some(b'S'), Some(b'S'), _) => Transport::Wss,
+        Self::of(token, word_at(token))
+    }
+
+    /// [`Transport::parse`] of `token`, given `word`: the word at `token`'s start (as
+    /// [`word_at`] reads it), of which only `token`'s bytes are compared.
+    #[inline(always)]
+    fn of(token: &'a [u8], word: u64) -> Self {
+        const UDP: Pattern = Pattern::new(b"udp");
+        const TCP: Pattern = Pattern::new(b"tcp");
+        const TLS: Pattern = Pattern::new(b"tls");
+        const SCTP: Pattern = Pattern::new(b"sctp");
+        const WS: Pattern = Pattern::new(b"ws");
+        const WSS: Pattern = Pattern::new(b"wss");
+        match token.len() {
+            3 if UDP.matches(word) => Transport::Udp,
+            3 if TCP.matches(word) => Transport::Tcp,
+            3 if TLS.matches(word) => Transport::Tls,
+            4 if SCTP.matches(word) => Transport::Sctp,
+            2 if WS.matches(word) => Transport::Ws,
+            3 if WSS.matches(word) => Transport::Wss,
             _ => Transport::Other(token),
         }
     }
@@ -2169,24 +2205,22 @@ impl<'a> Via<'a> {
     /// Parses one Via entry, as split by [`ListValues`].
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+        // `SIP/2.0/` in any case, compared as one word.
+        const SIP_2_0: Pattern = Pattern::new(b"sip/2.0/");
         let value = trim_lws(value);
         // The usual `SIP/2.0/UDP host...`, without LWS inside sent-protocol, read by hand;
         // anything else by the grammar below.
-        if let Some(rest) = value
-            .get(..8)
-            .filter(|prefix| prefix.eq_ignore_ascii_case(b"SIP/2.0/"))
-            .and_then(|_| value.get(8..))
+        if let Some((prefix, rest)) = value.split_first_chunk::<8>()
+            && SIP_2_0.matches(u64::from_le_bytes(*prefix))
         {
-            let transport_len = rest.iter().take_while(|&&b| is_token(b)).count();
-            let spaces = rest
-                .get(transport_len..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|&&b| is_lws(b))
-                .count();
+            let transport_len = class_len(rest, &TOKEN);
+            let spaces = skip_lws(rest, transport_len) - transport_len;
             if transport_len > 0 && spaces > 0 {
                 let transport = rest.get(..transport_len).unwrap_or_default();
                 let after = rest.get(transport_len + spaces..).unwrap_or_default();
+                // The transport's letters are read from the word at `rest`, whose bytes
+                // past the token no pattern looks at.
+                let transport = Transport::of(transport, word_at(rest));
                 return Self::parse_sent_by(transport, after);
             }
         }
@@ -2207,15 +2241,18 @@ impl<'a> Via<'a> {
         if !protocol.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
             return Err(MALFORMED);
         }
-        Self::parse_sent_by(transport, after)
+        Self::parse_sent_by(Transport::parse(transport), after)
     }
 
     /// What follows sent-protocol and its LWS: `sent-by *( SEMI via-params )`.
-    fn parse_sent_by(transport: &'a [u8], after: &'a [u8]) -> Result<Self, ScanError> {
+    fn parse_sent_by(transport: Transport<'a>, after: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+        const BRANCH: Pattern = Pattern::new(b"branch");
+        const RECEIVED: Pattern = Pattern::new(b"received");
+        const RPORT: Pattern = Pattern::new(b"rport");
         let (params, host, port) = sent_by(after).ok_or(MALFORMED)?;
         let mut via = Via {
-            transport: Transport::parse(transport),
+            transport,
             sent_by_host: host,
             sent_by_port: port,
             branch: None,
@@ -2226,15 +2263,18 @@ impl<'a> Via<'a> {
         };
         for param in Params::new(params) {
             let param = param.map_err(|_| MALFORMED)?;
-            // Told apart by length first: most parameters are compared with one name.
+            // Told apart by length first: most parameters are compared with one name, as
+            // one word (the names are letters, so the word compare is
+            // `eq_ignore_ascii_case`).
+            let name = || word_at(param.name);
             match param.name.len() {
-                6 if via.branch.is_none() && param.name.eq_ignore_ascii_case(b"branch") => {
+                6 if via.branch.is_none() && BRANCH.matches(name()) => {
                     via.branch = Some(param.value.ok_or(MALFORMED)?);
                 }
-                8 if via.received.is_none() && param.name.eq_ignore_ascii_case(b"received") => {
+                8 if via.received.is_none() && RECEIVED.matches(name()) => {
                     via.received = Some(param.value.ok_or(MALFORMED)?);
                 }
-                5 if param.name.eq_ignore_ascii_case(b"rport") => {
+                5 if RPORT.matches(name()) => {
                     if param.value.is_none() && via.rport_request.is_none() {
                         via.rport_request = Some(param.name);
                     }
@@ -2254,7 +2294,7 @@ impl<'a> Via<'a> {
 
 /// `port = 1*DIGIT`, as a u16 other than 0.
 fn parse_port(digits: &[u8]) -> Option<u16> {
-    parse_decimal(digits, u64::from(u16::MAX))
+    decimal_u32(digits, u32::from(u16::MAX))
         .and_then(|port| u16::try_from(port).ok())
         .filter(|port| *port != 0)
 }
@@ -2276,7 +2316,7 @@ fn sent_by(input: &[u8]) -> Option<(&[u8], &[u8], Option<u16>)> {
         }
         inner + 2
     } else {
-        match input.iter().take_while(|&&b| is_host(b)).count() {
+        match class_len(input, &HOST) {
             0 => return None,
             len => len,
         }
@@ -2284,11 +2324,9 @@ fn sent_by(input: &[u8]) -> Option<(&[u8], &[u8], Option<u16>)> {
     let (host, rest) = input.split_at_checked(host_len)?;
     // The port is optional: without digits after the colon, the host ends the sent-by
     // and what follows is left to the parameters (which refuse the colon).
-    let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
-    if rest.get(spaces) == Some(&b':') {
-        let after = rest.get(spaces + 1..).unwrap_or_default();
-        let spaces = after.iter().take_while(|&&b| is_lws(b)).count();
-        let digits = after.get(spaces..).unwrap_or_default();
+    let colon = skip_lws(rest, 0);
+    if rest.get(colon) == Some(&b':') {
+        let digits = rest.get(skip_lws(rest, colon + 1)..).unwrap_or_default();
         let len = digits.iter().take_while(|&&b| b.is_ascii_digit()).count();
         if len > 0 {
             let port = parse_port(digits.get(..len)?)?;
@@ -2338,19 +2376,19 @@ fn quoted_string(input: &[u8]) -> Res<'_, &[u8]> {
     if input.first() != Some(&b'"') {
         return fail(input);
     }
+    // From one `"` or `\` to the next, 16 bytes at a time: display names are mostly
+    // plain.
     let mut index = 1;
-    while let Some(&byte) = input.get(index) {
-        match byte {
-            b'"' => {
-                return Ok((
-                    input.get(index + 1..).unwrap_or_default(),
-                    input.get(..=index).unwrap_or_default(),
-                ));
-            }
-            // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
-            b'\\' => index += 2,
-            _ => index += 1,
+    while let Some(found) = classify::find_quote_or_escape(input, index) {
+        index += found;
+        if input.get(index) == Some(&b'"') {
+            return Ok((
+                input.get(index + 1..).unwrap_or_default(),
+                input.get(..=index).unwrap_or_default(),
+            ));
         }
+        // quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F): the escaped byte is skipped.
+        index += 2;
     }
     fail(input)
 }
@@ -2366,22 +2404,24 @@ pub struct Param<'a> {
 /// `generic-param = token [ EQUAL gen-value ]`, preceded by `SEMI = SWS ";" SWS`.
 /// Returns the parameter and what follows it; `None` when `input` does not start with
 /// one. Once `=` is seen a value must follow: `;a="open` is malformed, not a flag.
+/// [`Params`] calls [`generic_param_at`] with the LWS it already skipped.
+#[cfg(test)]
 fn generic_param(input: &[u8]) -> Option<(&[u8], Param<'_>)> {
-    let skip_lws = |bytes: &[u8], from: usize| {
-        from + bytes
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&b| is_lws(b))
-            .count()
-    };
-    let semi = skip_lws(input, 0);
+    generic_param_at(input, skip_lws(input, 0))
+}
+
+/// [`generic_param`] of `input`, whose LWS before the `;` ends at `semi`.
+///
+/// The SWS around `;` and `=` is nearly always empty: [`skip_lws`] looks at one byte
+/// before it walks.
+#[inline(always)]
+fn generic_param_at(input: &[u8], semi: usize) -> Option<(&[u8], Param<'_>)> {
     if input.get(semi) != Some(&b';') {
         return None;
     }
     let name_start = skip_lws(input, semi + 1);
     let after_name = input.get(name_start..)?;
-    let name_len = after_name.iter().take_while(|&&b| is_token(b)).count();
+    let name_len = class_len(after_name, &TOKEN);
     if name_len == 0 {
         return None;
     }
@@ -2397,11 +2437,12 @@ fn generic_param(input: &[u8]) -> Option<(&[u8], Param<'_>)> {
     let (rest, value) = if tail.first() == Some(&b'"') {
         quoted_string(tail).ok()?
     } else {
-        let len = tail.iter().take_while(|&&b| is_param_value(b)).count();
+        let len = class_len(tail, &PARAM_VALUE);
         if len == 0 {
             return None;
         }
-        (tail.get(len..)?, tail.get(..len)?)
+        tail.split_at_checked(len)
+            .map(|(value, rest)| (rest, value))?
     };
     Some((
         rest,
@@ -2410,6 +2451,41 @@ fn generic_param(input: &[u8]) -> Option<(&[u8], Param<'_>)> {
             value: Some(value),
         },
     ))
+}
+
+/// `from` moved past the LWS that starts there: `from` itself, after one look, when there
+/// is none (the usual case).
+#[inline(always)]
+fn skip_lws(bytes: &[u8], from: usize) -> usize {
+    match bytes.get(from) {
+        Some(&byte) if is_lws(byte) => {
+            let after = bytes.get(from + 1..).unwrap_or_default();
+            from + 1 + after.iter().take_while(|&&b| is_lws(b)).count()
+        }
+        _ => from,
+    }
+}
+
+/// How many bytes at the start of `bytes` are in `class`. Each byte is still looked up,
+/// but 8 at a time while 8 remain: one bounds test and one add per 8 bytes instead of per
+/// byte. (The parameter and host classes have too many ranges for SSE2 to pay on values
+/// this short.)
+#[inline(always)]
+fn class_len(bytes: &[u8], class: &[bool; 256]) -> usize {
+    let mut len = 0;
+    while let Some(chunk) = bytes.get(len..).and_then(|rest| rest.first_chunk::<8>()) {
+        for (offset, &byte) in chunk.iter().enumerate() {
+            if !class[usize::from(byte)] {
+                return len + offset;
+            }
+        }
+        len += 8;
+    }
+    let rest = bytes.get(len..).unwrap_or_default();
+    len + rest
+        .iter()
+        .take_while(|&&byte| class[usize::from(byte)])
+        .count()
 }
 
 /// The nom parser [`generic_param`] replaced, as the reference the tests hold it to.
@@ -2458,10 +2534,18 @@ impl<'a> Iterator for Params<'a> {
     type Item = Result<Param<'a>, ScanError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.iter().all(|&b| is_lws(b)) {
+        // Nothing but LWS left is the end; else the first other byte must be the `;`.
+        // Nothing at all, the usual end, is told before anything else is set up.
+        let &first = self.rest.first()?;
+        let semi = if first == b';' {
+            0
+        } else {
+            skip_lws(self.rest, 0)
+        };
+        if semi >= self.rest.len() {
             return None;
         }
-        match generic_param(self.rest) {
+        match generic_param_at(self.rest, semi) {
             Some((rest, param)) => {
                 self.rest = rest;
                 Some(Ok(param))
@@ -2564,6 +2648,7 @@ impl<'a> NameAddr<'a> {
     /// [`Scan`] replace them with the header's name.
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("address");
+        const SIP: Pattern = Pattern::new(b"sip:");
         let value = trim_lws(value);
         let (display_name, uri, params) = if value.first() == Some(&b'"') {
             let (after, quoted) = quoted_string(value).map_err(|_| MALFORMED)?;
@@ -2595,15 +2680,20 @@ impl<'a> NameAddr<'a> {
                 }
             }
         };
-        if uri.is_empty() || classify::uri_len(uri) != uri.len() || uri_scheme(uri).is_none() {
+        // `sip:` in any case, nearly every address, is a scheme by one word compare.
+        let scheme = SIP.matches(word_at(uri)) || uri_scheme(uri).is_some();
+        if uri.is_empty() || classify::uri_len(uri) != uri.len() || !scheme {
             return Err(MALFORMED);
         }
         let params = trim_lws(params);
         let mut tag = None;
-        for param in Params::new(params) {
-            let param = param?;
-            if tag.is_none() && param.name.eq_ignore_ascii_case(b"tag") {
-                tag = Some(param.value.ok_or(MALFORMED)?);
+        // Most To and Contact values end at the `>`: no parameters, no iterator.
+        if !params.is_empty() {
+            for param in Params::new(params) {
+                let param = param?;
+                if tag.is_none() && param.name.eq_ignore_ascii_case(b"tag") {
+                    tag = Some(param.value.ok_or(MALFORMED)?);
+                }
             }
         }
         Ok(NameAddr {
@@ -2671,17 +2761,13 @@ impl<'a> CSeq<'a> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("CSeq");
         let value = trim_lws(value);
         let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-        let rest = value.get(digits..).unwrap_or_default();
-        let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
+        let (sequence, rest) = value.split_at_checked(digits).ok_or(MALFORMED)?;
+        let spaces = skip_lws(rest, 0);
         let method = rest.get(spaces..).unwrap_or_default();
         if digits == 0 || spaces == 0 || method.is_empty() {
             return Err(MALFORMED);
         }
-        let sequence = value
-            .get(..digits)
-            .and_then(|digits| parse_decimal(digits, u64::from(u32::MAX)))
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or(MALFORMED)?;
+        let sequence = decimal_u32(sequence, u32::MAX).ok_or(MALFORMED)?;
         // Method::parse refuses anything but a token.
         let method = Method::parse(method).ok_or(MALFORMED)?;
         Ok(CSeq { sequence, method })
@@ -2740,14 +2826,31 @@ pub fn uri_scheme(uri: &[u8]) -> Option<(&[u8], &[u8])> {
 /// - `tel:` (RFC 3966): the number before the first `;`.
 ///
 /// `None` for other schemes and for URIs without a user.
+///
+/// The three schemes are told from the URI's first word: `sip:`, `sips:` or `tel:` in any
+/// case is exactly a scheme [`uri_scheme`] reads as one of them.
 pub fn uri_user(uri: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = uri_scheme(uri)?;
-    let user = if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-        // Users are short: a byte loop finds the `@` before memchr would have started.
-        let at = rest.iter().position(|&b| b == b'@')?;
-        let userinfo = rest.get(..at)?;
-        userinfo.split(|&b| b == b':').next()?
-    } else if scheme.eq_ignore_ascii_case(b"tel") {
+    const SIP: Pattern = Pattern::new(b"sip:");
+    const SIPS: Pattern = Pattern::new(b"sips:");
+    const TEL: Pattern = Pattern::new(b"tel:");
+    let word = word_at(uri);
+    let sip = if SIP.matches(word) {
+        Some(4)
+    } else if SIPS.matches(word) {
+        Some(5)
+    } else {
+        None
+    };
+    let user = if let Some(start) = sip {
+        // The user ends at the first `:` or `@`; it is one only if an `@` follows. (The
+        // searches take the whole URI, so that a short rest is still read 16 at once.)
+        let end = start + classify::find_user_end(uri, start)?;
+        if uri.get(end) != Some(&b'@') {
+            classify::find_at(uri, end)?;
+        }
+        uri.get(start..end)?
+    } else if TEL.matches(word) {
+        let rest = uri.get(4..)?;
         rest.split(|&b| b == b';' || b == b'?').next()?
     } else {
         return None;
@@ -3501,6 +3604,498 @@ v=0\r\n";
         ] {
             let parsed = plain_status_line(line).expect("plain status line");
             assert_eq!(Ok(parsed), general(line));
+        }
+    }
+
+    /// The parsers as they were before the instruction-count rewrite of the admit path,
+    /// verbatim but for their names: the references the rewritten ones are held to over
+    /// every one-byte change of their seeds (`rewritten_parsers_read_what_their_predecessors_read`).
+    mod before {
+        use super::super::{
+            CSeq, Method, NameAddr, Param, Rport, ScanError, Transport, Via, classify, is_host,
+            is_ipv6, is_lws, is_param_value, is_text, is_token, trim_lws,
+        };
+        use nom::{
+            Parser,
+            bytes::complete::{take_while, take_while1},
+            character::complete::char,
+        };
+
+        type Res<'a, T> = nom::IResult<&'a [u8], T>;
+
+        fn fail<T>(input: &[u8]) -> Res<'_, T> {
+            Err(nom::Err::Error(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::Verify,
+            )))
+        }
+
+        pub(super) fn parse_decimal(digits: &[u8], max: u64) -> Option<u64> {
+            if digits.is_empty() {
+                return None;
+            }
+            let mut value: u64 = 0;
+            for &digit in digits {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                value = value
+                    .checked_mul(10)?
+                    .checked_add(u64::from(digit - b'0'))?;
+                if value > max {
+                    return None;
+                }
+            }
+            Some(value)
+        }
+
+        pub(super) fn method(token: &[u8]) -> Option<Method<'_>> {
+            if token.is_empty() || !token.iter().all(|&b| is_token(b)) {
+                return None;
+            }
+            Some(match token {
+                b"INVITE" => Method::Invite,
+                b"ACK" => Method::Ack,
+                b"BYE" => Method::Bye,
+                b"CANCEL" => Method::Cancel,
+                b"OPTIONS" => Method::Options,
+                b"REGISTER" => Method::Register,
+                b"PRACK" => Method::Prack,
+                b"SUBSCRIBE" => Method::Subscribe,
+                b"NOTIFY" => Method::Notify,
+                b"PUBLISH" => Method::Publish,
+                b"INFO" => Method::Info,
+                b"REFER" => Method::Refer,
+                b"MESSAGE" => Method::Message,
+                b"UPDATE" => Method::Update,
+                other => Method::Other(other),
+            })
+        }
+
+        pub(super) fn via(value: &[u8]) -> Result<Via<'_>, ScanError> {
+            const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+            let value = trim_lws(value);
+            if let Some(rest) = value
+                .get(..8)
+                .filter(|prefix| prefix.eq_ignore_ascii_case(b"SIP/2.0/"))
+                .and_then(|_| value.get(8..))
+            {
+                let transport_len = rest.iter().take_while(|&&b| is_token(b)).count();
+                let spaces = rest
+                    .get(transport_len..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|&&b| is_lws(b))
+                    .count();
+                if transport_len > 0 && spaces > 0 {
+                    let transport = rest.get(..transport_len).unwrap_or_default();
+                    let after = rest.get(transport_len + spaces..).unwrap_or_default();
+                    return via_sent_by(transport, after);
+                }
+            }
+            let lws0 = take_while(is_lws);
+            let (after, (protocol, _, _, _, version, _, _, _, transport, _)) = (
+                take_while1(is_token),
+                lws0,
+                char('/'),
+                take_while(is_lws),
+                take_while1(is_token),
+                take_while(is_lws),
+                char('/'),
+                take_while(is_lws),
+                take_while1(is_token),
+                take_while1(is_lws),
+            )
+                .parse(value)
+                .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| MALFORMED)?;
+            if !protocol.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
+                return Err(MALFORMED);
+            }
+            via_sent_by(transport, after)
+        }
+
+        fn via_sent_by<'a>(transport: &'a [u8], after: &'a [u8]) -> Result<Via<'a>, ScanError> {
+            const MALFORMED: ScanError = ScanError::MalformedHeader("Via");
+            let (params, host, port) = sent_by(after).ok_or(MALFORMED)?;
+            let mut via = Via {
+                transport: Transport::parse(transport),
+                sent_by_host: host,
+                sent_by_port: port,
+                branch: None,
+                rport: Rport::Absent,
+                received: None,
+                params: trim_lws(params),
+                rport_request: None,
+            };
+            for param in params_of(params) {
+                let param = param.map_err(|_| MALFORMED)?;
+                match param.name.len() {
+                    6 if via.branch.is_none() && param.name.eq_ignore_ascii_case(b"branch") => {
+                        via.branch = Some(param.value.ok_or(MALFORMED)?);
+                    }
+                    8 if via.received.is_none() && param.name.eq_ignore_ascii_case(b"received") => {
+                        via.received = Some(param.value.ok_or(MALFORMED)?);
+                    }
+                    5 if param.name.eq_ignore_ascii_case(b"rport") => {
+                        if param.value.is_none() && via.rport_request.is_none() {
+                            via.rport_request = Some(param.name);
+                        }
+                        if via.rport == Rport::Absent {
+                            via.rport = match param.value {
+                                None => Rport::Empty,
+                                Some(port) => Rport::Value(parse_port(port).ok_or(MALFORMED)?),
+                            };
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(via)
+        }
+
+        fn parse_port(digits: &[u8]) -> Option<u16> {
+            parse_decimal(digits, u64::from(u16::MAX))
+                .and_then(|port| u16::try_from(port).ok())
+                .filter(|port| *port != 0)
+        }
+
+        pub(super) fn sent_by(input: &[u8]) -> Option<(&[u8], &[u8], Option<u16>)> {
+            let host_len = if input.first() == Some(&b'[') {
+                let inner = input.iter().skip(1).take_while(|&&b| is_ipv6(b)).count();
+                if inner < 2 || input.get(1 + inner) != Some(&b']') {
+                    return None;
+                }
+                inner + 2
+            } else {
+                match input.iter().take_while(|&&b| is_host(b)).count() {
+                    0 => return None,
+                    len => len,
+                }
+            };
+            let (host, rest) = input.split_at_checked(host_len)?;
+            let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
+            if rest.get(spaces) == Some(&b':') {
+                let after = rest.get(spaces + 1..).unwrap_or_default();
+                let spaces = after.iter().take_while(|&&b| is_lws(b)).count();
+                let digits = after.get(spaces..).unwrap_or_default();
+                let len = digits.iter().take_while(|&&b| b.is_ascii_digit()).count();
+                if len > 0 {
+                    let port = parse_port(digits.get(..len)?)?;
+                    return Some((digits.get(len..)?, host, Some(port)));
+                }
+            }
+            Some((rest, host, None))
+        }
+
+        pub(super) fn quoted_string(input: &[u8]) -> Res<'_, &[u8]> {
+            if input.first() != Some(&b'"') {
+                return fail(input);
+            }
+            let mut index = 1;
+            while let Some(&byte) = input.get(index) {
+                match byte {
+                    b'"' => {
+                        return Ok((
+                            input.get(index + 1..).unwrap_or_default(),
+                            input.get(..=index).unwrap_or_default(),
+                        ));
+                    }
+                    b'\\' => index += 2,
+                    _ => index += 1,
+                }
+            }
+            fail(input)
+        }
+
+        pub(super) fn generic_param(input: &[u8]) -> Option<(&[u8], Param<'_>)> {
+            let skip_lws = |bytes: &[u8], from: usize| {
+                from + bytes
+                    .get(from..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|&&b| is_lws(b))
+                    .count()
+            };
+            let semi = skip_lws(input, 0);
+            if input.get(semi) != Some(&b';') {
+                return None;
+            }
+            let name_start = skip_lws(input, semi + 1);
+            let after_name = input.get(name_start..)?;
+            let name_len = after_name.iter().take_while(|&&b| is_token(b)).count();
+            if name_len == 0 {
+                return None;
+            }
+            let name = after_name.get(..name_len)?;
+            let name_end = name_start + name_len;
+            let equal = skip_lws(input, name_end);
+            if input.get(equal) != Some(&b'=') {
+                let rest = input.get(name_end..)?;
+                return Some((rest, Param { name, value: None }));
+            }
+            let value_start = skip_lws(input, equal + 1);
+            let tail = input.get(value_start..)?;
+            let (rest, value) = if tail.first() == Some(&b'"') {
+                quoted_string(tail).ok()?
+            } else {
+                let len = tail.iter().take_while(|&&b| is_param_value(b)).count();
+                if len == 0 {
+                    return None;
+                }
+                (tail.get(len..)?, tail.get(..len)?)
+            };
+            Some((
+                rest,
+                Param {
+                    name,
+                    value: Some(value),
+                },
+            ))
+        }
+
+        /// `Params::new(raw)` as it was.
+        pub(super) fn params_of(
+            mut rest: &[u8],
+        ) -> impl Iterator<Item = Result<Param<'_>, ScanError>> {
+            core::iter::from_fn(move || {
+                if rest.iter().all(|&b| is_lws(b)) {
+                    return None;
+                }
+                match generic_param(rest) {
+                    Some((after, param)) => {
+                        rest = after;
+                        Some(Ok(param))
+                    }
+                    None => {
+                        rest = &[];
+                        Some(Err(ScanError::MalformedParameters))
+                    }
+                }
+            })
+        }
+
+        pub(super) fn name_addr(value: &[u8]) -> Result<NameAddr<'_>, ScanError> {
+            const MALFORMED: ScanError = ScanError::MalformedHeader("address");
+            let value = trim_lws(value);
+            let (display_name, uri, params) = if value.first() == Some(&b'"') {
+                let (after, quoted) = quoted_string(value).map_err(|_| MALFORMED)?;
+                let inner = quoted
+                    .get(1..quoted.len().saturating_sub(1))
+                    .unwrap_or_default();
+                let (uri, params) = angle_addr(trim_lws(after)).ok_or(MALFORMED)?;
+                (Some(inner), uri, params)
+            } else {
+                match value.iter().position(|&b| b == b'<' || b == b';') {
+                    Some(index) if value.get(index) == Some(&b'<') => {
+                        let name = trim_lws(value.get(..index).unwrap_or_default());
+                        if name
+                            .iter()
+                            .any(|&b| (!is_text(b) && !is_lws(b)) || b == b'"')
+                        {
+                            return Err(MALFORMED);
+                        }
+                        let (uri, params) =
+                            angle_addr(value.get(index..).unwrap_or_default()).ok_or(MALFORMED)?;
+                        ((!name.is_empty()).then_some(name), uri, params)
+                    }
+                    split => {
+                        let end = split.unwrap_or(value.len());
+                        let uri = trim_lws(value.get(..end).unwrap_or_default());
+                        (None, uri, value.get(end..).unwrap_or_default())
+                    }
+                }
+            };
+            if uri.is_empty() || classify::uri_len(uri) != uri.len() || uri_scheme(uri).is_none() {
+                return Err(MALFORMED);
+            }
+            let params = trim_lws(params);
+            let mut tag = None;
+            for param in params_of(params) {
+                let param = param?;
+                if tag.is_none() && param.name.eq_ignore_ascii_case(b"tag") {
+                    tag = Some(param.value.ok_or(MALFORMED)?);
+                }
+            }
+            Ok(NameAddr {
+                display_name,
+                uri,
+                tag,
+                params,
+            })
+        }
+
+        fn angle_addr(input: &[u8]) -> Option<(&[u8], &[u8])> {
+            let inner = input.strip_prefix(b"<")?;
+            let close = inner.iter().position(|&b| b == b'>')?;
+            Some((inner.get(..close)?, inner.get(close + 1..)?))
+        }
+
+        pub(super) fn cseq(value: &[u8]) -> Result<CSeq<'_>, ScanError> {
+            const MALFORMED: ScanError = ScanError::MalformedHeader("CSeq");
+            let value = trim_lws(value);
+            let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+            let rest = value.get(digits..).unwrap_or_default();
+            let spaces = rest.iter().take_while(|&&b| is_lws(b)).count();
+            let method_token = rest.get(spaces..).unwrap_or_default();
+            if digits == 0 || spaces == 0 || method_token.is_empty() {
+                return Err(MALFORMED);
+            }
+            let sequence = value
+                .get(..digits)
+                .and_then(|digits| parse_decimal(digits, u64::from(u32::MAX)))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(MALFORMED)?;
+            let method = method(method_token).ok_or(MALFORMED)?;
+            Ok(CSeq { sequence, method })
+        }
+
+        pub(super) fn uri_scheme(uri: &[u8]) -> Option<(&[u8], &[u8])> {
+            if let Some(&[s, i, p, b':']) = uri.first_chunk::<4>()
+                && [s | 0x20, i | 0x20, p | 0x20] == *b"sip"
+            {
+                return Some((uri.get(..3)?, uri.get(4..).unwrap_or_default()));
+            }
+            let (first, others) = uri.split_first()?;
+            let colon = 1 + others
+                .iter()
+                .take_while(|&&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                .count();
+            if !first.is_ascii_alphabetic() || uri.get(colon) != Some(&b':') {
+                return None;
+            }
+            Some((uri.get(..colon)?, uri.get(colon + 1..).unwrap_or_default()))
+        }
+
+        pub(super) fn uri_user(uri: &[u8]) -> Option<&[u8]> {
+            let (scheme, rest) = uri_scheme(uri)?;
+            let user =
+                if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+                    let at = rest.iter().position(|&b| b == b'@')?;
+                    let userinfo = rest.get(..at)?;
+                    userinfo.split(|&b| b == b':').next()?
+                } else if scheme.eq_ignore_ascii_case(b"tel") {
+                    rest.split(|&b| b == b';' || b == b'?').next()?
+                } else {
+                    return None;
+                };
+            (!user.is_empty()).then_some(user)
+        }
+    }
+
+    /// Every rewritten parser accepts and refuses what its predecessor did, and returns
+    /// the same slices, over every one-byte change of the seeds (see `variants`).
+    #[test]
+    fn rewritten_parsers_read_what_their_predecessors_read() {
+        for seed in [
+            &b"SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-524287-1---a3f2c9e1d7b04c55;rport"[..],
+            b"SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK776;rport;received=192.0.2.1",
+            b" sip/2.0/tls [2001:db8::1]:5061 ;branch=z9hG4bKx;received=1.2.3.4 ;rport=5060",
+            b"SIP / 2.0 / TCP h.example\r\n :\t65535 ; BRANCH = \"q\\\"x\" ;rport;rport=7",
+            b"SIP/2.0/WSS host:0;x;branch;received",
+            b"SIP/2.0/UDP h:65536;branch=z9hG4bK1",
+            b"SIP/2.0/UDP h:005060;rport=0000000000000000000000005060",
+        ] {
+            for via in variants(seed) {
+                assert_eq!(Via::parse(&via), before::via(&via), "{via:?}");
+            }
+        }
+        for seed in [
+            &b"\"+4915112345678\" <sip:+4915112345678@sip.carrier.example.net;user=phone>;tag=as7d8f6a2e"[..],
+            b"<sip:+4930901820@192.0.2.10;user=phone>",
+            b"<sip:+4915112345678@203.0.113.10:5060;transport=udp>",
+            b" \"A \\\"B\\\" C\"\t<sip:x@example.com> ; tag = \"t;1\" ;lr;expires=60 ",
+            b"Bob Smith <sips:bob@example.com>;TAG=x1;foo",
+            b"sip:bob@example.com;tag=abc;user=phone",
+            b"tel:+15551234567;tag=a;tag=b",
+            b"\"\\\\\"<sip:a@b>",
+        ] {
+            for value in variants(seed) {
+                assert_eq!(
+                    NameAddr::parse(&value),
+                    before::name_addr(&value),
+                    "{value:?}"
+                );
+                assert_eq!(super::quoted_string(&value), before::quoted_string(&value));
+                let params: Vec<_> = Params::new(&value).collect();
+                let reference: Vec<_> = before::params_of(&value).collect();
+                assert_eq!(params, reference, "{value:?}");
+                assert_eq!(generic_param(&value), before::generic_param(&value));
+                assert_eq!(uri_user(&value), before::uri_user(&value), "{value:?}");
+                assert_eq!(uri_scheme(&value), before::uri_scheme(&value));
+            }
+        }
+        for seed in [
+            &b";branch=z9hG4bK-524287-1---a3f2c9e1d7b04c55;rport"[..],
+            b" ; tag = \"a\\\"b\" ;x=[2001:db8::1];lr ",
+            b";expires=60;q=0.5\r\n ;a=\"\"",
+            b";a=b;c",
+        ] {
+            for params in variants(seed) {
+                let ours: Vec<_> = Params::new(&params).collect();
+                let reference: Vec<_> = before::params_of(&params).collect();
+                assert_eq!(ours, reference, "{params:?}");
+                assert_eq!(generic_param(&params), before::generic_param(&params));
+                assert_eq!(
+                    super::quoted_string(&params),
+                    before::quoted_string(&params)
+                );
+            }
+        }
+        for seed in [
+            &b"203.0.113.10:5060;branch=z9hG4bK1"[..],
+            b"[2001:db8::1] : 00065535 ;received=1.2.3.4",
+            b"host:0;x",
+            b"a-b.example:99999",
+        ] {
+            for sent in variants(seed) {
+                assert_eq!(sent_by(&sent), before::sent_by(&sent), "{sent:?}");
+            }
+        }
+        for seed in [
+            &b"102 INVITE"[..],
+            b"4294967295 OPTIONS",
+            b"4294967296 ACK",
+            b" 0000000000001\t\r\n x-Foo.bar ",
+            b"1 SUBSCRIBE",
+        ] {
+            for value in variants(seed) {
+                assert_eq!(CSeq::parse(&value), before::cseq(&value), "{value:?}");
+                assert_eq!(Method::parse(&value), before::method(&value), "{value:?}");
+            }
+        }
+        for seed in [
+            &b"sip:+4930901820@192.0.2.10:5060;user=phone"[..],
+            b"sips:alice:secret@example.com",
+            b"SIP:a@b",
+            b"tel:+1-555;x?y",
+            b"Tel:+1",
+            b"sipx:a@b",
+        ] {
+            for uri in variants(seed) {
+                assert_eq!(uri_user(&uri), before::uri_user(&uri), "{uri:?}");
+                assert_eq!(uri_scheme(&uri), before::uri_scheme(&uri), "{uri:?}");
+            }
+        }
+        for seed in [
+            &b"65535"[..],
+            b"4294967295",
+            b"0000000000000000000070",
+            b"255",
+        ] {
+            for digits in variants(seed) {
+                for max in [255, u64::from(u16::MAX), u64::from(u32::MAX)] {
+                    assert_eq!(
+                        parse_decimal(&digits, max),
+                        before::parse_decimal(&digits, max),
+                        "{digits:?}"
+                    );
+                    assert_eq!(
+                        decimal_u32(&digits, max as u32).map(u64::from),
+                        before::parse_decimal(&digits, max),
+                        "{digits:?}"
+                    );
+                }
+            }
         }
     }
 
