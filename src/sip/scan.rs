@@ -1524,6 +1524,9 @@ struct Kept<'a> {
     via: Option<&'a [u8]>,
     /// Via header lines (not entries).
     via_headers: usize,
+    /// `via` is known to be one entry (no comma, not empty), the top Via as it is: its
+    /// comma need not be looked for again. `false` when not known.
+    via_single: bool,
     via_count: usize,
     from: Option<&'a [u8]>,
     to: Option<&'a [u8]>,
@@ -1590,7 +1593,8 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         let value = trim_wsp(line.get(colon + 1..)?);
         let slot = match name {
             HeaderName::Via => {
-                let entries = if !classify::has_comma(value) {
+                let single = !classify::has_comma(value);
+                let entries = if single {
                     usize::from(!value.is_empty())
                 } else {
                     ListValues::new(value).take(MAX_VIAS + 1).count()
@@ -1600,7 +1604,10 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
                     return None;
                 }
                 kept.via_headers += 1;
-                kept.via.get_or_insert(value);
+                if kept.via.is_none() {
+                    kept.via = Some(value);
+                    kept.via_single = single && entries == 1;
+                }
                 continue;
             }
             HeaderName::Contact => {
@@ -1872,6 +1879,7 @@ impl<'a> Lean<'a> {
                 header_count: scanned.headers().len(),
                 via: first(HeaderName::Via),
                 via_headers: scanned.header_values(HeaderName::Via).count(),
+                via_single: false,
                 via_count: scanned.via_count(),
                 from: first(HeaderName::From),
                 to: first(HeaderName::To),
@@ -1991,7 +1999,10 @@ impl<'a> Lean<'a> {
         if let Some(parsed) = self.top_via.get() {
             return parsed;
         }
-        let parsed = top_via(self.kept.via);
+        let parsed = match self.kept.via {
+            Some(value) if self.kept.via_single => Via::parse(value).map(|via| (value, via)),
+            value => top_via(value),
+        };
         self.top_via.set(Some(parsed));
         parsed
     }
