@@ -4,7 +4,8 @@
 #
 #   fuzz/run.sh [SECONDS]     # per target, default 30
 #
-# Works on stable Rust: `--sanitizer none` needs no -Z flag (trunkd has no unsafe code, so
+# Works on stable Rust: `--sanitizer none` needs no -Z flag (trunkd's only unsafe code is
+# the SSE2 intrinsics of src/sip/classify.rs, whose loads read exactly a `&[u8; 16]`, so
 # AddressSanitizer would find little and costs ~6x the executions). Committed seeds in
 # corpus/<target>/ are read, never written: new inputs go to a temporary directory.
 # Crashing inputs are written to artifacts/<target>/ (git-ignored).
