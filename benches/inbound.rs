@@ -44,7 +44,9 @@
 //! paths; the number is printed, not asserted. It then prints, for each case, the fastest
 //! of 200 batches of 500 messages of each of the three and the ratios to rsip: on a shared
 //! machine the minimum is steadier than criterion's means, which drift apart from run to
-//! run. Last, the same for [`scan::scan_lean`] alone: how much of the decision the scan is.
+//! run. Last, the same for [`scan::scan_lean`] alone: how much of the decision the scan is,
+//! and for the carrier INVITE's mandatory headers, each parsed after the scan: what the
+//! admit decision's 400 checks cost.
 
 // `now` for the hot path: the virtual-clock rule is for the core, a bench reads the clock.
 #![allow(clippy::disallowed_methods)]
@@ -62,7 +64,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trunkd::config::{LoadOptions, load_str};
 use trunkd::inbound::snapshot::{Inputs, literal_address, literal_backends, literal_next_hop};
 use trunkd::inbound::{Decision, Inbound, Outcome, Snapshot, TrunkCounters, Worker};
-use trunkd::sip::scan::{self, ScanOptions};
+use trunkd::sip::scan::{self, Lean, ScanOptions};
 
 /// Counts allocations (`alloc`, `alloc_zeroed`, `realloc`) while [`COUNTING`] is set.
 struct CountingAllocator;
@@ -499,6 +501,41 @@ fn check(_: &mut Criterion) {
             black_box(scan::scan_lean(black_box(case.bytes), ScanOptions::DATAGRAM).is_ok());
         });
         println!("  {:<28} scan   {scan:>8.1}", case.group);
+    }
+    // And what the admit decision's header checks cost: each parsed on the lean scan of the
+    // carrier's INVITE, as `check_mandatory` does, less the scan alone.
+    let bytes = CARRIER_INVITE.as_bytes();
+    let scan_alone = fastest_batch_ns(|| {
+        black_box(scan::scan_lean(black_box(bytes), ScanOptions::DATAGRAM).is_ok());
+    });
+    type Check = fn(&Lean<'_>) -> bool;
+    let checks: [(&str, Check); 7] = [
+        ("top Via", |message| message.top_via().is_ok()),
+        ("From", |message| message.from().is_ok()),
+        ("To", |message| message.to().is_ok()),
+        ("Contact", |message| message.contact().is_ok()),
+        ("CSeq", |message| message.cseq().is_ok()),
+        ("Call-ID", |message| message.call_id().is_ok()),
+        ("all", |message| {
+            message.top_via().is_ok()
+                && message.from().is_ok()
+                && message.to().is_ok()
+                && message.contact().is_ok()
+                && message.cseq().is_ok()
+                && message.call_id().is_ok()
+        }),
+    ];
+    println!(
+        "inbound: carrier_invite_admit's headers, each parsed after the scan, fastest batch, \
+         ns per message on top of the scan ({scan_alone:.1}):"
+    );
+    for (name, check) in checks {
+        let total = fastest_batch_ns(|| {
+            if let Ok(message) = &scan::scan_lean(black_box(bytes), ScanOptions::DATAGRAM) {
+                black_box(check(message));
+            }
+        });
+        println!("  {name:<8} {:>6.1}", total - scan_alone);
     }
 }
 
