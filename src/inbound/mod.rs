@@ -32,7 +32,8 @@ use crate::config::UnknownSource;
 use crate::sip::digest;
 use crate::sip::response;
 use crate::sip::scan::{self, HeaderName, Lean, Method, Scan, ScanError, ScanOptions};
-pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters, Users};
+use snapshot::Users;
+pub use snapshot::{ChannelGuard, Snapshot, TrunkCounters};
 use std::io::Write as _;
 
 /// Retry-After on a 503 for a full trunk or a draining daemon.
