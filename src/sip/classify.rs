@@ -12,6 +12,8 @@
 //!   "'" / "~"`;
 //! - URI (the scanner's lenient Request-URI): `%x21-3B / %x3D / %x3F-7E`, i.e. visible
 //!   ASCII but `<` and `>`.
+//! - Via plain: letters, digits, `-` and `.` (the host bytes), whose complement marks a
+//!   Via's delimiters for the fast Via parser.
 
 /// A control byte: C0 but HTAB, and DEL.
 #[cfg(test)]
@@ -168,6 +170,30 @@ fn find_either<const A: u8, const B: u8>(bytes: &[u8], from: usize) -> Option<us
     }
 }
 
+/// A Via's plain bytes: letters, digits, `-` and `.` (a transport, an IPv4 or host name
+/// host, a port, and nearly every parameter name and value).
+pub(crate) fn is_via_plain(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'.'
+}
+
+/// The bytes of a Via's `bytes` after `SIP/2.0/` that are not plain ([`is_via_plain`]):
+/// its delimiters, and anything else. Bit `i` for `bytes[i]`; `None` unless `bytes` holds
+/// 16 to 128 bytes.
+#[inline]
+pub(crate) fn via_delimiters(bytes: &[u8]) -> Option<u128> {
+    if !(16..=128).contains(&bytes.len()) {
+        return None;
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        Some(sse2::via_delimiters(bytes))
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        Some(scalar::via_delimiters(bytes))
+    }
+}
+
 /// The reference answers: used on targets without SSE2, and by the tests everywhere.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 mod scalar {
@@ -179,6 +205,13 @@ mod scalar {
 
     pub(super) fn run_len(bytes: &[u8], class: fn(u8) -> bool) -> usize {
         bytes.iter().take_while(|&&byte| class(byte)).count()
+    }
+
+    /// `bytes` holds at most 128 bytes.
+    pub(super) fn via_delimiters(bytes: &[u8]) -> u128 {
+        bytes.iter().enumerate().fold(0, |mask, (index, &byte)| {
+            mask | (u128::from(!super::is_via_plain(byte)) << index)
+        })
     }
 }
 
@@ -294,6 +327,34 @@ mod sse2 {
         let visible = bits(in_range(x, 0x21, 0x7E - 0x21));
         let angles = bits(either(equal(x, b'<'), equal(x, b'>')));
         visible & !angles
+    }
+
+    /// The bytes of 16 that are not letters, digits, `-` or `.`.
+    #[inline(always)]
+    fn via16(chunk: &[u8; 16]) -> u16 {
+        let x = load(chunk);
+        // `| 0x20` maps `A-Z` onto `a-z` and nothing else into `a-z`; `-` and `.` are
+        // next to each other.
+        let letter = in_range(either(x, splat(0x20)), b'a', 25);
+        let marks = either(in_range(x, b'-', 1), in_range(x, b'0', 9));
+        !bits(either(letter, marks))
+    }
+
+    /// `bytes` holds 16 to 128 bytes: whole chunks, then the last (fewer than 16) bytes as
+    /// the top lanes of the last 16.
+    #[inline(always)]
+    pub(super) fn via_delimiters(bytes: &[u8]) -> u128 {
+        let (chunks, rest) = bytes.as_chunks::<16>();
+        let mut delimiters = 0u128;
+        for (index, chunk) in chunks.iter().enumerate() {
+            delimiters |= u128::from(via16(chunk)) << (16 * index);
+        }
+        if let (false, Some(last)) = (rest.is_empty(), bytes.last_chunk::<16>()) {
+            // Lanes `16 - rest.len()..` of the last 16 bytes are `rest`.
+            let tail = via16(last) >> (16 - rest.len());
+            delimiters |= u128::from(tail) << (16 * chunks.len());
+        }
+        delimiters
     }
 
     /// `bytes`, 4 to 15 of them, as one vector's lanes without reading past them: its
@@ -584,6 +645,47 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn via_delimiters_match_the_scalar_answer() {
+        // The bytes at the edges of the plain ranges (`-` `.`, digits, letters either
+        // case and what `| 0x20` maps into them), and a few others.
+        let edges = [
+            0x00, b' ', b',', b'-', b'.', b'/', b'0', b'9', b':', b';', b'=', b'@', b'A', b'Z',
+            b'[', b'`', b'a', b'z', b'{', 0x7F, 0x80, 0xC1, 0xDA, 0xFF,
+        ];
+        for len in 0..=140 {
+            let every_byte = [15, 16, 17, 47, 63, 64, 65, 127, 128].contains(&len);
+            for filler in [b'a', b';'] {
+                let mut bytes = vec![filler; len];
+                let expected = (16..=128)
+                    .contains(&len)
+                    .then(|| scalar::via_delimiters(&bytes));
+                assert_eq!(via_delimiters(&bytes), expected, "{len}");
+                for position in 0..len {
+                    for byte in 0..=255u8 {
+                        if !every_byte && !edges.contains(&byte) {
+                            continue;
+                        }
+                        bytes[position] = byte;
+                        let expected = (16..=128)
+                            .contains(&len)
+                            .then(|| scalar::via_delimiters(&bytes));
+                        assert_eq!(via_delimiters(&bytes), expected, "{bytes:?}");
+                    }
+                    bytes[position] = filler;
+                }
+            }
+        }
+        // The plain bytes are the host bytes, which the fast Via parser relies on.
+        for byte in 0..=255u8 {
+            assert_eq!(
+                is_via_plain(byte),
+                super::super::scan::is_host(byte),
+                "{byte:#x}"
+            );
         }
     }
 
