@@ -19,5 +19,7 @@ pub mod io;
 pub mod sip;
 pub mod status;
 pub mod status_file;
+#[cfg(test)]
+mod testing;
 pub mod trunk;
 pub mod verify;

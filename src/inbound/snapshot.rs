@@ -835,23 +835,14 @@ mod tests {
     /// `dialled_key` is `Dialled::parse` then `number_key`, with the `+` told.
     #[test]
     fn dialled_key_reads_what_dialled_parse_reads() {
-        let alphabet = b"+0159-.();x@ ";
-        let mut user = Vec::new();
-        for len in 0..=5u32 {
-            for mut index in 0..alphabet.len().pow(len) {
-                user.clear();
-                for _ in 0..len {
-                    user.push(alphabet[index % alphabet.len()]);
-                    index /= alphabet.len();
-                }
-                let reference = Dialled::parse(&user).map(|dialled| {
-                    let key = number_key(dialled.digits()).expect("at most 32 digits");
-                    let number = user.split(|&b| b == b';').next().unwrap_or_default();
-                    (key, number.first() == Some(&b'+'))
-                });
-                assert_eq!(dialled_key(&user), reference, "{user:?}");
-            }
-        }
+        crate::testing::every_string(b"+0159-.();x@ ", 5, |user| {
+            let reference = Dialled::parse(user).map(|dialled| {
+                let key = number_key(dialled.digits()).expect("at most 32 digits");
+                let number = user.split(|&b| b == b';').next().unwrap_or_default();
+                (key, number.first() == Some(&b'+'))
+            });
+            assert_eq!(dialled_key(user), reference, "{user:?}");
+        });
         let long = |digits: usize| [b"+".as_slice(), &b"9".repeat(digits)].concat();
         assert!(dialled_key(&long(32)).is_some() && Dialled::parse(&long(32)).is_some());
         assert!(dialled_key(&long(33)).is_none() && Dialled::parse(&long(33)).is_none());
