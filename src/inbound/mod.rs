@@ -463,15 +463,16 @@ impl Inbound {
     ) -> Decision {
         let trunk = &snapshot.trunks[index as usize];
         let counters = Some(&*trunk.counters);
+        let max_forwards = message.max_forwards();
         let reject = if !trunk.enabled {
             Some(Reject::Disabled)
         } else if !trunk.inbound {
             Some(Reject::OutboundOnly)
         } else if !owned {
             Some(Reject::UnknownNumber)
-        } else if message.max_forwards() == Ok(Some(0)) {
+        } else if max_forwards == Ok(Some(0)) {
             Some(Reject::TooManyHops)
-        } else if let Err(error) = check_mandatory(message) {
+        } else if let Err(error) = check_mandatory(message, max_forwards) {
             Some(Reject::BadRequest(error))
         } else if self.is_draining() {
             Some(Reject::Draining)
@@ -904,8 +905,12 @@ fn format_into<'b>(buffer: &'b mut [u8], args: std::fmt::Arguments<'_>) -> Optio
     std::str::from_utf8(&buffer[..len]).ok()
 }
 
-/// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact.
-fn check_mandatory(message: &Lean<'_>) -> Result<(), ScanError> {
+/// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact;
+/// `max_forwards` is the message's, read once by the caller.
+fn check_mandatory(
+    message: &Lean<'_>,
+    max_forwards: Result<Option<u32>, ScanError>,
+) -> Result<(), ScanError> {
     message
         .top_via()?
         .branch
@@ -917,7 +922,7 @@ fn check_mandatory(message: &Lean<'_>) -> Result<(), ScanError> {
     if Some(cseq.method) != message.method() {
         return Err(ScanError::MalformedHeader("CSeq"));
     }
-    message.max_forwards()?;
+    max_forwards?;
     match message.contact()? {
         Some(_) => Ok(()),
         None => Err(ScanError::MissingHeader("Contact")),
