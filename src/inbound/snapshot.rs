@@ -249,6 +249,9 @@ fn dialled_key(user: &[u8]) -> Option<(u128, bool)> {
         Some((b'+', rest)) => (true, rest),
         _ => (false, user),
     };
+    if let Some(key) = plain_number_key(rest) {
+        return Some((key, plus));
+    }
     let (mut narrow, mut len) = (0u64, 0u128);
     let mut read = 0;
     loop {
@@ -298,6 +301,37 @@ fn dialled_key(user: &[u8]) -> Option<(u128, bool)> {
     }
     // As number_key: the length in the top bits (10^32 < 2^107).
     (len > 0).then_some((len << 112 | value, plus))
+}
+
+/// [`number_key`] of 8 to 16 digits and nothing else (no separator, no parameter): a
+/// number as nearly every carrier writes it, read as two overlapping words whose values
+/// are worked out side by side. `None` for anything else, which [`dialled_key`] reads
+/// byte by byte.
+#[inline(always)]
+fn plain_number_key(digits: &[u8]) -> Option<u128> {
+    /// 10^0 to 10^8: what the first word's value is scaled by, by the length.
+    const SCALE: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let len = digits.len();
+    let scale = *SCALE.get(len.checked_sub(8)?)?;
+    let first = u64::from_le_bytes(*digits.first_chunk::<8>()?);
+    let last = u64::from_le_bytes(*digits.last_chunk::<8>()?);
+    // The last word's low bytes that the first word holds too (16 - len of them): read
+    // as `0`s, so that the last word is worth the digits past the first 8 alone.
+    let overlap = ((1u128 << (8 * (16 - len))) - 1) as u64;
+    let last = (last & !overlap) | (0x3030_3030_3030_3030 & overlap);
+    let (high, low) = (eight_digits(first)?, eight_digits(last)?);
+    // At most 16 digits: below 10^16 < 2^64, and never into the length's bits.
+    Some((len as u128) << 112 | u128::from(high * scale + low))
 }
 
 /// The value of 8 ASCII digits read as a little-endian word (the first digit in the low
@@ -880,6 +914,31 @@ mod tests {
                         let mut replaced = seed.clone();
                         replaced[index] = byte;
                         assert_eq!(dialled_key(&replaced), dialled_key_wide(&replaced));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The two-word reading of 8 to 16 digits is the byte reading's: digit strings of
+    /// every length around it, with and without `+`, and every byte value at every
+    /// position of each.
+    #[test]
+    fn plain_numbers_read_as_the_byte_reading_does() {
+        for len in 0..=20 {
+            let number: Vec<u8> = (0..len).map(|i| b"9876543210"[(i * 7) % 10]).collect();
+            for plus in [false, true] {
+                let seed = [if plus { b"+".as_slice() } else { b"" }, &number].concat();
+                assert_eq!(dialled_key(&seed), dialled_key_wide(&seed), "{seed:?}");
+                for position in 0..seed.len() {
+                    for byte in 0..=255u8 {
+                        let mut changed = seed.clone();
+                        changed[position] = byte;
+                        assert_eq!(
+                            dialled_key(&changed),
+                            dialled_key_wide(&changed),
+                            "{changed:?}"
+                        );
                     }
                 }
             }
