@@ -450,20 +450,74 @@ const V4_BLOCK_WORDS: usize = V4_BLOCKS / 64;
 /// The top 96 bits of every IPv4-mapped key (`::ffff:0:0/96`).
 const MAPPED: u128 = 0xffff << 32;
 
-/// The prefixes of one length: a lookup masks the key once and binary-searches plain
-/// integers.
+/// The prefixes of one length, in an open-addressing hash table: a lookup masks the key
+/// once and reads, nearly always, one slot. The table is at most half full, and only the
+/// config's prefixes are in it, so no source address can make a probe long.
 #[derive(Debug)]
 struct Level {
-    /// Prefix length over the 128-bit key.
-    length: u8,
-    /// Masked keys, sorted.
-    prefixes: Box<[u128]>,
-    /// For each prefix, its range in `candidates`.
-    ranges: Box<[(u32, u32)]>,
+    /// The key bits of the length (the rest cleared).
+    mask: u128,
+    /// A power of two long; a slot whose `end` is 0 is empty.
+    slots: Box<[Slot]>,
+    /// What a hash is shifted right by to be a slot index: 64 - log2(slots).
+    shift: u32,
 }
 
-/// A [`Level`] being built: its length, prefixes and ranges.
-type LevelBuilder = (u8, Vec<u128>, Vec<(u32, u32)>);
+/// One prefix of a [`Level`], and its range in [`PrefixTable::candidates`] (never empty).
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    prefix: u128,
+    start: u32,
+    end: u32,
+}
+
+impl Level {
+    fn new(length: u8, prefixes: &[(u128, u32, u32)]) -> Self {
+        let bits = (2 * prefixes.len())
+            .max(2)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut level = Level {
+            mask: mask(u128::MAX, length),
+            slots: vec![Slot::default(); 1 << bits].into(),
+            shift: 64 - bits,
+        };
+        for &(prefix, start, end) in prefixes {
+            let mut index = level.home(prefix);
+            while level.slots[index].end != 0 {
+                index = (index + 1) % level.slots.len();
+            }
+            level.slots[index] = Slot { prefix, start, end };
+        }
+        level
+    }
+
+    /// Where the probe for `prefix` starts: Fibonacci hashing of its two halves folded.
+    fn home(&self, prefix: u128) -> usize {
+        let folded = (prefix as u64) ^ ((prefix >> 64) as u64);
+        (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// The candidate range of the prefix of this length that covers `key`.
+    #[inline]
+    fn find(&self, key: u128) -> Option<(u32, u32)> {
+        let prefix = key & self.mask;
+        let mut index = self.home(prefix);
+        loop {
+            let slot = self.slots.get(index)?;
+            if slot.end == 0 {
+                return None;
+            }
+            if slot.prefix == prefix {
+                return Some((slot.start, slot.end));
+            }
+            index = (index + 1) & (self.slots.len() - 1);
+        }
+    }
+}
+
+/// A [`Level`] being built: its length, and its prefixes with their candidate ranges.
+type LevelBuilder = (u8, Vec<(u128, u32, u32)>);
 
 fn key(address: IpAddr) -> u128 {
     match address {
@@ -503,19 +557,15 @@ impl PrefixTable {
             table.cover_v4_blocks(length, prefix);
             if level
                 .as_ref()
-                .is_some_and(|(current, _, _)| *current != length)
+                .is_some_and(|(current, _)| *current != length)
             {
                 table.push_level(level.take());
             }
-            let (_, prefixes, ranges) =
-                level.get_or_insert_with(|| (length, Vec::new(), Vec::new()));
+            let (_, prefixes) = level.get_or_insert_with(|| (length, Vec::new()));
             let index = table.candidates.len() as u32;
-            match (prefixes.last(), ranges.last_mut()) {
-                (Some(&last), Some(range)) if last == prefix => range.1 = index + 1,
-                _ => {
-                    prefixes.push(prefix);
-                    ranges.push((index, index + 1));
-                }
+            match prefixes.last_mut() {
+                Some((last, _, end)) if *last == prefix => *end = index + 1,
+                _ => prefixes.push((prefix, index, index + 1)),
             }
             table.candidates.push(trunk);
         }
@@ -524,12 +574,8 @@ impl PrefixTable {
     }
 
     fn push_level(&mut self, level: Option<LevelBuilder>) {
-        if let Some((length, prefixes, ranges)) = level {
-            self.levels.push(Level {
-                length,
-                prefixes: prefixes.into(),
-                ranges: ranges.into(),
-            });
+        if let Some((length, prefixes)) = level {
+            self.levels.push(Level::new(length, &prefixes));
         }
     }
 
@@ -577,12 +623,8 @@ impl PrefixTable {
             false => &[],
         };
         levels.iter().filter_map(move |level| {
-            let index = level
-                .prefixes
-                .binary_search(&mask(key, level.length))
-                .ok()?;
-            let (start, end) = level.ranges[index];
-            Some(&self.candidates[start as usize..end as usize])
+            let (start, end) = level.find(key)?;
+            self.candidates.get(start as usize..end as usize)
         })
     }
 }
@@ -800,19 +842,31 @@ mod tests {
         Snapshot::build(&config, &inputs)
     }
 
-    /// Every level's matches without the /16 bitmap: what `matches` must return.
-    fn matches_unfiltered(table: &PrefixTable, address: IpAddr) -> Vec<&[u32]> {
+    /// What `matches` must return, read off the routes one by one: for each prefix length
+    /// (longest first) with a route covering `address`, the trunks of those routes, in
+    /// order, once each.
+    fn matches_naive(routes: &[(IpNet, u32)], address: IpAddr) -> Vec<Vec<u32>> {
         let key = key(canonical(address));
-        table
-            .levels
-            .iter()
-            .filter_map(|level| {
-                let index = level
-                    .prefixes
-                    .binary_search(&mask(key, level.length))
-                    .ok()?;
-                let (start, end) = level.ranges[index];
-                Some(&table.candidates[start as usize..end as usize])
+        let mut found: std::collections::BTreeMap<std::cmp::Reverse<u8>, Vec<u32>> =
+            Default::default();
+        for &(net, trunk) in routes {
+            let length = match net {
+                IpNet::V4(v4) => v4.prefix_len() + 96,
+                IpNet::V6(v6) => v6.prefix_len(),
+            };
+            if mask(key, length) == mask(super::key(net.addr()), length) {
+                found
+                    .entry(std::cmp::Reverse(length))
+                    .or_default()
+                    .push(trunk);
+            }
+        }
+        found
+            .into_values()
+            .map(|mut trunks| {
+                trunks.sort_unstable();
+                trunks.dedup();
+                trunks
             })
             .collect()
     }
@@ -835,9 +889,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The /16 bitmap only ever skips levels that hold no match.
+        /// Every covering prefix is found, longest first, through the /16 bitmap and the
+        /// levels' hash tables: random routes (several on one prefix too) against the
+        /// routes read one by one.
         #[test]
-        fn the_v4_bitmap_never_hides_a_match(
+        fn matches_are_the_covering_prefixes_longest_first(
             routes in proptest::collection::vec(
                 proptest::prelude::any::<(u8, u128, u8)>(), 0..12),
             probes in proptest::collection::vec(proptest::prelude::any::<(bool, u128)>(), 0..64),
@@ -846,9 +902,17 @@ mod tests {
                 .iter()
                 .map(|&(kind, bits, length)| net(kind, bits, length))
                 .collect();
-            let table = PrefixTable::build(
-                nets.iter().enumerate().map(|(index, &net)| (net, index as u32)).collect(),
-            );
+            // Every third route also for the trunk before it: prefixes with several trunks.
+            let trunks: Vec<(IpNet, u32)> = nets
+                .iter()
+                .enumerate()
+                .flat_map(|(index, &net)| {
+                    let index = index as u32;
+                    let shared = (index % 3 == 2).then(|| (net, index - 1));
+                    std::iter::once((net, index)).chain(shared)
+                })
+                .collect();
+            let table = PrefixTable::build(trunks.clone());
             // Each route's own first address and one just outside its /16, and free probes.
             let mut addresses: Vec<IpAddr> = nets.iter().map(|net| net.addr()).collect();
             addresses.extend(nets.iter().filter_map(|net| match net {
@@ -860,8 +924,8 @@ mod tests {
                 false => IpAddr::V6(bits.into()),
             }));
             for address in addresses {
-                let found: Vec<&[u32]> = table.matches(address).collect();
-                proptest::prop_assert_eq!(found, matches_unfiltered(&table, address), "{}", address);
+                let found: Vec<Vec<u32>> = table.matches(address).map(<[u32]>::to_vec).collect();
+                proptest::prop_assert_eq!(found, matches_naive(&trunks, address), "{}", address);
             }
         }
     }
