@@ -251,7 +251,7 @@ fn inbound(on_unknown_source: &str, now: Instant) -> Inbound {
         .unwrap_or_else(|errors| panic!("generated config does not load:\n{errors}"));
     assert_eq!(config.trunks.len(), TRUNKS, "generated trunk count");
     let inputs = Inputs {
-        counters: &|_| Arc::new(TrunkCounters::default()),
+        counters: &|id| Arc::new(TrunkCounters::new(id)),
         next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
         backends: literal_backends(&config),
         backends_down: &[],
@@ -267,7 +267,7 @@ fn carrier_channels(inbound: &Inbound) -> u32 {
     let trunk = snapshot
         .trunks
         .iter()
-        .find(|trunk| &*trunk.id == CARRIER_TRUNK)
+        .find(|trunk| trunk.id() == CARRIER_TRUNK)
         .expect("the carrier's trunk");
     trunk.counters.channels()
 }
@@ -366,7 +366,7 @@ impl Case {
         let reply = String::from_utf8_lossy(&worker.out);
         match (self.expect, &outcome) {
             (Expect::Admit, Outcome::Admit(admitted)) => {
-                assert_eq!(&*admitted.trunk, CARRIER_TRUNK, "{}", self.group);
+                assert_eq!(admitted.trunk(), CARRIER_TRUNK, "{}", self.group);
             }
             (Expect::Reply(_, status), Outcome::Reply) => assert!(
                 reply.starts_with(status),
@@ -387,7 +387,7 @@ impl Case {
         let decision = self.decide(&mut worker, now);
         match (self.expect, &decision) {
             (Expect::Admit, Decision::Admit(admitted)) => {
-                assert_eq!(&*admitted.trunk, CARRIER_TRUNK, "{}", self.group);
+                assert_eq!(admitted.trunk(), CARRIER_TRUNK, "{}", self.group);
             }
             (Expect::Reply(code, _), Decision::Answer(answer)) if answer.code() == code => {}
             (Expect::Nothing, Decision::Nothing) => {}

@@ -60,9 +60,9 @@ pub struct TrunkSlot {
 impl TrunkSlot {
     fn new(config: Arc<Trunk>, now: Instant) -> Self {
         TrunkSlot {
+            counters: Arc::new(TrunkCounters::new(&config.id)),
             config,
             runtime: Arc::new(TrunkRuntime { since: now }),
-            counters: Arc::default(),
             verified: false,
         }
     }
@@ -452,7 +452,7 @@ impl Core {
         if let Some(admitted) = admitted {
             let key = self.inbound.transaction_key(&message);
             let user = message.request_uri_user();
-            let route = self.route(&admitted.trunk, local, connection, user);
+            let route = self.route(admitted.trunk(), local, connection, user);
             self.calls
                 .handle_invite(now, source, connection, bytes, admitted, key, route);
             // Only a call that exists has a transaction for retransmissions to reach;
@@ -920,7 +920,7 @@ fn build_snapshot(
             trunks
                 .get(id)
                 .map(|slot| Arc::clone(&slot.counters))
-                .unwrap_or_default()
+                .unwrap_or_else(|| Arc::new(TrunkCounters::new(id)))
         },
         next_hops: &|trunk| {
             let mut addresses: Vec<_> =

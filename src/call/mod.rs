@@ -370,7 +370,7 @@ impl Calls {
         let Some(route) = route else {
             self.reply(carrier, &message, 503, "Backend Unavailable", None);
             self.events.push_back(CallEvent::Warning {
-                trunk: admitted.trunk.to_string(),
+                trunk: admitted.trunk().to_string(),
                 message: "call refused: the backend has no address".into(),
             });
             return;
@@ -390,7 +390,7 @@ impl Calls {
             ours: &ours,
         };
         let mut forwarded = Vec::with_capacity(bytes.len() + 256);
-        let trunk_header = (self.settings.trunk_header.as_str(), &*admitted.trunk);
+        let trunk_header = (self.settings.trunk_header.as_str(), admitted.trunk());
         if forward::request(
             &mut forwarded,
             &message,
@@ -431,7 +431,7 @@ impl Calls {
         self.send_to(carrier, &route.server_name, trying.clone());
         self.send(route.backend, forwarded.clone());
         let call = Call {
-            trunk: admitted.trunk.to_string(),
+            trunk: admitted.trunk().to_string(),
             phase: Phase::Setup,
             guard: Some(admitted.guard),
             key,

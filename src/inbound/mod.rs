@@ -143,11 +143,17 @@ impl Reject {
     }
 }
 
-/// An admitted INVITE: the trunk and its claimed channel, handed to the call path.
+/// An admitted INVITE: its trunk's claimed channel, handed to the call path.
 #[derive(Debug)]
 pub struct Admitted {
-    pub trunk: Arc<str>,
     pub guard: ChannelGuard,
+}
+
+impl Admitted {
+    /// The id of the trunk that admitted the call.
+    pub fn trunk(&self) -> &str {
+        self.guard.trunk()
+    }
 }
 
 /// What the socket task does with a message after [`Inbound::handle`].
@@ -495,10 +501,7 @@ impl Inbound {
             return self.reject(Reject::RateLimited, counters);
         }
         trunk.counters.calls.fetch_add(1, Ordering::Relaxed);
-        Decision::Admit(Admitted {
-            trunk: Arc::clone(&trunk.id),
-            guard,
-        })
+        Decision::Admit(Admitted { guard })
     }
 
     fn unknown_source(
@@ -557,7 +560,7 @@ impl Inbound {
             Some(index) => warn!(
                 "request from unknown source {source}: {method} for a number of trunk {} \
                  (not in its allowed_inbound_ips); unknown_source={count} so far",
-                snapshot.trunks[index as usize].id
+                snapshot.trunks[index as usize].id()
             ),
             None => warn!(
                 "request from unknown source {source}: {method}; unknown_source={count} so far"
@@ -988,7 +991,7 @@ numbers = ["+15550100009"]
         let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
             .unwrap_or_else(|errors| panic!("{errors}"));
         let inputs = Inputs {
-            counters: &|_| Arc::new(TrunkCounters::default()),
+            counters: &|id| Arc::new(TrunkCounters::new(id)),
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
             backends: literal_backends(&config),
             backends_down: &[],
@@ -1113,13 +1116,13 @@ numbers = ["+15550100009"]
         let mut worker = Worker::new();
         let decided = match inbound.decide(&mut worker, now, addr(source), message.as_bytes()) {
             Decision::Answer(answer) => format!("answer {}", answer.code()),
-            Decision::Admit(admitted) => format!("admit {}", admitted.trunk),
+            Decision::Admit(admitted) => format!("admit {}", admitted.trunk()),
             other => format!("{other:?}"),
         };
         assert!(worker.out.is_empty(), "decide writes nothing");
         let handled = match run(inbound, now, source, message) {
             (text, Outcome::Reply) => format!("answer {}", &text[8..11]),
-            (_, Outcome::Admit(admitted)) => format!("admit {}", admitted.trunk),
+            (_, Outcome::Admit(admitted)) => format!("admit {}", admitted.trunk()),
             (_, other) => format!("{other:?}"),
         };
         (decided, handled)
@@ -1262,7 +1265,7 @@ numbers = ["+15550100009"]
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(&*admitted[0].trunk, "carrier");
+        assert_eq!(admitted[0].trunk(), "carrier");
         let busy = code(&inbound, now, "192.0.2.10:5060", &invite("a3", number));
         assert_eq!(busy, "SIP/2.0 503 Channel Limit Reached");
         let (text, _) = run(&inbound, now, "192.0.2.10:5060", &invite("a3", number));
@@ -1461,7 +1464,7 @@ numbers = ["+15550100009"]
         let Outcome::Admit(call) = outcome else {
             panic!("{outcome:?}")
         };
-        assert_eq!(&*call.trunk, "roaming");
+        assert_eq!(call.trunk(), "roaming");
         // Its retransmission is the same transaction: not a replay.
         assert!(matches!(
             run(&inbound, now, anywhere, &answered).1,
@@ -1517,7 +1520,7 @@ numbers = ["+15550100009"]
             max in 0u32..5,
             steps in proptest::collection::vec(proptest::prelude::any::<(bool, u8)>(), 0..200),
         ) {
-            let counters = Arc::new(TrunkCounters::default());
+            let counters = Arc::new(TrunkCounters::new("t"));
             let mut held: Vec<ChannelGuard> = Vec::new();
             for (admit, pick) in steps {
                 if admit {

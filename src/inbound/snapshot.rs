@@ -20,8 +20,11 @@ use crate::sip::scan::uri_user;
 /// Per-trunk counters the hot path updates; they outlive reloads (the core hands the same
 /// `Arc` to each new snapshot while the trunk id exists), so calls in progress keep
 /// counting against their trunk whatever the reload changed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TrunkCounters {
+    /// The trunk's id: a claimed channel's [`ChannelGuard`] names its trunk through it,
+    /// with no reference of its own to count.
+    id: Arc<str>,
     channels: AtomicU32,
     /// Calls admitted, ever.
     pub calls: AtomicU64,
@@ -38,6 +41,25 @@ pub struct TrunkCounters {
 }
 
 impl TrunkCounters {
+    /// The counters of trunk `id`, all zero.
+    pub fn new(id: &str) -> Self {
+        TrunkCounters {
+            id: id.into(),
+            channels: AtomicU32::new(0),
+            calls: AtomicU64::new(0),
+            rejected_source: AtomicU64::new(0),
+            rejected_busy: AtomicU64::new(0),
+            rejected_number: AtomicU64::new(0),
+            rejected_other: AtomicU64::new(0),
+            cps_tat: AtomicU64::new(0),
+        }
+    }
+
+    /// The id of the trunk counted.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Channels in use now.
     pub fn channels(&self) -> u32 {
         self.channels.load(Ordering::Relaxed)
@@ -80,6 +102,13 @@ impl TrunkCounters {
 #[derive(Debug)]
 pub struct ChannelGuard {
     counters: Arc<TrunkCounters>,
+}
+
+impl ChannelGuard {
+    /// The id of the trunk whose channel this is.
+    pub fn trunk(&self) -> &str {
+        self.counters.id()
+    }
 }
 
 impl Drop for ChannelGuard {
@@ -130,7 +159,6 @@ impl<'a> From<[Option<&'a [u8]>; 2]> for Users<'a> {
 /// The inbound policy of one trunk.
 #[derive(Debug)]
 pub struct TrunkPolicy {
-    pub id: Arc<str>,
     pub enabled: bool,
     pub inbound: bool,
     pub max_channels: u32,
@@ -147,6 +175,11 @@ pub struct TrunkPolicy {
 }
 
 impl TrunkPolicy {
+    /// The trunk's id.
+    pub fn id(&self) -> &str {
+        self.counters.id()
+    }
+
     /// Whether `user` (a Request-URI or To user part) names one of the trunk's numbers:
     /// `+E.164`, E.164 without `+`, or national with the country's prefix, visual
     /// separators and user parameters ignored. A trunk without numbers takes any.
@@ -689,7 +722,6 @@ impl Snapshot {
             digits.sort_unstable();
             numbers.extend(digits.iter().map(|&key| (key, index)));
             trunks.push(TrunkPolicy {
-                id: trunk.id.as_str().into(),
                 enabled: trunk.enabled,
                 inbound: trunk.direction.accepts_inbound(),
                 max_channels: trunk.max_channels,
@@ -832,7 +864,7 @@ mod tests {
         let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
             .unwrap_or_else(|errors| panic!("{errors}"));
         let inputs = Inputs {
-            counters: &|_| Arc::new(TrunkCounters::default()),
+            counters: &|id| Arc::new(TrunkCounters::new(id)),
             next_hops: &|trunk| literal_next_hop(trunk).into_iter().collect(),
             backends: literal_backends(&config),
             backends_down: &[],
@@ -1086,7 +1118,7 @@ direction = "outbound"
 "#;
 
     fn id(snapshot: &Snapshot, index: Option<u32>) -> Option<&str> {
-        index.map(|i| &*snapshot.trunks[i as usize].id)
+        index.map(|i| snapshot.trunks[i as usize].id())
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -1251,7 +1283,7 @@ direction = "outbound"
 
     #[test]
     fn channel_claims_never_exceed_the_limit_and_release_once() {
-        let counters = Arc::new(TrunkCounters::default());
+        let counters = Arc::new(TrunkCounters::new("t"));
         let guards: Vec<_> = (0..5).filter_map(|_| counters.claim(3)).collect();
         assert_eq!(guards.len(), 3);
         assert_eq!(counters.channels(), 3);
@@ -1263,7 +1295,7 @@ direction = "outbound"
 
     #[test]
     fn concurrent_claims_never_over_admit() {
-        let counters = Arc::new(TrunkCounters::default());
+        let counters = Arc::new(TrunkCounters::new("t"));
         let peak = Arc::new(AtomicU32::new(0));
         std::thread::scope(|scope| {
             for _ in 0..8 {
@@ -1285,7 +1317,7 @@ direction = "outbound"
 
     #[test]
     fn cps_bucket_allows_rate_per_second() {
-        let counters = TrunkCounters::default();
+        let counters = TrunkCounters::new("t");
         let second = 1_000_000_000;
         let admitted = (0..20).filter(|_| counters.take_call_slot(5, 0)).count();
         assert_eq!(admitted, 5, "a burst of one second's worth");
