@@ -915,8 +915,7 @@ fn check_mandatory(
     max_forwards: Result<Option<u32>, ScanError>,
 ) -> Result<(), ScanError> {
     message
-        .top_via()?
-        .branch
+        .top_via_branch()?
         .ok_or(ScanError::MalformedHeader("Via"))?;
     message.from()?;
     message.to()?;

@@ -51,7 +51,7 @@ impl<'a> Echo<'a> for Lean<'a> {
     }
 
     fn to(&self) -> Result<NameAddr<'a>, ScanError> {
-        Lean::to(self)
+        Lean::to(self).copied()
     }
 
     fn call_id(&self) -> Result<&'a [u8], ScanError> {

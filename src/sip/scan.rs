@@ -31,7 +31,7 @@
 //! finding (`next_line`), header-name lookup (`HeaderName::parse`) and the byte classes are
 //! small separate functions so a benchmark can swap any one of them.
 
-use core::cell::Cell;
+use core::cell::OnceCell;
 
 use super::classify;
 
@@ -1361,8 +1361,8 @@ pub struct Lean<'a> {
     kept: Kept<'a>,
     body: &'a [u8],
     message_len: usize,
-    top_via: Cell<Option<TopVia<'a>>>,
-    to_parsed: Cell<Option<Result<NameAddr<'a>, ScanError>>>,
+    top_via: OnceCell<TopVia<'a>>,
+    to_parsed: OnceCell<Result<NameAddr<'a>, ScanError>>,
 }
 
 type TopVia<'a> = Result<(&'a [u8], Via<'a>), ScanError>;
@@ -1654,8 +1654,8 @@ fn lean_fast(bytes: &[u8], options: ScanOptions) -> Option<Lean<'_>> {
         kept,
         body,
         message_len: position + body.len(),
-        top_via: Cell::new(None),
-        to_parsed: Cell::new(None),
+        top_via: OnceCell::new(),
+        to_parsed: OnceCell::new(),
     })
 }
 
@@ -1891,8 +1891,8 @@ impl<'a> Lean<'a> {
             },
             body: scanned.body(),
             message_len: scanned.message_len(),
-            top_via: Cell::new(None),
-            to_parsed: Cell::new(None),
+            top_via: OnceCell::new(),
+            to_parsed: OnceCell::new(),
         }
     }
 
@@ -1996,15 +1996,24 @@ impl<'a> Lean<'a> {
     /// The top Via entry as written (the first entry of the first Via header) and its
     /// parse.
     pub fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError> {
-        if let Some(parsed) = self.top_via.get() {
-            return parsed;
-        }
-        let parsed = match self.kept.via {
-            Some(value) if self.kept.via_single => Via::parse(value).map(|via| (value, via)),
-            value => top_via(value),
-        };
-        self.top_via.set(Some(parsed));
-        parsed
+        self.top_via_ref().map(|&(entry, via)| (entry, via))
+    }
+
+    /// The top Via's branch parameter: `None` when it has none (see [`Lean::top_via`]).
+    pub fn top_via_branch(&self) -> Result<Option<&'a [u8]>, ScanError> {
+        self.top_via_ref().map(|(_, via)| via.branch)
+    }
+
+    /// The kept parse of the top Via, read in place: copied out, the fields just written
+    /// would be loaded in wider pieces than they were stored in, which waits.
+    fn top_via_ref(&self) -> Result<&(&'a [u8], Via<'a>), ScanError> {
+        self.top_via
+            .get_or_init(|| match self.kept.via {
+                Some(value) if self.kept.via_single => Via::parse(value).map(|via| (value, via)),
+                value => top_via(value),
+            })
+            .as_ref()
+            .map_err(|&error| error)
     }
 
     /// Every Via entry, top first, each parsed when the iterator reaches it.
@@ -2017,13 +2026,12 @@ impl<'a> Lean<'a> {
     }
 
     /// The To header, parsed on the first call and kept.
-    pub fn to(&self) -> Result<NameAddr<'a>, ScanError> {
-        if let Some(parsed) = self.to_parsed.get() {
-            return parsed;
-        }
-        let parsed = name_addr(HeaderName::To, self.kept.to);
-        self.to_parsed.set(Some(parsed));
-        parsed
+    /// Read in place, as [`Lean::top_via_branch`] reads the top Via.
+    pub fn to(&self) -> Result<&NameAddr<'a>, ScanError> {
+        self.to_parsed
+            .get_or_init(|| name_addr(HeaderName::To, self.kept.to))
+            .as_ref()
+            .map_err(|&error| error)
     }
 
     pub fn call_id(&self) -> Result<&'a [u8], ScanError> {
@@ -3240,7 +3248,7 @@ v=0\r\n";
         for _ in 0..2 {
             // Twice: the second answer comes from the cache.
             assert_eq!(lean.top_via(), full.top_via());
-            assert_eq!(lean.to(), full.to());
+            assert_eq!(lean.to().copied(), full.to());
         }
         if let Ok((entry, via)) = lean.top_via_entry() {
             assert_eq!(
