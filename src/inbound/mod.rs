@@ -920,8 +920,7 @@ fn check_mandatory(
     message.from()?;
     message.to()?;
     message.call_id()?;
-    let cseq = message.cseq()?;
-    if Some(cseq.method) != message.method() {
+    if !message.cseq_matches_method()? {
         return Err(ScanError::MalformedHeader("CSeq"));
     }
     max_forwards?;

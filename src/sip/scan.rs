@@ -2042,6 +2042,19 @@ impl<'a> Lean<'a> {
         cseq(self.kept.cseq)
     }
 
+    /// Whether the CSeq is well-formed and names the request's method: what
+    /// [`Lean::cseq`] and a compare of its method say, told without the parse for the
+    /// usual `digits SP METHOD`. `Err` as `cseq()` for a malformed or missing CSeq.
+    pub fn cseq_matches_method(&self) -> Result<bool, ScanError> {
+        let method = self.method();
+        if let (Some(value), Some(method)) = (self.kept.cseq, method)
+            && CSeq::is_plain(value, method.as_bytes())
+        {
+            return Ok(true);
+        }
+        Ok(Some(self.cseq()?.method) == method)
+    }
+
     pub fn max_forwards(&self) -> Result<Option<u32>, ScanError> {
         max_forwards(self.kept.max_forwards)
     }
@@ -2860,6 +2873,20 @@ pub struct CSeq<'a> {
 }
 
 impl<'a> CSeq<'a> {
+    /// Whether `value` is 1 to 9 digits, one SP and `method`, nothing else: then
+    /// [`CSeq::parse`] reads it, with the method `method` parses to. (Nine digits always
+    /// fit a `u32`; `method`, a request line's, is a token.)
+    fn is_plain(value: &[u8], method: &[u8]) -> bool {
+        let digits = value
+            .iter()
+            .take(10)
+            .take_while(|byte| byte.is_ascii_digit())
+            .count();
+        (1..=9).contains(&digits)
+            && value.get(digits) == Some(&b' ')
+            && value.get(digits + 1..) == Some(method)
+    }
+
     /// Read by hand (every request the hot path admits has one); [`CSeq::parse_nom`] is
     /// the grammar the tests hold it to.
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
@@ -3626,6 +3653,39 @@ v=0\r\n";
             }
         }
         out
+    }
+
+    /// A CSeq taken as plain is one `CSeq::parse` reads, with the request's method; and the
+    /// usual ones are taken. Every variant of a few seeds, against each of a few methods.
+    #[test]
+    fn plain_cseqs_are_what_the_parse_reads() {
+        let methods: [&[u8]; 5] = [b"INVITE", b"ACK", b"OPTIONS", b"X-FOO", b"9A"];
+        let seeds: [&[u8]; 6] = [
+            b"102 INVITE",
+            b"1 ACK",
+            b"123456789 OPTIONS",
+            b"4294967295 INVITE",
+            b"0 X-FOO",
+            b"7 9A",
+        ];
+        let mut plain = 0;
+        for seed in seeds {
+            for value in variants(seed) {
+                for method in methods {
+                    if !CSeq::is_plain(&value, method) {
+                        continue;
+                    }
+                    plain += 1;
+                    let parsed = CSeq::parse(&value).map(|cseq| cseq.method);
+                    assert_eq!(parsed, Ok(Method::parse(method).unwrap()), "{value:?}");
+                }
+            }
+        }
+        assert!(plain > 6, "{plain}");
+        assert!(CSeq::is_plain(b"102 INVITE", b"INVITE"));
+        assert!(!CSeq::is_plain(b"102 INVITE", b"ACK"));
+        assert!(!CSeq::is_plain(b"1234567890 INVITE", b"INVITE"));
+        assert!(!CSeq::is_plain(b"102  INVITE", b"INVITE"));
     }
 
     #[test]
