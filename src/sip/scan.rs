@@ -1819,7 +1819,7 @@ fn kept_name(line_rest: &[u8]) -> Option<(HeaderName<'static>, usize)> {
 fn header_name<'a>(line_rest: &'a [u8], line: &'a [u8]) -> Option<(HeaderName<'a>, usize)> {
     // The line's CR is no token byte, so the run read from the rest of the message
     // (16 bytes at a time, more often whole) is the line's.
-    let name_len = classify::token_len(line_rest);
+    let name_len = classify::header_name_len(line_rest);
     let name = line.get(..name_len).filter(|name| !name.is_empty())?;
     if line.get(name_len) == Some(&b':') {
         // Right before its colon a kept name is `kept_name`'s.
