@@ -34,6 +34,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::config::Transport;
@@ -355,6 +356,15 @@ impl Calls {
             return;
         };
         let carrier = carrier_peer(source, connection.map(|c| c.transport), &via);
+        // The hot path saw that From and Contact are there; whether they are well-formed
+        // is told here, before the call is taken on (see `inbound::check_mandatory`).
+        // The channel goes back with `admitted`.
+        if message.from().is_err() || !matches!(message.contact(), Ok(Some(_))) {
+            let counters = admitted.guard.counters();
+            counters.rejected_other.fetch_add(1, Ordering::Relaxed);
+            self.reply(carrier, &message, 400, "Bad Request", None);
+            return;
+        }
         let carrier_branch = via.branch.unwrap_or_default().to_vec();
         if let Some(existing) = self.calls.get(call_id) {
             // The same transaction again (the hot path had not seen it yet): its
@@ -459,6 +469,9 @@ impl Calls {
             linger_until: None,
             scheduled: None,
         };
+        if let Some(guard) = &call.guard {
+            guard.counters().calls.fetch_add(1, Ordering::Relaxed);
+        }
         let id = call_id.to_vec();
         self.calls.insert(id.clone(), call);
         self.schedule(&id);

@@ -3,13 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Connection;
 use crate::config::Transport;
 use crate::config::{LoadOptions, load_str};
 use crate::core::{Core, Event};
-use crate::inbound::{Outcome, Worker};
+use crate::inbound::{Outcome, TrunkCounters, Worker};
 use crate::trunk::registration::Transmit;
 
 const CONFIG: &str = r#"
@@ -754,4 +756,43 @@ fn on_a_wildcard_listener_the_backend_gets_our_address_that_faces_it() {
     assert_eq!(out[0].0, addr(CARRIER));
     assert!(header(&out[0].2, "Route").is_empty(), "{}", out[0].2);
     assert!(header(&out[0].2, "Via")[0].starts_with("SIP/2.0/UDP 192.0.2.200:5060;branch="));
+}
+
+/// From and Contact are only looked for by the hot path: a malformed one is admitted, and
+/// the call path answers 400, gives the channel back and counts it, without a call. A
+/// well-formed INVITE is counted as a call when the call path takes it on.
+#[test]
+fn a_malformed_from_or_contact_gets_400_from_the_call_path_and_no_channel() {
+    let t0 = epoch();
+    let mut core = core(CONFIG, t0);
+    sent(&mut core);
+    let counters = core_counters(&core);
+    let malformed = [
+        invite("m1").replace("From: <sip:", "From: <<sip:"),
+        invite("m2").replace("Contact: <sip:", "Contact: sip:<"),
+        invite("m3").replace("Contact: <sip:", "Contact: \"unterminated <sip:"),
+    ];
+    for (index, message) in malformed.iter().enumerate() {
+        assert_eq!(receive(&mut core, t0, CARRIER, message), None, "{message}");
+        let out = sent(&mut core);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].0, addr(CARRIER));
+        assert_eq!(out[0].1, "SIP/2.0 400 Bad Request", "{message}");
+        assert_eq!(channels(&core), 0, "{message}");
+        let counted = counters.rejected_other.load(Ordering::Relaxed);
+        assert_eq!(counted, index as u64 + 1);
+    }
+    assert_eq!(counters.calls.load(Ordering::Relaxed), 0);
+    assert_eq!(receive(&mut core, t0, CARRIER, &invite("ok")), None);
+    let out = sent(&mut core);
+    assert_eq!(out[1].1, "INVITE sip:+15550100001@10.0.0.9:5080 SIP/2.0");
+    assert_eq!(channels(&core), 1);
+    assert_eq!(counters.calls.load(Ordering::Relaxed), 1);
+    // Its retransmission is the same call, not a second one.
+    assert_eq!(receive(&mut core, t0, CARRIER, &invite("ok")), None);
+    assert_eq!(counters.calls.load(Ordering::Relaxed), 1);
+}
+
+fn core_counters(core: &Core) -> Arc<TrunkCounters> {
+    Arc::clone(&core.inbound().snapshot().trunks[0].counters)
 }

@@ -500,7 +500,7 @@ impl Inbound {
         if !trunk.take_call_slot(|| snapshot.elapsed_ns(now)) {
             return self.reject(Reject::RateLimited, counters);
         }
-        trunk.counters.calls.fetch_add(1, Ordering::Relaxed);
+        // Counted as a call (`calls`) by the call path, once it takes the call on.
         Decision::Admit(Admitted { guard })
     }
 
@@ -908,8 +908,15 @@ fn format_into<'b>(buffer: &'b mut [u8], args: std::fmt::Arguments<'_>) -> Optio
     std::str::from_utf8(&buffer[..len]).ok()
 }
 
-/// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact;
-/// `max_forwards` is the message's, read once by the caller.
+/// The headers every request must carry (RFC 3261 §8.1.1) and an INVITE's Contact are
+/// there; `max_forwards` is the message's, read once by the caller.
+///
+/// What admission and a stateless answer read is read whole: the top Via (its branch keys
+/// the transaction), To (its user and tag route), Call-ID, CSeq (its method must be the
+/// request's) and Max-Forwards. From and Contact need only be there: the hot path reads
+/// neither, and the call path checks both before it takes the call on (a 400 then, with
+/// the channel released). RFC 3261 §16.3 has a proxy check the parts it uses, no more;
+/// on the carrier's INVITE their two parses cost the decision ~90 ns, a fifth of it.
 fn check_mandatory(
     message: &Lean<'_>,
     max_forwards: Result<Option<u32>, ScanError>,
@@ -917,14 +924,16 @@ fn check_mandatory(
     message
         .top_via_branch()?
         .ok_or(ScanError::MalformedHeader("Via"))?;
-    message.from()?;
+    message
+        .header(HeaderName::From)
+        .ok_or(ScanError::MissingHeader("From"))?;
     message.to()?;
     message.call_id()?;
     if !message.cseq_matches_method()? {
         return Err(ScanError::MalformedHeader("CSeq"));
     }
     max_forwards?;
-    match message.contact()? {
+    match message.header(HeaderName::Contact) {
         Some(_) => Ok(()),
         None => Err(ScanError::MissingHeader("Contact")),
     }
@@ -1165,6 +1174,30 @@ numbers = ["+15550100009"]
                 "Control",
             ),
             ("192.0.2.10:5060", "NOT SIP\r\n\r\n".to_owned(), "Nothing"),
+            // From and Contact need only be there: the call path reads them.
+            (
+                "192.0.2.10:5060",
+                good.replace("From: <sip:", "From: <<sip:"),
+                "admit carrier",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("Contact: <sip:", "Contact: sip:<"),
+                "admit carrier",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace("Contact: <sip:+15551230000@192.0.2.10:5060>\r\n", ""),
+                "answer 400",
+            ),
+            (
+                "192.0.2.10:5060",
+                good.replace(
+                    "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-d1;",
+                    "Via: SIP/2.0/UDP 192.0.2.10:5060;",
+                ),
+                "answer 400",
+            ),
         ];
         for (source, message, expected) in cases {
             let (decided, handled) = decided_and_handled(&inbound, now, source, &message);
@@ -1176,8 +1209,14 @@ numbers = ["+15550100009"]
         let snapshot = inbound.snapshot();
         let carrier = &snapshot.trunks[0].counters;
         assert_eq!(carrier.rejected_number.load(Ordering::Relaxed), 2);
-        assert_eq!(carrier.calls.load(Ordering::Relaxed), 2);
-        assert_eq!(carrier.channels(), 0, "both guards were dropped");
+        assert_eq!(
+            carrier.rejected_other.load(Ordering::Relaxed),
+            6,
+            "483, 400s"
+        );
+        // Calls are counted by the call path, once it takes one on.
+        assert_eq!(carrier.calls.load(Ordering::Relaxed), 0);
+        assert_eq!(carrier.channels(), 0, "every guard was dropped");
     }
 
     #[test]
@@ -1280,7 +1319,7 @@ numbers = ["+15550100009"]
             Outcome::Admit(_)
         ));
         let counters = &inbound.snapshot().trunks[0].counters;
-        assert_eq!(counters.calls.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.channels(), 1, "the one left in `admitted`");
         assert_eq!(
             counters.rejected_busy.load(Ordering::Relaxed),
             2,

@@ -26,7 +26,7 @@ pub struct TrunkCounters {
     /// with no reference of its own to count.
     id: Arc<str>,
     channels: AtomicU32,
-    /// Calls admitted, ever.
+    /// Calls the call path took on (forwarded to the backend), ever.
     pub calls: AtomicU64,
     /// INVITEs for this trunk's numbers from a source it does not allow.
     pub rejected_source: AtomicU64,
@@ -34,7 +34,8 @@ pub struct TrunkCounters {
     pub rejected_busy: AtomicU64,
     /// The dialled number is not one of the trunk's.
     pub rejected_number: AtomicU64,
-    /// Disabled, outbound-only, or malformed requests (400/483).
+    /// Disabled, outbound-only, or malformed requests (400/483): refused by the hot path,
+    /// or, for a malformed From or Contact, by the call path.
     pub rejected_other: AtomicU64,
     /// GCRA "theoretical arrival time" of `max_cps`, in ns since the snapshot epoch.
     cps_tat: AtomicU64,
@@ -108,6 +109,11 @@ impl ChannelGuard {
     /// The id of the trunk whose channel this is.
     pub fn trunk(&self) -> &str {
         self.counters.id()
+    }
+
+    /// The counters of the trunk whose channel this is.
+    pub fn counters(&self) -> &TrunkCounters {
+        &self.counters
     }
 }
 
