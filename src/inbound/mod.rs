@@ -1187,11 +1187,6 @@ numbers = ["+15550100009"]
             ),
             (
                 "192.0.2.10:5060",
-                good.replace("Contact: <sip:+15551230000@192.0.2.10:5060>\r\n", ""),
-                "answer 400",
-            ),
-            (
-                "192.0.2.10:5060",
                 good.replace(
                     "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-d1;",
                     "Via: SIP/2.0/UDP 192.0.2.10:5060;",
@@ -1211,8 +1206,8 @@ numbers = ["+15550100009"]
         assert_eq!(carrier.rejected_number.load(Ordering::Relaxed), 2);
         assert_eq!(
             carrier.rejected_other.load(Ordering::Relaxed),
-            6,
-            "483, 400s"
+            4,
+            "483, 400"
         );
         // Calls are counted by the call path, once it takes one on.
         assert_eq!(carrier.calls.load(Ordering::Relaxed), 0);
