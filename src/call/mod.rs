@@ -359,12 +359,12 @@ impl Calls {
         // The hot path saw that From and Contact are there; whether they are well-formed
         // is told here, before the call is taken on (see `inbound::check_mandatory`).
         // The channel goes back with `admitted`.
-        if message.from().is_err() || !matches!(message.contact(), Ok(Some(_))) {
+        let (Ok(from), Ok(Some(_))) = (message.from(), message.contact()) else {
             let counters = admitted.guard.counters();
             counters.rejected_other.fetch_add(1, Ordering::Relaxed);
             self.reply(carrier, &message, 400, "Bad Request", None);
             return;
-        }
+        };
         let carrier_branch = via.branch.unwrap_or_default().to_vec();
         if let Some(existing) = self.calls.get(call_id) {
             // The same transaction again (the hot path had not seen it yet): its
@@ -432,14 +432,14 @@ impl Calls {
         let mut trying = Vec::new();
         let _ = response::write(&mut trying, &message, source, 100, "Trying", None, &[]);
         debug_assert_eq!(first, ServerAction::Send(100));
-        let carrier_tag = message
-            .from()
-            .ok()
-            .and_then(|from| from.tag)
-            .unwrap_or_default()
-            .to_vec();
+        let carrier_tag = from.tag.unwrap_or_default().to_vec();
         self.send_to(carrier, &route.server_name, trying.clone());
         self.send(route.backend, forwarded.clone());
+        admitted
+            .guard
+            .counters()
+            .calls
+            .fetch_add(1, Ordering::Relaxed);
         let call = Call {
             trunk: admitted.trunk().to_string(),
             phase: Phase::Setup,
@@ -469,9 +469,6 @@ impl Calls {
             linger_until: None,
             scheduled: None,
         };
-        if let Some(guard) = &call.guard {
-            guard.counters().calls.fetch_add(1, Ordering::Relaxed);
-        }
         let id = call_id.to_vec();
         self.calls.insert(id.clone(), call);
         self.schedule(&id);

@@ -1996,7 +1996,7 @@ impl<'a> Lean<'a> {
     /// The top Via entry as written (the first entry of the first Via header) and its
     /// parse.
     pub fn top_via_entry(&self) -> Result<(&'a [u8], Via<'a>), ScanError> {
-        self.top_via_ref().map(|&(entry, via)| (entry, via))
+        self.top_via_ref().copied()
     }
 
     /// The top Via's branch parameter: `None` when it has none (see [`Lean::top_via`]).
