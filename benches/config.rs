@@ -115,7 +115,7 @@ fn bench_diff(c: &mut Criterion) {
         expected
             .changed
             .iter()
-            .all(|(_, fields)| *fields == ["max_channels"])
+            .all(|(_, fields)| *fields == [trunkd::config::TrunkField::MaxChannels])
     );
     assert_eq!(
         expected.unchanged.len(),

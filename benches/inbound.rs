@@ -18,14 +18,14 @@
 //!
 //! - `carrier_invite_admit`: a carrier's INVITE (16 headers incl. Record-Route,
 //!   P-Asserted-Identity, Supported, Allow, Content-Type; a 311-byte SDP body) from an
-//!   allowed source for one of the trunk's numbers: [`Outcome::Admit`]. The channel
+//!   allowed source for one of the trunk's numbers: [`Decision::Admit`]. The channel
 //!   guard is dropped inside the timed loop (`max_channels = 0`), as a call ending would.
-//! - `carrier_options_answer`: the carrier's OPTIONS keepalive: [`Outcome::Reply`], the
+//! - `carrier_options_answer`: the carrier's OPTIONS keepalive: [`Decision::Answer`], the
 //!   `200 OK` written.
 //! - `scanner_invite_reject`: a sipvicious ("friendly-scanner") INVITE from a source no
-//!   trunk allows: [`Outcome::Reply`], the `403 Forbidden` written.
+//!   trunk allows: [`Decision::Answer`], the `403 Forbidden` written.
 //! - `scanner_invite_reject_drop`: the same bytes with `on_unknown_source = "drop"`:
-//!   [`Outcome::Nothing`].
+//!   [`Decision::Nothing`].
 //!
 //! What the two sides do is not the same work, which is the point: trunkd scans just
 //! enough to decide, rsip builds an owned message (start line, every header
@@ -63,7 +63,7 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trunkd::config::{LoadOptions, load_str};
 use trunkd::inbound::snapshot::{Inputs, literal_address, literal_backends, literal_next_hop};
-use trunkd::inbound::{Decision, Inbound, Outcome, Snapshot, TrunkCounters, Worker};
+use trunkd::inbound::{Decision, Inbound, Snapshot, TrunkCounters, Worker};
 use trunkd::sip::scan::{self, Lean, ScanOptions};
 
 /// Counts allocations (`alloc`, `alloc_zeroed`, `realloc`) while [`COUNTING`] is set.
@@ -336,7 +336,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
 });
 
 impl Case {
-    fn handle(&self, worker: &mut Worker, now: Instant) -> Outcome {
+    fn handle(&self, worker: &mut Worker, now: Instant) -> Decision {
         self.inbound.handle(worker, now, self.source, self.bytes)
     }
 
@@ -365,15 +365,15 @@ impl Case {
         let outcome = self.handle(&mut worker, now);
         let reply = String::from_utf8_lossy(&worker.out);
         match (self.expect, &outcome) {
-            (Expect::Admit, Outcome::Admit(admitted)) => {
+            (Expect::Admit, Decision::Admit(admitted)) => {
                 assert_eq!(admitted.trunk(), CARRIER_TRUNK, "{}", self.group);
             }
-            (Expect::Reply(_, status), Outcome::Reply) => assert!(
+            (Expect::Reply(_, status), Decision::Answer(_)) => assert!(
                 reply.starts_with(status),
                 "{}: expected {status:?}, wrote:\n{reply}",
                 self.group
             ),
-            (Expect::Nothing, Outcome::Nothing) => {
+            (Expect::Nothing, Decision::Nothing) => {
                 assert!(worker.out.is_empty(), "{}: wrote {reply}", self.group);
             }
             (expect, outcome) => {
@@ -484,10 +484,10 @@ fn check(_: &mut Criterion) {
         case.check(fixture.now);
         let mut worker = Worker::new();
         let decision = allocations_per_call(|| {
-            black_box(case.decide(&mut worker, fixture.now));
+            let _ = black_box(case.decide(&mut worker, fixture.now));
         });
         let answered = allocations_per_call(|| {
-            black_box(case.handle(&mut worker, fixture.now));
+            let _ = black_box(case.handle(&mut worker, fixture.now));
         });
         let rsip = allocations_per_call(|| {
             black_box(rsip::SipMessage::try_from(black_box(case.bytes)).ok());
@@ -505,10 +505,10 @@ fn check(_: &mut Criterion) {
         let (mut deciding, mut answering) = (Worker::new(), Worker::new());
         let [decision, answered, rsip] = fastest_batches_ns([
             &mut || {
-                black_box(case.decide(&mut deciding, black_box(fixture.now)));
+                let _ = black_box(case.decide(&mut deciding, black_box(fixture.now)));
             },
             &mut || {
-                black_box(case.handle(&mut answering, black_box(fixture.now)));
+                let _ = black_box(case.handle(&mut answering, black_box(fixture.now)));
                 black_box(&answering.out);
             },
             &mut || {

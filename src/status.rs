@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 
 use crate::config::{Direction, Transport, Trunk, format_duration};
 use crate::inbound::TrunkCounters;
-use crate::trunk::qualify::QualifyStatus;
+use crate::trunk::keepalives::KeepaliveStatus;
 use crate::trunk::registration;
-use crate::trunk::registry::RegistrationStatus;
+use crate::trunk::registrations::RegistrationStatus;
 
 /// Where a trunk stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct TrunkStatus {
     /// Inbound call counters (channels in use, admitted, rejected).
     pub calls: Option<CallCounts>,
     /// The OPTIONS keepalive, when the trunk pings.
-    pub options: Option<QualifyStatus>,
+    pub options: Option<KeepaliveStatus>,
     /// Proven reachable once: OPTIONS answered or REGISTER succeeded.
     pub verified: bool,
 }
@@ -328,7 +328,7 @@ mod tests {
              name=\"Carrier \\\"X\\\"\\u{a}US\" options=unknown verified=no"
         );
         let with_options = TrunkStatus {
-            options: Some(QualifyStatus {
+            options: Some(KeepaliveStatus {
                 state: crate::trunk::keepalive::State::Up,
                 rtt_last: Some(Duration::from_millis(12)),
                 rtt_smoothed: Some(Duration::from_micros(10_500)),

@@ -31,6 +31,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use crate::config::{self, Config, LoadOptions, Transport, Trunk};
 use crate::io::clock;
 use crate::io::dns::Dns;
+use crate::sip::Transmit;
 use crate::sip::digest;
 use crate::sip::scan::frame::{self, Frame};
 use crate::sip::scan::{
@@ -38,11 +39,10 @@ use crate::sip::scan::{
 };
 use crate::sip::transaction::TimerValues;
 use crate::trunk::keepalive::{self, Keepalive};
+use crate::trunk::next_hop::{MAX_RESOLVE_INTERVAL, MIN_RESOLVE_INTERVAL, lookup_request};
 use crate::trunk::random::Random;
-use crate::trunk::registration::{self, Registration, Transmit};
-use crate::trunk::registry::{
-    MAX_RESOLVE_INTERVAL, MIN_RESOLVE_INTERVAL, Registry, lookup_request,
-};
+use crate::trunk::registration::{self, Registration};
+use crate::trunk::registrations::Registrations;
 
 /// Exit status: every step passed (warnings allowed).
 pub const EXIT_OK: u8 = 0;
@@ -332,7 +332,7 @@ struct Resolution {
 async fn resolve(config: &Config, trunk: &Trunk, report: &mut Report) -> Option<Resolution> {
     let request = lookup_request(trunk);
     let transport = trunk.transport;
-    let server_name = crate::trunk::registry::server_name(trunk);
+    let server_name = crate::trunk::next_hop::server_name(trunk);
     let via = if trunk.outbound_proxy.is_some() {
         " (outbound_proxy)"
     } else {
@@ -725,7 +725,13 @@ async fn connect(
             (None, Some(ip)) => ip,
             (None, None) => crate::io::network::source_address_toward(peer)
                 .await
-                .map_err(|why| Step::new(Status::Fail, "transport", why))?,
+                .map_err(|error| {
+                    Step::new(
+                        Status::Fail,
+                        "transport",
+                        format!("no route to {peer}: {error}"),
+                    )
+                })?,
         };
         let link = Link {
             peer,
@@ -1192,8 +1198,8 @@ async fn options_step(
     timers: TimerValues,
     observed: &mut Observed,
 ) -> Step {
-    let local = crate::trunk::registry::sent_by(link.advertised);
-    let target = crate::trunk::registry::domain_uri(trunk);
+    let local = crate::trunk::next_hop::sent_by(link.advertised);
+    let target = crate::trunk::next_hop::domain_uri(trunk);
     let from_uri = match &trunk.options_from {
         Some(uri) => uri.to_string(),
         None => keepalive::default_from_uri(&local),
@@ -1373,7 +1379,7 @@ impl Probe for RegisterProbe {
     }
 
     fn handle_response(&mut self, now: Instant, source: SocketAddr, message: &Scan<'_, '_>) {
-        let Some(view) = crate::trunk::registry::response_view(message, source) else {
+        let Some(view) = crate::trunk::registrations::response_view(message, source) else {
             return;
         };
         if matches!(view.code, 401 | 407) {
@@ -1473,8 +1479,8 @@ async fn register_steps(
 ) -> Vec<Step> {
     let timers = config.daemon.timers;
     let username = trunk.username.clone().unwrap_or_default();
-    let local = crate::trunk::registry::sent_by(link.advertised);
-    let registrar = crate::trunk::registry::domain_uri(trunk);
+    let local = crate::trunk::next_hop::sent_by(link.advertised);
+    let registrar = crate::trunk::next_hop::domain_uri(trunk);
     let aor = format!("sip:{username}@{}", trunk.domain);
     let contact = format!("sip:{username}@{local};transport={}", trunk.transport);
     let params = registration::Params {
@@ -1853,7 +1859,7 @@ fn allowlist_step(trunk: &Trunk, targets: &[SocketAddr], answered_from: &[Socket
     let implicit = |ip: IpAddr| {
         trunk.allow_next_hop
             && (literal == Some(ip)
-                || (Registry::wants_registration(trunk)
+                || (Registrations::wants_registration(trunk)
                     && targets.iter().any(|target| target.ip() == ip)))
     };
     let mut details = Vec::new();
@@ -1898,7 +1904,7 @@ fn allowlist_step(trunk: &Trunk, targets: &[SocketAddr], answered_from: &[Socket
         ),
     );
     step.details = details;
-    if trunk.allow_next_hop && literal.is_none() && !Registry::wants_registration(trunk) {
+    if trunk.allow_next_hop && literal.is_none() && !Registrations::wants_registration(trunk) {
         step.details.push(
             "allow_next_hop covers resolved DNS targets only while the trunk registers \
              (enabled, register = true)"

@@ -39,13 +39,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::Transport;
 use crate::inbound::{Admitted, ChannelGuard};
+use crate::sip::Transmit;
 use crate::sip::invite::{
     ClientAction, ClientState, InviteClient, InviteServer, ServerAction, ServerState,
 };
 use crate::sip::response;
 use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan};
 use crate::sip::transaction::TimerValues;
-use crate::trunk::registration::Transmit;
 use forward::{Hop, InviteCopy};
 use target::Target;
 

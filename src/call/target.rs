@@ -3,7 +3,7 @@
 //! dialog is the other side's Contact.
 //!
 //! Only IP literals are used as they are; a host name falls back to the address the
-//! call already knows for that side (the core resolves nothing on the call path). An
+//! call already knows for that side (the control path resolves nothing on the call path). An
 //! address in a private range while the peer talks to us from a public one is what a NAT
 //! does to a Contact, and the peer's own address is used instead.
 

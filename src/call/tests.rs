@@ -1,5 +1,5 @@
-//! The call path driven through the core on a virtual clock: the hot path admits, the
-//! core proxies, and the channel is released however the call ends.
+//! The call path driven through the control path on a virtual clock: the hot path admits, the
+//! control path proxies, and the channel is released however the call ends.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use super::Connection;
 use crate::config::Transport;
 use crate::config::{LoadOptions, load_str};
-use crate::core::{Core, Event};
-use crate::inbound::{Outcome, TrunkCounters, Worker};
-use crate::trunk::registration::Transmit;
+use crate::control::{Control, Event};
+use crate::inbound::{Decision, TrunkCounters, Worker};
+use crate::sip::Transmit;
 
 const CONFIG: &str = r#"
 [daemon]
@@ -44,10 +44,10 @@ fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
-fn core(text: &str, now: Instant) -> Core {
+fn control(text: &str, now: Instant) -> Control {
     let config = load_str(Path::new("t.toml"), text, &LoadOptions::default())
         .unwrap_or_else(|errors| panic!("{errors}"));
-    Core::new(config, now)
+    Control::new(config, now)
 }
 
 fn invite(call: &str) -> String {
@@ -64,29 +64,29 @@ fn invite(call: &str) -> String {
     )
 }
 
-/// What the hot path does with a datagram, then the core's part.
-fn receive(core: &mut Core, now: Instant, source: &str, bytes: &str) -> Option<String> {
-    receive_over(core, now, source, None, bytes)
+/// What the hot path does with a datagram, then the control path's part.
+fn receive(control: &mut Control, now: Instant, source: &str, bytes: &str) -> Option<String> {
+    receive_over(control, now, source, None, bytes)
 }
 
 /// [`receive`] for a message that came over a connection.
 fn receive_over(
-    core: &mut Core,
+    control: &mut Control,
     now: Instant,
     source: &str,
     connection: Option<Connection>,
     bytes: &str,
 ) -> Option<String> {
-    let inbound = core.inbound();
+    let inbound = control.inbound();
     let mut worker = Worker::new();
     let (source, local) = (addr(source), addr(LOCAL));
     match inbound.handle(&mut worker, now, source, bytes.as_bytes()) {
-        Outcome::Reply => return Some(String::from_utf8(worker.out).unwrap()),
-        Outcome::Nothing => return None,
-        Outcome::Control => {
-            core.handle_datagram(now, source, local, connection, bytes.as_bytes(), None)
+        Decision::Answer(_) => return Some(String::from_utf8(worker.out).unwrap()),
+        Decision::Nothing => return None,
+        Decision::Control => {
+            control.handle_message(now, source, local, connection, bytes.as_bytes(), None)
         }
-        Outcome::Admit(admitted) => core.handle_datagram(
+        Decision::Admit(admitted) => control.handle_message(
             now,
             source,
             local,
@@ -98,9 +98,9 @@ fn receive_over(
     None
 }
 
-/// Everything the core wants sent, as (destination, first line, text).
-fn sent(core: &mut Core) -> Vec<(SocketAddr, String, String)> {
-    transmits(core)
+/// Everything the control path wants sent, as (destination, first line, text).
+fn sent(control: &mut Control) -> Vec<(SocketAddr, String, String)> {
+    transmits(control)
         .into_iter()
         .map(|t| {
             let text = String::from_utf8(t.bytes).unwrap();
@@ -109,8 +109,8 @@ fn sent(core: &mut Core) -> Vec<(SocketAddr, String, String)> {
         .collect()
 }
 
-fn transmits(core: &mut Core) -> Vec<Transmit> {
-    std::iter::from_fn(|| core.poll_transmit()).collect()
+fn transmits(control: &mut Control) -> Vec<Transmit> {
+    std::iter::from_fn(|| control.poll_transmit()).collect()
 }
 
 /// A UAS's answer to a request inside a dialog (its To has the tag already).
@@ -185,17 +185,17 @@ fn answer(request: &str, code: u16, reason: &str) -> String {
     out
 }
 
-fn channels(core: &Core) -> u32 {
-    core.inbound().snapshot().trunks[0].counters.channels()
+fn channels(control: &Control) -> u32 {
+    control.inbound().snapshot().trunks[0].counters.channels()
 }
 
 #[test]
 fn answered_call_keeps_its_channel_until_bye() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
-    assert_eq!(receive(&mut core, t0, CARRIER, &invite("a")), None);
-    let out = sent(&mut core);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    assert_eq!(receive(&mut control, t0, CARRIER, &invite("a")), None);
+    let out = sent(&mut control);
     assert_eq!(out[0].0, addr(CARRIER));
     assert_eq!(out[0].1, "SIP/2.0 100 Trying");
     assert_eq!(out[1].0, addr(BACKEND));
@@ -203,18 +203,23 @@ fn answered_call_keeps_its_channel_until_bye() {
     let forwarded = out[1].2.clone();
     assert!(forwarded.contains("\r\nX-Trunk: carrier\r\n"));
     assert!(forwarded.contains("Record-Route: <sip:192.0.2.200:5060;lr>\r\n"));
-    assert_eq!(channels(&core), 1);
+    assert_eq!(channels(&control), 1);
 
     // A retransmitted INVITE gets the 100 again and claims nothing.
-    assert_eq!(receive(&mut core, t0, CARRIER, &invite("a")), None);
-    let again = sent(&mut core);
+    assert_eq!(receive(&mut control, t0, CARRIER, &invite("a")), None);
+    let again = sent(&mut control);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].1, "SIP/2.0 100 Trying");
-    assert_eq!(channels(&core), 1);
+    assert_eq!(channels(&control), 1);
 
-    receive(&mut core, t0, BACKEND, &answer(&forwarded, 180, "Ringing"));
-    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-    let relayed = sent(&mut core);
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &answer(&forwarded, 180, "Ringing"),
+    );
+    receive(&mut control, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    let relayed = sent(&mut control);
     let lines: Vec<_> = relayed
         .iter()
         .map(|(to, line, _)| (to.to_string(), line.as_str()))
@@ -230,12 +235,12 @@ fn answered_call_keeps_its_channel_until_bye() {
         !relayed[1].2.contains("192.0.2.200:5060;branch=z9hG4bKtk"),
         "our Via is gone from relayed responses"
     );
-    assert_eq!(core.active_calls(), 1);
+    assert_eq!(control.active_calls(), 1);
 
     // Hours later, still one channel; then the carrier hangs up.
     let later = t0 + Duration::from_secs(300);
-    core.handle_timeout(later);
-    assert_eq!(channels(&core), 1);
+    control.handle_timeout(later);
+    assert_eq!(channels(&control), 1);
     let bye = invite("a")
         .replace(
             "INVITE sip:+15550100001@192.0.2.200",
@@ -244,38 +249,38 @@ fn answered_call_keeps_its_channel_until_bye() {
         .replace("1 INVITE", "2 BYE")
         .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=b1\r\n")
         .replace("branch=z9hG4bK-a", "branch=z9hG4bK-bye");
-    receive(&mut core, later, CARRIER, &bye);
-    let out = sent(&mut core);
+    receive(&mut control, later, CARRIER, &bye);
+    let out = sent(&mut control);
     assert_eq!(out[0].0, addr(BACKEND));
     assert!(out[0].1.starts_with("BYE "));
-    assert_eq!(channels(&core), 0, "released at the BYE");
-    assert_eq!(core.active_calls(), 0);
+    assert_eq!(channels(&control), 0, "released at the BYE");
+    assert_eq!(control.active_calls(), 0);
     // The 200 for the BYE goes back to the carrier.
-    receive(&mut core, later, BACKEND, &answer(&out[0].2, 200, "OK"));
-    let out = sent(&mut core);
+    receive(&mut control, later, BACKEND, &answer(&out[0].2, 200, "OK"));
+    let out = sent(&mut control);
     assert_eq!(
         (out[0].0, out[0].1.as_str()),
         (addr(CARRIER), "SIP/2.0 200 OK")
     );
     // The call is forgotten once it has lingered.
-    core.handle_timeout(later + Duration::from_secs(40));
-    assert_eq!(core.calls_remembered(), 0);
+    control.handle_timeout(later + Duration::from_secs(40));
+    assert_eq!(control.calls_remembered(), 0);
 }
 
 #[test]
 fn a_busy_backend_releases_the_channel_and_its_ack_is_ours() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
-    receive(&mut core, t0, CARRIER, &invite("b"));
-    let forwarded = sent(&mut core)[1].2.clone();
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    receive(&mut control, t0, CARRIER, &invite("b"));
+    let forwarded = sent(&mut control)[1].2.clone();
     receive(
-        &mut core,
+        &mut control,
         t0,
         BACKEND,
         &answer(&forwarded, 486, "Busy Here"),
     );
-    let out = sent(&mut core);
+    let out = sent(&mut control);
     let lines: Vec<_> = out
         .iter()
         .map(|(to, line, _)| (to.to_string(), line.as_str()))
@@ -290,30 +295,30 @@ fn a_busy_backend_releases_the_channel_and_its_ack_is_ours() {
             (CARRIER.to_owned(), "SIP/2.0 486 Busy Here"),
         ]
     );
-    assert_eq!(channels(&core), 0);
+    assert_eq!(channels(&control), 0);
     // The carrier's ACK for the 486 ends at trunkd (same branch as its INVITE).
     let ack = invite("b")
         .replace("INVITE sip", "ACK sip")
         .replace("1 INVITE", "1 ACK")
         .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=b1\r\n");
-    receive(&mut core, t0, CARRIER, &ack);
-    assert!(sent(&mut core).is_empty());
+    receive(&mut control, t0, CARRIER, &ack);
+    assert!(sent(&mut control).is_empty());
 }
 
 #[test]
 fn a_silent_backend_gets_the_carrier_503_and_a_ringing_one_is_cancelled_at_timer_c() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
-    receive(&mut core, t0, CARRIER, &invite("c"));
-    sent(&mut core);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    receive(&mut control, t0, CARRIER, &invite("c"));
+    sent(&mut control);
     // Timer A retransmits; Timer B (64·T1 = 32 s) gives up.
     let mut now = t0;
     let mut retransmissions = 0;
     while now < t0 + Duration::from_secs(33) {
-        now = core.poll_timeout().min(t0 + Duration::from_secs(33));
-        core.handle_timeout(now);
-        for (to, line, _) in sent(&mut core) {
+        now = control.poll_timeout().min(t0 + Duration::from_secs(33));
+        control.handle_timeout(now);
+        for (to, line, _) in sent(&mut control) {
             if to == addr(BACKEND) && line.starts_with("INVITE") {
                 retransmissions += 1;
             }
@@ -326,34 +331,43 @@ fn a_silent_backend_gets_the_carrier_503_and_a_ringing_one_is_cancelled_at_timer
         retransmissions, 6,
         "Timer A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s"
     );
-    assert_eq!(channels(&core), 0);
+    assert_eq!(channels(&control), 0);
     // The carrier's ACK to our 503 reaches the transaction: no more 503s (Timer G).
     let ack = invite("c")
         .replace("INVITE sip", "ACK sip")
         .replace("1 INVITE", "1 ACK")
         .replace("@192.0.2.200>\r\n", "@192.0.2.200>;tag=x\r\n");
-    assert_eq!(receive(&mut core, now, CARRIER, &ack), None);
+    assert_eq!(receive(&mut control, now, CARRIER, &ack), None);
     let quiet_until = now + Duration::from_secs(10);
     while now < quiet_until {
-        now = core.poll_timeout().min(quiet_until);
-        core.handle_timeout(now);
+        now = control.poll_timeout().min(quiet_until);
+        control.handle_timeout(now);
         assert!(
-            sent(&mut core).is_empty(),
+            sent(&mut control).is_empty(),
             "503 retransmitted after its ACK"
         );
     }
 
     // Another call rings: Timer C (181 s) cancels it and tells the carrier 408.
-    receive(&mut core, now, CARRIER, &invite("d"));
-    let forwarded = sent(&mut core)[1].2.clone();
-    receive(&mut core, now, BACKEND, &answer(&forwarded, 180, "Ringing"));
-    sent(&mut core);
+    receive(&mut control, now, CARRIER, &invite("d"));
+    let forwarded = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        now,
+        BACKEND,
+        &answer(&forwarded, 180, "Ringing"),
+    );
+    sent(&mut control);
     let limit = now + Duration::from_secs(182);
     let mut seen = Vec::new();
     while now < limit {
-        now = core.poll_timeout().min(limit);
-        core.handle_timeout(now);
-        seen.extend(sent(&mut core).into_iter().map(|(to, line, _)| (to, line)));
+        now = control.poll_timeout().min(limit);
+        control.handle_timeout(now);
+        seen.extend(
+            sent(&mut control)
+                .into_iter()
+                .map(|(to, line, _)| (to, line)),
+        );
     }
     assert!(
         seen.contains(&(
@@ -366,15 +380,15 @@ fn a_silent_backend_gets_the_carrier_503_and_a_ringing_one_is_cancelled_at_timer
         seen.contains(&(addr(CARRIER), "SIP/2.0 408 Request Timeout".into())),
         "{seen:?}"
     );
-    assert_eq!(channels(&core), 0);
+    assert_eq!(channels(&control), 0);
     // The backend's 487 to our CANCEL is not a second final answer to the carrier.
     receive(
-        &mut core,
+        &mut control,
         now,
         BACKEND,
         &answer(&forwarded, 487, "Request Terminated"),
     );
-    let after: Vec<_> = sent(&mut core)
+    let after: Vec<_> = sent(&mut control)
         .into_iter()
         .map(|(to, line, _)| (to, line))
         .collect();
@@ -390,21 +404,21 @@ fn a_silent_backend_gets_the_carrier_503_and_a_ringing_one_is_cancelled_at_timer
 #[test]
 fn calls_survive_reloads_and_max_call_duration_ends_a_call_without_bye() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
-    receive(&mut core, t0, CARRIER, &invite("e"));
-    let forwarded = sent(&mut core)[1].2.clone();
-    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-    sent(&mut core);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    receive(&mut control, t0, CARRIER, &invite("e"));
+    let forwarded = sent(&mut control)[1].2.clone();
+    receive(&mut control, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    sent(&mut control);
     // Lowering max_channels below what is in use keeps the call and its count.
     let lowered = CONFIG.replace("max_channels = 2", "max_channels = 1");
-    core.handle_reload(
+    control.handle_reload(
         t0,
         Ok(load_str(Path::new("t.toml"), &lowered, &LoadOptions::default()).unwrap()),
     );
-    assert_eq!(channels(&core), 1);
+    assert_eq!(channels(&control), 1);
     assert_eq!(
-        receive(&mut core, t0, CARRIER, &invite("f"))
+        receive(&mut control, t0, CARRIER, &invite("f"))
             .unwrap()
             .lines()
             .next()
@@ -415,36 +429,36 @@ fn calls_survive_reloads_and_max_call_duration_ends_a_call_without_bye() {
     let removed = CONFIG
         .replace("[trunks.carrier]", "[trunks.other]")
         .replace("+15550100001", "+15550100002");
-    core.handle_reload(
+    control.handle_reload(
         t0,
         Ok(load_str(Path::new("t.toml"), &removed, &LoadOptions::default()).unwrap()),
     );
-    assert_eq!(core.active_calls(), 1);
+    assert_eq!(control.active_calls(), 1);
     // No BYE ever comes: max_call_duration (10 min) ends it with a warning.
-    drain_events(&mut core);
+    drain_events(&mut control);
     let end = t0 + Duration::from_secs(601);
     let mut now = t0;
     while now < end {
-        now = core.poll_timeout().min(end);
-        core.handle_timeout(now);
+        now = control.poll_timeout().min(end);
+        control.handle_timeout(now);
     }
-    assert_eq!(core.active_calls(), 0);
-    let warned = drain_events(&mut core).into_iter().any(|event| matches!(
+    assert_eq!(control.active_calls(), 0);
+    let warned = drain_events(&mut control).into_iter().any(|event| matches!(
         event,
         Event::Warning { ref trunk, ref message } if trunk == "carrier" && message.contains("max_call_duration")
     ));
     assert!(warned);
 }
 
-fn drain_events(core: &mut Core) -> Vec<Event> {
-    std::iter::from_fn(|| core.poll_event()).collect()
+fn drain_events(control: &mut Control) -> Vec<Event> {
+    std::iter::from_fn(|| control.poll_event()).collect()
 }
 
 #[test]
 fn the_backends_bye_goes_to_the_carriers_contact_and_its_answer_comes_back() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
     // Another node of the carrier, and one behind a NAT (its Contact says 192.168.1.20).
     let contacts = [
         ("g", "192.0.2.11:5070", "192.0.2.11:5070"),
@@ -452,16 +466,16 @@ fn the_backends_bye_goes_to_the_carriers_contact_and_its_answer_comes_back() {
     ];
     for (call, contact, expected) in contacts {
         let invite = invite(call).replace("192.0.2.10:5060>", &format!("{contact}>"));
-        receive(&mut core, t0, CARRIER, &invite);
-        let forwarded = sent(&mut core)[1].2.clone();
-        receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-        sent(&mut core);
-        assert_eq!(channels(&core), 1);
+        receive(&mut control, t0, CARRIER, &invite);
+        let forwarded = sent(&mut control)[1].2.clone();
+        receive(&mut control, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+        sent(&mut control);
+        assert_eq!(channels(&control), 1);
 
         let uri = format!("sip:+15551230000@{contact}");
         let bye = backend_bye(call, &uri, "<sip:192.0.2.200:5060;lr>");
-        receive(&mut core, t0, BACKEND, &bye);
-        let out = sent(&mut core);
+        receive(&mut control, t0, BACKEND, &bye);
+        let out = sent(&mut control);
         assert_eq!(out.len(), 1, "{out:?}");
         let (to, line, text) = &out[0];
         assert_eq!(
@@ -475,11 +489,16 @@ fn the_backends_bye_goes_to_the_carriers_contact_and_its_answer_comes_back() {
         assert!(
             header(text, "Via")[0].starts_with("SIP/2.0/UDP 192.0.2.200:5060;branch=z9hG4bKtk")
         );
-        assert_eq!(channels(&core), 0, "released at the BYE");
+        assert_eq!(channels(&control), 0, "released at the BYE");
 
         // The carrier's 200 comes from where the BYE went; it goes to the BYE's sender.
-        receive(&mut core, t0, expected, &answer_in_dialog(text, 200, "OK"));
-        let out = sent(&mut core);
+        receive(
+            &mut control,
+            t0,
+            expected,
+            &answer_in_dialog(text, 200, "OK"),
+        );
+        let out = sent(&mut control);
         assert_eq!(
             (out[0].0, out[0].1.as_str()),
             (addr(BACKEND), "SIP/2.0 200 OK")
@@ -490,15 +509,15 @@ fn the_backends_bye_goes_to_the_carriers_contact_and_its_answer_comes_back() {
 #[test]
 fn a_forked_answer_holds_the_channel_until_its_last_dialog_ends() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
-    receive(&mut core, t0, CARRIER, &invite("h"));
-    let forwarded = sent(&mut core)[1].2.clone();
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    receive(&mut control, t0, CARRIER, &invite("h"));
+    let forwarded = sent(&mut control)[1].2.clone();
     let first = answer(&forwarded, 200, "OK");
     let second = first.replace("tag=b1", "tag=b2");
-    receive(&mut core, t0, BACKEND, &first);
-    receive(&mut core, t0, BACKEND, &second);
-    let relayed = sent(&mut core);
+    receive(&mut control, t0, BACKEND, &first);
+    receive(&mut control, t0, BACKEND, &second);
+    let relayed = sent(&mut control);
     assert_eq!(relayed.len(), 2, "both 2xx go to the carrier: {relayed:?}");
     assert!(
         relayed
@@ -509,42 +528,42 @@ fn a_forked_answer_holds_the_channel_until_its_last_dialog_ends() {
     // The carrier keeps b1 and ends b2, from another of its nodes: the BYE is the
     // carrier's by its From tag, not by its address, and its 200 goes back to that node.
     let node = "192.0.2.13:5060";
-    receive(&mut core, t0, node, &carrier_bye("h", "b2", "bye-b2"));
-    let out = sent(&mut core);
+    receive(&mut control, t0, node, &carrier_bye("h", "b2", "bye-b2"));
+    let out = sent(&mut control);
     assert_eq!(
         (out[0].0, out[0].1.as_str()),
         (addr(BACKEND), "BYE sip:10.0.0.9:5080 SIP/2.0")
     );
-    assert_eq!(channels(&core), 1, "b1 still up");
-    assert_eq!(core.active_calls(), 1);
+    assert_eq!(channels(&control), 1, "b1 still up");
+    assert_eq!(control.active_calls(), 1);
     receive(
-        &mut core,
+        &mut control,
         t0,
         BACKEND,
         &answer_in_dialog(&out[0].2, 200, "OK"),
     );
-    let out = sent(&mut core);
+    let out = sent(&mut control);
     assert_eq!(
         (out[0].0, out[0].1.as_str()),
         (addr(node), "SIP/2.0 200 OK")
     );
 
     // A BYE naming no dialog of the call ends nothing.
-    receive(&mut core, t0, CARRIER, &carrier_bye("h", "b9", "bye-b9"));
-    sent(&mut core);
-    assert_eq!(channels(&core), 1);
+    receive(&mut control, t0, CARRIER, &carrier_bye("h", "b9", "bye-b9"));
+    sent(&mut control);
+    assert_eq!(channels(&control), 1);
 
-    receive(&mut core, t0, CARRIER, &carrier_bye("h", "b1", "bye-b1"));
-    sent(&mut core);
-    assert_eq!(channels(&core), 0);
-    assert_eq!(core.active_calls(), 0);
+    receive(&mut control, t0, CARRIER, &carrier_bye("h", "b1", "bye-b1"));
+    sent(&mut control);
+    assert_eq!(channels(&control), 0);
+    assert_eq!(control.active_calls(), 0);
 }
 
 #[test]
 fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
     let connection = Connection {
         transport: Transport::Tcp,
         listener: Some(addr("192.0.2.200:5070")),
@@ -553,8 +572,8 @@ fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection(
     let invite = invite("t")
         .replace("SIP/2.0/UDP 192.0.2.10:5060", "SIP/2.0/TCP 192.0.2.10:5060")
         .replace("192.0.2.10:5060>", "192.0.2.10:5060;transport=tcp>");
-    receive_over(&mut core, t0, ephemeral, Some(connection), &invite);
-    let out = transmits(&mut core);
+    receive_over(&mut control, t0, ephemeral, Some(connection), &invite);
+    let out = transmits(&mut control);
     // The 100 on the carrier's connection; should it close, a new one to its Via's port.
     assert_eq!(
         (out[0].transport, out[0].connection, out[0].destination),
@@ -574,8 +593,8 @@ fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection(
         ],
         "the backend's side on top (RFC 5658)"
     );
-    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-    let out = transmits(&mut core);
+    receive(&mut control, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    let out = transmits(&mut control);
     assert_eq!(
         (out[0].transport, out[0].connection),
         (Transport::Tcp, Some(addr(ephemeral)))
@@ -589,8 +608,8 @@ fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection(
         "sip:+15551230000@192.0.2.10:5080;transport=tcp",
         routes,
     );
-    receive(&mut core, t0, BACKEND, &bye);
-    let out = transmits(&mut core);
+    receive(&mut control, t0, BACKEND, &bye);
+    let out = transmits(&mut control);
     assert_eq!(
         (out[0].transport, out[0].connection, out[0].destination),
         (
@@ -602,18 +621,18 @@ fn a_carrier_over_tcp_gets_a_double_record_route_and_requests_on_its_connection(
     let text = String::from_utf8(out[0].bytes.clone()).unwrap();
     assert!(header(&text, "Route").is_empty(), "{text}");
     assert!(header(&text, "Via")[0].starts_with("SIP/2.0/TCP 192.0.2.200:5070;branch="));
-    assert_eq!(channels(&core), 0);
+    assert_eq!(channels(&control), 0);
 
     // The carrier answers on a connection of its own; the 200 reaches the backend.
     let again = Some(connection);
     receive_over(
-        &mut core,
+        &mut control,
         t0,
         "192.0.2.10:40002",
         again,
         &answer_in_dialog(&text, 200, "OK"),
     );
-    let out = sent(&mut core);
+    let out = sent(&mut control);
     assert_eq!(
         (out[0].0, out[0].1.as_str()),
         (addr(BACKEND), "SIP/2.0 200 OK")
@@ -657,15 +676,15 @@ proptest::proptest! {
     ) {
         let t0 = epoch();
         let mut now = t0;
-        let mut core = core(CONFIG, t0);
-        sent(&mut core);
+        let mut control = control(CONFIG, t0);
+        sent(&mut control);
         let mut forwarded: [Option<String>; 4] = Default::default();
         for step in steps {
             match step {
                 Step::Invite(call) => {
-                    receive(&mut core, now, CARRIER, &invite(&format!("p{call}")));
+                    receive(&mut control, now, CARRIER, &invite(&format!("p{call}")));
                     if let Some((_, _, text)) =
-                        sent(&mut core).into_iter().find(|(_, line, _)| line.starts_with("INVITE"))
+                        sent(&mut control).into_iter().find(|(_, line, _)| line.starts_with("INVITE"))
                     {
                         forwarded[usize::from(call)] = Some(text);
                     }
@@ -675,12 +694,12 @@ proptest::proptest! {
                         let reason = match code { 180 => "Ringing", 200 => "OK", _ => "Busy Here" };
                         let response = answer(request, code, reason)
                             .replace("tag=b1", &format!("tag=b{tag}"));
-                        receive(&mut core, now, BACKEND, &response);
+                        receive(&mut control, now, BACKEND, &response);
                     }
                 }
                 Step::CarrierBye(call, tag) => {
                     let bye = carrier_bye(&format!("p{call}"), &format!("b{tag}"), "pbye");
-                    receive(&mut core, now, CARRIER, &bye);
+                    receive(&mut control, now, CARRIER, &bye);
                 }
                 Step::BackendBye(call, tag) => {
                     let bye = backend_bye(
@@ -689,34 +708,34 @@ proptest::proptest! {
                         "<sip:192.0.2.200:5060;lr>",
                     )
                     .replace("tag=b1", &format!("tag=b{tag}"));
-                    receive(&mut core, now, BACKEND, &bye);
+                    receive(&mut control, now, BACKEND, &bye);
                 }
                 Step::Cancel(call) => {
                     let cancel = invite(&format!("p{call}"))
                         .replace("INVITE sip", "CANCEL sip")
                         .replace("1 INVITE", "1 CANCEL");
-                    receive(&mut core, now, CARRIER, &cancel);
+                    receive(&mut control, now, CARRIER, &cancel);
                 }
                 Step::Wait(seconds) => {
                     let until = now + Duration::from_secs(u64::from(seconds));
                     while now < until {
-                        now = core.poll_timeout().min(until).max(now);
-                        core.handle_timeout(now);
+                        now = control.poll_timeout().min(until).max(now);
+                        control.handle_timeout(now);
                     }
                 }
             }
-            sent(&mut core);
-            proptest::prop_assert!(channels(&core) <= 2);
-            proptest::prop_assert_eq!(channels(&core) as usize, core.active_calls());
+            sent(&mut control);
+            proptest::prop_assert!(channels(&control) <= 2);
+            proptest::prop_assert_eq!(channels(&control) as usize, control.active_calls());
         }
         let end = now + Duration::from_secs(11 * 60);
         while now < end {
-            now = core.poll_timeout().min(end).max(now);
-            core.handle_timeout(now);
-            sent(&mut core);
+            now = control.poll_timeout().min(end).max(now);
+            control.handle_timeout(now);
+            sent(&mut control);
         }
-        proptest::prop_assert_eq!(channels(&core), 0);
-        proptest::prop_assert_eq!(core.calls_remembered(), 0);
+        proptest::prop_assert_eq!(channels(&control), 0);
+        proptest::prop_assert_eq!(control.calls_remembered(), 0);
     }
 }
 
@@ -724,35 +743,35 @@ proptest::proptest! {
 fn on_a_wildcard_listener_the_backend_gets_our_address_that_faces_it() {
     let t0 = epoch();
     let config = CONFIG.replace("udp:127.0.0.1:0", "udp:0.0.0.0:5060");
-    let mut core = core(&config, t0);
-    sent(&mut core);
-    // The core asks which of our addresses faces the backend; until the answer, calls
+    let mut control = control(&config, t0);
+    sent(&mut control);
+    // The control path asks which of our addresses faces the backend; until the answer, calls
     // name the address the carrier reached.
     let backend_ip = addr(BACKEND).ip();
-    assert_eq!(core.poll_probe(), Some(backend_ip));
-    assert_eq!(core.poll_probe(), None);
-    receive(&mut core, t0, CARRIER, &invite("w1"));
-    let before = sent(&mut core)[1].2.clone();
+    assert_eq!(control.poll_probe(), Some(backend_ip));
+    assert_eq!(control.poll_probe(), None);
+    receive(&mut control, t0, CARRIER, &invite("w1"));
+    let before = sent(&mut control)[1].2.clone();
     assert_eq!(
         header(&before, "Record-Route"),
         ["<sip:192.0.2.200:5060;lr>"]
     );
 
-    core.handle_probe(backend_ip, Some("10.0.0.1".parse().unwrap()));
-    receive(&mut core, t0, CARRIER, &invite("w2"));
-    let forwarded = sent(&mut core)[1].2.clone();
+    control.handle_probe(backend_ip, Some("10.0.0.1".parse().unwrap()));
+    receive(&mut control, t0, CARRIER, &invite("w2"));
+    let forwarded = sent(&mut control)[1].2.clone();
     assert!(header(&forwarded, "Via")[0].starts_with("SIP/2.0/UDP 10.0.0.1:5060;branch="));
     assert_eq!(
         header(&forwarded, "Record-Route"),
         ["<sip:10.0.0.1:5060;lr>", "<sip:192.0.2.200:5060;lr>"],
         "the backend's side on top, the carrier's below (RFC 5658)"
     );
-    receive(&mut core, t0, BACKEND, &answer(&forwarded, 200, "OK"));
-    sent(&mut core);
+    receive(&mut control, t0, BACKEND, &answer(&forwarded, 200, "OK"));
+    sent(&mut control);
     let routes = "<sip:10.0.0.1:5060;lr>, <sip:192.0.2.200:5060;lr>";
     let bye = backend_bye("w2", "sip:+15551230000@192.0.2.10:5060", routes);
-    receive(&mut core, t0, BACKEND, &bye);
-    let out = sent(&mut core);
+    receive(&mut control, t0, BACKEND, &bye);
+    let out = sent(&mut control);
     assert_eq!(out[0].0, addr(CARRIER));
     assert!(header(&out[0].2, "Route").is_empty(), "{}", out[0].2);
     assert!(header(&out[0].2, "Via")[0].starts_with("SIP/2.0/UDP 192.0.2.200:5060;branch="));
@@ -764,35 +783,39 @@ fn on_a_wildcard_listener_the_backend_gets_our_address_that_faces_it() {
 #[test]
 fn a_malformed_from_or_contact_gets_400_from_the_call_path_and_no_channel() {
     let t0 = epoch();
-    let mut core = core(CONFIG, t0);
-    sent(&mut core);
-    let counters = core_counters(&core);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    let counters = core_counters(&control);
     let malformed = [
         invite("m1").replace("From: <sip:", "From: <<sip:"),
         invite("m2").replace("Contact: <sip:", "Contact: sip:<"),
         invite("m3").replace("Contact: <sip:", "Contact: \"unterminated <sip:"),
     ];
     for (index, message) in malformed.iter().enumerate() {
-        assert_eq!(receive(&mut core, t0, CARRIER, message), None, "{message}");
-        let out = sent(&mut core);
+        assert_eq!(
+            receive(&mut control, t0, CARRIER, message),
+            None,
+            "{message}"
+        );
+        let out = sent(&mut control);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, addr(CARRIER));
         assert_eq!(out[0].1, "SIP/2.0 400 Bad Request", "{message}");
-        assert_eq!(channels(&core), 0, "{message}");
+        assert_eq!(channels(&control), 0, "{message}");
         let counted = counters.rejected_other.load(Ordering::Relaxed);
         assert_eq!(counted, index as u64 + 1);
     }
     assert_eq!(counters.calls.load(Ordering::Relaxed), 0);
-    assert_eq!(receive(&mut core, t0, CARRIER, &invite("ok")), None);
-    let out = sent(&mut core);
+    assert_eq!(receive(&mut control, t0, CARRIER, &invite("ok")), None);
+    let out = sent(&mut control);
     assert_eq!(out[1].1, "INVITE sip:+15550100001@10.0.0.9:5080 SIP/2.0");
-    assert_eq!(channels(&core), 1);
+    assert_eq!(channels(&control), 1);
     assert_eq!(counters.calls.load(Ordering::Relaxed), 1);
     // Its retransmission is the same call, not a second one.
-    assert_eq!(receive(&mut core, t0, CARRIER, &invite("ok")), None);
+    assert_eq!(receive(&mut control, t0, CARRIER, &invite("ok")), None);
     assert_eq!(counters.calls.load(Ordering::Relaxed), 1);
 }
 
-fn core_counters(core: &Core) -> Arc<TrunkCounters> {
-    Arc::clone(&core.inbound().snapshot().trunks[0].counters)
+fn core_counters(control: &Control) -> Arc<TrunkCounters> {
+    Arc::clone(&control.inbound().snapshot().trunks[0].counters)
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::Config;
+use super::{Config, TrunkField};
 
 /// Trunk ids by fate. A trunk is `changed` when any field differs; the field names say
 /// which, so the log can tell an operator what a reload did.
@@ -10,7 +10,7 @@ use super::Config;
 pub struct Diff {
     pub added: Vec<String>,
     pub removed: Vec<String>,
-    pub changed: Vec<(String, Vec<&'static str>)>,
+    pub changed: Vec<(String, Vec<TrunkField>)>,
     pub unchanged: Vec<String>,
     /// Daemon-level settings that differ (`listen`, `tls`, `backend`, ...).
     pub daemon_changed: Vec<&'static str>,
@@ -119,7 +119,7 @@ impl fmt::Display for Diff {
             let changed: Vec<String> = self
                 .changed
                 .iter()
-                .map(|(id, fields)| format!("{id}({})", fields.join(",")))
+                .map(|(id, fields)| format!("{id}({})", TrunkField::join(fields)))
                 .collect();
             write!(f, " changed_trunks={}", changed.join(","))?;
         }

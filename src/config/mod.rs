@@ -171,53 +171,6 @@ impl std::fmt::Display for Origin {
 }
 
 impl Trunk {
-    /// Names of the fields that differ from `other`, in declaration order; empty when the
-    /// two describe the same trunk. `origin` is ignored: moving a trunk to another file is
-    /// not a change. A changed password is reported by name only.
-    pub fn changed_fields(&self, other: &Trunk) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        macro_rules! compare {
-            ($($field:ident),+ $(,)?) => {
-                // Destructuring makes adding a field without deciding here a compile error.
-                let Trunk { $($field: _,)+ origin: _ } = self;
-                $(if self.$field != other.$field { changed.push(stringify!($field)); })+
-            };
-        }
-        compare!(
-            id,
-            name,
-            provider,
-            enabled,
-            domain,
-            port,
-            port_explicit,
-            transport,
-            outbound_proxy,
-            direction,
-            username,
-            password,
-            auth_realm,
-            register,
-            register_expires,
-            options_interval,
-            options_from,
-            options_down_after,
-            options_up_after,
-            options_failure_codes,
-            inbound_auth,
-            allowed_inbound_ips,
-            numbers,
-            country,
-            number_format,
-            max_channels,
-            max_cps,
-            allow_next_hop,
-            route_to,
-            termination_uri,
-        );
-        changed
-    }
-
     /// The display name: `name`, else the id.
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
@@ -239,5 +192,87 @@ impl Trunk {
 impl Config {
     pub fn enabled_trunks(&self) -> usize {
         self.trunks.values().filter(|trunk| trunk.enabled).count()
+    }
+}
+
+/// Declares [`TrunkField`], one variant per field of [`Trunk`] but `origin`, and
+/// [`Trunk::changed_fields`] over all of them.
+macro_rules! trunk_fields {
+    ($($field:ident => $variant:ident),+ $(,)?) => {
+        /// A field of [`Trunk`]: what a reload's [`Diff`] names per changed trunk, and what
+        /// the registrations and keepalives check to know whether a change concerns them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum TrunkField {
+            $($variant,)+
+        }
+
+        impl TrunkField {
+            /// The config key, as the status log's `fields=` writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(TrunkField::$variant => stringify!($field),)+
+                }
+            }
+        }
+
+        impl Trunk {
+            /// The fields that differ from `other`, in declaration order; empty when the
+            /// two describe the same trunk. `origin` is ignored: moving a trunk to another
+            /// file is not a change. A changed password is reported by name only.
+            pub fn changed_fields(&self, other: &Trunk) -> Vec<TrunkField> {
+                // Destructuring makes adding a field without listing it here a compile error.
+                let Trunk { $($field: _,)+ origin: _ } = self;
+                let mut changed = Vec::new();
+                $(if self.$field != other.$field { changed.push(TrunkField::$variant); })+
+                changed
+            }
+        }
+    };
+}
+
+trunk_fields!(
+    id => Id,
+    name => Name,
+    provider => Provider,
+    enabled => Enabled,
+    domain => Domain,
+    port => Port,
+    port_explicit => PortExplicit,
+    transport => Transport,
+    outbound_proxy => OutboundProxy,
+    direction => Direction,
+    username => Username,
+    password => Password,
+    auth_realm => AuthRealm,
+    register => Register,
+    register_expires => RegisterExpires,
+    options_interval => OptionsInterval,
+    options_from => OptionsFrom,
+    options_down_after => OptionsDownAfter,
+    options_up_after => OptionsUpAfter,
+    options_failure_codes => OptionsFailureCodes,
+    inbound_auth => InboundAuth,
+    allowed_inbound_ips => AllowedInboundIps,
+    numbers => Numbers,
+    country => Country,
+    number_format => NumberFormat,
+    max_channels => MaxChannels,
+    max_cps => MaxCps,
+    allow_next_hop => AllowNextHop,
+    route_to => RouteTo,
+    termination_uri => TerminationUri,
+);
+
+impl std::fmt::Display for TrunkField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TrunkField {
+    /// `domain,password`: how the log lists changed fields.
+    pub fn join(fields: &[TrunkField]) -> String {
+        let names: Vec<&str> = fields.iter().map(|field| field.as_str()).collect();
+        names.join(",")
     }
 }

@@ -156,22 +156,11 @@ impl Admitted {
     }
 }
 
-/// What the socket task does with a message after [`Inbound::handle`].
+/// What admission made of one message. [`Inbound::decide`] only decides;
+/// [`Inbound::handle`] also writes the answer, so after it `Answer` means the worker's
+/// buffer holds the bytes to send back to the source.
 #[derive(Debug)]
-pub enum Outcome {
-    /// Send the worker's buffer back to the source.
-    Reply,
-    /// Nothing to send (dropped, or an ACK to a stateless reject).
-    Nothing,
-    /// A response, or a request inside a call: the control path's.
-    Control,
-    /// A new call: the control path routes it.
-    Admit(Admitted),
-}
-
-/// What admission made of one message ([`Inbound::decide`]), before anything is written:
-/// [`Inbound::handle`] decides, then writes the answer, if any.
-#[derive(Debug)]
+#[must_use]
 pub enum Decision {
     /// Answer the source statelessly.
     Answer(Answer),
@@ -322,25 +311,28 @@ impl Inbound {
     }
 
     /// Decides what to do with one datagram or frame from `source`, and writes the
-    /// stateless answer, if there is one, into the worker's buffer.
+    /// stateless answer, if there is one, into the worker's buffer: `Decision::Answer`
+    /// only when it was written (an answer that cannot be written is `Nothing`).
     pub fn handle(
         &self,
         worker: &mut Worker,
         now: Instant,
         source: SocketAddr,
         bytes: &[u8],
-    ) -> Outcome {
+    ) -> Decision {
         self.scanned(worker, bytes, |worker, snapshot, message| {
             match self.decide_scanned(worker, snapshot, now, source, message) {
                 Decision::Answer(answer) => {
-                    self.answer(worker, snapshot, now, source, message, answer)
+                    if self.answer(worker, snapshot, now, source, message, answer) {
+                        Decision::Answer(answer)
+                    } else {
+                        Decision::Nothing
+                    }
                 }
-                Decision::Nothing => Outcome::Nothing,
-                Decision::Control => Outcome::Control,
-                Decision::Admit(admitted) => Outcome::Admit(admitted),
+                decision => decision,
             }
         })
-        .unwrap_or(Outcome::Nothing)
+        .unwrap_or(Decision::Nothing)
     }
 
     /// [`Inbound::handle`]'s decision, with the same effects (counters, channels,
@@ -582,7 +574,7 @@ impl Inbound {
         Decision::Answer(Answer::Reject(reject))
     }
 
-    /// Writes `answer` to `message` into the worker's buffer.
+    /// Writes `answer` to `message` into the worker's buffer; whether it could.
     fn answer(
         &self,
         worker: &mut Worker,
@@ -591,7 +583,7 @@ impl Inbound {
         source: SocketAddr,
         message: &Lean<'_>,
         answer: Answer,
-    ) -> Outcome {
+    ) -> bool {
         match answer {
             Answer::Options => self.write(worker, source, message, 200, "OK", &[OPTIONS_EXTRA]),
             Answer::Reject(reject) => self.write(
@@ -608,7 +600,7 @@ impl Inbound {
                         let now_ns = snapshot.elapsed_ns(now);
                         self.challenge(worker, source, message, credential, now_ns, stale)
                     }
-                    None => Outcome::Nothing,
+                    None => false,
                 }
             }
         }
@@ -624,9 +616,9 @@ impl Inbound {
         code: u16,
         reason: &str,
         extra: &[&str],
-    ) -> Outcome {
+    ) -> bool {
         let tag = hex_tag(self.key(worker, message));
-        match response::write(
+        response::write(
             &mut worker.out,
             message,
             source,
@@ -634,10 +626,8 @@ impl Inbound {
             reason,
             Some(&tag),
             extra,
-        ) {
-            Ok(()) => Outcome::Reply,
-            Err(_) => Outcome::Nothing,
-        }
+        )
+        .is_ok()
     }
 
     /// Writes the answer for a request the control path could not take (queue full).
@@ -647,16 +637,13 @@ impl Inbound {
             return false;
         };
         let reject = Reject::Overloaded;
-        matches!(
-            self.write(
-                worker,
-                source,
-                &message,
-                reject.code(),
-                reject.reason(),
-                reject.extra()
-            ),
-            Outcome::Reply
+        self.write(
+            worker,
+            source,
+            &message,
+            reject.code(),
+            reject.reason(),
+            reject.extra(),
         )
     }
 
@@ -743,7 +730,7 @@ impl Inbound {
         credential: &snapshot::InboundCredential,
         now_ns: u64,
         stale: bool,
-    ) -> Outcome {
+    ) -> bool {
         let mut nonce = [0u8; 33];
         let nonce = self.nonce(now_ns, &mut nonce);
         let stale = if stale { ", stale=true" } else { "" };
@@ -765,7 +752,7 @@ impl Inbound {
                 ),
             ),
         ) else {
-            return Outcome::Nothing;
+            return false;
         };
         self.write(
             worker,
@@ -1027,7 +1014,7 @@ numbers = ["+15550100009"]
     }
 
     /// The status code of the reply in the worker's buffer, or the outcome's name.
-    fn run(inbound: &Inbound, now: Instant, source: &str, message: &str) -> (String, Outcome) {
+    fn run(inbound: &Inbound, now: Instant, source: &str, message: &str) -> (String, Decision) {
         let mut worker = Worker::new();
         let outcome = inbound.handle(&mut worker, now, addr(source), message.as_bytes());
         let text = String::from_utf8(worker.out).unwrap();
@@ -1036,7 +1023,7 @@ numbers = ["+15550100009"]
 
     fn code(inbound: &Inbound, now: Instant, source: &str, message: &str) -> String {
         match run(inbound, now, source, message) {
-            (text, Outcome::Reply) => text.lines().next().unwrap().to_owned(),
+            (text, Decision::Answer(_)) => text.lines().next().unwrap().to_owned(),
             (_, outcome) => format!("{outcome:?}"),
         }
     }
@@ -1128,8 +1115,8 @@ numbers = ["+15550100009"]
         };
         assert!(worker.out.is_empty(), "decide writes nothing");
         let handled = match run(inbound, now, source, message) {
-            (text, Outcome::Reply) => format!("answer {}", &text[8..11]),
-            (_, Outcome::Admit(admitted)) => format!("admit {}", admitted.trunk()),
+            (text, Decision::Answer(_)) => format!("answer {}", &text[8..11]),
+            (_, Decision::Admit(admitted)) => format!("admit {}", admitted.trunk()),
             (_, other) => format!("{other:?}"),
         };
         (decided, handled)
@@ -1243,13 +1230,13 @@ numbers = ["+15550100009"]
             .replace("1 INVITE", "1 ACK")
             .replace("@192.0.2.200>\r\n", &format!("@192.0.2.200>;tag={tag}\r\n"));
         let (_, outcome) = run(&inbound, now, "192.0.2.10:5060", &ack);
-        assert!(matches!(outcome, Outcome::Nothing), "{outcome:?}");
+        assert!(matches!(outcome, Decision::Nothing), "{outcome:?}");
         let foreign_ack = ack.replace(&tag, "0123456789abcdef");
         let (_, outcome) = run(&inbound, now, "192.0.2.10:5060", &foreign_ack);
-        assert!(matches!(outcome, Outcome::Control), "{outcome:?}");
+        assert!(matches!(outcome, Decision::Control), "{outcome:?}");
         // From an unknown source an ACK is never answered.
         let (text, outcome) = run(&inbound, now, "203.0.113.1:5060", &foreign_ack);
-        assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+        assert!(matches!(outcome, Decision::Nothing) && text.is_empty());
     }
 
     #[test]
@@ -1282,7 +1269,7 @@ numbers = ["+15550100009"]
     fn drop_policy_answers_nothing_but_counts() {
         let (inbound, now) = inbound(&CONFIG.replace("\"reject\"", "\"drop\""));
         let (text, outcome) = run(&inbound, now, "203.0.113.1:5060", &invite("b1", "x"));
-        assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+        assert!(matches!(outcome, Decision::Nothing) && text.is_empty());
         assert_eq!(inbound.counters.unknown_source.load(Ordering::Relaxed), 1);
     }
 
@@ -1293,7 +1280,7 @@ numbers = ["+15550100009"]
         let mut admitted = Vec::new();
         for branch in ["a1", "a2"] {
             match run(&inbound, now, "192.0.2.10:5060", &invite(branch, number)).1 {
-                Outcome::Admit(call) => admitted.push(call),
+                Decision::Admit(call) => admitted.push(call),
                 other => panic!("{other:?}"),
             }
         }
@@ -1311,7 +1298,7 @@ numbers = ["+15550100009"]
         admitted.pop();
         assert!(matches!(
             run(&inbound, now, "192.0.2.10:5060", &invite("a4", number)).1,
-            Outcome::Admit(_)
+            Decision::Admit(_)
         ));
         let counters = &inbound.snapshot().trunks[0].counters;
         assert_eq!(counters.channels(), 1, "the one left in `admitted`");
@@ -1330,7 +1317,7 @@ numbers = ["+15550100009"]
         let mut worker = Worker::new();
         let options = invite("g1", "x").replace("INVITE", "OPTIONS");
         let mut status = |inbound: &Inbound| {
-            inbound.handle(
+            let _ = inbound.handle(
                 &mut worker,
                 now,
                 addr("192.0.2.10:5060"),
@@ -1361,12 +1348,12 @@ numbers = ["+15550100009"]
     fn max_cps_paces_new_calls() {
         let (inbound, now) = inbound(CONFIG);
         let first = run(&inbound, now, "198.51.100.3:5060", &invite("c1", "1")).1;
-        assert!(matches!(first, Outcome::Admit(_)));
+        assert!(matches!(first, Decision::Admit(_)));
         let second = code(&inbound, now, "198.51.100.3:5060", &invite("c2", "1"));
         assert_eq!(second, "SIP/2.0 503 Call Rate Limit Reached");
         let later = now + std::time::Duration::from_millis(1001);
         let third = run(&inbound, later, "198.51.100.3:5060", &invite("c3", "1")).1;
-        assert!(matches!(third, Outcome::Admit(_)));
+        assert!(matches!(third, Decision::Admit(_)));
     }
 
     #[test]
@@ -1415,7 +1402,7 @@ numbers = ["+15550100009"]
         ] {
             let (text, outcome) = run(&inbound, now, source, message);
             assert!(
-                matches!(outcome, Outcome::Control) && text.is_empty(),
+                matches!(outcome, Decision::Control) && text.is_empty(),
                 "{message}"
             );
         }
@@ -1429,7 +1416,7 @@ numbers = ["+15550100009"]
             .replace("Content-Length: 0", &format!("{extra}Content-Length: 0"));
         assert!(matches!(
             run(&inbound, now, "192.0.2.10:5060", &message).1,
-            Outcome::Admit(_)
+            Decision::Admit(_)
         ));
         assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 0);
     }
@@ -1444,7 +1431,7 @@ numbers = ["+15550100009"]
             "INVITE sip:a SIP/2.0\r\nVia: x\r\n",
         ] {
             let (text, outcome) = run(&inbound, now, "192.0.2.10:5060", junk);
-            assert!(matches!(outcome, Outcome::Nothing) && text.is_empty());
+            assert!(matches!(outcome, Decision::Nothing) && text.is_empty());
         }
         assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 4);
     }
@@ -1493,14 +1480,14 @@ numbers = ["+15550100009"]
         let answered =
             with_authorization(&invite("r2", "+15550100009"), &challenge, "roam-pw-1", "c1");
         let (_, outcome) = run(&inbound, now, anywhere, &answered);
-        let Outcome::Admit(call) = outcome else {
+        let Decision::Admit(call) = outcome else {
             panic!("{outcome:?}")
         };
         assert_eq!(call.trunk(), "roaming");
         // Its retransmission is the same transaction: not a replay.
         assert!(matches!(
             run(&inbound, now, anywhere, &answered).1,
-            Outcome::Admit(_)
+            Decision::Admit(_)
         ));
         // The same credentials in another transaction are.
         let replay = answered.replace("branch=r2", "branch=r3");
@@ -1536,7 +1523,7 @@ numbers = ["+15550100009"]
         inbound.call_started(b"call-r1");
         assert!(matches!(
             run(&inbound, now, "198.18.0.1:5060", &bye).1,
-            Outcome::Control
+            Decision::Control
         ));
         inbound.call_ended(b"call-r1");
         assert_eq!(

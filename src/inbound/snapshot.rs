@@ -17,7 +17,7 @@ use crate::config::{Config, Country, Trunk, UnknownSource};
 use crate::sip::SipUri;
 use crate::sip::scan::uri_user;
 
-/// Per-trunk counters the hot path updates; they outlive reloads (the core hands the same
+/// Per-trunk counters the hot path updates; they outlive reloads (the control path hands the same
 /// `Arc` to each new snapshot while the trunk id exists), so calls in progress keep
 /// counting against their trunk whatever the reload changed.
 #[derive(Debug)]
@@ -691,7 +691,7 @@ pub struct Snapshot {
     epoch: Instant,
 }
 
-/// What the snapshot needs from the core besides the config.
+/// What the snapshot needs from the control path besides the config.
 pub struct Inputs<'a> {
     /// The counters of a trunk id (the same `Arc` across generations).
     pub counters: &'a dyn Fn(&str) -> Arc<TrunkCounters>,

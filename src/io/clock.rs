@@ -1,5 +1,5 @@
 //! The one place the daemon reads the clock. Everything below `io` gets `now` passed in
-//! (clippy.toml bans `Instant::now` elsewhere), so the core runs on a virtual clock in tests.
+//! (clippy.toml bans `Instant::now` elsewhere), so the control path runs on a virtual clock in tests.
 
 use std::time::Instant;
 

@@ -9,7 +9,7 @@
 //!   draw (RFC 2782), each target's A/AAAA records in turn; with no SRV record, the
 //!   name's A/AAAA records on the default port.
 //!
-//! The result is an ordered list of addresses; the registry fails over along it.
+//! The result is an ordered list of addresses; the registrations fails over along it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
 use crate::config::Transport;
+use crate::trunk::next_hop::ResolveError;
 use crate::trunk::random::Random;
 
 /// Upper bound on addresses kept per next hop; more says nothing useful for failover.
@@ -53,7 +54,7 @@ impl Dns {
         port: Option<u16>,
         transport: Transport,
         random: &mut Random,
-    ) -> Result<Targets, String> {
+    ) -> Result<Targets, ResolveError> {
         let default_port = transport.default_port();
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(Targets {
@@ -109,18 +110,20 @@ impl Dns {
         }
         addresses.truncate(MAX_TARGETS);
         if addresses.is_empty() {
-            return Err(last_error.unwrap_or_else(|| format!("{query}: no usable SRV target")));
+            return Err(last_error.unwrap_or_else(|| {
+                ResolveError::Lookup(format!("{query}: no usable SRV target"))
+            }));
         }
         Ok(Targets { addresses, ttl })
     }
 
-    async fn addresses(&self, host: &str, port: u16) -> Result<Targets, String> {
+    async fn addresses(&self, host: &str, port: u16) -> Result<Targets, ResolveError> {
         let name = format!("{}.", host.trim_end_matches('.'));
         let lookup = self
             .resolver
             .lookup_ip(name.as_str())
             .await
-            .map_err(|error| format!("{host}: {error}"))?;
+            .map_err(|error| ResolveError::Lookup(format!("{host}: {error}")))?;
         Ok(Targets {
             addresses: lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect(),
             ttl: Some(remaining(lookup.valid_until())),

@@ -22,8 +22,8 @@ use tracing::{debug, info, warn};
 use crate::call::Connection;
 use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsIdentity, Transport};
-use crate::inbound::{Admitted, Inbound, Outcome, Worker};
-use crate::io::clock;
+use crate::inbound::{Inbound, Worker};
+use crate::io::hot_path::{Origin, Passed, Received, pass_on};
 use crate::sip::scan::frame::{self, Frame};
 
 /// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
@@ -60,27 +60,9 @@ pub type Accepted = Arc<dashmap::DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 /// Messages waiting to be written on one accepted connection.
 const ACCEPTED_QUEUE: usize = 256;
 
-/// A message handed to the control path: a response, a request inside a call, or a new
-/// call the hot path admitted (with its claimed channel).
-#[derive(Debug)]
-pub struct Datagram {
-    pub source: SocketAddr,
-    /// Our address it arrived at (specific, even on a wildcard listener); for an INVITE
-    /// over a connection, the UDP listener its call continues from.
-    pub local: SocketAddr,
-    /// How it came over a connection (none for UDP).
-    pub connection: Option<Connection>,
-    pub bytes: Vec<u8>,
-    pub admitted: Option<Admitted>,
-}
-
-/// Datagrams waiting for the control path; beyond this, responses are dropped (and the
-/// transaction retransmits) rather than queued without bound.
-pub const CONTROL_QUEUE: usize = 1024;
-
 pub async fn bind(
     config: &Config,
-    control: mpsc::Sender<Datagram>,
+    control: mpsc::Sender<Received>,
     inbound: Arc<Inbound>,
 ) -> Result<Listeners, ListenError> {
     // Validation guarantees an identity whenever a tls listener is configured.
@@ -236,7 +218,7 @@ fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
 fn spawn_hot_path(
     socket: std::net::UdpSocket,
     local: SocketAddr,
-    control: mpsc::Sender<Datagram>,
+    control: mpsc::Sender<Received>,
     inbound: Arc<Inbound>,
 ) -> io::Result<()> {
     // Blocking reads: one recvfrom per datagram, the thread asleep in it when idle. The
@@ -255,7 +237,7 @@ fn spawn_hot_path(
 fn receive_udp(
     socket: &std::net::UdpSocket,
     local: SocketAddr,
-    control: &mpsc::Sender<Datagram>,
+    control: &mpsc::Sender<Received>,
     inbound: &Inbound,
 ) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
@@ -268,50 +250,27 @@ fn receive_udp(
                 continue;
             }
         };
-        let datagram = &buffer[..length];
-        let admitted = match inbound.handle(&mut worker, clock::now(), source, datagram) {
-            Outcome::Reply => {
-                let _ = socket.send_to(&worker.out, source);
-                continue;
-            }
-            Outcome::Nothing => continue,
-            Outcome::Control => None,
-            Outcome::Admit(admitted) => Some(admitted),
-        };
-        let is_call = admitted.is_some();
-        let message = Datagram {
+        let origin = Origin {
             source,
-            local: specific(local, source),
             connection: None,
-            bytes: datagram.to_vec(),
-            admitted,
+            local,
+            calls_from: Some(local),
         };
-        if let Err(error) = control.try_send(message) {
-            if let mpsc::error::TrySendError::Closed(_) = error {
-                return; // shutting down
-            }
-            // The channel claim (if any) went with the message; say so to the carrier.
-            debug!(%source, "control path busy: message dropped");
-            if is_call && inbound.reply_overloaded(&mut worker, source, datagram) {
+        match pass_on(
+            inbound,
+            &mut worker,
+            control,
+            origin,
+            &buffer[..length],
+            || {},
+        ) {
+            Passed::Answer => {
                 let _ = socket.send_to(&worker.out, source);
             }
+            Passed::Done => {}
+            Passed::ControlGone => return, // shutting down
         }
     }
-}
-
-/// The address a wildcard listener was reached at, as the kernel would pick it to
-/// answer `peer` (a connected UDP socket sends nothing).
-fn specific(local: SocketAddr, peer: SocketAddr) -> SocketAddr {
-    if !local.ip().is_unspecified() {
-        return local;
-    }
-    let any = SocketAddr::new(local.ip(), 0);
-    std::net::UdpSocket::bind(any)
-        .and_then(|probe| {
-            probe.connect(peer)?;
-            probe.local_addr()
-        })
-        .map_or(local, |found| SocketAddr::new(found.ip(), local.port()))
 }
 
 /// Accepts TCP (and TLS) connections and serves each on a task of its own, at most
@@ -322,7 +281,7 @@ struct Served {
     /// Our UDP listener that admitted calls continue from; `None` (no UDP listener of the
     /// family): admitted INVITEs get 503.
     calls_from: Option<SocketAddr>,
-    control: mpsc::Sender<Datagram>,
+    control: mpsc::Sender<Received>,
     inbound: Arc<Inbound>,
     accepted: Accepted,
 }
@@ -427,53 +386,25 @@ where
                     keepalive.is_ping().then_some(b"\r\n")
                 }
                 Ok(Frame::Message { len }) => {
-                    let message: Vec<u8> = buffer.drain(..len).collect();
+                    let origin = Origin {
+                        source: peer,
+                        connection: Some(connection),
+                        local: connection.listener.unwrap_or(peer),
+                        calls_from: served
+                            .calls_from
+                            .map(|calls_from| facing(calls_from, connection.listener)),
+                    };
                     let inbound = &served.inbound;
-                    match inbound.handle(&mut worker, clock::now(), peer, &message) {
-                        Outcome::Reply => Some(&worker.out),
-                        Outcome::Nothing => None,
-                        Outcome::Admit(admitted) => match served.calls_from {
-                            Some(calls_from) => {
-                                let received = Datagram {
-                                    source: peer,
-                                    local: facing(calls_from, connection.listener),
-                                    connection: Some(connection),
-                                    bytes: message,
-                                    admitted: Some(admitted),
-                                };
-                                match served.control.try_send(received) {
-                                    Ok(()) => None,
-                                    Err(refused) => {
-                                        // The channel is released with the datagram.
-                                        let refused = refused.into_inner();
-                                        debug!(%peer, "control path busy: INVITE refused");
-                                        inbound
-                                            .reply_overloaded(&mut worker, peer, &refused.bytes)
-                                            .then_some(&worker.out[..])
-                                    }
-                                }
-                            }
-                            None => {
-                                drop(admitted);
-                                inbound
-                                    .reply_overloaded(&mut worker, peer, &message)
-                                    .then_some(&worker.out[..])
-                            }
-                        },
-                        Outcome::Control => {
-                            let received = Datagram {
-                                source: peer,
-                                local: connection.listener.unwrap_or(peer),
-                                connection: Some(connection),
-                                bytes: message,
-                                admitted: None,
-                            };
-                            if served.control.try_send(received).is_err() {
-                                debug!(%peer, "control path busy: message dropped");
-                            }
-                            None
-                        }
-                    }
+                    let passed = pass_on(
+                        inbound,
+                        &mut worker,
+                        &served.control,
+                        origin,
+                        &buffer[..len],
+                        || {},
+                    );
+                    buffer.drain(..len);
+                    (passed == Passed::Answer).then_some(&worker.out[..])
                 }
                 Err(error) => return format!("unframeable stream: {error}"),
             };

@@ -1,8 +1,10 @@
 //! The tokio shell: sockets, signals, file watch, systemd, and the loop that feeds the
-//! core. It moves bytes, events and time; it decides nothing the core could decide.
+//! control path ([`Control`]). It moves bytes, events and time; it decides nothing the
+//! control path could decide.
 
 pub mod clock;
 pub mod dns;
+pub mod hot_path;
 pub mod listeners;
 pub mod memory;
 pub mod network;
@@ -21,8 +23,8 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{self, ConfigErrors, LoadOptions};
-use crate::core::{ChangeReason, Context, Core, Event};
-use crate::trunk::registry::Resolved;
+use crate::control::{ChangeReason, Context, Control, Event};
+use crate::trunk::next_hop::{ResolveError, ResolveKey, Resolved};
 use network::Network;
 use systemd::Notifier;
 
@@ -56,15 +58,15 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             return Err(RunError::Config(errors));
         }
     };
-    let (control_tx, mut control_rx) = mpsc::channel(listeners::CONTROL_QUEUE);
+    let (received_tx, mut received_rx) = mpsc::channel(hot_path::CONTROL_QUEUE);
     let context = Context {
         seed: random_seed(),
         ..Context::default()
     };
-    let mut core = Core::with_context(config, clock::now(), context);
+    let mut control = Control::with_context(config, clock::now(), context);
     memory::release_free_memory();
-    let config = Arc::clone(core.config());
-    let listeners = listeners::bind(&config, control_tx.clone(), core.inbound()).await?;
+    let config = Arc::clone(control.config());
+    let listeners = listeners::bind(&config, received_tx.clone(), control.inbound()).await?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
@@ -95,9 +97,9 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         public_ip,
         tls_client,
         dns,
-        control_tx,
+        received_tx,
         failures_tx,
-        core.inbound(),
+        control.inbound(),
         Arc::clone(&listeners.accepted),
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
@@ -119,13 +121,13 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         env!("CARGO_PKG_VERSION"),
         config_path.display()
     );
-    drain_events(&mut core, &mut last_reload_failed);
-    pump(&mut core, &network, &lookups).await;
-    let mut last_status = systemd_status(&core, last_reload_failed);
+    drain_events(&mut control, &mut last_reload_failed);
+    pump(&mut control, &network, &lookups).await;
+    let mut last_status = systemd_status(&control, last_reload_failed);
     notifier.ready(&last_status);
 
-    let mut status_file = StatusFile::new(core.config().daemon.status_file.clone());
-    status_file.write(&core);
+    let mut status_file = StatusFile::new(control.config().daemon.status_file.clone());
+    status_file.write(&control);
     let mut trim_tick = tokio::time::interval(memory::TRIM_PERIOD);
     trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut status_tick = tokio::time::interval(STATUS_FILE_PERIOD);
@@ -136,33 +138,32 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
         tokio::time::interval(watchdog_period.unwrap_or(std::time::Duration::MAX / 4));
 
     loop {
-        let deadline = TokioInstant::from_std(core.poll_timeout());
+        let deadline = TokioInstant::from_std(control.poll_timeout());
         tokio::select! {
-            _ = sleep_until(deadline) => core.handle_timeout(clock::now()),
-            Some(received) = control_rx.recv() => deliver(&mut core, received),
+            _ = sleep_until(deadline) => control.handle_timeout(clock::now()),
+            Some(message) = received_rx.recv() => deliver(&mut control, message),
             Some((peer, transport, why)) = failures_rx.recv() => {
-                core.handle_transport_error(clock::now(), peer, transport, &why);
+                control.handle_transport_error(clock::now(), peer, transport, &why);
             }
-            Some((trunk, resolved)) = resolved_rx.recv() => {
-                let resolved: Result<Resolved, String> = resolved;
-                core.handle_resolved(clock::now(), &trunk, resolved);
+            Some((key, resolved)) = resolved_rx.recv() => {
+                control.handle_resolved(clock::now(), &key, resolved);
             }
-            Some((backend, local)) = probed_rx.recv() => core.handle_probe(backend, local),
+            Some((backend, local)) = probed_rx.recv() => control.handle_probe(backend, local),
             Some(()) = reload_rx.recv() => {
                 info!("config files changed; reloading");
-                last_status = reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = sighup.recv() => {
                 info!("SIGHUP; reloading");
-                last_status = reload(&mut core, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
             _ = trim_tick.tick() => memory::release_free_memory(),
             _ = status_tick.tick() => {
-                status_file.set_path(core.config().daemon.status_file.clone());
-                status_file.write_if_dirty(&core);
+                status_file.set_path(control.config().daemon.status_file.clone());
+                status_file.write_if_dirty(&control);
                 // `systemctl status` follows registrations and calls, not only reloads.
-                let status = systemd_status(&core, last_reload_failed);
+                let status = systemd_status(&control, last_reload_failed);
                 if status != last_status {
                     notifier.status(&status);
                     last_status = status;
@@ -171,41 +172,41 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             _ = sigterm.recv() => { info!("SIGTERM; shutting down"); break; }
             _ = sigint.recv() => { info!("SIGINT; shutting down"); break; }
         }
-        if drain_events(&mut core, &mut last_reload_failed) {
+        if drain_events(&mut control, &mut last_reload_failed) {
             status_file.dirty = true;
         }
-        pump(&mut core, &network, &lookups).await;
+        pump(&mut control, &network, &lookups).await;
     }
     notifier.stopping();
     shut_down(
-        &mut core,
+        &mut control,
         &network,
         &notifier,
-        &mut control_rx,
+        &mut received_rx,
         &mut last_reload_failed,
         [&mut sigterm, &mut sigint],
     )
     .await;
-    status_file.write(&core);
+    status_file.write(&control);
     drop(listeners);
     info!("stopped");
     Ok(())
 }
 
-/// Where the answers to the core's lookups go.
+/// Where the answers to the control path's lookups go.
 struct Lookups {
     /// DNS (RFC 3263) for a trunk or a backend name.
-    resolved: mpsc::UnboundedSender<(String, Result<Resolved, String>)>,
+    resolved: mpsc::UnboundedSender<(ResolveKey, Result<Resolved, ResolveError>)>,
     /// Our address facing a backend.
     probed: mpsc::UnboundedSender<(IpAddr, Option<IpAddr>)>,
 }
 
-/// Sends what the core queued and starts the lookups it asked for.
-async fn pump(core: &mut Core, network: &Network, lookups: &Lookups) {
-    while let Some(transmit) = core.poll_transmit() {
+/// Sends what the control path queued and starts the lookups it asked for.
+async fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
+    while let Some(transmit) = control.poll_transmit() {
         network.send(transmit).await;
     }
-    while let Some(backend) = core.poll_probe() {
+    while let Some(backend) = control.poll_probe() {
         let probed = lookups.probed.clone();
         tokio::spawn(async move {
             let toward = SocketAddr::new(backend, 5060);
@@ -216,12 +217,12 @@ async fn pump(core: &mut Core, network: &Network, lookups: &Lookups) {
             let _ = probed.send((backend, local.ok()));
         });
     }
-    while let Some(request) = core.poll_resolve() {
+    while let Some(request) = control.poll_resolve() {
         let network = network.clone();
         let resolved = lookups.resolved.clone();
         tokio::spawn(async move {
             let result = network.resolve(&request).await;
-            let _ = resolved.send((request.trunk, result));
+            let _ = resolved.send((request.key, result));
         });
     }
 }
@@ -231,19 +232,19 @@ async fn pump(core: &mut Core, network: &Network, lookups: &Lookups) {
 /// With `[daemon] shutdown_drain`, also waits that long for the calls in progress to end
 /// (new INVITEs get 503 meanwhile); a second SIGTERM or SIGINT ends the wait.
 async fn shut_down(
-    core: &mut Core,
+    control: &mut Control,
     network: &Network,
     notifier: &Notifier,
-    control: &mut mpsc::Receiver<listeners::Datagram>,
+    received: &mut mpsc::Receiver<hot_path::Received>,
     last_reload_failed: &mut Option<usize>,
     [sigterm, sigint]: [&mut tokio::signal::unix::Signal; 2],
 ) {
     let started = clock::now();
-    core.shutdown(started);
+    control.shutdown(started);
     let unregistered_by = started + SHUTDOWN_DEADLINE;
-    let drain = core.config().daemon.shutdown_drain;
+    let drain = control.config().daemon.shutdown_drain;
     let drained_by = started + drain;
-    let calls = core.active_calls();
+    let calls = control.active_calls();
     if !drain.is_zero() && calls > 0 {
         info!(
             "draining: {calls} calls in progress; waiting up to {} for them to end (new calls get 503)",
@@ -254,31 +255,31 @@ async fn shut_down(
     let mut waiting_for_registrations = true;
     let mut settled_by: Option<std::time::Instant> = None;
     loop {
-        while let Some(transmit) = core.poll_transmit() {
+        while let Some(transmit) = control.poll_transmit() {
             network.send(transmit).await;
         }
-        drain_events(core, last_reload_failed);
+        drain_events(control, last_reload_failed);
         let now = clock::now();
-        if waiting_for_registrations && !core.is_quiescent() && now >= unregistered_by {
+        if waiting_for_registrations && !control.is_quiescent() && now >= unregistered_by {
             warn!("shutdown deadline reached with unregistrations unanswered");
             waiting_for_registrations = false;
         }
-        let registrations_done = core.is_quiescent() || !waiting_for_registrations;
-        let calls = core.active_calls();
+        let registrations_done = control.is_quiescent() || !waiting_for_registrations;
+        let calls = control.active_calls();
         // Once the last call has ended, its BYE's answer still has to pass.
         if calls > 0 || drain.is_zero() {
             settled_by = None;
         } else if settled_by.is_none() {
             settled_by = Some(now + SETTLE);
         }
-        let settled = settled_by.is_none_or(|by| now >= by || !core.calls_awaiting_responses());
+        let settled = settled_by.is_none_or(|by| now >= by || !control.calls_awaiting_responses());
         if registrations_done && ((calls == 0 && settled) || now >= drained_by) {
             if calls > 0 && !drain.is_zero() {
                 warn!("shutdown_drain is over with {calls} calls in progress; stopping anyway");
             }
             return;
         }
-        let mut wake = core.poll_timeout().min(drained_by.max(unregistered_by));
+        let mut wake = control.poll_timeout().min(drained_by.max(unregistered_by));
         if waiting_for_registrations {
             wake = wake.min(unregistered_by);
         }
@@ -286,23 +287,23 @@ async fn shut_down(
             wake = wake.min(by);
         }
         tokio::select! {
-            _ = sleep_until(TokioInstant::from_std(wake)) => core.handle_timeout(clock::now()),
-            Some(received) = control.recv() => deliver(core, received),
+            _ = sleep_until(TokioInstant::from_std(wake)) => control.handle_timeout(clock::now()),
+            Some(message) = received.recv() => deliver(control, message),
             _ = sigterm.recv() => { info!("SIGTERM again; stopping now"); return; }
             _ = sigint.recv() => { info!("SIGINT again; stopping now"); return; }
         }
     }
 }
 
-fn deliver(core: &mut Core, received: listeners::Datagram) {
-    let listeners::Datagram {
+fn deliver(control: &mut Control, received: hot_path::Received) {
+    let hot_path::Received {
         source,
         local,
         connection,
         bytes,
         admitted,
     } = received;
-    core.handle_datagram(clock::now(), source, local, connection, &bytes, admitted);
+    control.handle_message(clock::now(), source, local, connection, &bytes, admitted);
 }
 
 /// Writes `[daemon] status_file` when something changed; a failure is logged once
@@ -330,25 +331,25 @@ impl StatusFile {
         }
     }
 
-    fn write_if_dirty(&mut self, core: &Core) {
+    fn write_if_dirty(&mut self, control: &Control) {
         if self.dirty {
-            self.write(core);
+            self.write(control);
         }
     }
 
-    fn write(&mut self, core: &Core) {
+    fn write(&mut self, control: &Control) {
         self.dirty = false;
         let Some(path) = &self.path else {
             return;
         };
-        let (summary, trunks) = core.statuses(clock::now());
+        let (summary, trunks) = control.statuses(clock::now());
         let written_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let document = crate::status_file::StatusDocument::new(
             &summary,
             &trunks,
-            core.is_draining(),
+            control.is_draining(),
             written_at,
             std::process::id(),
         );
@@ -396,7 +397,7 @@ fn start_watch(config: &config::Config, changes: &watch::Changes) -> Option<watc
 }
 
 async fn reload(
-    core: &mut Core,
+    control: &mut Control,
     options: &LoadOptions,
     notifier: &Notifier,
     last_reload_failed: &mut Option<usize>,
@@ -404,28 +405,28 @@ async fn reload(
     changes: &watch::Changes,
 ) -> String {
     notifier.reloading();
-    let main_file = core.config().main_file.clone();
+    let main_file = control.config().main_file.clone();
     let loaded = load(&main_file, options).await;
-    let old = Arc::clone(core.config());
-    core.handle_reload(clock::now(), loaded);
-    if !Arc::ptr_eq(&old, core.config()) {
+    let old = Arc::clone(control.config());
+    control.handle_reload(clock::now(), loaded);
+    if !Arc::ptr_eq(&old, control.config()) {
         // Re-arm: the include set, or a directory that did not exist before, may be new.
-        *watch = start_watch(core.config(), changes);
+        *watch = start_watch(control.config(), changes);
     }
-    drain_events(core, last_reload_failed);
+    drain_events(control, last_reload_failed);
     // The loaded document and, after a change, the old generation were just dropped.
     memory::release_free_memory();
-    let status = systemd_status(core, *last_reload_failed);
+    let status = systemd_status(control, *last_reload_failed);
     notifier.ready(&status);
     status
 }
 
-/// Writes the core's events to the log. Status lines go to the `trunkd::status` target so
+/// Writes the control path's events to the log. Status lines go to the `trunkd::status` target so
 /// they can be filtered (`RUST_LOG=trunkd::status=info`). Returns whether any event
 /// changed what the status file shows.
-fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) -> bool {
+fn drain_events(control: &mut Control, last_reload_failed: &mut Option<usize>) -> bool {
     let mut changed = false;
-    while let Some(event) = core.poll_event() {
+    while let Some(event) = control.poll_event() {
         changed = true;
         match event {
             Event::Report { trunks, summary } => {
@@ -439,7 +440,7 @@ fn drain_events(core: &mut Core, last_reload_failed: &mut Option<usize>) -> bool
                 ChangeReason::Changed(fields) => info!(
                     target: "trunkd::status",
                     "{status} event=changed fields={}",
-                    fields.join(",")
+                    crate::config::TrunkField::join(&fields)
                 ),
                 ChangeReason::Registration(reason) => {
                     info!(target: "trunkd::status", "{status} event=registration reason=\"{reason}\"")
@@ -490,8 +491,8 @@ fn warn_or_info_options(status: &str, reason: &str) {
     }
 }
 
-fn systemd_status(core: &Core, last_reload_failed: Option<usize>) -> String {
-    let status = core.summary().systemd_status();
+fn systemd_status(control: &Control, last_reload_failed: Option<usize>) -> String {
+    let status = control.summary().systemd_status();
     match last_reload_failed {
         Some(count) => format!(
             "{status}; last reload rejected ({})",

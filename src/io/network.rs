@@ -1,4 +1,4 @@
-//! Sending what the core queues, and resolving the next hops it asks for.
+//! Sending what the control path queues, and resolving the next hops it asks for.
 //!
 //! UDP leaves from the listener socket of the destination's family, so responses come back
 //! to it. TCP and TLS use one client connection per next hop (and, for TLS, server name),
@@ -27,15 +27,15 @@ use tracing::{debug, warn};
 
 use crate::call::Connection;
 use crate::config::{Listen, Transport};
-use crate::inbound::{Inbound, Outcome, Worker};
-use crate::io::clock;
+use crate::inbound::{Inbound, Worker};
 use crate::io::dns::Dns;
-use crate::io::listeners::{Accepted, Datagram, facing};
+use crate::io::hot_path::{Origin, Passed, Received, pass_on};
+use crate::io::listeners::{Accepted, facing};
+use crate::sip::Transmit;
 use crate::sip::scan::MAX_MESSAGE_LEN;
 use crate::sip::scan::frame::{self, Frame};
+use crate::trunk::next_hop::{ResolveError, ResolveRequest, Resolved};
 use crate::trunk::random::Random;
-use crate::trunk::registration::Transmit;
-use crate::trunk::registry::{ResolveRequest, Resolved};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests waiting to be written to one connection.
@@ -55,7 +55,7 @@ pub struct Network {
     /// Client side of TLS; `None` when it could not be built (logged at start).
     tls: Option<TlsConnector>,
     streams: Arc<Mutex<HashMap<StreamKey, mpsc::Sender<Vec<u8>>>>>,
-    control: mpsc::Sender<Datagram>,
+    control: mpsc::Sender<Received>,
     failures: mpsc::UnboundedSender<TransportFailure>,
     dns: Dns,
     /// The hot path, for requests that arrive over our own connections.
@@ -85,7 +85,7 @@ impl Network {
         public_ip: Option<IpAddr>,
         tls: Option<Arc<ClientConfig>>,
         dns: Dns,
-        control: mpsc::Sender<Datagram>,
+        control: mpsc::Sender<Received>,
         failures: mpsc::UnboundedSender<TransportFailure>,
         inbound: Arc<Inbound>,
         accepted: Accepted,
@@ -211,7 +211,7 @@ impl Network {
     /// public address if configured, else the listener's own, else the kernel's source
     /// address toward the first target (a wildcard listener has no single address). The
     /// port is that of our listener for the trunk's transport, which the Contact names.
-    pub async fn resolve(&self, request: &ResolveRequest) -> Result<Resolved, String> {
+    pub async fn resolve(&self, request: &ResolveRequest) -> Result<Resolved, ResolveError> {
         let mut random = Random::new(seed());
         let found = self
             .dns
@@ -226,16 +226,23 @@ impl Network {
             })
             .collect();
         let Some(&(next_hop, listener)) = usable.first() else {
-            return Err(format!(
-                "{} resolves to {candidates:?}, and no {} listener has that address family",
-                request.host, request.transport
-            ));
+            return Err(ResolveError::NoListener {
+                host: request.host.clone(),
+                addresses: candidates,
+                transport: request.transport,
+            });
         };
-        let ip = match (self.public_ip, listener.ip()) {
-            (Some(public), _) => public,
-            (None, ip) if !ip.is_unspecified() => ip,
-            (None, _) => source_address_toward(next_hop).await?,
-        };
+        let ip =
+            match (self.public_ip, listener.ip()) {
+                (Some(public), _) => public,
+                (None, ip) if !ip.is_unspecified() => ip,
+                (None, _) => source_address_toward(next_hop).await.map_err(|error| {
+                    ResolveError::NoRoute {
+                        destination: next_hop,
+                        reason: error.to_string(),
+                    }
+                })?,
+            };
         Ok(Resolved {
             next_hop,
             alternatives: usable
@@ -313,7 +320,7 @@ async fn serve<S>(
     // Answers written from here: RFC 5626 §3.5.1 pongs to the peer's CRLF CRLF pings,
     // and the hot path's answers to requests the peer sends over this connection.
     let (answers, mut answers_due) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
-    // Set once a call came in on this connection: the core's messages to the peer then
+    // Set once a call came in on this connection: the control path's messages to the peer then
     // go on it (see `Accepted`), until it closes.
     let mut carries_calls = false;
     let write = async {
@@ -350,60 +357,33 @@ async fn serve<S>(
                         buffer.drain(..len);
                     }
                     Ok(Frame::Message { len }) => {
-                        let message: Vec<u8> = buffer.drain(..len).collect();
                         // A request from the carrier over our connection (an OPTIONS
                         // ping, a call) goes through the hot path; its answer goes back
                         // here. An admitted call continues to the backend over UDP from
                         // our UDP listener of the family, as on an accepted connection.
-                        let outcome =
-                            network
-                                .inbound
-                                .handle(&mut worker, clock::now(), peer, &message);
-                        match outcome {
-                            Outcome::Reply => {
-                                let _ = answers.try_send(worker.out.clone());
-                                continue;
-                            }
-                            Outcome::Nothing => continue,
-                            Outcome::Admit(admitted) => {
-                                let calls_from = network.udp_for(peer).map(|(local, _)| *local);
-                                let refused = match calls_from {
-                                    Some(calls_from) => {
-                                        network.accepted.insert(peer, answers.clone());
-                                        carries_calls = true;
-                                        let received = Datagram {
-                                            source: peer,
-                                            local: facing(calls_from, Some(local)),
-                                            connection: Some(connection),
-                                            bytes: message,
-                                            admitted: Some(admitted),
-                                        };
-                                        match network.control.try_send(received) {
-                                            Ok(()) => continue,
-                                            Err(refused) => refused.into_inner().bytes,
-                                        }
-                                    }
-                                    None => message,
-                                };
-                                if network
-                                    .inbound
-                                    .reply_overloaded(&mut worker, peer, &refused)
-                                {
-                                    let _ = answers.try_send(worker.out.clone());
-                                }
-                                continue;
-                            }
-                            Outcome::Control => {}
-                        }
-                        let received = Datagram {
+                        let origin = Origin {
                             source: peer,
-                            local,
                             connection: Some(connection),
-                            bytes: message,
-                            admitted: None,
+                            local,
+                            calls_from: network
+                                .udp_for(peer)
+                                .map(|(calls_from, _)| facing(*calls_from, Some(local))),
                         };
-                        if network.control.try_send(received).is_err() {
-                            debug!(%peer, "control path busy: message dropped");
+                        let passed = pass_on(
+                            &network.inbound,
+                            &mut worker,
+                            &network.control,
+                            origin,
+                            &buffer[..len],
+                            || {
+                                // The call's responses and requests are written here.
+                                network.accepted.insert(peer, answers.clone());
+                                carries_calls = true;
+                            },
+                        );
+                        buffer.drain(..len);
+                        if passed == Passed::Answer {
+                            let _ = answers.try_send(worker.out.clone());
                         }
                     }
                     Err(error) => return Ok(format!("unframeable stream: {error}")),
@@ -433,21 +413,13 @@ async fn serve<S>(
 
 /// The source address the kernel picks for `destination` (a connected UDP socket sends
 /// nothing until written to).
-pub(crate) async fn source_address_toward(destination: SocketAddr) -> Result<IpAddr, String> {
+pub(crate) async fn source_address_toward(destination: SocketAddr) -> std::io::Result<IpAddr> {
     let any: SocketAddr = if destination.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {
         "[::]:0".parse().expect("literal")
     };
-    let probe = UdpSocket::bind(any)
-        .await
-        .map_err(|error| error.to_string())?;
-    probe
-        .connect(destination)
-        .await
-        .map_err(|error| format!("no route to {destination}: {error}"))?;
-    probe
-        .local_addr()
-        .map(|address| address.ip())
-        .map_err(|error| error.to_string())
+    let probe = UdpSocket::bind(any).await?;
+    probe.connect(destination).await?;
+    probe.local_addr().map(|address| address.ip())
 }

@@ -7,6 +7,8 @@ pub mod invite;
 pub mod response;
 pub mod scan;
 pub mod transaction;
+mod transmit;
 pub mod uri;
 
+pub use transmit::Transmit;
 pub use uri::{Host, Scheme, SipUri};

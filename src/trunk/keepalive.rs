@@ -42,7 +42,7 @@ use crate::sip::transaction::{Action, NonInviteClient, TimerValues};
 use crate::trunk::random::Random;
 
 /// The same bytes-to-send type as the registration's, so the shell sends both alike.
-pub use crate::trunk::registration::Transmit;
+use crate::sip::Transmit;
 
 /// Consecutive failures that take a trunk down (from `Unknown` or `Up`).
 pub const DEFAULT_DOWN_AFTER: u32 = 3;

@@ -3,7 +3,8 @@
 //! and events; the shell does the sockets, DNS and clocks.
 
 pub mod keepalive;
-pub mod qualify;
+pub mod keepalives;
+pub mod next_hop;
 pub mod random;
 pub mod registration;
-pub mod registry;
+pub mod registrations;

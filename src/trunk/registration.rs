@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Secret, Transport};
+use crate::sip::Transmit;
 use crate::sip::digest;
 use crate::sip::transaction::{Action, NonInviteClient, TimerValues};
 use crate::trunk::random::Random;
@@ -118,19 +119,6 @@ impl State {
     }
 }
 
-/// Bytes for the shell to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub destination: SocketAddr,
-    pub transport: Transport,
-    /// For TLS: the name the server's certificate must carry.
-    pub server_name: String,
-    /// A connection to write on while it is open (its peer's address): a call's carrier
-    /// that reached us over TCP/TLS. Once it is gone, `destination` by `transport`.
-    pub connection: Option<SocketAddr>,
-    pub bytes: Vec<u8>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The state changed; `reason` is for the log ("401 Unauthorized: wrong password").
@@ -176,7 +164,7 @@ pub struct Registration {
     /// T1, T2 and T4 in milliseconds.
     timers_ms: [u32; 3],
     random: Random,
-    /// Shared with the registry's map from Call-ID to trunk.
+    /// Shared with the registrations' map from Call-ID to trunk.
     call_id: Arc<str>,
     /// Written as 16 hex digits.
     from_tag: u64,
@@ -199,7 +187,7 @@ pub struct Registration {
     consecutive_failures: u32,
     unregistering: bool,
     /// Set when an attempt failed in a way another server might not (no answer, transport
-    /// error, 408, 5xx): the registry may fail over to the next DNS target.
+    /// error, 408, 5xx): the registrations may fail over to the next DNS target.
     failover_hint: bool,
     /// The Contact we register when it is not the one `params` make ([`Stored::contact`]):
     /// a caller's own, or the address a registrar saw behind NAT. Nearly always `None`.
@@ -207,7 +195,7 @@ pub struct Registration {
     /// A Contact replaced behind NAT, removed (`expires=0`) in the next REGISTER.
     retired_contact: Option<String>,
     /// What to send and to report, oldest first: rarely more than two, and drained at
-    /// once by the registry, so plain vectors (24 bytes each, 32 for a deque).
+    /// once by the registrations, so plain vectors (24 bytes each, 32 for a deque).
     transmits: Vec<Transmit>,
     events: Vec<Event>,
 }
@@ -504,7 +492,7 @@ impl Registration {
     }
 
     /// Runs the transaction's timers, and starts a due attempt only if `may_start`: the
-    /// registry's cap on REGISTERs in flight decides.
+    /// registrations's cap on REGISTERs in flight decides.
     pub fn handle_timeout_limited(&mut self, now: Instant, may_start: bool) {
         if let Some(in_flight) = &mut self.in_flight {
             match in_flight.transaction.handle_timeout(now) {

@@ -2,8 +2,8 @@
 //! and what their answers mean for the status line.
 //!
 //! A trunk pings when it is enabled and `options_interval` is not 0. It pings the same
-//! next hop its REGISTER uses: a registering trunk's keepalive waits for the registry's
-//! DNS answer and, before each ping, follows the registry's current next hop (failover,
+//! next hop its REGISTER uses: a registering trunk's keepalive waits for the registrations'
+//! DNS answer and, before each ping, follows the registrations' current next hop (failover,
 //! DNS refresh), so OPTIONS never probe a target REGISTER has left; a trunk that does not
 //! register asks for its own lookup.
 
@@ -13,12 +13,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Trunk;
+use crate::sip::Transmit;
 use crate::sip::scan::{Method, Scan};
 use crate::sip::transaction::TimerValues;
 use crate::trunk::keepalive::{self, Event, Keepalive, Params, ResponseView, State};
+use crate::trunk::next_hop::{self, ResolveError, ResolveRequest, Resolved, lookup_request};
 use crate::trunk::random::Random;
-use crate::trunk::registration::Transmit;
-use crate::trunk::registry::{self, ResolveRequest, Resolved, lookup_request};
 
 /// Something for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum Notice {
 
 /// What the status line shows about a trunk's keepalive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QualifyStatus {
+pub struct KeepaliveStatus {
     pub state: State,
     pub rtt_last: Option<Duration>,
     pub rtt_smoothed: Option<Duration>,
@@ -55,12 +55,12 @@ struct Entry {
     call_id: Option<String>,
 }
 
-pub struct Qualifiers {
+pub struct Keepalives {
     random: Random,
     timers: TimerValues,
     user_agent: String,
     entries: HashMap<String, Entry>,
-    /// Trunks waiting for a DNS answer (their own, or the registry's).
+    /// Trunks waiting for a DNS answer (their own, or the registrations').
     pending: HashMap<String, Trunk>,
     resolve_requests: VecDeque<ResolveRequest>,
     /// The current ping's Call-ID → trunk.
@@ -70,9 +70,9 @@ pub struct Qualifiers {
     notices: VecDeque<Notice>,
 }
 
-impl Qualifiers {
+impl Keepalives {
     pub fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
-        Qualifiers {
+        Keepalives {
             random: Random::new(seed),
             timers,
             user_agent,
@@ -95,13 +95,13 @@ impl Qualifiers {
     }
 
     /// Starts a trunk's keepalive once its next hop is known. A registering trunk uses
-    /// the registry's lookup (its answer reaches [`Qualifiers::handle_resolved`] too).
+    /// the registrations' lookup (its answer reaches [`Keepalives::handle_resolved`] too).
     pub fn add(&mut self, trunk: &Trunk) {
         if !Self::wants_keepalive(trunk) {
             return;
         }
         self.pending.insert(trunk.id.clone(), trunk.clone());
-        if !crate::trunk::registry::Registry::wants_registration(trunk) {
+        if !crate::trunk::registrations::Registrations::wants_registration(trunk) {
             self.resolve_requests.push_back(lookup_request(trunk));
         }
     }
@@ -119,7 +119,12 @@ impl Qualifiers {
         self.resolve_requests.pop_front()
     }
 
-    pub fn handle_resolved(&mut self, now: Instant, id: &str, resolved: &Result<Resolved, String>) {
+    pub fn handle_resolved(
+        &mut self,
+        now: Instant,
+        id: &str,
+        resolved: &Result<Resolved, ResolveError>,
+    ) {
         let Some(trunk) = self.pending.remove(id) else {
             return;
         };
@@ -269,9 +274,9 @@ impl Qualifiers {
             .count()
     }
 
-    pub fn status(&self, id: &str) -> Option<QualifyStatus> {
+    pub fn status(&self, id: &str) -> Option<KeepaliveStatus> {
         let keepalive = &self.entries.get(id)?.keepalive;
-        Some(QualifyStatus {
+        Some(KeepaliveStatus {
             state: keepalive.state(),
             rtt_last: keepalive.rtt_last(),
             rtt_smoothed: keepalive.rtt_smoothed(),
@@ -329,8 +334,8 @@ impl Qualifiers {
 }
 
 fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
-    let local = registry::sent_by(resolved.local);
-    let target = registry::domain_uri(trunk);
+    let local = next_hop::sent_by(resolved.local);
+    let target = next_hop::domain_uri(trunk);
     let from_uri = match &trunk.options_from {
         Some(uri) => uri.to_string(),
         None => keepalive::default_from_uri(&local),
@@ -342,7 +347,7 @@ fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
         via_sent_by: local,
         transport: trunk.transport,
         next_hop: resolved.next_hop,
-        server_name: registry::server_name(trunk),
+        server_name: next_hop::server_name(trunk),
         user_agent: user_agent.to_owned(),
         interval: trunk.options_interval,
         down_after: trunk.options_down_after,

@@ -12,16 +12,18 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::call::{self, CallEvent, Calls};
-use crate::config::{Config, ConfigErrors, Diff, Transport, Trunk, diff};
+use crate::config::{Config, ConfigErrors, Diff, Transport, Trunk, TrunkField, diff};
 use crate::inbound::snapshot::{self, Inputs, Snapshot, TrunkCounters};
 use crate::inbound::{Admitted, Inbound};
+use crate::sip::Transmit;
 use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS};
 use crate::status::{Summary, TrunkState, TrunkStatus};
-use crate::trunk::qualify::{self, Qualifiers};
-use crate::trunk::registration::{self, Transmit};
-use crate::trunk::registry::{self, Notice, Registry, ResolveRequest, Resolved};
+use crate::trunk::keepalives::{self, Keepalives};
+use crate::trunk::next_hop::{self, ResolveError, ResolveKey, ResolveRequest, Resolved};
+use crate::trunk::registration;
+use crate::trunk::registrations::{Notice, Registrations};
 
-/// What the core needs from its environment besides the config.
+/// What the control path needs from its environment besides the config.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// Seeds Call-IDs, tags, branches, cnonces and jitter (the shell draws it from the OS).
@@ -85,7 +87,7 @@ impl TrunkSlot {
 pub enum ChangeReason {
     Added,
     /// The fields whose change caused it.
-    Changed(Vec<&'static str>),
+    Changed(Vec<TrunkField>),
     /// Its registration changed state; the reason as the registrar gave it.
     Registration(String),
     /// Its OPTIONS keepalive went up or down; the new state and the answer that did it.
@@ -126,19 +128,19 @@ pub enum Event {
     },
 }
 
-pub struct Core {
+pub struct Control {
     config: Arc<Config>,
     generation: u64,
     trunks: BTreeMap<String, TrunkSlot>,
-    registry: Registry,
-    /// The hot path's shared state: the snapshot this core publishes, its counters.
+    registrations: Registrations,
+    /// The hot path's shared state: the snapshot the control path publishes, its counters.
     inbound: Arc<Inbound>,
     /// The next-hop addresses changed: publish a new snapshot at this instant (batched,
     /// so thousands of DNS answers at start-up rebuild it a few times, not thousands).
     snapshot_due: Option<Instant>,
     epoch: Instant,
     calls: Calls,
-    qualifiers: Qualifiers,
+    keepalives: Keepalives,
     /// Backends that left an INVITE unanswered, until when they count as down (OPTIONS
     /// answered 503); a backend answering anything clears it at once.
     backends_down: BTreeMap<SocketAddr, Instant>,
@@ -159,7 +161,7 @@ pub struct Core {
     events: VecDeque<Event>,
 }
 
-impl Core {
+impl Control {
     /// Starts generation 1 with a default context and queues the start-up report.
     pub fn new(config: Config, now: Instant) -> Self {
         Self::with_context(config, now, Context::default())
@@ -172,45 +174,46 @@ impl Core {
             .map(|(id, trunk)| (id.clone(), TrunkSlot::new(trunk.clone(), now)))
             .collect();
         let daemon = &config.daemon;
-        let mut registry = Registry::new(context.seed, daemon.timers, context.user_agent.clone());
-        registry.set_policy(
+        let mut registrations =
+            Registrations::new(context.seed, daemon.timers, context.user_agent.clone());
+        registrations.set_policy(
             daemon.timers,
             daemon.register_retry_min,
             daemon.register_retry_max,
         );
-        let mut qualifiers = Qualifiers::new(
+        let mut keepalives = Keepalives::new(
             context.seed ^ 0x0971_0125,
             daemon.timers,
             context.user_agent.clone(),
         );
         for slot in trunks.values() {
-            registry.add(&slot.config);
-            qualifiers.add(&slot.config);
+            registrations.add(&slot.config);
+            keepalives.add(&slot.config);
         }
         let calls = Calls::new(call_settings(&config), context.seed ^ 0x5eed_ca11);
         let inbound = Arc::new(Inbound::new(
             build_snapshot(
                 &config,
                 &trunks,
-                &registry,
-                &qualifiers,
+                &registrations,
+                &keepalives,
                 &[],
                 &BTreeMap::new(),
                 now,
             ),
             context.seed,
         ));
-        let mut core = Core {
+        let mut control = Control {
             next_report: now + config.daemon.status_interval,
             config: Arc::new(config),
             generation: 1,
             trunks,
-            registry,
+            registrations,
             inbound,
             snapshot_due: None,
             epoch: now,
             calls,
-            qualifiers,
+            keepalives,
             backends_down: BTreeMap::new(),
             backend_names: BTreeMap::new(),
             backend_resolve_at: None,
@@ -220,11 +223,11 @@ impl Core {
             probing: HashSet::new(),
             events: VecDeque::new(),
         };
-        core.collect_notices(now);
-        core.lookup_backend_names(now);
-        core.probe_backends();
-        core.queue_report(now);
-        core
+        control.collect_notices(now);
+        control.lookup_backend_names(now);
+        control.probe_backends();
+        control.queue_report(now);
+        control
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -254,10 +257,10 @@ impl Core {
                 .filter(|slot| slot.config.enabled && slot.config.register)
                 .count(),
             registered: self
-                .registry
+                .registrations
                 .count(|state| state == registration::State::Registered),
-            register_failing: self.registry.count(registration::State::is_failing),
-            options_down: self.qualifiers.down(),
+            register_failing: self.registrations.count(registration::State::is_failing),
+            options_down: self.keepalives.down(),
         }
     }
 
@@ -275,23 +278,23 @@ impl Core {
             }
         };
         let diff = diff(&self.config, &config);
-        self.registry.set_policy(
+        self.registrations.set_policy(
             config.daemon.timers,
             config.daemon.register_retry_min,
             config.daemon.register_retry_max,
         );
-        self.qualifiers.set_timers(config.daemon.timers);
+        self.keepalives.set_timers(config.daemon.timers);
         for id in &diff.removed {
             self.trunks.remove(id);
-            self.registry.remove(now, id);
-            self.qualifiers.remove(id);
+            self.registrations.remove(now, id);
+            self.keepalives.remove(id);
             self.events
                 .push_back(Event::TrunkRemoved { id: id.clone() });
         }
         for id in &diff.added {
             let slot = TrunkSlot::new(config.trunks[id].clone(), now);
-            self.registry.add(&slot.config);
-            self.qualifiers.add(&slot.config);
+            self.registrations.add(&slot.config);
+            self.keepalives.add(&slot.config);
             self.events.push_back(Event::TrunkUpdated {
                 status: slot.status(),
                 reason: ChangeReason::Added,
@@ -300,11 +303,11 @@ impl Core {
         }
         for (id, fields) in &diff.changed {
             let mut slot = TrunkSlot::new(config.trunks[id].clone(), now);
-            self.registry.change(now, &slot.config, fields);
-            let moved = fields.iter().any(|field| QUALIFY_FIELDS.contains(field));
+            self.registrations.change(now, &slot.config, fields);
+            let moved = fields.iter().any(|field| KEEPALIVE_FIELDS.contains(field));
             if moved {
-                self.qualifiers.remove(id);
-                self.qualifiers.add(&slot.config);
+                self.keepalives.remove(id);
+                self.keepalives.add(&slot.config);
             }
             if let Some(old) = self.trunks.get(id) {
                 slot.verified = !moved && old.verified;
@@ -328,8 +331,8 @@ impl Core {
         self.inbound.publish(build_snapshot(
             &config,
             &self.trunks,
-            &self.registry,
-            &self.qualifiers,
+            &self.registrations,
+            &self.keepalives,
             &down,
             &self.backend_names,
             self.epoch,
@@ -353,13 +356,13 @@ impl Core {
 
     /// Runs what is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.registry.handle_timeout(now);
+        self.registrations.handle_timeout(now);
         self.collect_notices(now);
         self.calls.handle_timeout(now);
         self.collect_call_events(now);
-        let registry = &self.registry;
-        self.qualifiers
-            .handle_timeout(now, &|id| registry.next_hop(id));
+        let registrations = &self.registrations;
+        self.keepalives
+            .handle_timeout(now, &|id| registrations.next_hop(id));
         self.collect_notices(now);
         if self.backend_resolve_at.is_some_and(|at| now >= at) {
             self.lookup_backend_names(now);
@@ -381,9 +384,9 @@ impl Core {
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
         [
-            self.registry.poll_timeout(),
+            self.registrations.poll_timeout(),
             self.calls.poll_timeout(),
-            self.qualifiers.poll_timeout(),
+            self.keepalives.poll_timeout(),
             self.snapshot_due,
             self.backends_down.values().min().copied(),
             self.backend_resolve_at,
@@ -436,7 +439,7 @@ impl Core {
     /// admitted INVITE with its claimed channel. `local` is our UDP address it reached
     /// (for a call over a connection: the UDP listener the call continues from);
     /// `connection` says how it came when not over UDP.
-    pub fn handle_datagram(
+    pub fn handle_message(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -465,8 +468,8 @@ impl Core {
             }
         } else if message.is_request() {
             self.calls.handle_request(now, source, bytes);
-        } else if self.registry.handle_response(now, source, &message)
-            || self.qualifiers.handle_response(now, source, &message)
+        } else if self.registrations.handle_response(now, source, &message)
+            || self.keepalives.handle_response(now, source, &message)
         {
             self.collect_notices(now);
         } else {
@@ -529,7 +532,7 @@ impl Core {
         Some(call::Route {
             sent_by: sent_by(toward_backend),
             carrier_side,
-            server_name: registry::server_name(config),
+            server_name: next_hop::server_name(config),
             backend,
             request_uri: target.to_string(),
         })
@@ -574,27 +577,30 @@ impl Core {
         self.inbound.publish(build_snapshot(
             &self.config,
             &self.trunks,
-            &self.registry,
-            &self.qualifiers,
+            &self.registrations,
+            &self.keepalives,
             &down,
             &self.backend_names,
             self.epoch,
         ));
     }
 
-    /// The shell's answer to a [`Core::poll_resolve`] request.
+    /// The shell's answer to a [`Control::poll_resolve`] request.
     pub fn handle_resolved(
         &mut self,
         now: Instant,
-        trunk: &str,
-        resolved: Result<Resolved, String>,
+        key: &ResolveKey,
+        resolved: Result<Resolved, ResolveError>,
     ) {
-        if let Some(key) = trunk.strip_prefix(BACKEND_LOOKUP) {
-            self.backend_resolved(key, resolved);
-            return;
-        }
-        self.qualifiers.handle_resolved(now, trunk, &resolved);
-        self.registry.handle_resolved(now, trunk, resolved);
+        let trunk = match key {
+            ResolveKey::Trunk(trunk) => trunk,
+            ResolveKey::Backend(name) => {
+                self.backend_resolved(name, resolved);
+                return;
+            }
+        };
+        self.keepalives.handle_resolved(now, trunk, &resolved);
+        self.registrations.handle_resolved(now, trunk, resolved);
         self.collect_notices(now);
         // A next hop's addresses are allowed to send requests (allow_next_hop).
         self.snapshot_due.get_or_insert(now + SNAPSHOT_BATCH);
@@ -608,17 +614,17 @@ impl Core {
         transport: crate::config::Transport,
         why: &str,
     ) {
-        self.registry
+        self.registrations
             .handle_transport_error(now, peer, transport, why);
-        self.qualifiers.handle_transport_error(now, peer, why);
+        self.keepalives.handle_transport_error(now, peer, why);
         self.collect_notices(now);
     }
 
     /// A next hop the shell should resolve.
     pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
-        self.registry
+        self.registrations
             .poll_resolve()
-            .or_else(|| self.qualifiers.poll_resolve())
+            .or_else(|| self.keepalives.poll_resolve())
             .or_else(|| self.backend_lookups.pop_front())
     }
 
@@ -679,7 +685,7 @@ impl Core {
             let key = backend_key(uri);
             if wanted.insert(key.clone()) {
                 self.backend_lookups.push_back(ResolveRequest {
-                    trunk: format!("{BACKEND_LOOKUP}{key}"),
+                    key: ResolveKey::Backend(key),
                     host: uri.host.to_string(),
                     port: Some(uri.port.unwrap_or(5060)),
                     transport: crate::config::Transport::Udp,
@@ -690,7 +696,7 @@ impl Core {
         self.backend_resolve_at = (!wanted.is_empty()).then(|| now + BACKEND_RESOLVE_INTERVAL);
     }
 
-    fn backend_resolved(&mut self, key: &str, resolved: Result<Resolved, String>) {
+    fn backend_resolved(&mut self, key: &str, resolved: Result<Resolved, ResolveError>) {
         match resolved {
             Ok(resolved) => {
                 let addresses: Vec<SocketAddr> = std::iter::once(resolved.next_hop)
@@ -717,37 +723,37 @@ impl Core {
 
     /// Bytes to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.registry
+        self.registrations
             .poll_transmit()
-            .or_else(|| self.qualifiers.poll_transmit())
+            .or_else(|| self.keepalives.poll_transmit())
             .or_else(|| self.calls.poll_transmit())
     }
 
-    /// Shutdown: unregister every trunk. The shell keeps driving the core until
-    /// [`Core::is_quiescent`] or its deadline.
+    /// Shutdown: unregister every trunk. The shell keeps driving the control path until
+    /// [`Control::is_quiescent`] or its deadline.
     pub fn shutdown(&mut self, now: Instant) {
         self.inbound.start_draining();
-        self.registry.unregister_all(now);
+        self.registrations.unregister_all(now);
     }
 
     /// Nothing in flight that shutdown should wait for.
     pub fn is_quiescent(&self) -> bool {
-        self.registry.is_idle()
+        self.registrations.is_idle()
     }
 
     fn status_of(&self, slot: &TrunkSlot, now: Instant) -> TrunkStatus {
         let mut status = slot
             .status()
-            .with_registration(self.registry.status(&slot.config.id, now));
+            .with_registration(self.registrations.status(&slot.config.id, now));
         status.calls = Some(crate::status::CallCounts::of(&slot.counters));
-        status.options = self.qualifiers.status(&slot.config.id);
+        status.options = self.keepalives.status(&slot.config.id);
         status.verified = slot.verified;
         status
     }
 
-    /// Turns registry notices into events; a state change logs the trunk's line.
+    /// Turns registrations notices into events; a state change logs the trunk's line.
     fn collect_notices(&mut self, now: Instant) {
-        while let Some(notice) = self.registry.poll_notice() {
+        while let Some(notice) = self.registrations.poll_notice() {
             let event = match notice {
                 Notice::StateChanged {
                     trunk,
@@ -788,14 +794,14 @@ impl Core {
             };
             self.events.push_back(event);
         }
-        while let Some(notice) = self.qualifiers.poll_notice() {
+        while let Some(notice) = self.keepalives.poll_notice() {
             let event = match notice {
-                qualify::Notice::StateChanged {
+                keepalives::Notice::StateChanged {
                     trunk,
                     state,
                     reason,
                 } => {
-                    if self.qualifiers.status(&trunk).is_some_and(|s| s.answered)
+                    if self.keepalives.status(&trunk).is_some_and(|s| s.answered)
                         && let Some(slot) = self.trunks.get_mut(&trunk)
                     {
                         slot.verified = true;
@@ -808,7 +814,7 @@ impl Core {
                         reason: ChangeReason::Options(format!("{} ({reason})", state.as_str())),
                     }
                 }
-                qualify::Notice::ForeignResponse {
+                keepalives::Notice::ForeignResponse {
                     trunk,
                     source,
                     code,
@@ -818,7 +824,7 @@ impl Core {
                         "ignored a {code} response to OPTIONS from {source}: not the trunk's next hop"
                     ),
                 },
-                qualify::Notice::NotPinging { trunk, reason } => Event::Warning {
+                keepalives::Notice::NotPinging { trunk, reason } => Event::Warning {
                     trunk,
                     message: format!("not sending OPTIONS: {reason}"),
                 },
@@ -841,19 +847,19 @@ impl Core {
 }
 
 /// Trunk fields whose change restarts the keepalive.
-const QUALIFY_FIELDS: &[&str] = &[
-    "enabled",
-    "domain",
-    "port",
-    "port_explicit",
-    "transport",
-    "outbound_proxy",
-    "register",
-    "options_interval",
-    "options_from",
-    "options_down_after",
-    "options_up_after",
-    "options_failure_codes",
+const KEEPALIVE_FIELDS: &[TrunkField] = &[
+    TrunkField::Enabled,
+    TrunkField::Domain,
+    TrunkField::Port,
+    TrunkField::PortExplicit,
+    TrunkField::Transport,
+    TrunkField::OutboundProxy,
+    TrunkField::Register,
+    TrunkField::OptionsInterval,
+    TrunkField::OptionsFrom,
+    TrunkField::OptionsDownAfter,
+    TrunkField::OptionsUpAfter,
+    TrunkField::OptionsFailureCodes,
 ];
 
 /// A backend URI's address: an IP literal as written, a name as last resolved.
@@ -882,8 +888,6 @@ fn backend_key(uri: &crate::sip::SipUri) -> String {
     format!("{}:{}", uri.host, uri.port.unwrap_or(5060))
 }
 
-/// Marks resolve requests for backends (trunk ids cannot contain ':').
-const BACKEND_LOOKUP: &str = "backend:";
 /// Backend names are looked up again this often.
 const BACKEND_RESOLVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -907,8 +911,8 @@ fn call_settings(config: &Config) -> call::Settings {
 fn build_snapshot(
     config: &Config,
     trunks: &BTreeMap<String, TrunkSlot>,
-    registry: &Registry,
-    qualifiers: &Qualifiers,
+    registrations: &Registrations,
+    keepalives: &Keepalives,
     backends_down: &[SocketAddr],
     backend_names: &BTreeMap<String, Vec<SocketAddr>>,
     epoch: Instant,
@@ -923,10 +927,13 @@ fn build_snapshot(
                 .unwrap_or_else(|| Arc::new(TrunkCounters::new(id)))
         },
         next_hops: &|trunk| {
-            let mut addresses: Vec<_> =
-                registry.targets(&trunk.id).iter().map(|a| a.ip()).collect();
+            let mut addresses: Vec<_> = registrations
+                .targets(&trunk.id)
+                .iter()
+                .map(|a| a.ip())
+                .collect();
             addresses.extend(snapshot::literal_next_hop(trunk));
-            addresses.extend(qualifiers.next_hop(&trunk.id).map(|a| a.ip()));
+            addresses.extend(keepalives.next_hop(&trunk.id).map(|a| a.ip()));
             addresses
         },
         backends,
@@ -938,253 +945,4 @@ fn build_snapshot(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-    use std::time::Duration;
-
-    use super::*;
-    use crate::config::{LoadOptions, load_str};
-
-    const BASE: &str = r#"
-[daemon]
-listen = ["udp:127.0.0.1:0"]
-status_interval = "10s"
-
-[backend]
-uri = "sip:127.0.0.1:5080"
-
-[trunks.alpha]
-domain = "alpha.example"
-allowed_inbound_ips = ["192.0.2.1"]
-
-[trunks.beta]
-domain = "beta.example"
-allowed_inbound_ips = ["192.0.2.2"]
-enabled = false
-"#;
-
-    fn config(text: &str) -> Config {
-        load_str(Path::new("test.toml"), text, &LoadOptions::default())
-            .unwrap_or_else(|errors| panic!("{errors}"))
-    }
-
-    fn drain(core: &mut Core) -> Vec<Event> {
-        std::iter::from_fn(|| core.poll_event()).collect()
-    }
-
-    /// The virtual clock's epoch; only tests create Instants from nothing.
-    #[allow(clippy::disallowed_methods)]
-    fn epoch() -> Instant {
-        Instant::now()
-    }
-
-    #[test]
-    fn reports_at_start_and_every_interval_but_once_after_a_stall() {
-        let t0 = epoch();
-        let mut core = Core::new(config(BASE), t0);
-        let events = drain(&mut core);
-        assert_eq!(events.len(), 1);
-        let Event::Report { trunks, summary } = &events[0] else {
-            panic!("{events:?}")
-        };
-        let states: Vec<_> = trunks.iter().map(|s| (s.id.as_str(), s.state)).collect();
-        assert_eq!(
-            states,
-            [("alpha", TrunkState::Idle), ("beta", TrunkState::Disabled)]
-        );
-        assert_eq!(
-            (summary.trunks, summary.enabled, summary.generation),
-            (2, 1, 1)
-        );
-
-        assert_eq!(core.poll_timeout(), t0 + Duration::from_secs(10));
-        core.handle_timeout(t0 + Duration::from_secs(9));
-        assert!(drain(&mut core).is_empty(), "nothing before the deadline");
-        core.handle_timeout(t0 + Duration::from_secs(10));
-        assert_eq!(drain(&mut core).len(), 1);
-        assert_eq!(core.poll_timeout(), t0 + Duration::from_secs(20));
-
-        // The process was stopped for 100 s: one report, then the schedule moves on.
-        let late = t0 + Duration::from_secs(120);
-        core.handle_timeout(late);
-        assert_eq!(drain(&mut core).len(), 1);
-        assert!(core.poll_timeout() > late);
-        core.handle_timeout(late);
-        assert!(drain(&mut core).is_empty());
-    }
-
-    /// "verified" sticks to a trunk until the fields that decide where it goes change.
-    #[test]
-    fn verified_survives_reloads_until_the_next_hop_changes() {
-        let text = |extra: &str| {
-            format!(
-                "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\n\
-                 domain = \"192.0.2.1\"\nport = 5060\ndirection = \"outbound\"\n\
-                 username = \"u\"\npassword = \"p\"\nregister = true\n\
-                 options_interval = 0\n{extra}\n"
-            )
-        };
-        let t0 = epoch();
-        let mut core = Core::new(config(&text("")), t0);
-        let verified = |core: &Core| core.statuses(t0).1[0].verified;
-        let request = core.poll_resolve().expect("a lookup");
-        let registrar: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        let resolved = Resolved {
-            next_hop: registrar,
-            alternatives: Vec::new(),
-            local: "192.0.2.200:5060".parse().unwrap(),
-            public: false,
-            ttl: None,
-        };
-        core.handle_resolved(t0, &request.trunk, Ok(resolved));
-        let t1 = t0 + crate::trunk::registry::START_SPREAD;
-        core.handle_timeout(t1);
-        let register = String::from_utf8(core.poll_transmit().expect("REGISTER").bytes).unwrap();
-        assert!(!verified(&core));
-        let header = |name: &str| {
-            register
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .unwrap()
-                .to_owned()
-        };
-        let ok = format!(
-            "SIP/2.0 200 OK\r\nVia:{}\r\nFrom:{}\r\nTo:{};tag=r\r\nCall-ID:{}\r\n\
-             CSeq:{}\r\nContact: <sip:u@192.0.2.200:5060;transport=udp>;expires=600\r\n\
-             Content-Length: 0\r\n\r\n",
-            header("Via:"),
-            header("From:"),
-            header("To:"),
-            header("Call-ID:"),
-            header("CSeq:"),
-        );
-        let local = "192.0.2.200:5060".parse().unwrap();
-        core.handle_datagram(t1, registrar, local, None, ok.as_bytes(), None);
-        assert!(verified(&core), "a REGISTER accepted verifies the trunk");
-
-        core.handle_reload(t1, Ok(config(&text("max_channels = 5"))));
-        assert!(verified(&core), "max_channels does not move the trunk");
-        core.handle_reload(
-            t1,
-            Ok(config(&text(
-                "max_channels = 5\noptions_from = \"sip:x@example.net\"",
-            ))),
-        );
-        assert!(!verified(&core), "options_from decides what OPTIONS verify");
-    }
-
-    #[test]
-    fn reload_touches_only_what_changed() {
-        let t0 = epoch();
-        let mut core = Core::new(config(BASE), t0);
-        drain(&mut core);
-        let alpha_runtime = Arc::clone(&core.trunk("alpha").unwrap().runtime);
-        let alpha_config = Arc::clone(&core.trunk("alpha").unwrap().config);
-        let beta_runtime = Arc::clone(&core.trunk("beta").unwrap().runtime);
-
-        let edited = BASE
-            .replace("enabled = false", "enabled = true\nmax_channels = 5")
-            .replace("status_interval = \"10s\"", "status_interval = \"30s\"")
-            + "\n[trunks.gamma]\ndomain = \"gamma.example\"\ndirection = \"outbound\"\n";
-        let t1 = t0 + Duration::from_secs(3);
-        core.handle_reload(t1, Ok(config(&edited)));
-
-        let alpha = core.trunk("alpha").unwrap();
-        assert!(
-            Arc::ptr_eq(&alpha.runtime, &alpha_runtime),
-            "unchanged trunk untouched"
-        );
-        assert!(
-            Arc::ptr_eq(&alpha.config, &alpha_config),
-            "unchanged trunk keeps its config"
-        );
-        let beta = core.trunk("beta").unwrap();
-        assert!(!Arc::ptr_eq(&beta.runtime, &beta_runtime));
-        assert_eq!(beta.state(), TrunkState::Idle);
-        assert_eq!(beta.runtime.since, t1);
-        assert_eq!(core.generation(), 2);
-        assert_eq!(
-            core.poll_timeout(),
-            t1 + Duration::from_secs(30),
-            "rescheduled"
-        );
-
-        let events = drain(&mut core);
-        let kinds: Vec<String> = events
-            .iter()
-            .map(|event| match event {
-                Event::TrunkUpdated { status, reason } => format!("{} {reason:?}", status.id),
-                Event::TrunkRemoved { id } => format!("{id} removed"),
-                Event::Reloaded {
-                    generation, diff, ..
-                } => format!("reloaded {generation} {diff}"),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                "gamma Added",
-                "beta Changed([\"enabled\", \"max_channels\"])",
-                "reloaded 2 added=1 removed=0 changed=1 unchanged=1 added_trunks=gamma \
-                 changed_trunks=beta(enabled,max_channels) daemon_changed=status_interval",
-            ]
-        );
-
-        // Removing a trunk.
-        core.handle_reload(t1, Ok(config(BASE)));
-        let events = drain(&mut core);
-        assert!(events.contains(&Event::TrunkRemoved { id: "gamma".into() }));
-        assert!(core.trunk("gamma").is_none());
-        let alpha = core.trunk("alpha").unwrap();
-        assert!(
-            Arc::ptr_eq(&alpha.runtime, &alpha_runtime),
-            "still untouched"
-        );
-    }
-
-    #[test]
-    fn rejected_reload_keeps_the_running_generation() {
-        let t0 = epoch();
-        let mut core = Core::new(config(BASE), t0);
-        drain(&mut core);
-        let before = Arc::clone(core.config());
-        let errors = load_str(
-            Path::new("test.toml"),
-            &BASE.replace("192.0.2.1", "192.0.2.300"),
-            &LoadOptions::default(),
-        )
-        .map(|_| ())
-        .unwrap_err();
-        core.handle_reload(t0, Err(errors.clone()));
-        assert!(Arc::ptr_eq(&before, core.config()));
-        assert_eq!(core.generation(), 1);
-        assert_eq!(
-            drain(&mut core),
-            [Event::ReloadRejected {
-                errors,
-                generation: 1
-            }]
-        );
-    }
-
-    #[test]
-    fn a_reload_without_changes_keeps_every_slot() {
-        let t0 = epoch();
-        let mut core = Core::new(config(BASE), t0);
-        drain(&mut core);
-        let runtimes: Vec<_> = ["alpha", "beta"]
-            .map(|id| Arc::clone(&core.trunk(id).unwrap().runtime))
-            .into();
-        core.handle_reload(t0, Ok(config(BASE)));
-        for (id, runtime) in ["alpha", "beta"].iter().zip(&runtimes) {
-            assert!(Arc::ptr_eq(&core.trunk(id).unwrap().runtime, runtime));
-        }
-        let events = drain(&mut core);
-        let [Event::Reloaded { diff, .. }] = events.as_slice() else {
-            panic!("{events:?}")
-        };
-        assert!(diff.is_empty());
-        assert_eq!(diff.unchanged, ["alpha", "beta"]);
-    }
-}
+mod tests;

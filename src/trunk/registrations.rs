@@ -3,37 +3,42 @@
 //!
 //! A trunk registers when it is enabled, has `register = true` and its next hop is known.
 //! Resolving the next hop (a name lookup, and the local address the kernel would use
-//! toward it) is IO: the registry asks for it with [`Registry::poll_resolve`] and the shell
-//! answers with [`Registry::handle_resolved`]. On reload, a trunk whose registration
+//! toward it) is IO: the registrations asks for it with [`Registrations::poll_resolve`] and the shell
+//! answers with [`Registrations::handle_resolved`]. On reload, a trunk whose registration
 //! fields are unchanged keeps its registration untouched (Call-ID, CSeq, binding); one
 //! whose fields changed, or that was removed or disabled, unregisters the old binding
 //! while the new one (if any) starts.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Transport, Trunk};
+use crate::config::{Transport, Trunk, TrunkField};
+use crate::sip::Transmit;
 use crate::sip::scan::{self, Contact, HeaderName, Scan, StartLine};
 use crate::sip::transaction::TimerValues;
+use crate::trunk::next_hop::{
+    MIN_RESOLVE_INTERVAL, ResolveError, ResolveKey, ResolveRequest, Resolved, domain_uri,
+    lookup_request, resolve_interval, sent_by, server_name,
+};
 use crate::trunk::random::Random;
-use crate::trunk::registration::{self, Params, Registration, ResponseView, Transmit};
+use crate::trunk::registration::{self, Params, Registration, ResponseView};
 
 /// Fields whose change means a new registration (RFC 3261 §10: a new binding).
-pub const REGISTRATION_FIELDS: &[&str] = &[
-    "enabled",
-    "domain",
-    "port",
-    "port_explicit",
-    "transport",
-    "outbound_proxy",
-    "username",
-    "password",
-    "auth_realm",
-    "register",
-    "register_expires",
+pub const REGISTRATION_FIELDS: &[TrunkField] = &[
+    TrunkField::Enabled,
+    TrunkField::Domain,
+    TrunkField::Port,
+    TrunkField::PortExplicit,
+    TrunkField::Transport,
+    TrunkField::OutboundProxy,
+    TrunkField::Username,
+    TrunkField::Password,
+    TrunkField::AuthRealm,
+    TrunkField::Register,
+    TrunkField::RegisterExpires,
 ];
 
 /// At most this many REGISTER transactions at once across all trunks: after a registrar
@@ -44,36 +49,6 @@ pub const MAX_REGISTERS_IN_FLIGHT: usize = 256;
 /// Spread of first REGISTERs after start or reload, so many trunks don't hit one
 /// registrar in the same millisecond.
 pub const START_SPREAD: Duration = Duration::from_secs(2);
-
-/// A next hop to resolve: the host (name or literal) and port the trunk sends to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolveRequest {
-    pub trunk: String,
-    pub host: String,
-    /// An explicit port; without one, RFC 3263 SRV records choose.
-    pub port: Option<u16>,
-    /// Which listener's address our Contact should name.
-    pub transport: Transport,
-}
-
-/// What the shell found: the address to send to, and our address as seen from it (the
-/// kernel's choice of source address toward it, or the configured public address).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    pub next_hop: SocketAddr,
-    /// Further targets in RFC 3263 order, tried when `next_hop` fails.
-    pub alternatives: Vec<SocketAddr>,
-    pub local: SocketAddr,
-    /// `local` is the configured `public_address`: never "corrected" from the Via.
-    pub public: bool,
-    /// How long the DNS answers stay valid; `None` for an IP address.
-    pub ttl: Option<Duration>,
-}
-
-/// Re-resolution happens when the DNS answers expire, but not more often than this (a
-/// zero TTL would otherwise mean a lookup per loop) nor less often than the maximum.
-pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
-pub const MAX_RESOLVE_INTERVAL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -145,32 +120,6 @@ impl Targets {
     }
 }
 
-/// The lookup that finds a trunk's next hop: the outbound proxy, else the domain; the port
-/// only when written (without one, SRV records choose).
-pub fn lookup_request(trunk: &Trunk) -> ResolveRequest {
-    let (host, port) = match &trunk.outbound_proxy {
-        Some(proxy) => (proxy.host.to_string(), proxy.port),
-        None => (
-            trunk.domain.to_string(),
-            trunk.port_explicit.then_some(trunk.port),
-        ),
-    };
-    ResolveRequest {
-        trunk: trunk.id.clone(),
-        // A bracketed IPv6 literal resolves as the bare address.
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        port,
-        transport: trunk.transport,
-    }
-}
-
-fn resolve_interval(ttl: Duration) -> Duration {
-    ttl.clamp(MIN_RESOLVE_INTERVAL, MAX_RESOLVE_INTERVAL)
-}
-
 impl Entry {
     /// New DNS answers for a running registration: keep the current next hop if it is
     /// still among the targets, else move to the first of them (the next REGISTER goes
@@ -179,7 +128,7 @@ impl Entry {
     fn refresh_targets(
         &mut self,
         now: Instant,
-        resolved: Result<Resolved, String>,
+        resolved: Result<Resolved, ResolveError>,
         notices: &mut VecDeque<Notice>,
         id: &str,
     ) {
@@ -260,7 +209,7 @@ struct Retiring {
 /// popped), what registrations emit is collected into queues as they are touched, and the
 /// number of transactions in flight is counted as they start and end, so nothing walks all
 /// N registrations per event (which made 10,000 trunks cost O(N²)).
-pub struct Registry {
+pub struct Registrations {
     timers: TimerValues,
     retry_min: Duration,
     retry_max: Duration,
@@ -284,9 +233,9 @@ pub struct Registry {
     in_flight: usize,
 }
 
-impl Registry {
+impl Registrations {
     pub fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
-        Registry {
+        Registrations {
             timers,
             retry_min: Duration::from_secs(30),
             retry_max: Duration::from_secs(30 * 60),
@@ -371,7 +320,7 @@ impl Registry {
     }
 
     /// Applies a changed trunk: untouched unless a registration field changed.
-    pub fn change(&mut self, now: Instant, trunk: &Trunk, fields: &[&str]) {
+    pub fn change(&mut self, now: Instant, trunk: &Trunk, fields: &[TrunkField]) {
         if fields
             .iter()
             .any(|field| REGISTRATION_FIELDS.contains(field))
@@ -388,7 +337,12 @@ impl Registry {
     /// The shell's answer to a [`ResolveRequest`]: a new trunk's registration starts, an
     /// existing one gets its refreshed targets. Stale answers (the trunk was removed or
     /// changed meanwhile) are ignored.
-    pub fn handle_resolved(&mut self, now: Instant, id: &str, resolved: Result<Resolved, String>) {
+    pub fn handle_resolved(
+        &mut self,
+        now: Instant,
+        id: &str,
+        resolved: Result<Resolved, ResolveError>,
+    ) {
         if let Some(entry) = self.entries.get_mut(id)
             && entry.resolving
         {
@@ -490,7 +444,7 @@ impl Registry {
                 entry.resolving = true;
                 entry.resolve_at = None;
                 self.resolve_requests.push_back(ResolveRequest {
-                    trunk: id.to_string(),
+                    key: ResolveKey::Trunk(id.to_string()),
                     host: entry.registration.server_name().to_owned(),
                     port: entry.lookup_port,
                     transport: entry.transport,
@@ -758,8 +712,8 @@ pub struct RegistrationStatus {
     pub next_hop: SocketAddr,
 }
 
-impl Registry {
-    /// A trunk's registration parameters, with the registry's current retry policy.
+impl Registrations {
+    /// A trunk's registration parameters, with the registrations' current retry policy.
     fn params(&self, trunk: &Trunk, resolved: &Resolved) -> Params {
         params(
             trunk,
@@ -769,36 +723,6 @@ impl Registry {
             self.retry_max,
         )
     }
-}
-
-/// `host:port` for Via and Contact, an IPv6 address in brackets.
-pub(crate) fn sent_by(address: SocketAddr) -> String {
-    match address.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]:{}", address.port()),
-        IpAddr::V4(v4) => format!("{v4}:{}", address.port()),
-    }
-}
-
-/// The trunk's domain as a Request-URI (REGISTER, OPTIONS): with the port only when it
-/// was written and no outbound proxy decides the next hop.
-pub(crate) fn domain_uri(trunk: &Trunk) -> String {
-    if trunk.port_explicit && trunk.outbound_proxy.is_none() {
-        format!("sip:{}:{}", trunk.domain, trunk.port)
-    } else {
-        format!("sip:{}", trunk.domain)
-    }
-}
-
-/// The name a TLS next hop's certificate must carry (RFC 5922 §7): the outbound proxy's
-/// host, else the domain, without IPv6 brackets.
-pub(crate) fn server_name(trunk: &Trunk) -> String {
-    let host = match &trunk.outbound_proxy {
-        Some(proxy) => proxy.host.to_string(),
-        None => trunk.domain.to_string(),
-    };
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned()
 }
 
 fn params(
@@ -943,26 +867,26 @@ register = true
         }
     }
 
-    /// A registry whose trunk "alpha" has sent its first REGISTER; returns that request.
-    fn started(trunk: &Trunk) -> (Registry, String, Instant) {
+    /// A registrations whose trunk "alpha" has sent its first REGISTER; returns that request.
+    fn started(trunk: &Trunk) -> (Registrations, String, Instant) {
         let t0 = epoch();
-        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
-        registry.add(trunk);
-        let request = registry.poll_resolve().expect("a lookup request");
+        let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
+        registrations.add(trunk);
+        let request = registrations.poll_resolve().expect("a lookup request");
         assert_eq!(
             request,
             ResolveRequest {
-                trunk: "alpha".into(),
+                key: ResolveKey::Trunk("alpha".into()),
                 host: "127.0.0.1".into(),
                 port: Some(5070),
                 transport: Transport::Udp,
             }
         );
-        registry.handle_resolved(t0, "alpha", Ok(resolved()));
+        registrations.handle_resolved(t0, "alpha", Ok(resolved()));
         let t = t0 + START_SPREAD;
-        registry.handle_timeout(t);
-        let transmit = registry.poll_transmit().expect("REGISTER");
-        (registry, String::from_utf8(transmit.bytes).unwrap(), t)
+        registrations.handle_timeout(t);
+        let transmit = registrations.poll_transmit().expect("REGISTER");
+        (registrations, String::from_utf8(transmit.bytes).unwrap(), t)
     }
 
     fn header<'a>(request: &'a str, name: &str) -> &'a str {
@@ -986,10 +910,10 @@ register = true
         .into_bytes()
     }
 
-    fn deliver(registry: &mut Registry, now: Instant, bytes: &[u8]) -> bool {
+    fn deliver(registrations: &mut Registrations, now: Instant, bytes: &[u8]) -> bool {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let message = scan::scan(bytes, &mut headers).unwrap();
-        registry.handle_response(now, REGISTRAR.parse().unwrap(), &message)
+        registrations.handle_response(now, REGISTRAR.parse().unwrap(), &message)
     }
 
     /// At the DNS TTL a trunk is looked up again with the same question as the first time
@@ -1017,29 +941,33 @@ register = true
                 .unwrap_or_else(|errors| panic!("{errors}"));
             let trunk = &config.trunks["alpha"];
             let t0 = epoch();
-            let mut registry = Registry::new(1, TimerValues::default(), "test".into());
-            registry.add(trunk);
-            let first = registry.poll_resolve().expect("a lookup request");
+            let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
+            registrations.add(trunk);
+            let first = registrations.poll_resolve().expect("a lookup request");
             assert_eq!(first, lookup_request(trunk));
             let ttl = Duration::from_secs(300);
             let answer = Resolved {
                 ttl: Some(ttl),
                 ..resolved()
             };
-            registry.handle_resolved(t0, "alpha", Ok(answer));
-            assert!(registry.poll_resolve().is_none());
-            registry.handle_timeout(t0 + ttl);
-            assert_eq!(registry.poll_resolve(), Some(first), "{domain} {extra}");
+            registrations.handle_resolved(t0, "alpha", Ok(answer));
+            assert!(registrations.poll_resolve().is_none());
+            registrations.handle_timeout(t0 + ttl);
+            assert_eq!(
+                registrations.poll_resolve(),
+                Some(first),
+                "{domain} {extra}"
+            );
         }
     }
 
     #[test]
     fn a_wire_200_registers_with_the_contact_expiry() {
         let trunk = trunk("");
-        let (mut registry, request, t) = started(&trunk);
+        let (mut registrations, request, t) = started(&trunk);
         assert!(request.contains("Contact: <sip:trunk1@127.0.0.1:5060;transport=udp>\r\n"));
-        assert!(deliver(&mut registry, t, &ok_for(&request)));
-        let status = registry.status("alpha", t).unwrap();
+        assert!(deliver(&mut registrations, t, &ok_for(&request)));
+        let status = registrations.status("alpha", t).unwrap();
         assert_eq!(status.state, registration::State::Registered);
         assert_eq!(status.expires_in, Some(Duration::from_secs(600)));
         assert_eq!(status.next_hop, REGISTRAR.parse().unwrap());
@@ -1048,24 +976,28 @@ register = true
     #[test]
     fn reload_keeps_the_registration_unless_a_registration_field_changed() {
         let trunk = trunk("");
-        let (mut registry, request, t) = started(&trunk);
-        deliver(&mut registry, t, &ok_for(&request));
+        let (mut registrations, request, t) = started(&trunk);
+        deliver(&mut registrations, t, &ok_for(&request));
         let call_id = header(&request, "Call-ID").to_owned();
 
         // max_channels is not a registration field: nothing happens.
-        registry.change(t, &self::trunk("max_channels = 5"), &["max_channels"]);
-        assert!(registry.poll_transmit().is_none());
-        assert!(registry.poll_resolve().is_none());
+        registrations.change(
+            t,
+            &self::trunk("max_channels = 5"),
+            &[TrunkField::MaxChannels],
+        );
+        assert!(registrations.poll_transmit().is_none());
+        assert!(registrations.poll_resolve().is_none());
         assert_eq!(
-            registry.status("alpha", t).unwrap().state,
+            registrations.status("alpha", t).unwrap().state,
             registration::State::Registered
         );
 
         // A new password: the old binding is removed and a new registration starts.
         // (The diff's field list drives the decision; the values are the config's.)
         let rotated = self::trunk("");
-        registry.change(t, &rotated, &["password"]);
-        let removal = String::from_utf8(registry.poll_transmit().unwrap().bytes).unwrap();
+        registrations.change(t, &rotated, &[TrunkField::Password]);
+        let removal = String::from_utf8(registrations.poll_transmit().unwrap().bytes).unwrap();
         assert_eq!(header(&removal, "Expires"), "0");
         assert_eq!(
             header(&removal, "Call-ID"),
@@ -1073,15 +1005,18 @@ register = true
             "the old binding's Call-ID"
         );
         assert!(
-            registry.poll_resolve().is_some(),
+            registrations.poll_resolve().is_some(),
             "the new registration resolves again"
         );
         // The old binding's answer still reaches it, though the trunk has a new one.
-        assert!(deliver(&mut registry, t, &ok_for(&removal)));
-        registry.handle_timeout(t);
-        assert!(registry.retiring.is_empty(), "the removed binding is done");
+        assert!(deliver(&mut registrations, t, &ok_for(&removal)));
+        registrations.handle_timeout(t);
         assert!(
-            registry.pending.contains_key("alpha"),
+            registrations.retiring.is_empty(),
+            "the removed binding is done"
+        );
+        assert!(
+            registrations.pending.contains_key("alpha"),
             "the new registration awaits its lookup"
         );
     }
@@ -1089,41 +1024,41 @@ register = true
     #[test]
     fn removal_unregisters_and_shutdown_waits_for_it() {
         let trunk = trunk("");
-        let (mut registry, request, t) = started(&trunk);
-        deliver(&mut registry, t, &ok_for(&request));
-        registry.unregister_all(t);
-        assert!(!registry.is_idle());
-        let removal = String::from_utf8(registry.poll_transmit().unwrap().bytes).unwrap();
+        let (mut registrations, request, t) = started(&trunk);
+        deliver(&mut registrations, t, &ok_for(&request));
+        registrations.unregister_all(t);
+        assert!(!registrations.is_idle());
+        let removal = String::from_utf8(registrations.poll_transmit().unwrap().bytes).unwrap();
         assert_eq!(header(&removal, "Expires"), "0");
-        deliver(&mut registry, t, &ok_for(&removal));
-        assert!(registry.is_idle());
+        deliver(&mut registrations, t, &ok_for(&removal));
+        assert!(registrations.is_idle());
     }
 
     #[test]
     fn a_trunk_that_never_registered_has_nothing_to_unregister() {
         let trunk = trunk("");
-        let (mut registry, _request, t) = started(&trunk);
-        registry.unregister_all(t);
-        assert!(registry.poll_transmit().is_none());
-        assert!(registry.is_idle());
+        let (mut registrations, _request, t) = started(&trunk);
+        registrations.unregister_all(t);
+        assert!(registrations.poll_transmit().is_none());
+        assert!(registrations.is_idle());
     }
 
     #[test]
     fn tls_trunks_resolve_for_their_tls_listener() {
-        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
-        registry.add(&trunk("").clone().tap_transport(Transport::Tls));
-        let request = registry.poll_resolve().expect("a lookup");
+        let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
+        registrations.add(&trunk("").clone().tap_transport(Transport::Tls));
+        let request = registrations.poll_resolve().expect("a lookup");
         assert_eq!(request.transport, Transport::Tls);
     }
 
     #[test]
     fn responses_from_strangers_or_unknown_call_ids_are_not_ours() {
         let trunk = trunk("");
-        let (mut registry, request, t) = started(&trunk);
+        let (mut registrations, request, t) = started(&trunk);
         let other = ok_for(&request.replace(header(&request, "Call-ID"), "someone-else"));
-        assert!(!deliver(&mut registry, t, &other));
+        assert!(!deliver(&mut registrations, t, &other));
         assert_eq!(
-            registry.status("alpha", t).unwrap().state,
+            registrations.status("alpha", t).unwrap().state,
             registration::State::Registering
         );
     }
@@ -1131,104 +1066,104 @@ register = true
     #[test]
     fn registers_in_flight_are_capped_and_deferred_ones_start_as_slots_free() {
         let t0 = epoch();
-        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
+        let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
         let count = MAX_REGISTERS_IN_FLIGHT + 10;
         for index in 0..count {
             let mut trunk = trunk("");
             trunk.id = format!("t{index:04}");
-            registry.add(&trunk);
+            registrations.add(&trunk);
         }
-        while let Some(request) = registry.poll_resolve() {
-            registry.handle_resolved(t0, &request.trunk, Ok(resolved()));
+        while let Some(request) = registrations.poll_resolve() {
+            registrations.handle_resolved(t0, request.key.trunk().unwrap(), Ok(resolved()));
         }
         let t = t0 + START_SPREAD;
-        registry.handle_timeout(t);
+        registrations.handle_timeout(t);
         let mut sent = Vec::new();
-        while let Some(transmit) = registry.poll_transmit() {
+        while let Some(transmit) = registrations.poll_transmit() {
             sent.push(String::from_utf8(transmit.bytes).unwrap());
         }
         assert_eq!(sent.len(), MAX_REGISTERS_IN_FLIGHT);
-        // Ten attempts wait, but do not make the registry ask to be woken for them now.
+        // Ten attempts wait, but do not make the registrations ask to be woken for them now.
         assert!(
-            registry.poll_timeout().unwrap() > t,
+            registrations.poll_timeout().unwrap() > t,
             "no busy loop while the cap is full"
         );
 
         // One answer frees one slot: one deferred attempt starts at once, with no timer.
-        assert!(deliver(&mut registry, t, &ok_for(&sent[0])));
-        assert!(registry.poll_transmit().is_some());
-        assert!(registry.poll_transmit().is_none(), "exactly one more");
-        assert_eq!(registry.in_flight, MAX_REGISTERS_IN_FLIGHT);
+        assert!(deliver(&mut registrations, t, &ok_for(&sent[0])));
+        assert!(registrations.poll_transmit().is_some());
+        assert!(registrations.poll_transmit().is_none(), "exactly one more");
+        assert_eq!(registrations.in_flight, MAX_REGISTERS_IN_FLIGHT);
     }
 
     #[test]
     fn dns_answers_are_refreshed_at_their_ttl_and_a_moved_registrar_is_followed() {
         let t0 = epoch();
-        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
-        registry.add(&trunk(""));
-        let request = registry.poll_resolve().unwrap();
+        let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
+        registrations.add(&trunk(""));
+        let request = registrations.poll_resolve().unwrap();
         let mut first = resolved();
         first.ttl = Some(Duration::from_secs(120));
-        registry.handle_resolved(t0, "alpha", Ok(first));
-        registry.handle_timeout(t0 + START_SPREAD);
-        let register = String::from_utf8(registry.poll_transmit().unwrap().bytes).unwrap();
+        registrations.handle_resolved(t0, "alpha", Ok(first));
+        registrations.handle_timeout(t0 + START_SPREAD);
+        let register = String::from_utf8(registrations.poll_transmit().unwrap().bytes).unwrap();
         assert!(deliver(
-            &mut registry,
+            &mut registrations,
             t0 + START_SPREAD,
             &ok_for(&register)
         ));
 
         // Nothing to look up before the TTL; at the TTL, the same lookup again.
         let expiry = t0 + Duration::from_secs(120);
-        assert!(registry.poll_timeout().unwrap() <= expiry);
-        registry.handle_timeout(expiry - Duration::from_secs(1));
-        assert!(registry.poll_resolve().is_none());
-        registry.handle_timeout(expiry);
-        assert_eq!(registry.poll_resolve(), Some(request));
+        assert!(registrations.poll_timeout().unwrap() <= expiry);
+        registrations.handle_timeout(expiry - Duration::from_secs(1));
+        assert!(registrations.poll_resolve().is_none());
+        registrations.handle_timeout(expiry);
+        assert_eq!(registrations.poll_resolve(), Some(request));
 
         // The registrar moved: the next REGISTER (the refresh) goes to the new address.
         let mut moved = resolved();
         moved.next_hop = "127.0.0.2:5070".parse().unwrap();
         moved.ttl = Some(Duration::from_secs(120));
-        registry.handle_resolved(expiry, "alpha", Ok(moved));
+        registrations.handle_resolved(expiry, "alpha", Ok(moved));
         assert!(
-            std::iter::from_fn(|| registry.poll_notice())
+            std::iter::from_fn(|| registrations.poll_notice())
                 .any(|notice| matches!(notice, Notice::FailedOver { .. }))
         );
         // Drive time to the refresh (at 450 s), answering the DNS refreshes on the way.
         let (transmit, at) = loop {
-            let at = registry.poll_timeout().unwrap();
+            let at = registrations.poll_timeout().unwrap();
             assert!(
                 at < t0 + Duration::from_secs(600),
                 "no refresh before expiry"
             );
-            registry.handle_timeout(at);
-            while let Some(lookup) = registry.poll_resolve() {
+            registrations.handle_timeout(at);
+            while let Some(lookup) = registrations.poll_resolve() {
                 let mut again = resolved();
                 again.next_hop = "127.0.0.2:5070".parse().unwrap();
                 again.ttl = Some(Duration::from_secs(120));
-                registry.handle_resolved(at, &lookup.trunk, Ok(again));
+                registrations.handle_resolved(at, lookup.key.trunk().unwrap(), Ok(again));
             }
-            if let Some(transmit) = registry.poll_transmit() {
+            if let Some(transmit) = registrations.poll_transmit() {
                 break (transmit, at);
             }
         };
         assert_eq!(transmit.destination, "127.0.0.2:5070".parse().unwrap());
         assert_eq!(at, t0 + START_SPREAD + Duration::from_secs(450));
-        let status = registry.status("alpha", at).unwrap();
+        let status = registrations.status("alpha", at).unwrap();
         assert_eq!(status.next_hop, "127.0.0.2:5070".parse().unwrap());
     }
 
     #[test]
     fn ip_address_next_hops_are_never_looked_up_again() {
         let t0 = epoch();
-        let mut registry = Registry::new(1, TimerValues::default(), "test".into());
-        registry.add(&trunk(""));
-        registry.poll_resolve().unwrap();
-        registry.handle_resolved(t0, "alpha", Ok(resolved()));
-        registry.handle_timeout(t0 + Duration::from_secs(7200));
-        while registry.poll_transmit().is_some() {}
-        assert!(registry.poll_resolve().is_none());
+        let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
+        registrations.add(&trunk(""));
+        registrations.poll_resolve().unwrap();
+        registrations.handle_resolved(t0, "alpha", Ok(resolved()));
+        registrations.handle_timeout(t0 + Duration::from_secs(7200));
+        while registrations.poll_transmit().is_some() {}
+        assert!(registrations.poll_resolve().is_none());
     }
 
     trait TapTransport {

@@ -1,0 +1,135 @@
+//! The shell's side of the hot path, once for every transport: what a listener thread or
+//! a connection task does with [`Inbound::handle`]'s [`Decision`] on one message. A UDP
+//! socket, an accepted TCP/TLS connection and a connection trunkd opened differ only in
+//! the [`Origin`] they describe; a new transport or a new decision changes this file.
+
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::call::Connection;
+use crate::inbound::{Admitted, Decision, Inbound, Worker};
+use crate::io::clock;
+
+/// A message handed to the control path: a response, a request inside a call, or a new
+/// call the hot path admitted (with its claimed channel). It came as a UDP datagram or
+/// as a frame cut from a TCP/TLS stream (`connection`).
+#[derive(Debug)]
+pub struct Received {
+    pub source: SocketAddr,
+    /// Our address it arrived at (specific, even on a wildcard listener); for an INVITE
+    /// over a connection, the UDP listener its call continues from.
+    pub local: SocketAddr,
+    /// How it came over a connection (none for UDP).
+    pub connection: Option<Connection>,
+    pub bytes: Vec<u8>,
+    pub admitted: Option<Admitted>,
+}
+
+/// Messages waiting for the control path; beyond this, responses are dropped (and the
+/// transaction retransmits) rather than queued without bound.
+pub const CONTROL_QUEUE: usize = 1024;
+
+/// Where one message came from, as the control path must see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub source: SocketAddr,
+    /// The connection it came on; `None` for a UDP datagram.
+    pub connection: Option<Connection>,
+    /// Our address it reached, for responses and requests inside a call. A wildcard
+    /// listener's address is made specific only for what goes on to the control path:
+    /// it costs a system call, which a rejection must not pay.
+    pub local: SocketAddr,
+    /// Our UDP address an admitted call continues from toward the backend (made specific
+    /// as `local` is); `None` when this listener cannot carry calls on (no UDP listener
+    /// of its address family), and an admitted INVITE is refused as if the control path
+    /// were busy.
+    pub calls_from: Option<SocketAddr>,
+}
+
+/// What the caller still has to do.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Passed {
+    /// Send the worker's buffer back to the source.
+    Answer,
+    /// Nothing (dropped, or handed to the control path).
+    Done,
+    /// The control path is gone: the daemon is shutting down.
+    ControlGone,
+}
+
+/// Runs one message through the hot path and hands what it does not answer to the
+/// control path. `on_call` runs just before an admitted call is handed on (a connection
+/// trunkd opened registers itself then, so the call's responses find it).
+pub fn pass_on(
+    inbound: &Inbound,
+    worker: &mut Worker,
+    control: &mpsc::Sender<Received>,
+    origin: Origin,
+    bytes: &[u8],
+    on_call: impl FnOnce(),
+) -> Passed {
+    let (local, admitted) = match inbound.handle(worker, clock::now(), origin.source, bytes) {
+        Decision::Answer(_) => return Passed::Answer,
+        Decision::Nothing => return Passed::Done,
+        Decision::Control => (specific(origin.local, origin.source), None),
+        Decision::Admit(admitted) => match origin.calls_from {
+            Some(calls_from) => {
+                on_call();
+                (specific(calls_from, origin.source), Some(admitted))
+            }
+            None => {
+                drop(admitted);
+                return overloaded(inbound, worker, origin.source, bytes);
+            }
+        },
+    };
+    let is_call = admitted.is_some();
+    let received = Received {
+        source: origin.source,
+        local,
+        connection: origin.connection,
+        bytes: bytes.to_vec(),
+        admitted,
+    };
+    match control.try_send(received) {
+        Ok(()) => Passed::Done,
+        Err(mpsc::error::TrySendError::Closed(_)) => Passed::ControlGone,
+        Err(mpsc::error::TrySendError::Full(refused)) => {
+            // The channel claim (if any) is released with the refused message; a carrier
+            // whose call it was hears why.
+            drop(refused);
+            debug!(source = %origin.source, "control path busy: message dropped");
+            if is_call {
+                overloaded(inbound, worker, origin.source, bytes)
+            } else {
+                Passed::Done
+            }
+        }
+    }
+}
+
+fn overloaded(inbound: &Inbound, worker: &mut Worker, source: SocketAddr, bytes: &[u8]) -> Passed {
+    if inbound.reply_overloaded(worker, source, bytes) {
+        Passed::Answer
+    } else {
+        Passed::Done
+    }
+}
+
+/// The address a wildcard listener was reached at, as the kernel would pick it to
+/// answer `peer` (a connected UDP socket sends nothing).
+fn specific(local: SocketAddr, peer: SocketAddr) -> SocketAddr {
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let any = SocketAddr::new(local.ip(), 0);
+    std::net::UdpSocket::bind(any)
+        .and_then(|probe| {
+            probe.connect(peer)?;
+            probe.local_addr()
+        })
+        .map_or(local, |found| SocketAddr::new(found.ip(), local.port()))
+}
