@@ -169,9 +169,10 @@ struct Call {
     backend_responded: bool,
     /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200).
     invite: Vec<u8>,
-    /// The INVITE as forwarded, for Timer A retransmissions.
+    /// The INVITE as forwarded, for Timer A retransmissions, and read again for the
+    /// fields a CANCEL or the ACK to a failure repeat ([`InviteCopy`]): most calls need
+    /// neither, so they are not copied out up front.
     forwarded: Vec<u8>,
-    copy: InviteCopy,
     /// The latest response sent to the carrier, for Timer G and retransmitted INVITEs.
     latest: Vec<u8>,
     server: InviteServer,
@@ -343,15 +344,11 @@ impl Calls {
         now: Instant,
         source: SocketAddr,
         connection: Option<Connection>,
-        bytes: &[u8],
+        (message, bytes): (&Scan<'_, '_>, &[u8]),
         admitted: Admitted,
         key: u64,
         route: Option<Route>,
     ) {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-        let Ok(message) = scan::scan(bytes, &mut storage) else {
-            return;
-        };
         let (Ok(call_id), Ok(via)) = (message.call_id(), message.top_via()) else {
             return;
         };
@@ -362,7 +359,7 @@ impl Calls {
         let (Ok(from), Ok(Some(_))) = (message.from(), message.contact()) else {
             let counters = admitted.guard.counters();
             counters.rejected_other.fetch_add(1, Ordering::Relaxed);
-            self.reply(carrier, &message, 400, "Bad Request", None);
+            self.reply(carrier, message, 400, "Bad Request", None);
             return;
         };
         let carrier_branch = via.branch.unwrap_or_default().to_vec();
@@ -374,11 +371,11 @@ impl Calls {
                 self.handle_invite_retransmission(call_id.to_vec());
                 return;
             }
-            self.reply(carrier, &message, 482, "Loop Detected", None);
+            self.reply(carrier, message, 482, "Loop Detected", None);
             return;
         }
         let Some(route) = route else {
-            self.reply(carrier, &message, 503, "Backend Unavailable", None);
+            self.reply(carrier, message, 503, "Backend Unavailable", None);
             self.events.push_back(CallEvent::Warning {
                 trunk: admitted.trunk().to_string(),
                 message: "call refused: the backend has no address".into(),
@@ -403,7 +400,7 @@ impl Calls {
         let trunk_header = (self.settings.trunk_header.as_str(), admitted.trunk());
         if forward::request(
             &mut forwarded,
-            &message,
+            message,
             source,
             &hop,
             Some(&route.request_uri),
@@ -412,25 +409,15 @@ impl Calls {
         )
         .is_err()
         {
-            self.reply(carrier, &message, 400, "Bad Request", None);
+            self.reply(carrier, message, 400, "Bad Request", None);
             return;
         }
-        let copy = {
-            let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-            match scan::scan(&forwarded, &mut storage).and_then(|f| InviteCopy::of(&f)) {
-                Ok(copy) => copy,
-                Err(_) => {
-                    self.reply(carrier, &message, 400, "Bad Request", None);
-                    return;
-                }
-            }
-        };
         let timers = self.settings.timers;
         let reliable = carrier.transport != Transport::Udp;
         let (server, first) = InviteServer::new(timers, reliable);
         let client = InviteClient::new(now, timers, false, Some(TIMER_C));
         let mut trying = Vec::new();
-        let _ = response::write(&mut trying, &message, source, 100, "Trying", None, &[]);
+        let _ = response::write(&mut trying, message, source, 100, "Trying", None, &[]);
         debug_assert_eq!(first, ServerAction::Send(100));
         let carrier_tag = from.tag.unwrap_or_default().to_vec();
         self.send_to(carrier, &route.server_name, trying.clone());
@@ -459,7 +446,6 @@ impl Calls {
             backend_responded: false,
             invite: bytes.to_vec(),
             forwarded,
-            copy,
             latest: trying,
             server,
             client,
@@ -485,11 +471,12 @@ impl Calls {
 
     /// A request that is not a new INVITE: CANCEL, ACK, in-dialog requests. Returns false
     /// when no call knows it (the caller answers 481 or drops it).
-    pub fn handle_request(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) -> bool {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-        let Ok(message) = scan::scan(bytes, &mut storage) else {
-            return true;
-        };
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+    ) -> bool {
         let (Some(method), Ok(call_id), Ok(via)) =
             (message.method(), message.call_id(), message.top_via())
         else {
@@ -499,12 +486,12 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&id) else {
             if method != Method::Ack {
                 let peer = Peer::udp(source);
-                self.reply(peer, &message, 481, "Call/Transaction Does Not Exist", None);
+                self.reply(peer, message, 481, "Call/Transaction Does Not Exist", None);
             }
             return false;
         };
         let branch = via.branch.unwrap_or_default();
-        let from_carrier = call.comes_from_carrier(&message, source);
+        let from_carrier = call.comes_from_carrier(message, source);
         // Where this request's responses and our answers to it go.
         let sender = if from_carrier {
             let peer = carrier_peer(source, Some(call.carrier.transport), &via);
@@ -531,7 +518,7 @@ impl Calls {
                 }
             }
             Method::Cancel if same_transaction => {
-                self.reply(sender, &message, 200, "OK", None);
+                self.reply(sender, message, 200, "OK", None);
                 self.cancel(now, &id);
                 self.schedule(&id);
                 return true;
@@ -555,7 +542,7 @@ impl Calls {
             _ => {}
         }
         if message.max_forwards() == Ok(Some(0)) {
-            self.reply(sender, &message, 483, "Too Many Hops", None);
+            self.reply(sender, message, 483, "Too Many Hops", None);
             return true;
         }
         let call = self.calls.get(&id).expect("present");
@@ -578,7 +565,7 @@ impl Calls {
             ours: &call.ours,
         };
         let mut out = std::mem::take(&mut self.buffer);
-        if forward::request(&mut out, &message, source, &hop, None, &[], None).is_ok() {
+        if forward::request(&mut out, message, source, &hop, None, &[], None).is_ok() {
             if method != Method::Ack {
                 if call.pending.len() == PENDING {
                     call.pending.pop_front();
@@ -594,11 +581,12 @@ impl Calls {
     }
 
     /// A response from either side. Returns false when no call knows it.
-    pub fn handle_response(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) -> bool {
-        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
-        let Ok(message) = scan::scan(bytes, &mut storage) else {
-            return false;
-        };
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+    ) -> bool {
         let (Some(code), Ok(call_id), Ok(cseq)) =
             (message.status_code(), message.call_id(), message.cseq())
         else {
@@ -616,7 +604,7 @@ impl Calls {
                     .push_back(CallEvent::BackendAnswered(call.backend));
             }
             call.backend_responded = true;
-            self.invite_response(now, &id, code, &message);
+            self.invite_response(now, &id, code, message);
         } else if ours && cseq.method == Method::Cancel {
             // The 200 to our CANCEL: hop by hop, ends here.
         } else {
@@ -633,7 +621,7 @@ impl Calls {
             };
             // Without a record: the side whose From tag it carries (the request's sender).
             let to_carrier = call
-                .has_carrier_tag(&message)
+                .has_carrier_tag(message)
                 .unwrap_or(source == call.backend);
             let destination = destination.unwrap_or(if to_carrier {
                 call.carrier
@@ -641,7 +629,7 @@ impl Calls {
                 Peer::udp(call.backend)
             });
             let mut out = Vec::new();
-            if forward::response(&mut out, &message).is_ok() {
+            if forward::response(&mut out, message).is_ok() {
                 let server_name = call.server_name.clone();
                 self.send_to(destination, &server_name, out);
             }
@@ -657,7 +645,7 @@ impl Calls {
             ClientAction::Deliver(code) | ClientAction::DeliverAndAck(code) => {
                 if let ClientAction::DeliverAndAck(_) = action {
                     let to = message.header(HeaderName::To);
-                    call.copy.write(&mut call.ack, "ACK", to);
+                    write_from_invite(&call.forwarded, &mut call.ack, "ACK", to);
                     let (ack, backend) = (call.ack.clone(), call.backend);
                     self.send(backend, ack);
                 }
@@ -727,7 +715,7 @@ impl Calls {
     fn send_cancel(&mut self, id: &[u8]) {
         let call = self.calls.get_mut(id).expect("present");
         let mut cancel = Vec::new();
-        call.copy.write(&mut cancel, "CANCEL", None);
+        write_from_invite(&call.forwarded, &mut cancel, "CANCEL", None);
         let backend = call.backend;
         self.send(backend, cancel);
     }
@@ -951,6 +939,15 @@ fn transmit_to(peer: Peer, server_name: &str, bytes: Vec<u8>) -> Transmit {
         server_name: server_name.to_owned(),
         connection: stream.then_some(peer.address),
         bytes,
+    }
+}
+
+/// Writes the ACK to a failure or a CANCEL (RFC 3261 §9.1, §17.1.1.3) from the INVITE as
+/// forwarded. It scans: trunkd wrote those bytes from a message that scanned.
+fn write_from_invite(forwarded: &[u8], out: &mut Vec<u8>, method: &str, to: Option<&[u8]>) {
+    let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+    if let Ok(copy) = scan::scan(forwarded, &mut storage).and_then(|f| InviteCopy::of(&f)) {
+        copy.write(out, method, to);
     }
 }
 

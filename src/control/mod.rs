@@ -456,8 +456,15 @@ impl Control {
             let key = self.inbound.transaction_key(&message);
             let user = message.request_uri_user();
             let route = self.route(admitted.trunk(), local, connection, user);
-            self.calls
-                .handle_invite(now, source, connection, bytes, admitted, key, route);
+            self.calls.handle_invite(
+                now,
+                source,
+                connection,
+                (&message, bytes),
+                admitted,
+                key,
+                route,
+            );
             // Only a call that exists has a transaction for retransmissions to reach;
             // an INVITE refused here (no backend address, loop) was answered statelessly.
             if let Ok(call_id) = message.call_id()
@@ -467,13 +474,13 @@ impl Control {
                 self.inbound.call_started(call_id);
             }
         } else if message.is_request() {
-            self.calls.handle_request(now, source, bytes);
+            self.calls.handle_request(now, source, &message);
         } else if self.registrations.handle_response(now, source, &message)
             || self.keepalives.handle_response(now, source, &message)
         {
             self.collect_notices(now);
         } else {
-            self.calls.handle_response(now, source, bytes);
+            self.calls.handle_response(now, source, &message);
         }
         self.collect_call_events(now);
     }
