@@ -1,9 +1,12 @@
-//! The daemon's state, sans IO: trunks, the config generation, the status schedule.
+//! The control path, sans IO ([`Control`]): every trunk's config and runtime across
+//! reloads, their registrations and keepalives, the calls the hot path admitted, the
+//! snapshot the hot path decides on, backends, and the status schedule.
 //!
-//! The shell feeds it `now` and inputs (`handle_reload`, `handle_timeout`) and drains
-//! `poll_event` / `poll_timeout`. It never reads the clock, touches a socket or a file, so
-//! tests drive it on a virtual clock. Registration and keepalive machines (later issues)
-//! hang off [`TrunkRuntime`], which survives any reload that leaves its trunk unchanged.
+//! One task owns it. The shell feeds it `now` and inputs (`handle_message`,
+//! `handle_timeout`, `handle_reload`, `handle_resolved`, …) and drains `poll_transmit`,
+//! `poll_resolve`, `poll_event` and `poll_timeout`. It never reads the clock, touches a
+//! socket or a file, so tests drive it on a virtual clock (`tests.rs`). A trunk's
+//! [`TrunkRuntime`] and counters survive any reload that leaves the trunk unchanged.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -156,7 +159,7 @@ pub struct Control {
     /// Backends whose facing address the shell is asked for, and those asked for.
     probes: VecDeque<IpAddr>,
     probing: HashSet<IpAddr>,
-    /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
+    /// When the next periodic status report is due.
     next_report: Instant,
     events: VecDeque<Event>,
 }

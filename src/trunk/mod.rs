@@ -1,6 +1,9 @@
-//! Per-trunk state machines, sans IO: registration now; keepalive, admission and calls
-//! follow. Each is driven by `now` and parsed inputs and emits bytes to send, deadlines
-//! and events; the shell does the sockets, DNS and clocks.
+//! Per-trunk state machines, sans IO. A singular module is one trunk's machine, the
+//! plural one every trunk's set of them: [`registration`] / [`registrations`] (REGISTER),
+//! [`keepalive`] / [`keepalives`] (OPTIONS pings). [`next_hop`] is the RFC 3263 lookup
+//! they ask the shell for. Each is driven by `now` and parsed inputs and emits bytes to
+//! send, deadlines and events; the shell does the sockets, DNS and clocks. Admission is
+//! the hot path's ([`crate::inbound`]), calls are [`crate::call`]'s.
 
 pub mod keepalive;
 pub mod keepalives;
