@@ -1166,7 +1166,7 @@ impl Probe for OptionsProbe {
             .unwrap_or_default();
         self.keepalive.handle_response(
             now,
-            &keepalive::ResponseView {
+            &crate::sip::transaction::ResponseView {
                 source,
                 code,
                 reason: &reason,
@@ -1382,8 +1382,8 @@ impl Probe for RegisterProbe {
         let Some(view) = crate::trunk::registrations::response_view(message, source) else {
             return;
         };
-        if matches!(view.code, 401 | 407) {
-            let key = (view.branch.to_owned(), view.cseq);
+        if matches!(view.response.code, 401 | 407) {
+            let key = (view.response.branch.to_owned(), view.response.cseq);
             if !self.challenged.contains(&key) {
                 self.challenged.push(key);
                 self.challenges.push(seen_challenge(&view));
@@ -1418,8 +1418,8 @@ impl Probe for RegisterProbe {
     }
 }
 
-fn seen_challenge(view: &registration::ResponseView<'_>) -> SeenChallenge {
-    let values = if view.code == 407 {
+fn seen_challenge(view: &registration::RegisterResponse<'_>) -> SeenChallenge {
+    let values = if view.response.code == 407 {
         &view.proxy_authenticate
     } else {
         &view.www_authenticate
@@ -1438,7 +1438,7 @@ fn seen_challenge(view: &registration::ResponseView<'_>) -> SeenChallenge {
     let offered = parsed.first().cloned();
     match digest::preferred(parsed) {
         Some(challenge) => SeenChallenge::Digest {
-            code: view.code,
+            code: view.response.code,
             realm: challenge.realm.to_string(),
             algorithm: challenge.algorithm.as_str(),
             qop: match challenge.qop {
@@ -1457,7 +1457,7 @@ fn seen_challenge(view: &registration::ResponseView<'_>) -> SeenChallenge {
             stale: challenge.stale,
         },
         None => SeenChallenge::Unusable {
-            code: view.code,
+            code: view.response.code,
             why: match (offered, first_error) {
                 (Some(challenge), _) => challenge
                     .answerable()

@@ -3,6 +3,9 @@
 //! It decides *when* a request is retransmitted, when the transaction times out, and which
 //! responses reach the transaction user (the registration or keepalive machine); it never
 //! sends bytes or reads the clock. Feed it `now` and events; ask it for the next deadline.
+//! [`ClientRequest`] is what the registration and keepalive machines hold while a request
+//! of theirs is under way: the transaction, what a response must carry to answer it
+//! ([`ResponseView`]: branch and CSeq) and the bytes to send again.
 //!
 //! ```text
 //!              request sent
@@ -20,6 +23,7 @@
 //!                 Terminated
 //! ```
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// RFC 3261 §17.1.1.1 / Table 4 timer base values.
@@ -194,6 +198,109 @@ impl NonInviteClient {
     }
 }
 
+/// The parts of a response that every client transaction of ours matches and reports on.
+/// Method-specific parts (a REGISTER's Contact bindings and challenges) travel beside it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseView<'a> {
+    /// Where it came from: only the request's next hop may answer.
+    pub source: SocketAddr,
+    pub code: u16,
+    pub reason: &'a str,
+    /// Branch of the top Via: which transaction this answers.
+    pub branch: &'a str,
+    pub cseq: u32,
+}
+
+/// What became of a [`ClientRequest`] after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Nothing for the owner to do: a provisional response, a response to another
+    /// transaction or a retransmitted one, a timer not yet due.
+    Pending,
+    /// Send these bytes again (Timer E).
+    Retransmit(Vec<u8>),
+    /// The final response (200-699) arrived: the request is answered.
+    Answered(u16),
+    /// No final response in time (Timer F): the owner treats it as a 408 (§8.1.3.1).
+    TimedOut,
+    /// The transport failed: the owner treats it as a 503 (§8.1.3.1).
+    TransportFailed,
+}
+
+/// A request of ours under way: its non-INVITE client transaction, what a response must
+/// carry to answer it, and its bytes, sent again byte for byte (§17.1.2.2).
+#[derive(Debug)]
+pub struct ClientRequest {
+    transaction: NonInviteClient,
+    /// Boxed text, not a `String`: 8 bytes less in every request held (see
+    /// `registration`'s boxed in-flight request).
+    branch: Box<str>,
+    cseq: u32,
+    bytes: Vec<u8>,
+}
+
+impl ClientRequest {
+    /// Starts the transaction of a request whose `bytes` were just handed to the
+    /// transport at `now`, its top Via carrying `branch` and its CSeq `cseq`.
+    pub fn new(
+        now: Instant,
+        timers: TimerValues,
+        reliable: bool,
+        branch: String,
+        cseq: u32,
+        bytes: Vec<u8>,
+    ) -> Self {
+        ClientRequest {
+            transaction: NonInviteClient::new(now, timers, reliable),
+            branch: branch.into_boxed_str(),
+            cseq,
+            bytes,
+        }
+    }
+
+    /// How many times the request was sent again.
+    pub fn retransmissions(&self) -> u32 {
+        self.transaction.retransmissions()
+    }
+
+    /// When [`ClientRequest::handle_timeout`] has something to do.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.transaction.poll_timeout()
+    }
+
+    /// A response from the request's next hop (the owner checks the source). It answers
+    /// this request only if it carries the request's branch and CSeq (§17.1.3);
+    /// provisional responses change the timers but decide nothing.
+    pub fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) -> Outcome {
+        if *self.branch != *response.branch || self.cseq != response.cseq {
+            return Outcome::Pending;
+        }
+        match self.transaction.handle_response(now, response.code) {
+            Action::Deliver(code) if code >= 200 => Outcome::Answered(code),
+            _ => Outcome::Pending,
+        }
+    }
+
+    /// Runs whichever timer is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Outcome {
+        match self.transaction.handle_timeout(now) {
+            Action::Retransmit => Outcome::Retransmit(self.bytes.clone()),
+            Action::TimedOut => Outcome::TimedOut,
+            _ => Outcome::Pending,
+        }
+    }
+
+    /// The transport reported a failure sending the request.
+    pub fn handle_transport_error(&mut self) -> Outcome {
+        match self.transaction.handle_transport_error() {
+            Action::TransportFailed => Outcome::TransportFailed,
+            _ => Outcome::Pending,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +438,84 @@ mod tests {
             retransmits[..4],
             [100, 300, 700, 1100].map(Duration::from_millis)
         );
+    }
+
+    fn view<'a>(branch: &'a str, cseq: u32, code: u16) -> ResponseView<'a> {
+        ResponseView {
+            source: "192.0.2.20:5060".parse().unwrap(),
+            code,
+            reason: "",
+            branch,
+            cseq,
+        }
+    }
+
+    fn request(t0: Instant, reliable: bool) -> ClientRequest {
+        let bytes = b"OPTIONS sip:a SIP/2.0\r\n\r\n".to_vec();
+        ClientRequest::new(
+            t0,
+            TimerValues::default(),
+            reliable,
+            "z9hG4bK1".into(),
+            7,
+            bytes,
+        )
+    }
+
+    #[test]
+    fn a_request_is_answered_only_by_a_final_response_with_its_branch_and_cseq() {
+        let t0 = epoch();
+        let mut request = request(t0, false);
+        assert_eq!(
+            request.handle_response(t0, &view("z9hG4bK2", 7, 200)),
+            Outcome::Pending
+        );
+        assert_eq!(
+            request.handle_response(t0, &view("z9hG4bK1", 8, 200)),
+            Outcome::Pending
+        );
+        assert_eq!(
+            request.handle_response(t0, &view("z9hG4bK1", 7, 100)),
+            Outcome::Pending
+        );
+        assert_eq!(
+            request.handle_response(t0, &view("z9hG4bK1", 7, 404)),
+            Outcome::Answered(404)
+        );
+        // A retransmission of the final response is absorbed (§17.1.2.2, Completed).
+        assert_eq!(
+            request.handle_response(t0, &view("z9hG4bK1", 7, 404)),
+            Outcome::Pending
+        );
+    }
+
+    #[test]
+    fn a_request_unanswered_is_sent_again_byte_for_byte_then_times_out() {
+        let t0 = epoch();
+        let mut request = request(t0, false);
+        let first = request.poll_timeout().unwrap();
+        assert_eq!(first - t0, Duration::from_millis(500));
+        assert_eq!(
+            request.handle_timeout(first - Duration::from_nanos(1)),
+            Outcome::Pending
+        );
+        assert_eq!(
+            request.handle_timeout(first),
+            Outcome::Retransmit(b"OPTIONS sip:a SIP/2.0\r\n\r\n".to_vec())
+        );
+        assert_eq!(request.retransmissions(), 1);
+        assert_eq!(
+            request.handle_timeout(t0 + 64 * Duration::from_millis(500)),
+            Outcome::TimedOut
+        );
+        assert_eq!(request.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_request_fails_once_on_a_transport_error() {
+        let t0 = epoch();
+        let mut request = request(t0, true);
+        assert_eq!(request.handle_transport_error(), Outcome::TransportFailed);
+        assert_eq!(request.handle_transport_error(), Outcome::Pending);
     }
 }

@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Transport;
-use crate::sip::transaction::{Action, NonInviteClient, TimerValues};
+use crate::sip::transaction::{ClientRequest, Outcome, ResponseView, TimerValues};
 use crate::trunk::random::Random;
 
 /// The same bytes-to-send type as the registration's, so the shell sends both alike.
@@ -93,18 +93,6 @@ pub struct Params {
     pub failure_codes: std::borrow::Cow<'static, [u16]>,
 }
 
-/// The parts of a response to OPTIONS the keepalive acts on. The owner passes only
-/// responses whose CSeq method is OPTIONS.
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseView<'a> {
-    pub source: SocketAddr,
-    pub code: u16,
-    pub reason: &'a str,
-    /// Branch of the top Via: which transaction this answers.
-    pub branch: &'a str,
-    pub cseq: u32,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// No ping has decided anything yet.
@@ -140,14 +128,11 @@ pub enum Event {
 /// The ping under way.
 #[derive(Debug)]
 struct InFlight {
-    transaction: NonInviteClient,
+    request: ClientRequest,
     /// Where this ping went: retransmissions go there and only it may answer, even after
     /// [`Keepalive::move_to`].
     destination: SocketAddr,
-    branch: String,
     call_id: String,
-    cseq: u32,
-    bytes: Vec<u8>,
     /// When the first copy was handed to the transport: the start of the RTT.
     sent_at: Instant,
 }
@@ -297,7 +282,7 @@ impl Keepalive {
     /// pings until dropped; the `Option` matches the other machines.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.in_flight {
-            Some(in_flight) => in_flight.transaction.poll_timeout(),
+            Some(in_flight) => in_flight.request.poll_timeout(),
             None => Some(self.next_ping_at),
         }
     }
@@ -306,13 +291,12 @@ impl Keepalive {
     /// flight (also right after a ping timed out, if the next one was already due).
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(in_flight) = &mut self.in_flight {
-            match in_flight.transaction.handle_timeout(now) {
-                Action::Retransmit => {
-                    let bytes = in_flight.bytes.clone();
+            match in_flight.request.handle_timeout(now) {
+                Outcome::Retransmit(bytes) => {
                     let transmit = transmit(&self.params, in_flight.destination, bytes);
                     self.transmits.push_back(transmit);
                 }
-                Action::TimedOut => {
+                Outcome::TimedOut => {
                     self.in_flight = None;
                     self.last_code = None;
                     self.fail(None, "timeout".into());
@@ -331,13 +315,15 @@ impl Keepalive {
         let Some(in_flight) = &mut self.in_flight else {
             return;
         };
-        if in_flight.transaction.handle_transport_error() == Action::TransportFailed {
+        if in_flight.request.handle_transport_error() == Outcome::TransportFailed {
             self.in_flight = None;
             self.last_code = None;
             self.fail(None, format!("transport error: {why}"));
         }
     }
 
+    /// A response to OPTIONS (the owner passes only responses whose CSeq method is
+    /// OPTIONS).
     pub fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) {
         let expected = self
             .in_flight
@@ -353,18 +339,11 @@ impl Keepalive {
         let Some(in_flight) = &mut self.in_flight else {
             return;
         };
-        if in_flight.branch != response.branch || in_flight.cseq != response.cseq {
-            return;
-        }
-        let Action::Deliver(code) = in_flight.transaction.handle_response(now, response.code)
-        else {
+        let Outcome::Answered(code) = in_flight.request.handle_response(now, response) else {
             return;
         };
-        if code < 200 {
-            return;
-        }
         let rtt = now.saturating_duration_since(in_flight.sent_at);
-        let retransmitted = in_flight.transaction.retransmissions() > 0;
+        let retransmitted = in_flight.request.retransmissions() > 0;
         self.in_flight = None;
         self.rtt_last = Some(rtt);
         self.rtt_last_retransmitted = retransmitted;
@@ -435,12 +414,16 @@ impl Keepalive {
         let destination = self.params.next_hop;
         let reliable = self.params.transport != Transport::Udp;
         self.in_flight = Some(InFlight {
-            transaction: NonInviteClient::new(now, self.timers, reliable),
+            request: ClientRequest::new(
+                now,
+                self.timers,
+                reliable,
+                branch,
+                self.cseq,
+                bytes.clone(),
+            ),
             destination,
-            branch,
             call_id,
-            cseq: self.cseq,
-            bytes: bytes.clone(),
             sent_at: now,
         });
         self.next_ping_at = now + self.jittered_interval();

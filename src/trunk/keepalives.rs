@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use crate::config::Trunk;
 use crate::sip::Transmit;
 use crate::sip::scan::{Method, Scan};
-use crate::sip::transaction::TimerValues;
-use crate::trunk::keepalive::{self, Event, Keepalive, Params, ResponseView, State};
+use crate::sip::transaction::{ResponseView, TimerValues};
+use crate::trunk::keepalive::{self, Event, Keepalive, Params, State};
 use crate::trunk::next_hop::{self, ResolveError, ResolveRequest, Resolved, lookup_request};
 use crate::trunk::random::Random;
 

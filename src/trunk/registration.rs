@@ -5,7 +5,7 @@
 //! challenges, refreshes from the *granted* expiry and backs off on failure, forever: a
 //! registration never gives up silently, it stays visible in `state()` and retries at a
 //! capped interval. It never touches a socket or the clock; responses arrive already
-//! parsed as a [`ResponseView`].
+//! parsed as a [`RegisterResponse`].
 //!
 //! ```text
 //!  Unregistered ──start delay──► Registering ──2xx──► Registered ──refresh──► Registering
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Secret, Transport};
 use crate::sip::Transmit;
 use crate::sip::digest;
-use crate::sip::transaction::{Action, NonInviteClient, TimerValues};
+use crate::sip::transaction::{ClientRequest, Outcome, ResponseView, TimerValues};
 use crate::trunk::random::Random;
 
 /// Refresh at min(75 % of the granted expiry, expiry − this margin), so a refresh has time
@@ -69,15 +69,11 @@ pub struct Params {
     pub retry_max: Duration,
 }
 
-/// The parts of a response to REGISTER that the registration acts on.
-#[derive(Debug, Clone, Default)]
-pub struct ResponseView<'a> {
-    pub source: Option<SocketAddr>,
-    pub code: u16,
-    pub reason: &'a str,
-    /// Branch of the top Via: which transaction this answers.
-    pub branch: &'a str,
-    pub cseq: u32,
+/// The parts of a response to REGISTER that the registration acts on: what every
+/// transaction of ours reads, and the REGISTER specifics.
+#[derive(Debug, Clone)]
+pub struct RegisterResponse<'a> {
+    pub response: ResponseView<'a>,
     /// Every Contact of the 200 (the registrar lists all bindings of the AOR, other
     /// devices' too): its URI and `expires` parameter (RFC 3261 §10.2.4).
     pub contacts: Vec<(&'a str, Option<u32>)>,
@@ -149,12 +145,11 @@ struct CachedChallenge {
     nonce_count: u32,
 }
 
+/// The REGISTER under way.
 #[derive(Debug)]
 struct InFlight {
-    transaction: NonInviteClient,
-    branch: String,
-    cseq: u32,
-    bytes: Vec<u8>,
+    request: ClientRequest,
+    /// The Expires it asked for: the binding's lifetime if the registrar names none.
     expires: u32,
 }
 
@@ -449,7 +444,7 @@ impl Registration {
         let transaction = self
             .in_flight
             .as_ref()
-            .and_then(|f| f.transaction.poll_timeout());
+            .and_then(|f| f.request.poll_timeout());
         match (transaction, self.next_attempt_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -483,7 +478,7 @@ impl Registration {
     pub fn transaction_deadline(&self) -> Option<Instant> {
         self.in_flight
             .as_ref()
-            .and_then(|in_flight| in_flight.transaction.poll_timeout())
+            .and_then(|in_flight| in_flight.request.poll_timeout())
     }
 
     /// Whether a new attempt (start, refresh, retry) is due and waits to be started.
@@ -495,12 +490,9 @@ impl Registration {
     /// registrations's cap on REGISTERs in flight decides.
     pub fn handle_timeout_limited(&mut self, now: Instant, may_start: bool) {
         if let Some(in_flight) = &mut self.in_flight {
-            match in_flight.transaction.handle_timeout(now) {
-                Action::Retransmit => {
-                    let bytes = in_flight.bytes.clone();
-                    self.queue(bytes);
-                }
-                Action::TimedOut => {
+            match in_flight.request.handle_timeout(now) {
+                Outcome::Retransmit(bytes) => self.queue(bytes),
+                Outcome::TimedOut => {
                     self.in_flight = None;
                     self.fail(
                         now,
@@ -527,7 +519,7 @@ impl Registration {
         let Some(in_flight) = &mut self.in_flight else {
             return;
         };
-        if in_flight.transaction.handle_transport_error() == Action::TransportFailed {
+        if in_flight.request.handle_transport_error() == Outcome::TransportFailed {
             self.in_flight = None;
             self.fail(
                 now,
@@ -539,38 +531,30 @@ impl Registration {
         }
     }
 
-    pub fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) {
-        if let Some(source) = response.source
-            && source != self.params.next_hop
-        {
+    pub fn handle_response(&mut self, now: Instant, response: &RegisterResponse<'_>) {
+        let view = &response.response;
+        if view.source != self.params.next_hop {
             // Only the next hop may answer, and above all only it may challenge: a 401
             // from elsewhere must never make us compute a response with our password.
             self.events.push(Event::ForeignResponse {
-                source,
-                code: response.code,
+                source: view.source,
+                code: view.code,
             });
             return;
         }
         let Some(in_flight) = &mut self.in_flight else {
             return;
         };
-        if in_flight.branch != response.branch || in_flight.cseq != response.cseq {
-            return;
-        }
-        let Action::Deliver(code) = in_flight.transaction.handle_response(now, response.code)
-        else {
+        let Outcome::Answered(code) = in_flight.request.handle_response(now, view) else {
             return;
         };
-        if code < 200 {
-            return;
-        }
         let sent_expires = in_flight.expires;
         self.in_flight = None;
         self.last_code = Some(code);
-        let reason = format!("{code} {}", response.reason);
+        let reason = format!("{code} {}", view.reason);
         match code {
-            200..=299 => self.on_success(now, response, sent_expires, reason),
-            401 | 407 => self.on_challenge(now, response, reason),
+            200..=299 => self.on_success(now, code, response, sent_expires, reason),
+            401 | 407 => self.on_challenge(now, code, response, reason),
             423 => self.on_interval_too_brief(now, response, reason),
             403 | 404 => self.fail(
                 now,
@@ -592,7 +576,8 @@ impl Registration {
     fn on_success(
         &mut self,
         now: Instant,
-        response: &ResponseView<'_>,
+        code: u16,
+        response: &RegisterResponse<'_>,
         sent_expires: u32,
         reason: String,
     ) {
@@ -600,7 +585,7 @@ impl Registration {
         self.answered_fresh_challenge = false;
         if self.unregistering {
             self.expires_at = None;
-            self.set_state(State::Unregistered, Some(response.code), reason);
+            self.set_state(State::Unregistered, Some(code), reason);
             return;
         }
         // RFC 3261 §10.2.4: the registrar's word on our Contact wins, then Expires. URIs
@@ -617,7 +602,7 @@ impl Registration {
             self.fail(
                 now,
                 State::Backoff,
-                Some(response.code),
+                Some(code),
                 format!("{reason} (granted expires=0)"),
                 None,
             );
@@ -627,14 +612,14 @@ impl Registration {
         self.expires_at = Some(now + granted);
         self.next_attempt_at = Some(now + refresh_after(granted));
         self.retired_contact = None;
-        self.set_state(State::Registered, Some(response.code), reason);
-        self.learn_public_address(now, response);
+        self.set_state(State::Registered, Some(code), reason);
+        self.learn_public_address(now, code, response);
     }
 
     /// RFC 3581: the registrar answered to where our request came from and said so in
     /// `received`/`rport`. If that is not our Contact, calls would go to an address behind
     /// NAT: register the seen address now, removing the old Contact in the same request.
-    fn learn_public_address(&mut self, now: Instant, response: &ResponseView<'_>) {
+    fn learn_public_address(&mut self, now: Instant, code: u16, response: &RegisterResponse<'_>) {
         if !self.params.learn_public_address
             || (response.received.is_none() && response.rport.is_none())
         {
@@ -662,7 +647,7 @@ impl Registration {
         }
         self.events.push(Event::StateChanged {
             state: State::Registered,
-            code: Some(response.code),
+            code: Some(code),
             reason: format!(
                 "registrar sees us at {host}:{port} (NAT): re-registering that Contact"
             ),
@@ -673,8 +658,14 @@ impl Registration {
         self.send(now);
     }
 
-    fn on_challenge(&mut self, now: Instant, response: &ResponseView<'_>, reason: String) {
-        let (values, kind) = if response.code == 407 {
+    fn on_challenge(
+        &mut self,
+        now: Instant,
+        code: u16,
+        response: &RegisterResponse<'_>,
+        reason: String,
+    ) {
+        let (values, kind) = if code == 407 {
             (&response.proxy_authenticate, ChallengeKind::Proxy)
         } else {
             (&response.www_authenticate, ChallengeKind::Www)
@@ -687,7 +678,7 @@ impl Registration {
             self.fail(
                 now,
                 State::AuthFailed,
-                Some(response.code),
+                Some(code),
                 why,
                 response.retry_after,
             );
@@ -700,7 +691,7 @@ impl Registration {
             self.fail(
                 now,
                 State::AuthFailed,
-                Some(response.code),
+                Some(code),
                 why,
                 response.retry_after,
             );
@@ -711,7 +702,7 @@ impl Registration {
             self.fail(
                 now,
                 State::AuthFailed,
-                Some(response.code),
+                Some(code),
                 why,
                 response.retry_after,
             );
@@ -721,7 +712,7 @@ impl Registration {
             && pinned != realm.as_ref()
         {
             let why = format!("{reason}: realm \"{realm}\" is not the configured auth_realm");
-            self.fail(now, State::AuthFailed, Some(response.code), why, None);
+            self.fail(now, State::AuthFailed, Some(code), why, None);
             return;
         }
         // The header value `preferred` chose: the first that parses to the same challenge.
@@ -734,7 +725,7 @@ impl Registration {
         }) else {
             // Unreachable: `challenge` was parsed from one of `values`.
             let why = format!("{reason}: no usable Digest challenge");
-            self.fail(now, State::AuthFailed, Some(response.code), why, None);
+            self.fail(now, State::AuthFailed, Some(code), why, None);
             return;
         };
         self.challenges_this_attempt += 1;
@@ -747,7 +738,12 @@ impl Registration {
         self.send(now);
     }
 
-    fn on_interval_too_brief(&mut self, now: Instant, response: &ResponseView<'_>, reason: String) {
+    fn on_interval_too_brief(
+        &mut self,
+        now: Instant,
+        response: &RegisterResponse<'_>,
+        reason: String,
+    ) {
         // RFC 3261 §10.2.8: retry with at least Min-Expires, once per attempt.
         match response.min_expires {
             Some(minimum) if minimum > self.expires && !self.unregistering => {
@@ -818,10 +814,14 @@ impl Registration {
         let bytes = self.build(&branch, expires, authorization.as_ref());
         let reliable = self.params.transport != Transport::Udp;
         self.in_flight = Some(Box::new(InFlight {
-            transaction: NonInviteClient::new(now, self.timers(), reliable),
-            branch,
-            cseq: self.cseq,
-            bytes: bytes.clone(),
+            request: ClientRequest::new(
+                now,
+                self.timers(),
+                reliable,
+                branch,
+                self.cseq,
+                bytes.clone(),
+            ),
             expires,
         }));
         if self.state != State::Registered
@@ -1034,14 +1034,23 @@ mod tests {
             .unwrap()
     }
 
-    fn response<'a>(request: &'a str, code: u16, reason: &'a str) -> ResponseView<'a> {
-        ResponseView {
-            source: Some(REGISTRAR.parse().unwrap()),
-            code,
-            reason,
-            branch: branch(request),
-            cseq: cseq(request),
-            ..Default::default()
+    fn response<'a>(request: &'a str, code: u16, reason: &'a str) -> RegisterResponse<'a> {
+        RegisterResponse {
+            response: ResponseView {
+                source: REGISTRAR.parse().unwrap(),
+                code,
+                reason,
+                branch: branch(request),
+                cseq: cseq(request),
+            },
+            contacts: Vec::new(),
+            expires: None,
+            www_authenticate: Vec::new(),
+            proxy_authenticate: Vec::new(),
+            min_expires: None,
+            retry_after: None,
+            received: None,
+            rport: None,
         }
     }
 
@@ -1303,7 +1312,7 @@ mod tests {
         let (mut registration, request, t) = started(params());
         let challenge = challenge_header(NONCE, false);
         let mut spoofed = response(&request, 401, "Unauthorized");
-        spoofed.source = Some("203.0.113.66:5060".parse().unwrap());
+        spoofed.response.source = "203.0.113.66:5060".parse().unwrap();
         spoofed.www_authenticate = vec![&challenge];
         registration.handle_response(t, &spoofed);
         assert!(
@@ -1358,7 +1367,7 @@ mod tests {
     fn responses_to_other_transactions_are_ignored() {
         let (mut registration, request, t) = started(params());
         let mut stray = response(&request, 200, "OK");
-        stray.branch = "z9hG4bKsomethingelse";
+        stray.response.branch = "z9hG4bKsomethingelse";
         registration.handle_response(t, &stray);
         assert_eq!(registration.state(), State::Registering);
     }

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use crate::config::{Transport, Trunk, TrunkField};
 use crate::sip::Transmit;
 use crate::sip::scan::{self, Contact, HeaderName, Scan, StartLine};
-use crate::sip::transaction::TimerValues;
+use crate::sip::transaction::{ResponseView, TimerValues};
 use crate::trunk::next_hop::{
     MIN_RESOLVE_INTERVAL, ResolveError, ResolveKey, ResolveRequest, Resolved, domain_uri,
     lookup_request, resolve_interval, sent_by, server_name,
 };
 use crate::trunk::random::Random;
-use crate::trunk::registration::{self, Params, Registration, ResponseView};
+use crate::trunk::registration::{self, Params, RegisterResponse, Registration};
 
 /// Fields whose change means a new registration (RFC 3261 §10: a new binding).
 pub const REGISTRATION_FIELDS: &[TrunkField] = &[
@@ -761,7 +761,7 @@ fn params(
 pub(crate) fn response_view<'a>(
     message: &Scan<'a, '_>,
     source: SocketAddr,
-) -> Option<ResponseView<'a>> {
+) -> Option<RegisterResponse<'a>> {
     let StartLine::Response { code, reason } = message.start_line() else {
         return None;
     };
@@ -801,12 +801,14 @@ pub(crate) fn response_view<'a>(
         .and_then(text)
         .and_then(|value| value.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse().ok());
-    Some(ResponseView {
-        source: Some(source),
-        code,
-        reason: text(reason).unwrap_or(""),
-        branch: via.branch.and_then(text).unwrap_or(""),
-        cseq: cseq.sequence,
+    Some(RegisterResponse {
+        response: ResponseView {
+            source,
+            code,
+            reason: text(reason).unwrap_or(""),
+            branch: via.branch.and_then(text).unwrap_or(""),
+            cseq: cseq.sequence,
+        },
         contacts,
         expires: number(HeaderName::Expires),
         www_authenticate: values(HeaderName::WwwAuthenticate),
