@@ -7,8 +7,7 @@
 //! DNS refresh), so OPTIONS never probe a target REGISTER has left; a trunk that does not
 //! register asks for its own lookup.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use crate::config::Trunk;
 use crate::sip::Transmit;
 use crate::sip::scan::{Method, Scan};
 use crate::sip::transaction::{ResponseView, TimerValues};
+use crate::trunk::deadlines::{self, Deadlines};
 use crate::trunk::keepalive::{self, Event, Keepalive, Params, State};
 use crate::trunk::next_hop::{self, ResolveError, ResolveRequest, Resolved, lookup_request};
 use crate::trunk::random::Random;
@@ -65,7 +65,7 @@ pub struct Keepalives {
     resolve_requests: VecDeque<ResolveRequest>,
     /// The current ping's Call-ID → trunk.
     call_ids: HashMap<String, String>,
-    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
+    deadlines: Deadlines<String>,
     transmits: VecDeque<Transmit>,
     notices: VecDeque<Notice>,
 }
@@ -80,7 +80,7 @@ impl Keepalives {
             pending: HashMap::new(),
             resolve_requests: VecDeque::new(),
             call_ids: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::new(),
             transmits: VecDeque::new(),
             notices: VecDeque::new(),
         }
@@ -158,18 +158,13 @@ impl Keepalives {
         now: Instant,
         next_hop_of: &dyn Fn(&str) -> Option<SocketAddr>,
     ) {
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((at, id)) = self.deadlines.pop().expect("peeked");
+        while let Some(id) = self.deadlines.pop_due(now, |id, at| {
+            let entry = self.entries.get_mut(id);
+            entry.is_some_and(|entry| deadlines::disarm(&mut entry.scheduled, at))
+        }) {
             let Some(entry) = self.entries.get_mut(&id) else {
                 continue;
             };
-            if entry.scheduled != Some(at) {
-                continue;
-            }
-            entry.scheduled = None;
             if let Some(next_hop) = next_hop_of(&id)
                 && next_hop != entry.keepalive.next_hop()
             {
@@ -250,7 +245,7 @@ impl Keepalives {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+        self.deadlines.poll_timeout()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -323,13 +318,9 @@ impl Keepalives {
         let Some(entry) = self.entries.get_mut(id) else {
             return;
         };
-        let Some(at) = entry.keepalive.poll_timeout() else {
-            return;
-        };
-        if entry.scheduled != Some(at) {
-            entry.scheduled = Some(at);
-            self.deadlines.push(Reverse((at, id.to_owned())));
-        }
+        let at = entry.keepalive.poll_timeout();
+        self.deadlines
+            .arm(&mut entry.scheduled, at, || id.to_owned());
     }
 }
 

@@ -9,8 +9,7 @@
 //! whose fields changed, or that was removed or disabled, unregisters the old binding
 //! while the new one (if any) starts.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +18,7 @@ use crate::config::{Transport, Trunk, TrunkField};
 use crate::sip::Transmit;
 use crate::sip::scan::{self, Contact, HeaderName, Scan, StartLine};
 use crate::sip::transaction::{ResponseView, TimerValues};
+use crate::trunk::deadlines::{self, Deadlines};
 use crate::trunk::next_hop::{
     MIN_RESOLVE_INTERVAL, ResolveError, ResolveKey, ResolveRequest, Resolved, domain_uri,
     lookup_request, resolve_interval, sent_by, server_name,
@@ -227,7 +227,7 @@ pub struct Registrations {
     resolve_requests: VecDeque<ResolveRequest>,
     notices: VecDeque<Notice>,
     transmits: VecDeque<Transmit>,
-    deadlines: BinaryHeap<Reverse<(Instant, Key)>>,
+    deadlines: Deadlines<Key>,
     /// Attempts due while every slot was taken, oldest first, with when they were due.
     deferred: VecDeque<(Instant, Key)>,
     in_flight: usize,
@@ -248,7 +248,7 @@ impl Registrations {
             resolve_requests: VecDeque::new(),
             notices: VecDeque::new(),
             transmits: VecDeque::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::new(),
             deferred: VecDeque::new(),
             in_flight: 0,
         }
@@ -421,21 +421,13 @@ impl Registrations {
     /// Runs the registrations whose deadline has come, then starts waiting attempts while
     /// slots are free.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.deadlines.peek()
-            && *at <= now
-        {
-            let Some(Reverse((at, key))) = self.deadlines.pop() else {
-                break;
-            };
-            // Skip items a later reschedule made stale.
-            let current = match &key {
+        while let Some(key) = self.deadlines.pop_due(now, |key, at| {
+            let scheduled = match key {
                 Key::Trunk(id) => self.entries.get_mut(id).map(|e| &mut e.scheduled),
                 Key::Retiring(call_id) => self.retiring.get_mut(call_id).map(|r| &mut r.scheduled),
             };
-            match current {
-                Some(scheduled) if *scheduled == Some(at) => *scheduled = None,
-                _ => continue,
-            }
+            scheduled.is_some_and(|scheduled| deadlines::disarm(scheduled, at))
+        }) {
             if let Key::Trunk(id) = &key
                 && let Some(entry) = self.entries.get_mut(id)
                 && !entry.resolving
@@ -554,12 +546,8 @@ impl Registrations {
                     .into_iter()
                     .flatten()
                     .min();
-                if let Some(at) = wake
-                    && wake != entry.scheduled
-                {
-                    entry.scheduled = wake;
-                    self.deadlines.push(Reverse((at, key.clone())));
-                }
+                self.deadlines
+                    .arm(&mut entry.scheduled, wake, || key.clone());
             }
             Key::Retiring(call_id) => {
                 let Some(retiring) = self.retiring.get_mut(call_id) else {
@@ -575,12 +563,8 @@ impl Registrations {
                     return;
                 }
                 let wake = registration.poll_timeout();
-                if let Some(at) = wake
-                    && wake != retiring.scheduled
-                {
-                    retiring.scheduled = wake;
-                    self.deadlines.push(Reverse((at, key.clone())));
-                }
+                self.deadlines
+                    .arm(&mut retiring.scheduled, wake, || key.clone());
             }
         }
     }
@@ -588,7 +572,7 @@ impl Registrations {
     /// The next deadline, or now-ish when attempts wait and a slot is free. A stale heap
     /// item may wake the shell early; `handle_timeout` then skips it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let heap = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let heap = self.deadlines.poll_timeout();
         let deferred = self
             .deferred
             .front()
