@@ -130,10 +130,10 @@ impl Keepalives {
         };
         let resolved = match resolved {
             Ok(resolved) => resolved,
-            Err(reason) => {
+            Err(error) => {
                 self.notices.push_back(Notice::NotPinging {
                     trunk: id.to_owned(),
-                    reason: format!("cannot resolve next hop: {reason}"),
+                    reason: error.why_not_started(),
                 });
                 return;
             }

@@ -83,6 +83,14 @@ pub enum ResolveError {
     },
 }
 
+impl ResolveError {
+    /// Why a trunk that waited for this lookup does not start, for its notice: the same
+    /// words whether its registration or its keepalive waited.
+    pub fn why_not_started(&self) -> String {
+        format!("cannot resolve next hop: {self}")
+    }
+}
+
 /// Re-resolution happens when the DNS answers expire, but not more often than this (a
 /// zero TTL would otherwise mean a lookup per loop) nor less often than the maximum.
 pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);

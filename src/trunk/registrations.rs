@@ -357,10 +357,10 @@ impl Registrations {
         };
         let resolved = match resolved {
             Ok(resolved) => resolved,
-            Err(reason) => {
+            Err(error) => {
                 self.notices.push_back(Notice::NotRegistering {
                     trunk: id.to_owned(),
-                    reason: format!("cannot resolve next hop: {reason}"),
+                    reason: error.why_not_started(),
                 });
                 return;
             }
