@@ -166,7 +166,7 @@ pub struct Registration {
     cseq: u32,
     state: State,
     last_code: Option<u16>,
-    /// Boxed: about 190 bytes that an idle registration (nearly all of its life) need not
+    /// Boxed: 176 bytes that an idle registration (nearly all of its life) need not
     /// carry inline.
     in_flight: Option<Box<InFlight>>,
     challenge: Option<CachedChallenge>,
