@@ -1,9 +1,14 @@
-//! The daemon's state, sans IO: trunks, the config generation, the status schedule.
+//! The daemon's state, sans IO: trunks, the config generation, the status schedule, and
+//! the shutdown ([`shutdown`]: unregister, drain, settle).
 //!
-//! The shell feeds it `now` and inputs (`handle_reload`, `handle_timeout`) and drains
-//! `poll_event` / `poll_timeout`. It never reads the clock, touches a socket or a file, so
-//! tests drive it on a virtual clock. Registration and keepalive machines (later issues)
-//! hang off [`TrunkRuntime`], which survives any reload that leaves its trunk unchanged.
+//! The shell feeds it `now` and inputs (`handle_reload`, `handle_message`,
+//! `handle_timeout`, `shutdown`) and drains `poll_transmit` / `poll_event` /
+//! `poll_timeout`, until [`Control::is_stopped`]. It never reads the clock, touches a
+//! socket or a file, so tests drive it on a virtual clock. Registration and keepalive
+//! machines hang off [`TrunkRuntime`], which survives any reload that leaves its trunk
+//! unchanged.
+
+pub mod shutdown;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +27,7 @@ use crate::trunk::keepalives::{self, Keepalives};
 use crate::trunk::next_hop::{self, ResolveError, ResolveKey, ResolveRequest, Resolved};
 use crate::trunk::registration;
 use crate::trunk::registrations::{Notice, Registrations};
+use shutdown::{Progress, Shutdown};
 
 /// What the control path needs from its environment besides the config.
 #[derive(Debug, Clone)]
@@ -126,6 +132,8 @@ pub enum Event {
         trunk: String,
         message: String,
     },
+    /// What the shutdown under way has to say (draining, a deadline passed).
+    Shutdown(shutdown::Notice),
 }
 
 pub struct Control {
@@ -159,6 +167,8 @@ pub struct Control {
     /// Trunks that proved reachable (OPTIONS answered or REGISTER succeeded), ever.
     next_report: Instant,
     events: VecDeque<Event>,
+    /// Asked to stop: when it may (see [`Control::shutdown`]).
+    shutdown: Option<Shutdown>,
 }
 
 impl Control {
@@ -222,6 +232,7 @@ impl Control {
             probes: VecDeque::new(),
             probing: HashSet::new(),
             events: VecDeque::new(),
+            shutdown: None,
         };
         control.collect_notices(now);
         control.lookup_backend_names(now);
@@ -379,6 +390,7 @@ impl Control {
             // After a stall (suspend, overload) report once, not once per missed interval.
             self.next_report = (self.next_report + interval).max(now + interval / 2);
         }
+        self.step_shutdown(now);
     }
 
     /// When `handle_timeout` next has something to do.
@@ -390,6 +402,7 @@ impl Control {
             self.snapshot_due,
             self.backends_down.values().min().copied(),
             self.backend_resolve_at,
+            self.shutdown.as_ref().and_then(Shutdown::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -411,19 +424,14 @@ impl Control {
         (self.summary(), trunks)
     }
 
+    /// A shutdown is under way: new calls get 503 (see [`Control::shutdown`]).
     pub fn is_draining(&self) -> bool {
-        self.inbound.is_draining()
+        self.shutdown.is_some()
     }
 
     /// Calls in progress (setting up or answered).
     pub fn active_calls(&self) -> usize {
         self.calls.active()
-    }
-
-    /// A request forwarded inside a call still waits for its final response (the 200 to
-    /// a BYE that ended the last call, at shutdown).
-    pub fn calls_awaiting_responses(&self) -> bool {
-        self.calls.awaiting_responses()
     }
 
     /// Calls still remembered, ended ones lingering for retransmissions included.
@@ -476,6 +484,7 @@ impl Control {
             self.calls.handle_response(now, source, bytes);
         }
         self.collect_call_events(now);
+        self.step_shutdown(now);
     }
 
     /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
@@ -604,6 +613,7 @@ impl Control {
         self.collect_notices(now);
         // A next hop's addresses are allowed to send requests (allow_next_hop).
         self.snapshot_due.get_or_insert(now + SNAPSHOT_BATCH);
+        self.step_shutdown(now);
     }
 
     /// A connection the shell opened for us failed or closed.
@@ -618,6 +628,7 @@ impl Control {
             .handle_transport_error(now, peer, transport, why);
         self.keepalives.handle_transport_error(now, peer, why);
         self.collect_notices(now);
+        self.step_shutdown(now);
     }
 
     /// A next hop the shell should resolve.
@@ -729,16 +740,47 @@ impl Control {
             .or_else(|| self.calls.poll_transmit())
     }
 
-    /// Shutdown: unregister every trunk. The shell keeps driving the control path until
-    /// [`Control::is_quiescent`] or its deadline.
+    /// Starts stopping: new calls get 503, every binding is removed, and the calls in
+    /// progress may drain (`[daemon] shutdown_drain`). The shell keeps driving the control
+    /// path, timers included, until [`Control::is_stopped`]; asking again changes nothing.
     pub fn shutdown(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
         self.inbound.start_draining();
         self.registrations.unregister_all(now);
+        let drain = self.config.daemon.shutdown_drain;
+        self.shutdown = Some(Shutdown::start(now, drain, self.shutdown_progress()));
+        self.collect_shutdown_notices();
     }
 
-    /// Nothing in flight that shutdown should wait for.
-    pub fn is_quiescent(&self) -> bool {
-        self.registrations.is_idle()
+    /// The shutdown is over: the shell may exit.
+    pub fn is_stopped(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(Shutdown::is_stopped)
+    }
+
+    fn shutdown_progress(&self) -> Progress {
+        Progress {
+            unregistered: self.registrations.is_idle(),
+            calls: self.calls.active(),
+            awaiting_responses: self.calls.awaiting_responses(),
+        }
+    }
+
+    /// Lets a shutdown under way see what the last input or timer changed.
+    fn step_shutdown(&mut self, now: Instant) {
+        let progress = self.shutdown_progress();
+        if let Some(shutdown) = &mut self.shutdown {
+            shutdown.step(now, progress);
+            self.collect_shutdown_notices();
+        }
+    }
+
+    fn collect_shutdown_notices(&mut self) {
+        if let Some(shutdown) = &mut self.shutdown {
+            self.events
+                .extend(std::iter::from_fn(|| shutdown.poll_notice()).map(Event::Shutdown));
+        }
     }
 
     fn status_of(&self, slot: &TrunkSlot, now: Instant) -> TrunkStatus {
