@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{LoadOptions, load_str};
+use crate::testing::registrar_ok;
 
 const BASE: &str = r#"
 [daemon]
@@ -112,27 +113,6 @@ fn sent_register(control: &mut Control) -> String {
     assert_eq!(transmit.destination, REGISTRAR.parse().unwrap());
     assert!(control.poll_transmit().is_none());
     String::from_utf8(transmit.bytes).unwrap()
-}
-
-/// The registrar's 200 to `register`, granting `expires` seconds.
-fn registrar_ok(register: &str, expires: u32) -> String {
-    let header = |name: &str| {
-        register
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .unwrap()
-            .to_owned()
-    };
-    format!(
-        "SIP/2.0 200 OK\r\nVia:{}\r\nFrom:{}\r\nTo:{};tag=r\r\nCall-ID:{}\r\n\
-         CSeq:{}\r\nContact: <sip:u@{LOCAL};transport=udp>;expires={expires}\r\n\
-         Content-Length: 0\r\n\r\n",
-        header("Via:"),
-        header("From:"),
-        header("To:"),
-        header("Call-ID:"),
-        header("CSeq:"),
-    )
 }
 
 fn from_registrar(control: &mut Control, now: Instant, message: &str) {

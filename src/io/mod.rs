@@ -1,6 +1,15 @@
 //! The tokio shell: sockets, signals, file watch, systemd, and the loop that feeds the
 //! control path ([`Control`]). It moves bytes, events and time; it decides nothing the
 //! control path could decide.
+//!
+//! [`run`] is the command line's entry: it loads the config, binds the listeners, installs
+//! the signal handlers and hands them to [`serve`] as a [`Daemon`]; a test builds the
+//! `Daemon` itself (port-0 listeners, signals down a channel) and runs it on tokio's paused
+//! clock, which is the clock [`clock::now`] reads. `serve` is one loop: inputs in, then
+//! the control path's events logged, its transmits sent and its lookups started. SIGTERM
+//! or SIGINT starts the control path's shutdown ([`Control::shutdown`]: un-REGISTER,
+//! drain, settle) and the loop runs on until [`Control::is_stopped`]; a second one stops
+//! at once. While stopping, reloads and the periodic status refresh are off.
 
 pub mod clock;
 pub mod dns;
@@ -8,6 +17,7 @@ pub mod hot_path;
 pub mod listeners;
 pub mod memory;
 pub mod network;
+pub mod signals;
 pub mod systemd;
 pub mod watch;
 
@@ -17,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant as TokioInstant, sleep_until};
 use tracing::{debug, error, info, warn};
@@ -27,6 +36,7 @@ use crate::control::shutdown::Notice;
 use crate::control::{ChangeReason, Context, Control, Event};
 use crate::trunk::next_hop::{ResolveError, ResolveKey, Resolved};
 use network::Network;
+use signals::{Signal, Signals};
 use systemd::Notifier;
 
 /// The status file is rewritten at most this often (and on every status report).
@@ -42,7 +52,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT: the command line's entry, which loads the
+/// config, binds the listeners and installs the signal handlers for [`serve`].
 pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunError> {
     let notifier = Notifier::from_env();
     let config = match load(&config_path, &options).await {
@@ -54,15 +65,54 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             return Err(RunError::Config(errors));
         }
     };
+    let listeners = listeners::bind(&config)?;
+    let signals = signals::Unix::install()?;
+    serve(Daemon {
+        config,
+        options,
+        listeners,
+        signals,
+        notifier,
+        seed: random_seed(),
+    })
+    .await
+}
+
+/// What the daemon runs with, made by [`run`] from the command line and the process's
+/// environment, or by a test (as mini-redis's `server::run(listener, shutdown)`): the
+/// loaded config, its listeners already bound, where signals come from. Time is tokio's
+/// ([`clock`]), so a test on a paused runtime drives the daemon's timers too.
+pub struct Daemon<S> {
+    pub config: config::Config,
+    /// How reloads read the files again.
+    pub options: LoadOptions,
+    pub listeners: listeners::Bound,
+    pub signals: S,
+    pub notifier: Notifier,
+    /// Seeds the control path's Call-IDs, tags and jitter ([`Context::seed`]).
+    pub seed: u64,
+}
+
+/// Runs a daemon until the control path has stopped after SIGTERM or SIGINT, or a second
+/// one of those.
+pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
+    let Daemon {
+        config,
+        options,
+        listeners,
+        mut signals,
+        notifier,
+        seed,
+    } = daemon;
     let (received_tx, mut received_rx) = mpsc::channel(hot_path::CONTROL_QUEUE);
     let context = Context {
-        seed: random_seed(),
+        seed,
         ..Context::default()
     };
     let mut control = Control::with_context(config, clock::now(), context);
     memory::release_free_memory();
     let config = Arc::clone(control.config());
-    let listeners = listeners::bind(&config, received_tx.clone(), control.inbound()).await?;
+    let listeners = listeners.start(received_tx.clone(), control.inbound())?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
@@ -107,15 +157,12 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let changes = watch::debounced(reload_tx);
     let mut watch = start_watch(&config, &changes);
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
 
     let mut last_reload_failed = None;
     info!(
         "trunkd {} started with {}",
         env!("CARGO_PKG_VERSION"),
-        config_path.display()
+        config.main_file.display()
     );
     drain_events(&mut control, &notifier, &mut last_reload_failed);
     pump(&mut control, &network, &lookups).await;
@@ -151,10 +198,6 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                 info!("config files changed; reloading");
                 last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
-            _ = sighup.recv(), if !stopping => {
-                info!("SIGHUP; reloading");
-                last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
-            }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
             _ = trim_tick.tick() => memory::release_free_memory(),
             _ = status_tick.tick(), if !stopping => {
@@ -167,8 +210,14 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                     last_status = status;
                 }
             }
-            _ = sigterm.recv() => if stop(&mut control, &notifier, "SIGTERM") { break },
-            _ = sigint.recv() => if stop(&mut control, &notifier, "SIGINT") { break },
+            signal = signals.next() => match signal {
+                Signal::Hangup if stopping => {}
+                Signal::Hangup => {
+                    info!("SIGHUP; reloading");
+                    last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                }
+                Signal::Terminate | Signal::Interrupt => if stop(&mut control, &notifier, signal) { break },
+            },
         }
         if drain_events(&mut control, &notifier, &mut last_reload_failed) {
             status_file.dirty = true;
@@ -186,7 +235,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
 
 /// SIGTERM or SIGINT: the first starts the shutdown, which the loop then runs until the
 /// control path has stopped; another stops at once. Returns whether to stop now.
-fn stop(control: &mut Control, notifier: &Notifier, signal: &str) -> bool {
+fn stop(control: &mut Control, notifier: &Notifier, signal: Signal) -> bool {
     if control.is_draining() {
         info!("{signal} again; stopping now");
         return true;
@@ -462,3 +511,6 @@ pub fn count_of(count: usize, noun: &str) -> String {
     let plural = if count == 1 { "" } else { "s" };
     format!("{count} {noun}{plural}")
 }
+
+#[cfg(test)]
+mod tests;
