@@ -4,7 +4,7 @@
 //! to do, or not at all while the test holds it ([`Frozen`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -199,17 +199,43 @@ fn start(registrar: &Registrar) -> Running {
     }
 }
 
-/// Starts the daemon and lets its trunk register; returns with the clock frozen and the
-/// REGISTER the registrar accepted.
-async fn registered(log: &mut Log, registrar: &Registrar) -> (Running, Frozen, String) {
-    let daemon = start(registrar);
+/// A daemon whose trunk registered, then got `signal`; its un-REGISTER has reached the
+/// registrar, unanswered yet. The clock is frozen since the registrar's first answer.
+struct Stopping {
+    log: Log,
+    registrar: Registrar,
+    daemon: Running,
+    frozen: Frozen,
+    /// When the signal was sent (the clock has not moved since).
+    stop: Instant,
+    register: String,
+    unregister: String,
+    from: SocketAddr,
+}
+
+async fn registered_then(signal: Signal) -> Stopping {
+    let mut log = Log::capture();
+    let registrar = Registrar::bind().await;
+    let daemon = start(&registrar);
     // The start-up spread passes at once: the daemon has nothing else to do.
     let (register, from) = registrar.receive("3600").await;
     assert_eq!(from, daemon.address);
     let frozen = freeze();
     registrar.answer(&register, 600, from).await;
     log.wait_for("trunk=carrier state=registered").await;
-    (daemon, frozen, register)
+    let stop = clock::now();
+    daemon.signals.send(signal).unwrap();
+    let (unregister, from) = registrar.receive("0").await;
+    Stopping {
+        log,
+        registrar,
+        daemon,
+        frozen,
+        stop,
+        register,
+        unregister,
+        from,
+    }
 }
 
 async fn stopped(daemon: Running) {
@@ -221,12 +247,16 @@ async fn stopped(daemon: Running) {
 /// returns the instant its 200 arrives: no time passes.
 #[tokio::test(start_paused = true)]
 async fn a_stop_unregisters_and_returns_when_the_registrar_answers() {
-    let mut log = Log::capture();
-    let registrar = Registrar::bind().await;
-    let (daemon, _frozen, register) = registered(&mut log, &registrar).await;
-    let stop = clock::now();
-    daemon.signals.send(Signal::Terminate).unwrap();
-    let (unregister, from) = registrar.receive("0").await;
+    let Stopping {
+        mut log,
+        registrar,
+        daemon,
+        frozen: _frozen,
+        stop,
+        register,
+        unregister,
+        from,
+    } = registered_then(Signal::Terminate).await;
     assert_eq!(call_id(&unregister), call_id(&register));
     assert!(
         unregister.contains("\r\nCSeq: 2 REGISTER\r\n"),
@@ -251,47 +281,36 @@ async fn a_stop_unregisters_and_returns_when_the_registrar_answers() {
 /// timer wheel's millisecond, with a warning.
 #[tokio::test(start_paused = true)]
 async fn a_stop_gives_up_on_an_unanswered_unregistration_at_the_deadline() {
-    let mut log = Log::capture();
-    let registrar = Registrar::bind().await;
-    let (daemon, frozen, _) = registered(&mut log, &registrar).await;
-    let stop = clock::now();
-    daemon.signals.send(Signal::Terminate).unwrap();
-    registrar.receive("0").await;
+    let mut stopping = registered_then(Signal::Terminate).await;
     // Nothing is on its way to the daemon any more: let the clock run.
-    drop(frozen);
-    stopped(daemon).await;
-    let took = clock::now() - stop;
+    drop(stopping.frozen);
+    stopped(stopping.daemon).await;
+    let took = clock::now() - stopping.stop;
     assert!(
         took >= UNREGISTER_DEADLINE && took <= UNREGISTER_DEADLINE + Duration::from_millis(1),
         "{took:?}"
     );
+    let log = stopping.log.read();
     let warning = log
-        .read()
         .iter()
-        .find(|line| line.contains("shutdown deadline reached"))
-        .cloned();
+        .find(|line| line.contains("shutdown deadline reached"));
     assert!(
         warning.is_some_and(|line| line.contains("WARN")),
-        "{:#?}",
-        log.read()
+        "{log:#?}"
     );
 }
 
 /// A second SIGTERM or SIGINT stops at once, answers or not.
 #[tokio::test(start_paused = true)]
 async fn a_second_signal_stops_at_once() {
-    let mut log = Log::capture();
-    let registrar = Registrar::bind().await;
-    let (daemon, _frozen, _) = registered(&mut log, &registrar).await;
-    let stop = clock::now();
-    daemon.signals.send(Signal::Interrupt).unwrap();
-    registrar.receive("0").await;
+    let mut stopping = registered_then(Signal::Interrupt).await;
+    let signals = &stopping.daemon.signals;
     // A SIGHUP while stopping reloads nothing.
-    daemon.signals.send(Signal::Hangup).unwrap();
-    daemon.signals.send(Signal::Terminate).unwrap();
-    stopped(daemon).await;
-    assert_eq!(clock::now(), stop);
-    let log = log.read();
+    signals.send(Signal::Hangup).unwrap();
+    signals.send(Signal::Terminate).unwrap();
+    stopped(stopping.daemon).await;
+    assert_eq!(clock::now(), stopping.stop);
+    let log = stopping.log.read();
     assert!(
         log.iter()
             .any(|line| line.ends_with("SIGINT; shutting down"))
