@@ -15,3 +15,26 @@ pub(crate) fn every_string(alphabet: &[u8], max_len: u32, mut check: impl FnMut(
         }
     }
 }
+
+/// A registrar's 200 to `register`: its Via, From, To (tagged), Call-ID and CSeq back,
+/// its Contact granted `expires` seconds.
+pub(crate) fn registrar_ok(register: &str, expires: u32) -> String {
+    let header = |name: &str| {
+        register
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {register}"))
+            .trim()
+    };
+    let contact = header("Contact:");
+    let contact = contact.find('>').map_or(contact, |end| &contact[..=end]);
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         Contact: {contact};expires={expires}\r\nContent-Length: 0\r\n\r\n",
+        header("Via:"),
+        header("From:"),
+        header("To:"),
+        header("Call-ID:"),
+        header("CSeq:"),
+    )
+}

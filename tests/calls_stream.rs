@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_rustls::rustls::pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
@@ -221,7 +221,9 @@ options_interval = 0
         ),
     )
     .unwrap();
-    let mut trunkd = Trunkd::start(&config);
+    // At debug, the listeners say when a carrier's connection is gone.
+    let log_filter = Path::new("info,trunkd::io::listeners=debug");
+    let mut trunkd = Trunkd::start_with(&config, &[], &[("RUST_LOG", log_filter)]);
     trunkd.wait_for(&[&format!("listening on {name}:127.0.0.1")]);
 
     // The carrier's INVITE over a connection of its own.
@@ -274,7 +276,7 @@ options_interval = 0
 
     // The carrier closes its connection; trunkd forgets it.
     drop(connection);
-    std::thread::sleep(Duration::from_millis(300));
+    trunkd.wait_for(&["connection closed"]);
 
     // The backend hangs up through both of trunkd's Route entries, to the carrier's
     // Contact.

@@ -206,6 +206,9 @@ fn sighup_reloads_files_the_watch_does_not_cover() {
     let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
     daemon.wait_for(&["summary "]);
     std::fs::write(tree.path("alpha.password"), SECRETS[2]).unwrap();
+    // A window, not an event: nothing marks the watch ignoring this write. It is longer
+    // than the watch's debounce (300 ms), so a reload the write caused would come before
+    // the SIGHUP's and take generation 2.
     std::thread::sleep(Duration::from_millis(500));
     daemon.signal("HUP");
     daemon.wait_for(&["SIGHUP; reloading"]);
@@ -474,10 +477,15 @@ fn ipv4_and_ipv6_wildcards_can_share_a_port() {
 fn a_closed_stderr_does_not_stop_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("trunkd.toml");
+    let status_file = dir.path().join("status.json");
     std::fs::write(
         &config,
-        "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1s\"\nstatus_file = \"\"\n\n\
-         [trunks.a]\ndomain = \"127.0.0.1\"\ndirection = \"outbound\"\noptions_interval = 0\n",
+        format!(
+            "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1s\"\n\
+             status_file = \"{}\"\n\n\
+             [trunks.a]\ndomain = \"127.0.0.1\"\ndirection = \"outbound\"\noptions_interval = 0\n",
+            status_file.display()
+        ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_trunkd"))
@@ -494,8 +502,29 @@ fn a_closed_stderr_does_not_stop_the_daemon() {
         line.clear();
     }
     drop(stderr);
-    // Two status reports are due meanwhile, each a failed write.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Each status report (every second, its lines a failed write now) marks the status
+    // file to be written again: two new versions of it after the first, and the daemon
+    // has lived through two reports.
+    let version = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&status_file)
+            .ok()
+            .map(|file| (file.ino(), file.mtime(), file.mtime_nsec()))
+    };
+    let deadline = Instant::now() + WAIT;
+    let mut versions = Vec::new();
+    while versions.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "status file versions: {versions:?}"
+        );
+        if let Some(current) = version()
+            && versions.last() != Some(&current)
+        {
+            versions.push(current);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "trunkd exited: {:?}",

@@ -819,3 +819,5 @@ fn a_malformed_from_or_contact_gets_400_from_the_call_path_and_no_channel() {
 fn core_counters(control: &Control) -> Arc<TrunkCounters> {
     Arc::clone(&control.inbound().snapshot().trunks[0].counters)
 }
+
+mod drain;

@@ -1,12 +1,16 @@
 //! The control path, sans IO ([`Control`]): every trunk's config and runtime across
 //! reloads, their registrations and keepalives, the calls the hot path admitted, the
-//! snapshot the hot path decides on, backends, and the status schedule.
+//! snapshot the hot path decides on, backends, the status schedule, and the shutdown
+//! ([`shutdown`]: unregister, drain, settle).
 //!
 //! One task owns it. The shell feeds it `now` and inputs (`handle_message`,
-//! `handle_timeout`, `handle_reload`, `handle_resolved`, …) and drains `poll_transmit`,
-//! `poll_resolve`, `poll_event` and `poll_timeout`. It never reads the clock, touches a
-//! socket or a file, so tests drive it on a virtual clock (`tests.rs`). A trunk's
-//! [`TrunkRuntime`] and counters survive any reload that leaves the trunk unchanged.
+//! `handle_timeout`, `handle_reload`, `handle_resolved`, `shutdown`, …) and drains
+//! `poll_transmit`, `poll_resolve`, `poll_event` and `poll_timeout`, until
+//! [`Control::is_stopped`]. It never reads the clock, touches a socket or a file, so tests
+//! drive it on a virtual clock (`tests.rs`). A trunk's [`TrunkRuntime`] and counters
+//! survive any reload that leaves the trunk unchanged.
+
+pub mod shutdown;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +29,7 @@ use crate::trunk::keepalives::{self, Keepalives};
 use crate::trunk::next_hop::{self, ResolveError, ResolveKey, ResolveRequest, Resolved};
 use crate::trunk::registration;
 use crate::trunk::registrations::{Notice, Registrations};
+use shutdown::{Progress, Shutdown};
 
 /// What the control path needs from its environment besides the config.
 #[derive(Debug, Clone)]
@@ -129,6 +134,8 @@ pub enum Event {
         trunk: String,
         message: String,
     },
+    /// What the shutdown under way has to say (draining, a deadline passed).
+    Shutdown(shutdown::Notice),
 }
 
 pub struct Control {
@@ -162,6 +169,8 @@ pub struct Control {
     /// When the next periodic status report is due.
     next_report: Instant,
     events: VecDeque<Event>,
+    /// Asked to stop: when it may (see [`Control::shutdown`]).
+    shutdown: Option<Shutdown>,
 }
 
 impl Control {
@@ -225,6 +234,7 @@ impl Control {
             probes: VecDeque::new(),
             probing: HashSet::new(),
             events: VecDeque::new(),
+            shutdown: None,
         };
         control.collect_notices(now);
         control.lookup_backend_names(now);
@@ -382,6 +392,7 @@ impl Control {
             // After a stall (suspend, overload) report once, not once per missed interval.
             self.next_report = (self.next_report + interval).max(now + interval / 2);
         }
+        self.step_shutdown(now);
     }
 
     /// When `handle_timeout` next has something to do.
@@ -393,6 +404,7 @@ impl Control {
             self.snapshot_due,
             self.backends_down.values().min().copied(),
             self.backend_resolve_at,
+            self.shutdown.as_ref().and_then(Shutdown::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -414,19 +426,14 @@ impl Control {
         (self.summary(), trunks)
     }
 
+    /// A shutdown is under way: new calls get 503 (see [`Control::shutdown`]).
     pub fn is_draining(&self) -> bool {
-        self.inbound.is_draining()
+        self.shutdown.is_some()
     }
 
     /// Calls in progress (setting up or answered).
     pub fn active_calls(&self) -> usize {
         self.calls.active()
-    }
-
-    /// A request forwarded inside a call still waits for its final response (the 200 to
-    /// a BYE that ended the last call, at shutdown).
-    pub fn calls_awaiting_responses(&self) -> bool {
-        self.calls.awaiting_responses()
     }
 
     /// Calls still remembered, ended ones lingering for retransmissions included.
@@ -486,6 +493,7 @@ impl Control {
             self.calls.handle_response(now, source, &message);
         }
         self.collect_call_events(now);
+        self.step_shutdown(now);
     }
 
     /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
@@ -614,6 +622,7 @@ impl Control {
         self.collect_notices(now);
         // A next hop's addresses are allowed to send requests (allow_next_hop).
         self.snapshot_due.get_or_insert(now + SNAPSHOT_BATCH);
+        self.step_shutdown(now);
     }
 
     /// A connection the shell opened for us failed or closed.
@@ -628,6 +637,7 @@ impl Control {
             .handle_transport_error(now, peer, transport, why);
         self.keepalives.handle_transport_error(now, peer, why);
         self.collect_notices(now);
+        self.step_shutdown(now);
     }
 
     /// A next hop the shell should resolve.
@@ -739,16 +749,47 @@ impl Control {
             .or_else(|| self.calls.poll_transmit())
     }
 
-    /// Shutdown: unregister every trunk. The shell keeps driving the control path until
-    /// [`Control::is_quiescent`] or its deadline.
+    /// Starts stopping: new calls get 503, every binding is removed, and the calls in
+    /// progress may drain (`[daemon] shutdown_drain`). The shell keeps driving the control
+    /// path, timers included, until [`Control::is_stopped`]; asking again changes nothing.
     pub fn shutdown(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
         self.inbound.start_draining();
         self.registrations.unregister_all(now);
+        let drain = self.config.daemon.shutdown_drain;
+        self.shutdown = Some(Shutdown::start(now, drain, self.shutdown_progress()));
+        self.collect_shutdown_notices();
     }
 
-    /// Nothing in flight that shutdown should wait for.
-    pub fn is_quiescent(&self) -> bool {
-        self.registrations.is_idle()
+    /// The shutdown is over: the shell may exit.
+    pub fn is_stopped(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(Shutdown::is_stopped)
+    }
+
+    fn shutdown_progress(&self) -> Progress {
+        Progress {
+            unregistered: self.registrations.is_idle(),
+            calls: self.calls.active(),
+            awaiting_responses: self.calls.awaiting_responses(),
+        }
+    }
+
+    /// Lets a shutdown under way see what the last input or timer changed.
+    fn step_shutdown(&mut self, now: Instant) {
+        let progress = self.shutdown_progress();
+        if let Some(shutdown) = &mut self.shutdown {
+            shutdown.step(now, progress);
+            self.collect_shutdown_notices();
+        }
+    }
+
+    fn collect_shutdown_notices(&mut self) {
+        if let Some(shutdown) = &mut self.shutdown {
+            self.events
+                .extend(std::iter::from_fn(|| shutdown.poll_notice()).map(Event::Shutdown));
+        }
     }
 
     fn status_of(&self, slot: &TrunkSlot, now: Instant) -> TrunkStatus {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{LoadOptions, load_str};
+use crate::testing::registrar_ok;
 
 const BASE: &str = r#"
 [daemon]
@@ -77,60 +78,80 @@ fn reports_at_start_and_every_interval_but_once_after_a_stall() {
     assert!(drain(&mut control).is_empty());
 }
 
-/// "verified" sticks to a trunk until the fields that decide where it goes change.
-#[test]
-fn verified_survives_reloads_until_the_next_hop_changes() {
-    let text = |extra: &str| {
-        format!(
-            "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\n\
-             domain = \"192.0.2.1\"\nport = 5060\ndirection = \"outbound\"\n\
-             username = \"u\"\npassword = \"p\"\nregister = true\n\
-             options_interval = 0\n{extra}\n"
-        )
-    };
-    let t0 = epoch();
-    let mut control = Control::new(config(&text("")), t0);
-    let verified = |control: &Control| control.statuses(t0).1[0].verified;
+/// A trunk that registers with 192.0.2.1 over UDP, no OPTIONS.
+fn registering(extra: &str) -> String {
+    format!(
+        "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\n\
+         domain = \"192.0.2.1\"\nport = 5060\ntransport = \"udp\"\ndirection = \"outbound\"\n\
+         username = \"u\"\npassword = \"p\"\nregister = true\n\
+         options_interval = 0\n{extra}\n"
+    )
+}
+
+const REGISTRAR: &str = "192.0.2.1:5060";
+const LOCAL: &str = "192.0.2.200:5060";
+
+/// Resolves the trunk's next hop and runs the start-up spread: the REGISTER's text.
+fn first_register(control: &mut Control, t0: Instant) -> (Instant, String) {
     let request = control.poll_resolve().expect("a lookup");
-    let registrar: SocketAddr = "192.0.2.1:5060".parse().unwrap();
     let resolved = Resolved {
-        next_hop: registrar,
+        next_hop: REGISTRAR.parse().unwrap(),
         alternatives: Vec::new(),
-        local: "192.0.2.200:5060".parse().unwrap(),
+        local: LOCAL.parse().unwrap(),
         public: false,
         ttl: None,
     };
     control.handle_resolved(t0, &request.key, Ok(resolved));
     let t1 = t0 + crate::trunk::registrations::START_SPREAD;
     control.handle_timeout(t1);
-    let register = String::from_utf8(control.poll_transmit().expect("REGISTER").bytes).unwrap();
+    (t1, sent_register(control))
+}
+
+/// The one REGISTER the control path has to send.
+fn sent_register(control: &mut Control) -> String {
+    let transmit = control.poll_transmit().expect("a REGISTER");
+    assert_eq!(transmit.destination, REGISTRAR.parse().unwrap());
+    assert!(control.poll_transmit().is_none());
+    String::from_utf8(transmit.bytes).unwrap()
+}
+
+fn from_registrar(control: &mut Control, now: Instant, message: &str) {
+    let (registrar, local) = (REGISTRAR.parse().unwrap(), LOCAL.parse().unwrap());
+    control.handle_message(now, registrar, local, None, message.as_bytes(), None);
+}
+
+/// A control path whose trunk registered and has been idle since; the instant it is.
+fn registered() -> (Control, Instant) {
+    let t0 = epoch();
+    let mut control = Control::new(config(&registering("")), t0);
+    let (t1, register) = first_register(&mut control, t0);
+    from_registrar(&mut control, t1, &registrar_ok(&register, 600));
+    // Past the REGISTER transaction's last timer (RFC 3261 §17.1.2.2: Timer K).
+    let idle = t1 + Duration::from_secs(60);
+    while control.poll_timeout() <= idle {
+        control.handle_timeout(control.poll_timeout());
+    }
+    assert!(control.poll_transmit().is_none(), "no refresh yet");
+    drain(&mut control);
+    (control, idle)
+}
+
+/// "verified" sticks to a trunk until the fields that decide where it goes change.
+#[test]
+fn verified_survives_reloads_until_the_next_hop_changes() {
+    let t0 = epoch();
+    let mut control = Control::new(config(&registering("")), t0);
+    let verified = |control: &Control| control.statuses(t0).1[0].verified;
+    let (t1, register) = first_register(&mut control, t0);
     assert!(!verified(&control));
-    let header = |name: &str| {
-        register
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .unwrap()
-            .to_owned()
-    };
-    let ok = format!(
-        "SIP/2.0 200 OK\r\nVia:{}\r\nFrom:{}\r\nTo:{};tag=r\r\nCall-ID:{}\r\n\
-         CSeq:{}\r\nContact: <sip:u@192.0.2.200:5060;transport=udp>;expires=600\r\n\
-         Content-Length: 0\r\n\r\n",
-        header("Via:"),
-        header("From:"),
-        header("To:"),
-        header("Call-ID:"),
-        header("CSeq:"),
-    );
-    let local = "192.0.2.200:5060".parse().unwrap();
-    control.handle_message(t1, registrar, local, None, ok.as_bytes(), None);
+    from_registrar(&mut control, t1, &registrar_ok(&register, 600));
     assert!(verified(&control), "a REGISTER accepted verifies the trunk");
 
-    control.handle_reload(t1, Ok(config(&text("max_channels = 5"))));
+    control.handle_reload(t1, Ok(config(&registering("max_channels = 5"))));
     assert!(verified(&control), "max_channels does not move the trunk");
     control.handle_reload(
         t1,
-        Ok(config(&text(
+        Ok(config(&registering(
             "max_channels = 5\noptions_from = \"sip:x@example.net\"",
         ))),
     );
@@ -138,6 +159,77 @@ fn verified_survives_reloads_until_the_next_hop_changes() {
         !verified(&control),
         "options_from decides what OPTIONS verify"
     );
+}
+
+fn shutdown_notices(control: &mut Control) -> Vec<String> {
+    drain(control)
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Shutdown(notice) => Some(notice.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A stop sends the un-REGISTER at once and is over the instant its answer arrives.
+#[test]
+fn shutdown_unregisters_and_stops_when_answered() {
+    let (mut control, stop) = registered();
+    assert!(!control.is_draining());
+    control.shutdown(stop);
+    assert!(control.is_draining() && !control.is_stopped());
+    let unregister = sent_register(&mut control);
+    assert!(unregister.contains("Expires: 0\r\n"), "{unregister}");
+
+    let answered = stop + Duration::from_millis(700);
+    control.handle_timeout(answered - Duration::from_millis(1));
+    assert!(!control.is_stopped());
+    assert!(
+        sent_register(&mut control).contains("Expires: 0\r\n"),
+        "RFC 3261 §17.1.2.2: retransmitted at Timer E"
+    );
+    from_registrar(&mut control, answered, &registrar_ok(&unregister, 0));
+    assert!(control.is_stopped());
+    assert!(shutdown_notices(&mut control).is_empty());
+    // Asking again (a second SIGTERM is the shell's business) changes nothing.
+    control.shutdown(answered);
+    assert!(control.poll_transmit().is_none());
+}
+
+/// The un-REGISTER goes unanswered (retransmitted meanwhile): the stop comes at the
+/// deadline with a warning, and an answer after it changes nothing.
+#[test]
+fn shutdown_gives_up_on_an_unanswered_unregistration_at_the_deadline() {
+    let (mut control, stop) = registered();
+    control.shutdown(stop);
+    let unregister = sent_register(&mut control);
+    let deadline = stop + shutdown::UNREGISTER_DEADLINE;
+    let mut now = stop;
+    let mut retransmissions = 0;
+    while !control.is_stopped() {
+        now = control.poll_timeout();
+        assert!(now <= deadline);
+        control.handle_timeout(now);
+        retransmissions += std::iter::from_fn(|| control.poll_transmit()).count();
+    }
+    assert_eq!(now, deadline);
+    assert!(retransmissions > 0, "RFC 3261 §17.1.2.2: Timer E");
+    assert_eq!(
+        shutdown_notices(&mut control),
+        ["shutdown deadline reached with unregistrations unanswered"]
+    );
+    from_registrar(&mut control, deadline, &registrar_ok(&unregister, 0));
+    assert!(control.is_stopped() && shutdown_notices(&mut control).is_empty());
+}
+
+/// Nothing registered, no calls: stopped the instant it is asked.
+#[test]
+fn shutdown_with_nothing_to_wait_for_is_immediate() {
+    let t0 = epoch();
+    let mut control = Control::new(config(BASE), t0);
+    control.shutdown(t0);
+    assert!(control.is_stopped());
+    assert!(control.poll_transmit().is_none());
 }
 
 #[test]

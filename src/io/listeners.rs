@@ -1,5 +1,5 @@
-//! SIP listeners: bind every `listen` address before READY=1, so a port conflict fails
-//! the start instead of surfacing later.
+//! SIP listeners: [`bind`] every `listen` address before READY=1, so a port conflict
+//! fails the start instead of surfacing later; [`Bound::start`] then reads them.
 //!
 //! UDP datagrams go through the hot path ([`crate::inbound`]) on the socket's own thread.
 //! TCP/TLS connections are accepted and their frames go through the same hot path, the
@@ -60,11 +60,90 @@ pub type Accepted = Arc<dashmap::DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 /// Messages waiting to be written on one accepted connection.
 const ACCEPTED_QUEUE: usize = 256;
 
-pub async fn bind(
-    config: &Config,
-    control: mpsc::Sender<Received>,
-    inbound: Arc<Inbound>,
-) -> Result<Listeners, ListenError> {
+/// The `listen` entries' sockets, bound and not yet read: binding comes first so a port
+/// conflict fails the start before anything runs (and before READY=1), and so a test can
+/// bind port 0 and learn the port before the daemon runs.
+pub struct Bound {
+    /// In the order of `listen`, with the addresses actually bound (port 0 resolved).
+    sockets: Vec<(Listen, BoundSocket)>,
+    /// For the tls: listeners.
+    acceptor: Option<TlsAcceptor>,
+}
+
+impl Bound {
+    /// The configured entries with the addresses actually bound.
+    pub fn listens(&self) -> Vec<Listen> {
+        self.sockets.iter().map(|(listen, _)| *listen).collect()
+    }
+
+    /// Starts reading: a thread per UDP socket, an accept task per TCP/TLS listener,
+    /// everything they pass on sent to `control`.
+    pub fn start(
+        self,
+        control: mpsc::Sender<Received>,
+        inbound: Arc<Inbound>,
+    ) -> Result<Listeners, ListenError> {
+        let mut tasks = JoinSet::new();
+        let mut udp = Vec::new();
+        let mut streams = Vec::new();
+        let accepted = Accepted::default();
+        let bound = self.listens();
+        for (listen, socket) in self.sockets {
+            let start_error = |source| ListenError::Bind { listen, source };
+            match socket {
+                BoundSocket::Udp(socket) => {
+                    let address = listen.address;
+                    udp.push((address, Arc::new(socket.try_clone().map_err(start_error)?)));
+                    spawn_hot_path(socket, address, control.clone(), Arc::clone(&inbound))
+                        .map_err(start_error)?;
+                }
+                BoundSocket::Stream(listener) => {
+                    let acceptor = match listen.transport {
+                        Transport::Tls => self.acceptor.clone(),
+                        _ => None,
+                    };
+                    let listener = TcpListener::from_std(listener).map_err(start_error)?;
+                    streams.push((listener, acceptor, listen.address));
+                }
+            }
+        }
+        // Calls that arrive over a connection go on to the backend over UDP: from the UDP
+        // listener of the same address (else of the same family), which the forwarded
+        // INVITE's Via and Record-Route then name.
+        for (listener, acceptor, address) in streams {
+            let calls_from = udp
+                .iter()
+                .map(|(local, _)| *local)
+                .filter(|local: &SocketAddr| local.is_ipv4() == address.is_ipv4())
+                .max_by_key(|local| (local.ip() == address.ip(), local.port() == address.port()));
+            tasks.spawn(accept_and_serve(
+                listener,
+                acceptor,
+                Served {
+                    calls_from,
+                    control: control.clone(),
+                    inbound: Arc::clone(&inbound),
+                    accepted: Arc::clone(&accepted),
+                },
+            ));
+        }
+        Ok(Listeners {
+            bound,
+            udp,
+            accepted,
+            _tasks: tasks,
+        })
+    }
+}
+
+/// A bound socket of a `listen` entry.
+enum BoundSocket {
+    Udp(std::net::UdpSocket),
+    Stream(std::net::TcpListener),
+}
+
+/// Binds every `listen` address of `config` (and reads the `[tls]` files for tls: ones).
+pub fn bind(config: &Config) -> Result<Bound, ListenError> {
     // Validation guarantees an identity whenever a tls listener is configured.
     let identity = config.tls.as_ref().and_then(|tls| tls.identity.as_ref());
     let acceptor = match identity {
@@ -79,67 +158,31 @@ pub async fn bind(
         }
         _ => None,
     };
-    let mut tasks = JoinSet::new();
-    let mut bound = Vec::new();
-    let mut udp = Vec::new();
-    let mut streams = Vec::new();
-    let accepted = Accepted::default();
+    let mut sockets = Vec::new();
     for listen in &config.daemon.listen {
         let bind_error = |source| ListenError::Bind {
             listen: *listen,
             source,
         };
-        let address = match listen.transport {
+        let (socket, address) = match listen.transport {
             Transport::Udp => {
                 let socket = bind_udp(listen.address).map_err(bind_error)?;
                 let address = socket.local_addr().map_err(bind_error)?;
-                udp.push((address, Arc::new(socket.try_clone().map_err(bind_error)?)));
-                spawn_hot_path(socket, address, control.clone(), Arc::clone(&inbound))
-                    .map_err(bind_error)?;
-                address
+                (BoundSocket::Udp(socket), address)
             }
             Transport::Tcp | Transport::Tls => {
                 let listener = bind_tcp(listen.address).map_err(bind_error)?;
                 let address = listener.local_addr().map_err(bind_error)?;
-                let acceptor = match listen.transport {
-                    Transport::Tls => acceptor.clone(),
-                    _ => None,
-                };
-                streams.push((listener, acceptor, address));
-                address
+                (BoundSocket::Stream(listener), address)
             }
         };
-        bound.push(Listen {
+        let listen = Listen {
             transport: listen.transport,
             address,
-        });
+        };
+        sockets.push((listen, socket));
     }
-    // Calls that arrive over a connection go on to the backend over UDP: from the UDP
-    // listener of the same address (else of the same family), which the forwarded
-    // INVITE's Via and Record-Route then name.
-    for (listener, acceptor, address) in streams {
-        let calls_from = udp
-            .iter()
-            .map(|(local, _)| *local)
-            .filter(|local: &SocketAddr| local.is_ipv4() == address.is_ipv4())
-            .max_by_key(|local| (local.ip() == address.ip(), local.port() == address.port()));
-        tasks.spawn(accept_and_serve(
-            listener,
-            acceptor,
-            Served {
-                calls_from,
-                control: control.clone(),
-                inbound: Arc::clone(&inbound),
-                accepted: Arc::clone(&accepted),
-            },
-        ));
-    }
-    Ok(Listeners {
-        bound,
-        udp,
-        accepted,
-        _tasks: tasks,
-    })
+    Ok(Bound { sockets, acceptor })
 }
 
 /// The acceptor for the `[tls]` files (validated at load; read again here, as they are
@@ -201,13 +244,13 @@ fn bind_udp(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-fn bind_tcp(address: SocketAddr) -> io::Result<TcpListener> {
+fn bind_tcp(address: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = new_socket(address, Type::STREAM, Protocol::TCP)?;
     // A restart must not fail on connections of the previous process in TIME_WAIT.
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(TCP_BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Runs a UDP socket's hot path on a thread of its own, with blocking reads: reading,

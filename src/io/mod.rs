@@ -1,6 +1,15 @@
 //! The tokio shell: sockets, signals, file watch, systemd, and the loop that feeds the
 //! control path ([`Control`]). It moves bytes, events and time; it decides nothing the
 //! control path could decide.
+//!
+//! [`run`] is the command line's entry: it loads the config, binds the listeners, installs
+//! the signal handlers and hands them to [`serve`] as a [`Daemon`]; a test builds the
+//! `Daemon` itself (port-0 listeners, signals down a channel) and runs it on tokio's paused
+//! clock, which is the clock [`clock::now`] reads. `serve` is one loop: inputs in, then
+//! the control path's events logged, its transmits sent and its lookups started. SIGTERM
+//! or SIGINT starts the control path's shutdown ([`Control::shutdown`]: un-REGISTER,
+//! drain, settle) and the loop runs on until [`Control::is_stopped`]; a second one stops
+//! at once. While stopping, reloads and the periodic status refresh are off.
 
 pub mod clock;
 pub mod dns;
@@ -8,6 +17,7 @@ pub mod hot_path;
 pub mod listeners;
 pub mod memory;
 pub mod network;
+pub mod signals;
 pub mod systemd;
 pub mod watch;
 
@@ -17,24 +27,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant as TokioInstant, sleep_until};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{self, ConfigErrors, LoadOptions};
+use crate::control::shutdown::Notice;
 use crate::control::{ChangeReason, Context, Control, Event};
 use crate::trunk::next_hop::{ResolveError, ResolveKey, Resolved};
 use network::Network;
+use signals::{Signal, Signals};
 use systemd::Notifier;
 
 /// The status file is rewritten at most this often (and on every status report).
 const STATUS_FILE_PERIOD: Duration = Duration::from_secs(1);
-
-/// How long shutdown waits for un-REGISTERs to be answered.
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
-/// While draining, how long the answers to the last call's BYE may take once it ended.
-const SETTLE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -46,7 +52,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT: the command line's entry, which loads the
+/// config, binds the listeners and installs the signal handlers for [`serve`].
 pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunError> {
     let notifier = Notifier::from_env();
     let config = match load(&config_path, &options).await {
@@ -58,15 +65,54 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
             return Err(RunError::Config(errors));
         }
     };
+    let listeners = listeners::bind(&config)?;
+    let signals = signals::Unix::install()?;
+    serve(Daemon {
+        config,
+        options,
+        listeners,
+        signals,
+        notifier,
+        seed: random_seed(),
+    })
+    .await
+}
+
+/// What the daemon runs with, made by [`run`] from the command line and the process's
+/// environment, or by a test (as mini-redis's `server::run(listener, shutdown)`): the
+/// loaded config, its listeners already bound, where signals come from. Time is tokio's
+/// ([`clock`]), so a test on a paused runtime drives the daemon's timers too.
+pub struct Daemon<S> {
+    pub config: config::Config,
+    /// How reloads read the files again.
+    pub options: LoadOptions,
+    pub listeners: listeners::Bound,
+    pub signals: S,
+    pub notifier: Notifier,
+    /// Seeds the control path's Call-IDs, tags and jitter ([`Context::seed`]).
+    pub seed: u64,
+}
+
+/// Runs a daemon until the control path has stopped after SIGTERM or SIGINT, or a second
+/// one of those.
+pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
+    let Daemon {
+        config,
+        options,
+        listeners,
+        mut signals,
+        notifier,
+        seed,
+    } = daemon;
     let (received_tx, mut received_rx) = mpsc::channel(hot_path::CONTROL_QUEUE);
     let context = Context {
-        seed: random_seed(),
+        seed,
         ..Context::default()
     };
     let mut control = Control::with_context(config, clock::now(), context);
     memory::release_free_memory();
     let config = Arc::clone(control.config());
-    let listeners = listeners::bind(&config, received_tx.clone(), control.inbound()).await?;
+    let listeners = listeners.start(received_tx.clone(), control.inbound())?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
@@ -111,17 +157,14 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let changes = watch::debounced(reload_tx);
     let mut watch = start_watch(&config, &changes);
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
 
     let mut last_reload_failed = None;
     info!(
         "trunkd {} started with {}",
         env!("CARGO_PKG_VERSION"),
-        config_path.display()
+        config.main_file.display()
     );
-    drain_events(&mut control, &mut last_reload_failed);
+    drain_events(&mut control, &notifier, &mut last_reload_failed);
     pump(&mut control, &network, &lookups).await;
     let mut last_status = systemd_status(&control, last_reload_failed);
     notifier.ready(&last_status);
@@ -139,6 +182,8 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
 
     loop {
         let deadline = TokioInstant::from_std(control.poll_timeout());
+        // While stopping, the config stays as it is and systemd's STATUS says so.
+        let stopping = control.is_draining();
         tokio::select! {
             _ = sleep_until(deadline) => control.handle_timeout(clock::now()),
             Some(message) = received_rx.recv() => deliver(&mut control, message),
@@ -149,17 +194,13 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                 control.handle_resolved(clock::now(), &key, resolved);
             }
             Some((backend, local)) = probed_rx.recv() => control.handle_probe(backend, local),
-            Some(()) = reload_rx.recv() => {
+            Some(()) = reload_rx.recv(), if !stopping => {
                 info!("config files changed; reloading");
-                last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
-            }
-            _ = sighup.recv() => {
-                info!("SIGHUP; reloading");
                 last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
             _ = trim_tick.tick() => memory::release_free_memory(),
-            _ = status_tick.tick() => {
+            _ = status_tick.tick(), if !stopping => {
                 status_file.set_path(control.config().daemon.status_file.clone());
                 status_file.write_if_dirty(&control);
                 // `systemctl status` follows registrations and calls, not only reloads.
@@ -169,28 +210,40 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
                     last_status = status;
                 }
             }
-            _ = sigterm.recv() => { info!("SIGTERM; shutting down"); break; }
-            _ = sigint.recv() => { info!("SIGINT; shutting down"); break; }
+            signal = signals.next() => match signal {
+                Signal::Hangup if stopping => {}
+                Signal::Hangup => {
+                    info!("SIGHUP; reloading");
+                    last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                }
+                Signal::Terminate | Signal::Interrupt => if stop(&mut control, &notifier, signal) { break },
+            },
         }
-        if drain_events(&mut control, &mut last_reload_failed) {
+        if drain_events(&mut control, &notifier, &mut last_reload_failed) {
             status_file.dirty = true;
         }
         pump(&mut control, &network, &lookups).await;
+        if control.is_stopped() {
+            break;
+        }
     }
-    notifier.stopping();
-    shut_down(
-        &mut control,
-        &network,
-        &notifier,
-        &mut received_rx,
-        &mut last_reload_failed,
-        [&mut sigterm, &mut sigint],
-    )
-    .await;
     status_file.write(&control);
     drop(listeners);
     info!("stopped");
     Ok(())
+}
+
+/// SIGTERM or SIGINT: the first starts the shutdown, which the loop then runs until the
+/// control path has stopped; another stops at once. Returns whether to stop now.
+fn stop(control: &mut Control, notifier: &Notifier, signal: Signal) -> bool {
+    if control.is_draining() {
+        info!("{signal} again; stopping now");
+        return true;
+    }
+    info!("{signal}; shutting down");
+    notifier.stopping();
+    control.shutdown(clock::now());
+    false
 }
 
 /// Where the answers to the control path's lookups go.
@@ -224,74 +277,6 @@ async fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
             let result = network.resolve(&request).await;
             let _ = resolved.send((request.key, result));
         });
-    }
-}
-
-/// Removes every binding (REGISTER Expires: 0) and waits for the answers, up to
-/// [`SHUTDOWN_DEADLINE`], so carriers stop sending calls to an address about to go away.
-/// With `[daemon] shutdown_drain`, also waits that long for the calls in progress to end
-/// (new INVITEs get 503 meanwhile); a second SIGTERM or SIGINT ends the wait.
-async fn shut_down(
-    control: &mut Control,
-    network: &Network,
-    notifier: &Notifier,
-    received: &mut mpsc::Receiver<hot_path::Received>,
-    last_reload_failed: &mut Option<usize>,
-    [sigterm, sigint]: [&mut tokio::signal::unix::Signal; 2],
-) {
-    let started = clock::now();
-    control.shutdown(started);
-    let unregistered_by = started + SHUTDOWN_DEADLINE;
-    let drain = control.config().daemon.shutdown_drain;
-    let drained_by = started + drain;
-    let calls = control.active_calls();
-    if !drain.is_zero() && calls > 0 {
-        info!(
-            "draining: {calls} calls in progress; waiting up to {} for them to end (new calls get 503)",
-            config::format_duration(drain)
-        );
-        notifier.draining(drain + SHUTDOWN_DEADLINE, calls);
-    }
-    let mut waiting_for_registrations = true;
-    let mut settled_by: Option<std::time::Instant> = None;
-    loop {
-        while let Some(transmit) = control.poll_transmit() {
-            network.send(transmit).await;
-        }
-        drain_events(control, last_reload_failed);
-        let now = clock::now();
-        if waiting_for_registrations && !control.is_quiescent() && now >= unregistered_by {
-            warn!("shutdown deadline reached with unregistrations unanswered");
-            waiting_for_registrations = false;
-        }
-        let registrations_done = control.is_quiescent() || !waiting_for_registrations;
-        let calls = control.active_calls();
-        // Once the last call has ended, its BYE's answer still has to pass.
-        if calls > 0 || drain.is_zero() {
-            settled_by = None;
-        } else if settled_by.is_none() {
-            settled_by = Some(now + SETTLE);
-        }
-        let settled = settled_by.is_none_or(|by| now >= by || !control.calls_awaiting_responses());
-        if registrations_done && ((calls == 0 && settled) || now >= drained_by) {
-            if calls > 0 && !drain.is_zero() {
-                warn!("shutdown_drain is over with {calls} calls in progress; stopping anyway");
-            }
-            return;
-        }
-        let mut wake = control.poll_timeout().min(drained_by.max(unregistered_by));
-        if waiting_for_registrations {
-            wake = wake.min(unregistered_by);
-        }
-        if let Some(by) = settled_by {
-            wake = wake.min(by);
-        }
-        tokio::select! {
-            _ = sleep_until(TokioInstant::from_std(wake)) => control.handle_timeout(clock::now()),
-            Some(message) = received.recv() => deliver(control, message),
-            _ = sigterm.recv() => { info!("SIGTERM again; stopping now"); return; }
-            _ = sigint.recv() => { info!("SIGINT again; stopping now"); return; }
-        }
     }
 }
 
@@ -413,7 +398,7 @@ async fn reload(
         // Re-arm: the include set, or a directory that did not exist before, may be new.
         *watch = start_watch(control.config(), changes);
     }
-    drain_events(control, last_reload_failed);
+    drain_events(control, notifier, last_reload_failed);
     // The loaded document and, after a change, the old generation were just dropped.
     memory::release_free_memory();
     let status = systemd_status(control, *last_reload_failed);
@@ -424,7 +409,11 @@ async fn reload(
 /// Writes the control path's events to the log. Status lines go to the `trunkd::status` target so
 /// they can be filtered (`RUST_LOG=trunkd::status=info`). Returns whether any event
 /// changed what the status file shows.
-fn drain_events(control: &mut Control, last_reload_failed: &mut Option<usize>) -> bool {
+fn drain_events(
+    control: &mut Control,
+    notifier: &Notifier,
+    last_reload_failed: &mut Option<usize>,
+) -> bool {
     let mut changed = false;
     while let Some(event) = control.poll_event() {
         changed = true;
@@ -467,6 +456,7 @@ fn drain_events(control: &mut Control, last_reload_failed: &mut Option<usize>) -
                 info!(target: "trunkd::status", "{summary}");
             }
             Event::Warning { trunk, message } => warn!("trunk {trunk}: {message}"),
+            Event::Shutdown(notice) => log_shutdown(notifier, &notice),
             Event::ReloadRejected { errors, generation } => {
                 *last_reload_failed = Some(errors.0.len());
                 for error in &errors.0 {
@@ -480,6 +470,20 @@ fn drain_events(control: &mut Control, last_reload_failed: &mut Option<usize>) -
         }
     }
     changed
+}
+
+/// Draining is news (and systemd is asked for the time it takes); giving up on
+/// something at shutdown is a warning.
+fn log_shutdown(notifier: &Notifier, notice: &Notice) {
+    match notice {
+        Notice::Draining {
+            calls, stop_within, ..
+        } => {
+            info!("{notice}");
+            notifier.draining(*stop_within, *calls);
+        }
+        Notice::UnregistrationsUnanswered | Notice::DrainOver { .. } => warn!("{notice}"),
+    }
 }
 
 /// A trunk going down is a warning, coming up is news.
@@ -507,3 +511,6 @@ pub fn count_of(count: usize, noun: &str) -> String {
     let plural = if count == 1 { "" } else { "s" };
     format!("{count} {noun}{plural}")
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,6 +17,11 @@ impl Notifier {
         }
     }
 
+    /// Sends nothing (a daemon in a test).
+    pub fn disabled() -> Self {
+        Notifier { enabled: false }
+    }
+
     /// `WatchdogSec=` as passed in `$WATCHDOG_USEC` (for this process): we ping at half of it.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         sd_notify::watchdog_enabled().map(|limit| limit / 2)
