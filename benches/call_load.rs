@@ -85,7 +85,8 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -1059,6 +1060,11 @@ struct DaemonReport {
     threads: Option<u64>,
     shutdown: Option<Duration>,
     exit: Option<String>,
+    /// What each thread was doing when trunkd did not stop in time.
+    stuck: Option<String>,
+    /// sd_notify messages after READY=1, and the last one.
+    notify_count: u64,
+    notify_last: Option<String>,
     log: LogCounts,
     failure: Option<String>,
 }
@@ -1068,8 +1074,10 @@ struct Daemon {
     child: ChildGuard,
     log_reader: JoinHandle<LogCounts>,
     report: DaemonReport,
-    /// Open until trunkd is gone: it also sends STATUS= and STOPPING=1.
-    _notify: UnixDatagram,
+    /// Reads what trunkd sends after READY=1 (STATUS=, STOPPING=1) until told to stop,
+    /// so no sd_notify of trunkd's ever waits on a full socket of ours.
+    notify_reader: JoinHandle<(u64, Option<String>)>,
+    notify_stop: Arc<AtomicBool>,
 }
 
 impl Daemon {
@@ -1125,11 +1133,24 @@ impl Daemon {
                 .map(|f| format!(" — FAILED: {f}"))
                 .unwrap_or_default()
         );
+        let notify_stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&notify_stop);
+        let notify_reader = std::thread::spawn(move || {
+            let (mut count, mut last) = (0, None);
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(length) = notify.recv(&mut buffer) {
+                    count += 1;
+                    last = Some(String::from_utf8_lossy(&buffer[..length]).trim().to_owned());
+                }
+            }
+            (count, last)
+        });
         Daemon {
             child,
             log_reader,
             report,
-            _notify: notify,
+            notify_reader,
+            notify_stop,
         }
     }
 
@@ -1157,6 +1178,7 @@ impl Daemon {
                             break;
                         }
                         Ok(None) if stop.elapsed() > STOP_TIMEOUT => {
+                            report.stuck = Some(stuck_threads(pid));
                             let _ = child.kill();
                             let status = child.wait().ok();
                             report.exit =
@@ -1181,11 +1203,71 @@ impl Daemon {
         }
         drop(self.child);
         report.log = self.log_reader.join().unwrap_or_default();
+        self.notify_stop.store(true, Ordering::SeqCst);
+        (report.notify_count, report.notify_last) = self.notify_reader.join().unwrap_or_default();
         if report.failure.is_none() && report.exit.as_deref() != Some("exit status: 0") {
             report.failure = Some(format!("trunkd did not exit 0: {:?}", report.exit));
         }
         report
     }
+}
+
+/// For a trunkd that did not stop: each thread's name, state, kernel wait channel and CPU
+/// ticks, and, when gdb is installed, every thread's backtrace (bounded at 30 s).
+fn stuck_threads(pid: u32) -> String {
+    let mut text = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let path = task.path();
+            let read = |name: &str| {
+                std::fs::read_to_string(path.join(name))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            };
+            let stat = read("stat");
+            let fields: Vec<&str> = stat
+                .rfind(')')
+                .map(|end| stat[end + 1..].split_whitespace().collect())
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "    {} {}: state {} wchan {} utime {} stime {}\n",
+                task.file_name().to_string_lossy(),
+                read("comm"),
+                fields.first().unwrap_or(&"?"),
+                read("wchan"),
+                fields.get(11).unwrap_or(&"?"),
+                fields.get(12).unwrap_or(&"?"),
+            ));
+        }
+    }
+    let gdb = Path::new("/usr/bin/gdb");
+    if gdb.is_file() {
+        let output = Command::new("timeout")
+            .args([
+                "30",
+                "/usr/bin/gdb",
+                "-p",
+                &pid.to_string(),
+                "-batch",
+                "-nx",
+            ])
+            .args(["-ex", "thread apply all bt 30"])
+            .stdin(Stdio::null())
+            .output();
+        if let Ok(output) = output {
+            let backtrace = String::from_utf8_lossy(&output.stdout);
+            for line in backtrace
+                .lines()
+                .filter(|line| line.starts_with("Thread ") || line.starts_with('#'))
+            {
+                text.push_str("    ");
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text
 }
 
 fn write_config(dir: &Path, ports: &Ports) -> PathBuf {
@@ -1536,6 +1618,16 @@ fn print_report(
             format!(", e.g. {:?}", daemon.log.samples)
         }
     );
+
+    println!(
+        "trunkd: {} sd_notify messages after READY=1, the last {:?}",
+        daemon.notify_count,
+        daemon.notify_last.as_deref().unwrap_or("-")
+    );
+    if let Some(stuck) = &daemon.stuck {
+        println!("trunkd did not stop within {STOP_TIMEOUT:?} of SIGTERM; its threads then:");
+        print!("{stuck}");
+    }
 
     println!();
     println!("Targets (the issue):");
