@@ -4,9 +4,11 @@
 //! The issue's targets: at most 60 µs of trunkd CPU per admitted call at 1,500 calls/s
 //! with no failed call, and no failed call at 4,000 calls/s offered.
 //!
-//! Run: `cargo bench --bench call_load`, or, without the bench profile's LTO rebuild,
-//! `cargo build --release --bench call_load` and run `target/release/deps/call_load-*`
-//! (the trunkd it starts is `TRUNKD_BIN`, else the crate's binary in the same profile).
+//! Run: `cargo bench --profile release --bench call_load` measures the release binary, as
+//! the issue did (plain `cargo bench --bench call_load` rebuilds everything with the bench
+//! profile's LTO first). The trunkd it starts is `TRUNKD_BIN`, else the crate's binary of
+//! the profile it was built with. Quick run: `TRUNKD_CALL_PHASES=1500x3
+//! TRUNKD_CALL_REJECT=0 TRUNKD_CALL_CLEANUP=0` (about 10 s).
 //!
 //! One trunkd serves the whole bench: one trunk `load` allowing 127.0.0.1 for one number,
 //! `max_channels = 100000`, no `max_cps`, no REGISTER, no OPTIONS keepalive, its
@@ -1407,7 +1409,7 @@ fn trunkd_binary() -> PathBuf {
     if !path.is_file() {
         eprintln!(
             "error: the trunkd binary is not at {}.\n\
-             `cargo bench --bench call_load` builds it; or set TRUNKD_BIN=/path/to/trunkd.",
+             `cargo bench --profile release --bench call_load` builds it; or set TRUNKD_BIN=/path/to/trunkd.",
             path.display()
         );
         std::process::exit(2);
