@@ -562,7 +562,8 @@ fn run_phase(
         Kind::Rejects => "sipp-carrier-rejected.xml",
     });
     let calls = load.calls().to_string();
-    let limit = (load.rate * 10).max(1_000).to_string();
+    // Calls open at once: ten seconds' worth, under SIPp's 20,000 open files.
+    let limit = (load.rate * 10).clamp(1_000, 15_000).to_string();
     let bound = format!(
         "{}s",
         load.seconds + UAC_SLACK + settings.hold_ms.div_ceil(1000)
