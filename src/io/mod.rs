@@ -39,6 +39,10 @@ use network::Network;
 use signals::{Signal, Signals};
 use systemd::Notifier;
 
+/// Messages from the hot path the control loop takes in one turn before it sends what
+/// they caused and looks at its other inputs (timers, signals, reloads).
+const DELIVER_BATCH: usize = 32;
+
 /// The status file is rewritten at most this often (and on every status report).
 const STATUS_FILE_PERIOD: Duration = Duration::from_secs(1);
 
@@ -180,13 +184,33 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
     let mut watchdog =
         tokio::time::interval(watchdog_period.unwrap_or(std::time::Duration::MAX / 4));
 
+    // One timer for the control path's deadline, moved only when the deadline does: a
+    // new `sleep_until` per turn of the loop would register and cancel a timer-wheel
+    // entry (and often wake the timer driver) for every message.
+    let mut armed = TokioInstant::from_std(control.poll_timeout());
+    let timer = sleep_until(armed);
+    tokio::pin!(timer);
     loop {
         let deadline = TokioInstant::from_std(control.poll_timeout());
+        if deadline != armed {
+            armed = deadline;
+            timer.as_mut().reset(deadline);
+        }
         // While stopping, the config stays as it is and systemd's STATUS says so.
         let stopping = control.is_draining();
         tokio::select! {
-            _ = sleep_until(deadline) => control.handle_timeout(clock::now()),
-            Some(message) = received_rx.recv() => deliver(&mut control, message),
+            () = &mut timer => control.handle_timeout(clock::now()),
+            Some(message) = received_rx.recv() => {
+                deliver(&mut control, message);
+                // What else is queued is taken in the same turn, up to a bound, so a busy
+                // control path pays the loop and the sends' bookkeeping once per batch.
+                for _ in 1..DELIVER_BATCH {
+                    match received_rx.try_recv() {
+                        Ok(message) => deliver(&mut control, message),
+                        Err(_) => break,
+                    }
+                }
+            }
             Some((peer, transport, why)) = failures_rx.recv() => {
                 control.handle_transport_error(clock::now(), peer, transport, &why);
             }
