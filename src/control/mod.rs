@@ -776,8 +776,13 @@ impl Control {
         }
     }
 
-    /// Lets a shutdown under way see what the last input or timer changed.
+    /// Lets a shutdown under way see what the last input or timer changed. Nothing
+    /// otherwise: its progress walks every call (ended ones lingering included), which
+    /// the running daemon must not pay per message.
     fn step_shutdown(&mut self, now: Instant) {
+        if self.shutdown.is_none() {
+            return;
+        }
         let progress = self.shutdown_progress();
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.step(now, progress);
