@@ -640,6 +640,16 @@ impl Control {
         self.step_shutdown(now);
     }
 
+    /// The shell has more to do than send: events to log, lookups or probes to start.
+    /// A thread that handled a message without the rest of the shell nudges it then.
+    pub fn wants_shell(&self) -> bool {
+        !self.events.is_empty()
+            || !self.probes.is_empty()
+            || !self.backend_lookups.is_empty()
+            || self.registrations.wants_resolve()
+            || self.keepalives.wants_resolve()
+    }
+
     /// A next hop the shell should resolve.
     pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
         self.registrations

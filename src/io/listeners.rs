@@ -23,7 +23,7 @@ use crate::call::Connection;
 use crate::config::tls::{self, TlsProblem};
 use crate::config::{Config, Listen, TlsIdentity, Transport};
 use crate::inbound::{Inbound, Worker};
-use crate::io::hot_path::{Origin, Passed, Received, pass_on};
+use crate::io::hot_path::{DirectSlot, Origin, Passed, Received, pass_on};
 use crate::sip::scan::frame::{self, Frame};
 
 /// RFC 3261 §18.1.1: a UDP SIP message fits in 65,535 bytes.
@@ -76,11 +76,13 @@ impl Bound {
         self.sockets.iter().map(|(listen, _)| *listen).collect()
     }
 
-    /// Starts reading: a thread per UDP socket, an accept task per TCP/TLS listener,
-    /// everything they pass on sent to `control`.
+    /// Starts reading: a thread per UDP socket, an accept task per TCP/TLS listener.
+    /// What they pass on goes to `control`, or for UDP, once `direct` is set, is handled
+    /// on the listener thread ([`crate::io::hot_path::Direct`]).
     pub fn start(
         self,
         control: mpsc::Sender<Received>,
+        direct: DirectSlot,
         inbound: Arc<Inbound>,
     ) -> Result<Listeners, ListenError> {
         let mut tasks = JoinSet::new();
@@ -94,8 +96,14 @@ impl Bound {
                 BoundSocket::Udp(socket) => {
                     let address = listen.address;
                     udp.push((address, Arc::new(socket.try_clone().map_err(start_error)?)));
-                    spawn_hot_path(socket, address, control.clone(), Arc::clone(&inbound))
-                        .map_err(start_error)?;
+                    spawn_hot_path(
+                        socket,
+                        address,
+                        control.clone(),
+                        Arc::clone(&direct),
+                        Arc::clone(&inbound),
+                    )
+                    .map_err(start_error)?;
                 }
                 BoundSocket::Stream(listener) => {
                     let acceptor = match listen.transport {
@@ -262,15 +270,22 @@ fn spawn_hot_path(
     socket: std::net::UdpSocket,
     local: SocketAddr,
     control: mpsc::Sender<Received>,
+    direct: DirectSlot,
     inbound: Arc<Inbound>,
 ) -> io::Result<()> {
     // Blocking reads: one recvfrom per datagram, the thread asleep in it when idle. The
     // flag is the socket's (shared with the control path's duplicate), whose sends then
     // block only while the kernel's send buffer is full.
     socket.set_nonblocking(false)?;
+    // Inside the runtime's context: the control path, handled on this thread, spawns
+    // connections and reads the runtime's clock (a test's paused one too).
+    let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name(format!("udp {local}"))
-        .spawn(move || receive_udp(&socket, local, &control, &inbound))?;
+        .spawn(move || {
+            let _runtime = runtime.enter();
+            receive_udp(&socket, local, &control, &direct, &inbound);
+        })?;
     Ok(())
 }
 
@@ -281,6 +296,7 @@ fn receive_udp(
     socket: &std::net::UdpSocket,
     local: SocketAddr,
     control: &mpsc::Sender<Received>,
+    direct: &DirectSlot,
     inbound: &Inbound,
 ) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
@@ -303,6 +319,7 @@ fn receive_udp(
             inbound,
             &mut worker,
             control,
+            direct.get(),
             origin,
             &buffer[..length],
             || {},
@@ -442,6 +459,7 @@ where
                         inbound,
                         &mut worker,
                         &served.control,
+                        None,
                         origin,
                         &buffer[..len],
                         || {},

@@ -24,10 +24,10 @@ pub mod watch;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant as TokioInstant, sleep_until};
 use tracing::{debug, error, info, warn};
 
@@ -35,6 +35,7 @@ use crate::config::{self, ConfigErrors, LoadOptions};
 use crate::control::shutdown::Notice;
 use crate::control::{ChangeReason, Context, Control, Event};
 use crate::trunk::next_hop::{ResolveError, ResolveKey, Resolved};
+use hot_path::lock;
 use network::Network;
 use signals::{Signal, Signals};
 use systemd::Notifier;
@@ -116,7 +117,8 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
     let mut control = Control::with_context(config, clock::now(), context);
     memory::release_free_memory();
     let config = Arc::clone(control.config());
-    let listeners = listeners.start(received_tx.clone(), control.inbound())?;
+    let direct = hot_path::DirectSlot::default();
+    let listeners = listeners.start(received_tx.clone(), Arc::clone(&direct), control.inbound())?;
     for listen in &listeners.bound {
         info!("listening on {listen}");
     }
@@ -169,7 +171,7 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
         config.main_file.display()
     );
     drain_events(&mut control, &notifier, &mut last_reload_failed);
-    pump(&mut control, &network, &lookups).await;
+    pump(&mut control, &network, &lookups);
     let mut last_status = systemd_status(&control, last_reload_failed);
     notifier.ready(&last_status);
 
@@ -184,23 +186,41 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
     let mut watchdog =
         tokio::time::interval(watchdog_period.unwrap_or(std::time::Duration::MAX / 4));
 
+    // From here on the UDP listener threads handle what they pass on themselves, under
+    // the same lock as this loop (see `hot_path::Direct`).
+    let nudge = Arc::new(Notify::new());
+    let shared = Arc::new(Mutex::new(control));
+    let _ = direct.set(hot_path::Direct {
+        control: Arc::clone(&shared),
+        nudge: Arc::clone(&nudge),
+        network: network.clone(),
+    });
+
     // One timer for the control path's deadline, moved only when the deadline does: a
     // new `sleep_until` per turn of the loop would register and cancel a timer-wheel
     // entry (and often wake the timer driver) for every message.
-    let mut armed = TokioInstant::from_std(control.poll_timeout());
+    let mut armed = TokioInstant::from_std(lock(&shared).poll_timeout());
     let timer = sleep_until(armed);
     tokio::pin!(timer);
     loop {
-        let deadline = TokioInstant::from_std(control.poll_timeout());
+        let (deadline, stopping) = {
+            let control = lock(&shared);
+            // While stopping, the config stays as it is and systemd's STATUS says so.
+            (control.poll_timeout(), control.is_draining())
+        };
+        let deadline = TokioInstant::from_std(deadline);
         if deadline != armed {
             armed = deadline;
             timer.as_mut().reset(deadline);
         }
-        // While stopping, the config stays as it is and systemd's STATUS says so.
-        let stopping = control.is_draining();
+        // The config files are read without the lock, after the select.
+        let mut reload_now = false;
         tokio::select! {
-            () = &mut timer => control.handle_timeout(clock::now()),
+            () = &mut timer => lock(&shared).handle_timeout(clock::now()),
+            // A listener thread handled a message that left this loop work.
+            () = nudge.notified() => {}
             Some(message) = received_rx.recv() => {
+                let mut control = lock(&shared);
                 deliver(&mut control, message);
                 // What else is queued is taken in the same turn, up to a bound, so a busy
                 // control path pays the loop and the sends' bookkeeping once per batch.
@@ -212,19 +232,20 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
                 }
             }
             Some((peer, transport, why)) = failures_rx.recv() => {
-                control.handle_transport_error(clock::now(), peer, transport, &why);
+                lock(&shared).handle_transport_error(clock::now(), peer, transport, &why);
             }
             Some((key, resolved)) = resolved_rx.recv() => {
-                control.handle_resolved(clock::now(), &key, resolved);
+                lock(&shared).handle_resolved(clock::now(), &key, resolved);
             }
-            Some((backend, local)) = probed_rx.recv() => control.handle_probe(backend, local),
+            Some((backend, local)) = probed_rx.recv() => lock(&shared).handle_probe(backend, local),
             Some(()) = reload_rx.recv(), if !stopping => {
                 info!("config files changed; reloading");
-                last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                reload_now = true;
             }
             _ = watchdog.tick(), if watchdog_period.is_some() => notifier.watchdog(),
             _ = trim_tick.tick() => memory::release_free_memory(),
             _ = status_tick.tick(), if !stopping => {
+                let control = lock(&shared);
                 status_file.set_path(control.config().daemon.status_file.clone());
                 status_file.write_if_dirty(&control);
                 // `systemctl status` follows registrations and calls, not only reloads.
@@ -238,20 +259,32 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
                 Signal::Hangup if stopping => {}
                 Signal::Hangup => {
                     info!("SIGHUP; reloading");
-                    last_status = reload(&mut control, &options, &notifier, &mut last_reload_failed, &mut watch, &changes).await;
+                    reload_now = true;
                 }
-                Signal::Terminate | Signal::Interrupt => if stop(&mut control, &notifier, signal) { break },
+                Signal::Terminate | Signal::Interrupt => if stop(&mut lock(&shared), &notifier, signal) { break },
             },
         }
+        if reload_now {
+            last_status = reload(
+                &shared,
+                &options,
+                &notifier,
+                &mut last_reload_failed,
+                &mut watch,
+                &changes,
+            )
+            .await;
+        }
+        let mut control = lock(&shared);
         if drain_events(&mut control, &notifier, &mut last_reload_failed) {
             status_file.dirty = true;
         }
-        pump(&mut control, &network, &lookups).await;
+        pump(&mut control, &network, &lookups);
         if control.is_stopped() {
             break;
         }
     }
-    status_file.write(&control);
+    status_file.write(&lock(&shared));
     drop(listeners);
     info!("stopped");
     Ok(())
@@ -279,9 +312,9 @@ struct Lookups {
 }
 
 /// Sends what the control path queued and starts the lookups it asked for.
-async fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
+fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
     while let Some(transmit) = control.poll_transmit() {
-        network.send(transmit).await;
+        network.send(transmit);
     }
     while let Some(backend) = control.poll_probe() {
         let probed = lookups.probed.clone();
@@ -406,7 +439,7 @@ fn start_watch(config: &config::Config, changes: &watch::Changes) -> Option<watc
 }
 
 async fn reload(
-    control: &mut Control,
+    shared: &Mutex<Control>,
     options: &LoadOptions,
     notifier: &Notifier,
     last_reload_failed: &mut Option<usize>,
@@ -414,8 +447,10 @@ async fn reload(
     changes: &watch::Changes,
 ) -> String {
     notifier.reloading();
-    let main_file = control.config().main_file.clone();
+    let main_file = lock(shared).config().main_file.clone();
     let loaded = load(&main_file, options).await;
+    let mut control = lock(shared);
+    let control = &mut *control;
     let old = Arc::clone(control.config());
     control.handle_reload(clock::now(), loaded);
     if !Arc::ptr_eq(&old, control.config()) {

@@ -63,6 +63,9 @@ pub struct Network {
     /// Connections carriers opened to our listeners: what is sent to their address goes
     /// on them.
     accepted: Accepted,
+    /// Where connections are spawned: a send may come from a UDP listener thread, which
+    /// is no runtime thread.
+    runtime: tokio::runtime::Handle,
 }
 
 /// Which connection: TLS connections to one address for different names are kept apart,
@@ -101,6 +104,7 @@ impl Network {
             control,
             failures,
             dns,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -126,7 +130,9 @@ impl Network {
         }
     }
 
-    pub async fn send(&self, transmit: Transmit) {
+    /// Never blocks but on a full UDP send buffer: callable from the control loop and
+    /// from a UDP listener thread alike.
+    pub fn send(&self, transmit: Transmit) {
         // A peer that connected to us (a carrier calling over TCP/TLS) is answered on its
         // connection: its address is an ephemeral port no datagram should go to. Once
         // that connection is gone, a stream transmit opens one to its destination. Only
@@ -150,12 +156,12 @@ impl Network {
             return;
         }
         match transmit.transport {
-            Transport::Udp => self.send_udp(transmit).await,
+            Transport::Udp => self.send_udp(transmit),
             Transport::Tcp | Transport::Tls => self.send_stream(transmit),
         }
     }
 
-    async fn send_udp(&self, transmit: Transmit) {
+    fn send_udp(&self, transmit: Transmit) {
         let Some((_, socket)) = self.udp_for(transmit.destination) else {
             warn!(destination = %transmit.destination, "no udp listener of that address family to send from");
             return;
@@ -187,7 +193,8 @@ impl Network {
             _ => {
                 let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
                 streams.insert(key.clone(), sender.clone());
-                tokio::spawn(run_connection(key.clone(), receiver, self.clone()));
+                self.runtime
+                    .spawn(run_connection(key.clone(), receiver, self.clone()));
                 sender
             }
         };
@@ -373,6 +380,7 @@ async fn serve<S>(
                             &network.inbound,
                             &mut worker,
                             &network.control,
+                            None,
                             origin,
                             &buffer[..len],
                             || {

@@ -119,6 +119,11 @@ impl Keepalives {
         self.resolve_requests.pop_front()
     }
 
+    /// A lookup waits to be taken by [`Self::poll_resolve`].
+    pub fn wants_resolve(&self) -> bool {
+        !self.resolve_requests.is_empty()
+    }
+
     pub fn handle_resolved(
         &mut self,
         now: Instant,

@@ -334,6 +334,11 @@ impl Registrations {
         self.resolve_requests.pop_front()
     }
 
+    /// A lookup waits to be taken by [`Self::poll_resolve`].
+    pub fn wants_resolve(&self) -> bool {
+        !self.resolve_requests.is_empty()
+    }
+
     /// The shell's answer to a [`ResolveRequest`]: a new trunk's registration starts, an
     /// existing one gets its refreshed targets. Stale answers (the trunk was removed or
     /// changed meanwhile) are ignored.
