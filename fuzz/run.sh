@@ -7,7 +7,8 @@
 # Works on stable Rust: `--sanitizer none` needs no -Z flag (trunkd's only unsafe code is
 # the SSE2 intrinsics of src/sip/classify.rs, whose loads read exactly a `&[u8; 16]`, so
 # AddressSanitizer would find little and costs ~6x the executions). Committed seeds in
-# corpus/<target>/ are read, never written: new inputs go to a temporary directory.
+# corpus/<target>/ are read, never written: new inputs go to a temporary directory. The
+# scan target's seeds are the wire vectors in ../tests/data/, read from there.
 # Crashing inputs are written to artifacts/<target>/ (git-ignored).
 set -euo pipefail
 
@@ -35,9 +36,13 @@ status=0
 for target in $(cargo fuzz list); do
     echo "== fuzz target $target: ${seconds}s" >&2
     mkdir -p "$work/$target" "corpus/$target"
-    # The first corpus directory receives new inputs; the committed seeds come second.
+    # The first corpus directory receives new inputs; the committed seeds come after it.
+    seeds=("corpus/$target")
+    if [ "$target" = scan ]; then
+        seeds+=("../tests/data")
+    fi
     # -timeout: one input taking over 10 s counts as a failure (a hang).
-    if ! cargo fuzz run --sanitizer none "$target" "$work/$target" "corpus/$target" -- \
+    if ! cargo fuzz run --sanitizer none "$target" "$work/$target" "${seeds[@]}" -- \
         -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1; then
         echo "== fuzz target $target FAILED; input saved under fuzz/artifacts/$target/" >&2
         status=1
