@@ -86,8 +86,7 @@ pub fn scan_with<'a, 'h>(
         match header.name {
             HeaderName::Via => {
                 // Count at most one past the cap, so a value of 8 000 commas costs little.
-                let allowed = MAX_VIAS - via_count;
-                via_count += ListValues::new(header.value).take(allowed + 1).count();
+                via_count += ListValues::count_at_most(header.value, MAX_VIAS - via_count);
                 if via_count > MAX_VIAS {
                     return Err(ScanError::TooManyVias);
                 }
