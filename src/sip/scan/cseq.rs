@@ -27,7 +27,7 @@ impl<'a> CSeq<'a> {
             && value.get(digits + 1..) == Some(method)
     }
 
-    /// Read by hand (every request the hot path admits has one); [`CSeq::parse_nom`] is
+    /// Read by hand (every request the hot path admits has one); `CSeq::parse_nom` (test only) is
     /// the grammar the tests hold it to.
     pub fn parse(value: &'a [u8]) -> Result<Self, ScanError> {
         const MALFORMED: ScanError = ScanError::MalformedHeader("CSeq");
