@@ -21,9 +21,11 @@
 //! sans-IO building blocks (scanner, transactions, digest), [`config`] the validated
 //! config and its diff, [`verify`] the `trunkd verify` checks.
 
-pub mod call;
+#![warn(unreachable_pub)]
+
+pub(crate) mod call;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod inbound;
 pub mod io;
 pub mod sip;
@@ -31,5 +33,5 @@ pub mod status;
 pub mod status_file;
 #[cfg(test)]
 mod testing;
-pub mod trunk;
+pub(crate) mod trunk;
 pub mod verify;

@@ -10,7 +10,7 @@ use crate::sip::response::write_top_via;
 use crate::sip::scan::{HeaderName, ListValues, NameAddr, Scan, ScanError};
 
 /// What every forwarded request carries.
-pub struct Hop<'a> {
+pub(crate) struct Hop<'a> {
     /// The transport toward the next hop, for our Via.
     pub transport: Transport,
     /// Our `host:port` for Via.
@@ -30,7 +30,7 @@ fn name<'a>(name: &HeaderName<'a>) -> &'a [u8] {
 }
 
 /// Whether a Route value names us (`<sip:host:port;...>` with one of our sent-bys).
-pub fn is_our_route(value: &[u8], ours: &[String]) -> bool {
+pub(crate) fn is_our_route(value: &[u8], ours: &[String]) -> bool {
     let Ok(address) = NameAddr::parse(value) else {
         return false;
     };
@@ -52,7 +52,7 @@ pub fn is_our_route(value: &[u8], ours: &[String]) -> bool {
 }
 
 /// Our Record-Route value for `sent_by`, reached over `transport`.
-pub fn record_route(sent_by: &str, transport: Transport) -> String {
+pub(crate) fn record_route(sent_by: &str, transport: Transport) -> String {
     match transport {
         Transport::Udp => format!("<sip:{sent_by};lr>"),
         Transport::Tcp => format!("<sip:{sent_by};transport=tcp;lr>"),
@@ -64,7 +64,7 @@ pub fn record_route(sent_by: &str, transport: Transport) -> String {
 /// INVITE toward the backend); `record_route` values are added on top, in order
 /// (dialog-creating requests); `trunk_header` is set, replacing whatever the sender put
 /// there.
-pub fn request(
+pub(crate) fn request(
     out: &mut Vec<u8>,
     message: &Scan<'_, '_>,
     source: SocketAddr,
@@ -151,7 +151,7 @@ fn via_transport(transport: Transport) -> &'static str {
 }
 
 /// Relays a response one hop back: removes the top Via entry (ours), copies the rest.
-pub fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), ScanError> {
+pub(crate) fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), ScanError> {
     out.clear();
     let (code, reason) = match message.start_line() {
         crate::sip::scan::StartLine::Response { code, reason } => (code, reason),
@@ -195,7 +195,7 @@ pub fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), ScanErr
 /// The fields of a forwarded INVITE that its ACK (for a non-2xx) and CANCEL repeat
 /// (RFC 3261 §9.1, §17.1.1.3).
 #[derive(Debug, Clone)]
-pub struct InviteCopy {
+pub(crate) struct InviteCopy {
     pub request_uri: String,
     pub via: String,
     pub from: Vec<u8>,
@@ -206,7 +206,7 @@ pub struct InviteCopy {
 }
 
 impl InviteCopy {
-    pub fn of(forwarded: &Scan<'_, '_>) -> Result<Self, ScanError> {
+    pub(crate) fn of(forwarded: &Scan<'_, '_>) -> Result<Self, ScanError> {
         let via = forwarded
             .header(HeaderName::Via)
             .ok_or(ScanError::MissingHeader("Via"))?;
@@ -235,7 +235,7 @@ impl InviteCopy {
     }
 
     /// `ACK` (with the response's To, which has the tag) or `CANCEL` (the INVITE's To).
-    pub fn write(&self, out: &mut Vec<u8>, method: &str, to: Option<&[u8]>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>, method: &str, to: Option<&[u8]>) {
         out.clear();
         let _ = write!(
             out,

@@ -27,8 +27,8 @@
 //!          ──ACK/BYE/...──► stateless forward to Route / Request-URI ◄──
 //! ```
 
-pub mod forward;
-pub mod target;
+pub(crate) mod forward;
+pub(crate) mod target;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -50,14 +50,14 @@ use forward::{Hop, InviteCopy};
 use target::Target;
 
 /// RFC 3261 §16.6 step 11: Timer C, "greater than 3 minutes".
-pub const TIMER_C: Duration = Duration::from_secs(181);
+pub(crate) const TIMER_C: Duration = Duration::from_secs(181);
 /// How long a call that ended by BYE is remembered, so BYE retransmissions and the 200
 /// still find their way (64·T1 with the default T1).
 const LINGER: Duration = Duration::from_secs(32);
 
 /// What the proxy needs to know, per daemon.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub trunk_header: String,
     pub timers: TimerValues,
     pub max_call_duration: Duration,
@@ -65,7 +65,7 @@ pub struct Settings {
 
 /// Where an admitted call goes.
 #[derive(Debug, Clone)]
-pub struct Route {
+pub(crate) struct Route {
     /// Our `host:port` toward the backend (UDP) in Via and Record-Route: the address the
     /// INVITE reached, or the UDP listener a call over a connection continues from (or
     /// `public_address`).
@@ -122,7 +122,7 @@ const PENDING: usize = 8;
 
 /// Something for the status log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallEvent {
+pub(crate) enum CallEvent {
     /// Nothing at all came back from this backend for an INVITE of this trunk (Timer B).
     BackendUnreachable(SocketAddr, String),
     /// The backend answered something.
@@ -258,7 +258,7 @@ impl Call {
 }
 
 /// Every call in progress, by Call-ID.
-pub struct Calls {
+pub(crate) struct Calls {
     settings: Settings,
     calls: HashMap<Vec<u8>, Call>,
     deadlines: BinaryHeap<Reverse<(Instant, Vec<u8>)>>,
@@ -273,7 +273,7 @@ pub struct Calls {
 }
 
 impl Calls {
-    pub fn new(settings: Settings, branch_key: u64) -> Self {
+    pub(crate) fn new(settings: Settings, branch_key: u64) -> Self {
         Calls {
             settings,
             calls: HashMap::new(),
@@ -287,51 +287,50 @@ impl Calls {
         }
     }
 
-    pub fn set_settings(&mut self, settings: Settings) {
+    pub(crate) fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.calls.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
-    }
-
     /// Calls not yet ended (setting up or answered).
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         self.calls
             .values()
             .filter(|call| call.phase != Phase::Ended)
             .count()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    #[must_use]
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<CallEvent> {
+    #[must_use]
+    pub(crate) fn poll_event(&mut self) -> Option<CallEvent> {
         self.events.pop_front()
     }
 
     /// Some request forwarded inside a call (a BYE, say) still waits for its final
     /// response.
-    pub fn awaiting_responses(&self) -> bool {
+    pub(crate) fn awaiting_responses(&self) -> bool {
         self.calls.values().any(|call| !call.pending.is_empty())
     }
 
     /// Calls the hot path should stop treating as active.
-    pub fn take_finished_keys(&mut self) -> Vec<(u64, Vec<u8>)> {
+    pub(crate) fn take_finished_keys(&mut self) -> Vec<(u64, Vec<u8>)> {
         std::mem::take(&mut self.finished_keys)
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
     /// The call path is working on this Call-ID.
-    pub fn contains(&self, call_id: &[u8]) -> bool {
+    pub(crate) fn contains(&self, call_id: &[u8]) -> bool {
         self.calls.contains_key(call_id)
     }
 
@@ -339,7 +338,7 @@ impl Calls {
     /// `connection`, if not UDP). `route` is `None` when the trunk's backend cannot be
     /// reached (no address): the carrier gets a 503.
     #[allow(clippy::too_many_arguments)]
-    pub fn handle_invite(
+    pub(crate) fn handle_invite(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -471,7 +470,7 @@ impl Calls {
 
     /// A request that is not a new INVITE: CANCEL, ACK, in-dialog requests. Returns false
     /// when no call knows it (the caller answers 481 or drops it).
-    pub fn handle_request(
+    pub(crate) fn handle_request(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -581,7 +580,7 @@ impl Calls {
     }
 
     /// A response from either side. Returns false when no call knows it.
-    pub fn handle_response(
+    pub(crate) fn handle_response(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -721,7 +720,7 @@ impl Calls {
     }
 
     /// Runs every call timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
             if *at > now {
                 break;

@@ -14,7 +14,7 @@ use crate::sip::scan::{ListValues, NameAddr, Params, uri_scheme};
 
 /// A URI's next hop as an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub address: SocketAddr,
     pub transport: Transport,
 }
@@ -22,7 +22,7 @@ pub struct Target {
 /// The host, port and transport of a `sip:` or `sips:` URI whose host is an IP literal;
 /// the port defaults to 5060 (5061 for TLS). `None` for other schemes, host names and
 /// anything malformed.
-pub fn of_uri(uri: &[u8]) -> Option<Target> {
+pub(crate) fn of_uri(uri: &[u8]) -> Option<Target> {
     let (scheme, rest) = uri_scheme(uri)?;
     let secure = if scheme.eq_ignore_ascii_case(b"sips") {
         true
@@ -97,7 +97,7 @@ fn split_host_port(text: &[u8]) -> Option<(&[u8], Option<u16>)> {
 
 /// The next hop of a request inside a call: the first Route entry not `ours`, else the
 /// Request-URI. `None` when that hop is not an address (a host name, another scheme).
-pub fn next_hop<'a>(
+pub(crate) fn next_hop<'a>(
     routes: impl Iterator<Item = &'a [u8]>,
     request_uri: &[u8],
     ours: impl Fn(&[u8]) -> bool,
@@ -114,7 +114,7 @@ pub fn next_hop<'a>(
 
 /// `target`, unless it is an internal address while `peer` is not: then a NAT rewrote
 /// the peer's address and the Contact still names the inside, so the peer's address wins.
-pub fn behind_nat(target: SocketAddr, peer: SocketAddr) -> SocketAddr {
+pub(crate) fn behind_nat(target: SocketAddr, peer: SocketAddr) -> SocketAddr {
     if is_internal(target.ip()) && !is_internal(peer.ip()) {
         peer
     } else {

@@ -53,14 +53,14 @@ impl std::error::Error for ConfigErrors {}
 
 /// The text of one config file and what is needed to turn byte offsets into positions.
 #[derive(Debug)]
-pub struct SourceFile {
+pub(super) struct SourceFile {
     pub path: Arc<Path>,
     pub text: String,
     line_starts: Vec<usize>,
 }
 
 impl SourceFile {
-    pub fn new(path: PathBuf, text: String) -> Self {
+    pub(super) fn new(path: PathBuf, text: String) -> Self {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(index, _)| index + 1))
             .collect();
@@ -72,7 +72,7 @@ impl SourceFile {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn position(&self, offset: usize) -> (u32, u32) {
+    pub(super) fn position(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
         let line_text = &self.text[self.line_starts[line]..offset];
@@ -80,7 +80,12 @@ impl SourceFile {
         (line as u32 + 1, column as u32)
     }
 
-    pub fn error_at(&self, offset: usize, trunk: Option<&str>, message: String) -> ConfigError {
+    pub(super) fn error_at(
+        &self,
+        offset: usize,
+        trunk: Option<&str>,
+        message: String,
+    ) -> ConfigError {
         ConfigError {
             file: self.path.clone(),
             position: Some(self.position(offset)),
@@ -89,7 +94,7 @@ impl SourceFile {
         }
     }
 
-    pub fn error(&self, message: String) -> ConfigError {
+    pub(super) fn error(&self, message: String) -> ConfigError {
         ConfigError {
             file: self.path.clone(),
             position: None,
@@ -99,7 +104,7 @@ impl SourceFile {
     }
 
     /// "file:line:column" of an offset, for messages that point at a second place.
-    pub fn describe(&self, offset: usize) -> String {
+    pub(super) fn describe(&self, offset: usize) -> String {
         let (line, column) = self.position(offset);
         format!("{}:{line}:{column}", self.path.display())
     }

@@ -51,8 +51,12 @@ const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
 const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::ZERO;
 const MAX_CPS_RANGE: Range<i64> = 0..100_001;
 const DEFAULT_STATUS_FILE: &str = "/run/trunkd/status.json";
+/// Consecutive failed pings that take a trunk down (from `unknown` or `up`).
 const DEFAULT_OPTIONS_DOWN_AFTER: u32 = 3;
+/// Consecutive answered pings that bring a `down` trunk back up.
 const DEFAULT_OPTIONS_UP_AFTER: u32 = 2;
+/// Final responses that count as a failed ping: 408 (a proxy of the carrier got no answer
+/// from behind it) and 503 (overloaded or out of service). Everything else is an answer.
 const DEFAULT_OPTIONS_FAILURE_CODES: [u16; 2] = [408, 503];
 /// RFC 3261 §10.2.1.1 lets registrars refuse short expiries; below a minute is a typo.
 const REGISTER_EXPIRES_RANGE: Range<i64> = 60..604_801;

@@ -15,9 +15,9 @@ use super::error::{ConfigError, SourceFile};
 use super::values::parse_duration;
 
 /// A string value and where it sits in the file.
-pub type Str<'a> = Spanned<&'a str>;
+pub(super) type Str<'a> = Spanned<&'a str>;
 
-pub struct TableReader<'a, 'i, 'e> {
+pub(super) struct TableReader<'a, 'i, 'e> {
     source: &'a SourceFile,
     /// "[trunks.x]", "[daemon]", "the top level": where the table is, for messages.
     table_name: String,
@@ -28,7 +28,7 @@ pub struct TableReader<'a, 'i, 'e> {
 }
 
 impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
-    pub fn new(
+    pub(super) fn new(
         source: &'a SourceFile,
         table_name: String,
         trunk: Option<&'a str>,
@@ -45,12 +45,12 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
         }
     }
 
-    pub fn source(&self) -> &'a SourceFile {
+    pub(super) fn source(&self) -> &'a SourceFile {
         self.source
     }
 
     /// Records an error at a byte span of this reader's file.
-    pub fn error(&mut self, span: &Range<usize>, message: String) {
+    pub(super) fn error(&mut self, span: &Range<usize>, message: String) {
         let error = self.source.error_at(span.start, self.trunk, message);
         self.errors.push(error);
     }
@@ -68,7 +68,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
         );
     }
 
-    pub fn string(&mut self, key: &'static str) -> Option<Str<'a>> {
+    pub(super) fn string(&mut self, key: &'static str) -> Option<Str<'a>> {
         let value = self.value(key)?;
         match value.get_ref() {
             DeValue::String(text) => Some(Spanned::new(value.span(), text.as_ref())),
@@ -79,7 +79,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
         }
     }
 
-    pub fn boolean(&mut self, key: &'static str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, key: &'static str) -> Option<bool> {
         let value = self.value(key)?;
         match value.get_ref() {
             DeValue::Boolean(flag) => Some(*flag),
@@ -91,7 +91,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// An integer within `range`; out-of-range values are reported with the bounds.
-    pub fn integer(&mut self, key: &'static str, range: Range<i64>) -> Option<Spanned<i64>> {
+    pub(super) fn integer(&mut self, key: &'static str, range: Range<i64>) -> Option<Spanned<i64>> {
         let value = self.value(key)?;
         let DeValue::Integer(integer) = value.get_ref() else {
             self.wrong_type(key, value, "an integer");
@@ -113,7 +113,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// A duration written with a unit ("30s"), or a bare integer 0.
-    pub fn duration(&mut self, key: &'static str) -> Option<Spanned<Duration>> {
+    pub(super) fn duration(&mut self, key: &'static str) -> Option<Spanned<Duration>> {
         let value = self.value(key)?;
         let text = match value.get_ref() {
             DeValue::Integer(integer) if integer.as_str() == "0" => "0",
@@ -133,7 +133,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// A sub-table, such as `[daemon]` within the document.
-    pub fn table(&mut self, key: &'static str) -> Option<(&'a DeTable<'i>, Range<usize>)> {
+    pub(super) fn table(&mut self, key: &'static str) -> Option<(&'a DeTable<'i>, Range<usize>)> {
         let value = self.value(key)?;
         match value.get_ref() {
             DeValue::Table(table) => Some((table, value.span())),
@@ -145,7 +145,11 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// An array of integers within `range`; bad elements are reported one by one.
-    pub fn integers(&mut self, key: &'static str, range: Range<i64>) -> Option<Vec<Spanned<i64>>> {
+    pub(super) fn integers(
+        &mut self,
+        key: &'static str,
+        range: Range<i64>,
+    ) -> Option<Vec<Spanned<i64>>> {
         let value = self.value(key)?;
         let DeValue::Array(items) = value.get_ref() else {
             self.wrong_type(key, value, "an array of integers");
@@ -179,7 +183,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// An array of strings; non-string elements are reported one by one.
-    pub fn strings(&mut self, key: &'static str) -> Option<Vec<Str<'a>>> {
+    pub(super) fn strings(&mut self, key: &'static str) -> Option<Vec<Str<'a>>> {
         let value = self.value(key)?;
         let DeValue::Array(items) = value.get_ref() else {
             self.wrong_type(key, value, "an array of strings");
@@ -196,7 +200,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// A string turned into `T` by `parse`; a parse failure is reported at the value.
-    pub fn parsed<T>(
+    pub(super) fn parsed<T>(
         &mut self,
         key: &'static str,
         parse: impl FnOnce(&str) -> Result<T, String>,
@@ -212,7 +216,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// Each element of a string array turned into `T`; failures are reported per element.
-    pub fn parsed_list<T>(
+    pub(super) fn parsed_list<T>(
         &mut self,
         key: &'static str,
         parse: impl Fn(&str) -> Result<T, String>,
@@ -229,7 +233,7 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
     }
 
     /// Reports every key of the table that no accessor asked for.
-    pub fn finish(self) {
+    pub(super) fn finish(self) {
         for (key, _) in self.table.iter() {
             let name: &str = key.get_ref();
             if self.used.contains(&name) {

@@ -69,7 +69,7 @@ impl fmt::Display for E164 {
 }
 
 /// An allowlist entry: a CIDR network, or a single address taken as /32 or /128.
-pub fn parse_network(text: &str) -> Result<IpNet, String> {
+pub(super) fn parse_network(text: &str) -> Result<IpNet, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
@@ -87,7 +87,7 @@ pub fn parse_network(text: &str) -> Result<IpNet, String> {
 
 /// Durations are written with a unit: "500ms", "30s", "5m", "1h", or combined ("1m30s").
 /// A bare 0 (integer or string) means zero, which some keys read as "off".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!(
             "\"{text}\" is not a duration; write a number with a unit, e.g. \"30s\", \"500ms\", \"5m\", \"1h\""

@@ -10,7 +10,7 @@
 //! drive it on a virtual clock (`tests.rs`). A trunk's [`TrunkRuntime`] and counters
 //! survive any reload that leaves the trunk unchanged.
 
-pub mod shutdown;
+pub(crate) mod shutdown;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -396,6 +396,7 @@ impl Control {
     }
 
     /// When `handle_timeout` next has something to do.
+    #[must_use]
     pub fn poll_timeout(&self) -> Instant {
         [
             self.registrations.poll_timeout(),
@@ -441,6 +442,7 @@ impl Control {
         self.calls.len()
     }
 
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -651,6 +653,7 @@ impl Control {
     }
 
     /// A next hop the shell should resolve.
+    #[must_use]
     pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
         self.registrations
             .poll_resolve()
@@ -691,6 +694,7 @@ impl Control {
     }
 
     /// A backend whose facing address the shell should find (see [`Self::handle_probe`]).
+    #[must_use]
     pub fn poll_probe(&mut self) -> Option<IpAddr> {
         self.probes.pop_front()
     }
@@ -752,6 +756,7 @@ impl Control {
     }
 
     /// Bytes to send.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.registrations
             .poll_transmit()

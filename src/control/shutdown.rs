@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use crate::config::format_duration;
 
 /// How long a shutdown waits for the answers to its un-REGISTERs.
-pub const UNREGISTER_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const UNREGISTER_DEADLINE: Duration = Duration::from_secs(5);
 /// While draining, how long the answers to the last call's BYE may take once it ended.
-pub const SETTLE: Duration = Duration::from_secs(4);
+pub(crate) const SETTLE: Duration = Duration::from_secs(4);
 
 /// What the control path reports at each step of a shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// No binding left and no un-REGISTER waiting for its answer.
     pub unregistered: bool,
     /// Calls in progress (setting up or answered).
@@ -70,7 +70,7 @@ impl fmt::Display for Notice {
 }
 
 #[derive(Debug)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     /// Still waiting for un-REGISTERs to be answered (until [`Self::unregistered_by`]).
     unregistering: bool,
     unregistered_by: Instant,
@@ -85,7 +85,7 @@ pub struct Shutdown {
 impl Shutdown {
     /// A shutdown asked for at `now`, its un-REGISTERs already queued, draining calls
     /// for `drain`; takes its first step.
-    pub fn start(now: Instant, drain: Duration, progress: Progress) -> Self {
+    pub(crate) fn start(now: Instant, drain: Duration, progress: Progress) -> Self {
         let mut shutdown = Shutdown {
             unregistering: true,
             unregistered_by: now + UNREGISTER_DEADLINE,
@@ -109,7 +109,7 @@ impl Shutdown {
     /// Decides, from what the control path reports at `now`, whether trunkd may stop:
     /// once the un-REGISTERs are answered (or their deadline passed), and the calls have
     /// ended and settled (or the drain is over).
-    pub fn step(&mut self, now: Instant, progress: Progress) {
+    pub(crate) fn step(&mut self, now: Instant, progress: Progress) {
         if self.stopped {
             return;
         }
@@ -143,7 +143,7 @@ impl Shutdown {
     /// the un-REGISTERs first, so the drain's deadlines count only after them (both are
     /// still ahead then: had either passed, the last step would have stopped).
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if self.stopped {
             None
         } else if self.unregistering {
@@ -157,12 +157,12 @@ impl Shutdown {
     }
 
     #[must_use]
-    pub fn poll_notice(&mut self) -> Option<Notice> {
+    pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
     }
 
     /// trunkd may exit now.
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.stopped
     }
 }

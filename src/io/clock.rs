@@ -11,6 +11,6 @@
 use std::time::Instant;
 
 #[allow(clippy::disallowed_methods)]
-pub fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

@@ -177,7 +177,7 @@ fn order_srv(
 }
 
 /// A resolver for `servers` (`host:port`), or the system's (`/etc/resolv.conf`) when empty.
-pub fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
+pub(crate) fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
     let builder = if servers.is_empty() {
         TokioResolver::builder_tokio().map_err(|error| error.to_string())?
     } else {

@@ -33,11 +33,11 @@ pub struct Received<B = Vec<u8>> {
 
 /// Messages waiting for the control path; beyond this, responses are dropped (and the
 /// transaction retransmits) rather than queued without bound.
-pub const CONTROL_QUEUE: usize = 1024;
+pub(crate) const CONTROL_QUEUE: usize = 1024;
 
 /// Where one message came from, as the control path must see it.
 #[derive(Debug, Clone, Copy)]
-pub struct Origin {
+pub(crate) struct Origin {
     pub source: SocketAddr,
     /// The connection it came on; `None` for a UDP datagram.
     pub connection: Option<Connection>,
@@ -55,7 +55,7 @@ pub struct Origin {
 /// What the caller still has to do.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
-pub enum Passed {
+pub(crate) enum Passed {
     /// Send the worker's buffer back to the source.
     Answer,
     /// Nothing (dropped, or handed to the control path).
@@ -79,11 +79,11 @@ pub struct Direct {
 
 /// Set once the control path and the network exist; until then (start-up) the listener
 /// threads queue what they pass on.
-pub type DirectSlot = Arc<OnceLock<Direct>>;
+pub(crate) type DirectSlot = Arc<OnceLock<Direct>>;
 
 /// The control path's lock. A panic while it was held (there is none: nothing the
 /// network sends may panic) would leave the state as it was; it is used as it is.
-pub fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
+pub(crate) fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
     control.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -116,7 +116,7 @@ impl Direct {
 /// control path: on this thread through `direct` when given and set, else queued to the
 /// control loop. `on_call` runs just before an admitted call is handed on (a connection
 /// trunkd opened registers itself then, so the call's responses find it).
-pub fn pass_on(
+pub(crate) fn pass_on(
     inbound: &Inbound,
     worker: &mut Worker,
     control: &mpsc::Sender<Received>,

@@ -55,7 +55,7 @@ pub struct Listeners {
 /// The connections carriers opened to us, by their address: what the control path sends
 /// to such an address (responses, requests inside a call that came in on it) is written on
 /// the connection (RFC 3261 §18.2.2), not sent as a datagram to its ephemeral port.
-pub type Accepted = Arc<dashmap::DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
+pub(crate) type Accepted = Arc<dashmap::DashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 
 /// Messages waiting to be written on one accepted connection.
 const ACCEPTED_QUEUE: usize = 256;
@@ -151,7 +151,7 @@ enum BoundSocket {
 }
 
 /// Binds every `listen` address of `config` (and reads the `[tls]` files for tls: ones).
-pub fn bind(config: &Config) -> Result<Bound, ListenError> {
+pub(crate) fn bind(config: &Config) -> Result<Bound, ListenError> {
     // Validation guarantees an identity whenever a tls listener is configured.
     let identity = config.tls.as_ref().and_then(|tls| tls.identity.as_ref());
     let acceptor = match identity {
@@ -195,7 +195,7 @@ pub fn bind(config: &Config) -> Result<Bound, ListenError> {
 
 /// The acceptor for the `[tls]` files (validated at load; read again here, as they are
 /// the files in force when the listener binds).
-pub fn tls_acceptor(files: &TlsIdentity) -> Result<TlsAcceptor, ListenError> {
+pub(crate) fn tls_acceptor(files: &TlsIdentity) -> Result<TlsAcceptor, ListenError> {
     let config =
         tls::server_config(&files.certificate, &files.private_key).map_err(|problems| {
             let (path, reason) = match problems.into_iter().next() {
@@ -232,7 +232,7 @@ fn new_socket(address: SocketAddr, kind: Type, protocol: Protocol) -> io::Result
 /// REGISTER answers at start-up or a flood, and every dropped answer costs a
 /// retransmission 500 ms later. The kernel caps the request at `net.core.rmem_max`;
 /// what was granted is logged when it is less.
-pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+pub(crate) const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 
 fn bind_udp(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = new_socket(address, Type::DGRAM, Protocol::UDP)?;
@@ -485,15 +485,6 @@ pub(crate) fn facing(udp: SocketAddr, reached: Option<SocketAddr>) -> SocketAddr
         Some(reached) if udp.ip().is_unspecified() => SocketAddr::new(reached.ip(), udp.port()),
         _ => udp,
     }
-}
-
-/// For messages: `udp:127.0.0.1:5060`.
-pub fn describe(bound: &[Listen]) -> String {
-    bound
-        .iter()
-        .map(Listen::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

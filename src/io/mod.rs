@@ -11,15 +11,15 @@
 //! drain, settle) and the loop runs on until [`Control::is_stopped`]; a second one stops
 //! at once. While stopping, reloads and the periodic status refresh are off.
 
-pub mod clock;
-pub mod dns;
-pub mod hot_path;
-pub mod listeners;
+pub(crate) mod clock;
+pub(crate) mod dns;
+pub(crate) mod hot_path;
+pub(crate) mod listeners;
 pub mod memory;
-pub mod network;
-pub mod signals;
-pub mod systemd;
-pub mod watch;
+pub(crate) mod network;
+pub(crate) mod signals;
+pub(crate) mod systemd;
+pub(crate) mod watch;
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};

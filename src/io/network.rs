@@ -42,7 +42,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const STREAM_QUEUE: usize = 256;
 
 /// A connection that failed or closed: its peer, transport, and why.
-pub type TransportFailure = (SocketAddr, Transport, String);
+pub(crate) type TransportFailure = (SocketAddr, Transport, String);
 
 /// The listeners' sockets and addresses, the outgoing connections, and where received
 /// messages and failures go.

@@ -34,7 +34,7 @@ pub trait Signals {
 }
 
 /// The process's own signals.
-pub struct Unix {
+pub(crate) struct Unix {
     hangup: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
@@ -42,7 +42,7 @@ pub struct Unix {
 
 impl Unix {
     /// Installs the handlers: from here on these signals no longer end the process.
-    pub fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> std::io::Result<Self> {
         Ok(Unix {
             hangup: signal(SignalKind::hangup())?,
             terminate: signal(SignalKind::terminate())?,

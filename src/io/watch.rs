@@ -16,7 +16,7 @@ use tracing::warn;
 use crate::config::Config;
 
 /// Quiet time after the last event before reloading.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// What decides whether a changed path belongs to the config.
 #[derive(Debug, Clone)]
@@ -85,7 +85,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// A live watch; replace it with a new one when the include set changes.
-pub struct ConfigWatch {
+pub(crate) struct ConfigWatch {
     _watcher: RecommendedWatcher,
 }
 
@@ -95,18 +95,18 @@ pub struct ConfigWatch {
 /// the new one also sees. Both feed this one channel, so the debounce merges them into one
 /// reload; with a channel per watch, the old one closing mid-burst fired a second reload.
 #[derive(Clone)]
-pub struct Changes(mpsc::UnboundedSender<()>);
+pub(crate) struct Changes(mpsc::UnboundedSender<()>);
 
 /// Starts the debounce: each burst of changes reported to the returned [`Changes`]
 /// produces one message on `reloads`, [`DEBOUNCE`] after it ends.
-pub fn debounced(reloads: mpsc::Sender<()>) -> Changes {
+pub(crate) fn debounced(reloads: mpsc::Sender<()>) -> Changes {
     let (raw_tx, raw_rx) = mpsc::unbounded_channel();
     tokio::spawn(debounce(raw_rx, reloads));
     Changes(raw_tx)
 }
 
 /// Starts watching `config`'s files, reporting relevant changes to `changes`.
-pub fn watch(config: &Config, changes: &Changes) -> notify::Result<ConfigWatch> {
+pub(crate) fn watch(config: &Config, changes: &Changes) -> notify::Result<ConfigWatch> {
     let interest = Interest::new(config);
     let raw_tx = changes.0.clone();
     let filter = interest.clone();

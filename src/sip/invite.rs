@@ -86,7 +86,7 @@ use super::transaction::TimerValues;
 const TIMER_D_UNRELIABLE: Duration = Duration::from_secs(32);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerState {
+pub(crate) enum ServerState {
     Proceeding,
     Completed,
     Confirmed,
@@ -96,7 +96,7 @@ pub enum ServerState {
 
 /// What the server transaction asks of its owner after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerAction {
+pub(crate) enum ServerAction {
     /// Send this response, just produced by the TU (or the 100 Trying of admission).
     Send(u16),
     /// Send the latest response (of this code) again, byte for byte: Timer G fired or the
@@ -116,7 +116,7 @@ pub enum ServerAction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InviteServer {
+pub(crate) struct InviteServer {
     state: ServerState,
     timers: TimerValues,
     /// UDP retransmits the non-2xx final; TCP/TLS rely on the transport (§17.2.1).
@@ -136,7 +136,7 @@ pub struct InviteServer {
 impl InviteServer {
     /// Starts the transaction for an INVITE just admitted. The action returned is
     /// `Send(100)`: the owner sends 100 Trying at once.
-    pub fn new(timers: TimerValues, reliable: bool) -> (Self, ServerAction) {
+    pub(crate) fn new(timers: TimerValues, reliable: bool) -> (Self, ServerAction) {
         let transaction = InviteServer {
             state: ServerState::Proceeding,
             timers,
@@ -151,24 +151,38 @@ impl InviteServer {
         (transaction, ServerAction::Send(100))
     }
 
-    pub fn state(&self) -> ServerState {
+    pub(crate) fn state(&self) -> ServerState {
         self.state
     }
 
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the transport-error side of RFC 3261 §17, tested here; nothing feeds it while calls go to backends over UDP only"
+        )
+    )]
     /// The code of the latest response sent (100 until the TU sends one).
-    pub fn latest_response(&self) -> u16 {
+    pub(crate) fn latest_response(&self) -> u16 {
         self.latest
     }
 
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the transport-error side of RFC 3261 §17, tested here; nothing feeds it while calls go to backends over UDP only"
+        )
+    )]
     /// How many times the latest response was sent again (Timer G and retransmitted
     /// INVITEs).
-    pub fn retransmissions(&self) -> u32 {
+    pub(crate) fn retransmissions(&self) -> u32 {
         self.retransmissions
     }
 
     /// The TU sends a provisional response: `Send(code)` in Proceeding for 100-199,
     /// otherwise `Nothing` (no provisional after a final).
-    pub fn send_provisional(&mut self, code: u16) -> ServerAction {
+    pub(crate) fn send_provisional(&mut self, code: u16) -> ServerAction {
         match (self.state, code) {
             (ServerState::Proceeding, 100..=199) => {
                 self.latest = code;
@@ -181,7 +195,7 @@ impl InviteServer {
     /// The TU sends a final response. From Proceeding a 2xx leads to Accepted and a
     /// 300-699 to Completed; in Accepted a further 2xx is sent too (RFC 6026 §7.1).
     /// Anything else (a second non-2xx, a code outside 200-699) is `Nothing`.
-    pub fn send_final(&mut self, now: Instant, code: u16) -> ServerAction {
+    pub(crate) fn send_final(&mut self, now: Instant, code: u16) -> ServerAction {
         match (self.state, code) {
             (ServerState::Proceeding, 200..=299) => {
                 self.clear_timers();
@@ -209,7 +223,7 @@ impl InviteServer {
 
     /// A retransmission of the INVITE arrived: in Proceeding and Completed the latest
     /// response is sent again; in Confirmed and Accepted it is absorbed.
-    pub fn handle_request_retransmission(&mut self) -> ServerAction {
+    pub(crate) fn handle_request_retransmission(&mut self) -> ServerAction {
         match self.state {
             ServerState::Proceeding | ServerState::Completed => {
                 self.retransmissions += 1;
@@ -223,7 +237,7 @@ impl InviteServer {
 
     /// An ACK matched to this transaction arrived. In Completed it confirms the non-2xx:
     /// Timer G stops and Timer I starts. In Accepted it is the ACK to a 2xx, for the TU.
-    pub fn handle_ack(&mut self, now: Instant) -> ServerAction {
+    pub(crate) fn handle_ack(&mut self, now: Instant) -> ServerAction {
         match self.state {
             ServerState::Completed => {
                 self.clear_timers();
@@ -245,9 +259,16 @@ impl InviteServer {
         }
     }
 
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the transport-error side of RFC 3261 §17, tested here; nothing feeds it while calls go to backends over UDP only"
+        )
+    )]
     /// The transport reported a failure sending a response. Proceeding and Completed end
     /// and tell the TU; in Accepted the 2xx is the TU's to retransmit, so nothing changes.
-    pub fn handle_transport_error(&mut self) -> ServerAction {
+    pub(crate) fn handle_transport_error(&mut self) -> ServerAction {
         match self.state {
             ServerState::Proceeding | ServerState::Completed => {
                 self.terminate();
@@ -260,7 +281,7 @@ impl InviteServer {
     }
 
     /// Runs whichever timer is due at `now` (Timer H before Timer G if both are).
-    pub fn handle_timeout(&mut self, now: Instant) -> ServerAction {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> ServerAction {
         match self.state {
             ServerState::Completed if self.ack_deadline.is_some_and(|at| now >= at) => {
                 // Timer H (§17.2.1).
@@ -293,7 +314,8 @@ impl InviteServer {
 
     /// The earliest instant at which `handle_timeout` has something to do; `None` in
     /// Proceeding (the TU decides when it ends) and Terminated.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ServerState::Completed => earliest(self.retransmit_at, self.ack_deadline),
             ServerState::Confirmed | ServerState::Accepted => self.linger_until,
@@ -314,7 +336,7 @@ impl InviteServer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientState {
+pub(crate) enum ClientState {
     Calling,
     /// A provisional response arrived: the INVITE may be CANCELled now (§9.1).
     Proceeding,
@@ -325,7 +347,7 @@ pub enum ClientState {
 
 /// What the client transaction asks of its owner after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAction {
+pub(crate) enum ClientAction {
     /// Send the INVITE again, byte for byte (Timer A).
     Retransmit,
     /// Hand this response to the TU.
@@ -351,7 +373,7 @@ pub enum ClientAction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InviteClient {
+pub(crate) struct InviteClient {
     state: ClientState,
     timers: TimerValues,
     /// UDP retransmits; TCP/TLS rely on the transport (§17.1.1.2).
@@ -375,7 +397,7 @@ impl InviteClient {
     /// Starts the transaction for an INVITE just handed to the transport at `now`.
     /// `timer_c` is a proxy's Timer C (§16.6 step 11, more than 3 minutes); a UAC passes
     /// `None` and stays in Proceeding until a final response or its own CANCEL ends it.
-    pub fn new(
+    pub(crate) fn new(
         now: Instant,
         timers: TimerValues,
         reliable: bool,
@@ -397,17 +419,24 @@ impl InviteClient {
     }
 
     /// Calling until a response arrives; Proceeding means a CANCEL may be sent (§9.1).
-    pub fn state(&self) -> ClientState {
+    pub(crate) fn state(&self) -> ClientState {
         self.state
     }
 
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the transport-error side of RFC 3261 §17, tested here; nothing feeds it while calls go to backends over UDP only"
+        )
+    )]
     /// How many times the INVITE was sent again.
-    pub fn retransmissions(&self) -> u32 {
+    pub(crate) fn retransmissions(&self) -> u32 {
         self.retransmissions
     }
 
     /// A response matched to this transaction (§17.1.3) arrived.
-    pub fn handle_response(&mut self, now: Instant, code: u16) -> ClientAction {
+    pub(crate) fn handle_response(&mut self, now: Instant, code: u16) -> ClientAction {
         match (self.state, code) {
             (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
                 self.state = ClientState::Proceeding;
@@ -444,8 +473,15 @@ impl InviteClient {
         }
     }
 
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the transport-error side of RFC 3261 §17, tested here; nothing feeds it while calls go to backends over UDP only"
+        )
+    )]
     /// The transport reported a failure sending the INVITE (or the ACK, in Completed).
-    pub fn handle_transport_error(&mut self) -> ClientAction {
+    pub(crate) fn handle_transport_error(&mut self) -> ClientAction {
         match self.state {
             ClientState::Calling | ClientState::Proceeding | ClientState::Completed => {
                 self.terminate();
@@ -457,7 +493,7 @@ impl InviteClient {
 
     /// Runs whichever timer is due at `now`; a timer that ends the transaction goes
     /// before a retransmission due at the same time.
-    pub fn handle_timeout(&mut self, now: Instant) -> ClientAction {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> ClientAction {
         let due = |at: Option<Instant>| at.is_some_and(|at| now >= at);
         match self.state {
             ClientState::Calling if due(self.timeout_at) || due(self.timer_c_at) => {
@@ -493,7 +529,8 @@ impl InviteClient {
 
     /// The earliest instant at which `handle_timeout` has something to do; `None` when
     /// nothing is armed (Terminated, or Proceeding without Timer C).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ClientState::Calling => earliest(
                 earliest(self.retransmit_at, self.timeout_at),

@@ -3,12 +3,12 @@
 
 mod classify;
 pub mod digest;
-pub mod invite;
-pub mod response;
+pub(crate) mod invite;
+pub(crate) mod response;
 pub mod scan;
-pub mod transaction;
+pub(crate) mod transaction;
 mod transmit;
-pub mod uri;
+pub(crate) mod uri;
 
 pub use transmit::Transmit;
 pub use uri::{Host, Scheme, SipUri};

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::scan::{HeaderName, Lean, ListValues, NameAddr, Scan, ScanError, Via};
 
 /// A scanned request a response can echo: a [`Scan`] or a [`Lean`].
-pub trait Echo<'a> {
+pub(crate) trait Echo<'a> {
     /// The raw value of the first header called `name`.
     fn raw(&self, name: HeaderName<'static>) -> Option<&'a [u8]>;
     fn to(&self) -> Result<NameAddr<'a>, ScanError>;
@@ -68,7 +68,7 @@ impl<'a> Echo<'a> for Lean<'a> {
 }
 
 /// Reason phrases for the codes trunkd answers with itself.
-pub fn reason_phrase(code: u16) -> &'static str {
+pub(crate) fn reason_phrase(code: u16) -> &'static str {
     match code {
         100 => "Trying",
         200 => "OK",
@@ -96,7 +96,7 @@ pub fn reason_phrase(code: u16) -> &'static str {
 /// `extra` lines (`"Retry-After: 30"`) go before Content-Length. Fails, writing nothing
 /// useful, when the request lacks a header every response must echo (Via, From, To,
 /// Call-ID, CSeq): such a request gets no answer.
-pub fn write<'a>(
+pub(crate) fn write<'a>(
     out: &mut Vec<u8>,
     request: &impl Echo<'a>,
     source: SocketAddr,

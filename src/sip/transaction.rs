@@ -48,7 +48,7 @@ impl Default for TimerValues {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Trying,
     Proceeding,
     Completed,
@@ -57,7 +57,7 @@ pub enum State {
 
 /// What the transaction asks of its owner after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Send the request again, byte for byte.
     Retransmit,
     /// Hand this response to the transaction user.
@@ -71,7 +71,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone)]
-pub struct NonInviteClient {
+pub(crate) struct NonInviteClient {
     state: State,
     timers: TimerValues,
     /// UDP retransmits; TCP/TLS rely on the transport (§17.1.2.2).
@@ -88,7 +88,7 @@ pub struct NonInviteClient {
 
 impl NonInviteClient {
     /// Starts the transaction for a request just handed to the transport at `now`.
-    pub fn new(now: Instant, timers: TimerValues, reliable: bool) -> Self {
+    pub(crate) fn new(now: Instant, timers: TimerValues, reliable: bool) -> Self {
         NonInviteClient {
             state: State::Trying,
             timers,
@@ -101,17 +101,18 @@ impl NonInviteClient {
         }
     }
 
-    pub fn state(&self) -> State {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
     /// How many times the request was sent again.
-    pub fn retransmissions(&self) -> u32 {
+    pub(crate) fn retransmissions(&self) -> u32 {
         self.retransmissions
     }
 
     /// A response matched to this transaction (§17.1.3) arrived.
-    pub fn handle_response(&mut self, now: Instant, code: u16) -> Action {
+    pub(crate) fn handle_response(&mut self, now: Instant, code: u16) -> Action {
         match (self.state, code) {
             (State::Trying | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
@@ -127,7 +128,7 @@ impl NonInviteClient {
     }
 
     /// The transport reported a failure sending the request.
-    pub fn handle_transport_error(&mut self) -> Action {
+    pub(crate) fn handle_transport_error(&mut self) -> Action {
         match self.state {
             State::Trying | State::Proceeding => {
                 self.terminate();
@@ -138,7 +139,7 @@ impl NonInviteClient {
     }
 
     /// Runs whichever timer is due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) -> Action {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Action {
         match self.state {
             State::Trying | State::Proceeding if now >= self.timeout_at => {
                 // Timer F (§17.1.2.2).
@@ -168,7 +169,8 @@ impl NonInviteClient {
     }
 
     /// The earliest instant at which `handle_timeout` has something to do.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Trying | State::Proceeding => Some(
                 self.retransmit_at
@@ -201,7 +203,7 @@ impl NonInviteClient {
 /// The parts of a response that every client transaction of ours matches and reports on.
 /// Method-specific parts (a REGISTER's Contact bindings and challenges) travel beside it.
 #[derive(Debug, Clone, Copy)]
-pub struct ResponseView<'a> {
+pub(crate) struct ResponseView<'a> {
     /// Where it came from: only the request's next hop may answer.
     pub source: SocketAddr,
     pub code: u16,
@@ -214,7 +216,7 @@ pub struct ResponseView<'a> {
 /// What became of a [`ClientRequest`] after an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Nothing for the owner to do: a provisional response, a response to another
     /// transaction or a retransmitted one, a timer not yet due.
     Pending,
@@ -231,7 +233,7 @@ pub enum Outcome {
 /// A request of ours under way: its non-INVITE client transaction, what a response must
 /// carry to answer it, and its bytes, sent again byte for byte (§17.1.2.2).
 #[derive(Debug)]
-pub struct ClientRequest {
+pub(crate) struct ClientRequest {
     transaction: NonInviteClient,
     /// Boxed text, not a `String`: 8 bytes less in every request held (see
     /// `registration`'s boxed in-flight request).
@@ -243,7 +245,7 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// Starts the transaction of a request whose `bytes` were just handed to the
     /// transport at `now`, its top Via carrying `branch` and its CSeq `cseq`.
-    pub fn new(
+    pub(crate) fn new(
         now: Instant,
         timers: TimerValues,
         reliable: bool,
@@ -260,20 +262,20 @@ impl ClientRequest {
     }
 
     /// How many times the request was sent again.
-    pub fn retransmissions(&self) -> u32 {
+    pub(crate) fn retransmissions(&self) -> u32 {
         self.transaction.retransmissions()
     }
 
     /// When [`ClientRequest::handle_timeout`] has something to do.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.transaction.poll_timeout()
     }
 
     /// A response from the request's next hop (the owner checks the source). It answers
     /// this request only if it carries the request's branch and CSeq (§17.1.3);
     /// provisional responses change the timers but decide nothing.
-    pub fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) -> Outcome {
+    pub(crate) fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) -> Outcome {
         if *self.branch != *response.branch || self.cseq != response.cseq {
             return Outcome::Pending;
         }
@@ -284,7 +286,7 @@ impl ClientRequest {
     }
 
     /// Runs whichever timer is due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) -> Outcome {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Outcome {
         match self.transaction.handle_timeout(now) {
             Action::Retransmit => Outcome::Retransmit(self.bytes.clone()),
             Action::TimedOut => Outcome::TimedOut,
@@ -293,7 +295,7 @@ impl ClientRequest {
     }
 
     /// The transport reported a failure sending the request.
-    pub fn handle_transport_error(&mut self) -> Outcome {
+    pub(crate) fn handle_transport_error(&mut self) -> Outcome {
         match self.transaction.handle_transport_error() {
             Action::TransportFailed => Outcome::TransportFailed,
             _ => Outcome::Pending,

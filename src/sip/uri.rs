@@ -166,7 +166,7 @@ impl fmt::Display for SipUri {
 }
 
 /// Splits `host[:port]`, where host may be a bracketed IPv6 reference.
-pub fn split_host_port(text: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_host_port(text: &str) -> (&str, Option<&str>) {
     if text.starts_with('[') {
         return match text.find(']') {
             Some(end) => match text[end + 1..].strip_prefix(':') {
@@ -183,7 +183,7 @@ pub fn split_host_port(text: &str) -> (&str, Option<&str>) {
     }
 }
 
-pub fn parse_port(text: &str) -> Result<u16, String> {
+pub(crate) fn parse_port(text: &str) -> Result<u16, String> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
         _ => Err(format!("port \"{text}\" is not in 1..=65535")),

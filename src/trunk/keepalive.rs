@@ -44,29 +44,22 @@ use crate::trunk::random::Random;
 /// The same bytes-to-send type as the registration's, so the shell sends both alike.
 use crate::sip::Transmit;
 
-/// Consecutive failures that take a trunk down (from `Unknown` or `Up`).
-pub const DEFAULT_DOWN_AFTER: u32 = 3;
-/// Consecutive successes that bring a `Down` trunk back up.
-pub const DEFAULT_UP_AFTER: u32 = 2;
-/// Final responses that count as a failed ping: 408 (a proxy of the carrier got no answer
-/// from behind it) and 503 (overloaded or out of service). Everything else is an answer.
-pub const DEFAULT_FAILURE_CODES: &[u16] = &[408, 503];
 /// Each interval is drawn uniformly from `interval ± JITTER_PERCENT %`.
-pub const JITTER_PERCENT: u32 = 10;
+pub(crate) const JITTER_PERCENT: u32 = 10;
 /// Shortest interval used, whatever `Params::interval` says: the config's own floor. The
 /// owner never creates a keepalive for interval 0 (off); a zero that slipped through must
 /// not become a ping loop at the rate of the round trip.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The From URI when the operator set no `options_from`: a user part the carrier's To
 /// (`sip:<domain>`) never has, at our own address, so From never equals To.
-pub fn default_from_uri(via_sent_by: &str) -> String {
+pub(crate) fn default_from_uri(via_sent_by: &str) -> String {
     format!("sip:trunkd@{via_sent_by}")
 }
 
 /// What the keepalive needs to know about its trunk, resolved by the owner.
 #[derive(Debug, Clone)]
-pub struct Params {
+pub(crate) struct Params {
     /// Request-URI, `sip:<domain>[:port]`, e.g. `sip:carrier.example.net`.
     pub request_uri: String,
     /// From URI: the operator's `options_from`, by default [`default_from_uri`].
@@ -85,11 +78,11 @@ pub struct Params {
     pub user_agent: String,
     /// Mean time between pings, from send to send; at least [`MIN_INTERVAL`].
     pub interval: Duration,
-    /// Consecutive failures to go `Down` ([`DEFAULT_DOWN_AFTER`]); 0 counts as 1.
+    /// Consecutive failures to go `Down` (`options_down_after`); 0 counts as 1.
     pub down_after: u32,
-    /// Consecutive successes to leave `Down` ([`DEFAULT_UP_AFTER`]); 0 counts as 1.
+    /// Consecutive successes to leave `Down` (`options_up_after`); 0 counts as 1.
     pub up_after: u32,
-    /// Final response codes that count as failures ([`DEFAULT_FAILURE_CODES`]).
+    /// Final response codes that count as failures (`options_failure_codes`).
     pub failure_codes: std::borrow::Cow<'static, [u16]>,
 }
 
@@ -112,7 +105,7 @@ impl State {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The state changed; `reason` is the outcome of the ping that changed it, for the log:
     /// "200 OK", "503 Service Unavailable", "timeout", "transport error: ...". `code` is
     /// `None` when no response came.
@@ -138,7 +131,7 @@ struct InFlight {
 }
 
 #[derive(Debug)]
-pub struct Keepalive {
+pub(crate) struct Keepalive {
     params: Params,
     timers: TimerValues,
     random: Random,
@@ -164,7 +157,7 @@ pub struct Keepalive {
 impl Keepalive {
     /// A keepalive whose first ping goes out after a random delay in `[0, interval)`
     /// from `now`, drawn from `seed` (which also seeds the identifiers and the jitter).
-    pub fn new(params: Params, timers: TimerValues, seed: u64, now: Instant) -> Self {
+    pub(crate) fn new(params: Params, timers: TimerValues, seed: u64, now: Instant) -> Self {
         debug_assert!(
             !same_uri(&params.from_uri, &params.to_uri),
             "OPTIONS From must differ from To (carriers drop From == To): {}",
@@ -197,7 +190,7 @@ impl Keepalive {
         }
     }
 
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
@@ -205,74 +198,80 @@ impl Keepalive {
     /// request had been retransmitted (UDP), the value still runs from the first send, so
     /// it may overstate the path's RTT: see [`Keepalive::rtt_last_retransmitted`].
     /// Timeouts and transport errors leave it as it was (there is no sample).
-    pub fn rtt_last(&self) -> Option<Duration> {
+    pub(crate) fn rtt_last(&self) -> Option<Duration> {
         self.rtt_last
     }
 
     /// Whether the request behind [`Keepalive::rtt_last`] was retransmitted, so the
     /// response may answer a later copy and the sample is ambiguous.
-    pub fn rtt_last_retransmitted(&self) -> bool {
+    pub(crate) fn rtt_last_retransmitted(&self) -> bool {
         self.rtt_last_retransmitted
     }
 
     /// RFC 6298 smoothed RTT: the first sample, then SRTT = 7/8·SRTT + 1/8·R. Following
     /// Karn's rule, samples from retransmitted requests are left out.
-    pub fn rtt_smoothed(&self) -> Option<Duration> {
+    pub(crate) fn rtt_smoothed(&self) -> Option<Duration> {
         self.rtt_smoothed
     }
 
+    #[cfg(test)]
     /// The final response code of the last finished ping; `None` before any, and after a
     /// ping that got no response (timeout, transport error).
-    pub fn last_code(&self) -> Option<u16> {
+    pub(crate) fn last_code(&self) -> Option<u16> {
         self.last_code
     }
 
-    pub fn consecutive_failures(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
     }
 
-    pub fn consecutive_successes(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn consecutive_successes(&self) -> u32 {
         self.consecutive_successes
     }
 
     /// Whether the next hop ever sent a final response to a ping, any code, failure codes
     /// included: the address, transport and TLS settings are right ("verified=yes").
-    pub fn ever_answered(&self) -> bool {
+    pub(crate) fn ever_answered(&self) -> bool {
         self.ever_answered
     }
 
     /// Where the next ping goes.
-    pub fn next_hop(&self) -> SocketAddr {
+    pub(crate) fn next_hop(&self) -> SocketAddr {
         self.params.next_hop
     }
 
+    #[cfg(test)]
     /// When the next ping is due (it waits for a ping still in flight).
-    pub fn next_ping_at(&self) -> Instant {
+    pub(crate) fn next_ping_at(&self) -> Instant {
         self.next_ping_at
     }
 
-    pub fn is_in_flight(&self) -> bool {
+    pub(crate) fn is_in_flight(&self) -> bool {
         self.in_flight.is_some()
     }
 
     /// The Call-ID of the ping in flight, by which the owner routes responses here. It is
     /// new with every ping (see `send`), so the owner re-reads it after each transmit.
-    pub fn call_id(&self) -> Option<&str> {
+    pub(crate) fn call_id(&self) -> Option<&str> {
         self.in_flight.as_ref().map(|f| f.call_id.as_str())
     }
 
     /// Sends future pings to `next_hop` (new DNS data, failover). A ping in flight keeps
     /// its destination: it retransmits there and only that address may answer it. The
     /// state and counters stay: they describe the trunk, not one server.
-    pub fn move_to(&mut self, next_hop: SocketAddr) {
+    pub(crate) fn move_to(&mut self, next_hop: SocketAddr) {
         self.params.next_hop = next_hop;
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    #[must_use]
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
+    #[must_use]
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
@@ -280,7 +279,8 @@ impl Keepalive {
     /// or Timer F while one is in flight, else the next ping (possibly already past, after
     /// a response that came later than the next ping was due). Never `None`: a keepalive
     /// pings until dropped; the `Option` matches the other machines.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match &self.in_flight {
             Some(in_flight) => in_flight.request.poll_timeout(),
             None => Some(self.next_ping_at),
@@ -289,7 +289,7 @@ impl Keepalive {
 
     /// Runs the ping's timers, and sends the next ping when it is due and none is in
     /// flight (also right after a ping timed out, if the next one was already due).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if let Some(in_flight) = &mut self.in_flight {
             match in_flight.request.handle_timeout(now) {
                 Outcome::Retransmit(bytes) => {
@@ -311,7 +311,7 @@ impl Keepalive {
 
     /// The transport could not deliver the ping (ICMP unreachable, TCP refused, TLS
     /// handshake failed, ...): a failed ping.
-    pub fn handle_transport_error(&mut self, _now: Instant, why: &str) {
+    pub(crate) fn handle_transport_error(&mut self, _now: Instant, why: &str) {
         let Some(in_flight) = &mut self.in_flight else {
             return;
         };
@@ -324,7 +324,7 @@ impl Keepalive {
 
     /// A response to OPTIONS (the owner passes only responses whose CSeq method is
     /// OPTIONS).
-    pub fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) {
+    pub(crate) fn handle_response(&mut self, now: Instant, response: &ResponseView<'_>) {
         let expected = self
             .in_flight
             .as_ref()
@@ -530,9 +530,10 @@ mod tests {
             server_name: "carrier.example.net".into(),
             user_agent: "trunkd-test".into(),
             interval: INTERVAL,
-            down_after: DEFAULT_DOWN_AFTER,
-            up_after: DEFAULT_UP_AFTER,
-            failure_codes: DEFAULT_FAILURE_CODES.to_vec().into(),
+            // The config's defaults.
+            down_after: 3,
+            up_after: 2,
+            failure_codes: vec![408, 503].into(),
         }
     }
 

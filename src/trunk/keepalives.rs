@@ -22,7 +22,7 @@ use crate::trunk::random::Random;
 
 /// Something for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     StateChanged {
         trunk: String,
         state: State,
@@ -55,7 +55,7 @@ struct Entry {
     call_id: Option<String>,
 }
 
-pub struct Keepalives {
+pub(crate) struct Keepalives {
     random: Random,
     timers: TimerValues,
     user_agent: String,
@@ -71,7 +71,7 @@ pub struct Keepalives {
 }
 
 impl Keepalives {
-    pub fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
+    pub(crate) fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
         Keepalives {
             random: Random::new(seed),
             timers,
@@ -86,17 +86,17 @@ impl Keepalives {
         }
     }
 
-    pub fn set_timers(&mut self, timers: TimerValues) {
+    pub(crate) fn set_timers(&mut self, timers: TimerValues) {
         self.timers = timers;
     }
 
-    pub fn wants_keepalive(trunk: &Trunk) -> bool {
+    pub(crate) fn wants_keepalive(trunk: &Trunk) -> bool {
         trunk.enabled && !trunk.options_interval.is_zero()
     }
 
     /// Starts a trunk's keepalive once its next hop is known. A registering trunk uses
     /// the registrations' lookup (its answer reaches [`Keepalives::handle_resolved`] too).
-    pub fn add(&mut self, trunk: &Trunk) {
+    pub(crate) fn add(&mut self, trunk: &Trunk) {
         if !Self::wants_keepalive(trunk) {
             return;
         }
@@ -106,7 +106,7 @@ impl Keepalives {
         }
     }
 
-    pub fn remove(&mut self, id: &str) {
+    pub(crate) fn remove(&mut self, id: &str) {
         self.pending.remove(id);
         if let Some(entry) = self.entries.remove(id)
             && let Some(call_id) = entry.call_id
@@ -115,16 +115,17 @@ impl Keepalives {
         }
     }
 
-    pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
+    #[must_use]
+    pub(crate) fn poll_resolve(&mut self) -> Option<ResolveRequest> {
         self.resolve_requests.pop_front()
     }
 
     /// A lookup waits to be taken by [`Self::poll_resolve`].
-    pub fn wants_resolve(&self) -> bool {
+    pub(crate) fn wants_resolve(&self) -> bool {
         !self.resolve_requests.is_empty()
     }
 
-    pub fn handle_resolved(
+    pub(crate) fn handle_resolved(
         &mut self,
         now: Instant,
         id: &str,
@@ -158,7 +159,7 @@ impl Keepalives {
 
     /// Runs the pings due at `now`. `next_hop_of` gives a registering trunk's current
     /// next hop, which the next ping follows.
-    pub fn handle_timeout(
+    pub(crate) fn handle_timeout(
         &mut self,
         now: Instant,
         next_hop_of: &dyn Fn(&str) -> Option<SocketAddr>,
@@ -181,7 +182,7 @@ impl Keepalives {
     }
 
     /// A response to one of our pings (by Call-ID). Returns whether it was one.
-    pub fn handle_response(
+    pub(crate) fn handle_response(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -232,7 +233,7 @@ impl Keepalives {
     }
 
     /// A connection a ping went over failed.
-    pub fn handle_transport_error(&mut self, now: Instant, peer: SocketAddr, why: &str) {
+    pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: SocketAddr, why: &str) {
         let ids: Vec<String> = self
             .entries
             .iter()
@@ -249,32 +250,35 @@ impl Keepalives {
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.poll_timeout()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    #[must_use]
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    pub fn poll_notice(&mut self) -> Option<Notice> {
+    #[must_use]
+    pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
     }
 
     /// Where a trunk's pings go, once resolved.
-    pub fn next_hop(&self, id: &str) -> Option<SocketAddr> {
+    pub(crate) fn next_hop(&self, id: &str) -> Option<SocketAddr> {
         self.entries.get(id).map(|entry| entry.keepalive.next_hop())
     }
 
     /// Trunks whose keepalive says down.
-    pub fn down(&self) -> usize {
+    pub(crate) fn down(&self) -> usize {
         self.entries
             .values()
             .filter(|entry| entry.keepalive.state() == State::Down)
             .count()
     }
 
-    pub fn status(&self, id: &str) -> Option<KeepaliveStatus> {
+    pub(crate) fn status(&self, id: &str) -> Option<KeepaliveStatus> {
         let keepalive = &self.entries.get(id)?.keepalive;
         Some(KeepaliveStatus {
             state: keepalive.state(),

@@ -7,9 +7,9 @@
 //! are [`crate::call`]'s.
 
 mod deadlines;
-pub mod keepalive;
-pub mod keepalives;
-pub mod next_hop;
-pub mod random;
-pub mod registration;
-pub mod registrations;
+pub(crate) mod keepalive;
+pub(crate) mod keepalives;
+pub(crate) mod next_hop;
+pub(crate) mod random;
+pub(crate) mod registration;
+pub(crate) mod registrations;

@@ -93,8 +93,8 @@ impl ResolveError {
 
 /// Re-resolution happens when the DNS answers expire, but not more often than this (a
 /// zero TTL would otherwise mean a lookup per loop) nor less often than the maximum.
-pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
-pub const MAX_RESOLVE_INTERVAL: Duration = Duration::from_secs(3600);
+pub(crate) const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RESOLVE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub(crate) fn resolve_interval(ttl: Duration) -> Duration {
     ttl.clamp(MIN_RESOLVE_INTERVAL, MAX_RESOLVE_INTERVAL)
@@ -102,7 +102,7 @@ pub(crate) fn resolve_interval(ttl: Duration) -> Duration {
 
 /// The lookup that finds a trunk's next hop: the outbound proxy, else the domain; the port
 /// only when written (without one, SRV records choose).
-pub fn lookup_request(trunk: &Trunk) -> ResolveRequest {
+pub(crate) fn lookup_request(trunk: &Trunk) -> ResolveRequest {
     let (host, port) = match &trunk.outbound_proxy {
         Some(proxy) => (proxy.host.to_string(), proxy.port),
         None => (

@@ -29,14 +29,14 @@ use crate::trunk::random::Random;
 
 /// Refresh at min(75 % of the granted expiry, expiry − this margin), so a refresh has time
 /// for a challenge round and retransmissions before the binding lapses.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(32);
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(32);
 /// Challenges answered within one attempt before it counts as a failure: one for a cached
 /// nonce the registrar no longer accepts, one for the fresh nonce, one stale round.
 const MAX_CHALLENGES_PER_ATTEMPT: u8 = 3;
 
 /// What the registration needs to know about its trunk, resolved by the shell.
 #[derive(Debug, Clone)]
-pub struct Params {
+pub(crate) struct Params {
     /// Request-URI, e.g. `sip:carrier.example.net` (RFC 3261 §10.2: no user part).
     pub registrar: String,
     /// Address of record in From and To, e.g. `sip:user_42@carrier.example.net`.
@@ -72,7 +72,7 @@ pub struct Params {
 /// The parts of a response to REGISTER that the registration acts on: what every
 /// transaction of ours reads, and the REGISTER specifics.
 #[derive(Debug, Clone)]
-pub struct RegisterResponse<'a> {
+pub(crate) struct RegisterResponse<'a> {
     pub response: ResponseView<'a>,
     /// Every Contact of the 200 (the registrar lists all bindings of the AOR, other
     /// devices' too): its URI and `expires` parameter (RFC 3261 §10.2.4).
@@ -116,7 +116,7 @@ impl State {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The state changed; `reason` is for the log ("401 Unauthorized: wrong password").
     StateChanged {
         state: State,
@@ -154,7 +154,7 @@ struct InFlight {
 }
 
 #[derive(Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     params: Stored,
     /// T1, T2 and T4 in milliseconds.
     timers_ms: [u32; 3],
@@ -317,7 +317,7 @@ fn pop_releasing<T>(queue: &mut Vec<T>) -> Option<T> {
 impl Registration {
     /// A registration that sends its first REGISTER at `now + start_delay` (the caller
     /// spreads trunks so thousands don't hit one registrar in the same millisecond).
-    pub fn new(
+    pub(crate) fn new(
         params: Params,
         timers: TimerValues,
         seed: u64,
@@ -355,36 +355,36 @@ impl Registration {
         }
     }
 
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
-    pub fn last_code(&self) -> Option<u16> {
+    pub(crate) fn last_code(&self) -> Option<u16> {
         self.last_code
     }
 
-    pub fn call_id(&self) -> &str {
+    pub(crate) fn call_id(&self) -> &str {
         &self.call_id
     }
 
     /// The Call-ID as the shared text, for maps keyed by it.
-    pub fn shared_call_id(&self) -> Arc<str> {
+    pub(crate) fn shared_call_id(&self) -> Arc<str> {
         Arc::clone(&self.call_id)
     }
 
     /// Seconds of the current binding left at `now`.
-    pub fn expires_in(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn expires_in(&self, now: Instant) -> Option<Duration> {
         self.expires_at.map(|at| at.saturating_duration_since(now))
     }
 
     /// Whether the last failure suggests trying another server; reading it clears it.
-    pub fn take_failover_hint(&mut self) -> bool {
+    pub(crate) fn take_failover_hint(&mut self) -> bool {
         std::mem::take(&mut self.failover_hint)
     }
 
     /// Sends the next attempt to `next_hop` now, instead of after the backoff. A cached
     /// challenge belonged to the other server and is dropped.
-    pub fn fail_over(&mut self, now: Instant, next_hop: SocketAddr) {
+    pub(crate) fn fail_over(&mut self, now: Instant, next_hop: SocketAddr) {
         self.params.next_hop = next_hop;
         self.challenge = None;
         if self.in_flight.is_none() {
@@ -393,19 +393,19 @@ impl Registration {
     }
 
     /// Sends future requests to `next_hop` (new DNS data); nothing is sent now.
-    pub fn move_to(&mut self, next_hop: SocketAddr) {
+    pub(crate) fn move_to(&mut self, next_hop: SocketAddr) {
         self.params.next_hop = next_hop;
         self.challenge = None;
     }
 
     /// Whether the registrar holds (as far as we know) a binding of ours: only then is
     /// there anything to unregister.
-    pub fn has_binding(&self) -> bool {
+    pub(crate) fn has_binding(&self) -> bool {
         self.expires_at.is_some()
     }
 
     /// When the next attempt (start, refresh or retry) is due, if one is scheduled.
-    pub fn next_attempt_at(&self) -> Option<Instant> {
+    pub(crate) fn next_attempt_at(&self) -> Option<Instant> {
         self.next_attempt_at
     }
 
@@ -415,7 +415,7 @@ impl Registration {
     }
 
     /// Where REGISTERs go now.
-    pub fn next_hop(&self) -> SocketAddr {
+    pub(crate) fn next_hop(&self) -> SocketAddr {
         self.params.next_hop
     }
 
@@ -428,19 +428,22 @@ impl Registration {
     }
 
     /// The name the next hop was resolved from (outbound proxy or domain, no brackets).
-    pub fn server_name(&self) -> &str {
+    pub(crate) fn server_name(&self) -> &str {
         self.params.server_name()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    #[must_use]
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         pop_releasing(&mut self.transmits)
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
+    #[must_use]
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         pop_releasing(&mut self.events)
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let transaction = self
             .in_flight
             .as_ref()
@@ -453,7 +456,7 @@ impl Registration {
 
     /// Removes the binding (REGISTER with Expires: 0), for a removed or disabled trunk and
     /// at shutdown. Challenges to it are answered like any other.
-    pub fn unregister(&mut self, now: Instant) {
+    pub(crate) fn unregister(&mut self, now: Instant) {
         self.unregistering = true;
         self.next_attempt_at = None;
         self.challenges_this_attempt = 0;
@@ -461,34 +464,34 @@ impl Registration {
     }
 
     /// Whether an unregistration finished (answered or given up).
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.unregistering && self.in_flight.is_none()
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.handle_timeout_limited(now, true);
     }
 
     /// Whether a REGISTER transaction is under way.
-    pub fn is_in_flight(&self) -> bool {
+    pub(crate) fn is_in_flight(&self) -> bool {
         self.in_flight.is_some()
     }
 
     /// When the current transaction's next timer fires, if one is under way.
-    pub fn transaction_deadline(&self) -> Option<Instant> {
+    pub(crate) fn transaction_deadline(&self) -> Option<Instant> {
         self.in_flight
             .as_ref()
             .and_then(|in_flight| in_flight.request.poll_timeout())
     }
 
     /// Whether a new attempt (start, refresh, retry) is due and waits to be started.
-    pub fn attempt_due(&self, now: Instant) -> bool {
+    pub(crate) fn attempt_due(&self, now: Instant) -> bool {
         self.in_flight.is_none() && self.next_attempt_at.is_some_and(|at| now >= at)
     }
 
     /// Runs the transaction's timers, and starts a due attempt only if `may_start`: the
     /// registrations's cap on REGISTERs in flight decides.
-    pub fn handle_timeout_limited(&mut self, now: Instant, may_start: bool) {
+    pub(crate) fn handle_timeout_limited(&mut self, now: Instant, may_start: bool) {
         if let Some(in_flight) = &mut self.in_flight {
             match in_flight.request.handle_timeout(now) {
                 Outcome::Retransmit(bytes) => self.queue(bytes),
@@ -515,7 +518,7 @@ impl Registration {
     }
 
     /// The transport could not deliver the request (ICMP unreachable, TCP refused, ...).
-    pub fn handle_transport_error(&mut self, now: Instant, why: &str) {
+    pub(crate) fn handle_transport_error(&mut self, now: Instant, why: &str) {
         let Some(in_flight) = &mut self.in_flight else {
             return;
         };
@@ -531,7 +534,7 @@ impl Registration {
         }
     }
 
-    pub fn handle_response(&mut self, now: Instant, response: &RegisterResponse<'_>) {
+    pub(crate) fn handle_response(&mut self, now: Instant, response: &RegisterResponse<'_>) {
         let view = &response.response;
         if view.source != self.params.next_hop {
             // Only the next hop may answer, and above all only it may challenge: a 401
@@ -927,7 +930,7 @@ fn split_sent_by(sent_by: &str) -> (&str, u16) {
 
 /// When to refresh a binding granted for `granted`: min(75 %, granted − 32 s), and half
 /// the expiry for bindings too short for the margin.
-pub fn refresh_after(granted: Duration) -> Duration {
+pub(crate) fn refresh_after(granted: Duration) -> Duration {
     if granted > 2 * REFRESH_MARGIN {
         (granted * 3 / 4).min(granted - REFRESH_MARGIN)
     } else {
@@ -938,7 +941,12 @@ pub fn refresh_after(granted: Duration) -> Duration {
 /// Delay before retry number `failures` (1-based): min·2^(n−1) capped at max, then
 /// "equal jitter": half fixed, half random, so a registrar that comes back is not hit by
 /// every trunk at once.
-pub fn backoff(failures: u32, min: Duration, max: Duration, random: &mut Random) -> Duration {
+pub(crate) fn backoff(
+    failures: u32,
+    min: Duration,
+    max: Duration,
+    random: &mut Random,
+) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
     let ceiling = min.saturating_mul(1 << exponent).min(max);
     let half = ceiling / 2;

@@ -27,7 +27,7 @@ use crate::trunk::random::Random;
 use crate::trunk::registration::{self, Params, RegisterResponse, Registration};
 
 /// Fields whose change means a new registration (RFC 3261 §10: a new binding).
-pub const REGISTRATION_FIELDS: &[TrunkField] = &[
+pub(crate) const REGISTRATION_FIELDS: &[TrunkField] = &[
     TrunkField::Enabled,
     TrunkField::Domain,
     TrunkField::Port,
@@ -44,14 +44,14 @@ pub const REGISTRATION_FIELDS: &[TrunkField] = &[
 /// At most this many REGISTER transactions at once across all trunks: after a registrar
 /// outage every trunk is due at about the same time, and a recovering registrar should
 /// not meet all of them in one burst. Deferred attempts start as slots free up.
-pub const MAX_REGISTERS_IN_FLIGHT: usize = 256;
+pub(crate) const MAX_REGISTERS_IN_FLIGHT: usize = 256;
 
 /// Spread of first REGISTERs after start or reload, so many trunks don't hit one
 /// registrar in the same millisecond.
-pub const START_SPREAD: Duration = Duration::from_secs(2);
+pub(crate) const START_SPREAD: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// A registration event worth a log line, with the trunk's id.
     StateChanged {
         trunk: String,
@@ -209,7 +209,7 @@ struct Retiring {
 /// popped), what registrations emit is collected into queues as they are touched, and the
 /// number of transactions in flight is counted as they start and end, so nothing walks all
 /// N registrations per event (which made 10,000 trunks cost O(N²)).
-pub struct Registrations {
+pub(crate) struct Registrations {
     timers: TimerValues,
     retry_min: Duration,
     retry_max: Duration,
@@ -234,7 +234,7 @@ pub struct Registrations {
 }
 
 impl Registrations {
-    pub fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
+    pub(crate) fn new(seed: u64, timers: TimerValues, user_agent: String) -> Self {
         Registrations {
             timers,
             retry_min: Duration::from_secs(30),
@@ -256,19 +256,24 @@ impl Registrations {
 
     /// Timers and retry policy for registrations created from now on (a reload does not
     /// disturb registrations in progress).
-    pub fn set_policy(&mut self, timers: TimerValues, retry_min: Duration, retry_max: Duration) {
+    pub(crate) fn set_policy(
+        &mut self,
+        timers: TimerValues,
+        retry_min: Duration,
+        retry_max: Duration,
+    ) {
         self.timers = timers;
         self.retry_min = retry_min;
         self.retry_max = retry_max;
     }
 
     /// Whether this trunk should hold a registration at all.
-    pub fn wants_registration(trunk: &Trunk) -> bool {
+    pub(crate) fn wants_registration(trunk: &Trunk) -> bool {
         trunk.enabled && trunk.register
     }
 
     /// Adds a trunk: asks for its next hop to be resolved.
-    pub fn add(&mut self, trunk: &Trunk) {
+    pub(crate) fn add(&mut self, trunk: &Trunk) {
         if !Self::wants_registration(trunk) {
             return;
         }
@@ -277,7 +282,7 @@ impl Registrations {
     }
 
     /// Removes a trunk's registration, unregistering its binding if it has one.
-    pub fn remove(&mut self, now: Instant, id: &str) {
+    pub(crate) fn remove(&mut self, now: Instant, id: &str) {
         self.pending.remove(id);
         let Some(entry) = self.entries.remove(id) else {
             return;
@@ -320,7 +325,7 @@ impl Registrations {
     }
 
     /// Applies a changed trunk: untouched unless a registration field changed.
-    pub fn change(&mut self, now: Instant, trunk: &Trunk, fields: &[TrunkField]) {
+    pub(crate) fn change(&mut self, now: Instant, trunk: &Trunk, fields: &[TrunkField]) {
         if fields
             .iter()
             .any(|field| REGISTRATION_FIELDS.contains(field))
@@ -330,19 +335,20 @@ impl Registrations {
         }
     }
 
-    pub fn poll_resolve(&mut self) -> Option<ResolveRequest> {
+    #[must_use]
+    pub(crate) fn poll_resolve(&mut self) -> Option<ResolveRequest> {
         self.resolve_requests.pop_front()
     }
 
     /// A lookup waits to be taken by [`Self::poll_resolve`].
-    pub fn wants_resolve(&self) -> bool {
+    pub(crate) fn wants_resolve(&self) -> bool {
         !self.resolve_requests.is_empty()
     }
 
     /// The shell's answer to a [`ResolveRequest`]: a new trunk's registration starts, an
     /// existing one gets its refreshed targets. Stale answers (the trunk was removed or
     /// changed meanwhile) are ignored.
-    pub fn handle_resolved(
+    pub(crate) fn handle_resolved(
         &mut self,
         now: Instant,
         id: &str,
@@ -396,7 +402,7 @@ impl Registrations {
 
     /// Routes a response to the registration whose Call-ID it carries. Returns whether it
     /// was a REGISTER response for one of ours.
-    pub fn handle_response(
+    pub(crate) fn handle_response(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -425,7 +431,7 @@ impl Registrations {
 
     /// Runs the registrations whose deadline has come, then starts waiting attempts while
     /// slots are free.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         while let Some(key) = self.deadlines.pop_due(now, |key, at| {
             let scheduled = match key {
                 Key::Trunk(id) => self.entries.get_mut(id).map(|e| &mut e.scheduled),
@@ -576,7 +582,8 @@ impl Registrations {
 
     /// The next deadline, or now-ish when attempts wait and a slot is free. A stale heap
     /// item may wake the shell early; `handle_timeout` then skips it.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    #[must_use]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let heap = self.deadlines.poll_timeout();
         let deferred = self
             .deferred
@@ -590,18 +597,20 @@ impl Registrations {
     }
 
     /// Bytes to send, from any registration.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    #[must_use]
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
     /// What the registrations reported, naming their trunk.
-    pub fn poll_notice(&mut self) -> Option<Notice> {
+    #[must_use]
+    pub(crate) fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
     }
 
     /// A connection to `peer` failed or closed: the registrations using it fail their
     /// transaction now (RFC 3261 §8.1.3.1: a transport error is a 503) and back off.
-    pub fn handle_transport_error(
+    pub(crate) fn handle_transport_error(
         &mut self,
         now: Instant,
         peer: SocketAddr,
@@ -634,7 +643,7 @@ impl Registrations {
     }
 
     /// Unregisters everything (shutdown). `is_idle` says when all are done.
-    pub fn unregister_all(&mut self, now: Instant) {
+    pub(crate) fn unregister_all(&mut self, now: Instant) {
         let ids: Vec<Arc<str>> = self.entries.keys().cloned().collect();
         for id in ids {
             self.remove(now, &id);
@@ -643,12 +652,12 @@ impl Registrations {
     }
 
     /// No registration left and no unregistration in flight or waiting.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.entries.is_empty() && self.retiring.is_empty()
     }
 
     /// The next hop a registering trunk uses now (after failover or DNS refresh).
-    pub fn next_hop(&self, id: &str) -> Option<SocketAddr> {
+    pub(crate) fn next_hop(&self, id: &str) -> Option<SocketAddr> {
         self.entries
             .get(id)
             .map(|entry| entry.registration.next_hop())
@@ -656,14 +665,14 @@ impl Registrations {
 
     /// Every resolved address of a trunk's next hop (empty until resolved, or when the
     /// trunk does not register).
-    pub fn targets(&self, id: &str) -> &[SocketAddr] {
+    pub(crate) fn targets(&self, id: &str) -> &[SocketAddr] {
         self.entries
             .get(id)
             .map_or(&[], |entry| entry.targets.get())
     }
 
     /// How many registrations are in a state `matching` accepts.
-    pub fn count(&self, matching: impl Fn(registration::State) -> bool) -> usize {
+    pub(crate) fn count(&self, matching: impl Fn(registration::State) -> bool) -> usize {
         self.entries
             .values()
             .filter(|entry| matching(entry.registration.state()))
@@ -671,7 +680,7 @@ impl Registrations {
     }
 
     /// The registration fields of a trunk's status line, if it registers.
-    pub fn status(&self, id: &str, now: Instant) -> Option<RegistrationStatus> {
+    pub(crate) fn status(&self, id: &str, now: Instant) -> Option<RegistrationStatus> {
         let entry = self.entries.get(id)?;
         let registration = &entry.registration;
         Some(RegistrationStatus {

@@ -35,7 +35,9 @@ pub(super) struct SeenVia {
 /// A machine verify drives: the keepalive for OPTIONS, the registration for REGISTER.
 pub(super) trait Probe {
     fn method(&self) -> &'static str;
+    #[must_use]
     fn poll_transmit(&mut self) -> Option<Transmit>;
+    #[must_use]
     fn poll_timeout(&self) -> Option<Instant>;
     fn handle_timeout(&mut self, now: Instant);
     fn handle_transport_error(&mut self, now: Instant, why: &str);
