@@ -19,7 +19,7 @@ pub(crate) struct Hop<'a> {
     pub branch: &'a str,
     /// Every `host:port` of ours a Record-Route named: Route entries naming one of them
     /// are removed (RFC 3261 §16.4; both of a double Record-Route, RFC 5658).
-    pub ours: &'a [String],
+    pub ours: &'a [&'a str],
 }
 
 fn name<'a>(name: &HeaderName<'a>) -> &'a [u8] {
@@ -30,7 +30,7 @@ fn name<'a>(name: &HeaderName<'a>) -> &'a [u8] {
 }
 
 /// Whether a Route value names us (`<sip:host:port;...>` with one of our sent-bys).
-pub(crate) fn is_our_route(value: &[u8], ours: &[String]) -> bool {
+pub(crate) fn is_our_route(value: &[u8], ours: &[&str]) -> bool {
     let Ok(address) = NameAddr::parse(value) else {
         return false;
     };
@@ -51,29 +51,44 @@ pub(crate) fn is_our_route(value: &[u8], ours: &[String]) -> bool {
         .any(|sent_by| host_port.eq_ignore_ascii_case(sent_by.as_bytes()))
 }
 
-/// Our Record-Route value for `sent_by`, reached over `transport`.
-pub(crate) fn record_route(sent_by: &str, transport: Transport) -> String {
-    match transport {
-        Transport::Udp => format!("<sip:{sent_by};lr>"),
-        Transport::Tcp => format!("<sip:{sent_by};transport=tcp;lr>"),
-        Transport::Tls => format!("<sip:{sent_by};transport=tls;lr>"),
-    }
+/// Our Record-Route header naming `sent_by`, reached over `transport`.
+fn write_record_route(out: &mut Vec<u8>, transport: Transport, sent_by: &str) {
+    out.extend_from_slice(b"Record-Route: <sip:");
+    out.extend_from_slice(sent_by.as_bytes());
+    out.extend_from_slice(match transport {
+        Transport::Udp => b";lr>\r\n".as_slice(),
+        Transport::Tcp => b";transport=tcp;lr>\r\n",
+        Transport::Tls => b";transport=tls;lr>\r\n",
+    });
 }
 
+/// Room for what forwarding adds to a message beyond the strings it is given: our Via's
+/// and Record-Route's fixed parts, `received`/`rport`, Max-Forwards, Content-Length, the
+/// full names of compact headers.
+const GROWTH: usize = 256;
+
 /// Forwards a request: `request_uri` replaces the original one when given (the initial
-/// INVITE toward the backend); `record_route` values are added on top, in order
-/// (dialog-creating requests); `trunk_header` is set, replacing whatever the sender put
-/// there.
+/// INVITE toward the backend); Record-Route entries naming our `host:port` over a
+/// transport are added on top, in order (dialog-creating requests); `trunk_header` is set,
+/// replacing whatever the sender put there.
 pub(crate) fn request(
     out: &mut Vec<u8>,
     message: &Scan<'_, '_>,
     source: SocketAddr,
     hop: &Hop<'_>,
     request_uri: Option<&str>,
-    record_route: &[String],
+    record_route: &[Option<(Transport, &str)>],
     trunk_header: Option<(&str, &str)>,
 ) -> Result<(), ScanError> {
     out.clear();
+    let added: usize = [request_uri, trunk_header.map(|(name, _)| name)]
+        .into_iter()
+        .flatten()
+        .chain(trunk_header.map(|(_, value)| value))
+        .chain(record_route.iter().flatten().map(|(_, sent_by)| *sent_by))
+        .map(str::len)
+        .sum();
+    out.reserve(message.message_len() + hop.sent_by.len() + hop.branch.len() + added + GROWTH);
     let method = message.method().ok_or(ScanError::StartLine)?;
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -89,8 +104,8 @@ pub(crate) fn request(
         hop.sent_by,
         hop.branch
     );
-    for value in record_route {
-        let _ = write!(out, "Record-Route: {value}\r\n");
+    for &(transport, sent_by) in record_route.iter().flatten() {
+        write_record_route(out, transport, sent_by);
     }
     let max_forwards = message.max_forwards()?.unwrap_or(70);
     let mut first_via = true;
@@ -153,6 +168,7 @@ fn via_transport(transport: Transport) -> &'static str {
 /// Relays a response one hop back: removes the top Via entry (ours), copies the rest.
 pub(crate) fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), ScanError> {
     out.clear();
+    out.reserve(message.message_len() + GROWTH);
     let (code, reason) = match message.start_line() {
         crate::sip::scan::StartLine::Response { code, reason } => (code, reason),
         _ => return Err(ScanError::StartLine),
@@ -284,7 +300,7 @@ Content-Length: 4\r\n\r\nv=0\n";
         let mut storage = [EMPTY_HEADER; MAX_HEADERS];
         let message = scan(INVITE.as_bytes(), &mut storage).unwrap();
         let mut out = Vec::new();
-        let ours = ["192.0.2.1:5060".to_owned()];
+        let ours = ["192.0.2.1:5060"];
         let hop = Hop {
             transport: Transport::Udp,
             sent_by: "192.0.2.1:5060",
@@ -297,7 +313,7 @@ Content-Length: 4\r\n\r\nv=0\n";
             "203.0.113.5:5060".parse().unwrap(),
             &hop,
             Some("sip:+15550100001@127.0.0.1:5080"),
-            &[record_route("192.0.2.1:5060", Transport::Udp)],
+            &[Some((Transport::Udp, "192.0.2.1:5060"))],
             Some(("X-Trunk", "carrier")),
         )
         .unwrap();

@@ -28,17 +28,18 @@
 //! ```
 
 pub(crate) mod forward;
+mod table;
 pub(crate) mod target;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::config::Transport;
-use crate::inbound::{Admitted, ChannelGuard};
+use crate::inbound::{Admitted, ChannelGuard, hex_tag};
 use crate::sip::Transmit;
 use crate::sip::invite::{
     ClientAction, ClientState, InviteClient, InviteServer, ServerAction, ServerState,
@@ -47,6 +48,7 @@ use crate::sip::response;
 use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan};
 use crate::sip::transaction::TimerValues;
 use forward::{Hop, InviteCopy};
+use table::{Id, Table};
 use target::Target;
 
 /// RFC 3261 §16.6 step 11: Timer C, "greater than 3 minutes".
@@ -141,6 +143,30 @@ enum Phase {
     Ended,
 }
 
+/// Our Via branch on a request we forward: RFC 3261's magic cookie, `tk`, and 16 hex
+/// digits of a keyed hash, written on the stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Branch([u8; 25]);
+
+impl Branch {
+    const PREFIX: &'static [u8; 9] = b"z9hG4bKtk";
+
+    fn new(key: u64) -> Self {
+        let mut branch = [0u8; 25];
+        branch[..9].copy_from_slice(Self::PREFIX);
+        branch[9..].copy_from_slice(&hex_tag(key));
+        Branch(branch)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII")
+    }
+}
+
 struct Call {
     trunk: String,
     phase: Phase,
@@ -153,37 +179,41 @@ struct Call {
     backend: SocketAddr,
     carrier_branch: Vec<u8>,
     /// The branch of our Via on the forwarded INVITE.
-    our_branch: Vec<u8>,
+    our_branch: Branch,
     /// Our `host:port` toward the backend.
     sent_by: String,
     /// Toward the carrier when it called over a connection: transport and `host:port`.
     carrier_side: Option<(Transport, String)>,
-    /// Every `host:port` our Record-Route entries name.
-    ours: Vec<String>,
     server_name: String,
     /// The backend's To tags of the dialogs a 2xx confirmed and no BYE has ended yet.
     dialogs: Vec<Vec<u8>>,
     /// Our branch of each request forwarded statelessly, and where its responses go.
-    pending: VecDeque<(String, Peer)>,
+    pending: VecDeque<(Branch, Peer)>,
     /// Any response came back from the backend.
     backend_responded: bool,
-    /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200).
+    /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200); kept
+    /// while the server transaction is in Proceeding.
     invite: Vec<u8>,
     /// The INVITE as forwarded, for Timer A retransmissions, and read again for the
     /// fields a CANCEL or the ACK to a failure repeat ([`InviteCopy`]): most calls need
-    /// neither, so they are not copied out up front.
+    /// neither, so they are not copied out up front. Kept while the client transaction
+    /// is in Calling or Proceeding.
     forwarded: Vec<u8>,
-    /// The latest response sent to the carrier, for Timer G and retransmitted INVITEs.
+    /// The latest response sent to the carrier, for Timer G and retransmitted INVITEs;
+    /// kept while the server transaction is in Proceeding or Completed.
     latest: Vec<u8>,
     server: InviteServer,
     client: InviteClient,
     /// CANCEL received before the backend sent a provisional: send it when one comes.
     cancel_pending: bool,
-    /// The ACK we sent the backend for its non-2xx, resent on its retransmissions.
+    /// The ACK we sent the backend for its non-2xx, resent on its retransmissions; kept
+    /// while the client transaction is in Completed.
     ack: Vec<u8>,
     ends_at: Instant,
     linger_until: Option<Instant>,
-    scheduled: Option<Instant>,
+    /// What [`Calls`]' counters hold of this call: whether it is active, and how many
+    /// of its requests await a response.
+    tallied: (bool, usize),
 }
 
 impl Call {
@@ -211,6 +241,16 @@ impl Call {
     fn has_carrier_tag(&self, message: &Scan<'_, '_>) -> Option<bool> {
         let tag = message.from().ok().and_then(|from| from.tag)?;
         (!self.carrier_tag.is_empty()).then(|| tag == self.carrier_tag.as_slice())
+    }
+
+    /// Every `host:port` our Record-Route entries name (the one toward the backend twice
+    /// when there is no second entry).
+    fn ours(&self) -> [&str; 2] {
+        let carrier_side = self.carrier_side.as_ref();
+        [
+            &self.sent_by,
+            carrier_side.map_or(&self.sent_by, |(_, sent_by)| sent_by),
+        ]
     }
 
     /// Our Via toward the carrier: its connection's transport and our listener there,
@@ -244,46 +284,162 @@ impl Call {
         }))
     }
 
+    /// Runs the timers that only end the absorbing of retransmissions (Timer I and L of
+    /// the server transaction, D and M of the client's, the linger after a BYE), as due
+    /// at `now`. They send nothing, so they get no wakeup of their own while the call goes
+    /// on ([`Call::next_deadline`]); whatever the call handles next, they have run first.
+    fn expire(&mut self, now: Instant) {
+        if matches!(
+            self.server.state(),
+            ServerState::Confirmed | ServerState::Accepted
+        ) {
+            let _ = self.server.handle_timeout(now);
+        }
+        if matches!(
+            self.client.state(),
+            ClientState::Completed | ClientState::Accepted
+        ) {
+            let _ = self.client.handle_timeout(now);
+        }
+        if self.linger_until.is_some_and(|until| now >= until) {
+            self.linger_until = None;
+        }
+    }
+
+    /// When the call must be woken: for a timer that sends or decides something (Timer A,
+    /// B, C, G, H, `max_call_duration`), or, once it has ended, to be forgotten.
     fn next_deadline(&self) -> Option<Instant> {
+        match (self.acting_deadline(), self.forget_at()) {
+            (Some(acting), Some(forget)) => Some(acting.min(forget)),
+            (acting, forget) => acting.or(forget),
+        }
+    }
+
+    /// The earliest timer that sends or decides something.
+    fn acting_deadline(&self) -> Option<Instant> {
         [
-            self.server.poll_timeout(),
-            self.client.poll_timeout(),
-            self.linger_until,
+            (self.server.state() == ServerState::Completed)
+                .then(|| self.server.poll_timeout())
+                .flatten(),
+            matches!(
+                self.client.state(),
+                ClientState::Calling | ClientState::Proceeding
+            )
+            .then(|| self.client.poll_timeout())
+            .flatten(),
             (self.phase != Phase::Ended).then_some(self.ends_at),
         ]
         .into_iter()
         .flatten()
         .min()
     }
+
+    /// When an ended call has absorbed all it must and may be forgotten: the last of the
+    /// server transaction's Timer I or L (RFC 3261 §17.2.1; RFC 6026 §7.1), the client's
+    /// Timer D (§17.1.1.2), and the linger after a BYE (64·T1, the BYE's own Timer F), in
+    /// one wakeup. Timer M of the client (RFC 6026 §7.2) does not hold the call: the
+    /// backend's retransmitted 2xx stop with the server transaction's Timer L, set by the
+    /// same 2xx.
+    fn forget_at(&self) -> Option<Instant> {
+        if self.phase != Phase::Ended {
+            return None;
+        }
+        let server = matches!(
+            self.server.state(),
+            ServerState::Confirmed | ServerState::Accepted
+        )
+        .then(|| self.server.poll_timeout())
+        .flatten();
+        let client = (self.client.state() == ClientState::Completed)
+            .then(|| self.client.poll_timeout())
+            .flatten();
+        [server, client, self.linger_until]
+            .into_iter()
+            .flatten()
+            .max()
+    }
+
+    /// Whether the call has ended and nothing of it is left to run.
+    fn is_done(&self, now: Instant) -> bool {
+        self.phase == Phase::Ended
+            && self.acting_deadline().is_none()
+            && self.forget_at().is_none_or(|at| at <= now)
+    }
+
+    /// Drops the messages no transaction of the call can send again.
+    fn shed(&mut self) {
+        if !matches!(
+            self.client.state(),
+            ClientState::Calling | ClientState::Proceeding
+        ) {
+            self.forwarded = Vec::new();
+        }
+        if self.client.state() != ClientState::Completed {
+            self.ack = Vec::new();
+        }
+        if self.server.state() != ServerState::Proceeding {
+            self.invite = Vec::new();
+        }
+        if !matches!(
+            self.server.state(),
+            ServerState::Proceeding | ServerState::Completed
+        ) {
+            self.latest = Vec::new();
+        }
+    }
+}
+
+/// The keyed hash of our branches and tags.
+struct Keys {
+    branch_key: u64,
+    /// SipHash-1-3 under 128 random bits.
+    state: RandomState,
+}
+
+impl Keys {
+    fn of(&self, call_id: &[u8], extra: &[u8]) -> u64 {
+        let mut hasher = self.state.build_hasher();
+        self.branch_key.hash(&mut hasher);
+        call_id.hash(&mut hasher);
+        extra.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Our Via branch for a request with `branch` from the other side: the same input,
+    /// the same branch (stateless forwarding, §16.11), RFC 3261's magic cookie first.
+    fn branch_for(&self, call_id: &[u8], branch: &[u8]) -> Branch {
+        Branch::new(self.of(call_id, branch))
+    }
 }
 
 /// Every call in progress, by Call-ID.
 pub(crate) struct Calls {
     settings: Settings,
-    calls: HashMap<Vec<u8>, Call>,
-    deadlines: BinaryHeap<Reverse<(Instant, Vec<u8>)>>,
+    calls: Table<Call>,
+    /// Calls not ended, and requests forwarded inside calls awaiting a final response.
+    active: usize,
+    awaiting: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
     /// Calls forgotten (transaction key, Call-ID): the hot path forgets them too.
-    finished_keys: Vec<(u64, Vec<u8>)>,
-    branch_key: u64,
-    /// Keys our branches and tags: SipHash-1-3 under 128 random bits.
-    keys: RandomState,
-    buffer: Vec<u8>,
+    finished_keys: Vec<(u64, Arc<[u8]>)>,
+    keys: Keys,
 }
 
 impl Calls {
     pub(crate) fn new(settings: Settings, branch_key: u64) -> Self {
         Calls {
             settings,
-            calls: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            calls: Table::new(),
+            active: 0,
+            awaiting: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             finished_keys: Vec::new(),
-            branch_key,
-            keys: RandomState::new(),
-            buffer: Vec::with_capacity(2048),
+            keys: Keys {
+                branch_key,
+                state: RandomState::new(),
+            },
         }
     }
 
@@ -297,10 +453,14 @@ impl Calls {
 
     /// Calls not yet ended (setting up or answered).
     pub(crate) fn active(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|call| call.phase != Phase::Ended)
-            .count()
+        debug_assert_eq!(
+            self.active,
+            self.calls
+                .values()
+                .filter(|call| call.phase != Phase::Ended)
+                .count()
+        );
+        self.active
     }
 
     #[must_use]
@@ -316,22 +476,22 @@ impl Calls {
     /// Some request forwarded inside a call (a BYE, say) still waits for its final
     /// response.
     pub(crate) fn awaiting_responses(&self) -> bool {
-        self.calls.values().any(|call| !call.pending.is_empty())
+        self.awaiting > 0
     }
 
     /// Calls the hot path should stop treating as active.
-    pub(crate) fn take_finished_keys(&mut self) -> Vec<(u64, Vec<u8>)> {
-        std::mem::take(&mut self.finished_keys)
+    pub(crate) fn take_finished_keys(&mut self) -> std::vec::Drain<'_, (u64, Arc<[u8]>)> {
+        self.finished_keys.drain(..)
     }
 
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+        self.calls.poll_timeout()
     }
 
     /// The call path is working on this Call-ID.
     pub(crate) fn contains(&self, call_id: &[u8]) -> bool {
-        self.calls.contains_key(call_id)
+        self.calls.find(call_id).is_some()
     }
 
     /// A new INVITE the hot path admitted, with its channel, from `source` (over
@@ -358,44 +518,48 @@ impl Calls {
         let (Ok(from), Ok(Some(_))) = (message.from(), message.contact()) else {
             let counters = admitted.guard.counters();
             counters.rejected_other.fetch_add(1, Ordering::Relaxed);
-            self.reply(carrier, message, 400, "Bad Request", None);
+            self.reply(carrier, message, 400, "Bad Request");
             return;
         };
-        let carrier_branch = via.branch.unwrap_or_default().to_vec();
-        if let Some(existing) = self.calls.get(call_id) {
+        let carrier_branch = via.branch.unwrap_or_default();
+        if let Some(id) = self.calls.find(call_id) {
             // The same transaction again (the hot path had not seen it yet): its
             // transaction answers; the second channel claim is released here.
-            if existing.carrier_branch == carrier_branch {
+            if self.calls.get(id).carrier_branch == carrier_branch {
                 drop(admitted);
-                self.handle_invite_retransmission(call_id.to_vec());
+                self.handle_invite_retransmission(now, id);
+                self.settle(now, id);
                 return;
             }
-            self.reply(carrier, message, 482, "Loop Detected", None);
+            self.reply(carrier, message, 482, "Loop Detected");
             return;
         }
         let Some(route) = route else {
-            self.reply(carrier, message, 503, "Backend Unavailable", None);
+            self.reply(carrier, message, 503, "Backend Unavailable");
             self.events.push_back(CallEvent::Warning {
                 trunk: admitted.trunk().to_string(),
                 message: "call refused: the backend has no address".into(),
             });
             return;
         };
-        let branch = self.branch_for(call_id, &carrier_branch);
-        let mut ours = vec![route.sent_by.clone()];
+        let branch = self.keys.branch_for(call_id, carrier_branch);
+        let carrier_side = route
+            .carrier_side
+            .as_ref()
+            .map(|(transport, sent_by)| (*transport, sent_by.as_str()));
+        let ours = [
+            route.sent_by.as_str(),
+            carrier_side.map_or(route.sent_by.as_str(), |(_, sent_by)| sent_by),
+        ];
         // Top first: the entry the backend reaches us by, then the carrier's.
-        let mut record_route = vec![forward::record_route(&route.sent_by, Transport::Udp)];
-        if let Some((transport, sent_by)) = &route.carrier_side {
-            ours.push(sent_by.clone());
-            record_route.push(forward::record_route(sent_by, *transport));
-        }
+        let record_route = [Some((Transport::Udp, route.sent_by.as_str())), carrier_side];
         let hop = Hop {
             transport: Transport::Udp,
             sent_by: &route.sent_by,
-            branch: &branch,
+            branch: branch.as_str(),
             ours: &ours,
         };
-        let mut forwarded = Vec::with_capacity(bytes.len() + 256);
+        let mut forwarded = Vec::new();
         let trunk_header = (self.settings.trunk_header.as_str(), admitted.trunk());
         if forward::request(
             &mut forwarded,
@@ -408,18 +572,20 @@ impl Calls {
         )
         .is_err()
         {
-            self.reply(carrier, message, 400, "Bad Request", None);
+            self.reply(carrier, message, 400, "Bad Request");
             return;
         }
         let timers = self.settings.timers;
         let reliable = carrier.transport != Transport::Udp;
         let (server, first) = InviteServer::new(timers, reliable);
         let client = InviteClient::new(now, timers, false, Some(TIMER_C));
-        let mut trying = Vec::new();
+        let mut trying = Vec::with_capacity(message.message_len());
         let _ = response::write(&mut trying, message, source, 100, "Trying", None, &[]);
         debug_assert_eq!(first, ServerAction::Send(100));
         let carrier_tag = from.tag.unwrap_or_default().to_vec();
-        self.send_to(carrier, &route.server_name, trying.clone());
+        let latest = trying.clone();
+        self.transmits
+            .push_back(transmit_to(carrier, &route.server_name, trying));
         self.send(route.backend, forwarded.clone());
         admitted
             .guard
@@ -434,37 +600,34 @@ impl Calls {
             carrier,
             carrier_tag,
             backend: route.backend,
-            carrier_branch,
-            our_branch: branch.into_bytes(),
+            carrier_branch: carrier_branch.to_vec(),
+            our_branch: branch,
             sent_by: route.sent_by,
             carrier_side: route.carrier_side,
-            ours,
             server_name: route.server_name,
             dialogs: Vec::new(),
             pending: VecDeque::new(),
             backend_responded: false,
             invite: bytes.to_vec(),
             forwarded,
-            latest: trying,
+            latest,
             server,
             client,
             cancel_pending: false,
             ack: Vec::new(),
             ends_at: now + self.settings.max_call_duration,
             linger_until: None,
-            scheduled: None,
+            tallied: (false, 0),
         };
-        let id = call_id.to_vec();
-        self.calls.insert(id.clone(), call);
-        self.schedule(&id);
+        let id = self.calls.insert(call_id, call);
+        self.settle(now, id);
     }
 
-    fn handle_invite_retransmission(&mut self, id: Vec<u8>) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
+    fn handle_invite_retransmission(&mut self, now: Instant, id: Id) {
+        let call = self.calls.get_mut(id);
+        call.expire(now);
         if let ServerAction::Resend(_) = call.server.handle_request_retransmission() {
-            self.resend_latest(&id);
+            self.resend_latest(id);
         }
     }
 
@@ -481,19 +644,33 @@ impl Calls {
         else {
             return true;
         };
-        let id = call_id.to_vec();
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(id) = self.calls.find(call_id) else {
             if method != Method::Ack {
                 let peer = Peer::udp(source);
-                self.reply(peer, message, 481, "Call/Transaction Does Not Exist", None);
+                self.reply(peer, message, 481, "Call/Transaction Does Not Exist");
             }
             return false;
         };
+        self.calls.get_mut(id).expire(now);
+        self.request_in_call(now, id, source, message, (method, call_id, &via));
+        self.settle(now, id);
+        true
+    }
+
+    fn request_in_call(
+        &mut self,
+        now: Instant,
+        id: Id,
+        source: SocketAddr,
+        message: &Scan<'_, '_>,
+        (method, call_id, via): (Method<'_>, &[u8], &scan::Via<'_>),
+    ) {
+        let call = self.calls.get_mut(id);
         let branch = via.branch.unwrap_or_default();
         let from_carrier = call.comes_from_carrier(message, source);
         // Where this request's responses and our answers to it go.
         let sender = if from_carrier {
-            let peer = carrier_peer(source, Some(call.carrier.transport), &via);
+            let peer = carrier_peer(source, Some(call.carrier.transport), via);
             if peer.transport != Transport::Udp {
                 // The carrier's latest connection is the one to use toward it.
                 call.carrier.address = source;
@@ -505,22 +682,20 @@ impl Calls {
         let same_transaction = from_carrier && branch == call.carrier_branch.as_slice();
         match method {
             Method::Invite if same_transaction => {
-                self.handle_invite_retransmission(id);
-                return true;
+                self.handle_invite_retransmission(now, id);
+                return;
             }
             Method::Ack if same_transaction => {
                 // ACK for our non-2xx: hop by hop, ends here (§17.2.1).
                 let action = call.server.handle_ack(now);
                 if action != ServerAction::DeliverAck {
-                    self.schedule(&id);
-                    return true;
+                    return;
                 }
             }
             Method::Cancel if same_transaction => {
-                self.reply(sender, message, 200, "OK", None);
-                self.cancel(now, &id);
-                self.schedule(&id);
-                return true;
+                self.reply(sender, message, 200, "OK");
+                self.cancel(id);
+                return;
             }
             Method::Bye => {
                 // The dialog it ends: the backend's tag is the To tag of the carrier's
@@ -541,42 +716,44 @@ impl Calls {
             _ => {}
         }
         if message.max_forwards() == Ok(Some(0)) {
-            self.reply(sender, message, 483, "Too Many Hops", None);
-            return true;
+            self.reply(sender, message, 483, "Too Many Hops");
+            return;
         }
-        let call = self.calls.get(&id).expect("present");
+        let branch = self.keys.branch_for(call_id, branch);
+        let call = self.calls.get_mut(id);
         let routes = message.header_values(HeaderName::Route);
+        let ours = call.ours();
         let next = target::next_hop(routes, message.request_uri().unwrap_or_default(), |v| {
-            forward::is_our_route(v, &call.ours)
+            forward::is_our_route(v, &ours)
         });
         let (destination, transport, sent_by) = if from_carrier {
-            (call.backend_hop(next), Transport::Udp, call.sent_by.clone())
+            (
+                call.backend_hop(next),
+                Transport::Udp,
+                call.sent_by.as_str(),
+            )
         } else {
             let (transport, sent_by) = call.toward_carrier();
-            (call.carrier_hop(next), transport, sent_by.to_owned())
+            (call.carrier_hop(next), transport, sent_by)
         };
-        let branch = self.branch_for(call_id, branch);
-        let call = self.calls.get_mut(&id).expect("present");
         let hop = Hop {
             transport,
-            sent_by: &sent_by,
-            branch: &branch,
-            ours: &call.ours,
+            sent_by,
+            branch: branch.as_str(),
+            ours: &ours,
         };
-        let mut out = std::mem::take(&mut self.buffer);
-        if forward::request(&mut out, message, source, &hop, None, &[], None).is_ok() {
-            if method != Method::Ack {
-                if call.pending.len() == PENDING {
-                    call.pending.pop_front();
-                }
-                call.pending.push_back((branch, sender));
-            }
-            let server_name = call.server_name.clone();
-            self.send_to(destination, &server_name, out.clone());
+        let mut out = Vec::new();
+        if forward::request(&mut out, message, source, &hop, None, &[], None).is_err() {
+            return;
         }
-        self.buffer = out;
-        self.schedule(&id);
-        true
+        let transmit = transmit_to(destination, &call.server_name, out);
+        if method != Method::Ack {
+            if call.pending.len() == PENDING {
+                call.pending.pop_front();
+            }
+            call.pending.push_back((branch, sender));
+        }
+        self.transmits.push_back(transmit);
     }
 
     /// A response from either side. Returns false when no call knows it.
@@ -591,19 +768,20 @@ impl Calls {
         else {
             return false;
         };
-        let id = call_id.to_vec();
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(id) = self.calls.find(call_id) else {
             return false;
         };
+        let call = self.calls.get_mut(id);
+        call.expire(now);
         let branch = message.top_via().ok().and_then(|via| via.branch);
-        let ours = source == call.backend && branch == Some(call.our_branch.as_slice());
+        let ours = source == call.backend && branch == Some(call.our_branch.as_bytes());
         if ours && cseq.method == Method::Invite {
             if !call.backend_responded {
                 self.events
                     .push_back(CallEvent::BackendAnswered(call.backend));
             }
             call.backend_responded = true;
-            self.invite_response(now, &id, code, message);
+            self.invite_response(now, id, code, message);
         } else if ours && cseq.method == Method::Cancel {
             // The 200 to our CANCEL: hop by hop, ends here.
         } else {
@@ -629,16 +807,16 @@ impl Calls {
             });
             let mut out = Vec::new();
             if forward::response(&mut out, message).is_ok() {
-                let server_name = call.server_name.clone();
-                self.send_to(destination, &server_name, out);
+                let transmit = transmit_to(destination, &call.server_name, out);
+                self.transmits.push_back(transmit);
             }
         }
-        self.schedule(&id);
+        self.settle(now, id);
         true
     }
 
-    fn invite_response(&mut self, now: Instant, id: &[u8], code: u16, message: &Scan<'_, '_>) {
-        let call = self.calls.get_mut(id).expect("present");
+    fn invite_response(&mut self, now: Instant, id: Id, code: u16, message: &Scan<'_, '_>) {
+        let call = self.calls.get_mut(id);
         let action = call.client.handle_response(now, code);
         match action {
             ClientAction::Deliver(code) | ClientAction::DeliverAndAck(code) => {
@@ -648,7 +826,7 @@ impl Calls {
                     let (ack, backend) = (call.ack.clone(), call.backend);
                     self.send(backend, ack);
                 }
-                let call = self.calls.get_mut(id).expect("present");
+                let call = self.calls.get_mut(id);
                 if code == 100 {
                     // Hop by hop: the carrier has our own 100 already.
                 } else {
@@ -661,13 +839,20 @@ impl Calls {
                         _ => call.server.send_final(now, code),
                     };
                     // Only what the server transaction takes: after our own 408 (Timer C)
-                    // the backend's late 487 goes nowhere.
+                    // the backend's late 487 goes nowhere. A 2xx is not sent again by the
+                    // transaction (RFC 6026 §7.1): it is not kept.
                     if matches!(server_action, ServerAction::Send(_)) {
-                        call.latest = relayed;
-                        self.resend_latest(id);
+                        if matches!(
+                            call.server.state(),
+                            ServerState::Proceeding | ServerState::Completed
+                        ) {
+                            call.latest.clear();
+                            call.latest.extend_from_slice(&relayed);
+                        }
+                        let transmit = transmit_to(call.carrier, &call.server_name, relayed);
+                        self.transmits.push_back(transmit);
                     }
                 }
-                let call = self.calls.get_mut(id).expect("present");
                 match code {
                     101..=199 if call.cancel_pending => {
                         call.cancel_pending = false;
@@ -702,8 +887,8 @@ impl Calls {
 
     /// CANCEL from the carrier: once the backend sent a provisional, CANCEL it there
     /// (§9.1); before that, remember and send it when one comes.
-    fn cancel(&mut self, _now: Instant, id: &[u8]) {
-        let call = self.calls.get_mut(id).expect("present");
+    fn cancel(&mut self, id: Id) {
+        let call = self.calls.get_mut(id);
         match call.client.state() {
             ClientState::Proceeding => self.send_cancel(id),
             ClientState::Calling => call.cancel_pending = true,
@@ -711,8 +896,8 @@ impl Calls {
         }
     }
 
-    fn send_cancel(&mut self, id: &[u8]) {
-        let call = self.calls.get_mut(id).expect("present");
+    fn send_cancel(&mut self, id: Id) {
+        let call = self.calls.get(id);
         let mut cancel = Vec::new();
         write_from_invite(&call.forwarded, &mut cancel, "CANCEL", None);
         let backend = call.backend;
@@ -721,28 +906,15 @@ impl Calls {
 
     /// Runs every call timer due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((at, id)) = self.deadlines.pop().expect("peeked");
-            let Some(call) = self.calls.get_mut(&id) else {
-                continue;
-            };
-            if call.scheduled != Some(at) {
-                continue;
-            }
-            call.scheduled = None;
-            self.run_timers(now, &id);
-            self.schedule(&id);
+        while let Some(id) = self.calls.pop_due(now) {
+            self.run_timers(now, id);
+            self.settle(now, id);
         }
     }
 
-    fn run_timers(&mut self, now: Instant, id: &[u8]) {
-        let call = self.calls.get_mut(id).expect("present");
-        if call.linger_until.is_some_and(|until| now >= until) {
-            call.linger_until = None;
-        }
+    fn run_timers(&mut self, now: Instant, id: Id) {
+        let call = self.calls.get_mut(id);
+        call.expire(now);
         match call.client.handle_timeout(now) {
             ClientAction::Retransmit => {
                 let (bytes, backend) = (call.forwarded.clone(), call.backend);
@@ -759,7 +931,7 @@ impl Calls {
                         self.events.push_back(event);
                     }
                     self.final_from_us(now, id, code);
-                    let trunk = self.calls[id].trunk.clone();
+                    let trunk = self.calls.get(id).trunk.clone();
                     self.events.push_back(CallEvent::Warning {
                         trunk,
                         message: format!(
@@ -774,13 +946,13 @@ impl Calls {
             }
             _ => {}
         }
-        let call = self.calls.get_mut(id).expect("present");
+        let call = self.calls.get_mut(id);
         match call.server.handle_timeout(now) {
             ServerAction::Resend(_) => self.resend_latest(id),
             ServerAction::AckTimedOut => {}
             _ => {}
         }
-        let call = self.calls.get_mut(id).expect("present");
+        let call = self.calls.get_mut(id);
         if call.phase != Phase::Ended && now >= call.ends_at {
             call.end(now);
             let trunk = call.trunk.clone();
@@ -796,8 +968,8 @@ impl Calls {
     }
 
     /// Our own final response to the carrier (408, 503), ending the call.
-    fn final_from_us(&mut self, now: Instant, id: &[u8], code: u16) {
-        let call = self.calls.get_mut(id).expect("present");
+    fn final_from_us(&mut self, now: Instant, id: Id, code: u16) {
+        let call = self.calls.get_mut(id);
         if call.server.send_final(now, code) != ServerAction::Send(code) {
             return;
         }
@@ -807,7 +979,7 @@ impl Calls {
         };
         // Not the hot path's stateless tag (that is `key`): the carrier's ACK to this
         // answer must reach the server transaction, not be dropped as a stateless one's.
-        let tag = format!("{:016x}", call.key.rotate_left(32) ^ 0x7472_756e_6b64_0001);
+        let tag = hex_tag(call.key.rotate_left(32) ^ 0x7472_756e_6b64_0001);
         let mut out = Vec::new();
         let reason = match code {
             503 => "Backend Unavailable",
@@ -819,7 +991,7 @@ impl Calls {
             call.carrier.address,
             code,
             reason,
-            Some(tag.as_bytes()),
+            Some(&tag),
             &[],
         );
         if written.is_ok() {
@@ -831,78 +1003,50 @@ impl Calls {
     }
 
     /// The latest response of the INVITE transaction, to the carrier (again).
-    fn resend_latest(&mut self, id: &[u8]) {
-        let call = &self.calls[id];
+    fn resend_latest(&mut self, id: Id) {
+        let call = self.calls.get(id);
         let transmit = transmit_to(call.carrier, &call.server_name, call.latest.clone());
         self.transmits.push_back(transmit);
     }
 
-    fn reply(
-        &mut self,
-        to: Peer,
-        message: &Scan<'_, '_>,
-        code: u16,
-        reason: &str,
-        tag: Option<&[u8]>,
-    ) {
+    fn reply(&mut self, to: Peer, message: &Scan<'_, '_>, code: u16, reason: &str) {
         let mut out = Vec::new();
-        let tag = tag.map(<[u8]>::to_vec).unwrap_or_else(|| {
-            let key = self.key_of(message.call_id().unwrap_or_default(), b"reply");
-            format!("{key:016x}").into_bytes()
-        });
+        let tag = hex_tag(
+            self.keys
+                .of(message.call_id().unwrap_or_default(), b"reply"),
+        );
         if response::write(&mut out, message, to.address, code, reason, Some(&tag), &[]).is_ok() {
-            self.send_to(to, "", out);
+            self.transmits.push_back(transmit_to(to, "", out));
         }
     }
 
     /// To the backend, over UDP.
     fn send(&mut self, destination: SocketAddr, bytes: Vec<u8>) {
-        self.send_to(Peer::udp(destination), "", bytes);
-    }
-
-    fn send_to(&mut self, peer: Peer, server_name: &str, bytes: Vec<u8>) {
         self.transmits
-            .push_back(transmit_to(peer, server_name, bytes));
+            .push_back(transmit_to(Peer::udp(destination), "", bytes));
     }
 
-    /// Re-arms a call's deadline, or forgets a finished call.
-    fn schedule(&mut self, id: &[u8]) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let deadline = call.next_deadline();
-        let done = call.phase == Phase::Ended
-            && call.server.state() == ServerState::Terminated
-            && matches!(
-                call.client.state(),
-                ClientState::Terminated | ClientState::Accepted
-            )
-            && call.linger_until.is_none();
-        if done || deadline.is_none() && call.phase == Phase::Ended {
-            let call = self.calls.remove(id).expect("present");
-            self.finished_keys.push((call.key, id.to_vec()));
-            return;
+    /// After anything a call handled: the counters learn what changed, the messages no
+    /// transaction needs any more go, and the call is woken at its next deadline or, when
+    /// nothing of it is left, forgotten.
+    fn settle(&mut self, now: Instant, id: Id) {
+        let call = self.calls.get_mut(id);
+        let (was_active, was_pending) = call.tallied;
+        let is_active = call.phase != Phase::Ended;
+        self.active = self.active + usize::from(is_active) - usize::from(was_active);
+        self.awaiting = self.awaiting + call.pending.len() - was_pending;
+        call.tallied = (is_active, call.pending.len());
+        if call.is_done(now) {
+            let (call_id, call) = self.calls.remove(id);
+            self.awaiting -= call.tallied.1;
+            self.finished_keys.push((call.key, call_id));
+        } else {
+            call.shed();
+            if let Some(at) = call.next_deadline() {
+                self.calls.arm(id, at);
+            }
         }
-        if let Some(at) = deadline
-            && call.scheduled != Some(at)
-        {
-            call.scheduled = Some(at);
-            self.deadlines.push(Reverse((at, id.to_vec())));
-        }
-    }
-
-    /// Our Via branch for a request with `branch` from the other side: the same input,
-    /// the same branch (stateless forwarding, §16.11), RFC 3261's magic cookie first.
-    fn branch_for(&self, call_id: &[u8], branch: &[u8]) -> String {
-        format!("z9hG4bKtk{:016x}", self.key_of(call_id, branch))
-    }
-
-    fn key_of(&self, call_id: &[u8], extra: &[u8]) -> u64 {
-        let mut hasher = self.keys.build_hasher();
-        self.branch_key.hash(&mut hasher);
-        call_id.hash(&mut hasher);
-        extra.hash(&mut hasher);
-        hasher.finish()
+        self.calls.purge();
     }
 }
 
@@ -929,13 +1073,18 @@ fn carrier_peer(source: SocketAddr, transport: Option<Transport>, via: &scan::Vi
 }
 
 /// A UDP datagram, or bytes for the connection with `peer.address` (while open, else a
-/// new one to `peer.reconnect`, verified against `server_name` for TLS).
+/// new one to `peer.reconnect`, verified against `server_name` for TLS; a datagram needs
+/// no name, and gets none).
 fn transmit_to(peer: Peer, server_name: &str, bytes: Vec<u8>) -> Transmit {
     let stream = peer.transport != Transport::Udp;
     Transmit {
         destination: if stream { peer.reconnect } else { peer.address },
         transport: peer.transport,
-        server_name: server_name.to_owned(),
+        server_name: if stream {
+            server_name.to_owned()
+        } else {
+            String::new()
+        },
         connection: stream.then_some(peer.address),
         bytes,
     }

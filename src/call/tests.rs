@@ -450,6 +450,43 @@ fn calls_survive_reloads_and_max_call_duration_ends_a_call_without_bye() {
     assert!(warned);
 }
 
+/// Timers that only end the absorbing of retransmissions (Timer L, M, the linger after a
+/// BYE) wake nothing while a call goes on, yet have run before anything reaches the call;
+/// an ended call is forgotten in one wakeup.
+#[test]
+fn absorbing_timers_wake_nothing_and_an_ended_call_is_forgotten_at_once() {
+    let t0 = epoch();
+    let secs = |s: u64| t0 + Duration::from_secs(s);
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    receive(&mut control, t0, CARRIER, &invite("l"));
+    let forwarded = sent(&mut control)[1].2.clone();
+    let ok = answer(&forwarded, 200, "OK");
+    receive(&mut control, t0, BACKEND, &ok);
+    assert_eq!(sent(&mut control).len(), 1);
+    // Timer A's entry was armed first; after it, max_call_duration (10 min) is next.
+    let timer_a = t0 + Duration::from_millis(500);
+    assert_eq!(control.poll_timeout(), timer_a);
+    control.handle_timeout(timer_a);
+    assert!(sent(&mut control).is_empty());
+    assert_eq!(control.poll_timeout(), secs(600));
+    // The backend's retransmitted 2xx is relayed within Timer M (64·T1, RFC 6026 §7.2),
+    // not after it, though no wakeup ran the timer.
+    receive(&mut control, secs(31), BACKEND, &ok);
+    assert_eq!(sent(&mut control).len(), 1);
+    receive(&mut control, secs(33), BACKEND, &ok);
+    assert!(sent(&mut control).is_empty());
+    // The carrier hangs up; the call lingers 64·T1 for the BYE's retransmissions and is
+    // forgotten at one wakeup.
+    receive(&mut control, secs(40), CARRIER, &carrier_bye("l", "b1", "bye-l"));
+    assert_eq!(sent(&mut control).len(), 1);
+    assert_eq!(channels(&control), 0);
+    assert_eq!(control.poll_timeout(), secs(72));
+    control.handle_timeout(secs(72));
+    assert_eq!(control.calls_remembered(), 0);
+    assert!(control.poll_timeout() > secs(600), "no stale entry left in front");
+}
+
 fn drain_events(control: &mut Control) -> Vec<Event> {
     std::iter::from_fn(|| control.poll_event()).collect()
 }

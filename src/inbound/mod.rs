@@ -879,7 +879,7 @@ impl Inbound {
 }
 
 /// 16 lower-case hex digits of a transaction key: a stateless To-tag.
-fn hex_tag(value: u64) -> [u8; 16] {
+pub(crate) fn hex_tag(value: u64) -> [u8; 16] {
     let mut tag = [0u8; 16];
     for (i, byte) in tag.iter_mut().enumerate() {
         *byte = b"0123456789abcdef"[((value >> (60 - 4 * i)) & 0xf) as usize];
