@@ -56,6 +56,9 @@ pub(crate) const TIMER_C: Duration = Duration::from_secs(181);
 /// How long a call that ended by BYE is remembered, so BYE retransmissions and the 200
 /// still find their way (64·T1 with the default T1).
 const LINGER: Duration = Duration::from_secs(32);
+/// Ended calls are forgotten in batches, at wakeups on this grid: forgetting sends
+/// nothing, and a call found done when a message comes is forgotten then.
+const FORGET_GRID: Duration = Duration::from_millis(100);
 
 /// What the proxy needs to know, per daemon.
 #[derive(Debug, Clone)]
@@ -287,7 +290,7 @@ impl Call {
     /// Runs the timers that only end the absorbing of retransmissions (Timer I and L of
     /// the server transaction, D and M of the client's, the linger after a BYE), as due
     /// at `now`. They send nothing, so they get no wakeup of their own while the call goes
-    /// on ([`Call::next_deadline`]); whatever the call handles next, they have run first.
+    /// on (see [`Calls::settle`]); whatever the call handles next, they have run first.
     fn expire(&mut self, now: Instant) {
         if matches!(
             self.server.state(),
@@ -306,16 +309,8 @@ impl Call {
         }
     }
 
-    /// When the call must be woken: for a timer that sends or decides something (Timer A,
-    /// B, C, G, H, `max_call_duration`), or, once it has ended, to be forgotten.
-    fn next_deadline(&self) -> Option<Instant> {
-        match (self.acting_deadline(), self.forget_at()) {
-            (Some(acting), Some(forget)) => Some(acting.min(forget)),
-            (acting, forget) => acting.or(forget),
-        }
-    }
-
-    /// The earliest timer that sends or decides something.
+    /// The earliest timer that sends or decides something (Timer A, B, C, G, H,
+    /// `max_call_duration`).
     fn acting_deadline(&self) -> Option<Instant> {
         [
             (self.server.state() == ServerState::Completed)
@@ -386,6 +381,12 @@ impl Call {
         ) {
             self.latest = Vec::new();
         }
+        if self.dialogs.is_empty() {
+            self.dialogs = Vec::new();
+        }
+        if self.pending.is_empty() {
+            self.pending = VecDeque::new();
+        }
     }
 }
 
@@ -424,6 +425,8 @@ pub(crate) struct Calls {
     /// Calls forgotten (transaction key, Call-ID): the hot path forgets them too.
     finished_keys: Vec<(u64, Arc<[u8]>)>,
     keys: Keys,
+    /// Where [`FORGET_GRID`] starts: the first instant a call was settled.
+    origin: Option<Instant>,
 }
 
 impl Calls {
@@ -440,6 +443,7 @@ impl Calls {
                 branch_key,
                 state: RandomState::new(),
             },
+            origin: None,
         }
     }
 
@@ -522,12 +526,15 @@ impl Calls {
             return;
         };
         let carrier_branch = via.branch.unwrap_or_default();
+        // A call found done here is not forgotten first: the hot path would be told its
+        // Call-ID ended after this INVITE had started a call under it.
         if let Some(id) = self.calls.find(call_id) {
+            self.calls.get_mut(id).expire(now);
             // The same transaction again (the hot path had not seen it yet): its
             // transaction answers; the second channel claim is released here.
             if self.calls.get(id).carrier_branch == carrier_branch {
                 drop(admitted);
-                self.handle_invite_retransmission(now, id);
+                self.handle_invite_retransmission(id);
                 self.settle(now, id);
                 return;
             }
@@ -623,9 +630,8 @@ impl Calls {
         self.settle(now, id);
     }
 
-    fn handle_invite_retransmission(&mut self, now: Instant, id: Id) {
+    fn handle_invite_retransmission(&mut self, id: Id) {
         let call = self.calls.get_mut(id);
-        call.expire(now);
         if let ServerAction::Resend(_) = call.server.handle_request_retransmission() {
             self.resend_latest(id);
         }
@@ -644,14 +650,13 @@ impl Calls {
         else {
             return true;
         };
-        let Some(id) = self.calls.find(call_id) else {
+        let Some(id) = self.find(now, call_id) else {
             if method != Method::Ack {
                 let peer = Peer::udp(source);
                 self.reply(peer, message, 481, "Call/Transaction Does Not Exist");
             }
             return false;
         };
-        self.calls.get_mut(id).expire(now);
         self.request_in_call(now, id, source, message, (method, call_id, &via));
         self.settle(now, id);
         true
@@ -682,7 +687,7 @@ impl Calls {
         let same_transaction = from_carrier && branch == call.carrier_branch.as_slice();
         match method {
             Method::Invite if same_transaction => {
-                self.handle_invite_retransmission(now, id);
+                self.handle_invite_retransmission(id);
                 return;
             }
             Method::Ack if same_transaction => {
@@ -768,11 +773,10 @@ impl Calls {
         else {
             return false;
         };
-        let Some(id) = self.calls.find(call_id) else {
+        let Some(id) = self.find(now, call_id) else {
             return false;
         };
         let call = self.calls.get_mut(id);
-        call.expire(now);
         let branch = message.top_via().ok().and_then(|via| via.branch);
         let ours = source == call.backend && branch == Some(call.our_branch.as_bytes());
         if ours && cseq.method == Method::Invite {
@@ -1026,6 +1030,20 @@ impl Calls {
             .push_back(transmit_to(Peer::udp(destination), "", bytes));
     }
 
+    /// The call with this Call-ID, its absorbing timers run as due at `now`; none when
+    /// it is done and only waits to be forgotten (it is forgotten now).
+    fn find(&mut self, now: Instant, call_id: &[u8]) -> Option<Id> {
+        let id = self.calls.find(call_id)?;
+        let call = self.calls.get_mut(id);
+        call.expire(now);
+        if call.is_done(now) {
+            self.forget(id);
+            self.calls.purge();
+            return None;
+        }
+        Some(id)
+    }
+
     /// After anything a call handled: the counters learn what changed, the messages no
     /// transaction needs any more go, and the call is woken at its next deadline or, when
     /// nothing of it is left, forgotten.
@@ -1037,17 +1055,38 @@ impl Calls {
         self.awaiting = self.awaiting + call.pending.len() - was_pending;
         call.tallied = (is_active, call.pending.len());
         if call.is_done(now) {
-            let (call_id, call) = self.calls.remove(id);
-            self.awaiting -= call.tallied.1;
-            self.finished_keys.push((call.key, call_id));
+            self.forget(id);
         } else {
             call.shed();
-            if let Some(at) = call.next_deadline() {
+            let origin = *self.origin.get_or_insert(now);
+            let forget = call.forget_at().map(|at| on_grid(origin, at));
+            let wake = match (call.acting_deadline(), forget) {
+                (Some(acting), Some(forget)) => Some(acting.min(forget)),
+                (acting, forget) => acting.or(forget),
+            };
+            if let Some(at) = wake {
                 self.calls.arm(id, at);
             }
         }
         self.calls.purge();
     }
+
+    fn forget(&mut self, id: Id) {
+        let (call_id, call) = self.calls.remove(id);
+        self.active -= usize::from(call.tallied.0);
+        self.awaiting -= call.tallied.1;
+        self.finished_keys.push((call.key, call_id));
+    }
+}
+
+/// The first instant at or after `at` on [`FORGET_GRID`] from `origin`.
+fn on_grid(origin: Instant, at: Instant) -> Instant {
+    let grid = FORGET_GRID.as_nanos();
+    let since = at.saturating_duration_since(origin).as_nanos();
+    u64::try_from(since.div_ceil(grid) * grid)
+        .ok()
+        .and_then(|offset| origin.checked_add(Duration::from_nanos(offset)))
+        .unwrap_or(at)
 }
 
 /// The carrier of a request from `source` (over a connection of `transport`, if any)
