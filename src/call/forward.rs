@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 use crate::config::Transport;
-use crate::sip::response::write_top_via;
+use crate::sip::response::{push_decimal, write_top_via};
 use crate::sip::scan::{HeaderName, ListValues, NameAddr, Scan, ScanError};
 
 /// What every forwarded request carries.
@@ -97,13 +97,13 @@ pub(crate) fn request(
         None => out.extend_from_slice(message.request_uri().ok_or(ScanError::StartLine)?),
     }
     out.extend_from_slice(b" SIP/2.0\r\n");
-    let _ = write!(
-        out,
-        "Via: SIP/2.0/{} {};branch={};rport\r\n",
-        via_transport(hop.transport),
-        hop.sent_by,
-        hop.branch
-    );
+    out.extend_from_slice(b"Via: SIP/2.0/");
+    out.extend_from_slice(via_transport(hop.transport).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(hop.sent_by.as_bytes());
+    out.extend_from_slice(b";branch=");
+    out.extend_from_slice(hop.branch.as_bytes());
+    out.extend_from_slice(b";rport\r\n");
     for &(transport, sent_by) in record_route.iter().flatten() {
         write_record_route(out, transport, sent_by);
     }
@@ -147,13 +147,16 @@ pub(crate) fn request(
         out.extend_from_slice(header.value);
         out.extend_from_slice(b"\r\n");
     }
-    let _ = write!(out, "Max-Forwards: {}\r\n", max_forwards.saturating_sub(1));
+    out.extend_from_slice(b"Max-Forwards: ");
+    push_decimal(out, max_forwards.saturating_sub(1).into());
+    out.extend_from_slice(b"\r\n");
     if let Some((name, value)) = trunk_header {
-        let _ = write!(out, "{name}: {value}\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    let body = message.body();
-    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
-    out.extend_from_slice(body);
+    write_body(out, message.body());
     Ok(())
 }
 
@@ -173,7 +176,9 @@ pub(crate) fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), 
         crate::sip::scan::StartLine::Response { code, reason } => (code, reason),
         _ => return Err(ScanError::StartLine),
     };
-    let _ = write!(out, "SIP/2.0 {code} ");
+    out.extend_from_slice(b"SIP/2.0 ");
+    push_decimal(out, code.into());
+    out.push(b' ');
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
     let mut popped = false;
@@ -202,10 +207,16 @@ pub(crate) fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), 
         out.extend_from_slice(header.value);
         out.extend_from_slice(b"\r\n");
     }
-    let body = message.body();
-    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
-    out.extend_from_slice(body);
+    write_body(out, message.body());
     Ok(())
+}
+
+/// Content-Length, the end of the headers, and the body.
+fn write_body(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
 }
 
 /// The fields of a forwarded INVITE that its ACK (for a non-2xx) and CANCEL repeat

@@ -118,7 +118,7 @@ pub(crate) fn write<'a>(
         .raw(HeaderName::CSeq)
         .ok_or(ScanError::MissingHeader("CSeq"))?;
     out.extend_from_slice(b"SIP/2.0 ");
-    push_decimal(out, code);
+    push_decimal(out, code.into());
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -188,7 +188,7 @@ fn stamp_top_via(out: &mut Vec<u8>, value: &[u8], entry: &[u8], via: &Via<'_>, s
             let end = offset(name) + name.len();
             out.extend_from_slice(&value[..end]);
             out.push(b'=');
-            push_decimal(out, source.port());
+            push_decimal(out, source.port().into());
             out.extend_from_slice(&value[end..entry_end]);
         }
         None => out.extend_from_slice(&value[..entry_end]),
@@ -259,8 +259,8 @@ fn ipv4_text(ip: std::net::Ipv4Addr, buffer: &mut [u8; 15]) -> &[u8] {
 }
 
 /// `value` in decimal, as `write!(out, "{value}")` writes it, without the formatter.
-fn push_decimal(out: &mut Vec<u8>, value: u16) {
-    let mut digits = [0u8; 5];
+pub(crate) fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
     let mut start = digits.len();
     let mut rest = value;
     loop {
@@ -361,7 +361,20 @@ Content-Length: 0\r\n\r\n"
 
     #[test]
     fn decimals_are_written_as_the_formatter_writes_them() {
-        for value in [0, 1, 9, 10, 99, 100, 403, 5060, 9999, 10000, 65535] {
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            403,
+            5060,
+            9999,
+            10000,
+            65535,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             push_decimal(&mut out, value);
             assert_eq!(out, value.to_string().as_bytes());
