@@ -202,8 +202,12 @@ struct Call {
     /// neither, so they are not copied out up front. Kept while the client transaction
     /// is in Calling or Proceeding.
     forwarded: Vec<u8>,
+    /// Where the INVITE came from, for writing our 100 Trying again.
+    invite_source: SocketAddr,
     /// The latest response sent to the carrier, for Timer G and retransmitted INVITEs;
-    /// kept while the server transaction is in Proceeding or Completed.
+    /// kept while the server transaction is in Proceeding or Completed. Empty until the
+    /// first provisional: our 100 Trying is written again should a retransmitted INVITE
+    /// want it (most calls' do not), byte for byte as first sent.
     latest: Vec<u8>,
     server: InviteServer,
     client: InviteClient,
@@ -586,11 +590,10 @@ impl Calls {
         let reliable = carrier.transport != Transport::Udp;
         let (server, first) = InviteServer::new(timers, reliable);
         let client = InviteClient::new(now, timers, false, Some(TIMER_C));
-        let mut trying = Vec::with_capacity(message.message_len());
-        let _ = response::write(&mut trying, message, source, 100, "Trying", None, &[]);
+        let mut trying = Vec::new();
+        write_trying(&mut trying, message, source);
         debug_assert_eq!(first, ServerAction::Send(100));
         let carrier_tag = from.tag.unwrap_or_default().to_vec();
-        let latest = trying.clone();
         self.transmits
             .push_back(transmit_to(carrier, &route.server_name, trying));
         self.send(route.backend, forwarded.clone());
@@ -617,7 +620,8 @@ impl Calls {
             backend_responded: false,
             invite: bytes.to_vec(),
             forwarded,
-            latest,
+            invite_source: source,
+            latest: Vec::new(),
             server,
             client,
             cancel_pending: false,
@@ -1008,7 +1012,13 @@ impl Calls {
 
     /// The latest response of the INVITE transaction, to the carrier (again).
     fn resend_latest(&mut self, id: Id) {
-        let call = self.calls.get(id);
+        let call = self.calls.get_mut(id);
+        if call.latest.is_empty() && call.server.latest_response() == 100 {
+            let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+            if let Ok(invite) = scan::scan(&call.invite, &mut storage) {
+                write_trying(&mut call.latest, &invite, call.invite_source);
+            }
+        }
         let transmit = transmit_to(call.carrier, &call.server_name, call.latest.clone());
         self.transmits.push_back(transmit);
     }
@@ -1127,6 +1137,12 @@ fn transmit_to(peer: Peer, server_name: &str, bytes: Vec<u8>) -> Transmit {
         connection: stream.then_some(peer.address),
         bytes,
     }
+}
+
+/// Our 100 Trying to an INVITE from `source` (RFC 3261 §16.2).
+fn write_trying(out: &mut Vec<u8>, invite: &Scan<'_, '_>, source: SocketAddr) {
+    out.reserve(invite.message_len());
+    let _ = response::write(out, invite, source, 100, "Trying", None, &[]);
 }
 
 /// Writes the ACK to a failure or a CANCEL (RFC 3261 §9.1, §17.1.1.3) from the INVITE as

@@ -209,7 +209,7 @@ fn answered_call_keeps_its_channel_until_bye() {
     assert_eq!(receive(&mut control, t0, CARRIER, &invite("a")), None);
     let again = sent(&mut control);
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].1, "SIP/2.0 100 Trying");
+    assert_eq!(again[0].2, out[0].2, "byte for byte the first 100");
     assert_eq!(channels(&control), 1);
 
     receive(

@@ -155,13 +155,6 @@ impl InviteServer {
         self.state
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the transport-error side of RFC 3261 §17, tested here; nothing feeds it while calls go to backends over UDP only"
-        )
-    )]
     /// The code of the latest response sent (100 until the TU sends one).
     pub(crate) fn latest_response(&self) -> u16 {
         self.latest
