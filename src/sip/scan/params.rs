@@ -167,6 +167,12 @@ impl<'a> Iterator for ListValues<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         loop {
             let rest = self.rest?;
+            // Nearly every value left holds no comma: one element, not walked byte by byte.
+            if !classify::has_comma(rest) {
+                self.rest = None;
+                let element = trim_lws(rest);
+                return (!element.is_empty()).then_some(element);
+            }
             let mut in_quotes = false;
             let mut in_angle = false;
             let mut escaped = false;
