@@ -791,9 +791,8 @@ impl Control {
         }
     }
 
-    /// Lets a shutdown under way see what the last input or timer changed. Nothing
-    /// otherwise: its progress walks every call (ended ones lingering included), which
-    /// the running daemon must not pay per message.
+    /// Lets a shutdown under way see what the last input or timer changed; nothing
+    /// otherwise (this runs after every input).
     fn step_shutdown(&mut self, now: Instant) {
         if self.shutdown.is_none() {
             return;
