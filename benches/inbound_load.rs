@@ -97,6 +97,10 @@
 mod proc;
 
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
+use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
+
+/// The command that builds the binary this bench runs, for the error when it is missing.
+const BUILDS_IT: &str = "cargo bench --bench inbound_load";
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -184,7 +188,7 @@ impl Settings {
 
 fn main() {
     let settings = Settings::from_env();
-    let binary = trunkd_binary();
+    let binary = trunkd_binary(BUILDS_IT);
     let ticks = clock_ticks();
     start_watchdog(settings.total_bound());
 
@@ -807,42 +811,11 @@ impl Daemon {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         report.hwm_kib = status_kib(&status, "VmHWM:");
         report.threads = status_kib(&status, "Threads:");
-        let child = &mut self.child.child;
-        let stop = Instant::now();
-        match child.try_wait() {
-            Ok(None) => {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-                loop {
-                    match child.try_wait() {
-                        Ok(Some(status)) => {
-                            report.shutdown = Some(stop.elapsed());
-                            report.exit = Some(status.to_string());
-                            break;
-                        }
-                        Ok(None) if stop.elapsed() > STOP_TIMEOUT => {
-                            let _ = child.kill();
-                            let status = child.wait().ok();
-                            report.exit =
-                                status.map(|s| format!("killed after {STOP_TIMEOUT:?}: {s}"));
-                            break;
-                        }
-                        Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                        Err(error) => {
-                            report.exit = Some(format!("wait failed: {error}"));
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(Some(status)) => {
-                report.exit = Some(format!("had already exited: {status}"));
-                report
-                    .failure
-                    .get_or_insert_with(|| format!("trunkd exited during the bench: {status}"));
-            }
-            Err(error) => report.exit = Some(format!("wait failed: {error}")),
+        let terminated = terminate(&mut self.child.child, STOP_TIMEOUT, || {});
+        report.shutdown = terminated.shutdown;
+        report.exit = terminated.exit;
+        if let Some(early) = terminated.early {
+            report.failure.get_or_insert(early);
         }
         drop(self.child);
         report.log = self.log_reader.join().unwrap_or_default();
@@ -1264,13 +1237,6 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-fn status_field(pid: u32, name: &str) -> Option<u64> {
-    status_kib(
-        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
-        name,
-    )
-}
-
 /// Ports of the process's UDP sockets bound to 127.0.0.1, by socket inode.
 fn loopback_udp_ports(pid: u32) -> Vec<u16> {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -1298,17 +1264,6 @@ fn loopback_udp_ports(pid: u32) -> Vec<u16> {
         .collect()
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "?".into())
-}
-
 // ---------------------------------------------------------------------------------------
 // Setup and report
 // ---------------------------------------------------------------------------------------
@@ -1318,37 +1273,6 @@ fn assert_loopback(ip: IpAddr) {
         ip.is_loopback(),
         "{ip} is not loopback: this bench stays on 127.0.0.0/8"
     );
-}
-
-fn trunkd_binary() -> PathBuf {
-    let path = std::env::var_os("TRUNKD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_trunkd")));
-    if !path.is_file() {
-        eprintln!(
-            "error: the trunkd binary is not at {}.\n\
-             `cargo bench --bench inbound_load` builds it; or set TRUNKD_BIN=/path/to/trunkd.",
-            path.display()
-        );
-        std::process::exit(2);
-    }
-    path
-}
-
-fn env_number(name: &str, default: u64, min: u64, max: u64) -> u64 {
-    let Ok(text) = std::env::var(name) else {
-        return default;
-    };
-    let value: u64 = text
-        .trim()
-        .replace('_', "")
-        .parse()
-        .unwrap_or_else(|_| panic!("{name}: {text:?} is not a number"));
-    assert!(
-        (min..=max).contains(&value),
-        "{name}: {value} is outside this bench's bounds {min}-{max}"
-    );
-    value
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {

@@ -53,6 +53,10 @@
 mod proc;
 
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
+use proc::{load_average, trunkd_binary};
+
+/// The command that builds the binary this bench runs, for the error when it is missing.
+const BUILDS_IT: &str = "cargo bench --bench register";
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -88,7 +92,7 @@ const REALM: &str = "bench";
 const GRANTED: u32 = 3600;
 
 fn main() {
-    let binary = trunkd_binary();
+    let binary = trunkd_binary(BUILDS_IT);
     let counts = env_counts("TRUNKD_BENCH_N").unwrap_or_else(|| vec![0, 1000, 10000]);
     let info_counts = env_counts("TRUNKD_BENCH_INFO_N").unwrap_or_else(|| vec![1000]);
     let repeat: usize = std::env::var("TRUNKD_BENCH_REPEAT")
@@ -808,35 +812,9 @@ fn loopback_udp_drops(port: u16) -> Option<u64> {
     udp_drops(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "?".into())
-}
-
 // ---------------------------------------------------------------------------------------
 // Setup and report
 // ---------------------------------------------------------------------------------------
-
-fn trunkd_binary() -> PathBuf {
-    let path = std::env::var_os("TRUNKD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_trunkd")));
-    if !path.is_file() {
-        eprintln!(
-            "error: the trunkd binary is not at {}.\n\
-             `cargo bench --bench register` builds it; or set TRUNKD_BIN=/path/to/trunkd.",
-            path.display()
-        );
-        std::process::exit(2);
-    }
-    path
-}
 
 fn env_counts(name: &str) -> Option<Vec<usize>> {
     let text = std::env::var(name).ok()?;

@@ -1,5 +1,8 @@
 //! What the load benches read from /proc about the process under test: CPU time, memory
-//! and UDP socket drops. Shared by `register.rs` and `inbound_load.rs`.
+//! and UDP socket drops. Shared by `register.rs`, `inbound_load.rs` and `call_load.rs`, with the
+//! settings and binary lookup they all make.
+
+#![allow(dead_code, reason = "each bench uses part of it")]
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
@@ -87,4 +90,115 @@ pub fn udp_drops(address: SocketAddr) -> Option<u64> {
             .then(|| fields.last()?.parse().ok())
             .flatten()
     })
+}
+
+/// A field of `/proc/<pid>/status` in kB (or a count, for `Threads:`).
+pub fn status_field(pid: u32, name: &str) -> Option<u64> {
+    status_kib(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        name,
+    )
+}
+
+/// The 1, 5 and 15 minute load averages, for the report: the figures of a busy box are
+/// not those of an idle one.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A bench setting from the environment, within the bench's bounds (a panic otherwise).
+pub fn env_number(name: &str, default: u64, min: u64, max: u64) -> u64 {
+    let Ok(text) = std::env::var(name) else {
+        return default;
+    };
+    let value: u64 = text
+        .trim()
+        .replace('_', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: {text:?} is not a number"));
+    assert!(
+        (min..=max).contains(&value),
+        "{name}: {value} is outside this bench's bounds {min}-{max}"
+    );
+    value
+}
+
+/// The trunkd binary under test: `TRUNKD_BIN`, else the crate's own. Exits 2 when it is
+/// missing, saying which command builds it.
+pub fn trunkd_binary(builds_it: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("TRUNKD_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_trunkd")));
+    if !path.is_file() {
+        eprintln!(
+            "error: the trunkd binary is not at {}.\n\
+             `{builds_it}` builds it; or set TRUNKD_BIN=/path/to/trunkd.",
+            path.display()
+        );
+        std::process::exit(2);
+    }
+    path
+}
+
+/// How the process under test ended when the bench stopped it.
+#[derive(Default)]
+pub struct Terminated {
+    /// From SIGTERM to its exit, when it exited by itself.
+    pub shutdown: Option<std::time::Duration>,
+    /// Its exit status, or what happened instead.
+    pub exit: Option<String>,
+    /// It had exited before it was asked to: the bench's failure.
+    pub early: Option<String>,
+}
+
+/// SIGTERM, then waits up to `timeout` before SIGKILL; `stuck` runs first then (to
+/// describe the threads of a process that did not stop).
+pub fn terminate(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+    stuck: impl FnOnce(),
+) -> Terminated {
+    let mut terminated = Terminated::default();
+    let stop = std::time::Instant::now();
+    match child.try_wait() {
+        Ok(None) => {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        terminated.shutdown = Some(stop.elapsed());
+                        terminated.exit = Some(status.to_string());
+                        break;
+                    }
+                    Ok(None) if stop.elapsed() > timeout => {
+                        stuck();
+                        let _ = child.kill();
+                        let status = child.wait().ok();
+                        terminated.exit = status.map(|s| format!("killed after {timeout:?}: {s}"));
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    Err(error) => {
+                        terminated.exit = Some(format!("wait failed: {error}"));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Some(status)) => {
+            terminated.exit = Some(format!("had already exited: {status}"));
+            terminated.early = Some(format!("trunkd exited during the bench: {status}"));
+        }
+        Err(error) => terminated.exit = Some(format!("wait failed: {error}")),
+    }
+    terminated
 }
