@@ -78,6 +78,7 @@
 #[path = "common/proc.rs"]
 mod proc;
 
+use proc::{ChildGuard, forget_child, register_child, start_watchdog};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
 use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
 
@@ -91,8 +92,8 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,23 +117,6 @@ const SAMPLE: Duration = Duration::from_millis(20);
 const SIPP_BUFFER: &str = "4194304";
 /// The call rate for the CPU target.
 const TARGET_RATE: u64 = 1_500;
-
-/// Every child's pid, for the watchdog.
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-fn register_child(pid: u32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(pid);
-}
-
-fn forget_child(pid: u32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .retain(|&known| known != pid);
-}
 
 #[derive(Clone, Copy)]
 struct Load {
@@ -1282,49 +1266,6 @@ fn free_udp_port() -> u16 {
         .and_then(|socket| socket.local_addr())
         .map(|address| address.port())
         .expect("bind 127.0.0.1:0")
-}
-
-/// Kills trunkd unless it has exited, whenever this is dropped.
-struct ChildGuard {
-    child: Child,
-    pid: u32,
-}
-
-impl ChildGuard {
-    fn new(child: Child) -> ChildGuard {
-        let pid = child.id();
-        register_child(pid);
-        ChildGuard { child, pid }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        forget_child(self.pid);
-    }
-}
-
-/// Kills every child and exits if the bench outlives its bound.
-fn start_watchdog(bound: Duration) {
-    std::thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || {
-            std::thread::sleep(bound);
-            let pids = CHILDREN
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            for pid in pids {
-                signal(pid, "KILL");
-            }
-            eprintln!("FAILED: the bench ran longer than its bound of {bound:?}; children killed");
-            std::process::exit(3);
-        })
-        .expect("the watchdog thread");
 }
 
 #[derive(Default, Clone)]

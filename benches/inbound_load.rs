@@ -96,6 +96,7 @@
 #[path = "common/proc.rs"]
 mod proc;
 
+use proc::{ChildGuard, start_watchdog};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
 use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
 
@@ -108,8 +109,8 @@ use std::io::{BufRead, BufReader, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -147,9 +148,6 @@ const BUSY_NUMBER: &str = "+15559990001";
 const TARGET_RATIO: f64 = 0.5;
 /// Placeholder of the sequence number in the INVITE template.
 const SEQ_PLACEHOLDER: &str = "################";
-
-/// The trunkd pid, for the watchdog.
-static TRUNKD_PID: AtomicU32 = AtomicU32::new(0);
 
 struct Settings {
     n: u64,
@@ -1143,49 +1141,6 @@ fn write_config(dir: &Path, trunks: usize, backend_port: u16) -> PathBuf {
     let path = dir.join("trunkd.toml");
     std::fs::write(&path, text).expect("write the config");
     path
-}
-
-/// Kills trunkd unless it has exited, whenever this is dropped: at the end, on an early
-/// return, on a panic.
-struct ChildGuard {
-    child: Child,
-    pid: u32,
-}
-
-impl ChildGuard {
-    fn new(child: Child) -> ChildGuard {
-        let pid = child.id();
-        TRUNKD_PID.store(pid, Ordering::SeqCst);
-        ChildGuard { child, pid }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        TRUNKD_PID.store(0, Ordering::SeqCst);
-    }
-}
-
-/// Kills trunkd and exits if the bench outlives its bound.
-fn start_watchdog(bound: Duration) {
-    std::thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || {
-            std::thread::sleep(bound);
-            let pid = TRUNKD_PID.load(Ordering::SeqCst);
-            if pid != 0 {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-            eprintln!("FAILED: the bench ran longer than its bound of {bound:?}; trunkd killed");
-            std::process::exit(3);
-        })
-        .expect("the watchdog thread");
 }
 
 #[derive(Default, Clone)]

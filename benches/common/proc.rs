@@ -202,3 +202,66 @@ pub fn terminate(
     }
     terminated
 }
+
+/// Every child's pid, for the watchdog.
+static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+pub fn register_child(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(pid);
+}
+
+pub fn forget_child(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|&known| known != pid);
+}
+
+/// A child process of the bench (trunkd, SIPp), killed unless it has exited whenever
+/// this is dropped, and known to the watchdog meanwhile.
+pub struct ChildGuard {
+    pub child: std::process::Child,
+    pub pid: u32,
+}
+
+impl ChildGuard {
+    pub fn new(child: std::process::Child) -> ChildGuard {
+        let pid = child.id();
+        register_child(pid);
+        ChildGuard { child, pid }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        forget_child(self.pid);
+    }
+}
+
+/// Kills every child and exits if the bench outlives its bound.
+pub fn start_watchdog(bound: std::time::Duration) {
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(bound);
+            let pids = CHILDREN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            eprintln!("FAILED: the bench ran longer than its bound of {bound:?}; children killed");
+            std::process::exit(3);
+        })
+        .expect("the watchdog thread");
+}
