@@ -78,7 +78,7 @@
 #[path = "common/proc.rs"]
 mod proc;
 
-use proc::{ChildGuard, forget_child, register_child, start_watchdog};
+use proc::{ChildGuard, forget_child, register_child, spawn_trunkd, start_watchdog};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
 use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
 
@@ -88,7 +88,6 @@ const BUILDS_IT: &str = "cargo bench --profile release --bench call_load";
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -1076,26 +1075,8 @@ impl Daemon {
     fn start(settings: &Settings, binary: &Path, dir: &Path, ports: &Ports) -> Daemon {
         let mut report = DaemonReport::default();
         let config = write_config(dir, ports);
-        let notify_path = dir.join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
-        notify
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
         let start = Instant::now();
-        let child = Command::new(binary)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", &settings.log)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
-        let mut child = ChildGuard::new(child);
+        let (notify, mut child) = spawn_trunkd(binary, &config, &settings.log, dir);
         let log_reader = read_log(child.child.stderr.take().expect("piped stderr"));
         let mut buffer = [0u8; 4096];
         while report.ready.is_none() && report.failure.is_none() {

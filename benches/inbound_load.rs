@@ -96,7 +96,7 @@
 #[path = "common/proc.rs"]
 mod proc;
 
-use proc::{ChildGuard, start_watchdog};
+use proc::{ChildGuard, spawn_trunkd, start_watchdog};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
 use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
 
@@ -109,7 +109,6 @@ use std::io::{BufRead, BufReader, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -718,27 +717,8 @@ impl Daemon {
         let mut report = DaemonReport::default();
         let dir = tempfile::tempdir().expect("a temp dir");
         let config = write_config(dir.path(), settings.trunks, backend_port);
-        let notify_path = dir.path().join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
-        notify
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-
         let start = Instant::now();
-        let child = Command::new(binary)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", &settings.log)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
-        let mut child = ChildGuard::new(child);
+        let (notify, mut child) = spawn_trunkd(binary, &config, &settings.log, dir.path());
         let pid = child.pid;
         let listening = Arc::new(Mutex::new(None));
         let log_reader = read_log(

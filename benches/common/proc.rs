@@ -265,3 +265,34 @@ pub fn start_watchdog(bound: std::time::Duration) {
         })
         .expect("the watchdog thread");
 }
+
+/// Starts `trunkd run --config <config>` with `RUST_LOG=<log>`, stderr piped and
+/// `NOTIFY_SOCKET` at `<dir>/notify.sock` (bound here, 50 ms read timeout; systemd's own
+/// watchdog and credentials variables removed). The child is known to the watchdog.
+pub fn spawn_trunkd(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    log: &str,
+    dir: &std::path::Path,
+) -> (std::os::unix::net::UnixDatagram, ChildGuard) {
+    let notify_path = dir.join("notify.sock");
+    let notify =
+        std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+    notify
+        .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .expect("a read timeout");
+    let child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", log)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+    (notify, ChildGuard::new(child))
+}
