@@ -79,8 +79,8 @@
 mod proc;
 
 use proc::{ChildGuard, forget_child, register_child, spawn_trunkd, start_watchdog};
+use proc::{LogCounts, env_number, load_average, status_field, terminate, trunkd_binary};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
-use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
 
 /// The command that builds the binary this bench runs, for the error when it is missing.
 const BUILDS_IT: &str = "cargo bench --profile release --bench call_load";
@@ -1249,15 +1249,6 @@ fn free_udp_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
-#[derive(Default, Clone)]
-struct LogCounts {
-    lines: u64,
-    warnings: u64,
-    errors: u64,
-    /// The first few WARN/ERROR lines, to show in the report.
-    samples: Vec<String>,
-}
-
 fn read_log(stderr: std::process::ChildStderr) -> JoinHandle<LogCounts> {
     std::thread::spawn(move || {
         let mut counts = LogCounts::default();
@@ -1449,7 +1440,7 @@ fn print_report(
     }
     println!();
     println!(
-        "trunkd: READY=1 after {} ms; VmRSS {} MiB at ready; VmHWM {} MiB; {} threads; idle CPU {} µs/s; stopped {} ms after SIGTERM, {}; log {} lines, {} WARN, {} ERROR{}",
+        "trunkd: READY=1 after {} ms; VmRSS {} MiB at ready; VmHWM {} MiB; {} threads; idle CPU {} µs/s; stopped {} ms after SIGTERM, {}; {}",
         daemon
             .ready
             .map_or("-".into(), |d| d.as_millis().to_string()),
@@ -1461,14 +1452,7 @@ fn print_report(
             .shutdown
             .map_or("-".into(), |d| d.as_millis().to_string()),
         daemon.exit.as_deref().unwrap_or("?"),
-        daemon.log.lines,
-        daemon.log.warnings,
-        daemon.log.errors,
-        if daemon.log.samples.is_empty() {
-            String::new()
-        } else {
-            format!(", e.g. {:?}", daemon.log.samples)
-        }
+        daemon.log.summary(),
     );
 
     println!(

@@ -97,8 +97,8 @@
 mod proc;
 
 use proc::{ChildGuard, spawn_trunkd, start_watchdog};
+use proc::{LogCounts, env_number, load_average, status_field, terminate, trunkd_binary};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
-use proc::{env_number, load_average, status_field, terminate, trunkd_binary};
 
 /// The command that builds the binary this bench runs, for the error when it is missing.
 const BUILDS_IT: &str = "cargo bench --bench inbound_load";
@@ -1123,15 +1123,6 @@ fn write_config(dir: &Path, trunks: usize, backend_port: u16) -> PathBuf {
     path
 }
 
-#[derive(Default, Clone)]
-struct LogCounts {
-    lines: u64,
-    warnings: u64,
-    errors: u64,
-    /// The first few WARN/ERROR lines, to show in the report.
-    samples: Vec<String>,
-}
-
 fn read_log(
     stderr: std::process::ChildStderr,
     listening: Arc<Mutex<Option<u16>>>,
@@ -1338,19 +1329,12 @@ fn print_report(rows: &[Row], daemon: &DaemonReport, ticks: Ticks) -> Vec<String
             .unwrap_or_default()
     );
     println!(
-        "trunkd: stopped {} ms after SIGTERM, {}; log {} lines, {} WARN, {} ERROR{}",
+        "trunkd: stopped {} ms after SIGTERM, {}; {}",
         daemon
             .shutdown
             .map_or("-".into(), |d| d.as_millis().to_string()),
         daemon.exit.as_deref().unwrap_or("?"),
-        daemon.log.lines,
-        daemon.log.warnings,
-        daemon.log.errors,
-        if daemon.log.samples.is_empty() {
-            String::new()
-        } else {
-            format!(", e.g. {:?}", daemon.log.samples)
-        }
+        daemon.log.summary(),
     );
     println!(
         "sender socket receive buffer: {} KiB (as Linux reports it, twice the usable size)",

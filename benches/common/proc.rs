@@ -296,3 +296,28 @@ pub fn spawn_trunkd(
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
     (notify, ChildGuard::new(child))
 }
+
+/// What the bench read from trunkd's log on stderr.
+#[derive(Default, Clone)]
+pub struct LogCounts {
+    pub lines: u64,
+    pub warnings: u64,
+    pub errors: u64,
+    /// The first few WARN/ERROR lines, to show in the report.
+    pub samples: Vec<String>,
+}
+
+impl LogCounts {
+    /// `log 3 lines, 1 WARN, 0 ERROR, e.g. [...]`, for the report.
+    pub fn summary(&self) -> String {
+        let samples = if self.samples.is_empty() {
+            String::new()
+        } else {
+            format!(", e.g. {:?}", self.samples)
+        };
+        format!(
+            "log {} lines, {} WARN, {} ERROR{samples}",
+            self.lines, self.warnings, self.errors
+        )
+    }
+}
