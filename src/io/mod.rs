@@ -261,7 +261,15 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
                     info!("SIGHUP; reloading");
                     reload_now = true;
                 }
-                Signal::Terminate | Signal::Interrupt => if stop(&mut lock(&shared), &notifier, signal) { break },
+                Signal::Terminate | Signal::Interrupt => {
+                    let mut control = lock(&shared);
+                    if stop(&mut control, &notifier, signal) {
+                        break;
+                    }
+                    // `trunkd status` shows the drain from its start (the periodic writes
+                    // stop with the rest of the reporting while stopping).
+                    status_file.write(&control);
+                }
             },
         }
         if reload_now {

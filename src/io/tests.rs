@@ -164,17 +164,18 @@ struct Running {
     signals: mpsc::UnboundedSender<Signal>,
     address: SocketAddr,
     served: tokio::task::JoinHandle<Result<(), RunError>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn start(registrar: &Registrar) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trunkd.toml");
     let text = format!(
-        "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1h\"\nstatus_file = \"\"\n\n\
+        "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"1h\"\nstatus_file = {:?}\n\n\
          [trunks.carrier]\ndomain = \"127.0.0.1\"\nport = {}\ntransport = \"udp\"\n\
          direction = \"outbound\"\nusername = \"u\"\npassword = \"p\"\nregister = true\n\
          options_interval = 0\n",
+        dir.path().join("status.json"),
         registrar.port()
     );
     std::fs::write(&path, text).unwrap();
@@ -195,7 +196,7 @@ fn start(registrar: &Registrar) -> Running {
         signals,
         address,
         served,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -282,6 +283,10 @@ async fn a_stop_unregisters_and_returns_when_the_registrar_answers() {
 #[tokio::test(start_paused = true)]
 async fn a_stop_gives_up_on_an_unanswered_unregistration_at_the_deadline() {
     let mut stopping = registered_then(Signal::Terminate).await;
+    // The status file says so from the start of the shutdown, not only once stopped.
+    let status = std::fs::read_to_string(stopping.daemon.dir.path().join("status.json")).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["draining"], true, "{status}");
     // Nothing is on its way to the daemon any more: let the clock run.
     drop(stopping.frozen);
     stopped(stopping.daemon).await;
