@@ -11,12 +11,12 @@
 //! ([`inbound`]): a lean scan and an admission decision against an immutable snapshot,
 //! on the thread that read it, with no lock and no allocation; rejections and OPTIONS
 //! are answered there. What it does not answer (responses, requests inside calls, admitted
-//! INVITEs with their claimed channel) goes to the **control path** ([`control`]): one
-//! [`control::Control`] owns every trunk's registration and keepalive ([`trunk`]), the
-//! calls ([`call`]) and the shutdown, and is driven by `now` and inputs passed in, so
+//! INVITEs with their claimed channel) goes to the **control path** (`control`): one
+//! `control::Control` owns every trunk's registration and keepalive (`trunk`), the
+//! calls (`call`) and the shutdown, and is driven by `now` and inputs passed in, so
 //! every timer is testable on a virtual clock. The shell ([`io`]) only moves bytes,
 //! events and time: a UDP listener thread runs the control path on what it read itself
-//! (under the control path's lock, [`io::hot_path`]); the control loop ([`io::serve`])
+//! (under the control path's lock, `io::hot_path`); the control loop ([`io::serve`])
 //! runs its timers, reloads, signals, DNS and the TCP/TLS connections. [`sip`] holds the
 //! sans-IO building blocks (scanner, transactions, digest), [`config`] the validated
 //! config and its diff, [`verify`] the `trunkd verify` checks.

@@ -1,14 +1,14 @@
 //! The tokio shell: sockets, signals, file watch, systemd, and the loop that feeds the
-//! control path ([`Control`]). It moves bytes, events and time; it decides nothing the
+//! control path (`Control`). It moves bytes, events and time; it decides nothing the
 //! control path could decide.
 //!
 //! [`run`] is the command line's entry: it loads the config, binds the listeners, installs
 //! the signal handlers and hands them to [`serve`] as a [`Daemon`]; a test builds the
 //! `Daemon` itself (port-0 listeners, signals down a channel) and runs it on tokio's paused
-//! clock, which is the clock [`clock::now`] reads. `serve` is one loop: inputs in, then
+//! clock, which is the clock `clock::now` reads. `serve` is one loop: inputs in, then
 //! the control path's events logged, its transmits sent and its lookups started. SIGTERM
-//! or SIGINT starts the control path's shutdown ([`Control::shutdown`]: un-REGISTER,
-//! drain, settle) and the loop runs on until [`Control::is_stopped`]; a second one stops
+//! or SIGINT starts the control path's shutdown (`Control::shutdown`: un-REGISTER,
+//! drain, settle) and the loop runs on until `Control::is_stopped`; a second one stops
 //! at once. While stopping, reloads and the periodic status refresh are off.
 
 pub(crate) mod clock;
@@ -86,7 +86,7 @@ pub async fn run(config_path: PathBuf, options: LoadOptions) -> Result<(), RunEr
 /// What the daemon runs with, made by [`run`] from the command line and the process's
 /// environment, or by a test (as mini-redis's `server::run(listener, shutdown)`): the
 /// loaded config, its listeners already bound, where signals come from. Time is tokio's
-/// ([`clock`]), so a test on a paused runtime drives the daemon's timers too.
+/// (`clock`), so a test on a paused runtime drives the daemon's timers too.
 pub struct Daemon<S> {
     pub config: config::Config,
     /// How reloads read the files again.
@@ -94,7 +94,7 @@ pub struct Daemon<S> {
     pub listeners: listeners::Bound,
     pub signals: S,
     pub notifier: Notifier,
-    /// Seeds the control path's Call-IDs, tags and jitter ([`Context::seed`]).
+    /// Seeds the control path's Call-IDs, tags and jitter (`Context::seed`).
     pub seed: u64,
 }
 

@@ -9,11 +9,9 @@
 //! listen ports (its UDP socket is ephemeral, its TCP/TLS connections are its own), its
 //! REGISTER has its own Call-ID and a Contact naming that ephemeral socket, and it removes
 //! exactly that Contact again (Expires: 0), so the daemon's binding stays. The SIP work is
-//! done by the daemon's own sans-IO machines ([`Keepalive`], [`Registration`]) driven in
-//! real time here, so what verify sees is what the daemon would see.
-//!
-//! [`Keepalive`]: crate::trunk::keepalive::Keepalive
-//! [`Registration`]: crate::trunk::registration::Registration
+//! done by the daemon's own sans-IO machines (`trunk::keepalive::Keepalive`,
+//! `trunk::registration::Registration`) driven in real time here, so what verify sees is
+//! what the daemon would see.
 //!
 //! The report never contains a secret: no password, no Authorization header, no nonce.
 //!
