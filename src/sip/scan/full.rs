@@ -86,7 +86,8 @@ pub fn scan_with<'a, 'h>(
         match header.name {
             HeaderName::Via => {
                 // Count at most one past the cap, so a value of 8 000 commas costs little.
-                via_count += ListValues::count_at_most(header.value, MAX_VIAS - via_count);
+                let allowed = MAX_VIAS - via_count;
+                via_count += ListValues::new(header.value).take(allowed + 1).count();
                 if via_count > MAX_VIAS {
                     return Err(ScanError::TooManyVias);
                 }
@@ -374,17 +375,10 @@ impl<'a, 'h> Scan<'a, 'h> {
 /// The first entry of the first Via value, and its parse.
 pub(super) fn top_via(value: Option<&[u8]>) -> Result<(&[u8], Via<'_>), ScanError> {
     let value = value.ok_or(ScanError::MissingHeader("Via"))?;
-    let first = first_list_value(value).ok_or(ScanError::MalformedHeader("Via"))?;
+    let first = ListValues::new(value)
+        .next()
+        .ok_or(ScanError::MalformedHeader("Via"))?;
     Ok((first, Via::parse(first)?))
-}
-
-/// `ListValues::new(value).next()`, without walking a value that holds no comma.
-fn first_list_value(value: &[u8]) -> Option<&[u8]> {
-    if !classify::has_comma(value) {
-        let value = trim_lws(value);
-        return (!value.is_empty()).then_some(value);
-    }
-    ListValues::new(value).next()
 }
 
 pub(super) fn name_addr<'a>(
@@ -421,7 +415,9 @@ pub(super) fn contact(value: Option<&[u8]>) -> Result<Option<Contact<'_>>, ScanE
     match value {
         None => Ok(None),
         Some(value) => {
-            let first = first_list_value(value).ok_or(ScanError::MalformedHeader("Contact"))?;
+            let first = ListValues::new(value)
+                .next()
+                .ok_or(ScanError::MalformedHeader("Contact"))?;
             Contact::parse(first).map(Some)
         }
     }
