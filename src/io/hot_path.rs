@@ -87,19 +87,36 @@ pub(crate) fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
     control.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl<B: AsRef<[u8]>> Received<B> {
+    fn owned(self) -> Received {
+        Received {
+            source: self.source,
+            local: self.local,
+            connection: self.connection,
+            bytes: self.bytes.as_ref().to_vec(),
+            admitted: self.admitted,
+        }
+    }
+}
+
+/// Hands one message to the control path, queued or read where it arrived alike.
+pub(crate) fn deliver<B: AsRef<[u8]>>(control: &mut Control, received: Received<B>) {
+    control.handle_message(
+        clock::now(),
+        received.source,
+        received.local,
+        received.connection,
+        received.bytes.as_ref(),
+        received.admitted,
+    );
+}
+
 impl Direct {
     /// Handles one message on the calling thread and sends what it caused.
     fn handle(&self, received: Received<&[u8]>) {
         let mut control = lock(&self.control);
         let before = control.poll_timeout();
-        control.handle_message(
-            clock::now(),
-            received.source,
-            received.local,
-            received.connection,
-            received.bytes,
-            received.admitted,
-        );
+        deliver(&mut control, received);
         while let Some(transmit) = control.poll_transmit() {
             self.network.send(transmit);
         }
@@ -143,26 +160,19 @@ pub(crate) fn pass_on(
     if control.is_closed() {
         return Passed::ControlGone;
     }
-    if let Some(direct) = direct {
-        let received = Received {
-            source: origin.source,
-            local,
-            connection: origin.connection,
-            bytes,
-            admitted,
-        };
-        direct.handle(received);
-        return Passed::Done;
-    }
-    let is_call = admitted.is_some();
     let received = Received {
         source: origin.source,
         local,
         connection: origin.connection,
-        bytes: bytes.to_vec(),
+        bytes,
         admitted,
     };
-    match control.try_send(received) {
+    if let Some(direct) = direct {
+        direct.handle(received);
+        return Passed::Done;
+    }
+    let is_call = received.admitted.is_some();
+    match control.try_send(received.owned()) {
         Ok(()) => Passed::Done,
         Err(mpsc::error::TrySendError::Closed(_)) => Passed::ControlGone,
         Err(mpsc::error::TrySendError::Full(refused)) => {

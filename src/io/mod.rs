@@ -221,12 +221,12 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
             () = nudge.notified() => {}
             Some(message) = received_rx.recv() => {
                 let mut control = lock(&shared);
-                deliver(&mut control, message);
+                hot_path::deliver(&mut control, message);
                 // What else is queued is taken in the same turn, up to a bound, so a busy
                 // control path pays the loop and the sends' bookkeeping once per batch.
                 for _ in 1..DELIVER_BATCH {
                     match received_rx.try_recv() {
-                        Ok(message) => deliver(&mut control, message),
+                        Ok(message) => hot_path::deliver(&mut control, message),
                         Err(_) => break,
                     }
                 }
@@ -343,17 +343,6 @@ fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
             let _ = resolved.send((request.key, result));
         });
     }
-}
-
-fn deliver(control: &mut Control, received: hot_path::Received) {
-    let hot_path::Received {
-        source,
-        local,
-        connection,
-        bytes,
-        admitted,
-    } = received;
-    control.handle_message(clock::now(), source, local, connection, &bytes, admitted);
 }
 
 /// Writes `[daemon] status_file` when something changed; a failure is logged once
