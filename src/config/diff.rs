@@ -87,6 +87,10 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             "status_file",
             old.daemon.status_file != new.daemon.status_file,
         ),
+        (
+            "outbound_failover_codes",
+            old.daemon.outbound_failover_codes != new.daemon.outbound_failover_codes,
+        ),
         ("tls", old.tls != new.tls),
         ("backend", old.backend != new.backend),
     ];

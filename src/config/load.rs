@@ -13,6 +13,7 @@ use toml::de::DeTable;
 
 use super::country;
 use super::error::{ConfigError, ConfigErrors, SourceFile};
+use super::outbound::{self, DEFAULT_OUTBOUND_FAILOVER_CODES};
 use super::reader::TableReader;
 use super::tls::{self, TlsProblem};
 use super::values::{
@@ -49,7 +50,7 @@ const DEFAULT_TRUNK_HEADER: &str = "X-Trunk";
 const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(4 * 3600);
 /// `shutdown_drain` is off unless set: a stop does not wait for calls.
 const DEFAULT_SHUTDOWN_DRAIN: Duration = Duration::ZERO;
-const MAX_CPS_RANGE: Range<i64> = 0..100_001;
+pub(super) const MAX_CPS_RANGE: Range<i64> = 0..100_001;
 const DEFAULT_STATUS_FILE: &str = "/run/trunkd/status.json";
 /// Consecutive failed pings that take a trunk down (from `unknown` or `up`).
 const DEFAULT_OPTIONS_DOWN_AFTER: u32 = 3;
@@ -319,6 +320,9 @@ fn read_daemon<'a>(
             max_call_duration: DEFAULT_MAX_CALL_DURATION,
             shutdown_drain: DEFAULT_SHUTDOWN_DRAIN,
             status_file: Some(PathBuf::from(DEFAULT_STATUS_FILE)),
+            outbound_failover_codes: std::borrow::Cow::Borrowed(
+                &DEFAULT_OUTBOUND_FAILOVER_CODES[..],
+            ),
         };
         return (
             DaemonRead {
@@ -379,6 +383,7 @@ fn read_daemon<'a>(
         Some(text) if text.get_ref().is_empty() => None,
         Some(text) => Some(PathBuf::from(text.get_ref())),
     };
+    let outbound_failover_codes = outbound::read_failover_codes(&mut reader);
     if t2.get_ref() < t1.get_ref() {
         reader.error(
             &t2.span(),
@@ -443,6 +448,7 @@ fn read_daemon<'a>(
         max_call_duration: max_call_duration.into_inner(),
         shutdown_drain: shutdown_drain.into_inner(),
         status_file,
+        outbound_failover_codes,
     };
     (
         DaemonRead {
@@ -536,9 +542,13 @@ fn read_backend(
     if uri.is_none() && table.get("uri").is_none() {
         reader.error(span, "[backend] needs uri".into());
     }
+    let allowed_ips = reader
+        .parsed_list("allowed_ips", parse_network)
+        .unwrap_or_default();
     reader.finish();
     uri.map(|uri| Backend {
         uri: uri.into_inner(),
+        allowed_ips: allowed_ips.into_iter().map(Spanned::into_inner).collect(),
     })
 }
 
@@ -714,6 +724,7 @@ fn read_trunk(
     let allow_next_hop = r.boolean("allow_next_hop").unwrap_or(true);
     let route_to = r.parsed("route_to", SipUri::parse);
     let termination_uri = r.parsed("termination_uri", SipUri::parse);
+    let outbound = outbound::read_trunk_outbound(&mut r, table, &numbers);
 
     // Rules between keys of one trunk.
     let has_credentials = username.is_some() && password.is_some();
@@ -830,6 +841,15 @@ fn read_trunk(
         allow_next_hop,
         route_to: route_to.map(|uri| Box::new(uri.into_inner())),
         termination_uri: termination_uri.map(|uri| Box::new(uri.into_inner())),
+        outbound_prefixes: outbound.prefixes,
+        priority: outbound.priority,
+        weight: outbound.weight,
+        max_cps_outbound: outbound.max_cps,
+        tech_prefix: outbound.tech_prefix,
+        caller_id: outbound.caller_id,
+        from_user: outbound.from_user,
+        from_domain: outbound.from_domain,
+        send_pai: outbound.send_pai,
         origin: Origin {
             file: source.path.clone(),
             line,

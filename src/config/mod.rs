@@ -9,7 +9,10 @@ mod country;
 mod diff;
 mod error;
 mod load;
+mod outbound;
 mod reader;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 mod values;
 
@@ -76,6 +79,10 @@ pub struct Daemon {
     pub shutdown_drain: Duration,
     /// Where the full status is written as JSON; `None`: not written.
     pub status_file: Option<PathBuf>,
+    /// Final responses to an outbound INVITE after which the next trunk is tried: each
+    /// 300..=699, never 401 or 407 (digest challenges, which trunkd answers). The default
+    /// list is shared, not copied. Read once outbound calling exists.
+    pub outbound_failover_codes: std::borrow::Cow<'static, [u16]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +104,9 @@ pub struct TlsIdentity {
 pub struct Backend {
     /// Where admitted inbound calls go unless a trunk sets `route_to`.
     pub uri: SipUri,
+    /// Further sources (PBX clusters) that may send outbound calls, besides the addresses
+    /// of `uri` and of each trunk's `route_to`. Read once outbound calling exists.
+    pub allowed_ips: Vec<IpNet>,
 }
 
 /// One SIP trunk, validated.
@@ -152,6 +162,27 @@ pub struct Trunk {
     /// Where outbound calls on this trunk are sent (the "termination URI" of trunk APIs);
     /// `None` means the trunk's domain and port. Used once outbound calling exists.
     pub termination_uri: Option<Box<SipUri>>,
+    /// E.164 prefixes (digits, without `+`) of the numbers this trunk calls; empty: every
+    /// number. The longest matching prefix picks the trunks a call may take.
+    pub outbound_prefixes: Vec<String>,
+    /// Among trunks of the same longest prefix, lower is tried first.
+    pub priority: u32,
+    /// Among trunks of equal priority, the share of a weighted random draw (1..=10000).
+    pub weight: u32,
+    /// New outbound calls per second; zero: unlimited. Like the keys around it, read once
+    /// outbound calling exists.
+    pub max_cps_outbound: u32,
+    /// Written in front of the dialled number in the Request-URI (`[0-9#*]`, 1 to 16).
+    pub tech_prefix: Option<String>,
+    /// The number outbound calls present as the caller (From, and P-Asserted-Identity with
+    /// `send_pai`); always one of `numbers`.
+    pub caller_id: Option<E164>,
+    /// User part of the From of outbound calls: 1 to 64 RFC 3261 `user` characters.
+    pub from_user: Option<String>,
+    /// Host part of the From of outbound calls.
+    pub from_domain: Option<Host>,
+    /// Whether outbound INVITEs carry a P-Asserted-Identity (RFC 3325).
+    pub send_pai: bool,
     /// Where the trunk's table starts, for messages. Not part of the trunk's identity.
     pub origin: Origin,
 }
@@ -261,6 +292,15 @@ trunk_fields!(
     allow_next_hop => AllowNextHop,
     route_to => RouteTo,
     termination_uri => TerminationUri,
+    outbound_prefixes => OutboundPrefixes,
+    priority => Priority,
+    weight => Weight,
+    max_cps_outbound => MaxCpsOutbound,
+    tech_prefix => TechPrefix,
+    caller_id => CallerId,
+    from_user => FromUser,
+    from_domain => FromDomain,
+    send_pai => SendPai,
 );
 
 impl std::fmt::Display for TrunkField {
