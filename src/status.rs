@@ -68,6 +68,11 @@ pub struct CallCounts {
     pub rejected_busy: u64,
     pub rejected_number: u64,
     pub rejected_other: u64,
+    /// Outbound calls sent to the trunk, calls that could have gone to it and did not
+    /// (skipped), and calls that left it for the next trunk.
+    pub calls_out: u64,
+    pub rejected_out: u64,
+    pub failovers: u64,
 }
 
 impl CallCounts {
@@ -80,6 +85,9 @@ impl CallCounts {
             rejected_busy: load(&counters.rejected_busy),
             rejected_number: load(&counters.rejected_number),
             rejected_other: load(&counters.rejected_other),
+            calls_out: load(&counters.calls_out),
+            rejected_out: load(&counters.rejected_out),
+            failovers: load(&counters.failovers),
         }
     }
 }
@@ -136,13 +144,16 @@ impl fmt::Display for TrunkStatus {
         if let Some(calls) = &self.calls {
             write!(
                 f,
-                " channels={}/{max} calls={} rejected_source={} rejected_busy={} rejected_number={} rejected_other={}",
+                " channels={}/{max} calls={} rejected_source={} rejected_busy={} rejected_number={} rejected_other={} calls_out={} rejected_out={} failovers={}",
                 calls.channels,
                 calls.calls,
                 calls.rejected_source,
                 calls.rejected_busy,
                 calls.rejected_number,
                 calls.rejected_other,
+                calls.calls_out,
+                calls.rejected_out,
+                calls.failovers,
             )?;
         }
         match &self.options {
@@ -342,6 +353,9 @@ mod tests {
                 rejected_busy: 2,
                 rejected_number: 3,
                 rejected_other: 4,
+                calls_out: 5,
+                rejected_out: 6,
+                failovers: 7,
             }),
             ..status
         };
@@ -349,7 +363,7 @@ mod tests {
         assert!(
             line.ends_with(
                 " channels=3/unlimited calls=40 rejected_source=1 rejected_busy=2 \
-                 rejected_number=3 rejected_other=4 options=up rtt_ms=12 srtt_ms=10 verified=yes"
+                 rejected_number=3 rejected_other=4 calls_out=5 rejected_out=6 failovers=7 options=up rtt_ms=12 srtt_ms=10 verified=yes"
             ),
             "{line}"
         );

@@ -67,6 +67,14 @@ pub struct TrunkEntry {
     pub rejected_busy: u64,
     pub rejected_number: u64,
     pub rejected_other: u64,
+    /// Outbound calls sent to the trunk; skipped for it; failed over from it. Absent in
+    /// files written before outbound calls.
+    #[serde(default)]
+    pub calls_out: u64,
+    #[serde(default)]
+    pub rejected_out: u64,
+    #[serde(default)]
+    pub failovers: u64,
 }
 
 impl TrunkEntry {
@@ -109,6 +117,9 @@ impl TrunkEntry {
             rejected_busy: calls.rejected_busy,
             rejected_number: calls.rejected_number,
             rejected_other: calls.rejected_other,
+            calls_out: calls.calls_out,
+            rejected_out: calls.rejected_out,
+            failovers: calls.failovers,
         }
     }
 }
@@ -180,10 +191,19 @@ impl StatusDocument {
     /// The `trunkd status` table (like `sofia status gateway`): one row per trunk.
     pub fn table(&self) -> String {
         let headers = [
-            "TRUNK", "STATE", "OPTIONS", "RTT", "VERIFIED", "CHANNELS", "CALLS", "REJECTED",
+            "TRUNK",
+            "STATE",
+            "OPTIONS",
+            "RTT",
+            "VERIFIED",
+            "CHANNELS",
+            "CALLS",
+            "REJECTED",
+            "OUT",
+            "FAILOVERS",
             "NEXT HOP",
         ];
-        let rows: Vec<[String; 9]> = self
+        let rows: Vec<[String; 11]> = self
             .trunks
             .iter()
             .map(|t| {
@@ -201,6 +221,8 @@ impl StatusDocument {
                     t.calls.to_string(),
                     (t.rejected_source + t.rejected_busy + t.rejected_number + t.rejected_other)
                         .to_string(),
+                    t.calls_out.to_string(),
+                    t.failovers.to_string(),
                     t.next_hop.clone(),
                 ]
             })
@@ -283,6 +305,9 @@ mod tests {
             rejected_busy: 2,
             rejected_number: 3,
             rejected_other: 0,
+            calls_out: 4,
+            rejected_out: 1,
+            failovers: 2,
         };
         StatusDocument {
             version: FORMAT_VERSION,
@@ -326,9 +351,9 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temporary file left");
         assert_eq!(
             doc.table(),
-            "TRUNK      STATE       OPTIONS  RTT   VERIFIED  CHANNELS  CALLS  REJECTED  NEXT HOP\n\
-             carrier-x  registered  up       12ms  yes       3/30      120    6         udp:192.0.2.1:5060\n\
-             b          idle        off      -     no        0/-       120    6         udp:192.0.2.1:5060\n\
+            "TRUNK      STATE       OPTIONS  RTT   VERIFIED  CHANNELS  CALLS  REJECTED  OUT  FAILOVERS  NEXT HOP\n\
+             carrier-x  registered  up       12ms  yes       3/30      120    6         4    2          udp:192.0.2.1:5060\n\
+             b          idle        off      -     no        0/-       120    6         4    2          udp:192.0.2.1:5060\n\
              2 trunks (2 enabled), 1/1 registered, 3 active calls, unknown_source=9, config generation 3\n"
         );
     }

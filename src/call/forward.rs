@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use crate::config::Transport;
 use crate::sip::response::{push_decimal, write_top_via};
-use crate::sip::scan::{HeaderName, ListValues, NameAddr, Scan, ScanError};
+use crate::sip::scan::{CSeq, Header, HeaderName, ListValues, NameAddr, Scan, ScanError};
 
 /// What every forwarded request carries.
 pub(crate) struct Hop<'a> {
@@ -67,32 +67,115 @@ fn write_record_route(out: &mut Vec<u8>, transport: Transport, sent_by: &str) {
 /// full names of compact headers.
 const GROWTH: usize = 256;
 
-/// Forwards a request: `request_uri` replaces the original one when given (the initial
-/// INVITE toward the backend); Record-Route entries naming our `host:port` over a
-/// transport are added on top, in order (dialog-creating requests); `trunk_header` is set,
-/// replacing whatever the sender put there.
+/// What forwarding changes in a request beyond our Via, Max-Forwards and our Route
+/// entries. The default changes nothing more: a request inside a call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Edits<'a> {
+    /// Replaces the Request-URI (the initial INVITE).
+    pub request_uri: Option<&'a str>,
+    /// Record-Route entries naming our `host:port` over a transport, added on top in
+    /// order (dialog-creating requests).
+    pub record_route: &'a [Option<(Transport, &'a str)>],
+    /// trunkd's own header (`X-Trunk`): whatever the sender put there is removed, and
+    /// the value, when there is one, is written instead.
+    pub trunk_header: Option<(&'a str, Option<&'a str>)>,
+    /// From, To and CSeq as the next hop is to see them (outbound calls).
+    pub parties: Parties<'a>,
+    /// The initial INVITE: credentials meant for trunkd stop here, and (outbound) the
+    /// sender's Route and P-Asserted-Identity go, trunkd choosing both.
+    pub initial: bool,
+    pub drop_route_and_pai: bool,
+    /// Whole header lines to add, without their CRLF: P-Asserted-Identity, credentials.
+    pub extra: &'a [&'a str],
+}
+
+/// Replacements for From and To (the name-addr without its tag: the message's own tag is
+/// kept) and the CSeq number (its method is kept), for a call whose two sides see
+/// different parties and sequence numbers.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Parties<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub cseq: Option<u32>,
+}
+
+impl Parties<'_> {
+    fn is_empty(&self) -> bool {
+        self.from.is_none() && self.to.is_none() && self.cseq.is_none()
+    }
+
+    fn len(&self) -> usize {
+        self.from.map_or(0, str::len) + self.to.map_or(0, str::len)
+    }
+
+    /// Writes `header` as replaced, or returns false when it is not one replaced here.
+    fn write(&self, out: &mut Vec<u8>, header: &Header<'_>) -> bool {
+        let (label, view) = match header.name {
+            HeaderName::From => ("From: ", self.from),
+            HeaderName::To => ("To: ", self.to),
+            HeaderName::CSeq => {
+                let Some(sequence) = self.cseq else {
+                    return false;
+                };
+                let Ok(cseq) = CSeq::parse(header.value) else {
+                    return false;
+                };
+                out.extend_from_slice(b"CSeq: ");
+                push_decimal(out, sequence.into());
+                out.push(b' ');
+                out.extend_from_slice(cseq.method.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                return true;
+            }
+            _ => return false,
+        };
+        let Some(view) = view else {
+            return false;
+        };
+        let tag = NameAddr::parse(header.value)
+            .ok()
+            .and_then(|value| value.tag);
+        out.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(view.as_bytes());
+        if let Some(tag) = tag {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag);
+        }
+        out.extend_from_slice(b"\r\n");
+        true
+    }
+}
+
+/// Forwards a request with our Via on top (`hop`), as `edits` say.
 pub(crate) fn request(
     out: &mut Vec<u8>,
     message: &Scan<'_, '_>,
     source: SocketAddr,
     hop: &Hop<'_>,
-    request_uri: Option<&str>,
-    record_route: &[Option<(Transport, &str)>],
-    trunk_header: Option<(&str, &str)>,
+    edits: &Edits<'_>,
 ) -> Result<(), ScanError> {
     out.clear();
-    let added: usize = [request_uri, trunk_header.map(|(name, _)| name)]
+    let trunk_header = edits.trunk_header;
+    let added: usize = [edits.request_uri, trunk_header.map(|(name, _)| name)]
         .into_iter()
         .flatten()
-        .chain(trunk_header.map(|(_, value)| value))
-        .chain(record_route.iter().flatten().map(|(_, sent_by)| *sent_by))
+        .chain(trunk_header.and_then(|(_, value)| value))
+        .chain(
+            edits
+                .record_route
+                .iter()
+                .flatten()
+                .map(|(_, sent_by)| *sent_by),
+        )
+        .chain(edits.extra.iter().copied())
         .map(str::len)
-        .sum();
+        .sum::<usize>()
+        + edits.parties.len();
     out.reserve(message.message_len() + hop.sent_by.len() + hop.branch.len() + added + GROWTH);
     let method = message.method().ok_or(ScanError::StartLine)?;
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
-    match request_uri {
+    match edits.request_uri {
         Some(uri) => out.extend_from_slice(uri.as_bytes()),
         None => out.extend_from_slice(message.request_uri().ok_or(ScanError::StartLine)?),
     }
@@ -104,10 +187,11 @@ pub(crate) fn request(
     out.extend_from_slice(b";branch=");
     out.extend_from_slice(hop.branch.as_bytes());
     out.extend_from_slice(b";rport\r\n");
-    for &(transport, sent_by) in record_route.iter().flatten() {
+    for &(transport, sent_by) in edits.record_route.iter().flatten() {
         write_record_route(out, transport, sent_by);
     }
     let max_forwards = message.max_forwards()?.unwrap_or(70);
+    let replacing = !edits.parties.is_empty();
     let mut first_via = true;
     for header in message.headers() {
         match header.name {
@@ -120,7 +204,9 @@ pub(crate) fn request(
             }
             HeaderName::MaxForwards | HeaderName::ContentLength => continue,
             // Credentials for trunkd (a credential trunk's digest) stop here.
-            HeaderName::ProxyAuthorization if request_uri.is_some() => continue,
+            HeaderName::ProxyAuthorization if edits.initial => continue,
+            HeaderName::Authorization if edits.initial && edits.drop_route_and_pai => continue,
+            HeaderName::Route if edits.drop_route_and_pai => continue,
             HeaderName::Route => {
                 let kept =
                     ListValues::new(header.value).filter(|value| !is_our_route(value, hop.ours));
@@ -136,10 +222,13 @@ pub(crate) fn request(
                 continue;
             }
             HeaderName::Other(raw)
-                if trunk_header.is_some_and(|(n, _)| raw.eq_ignore_ascii_case(n.as_bytes())) =>
+                if trunk_header.is_some_and(|(n, _)| raw.eq_ignore_ascii_case(n.as_bytes()))
+                    || (edits.drop_route_and_pai
+                        && raw.eq_ignore_ascii_case(b"P-Asserted-Identity")) =>
             {
                 continue;
             }
+            _ if replacing && edits.parties.write(out, header) => continue,
             _ => {}
         }
         out.extend_from_slice(name(&header.name));
@@ -150,10 +239,14 @@ pub(crate) fn request(
     out.extend_from_slice(b"Max-Forwards: ");
     push_decimal(out, max_forwards.saturating_sub(1).into());
     out.extend_from_slice(b"\r\n");
-    if let Some((name, value)) = trunk_header {
+    if let Some((name, Some(value))) = trunk_header {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for line in edits.extra {
+        out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     write_body(out, message.body());
@@ -168,8 +261,13 @@ fn via_transport(transport: Transport) -> &'static str {
     }
 }
 
-/// Relays a response one hop back: removes the top Via entry (ours), copies the rest.
-pub(crate) fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), ScanError> {
+/// Relays a response one hop back: removes the top Via entry (ours), copies the rest,
+/// with From, To and CSeq as `parties` say.
+pub(crate) fn response(
+    out: &mut Vec<u8>,
+    message: &Scan<'_, '_>,
+    parties: &Parties<'_>,
+) -> Result<(), ScanError> {
     out.clear();
     out.reserve(message.message_len() + GROWTH);
     let (code, reason) = match message.start_line() {
@@ -199,7 +297,7 @@ pub(crate) fn response(out: &mut Vec<u8>, message: &Scan<'_, '_>) -> Result<(), 
             out.extend_from_slice(b"\r\n");
             continue;
         }
-        if header.name == HeaderName::ContentLength {
+        if header.name == HeaderName::ContentLength || parties.write(out, header) {
             continue;
         }
         out.extend_from_slice(name(&header.name));
@@ -323,9 +421,13 @@ Content-Length: 4\r\n\r\nv=0\n";
             &message,
             "203.0.113.5:5060".parse().unwrap(),
             &hop,
-            Some("sip:+15550100001@127.0.0.1:5080"),
-            &[Some((Transport::Udp, "192.0.2.1:5060"))],
-            Some(("X-Trunk", "carrier")),
+            &Edits {
+                request_uri: Some("sip:+15550100001@127.0.0.1:5080"),
+                record_route: &[Some((Transport::Udp, "192.0.2.1:5060"))],
+                trunk_header: Some(("X-Trunk", Some("carrier"))),
+                initial: true,
+                ..Edits::default()
+            },
         )
         .unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
@@ -371,7 +473,7 @@ CSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
         let mut storage = [EMPTY_HEADER; MAX_HEADERS];
         let message = scan(response.as_bytes(), &mut storage).unwrap();
         let mut out = Vec::new();
-        super::response(&mut out, &message).unwrap();
+        super::response(&mut out, &message, &Parties::default()).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

@@ -28,6 +28,7 @@
 //! ```
 
 pub(crate) mod forward;
+pub(crate) mod outbound;
 mod table;
 pub(crate) mod target;
 
@@ -44,10 +45,11 @@ use crate::sip::Transmit;
 use crate::sip::invite::{
     ClientAction, ClientState, InviteClient, InviteServer, ServerAction, ServerState,
 };
-use crate::sip::response;
 use crate::sip::scan::{self, EMPTY_HEADER, HeaderName, MAX_HEADERS, Method, Scan};
 use crate::sip::transaction::TimerValues;
+use crate::sip::{digest, response};
 use forward::{Hop, InviteCopy};
+use outbound::{Attempt, Dial, Outbound, Refusal};
 use table::{Id, Table};
 use target::Target;
 
@@ -66,6 +68,8 @@ pub(crate) struct Settings {
     pub trunk_header: String,
     pub timers: TimerValues,
     pub max_call_duration: Duration,
+    /// The final responses of a trunk after which an outbound call tries the next.
+    pub failover_codes: std::borrow::Cow<'static, [u16]>,
 }
 
 /// Where an admitted call goes.
@@ -77,10 +81,10 @@ pub(crate) struct Route {
     pub sent_by: String,
     /// A carrier calling over TCP or TLS: the transport and our listener's `host:port`
     /// for a second Record-Route (RFC 5658) and for the Via of requests toward it.
-    pub carrier_side: Option<(Transport, String)>,
+    pub caller_side: Option<(Transport, String)>,
     /// The name a carrier's TLS certificate must carry when trunkd connects to it.
     pub server_name: String,
-    pub backend: SocketAddr,
+    pub callee: SocketAddr,
     /// The Request-URI toward the backend.
     pub request_uri: String,
 }
@@ -148,7 +152,7 @@ enum Phase {
 
 /// Our Via branch on a request we forward: RFC 3261's magic cookie, `tk`, and 16 hex
 /// digits of a keyed hash, written on the stack.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Branch([u8; 25]);
 
 impl Branch {
@@ -176,24 +180,27 @@ struct Call {
     guard: Option<ChannelGuard>,
     /// The inbound transaction key (for the hot path's active set).
     key: u64,
-    carrier: Peer,
+    /// Who called: the carrier on an inbound call, the backend on an outbound one.
+    caller: Peer,
     /// The From tag of the carrier's INVITE: requests carrying it come from the carrier.
-    carrier_tag: Vec<u8>,
-    backend: SocketAddr,
-    carrier_branch: Vec<u8>,
+    caller_tag: Vec<u8>,
+    /// Who was called: the backend (over UDP) on an inbound call, the trunk's next hop on
+    /// an outbound one.
+    callee: Peer,
+    caller_branch: Vec<u8>,
     /// The branch of our Via on the forwarded INVITE.
     our_branch: Branch,
     /// Our `host:port` toward the backend.
     sent_by: String,
     /// Toward the carrier when it called over a connection: transport and `host:port`.
-    carrier_side: Option<(Transport, String)>,
+    caller_side: Option<(Transport, String)>,
     server_name: String,
     /// The backend's To tags of the dialogs a 2xx confirmed and no BYE has ended yet.
     dialogs: Vec<Vec<u8>>,
     /// Our branch of each request forwarded statelessly, and where its responses go.
     pending: VecDeque<(Branch, Peer)>,
     /// Any response came back from the backend.
-    backend_responded: bool,
+    callee_responded: bool,
     /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200); kept
     /// while the server transaction is in Proceeding.
     invite: Vec<u8>,
@@ -211,6 +218,8 @@ struct Call {
     latest: Vec<u8>,
     server: InviteServer,
     client: InviteClient,
+    /// An outbound call's own state: none on an inbound one.
+    outbound: Option<Box<Outbound>>,
     /// CANCEL received before the backend sent a provisional: send it when one comes.
     cancel_pending: bool,
     /// The ACK we sent the backend for its non-2xx, resent on its retransmissions; kept
@@ -238,57 +247,87 @@ impl Call {
     /// Whether a request inside the call comes from the carrier: by its From tag, which
     /// is the INVITE's on the carrier's requests and the backend's To tag on the
     /// backend's; by address only when the INVITE had no tag (RFC 2543).
-    fn comes_from_carrier(&self, message: &Scan<'_, '_>, source: SocketAddr) -> bool {
-        self.has_carrier_tag(message)
-            .unwrap_or(source != self.backend)
+    fn comes_from_caller(&self, message: &Scan<'_, '_>, source: SocketAddr) -> bool {
+        self.has_caller_tag(message)
+            .unwrap_or(source != self.callee.address)
     }
 
     /// Whether a message's From tag is the carrier's (true on the carrier's requests and
     /// their responses); `None` when tags cannot tell (no tag on either).
-    fn has_carrier_tag(&self, message: &Scan<'_, '_>) -> Option<bool> {
+    fn has_caller_tag(&self, message: &Scan<'_, '_>) -> Option<bool> {
         let tag = message.from().ok().and_then(|from| from.tag)?;
-        (!self.carrier_tag.is_empty()).then(|| tag == self.carrier_tag.as_slice())
+        (!self.caller_tag.is_empty()).then(|| tag == self.caller_tag.as_slice())
     }
 
     /// Every `host:port` our Record-Route entries name (the one toward the backend twice
     /// when there is no second entry).
     fn ours(&self) -> [&str; 2] {
-        let carrier_side = self.carrier_side.as_ref();
+        let caller_side = self.caller_side.as_ref();
         [
             &self.sent_by,
-            carrier_side.map_or(&self.sent_by, |(_, sent_by)| sent_by),
+            caller_side.map_or(&self.sent_by, |(_, sent_by)| sent_by),
         ]
     }
 
     /// Our Via toward the carrier: its connection's transport and our listener there,
     /// else UDP from where the INVITE arrived.
-    fn toward_carrier(&self) -> (Transport, &str) {
-        match &self.carrier_side {
+    fn toward_caller(&self) -> (Transport, &str) {
+        match &self.caller_side {
             Some((transport, sent_by)) => (*transport, sent_by),
-            None => (self.carrier.transport, &self.sent_by),
+            None => (self.caller.transport, &self.sent_by),
         }
     }
 
-    /// Where a request from the backend goes: its next hop (the carrier's Record-Route,
-    /// else its Contact), on the carrier's connection while that is open.
-    fn carrier_hop(&self, next: Option<Target>) -> Peer {
-        let target = next.map(|target| target::behind_nat(target.address, self.carrier.address));
-        match self.carrier.transport {
-            Transport::Udp => Peer::udp(target.unwrap_or(self.carrier.address)),
-            transport => Peer {
-                address: self.carrier.address,
-                transport,
-                reconnect: target.unwrap_or(self.carrier.reconnect),
-            },
-        }
+    /// Where a request from the callee goes: its next hop toward the caller.
+    fn caller_hop(&self, next: Option<Target>) -> Peer {
+        hop_toward(self.caller, next)
     }
 
-    /// Where a request from the carrier goes: the backend's Contact (or a Route of its
-    /// own), over UDP.
-    fn backend_hop(&self, next: Option<Target>) -> Peer {
-        Peer::udp(next.map_or(self.backend, |target| {
-            target::behind_nat(target.address, self.backend)
-        }))
+    /// Where a request from the caller goes: its next hop toward the callee.
+    fn callee_hop(&self, next: Option<Target>) -> Peer {
+        hop_toward(self.callee, next)
+    }
+
+    /// Our Via toward the callee: the callee's transport, from our `sent_by`.
+    fn toward_callee(&self) -> (Transport, &str) {
+        (self.callee.transport, &self.sent_by)
+    }
+
+    /// From, To and CSeq of a message on its way toward the caller (or the callee): an
+    /// outbound call's backend and carrier see different parties, and the carrier a
+    /// higher CSeq on the backend's requests once a challenge was answered. Nothing
+    /// changes on an inbound call.
+    fn parties(&self, message: &Scan<'_, '_>, toward_caller: bool) -> forward::Parties<'_> {
+        let Some(out) = self.outbound.as_deref() else {
+            return forward::Parties::default();
+        };
+        // The caller's own requests (and their responses) carry its From tag.
+        let from_caller = self.has_caller_tag(message).unwrap_or(true);
+        let (caller, callee) = if toward_caller {
+            (&out.backend_from, &out.backend_to)
+        } else {
+            (&out.current.from, &out.current.to)
+        };
+        let (from, to) = if from_caller {
+            (caller, callee)
+        } else {
+            (callee, caller)
+        };
+        let cseq = (from_caller && out.cseq_offset != 0)
+            .then(|| message.cseq().ok())
+            .flatten()
+            .map(|cseq| {
+                if toward_caller {
+                    cseq.sequence.wrapping_sub(out.cseq_offset)
+                } else {
+                    cseq.sequence.wrapping_add(out.cseq_offset)
+                }
+            });
+        forward::Parties {
+            from: Some(from),
+            to: Some(to),
+            cseq,
+        }
     }
 
     /// Runs the timers that only end the absorbing of retransmissions (Timer I and L of
@@ -392,6 +431,193 @@ impl Call {
             self.pending = VecDeque::new();
         }
     }
+}
+
+/// An INVITE of an outbound call that is not the current one (a trunk failed over from,
+/// or the INVITE before a challenge): its final answer, should it come again, is ACKed
+/// again.
+#[derive(Debug)]
+pub(crate) struct Retired {
+    branch: Branch,
+    peer: Peer,
+    server_name: String,
+    ack: Vec<u8>,
+}
+
+/// What differs between the calls [`Calls::take_on`] starts.
+struct NewCall<'a> {
+    trunk: String,
+    guard: Option<ChannelGuard>,
+    /// The From tag of the caller's INVITE.
+    caller_tag: Option<&'a [u8]>,
+    caller: Peer,
+    callee: Peer,
+    our_branch: Branch,
+    sent_by: String,
+    caller_side: Option<(Transport, String)>,
+    server_name: String,
+    forwarded: Vec<u8>,
+    outbound: Option<Box<Outbound>>,
+}
+
+/// The first of `attempts` whose trunk has a channel free, with the channel; the ones
+/// before it (full since the control path chose them) are dropped.
+fn claim_first(attempts: &mut VecDeque<Attempt>) -> Option<(Attempt, ChannelGuard)> {
+    while let Some(attempt) = attempts.pop_front() {
+        if let Some(guard) = attempt.counters.claim(attempt.max_channels) {
+            attempt.counters.calls_out.fetch_add(1, Ordering::Relaxed);
+            return Some((attempt, guard));
+        }
+        attempt
+            .counters
+            .rejected_busy
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    None
+}
+
+/// A From or To value without its tag (`"Alice" <sip:a@b>;tag=x` → `"Alice" <sip:a@b>`),
+/// other parameters kept.
+fn without_tag(value: &[u8], parsed: &scan::NameAddr<'_>) -> String {
+    let value = String::from_utf8_lossy(value);
+    let Some(tag) = parsed.tag else {
+        return value.into_owned();
+    };
+    let tag = String::from_utf8_lossy(tag);
+    let mut out = String::with_capacity(value.len());
+    for (i, part) in split_outside_brackets(&value).into_iter().enumerate() {
+        let param = part.trim();
+        let is_tag = i > 0
+            && param.split_once('=').is_some_and(|(name, v)| {
+                name.trim().eq_ignore_ascii_case("tag") && v.trim() == tag
+            });
+        if is_tag {
+            continue;
+        }
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// Splits a name-addr at the `;` outside `<...>` and quotes.
+fn split_outside_brackets(value: &str) -> Vec<&str> {
+    let (mut parts, mut start, mut depth, mut quoted) = (Vec::new(), 0, 0i32, false);
+    let bytes = value.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => depth += 1,
+            b'>' if !quoted => depth -= 1,
+            b';' if !quoted && depth == 0 => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
+
+/// The backend's INVITE as the current trunk of `outbound` is to see it, with our
+/// branch (one per INVITE sent), and `authorization` when answering a challenge.
+fn outbound_invite(
+    keys: &Keys,
+    trunk_header: &str,
+    (message, source): (&Scan<'_, '_>, SocketAddr),
+    (call_id, backend_branch): (&[u8], &[u8]),
+    outbound: &mut Outbound,
+    toward_backend: &str,
+    authorization: Option<&str>,
+) -> Option<(Vec<u8>, Branch)> {
+    outbound.sent += 1;
+    let mut salt = backend_branch.to_vec();
+    salt.extend_from_slice(&outbound.sent.to_be_bytes());
+    let branch = keys.branch_for(call_id, &salt);
+    let attempt = &outbound.current;
+    let ours = [attempt.sent_by.as_str(), toward_backend];
+    let second = (attempt.transport != Transport::Udp || attempt.sent_by != toward_backend)
+        .then_some((Transport::Udp, toward_backend));
+    let record_route = [Some((attempt.transport, attempt.sent_by.as_str())), second];
+    let hop = Hop {
+        transport: attempt.transport,
+        sent_by: &attempt.sent_by,
+        branch: branch.as_str(),
+        ours: &ours,
+    };
+    let extra: Vec<&str> = [attempt.pai.as_deref(), authorization]
+        .into_iter()
+        .flatten()
+        .collect();
+    let edits = forward::Edits {
+        request_uri: Some(&attempt.request_uri),
+        record_route: &record_route,
+        trunk_header: Some((trunk_header, None)),
+        parties: forward::Parties {
+            from: Some(&attempt.from),
+            to: Some(&attempt.to),
+            cseq: Some(outbound.invite_cseq.wrapping_add(outbound.cseq_offset)),
+        },
+        initial: true,
+        drop_route_and_pai: true,
+        extra: &extra,
+    };
+    let mut forwarded = Vec::new();
+    forward::request(&mut forwarded, message, source, &hop, &edits).ok()?;
+    Some((forwarded, branch))
+}
+
+/// The `Authorization` (401) or `Proxy-Authorization` (407) line answering the challenge
+/// of `response` with the trunk's credentials, or why it cannot be answered.
+fn authorization(code: u16, response: &Scan<'_, '_>, attempt: &Attempt) -> Result<String, String> {
+    let Some(credentials) = &attempt.credentials else {
+        return Err("the trunk has no credentials".into());
+    };
+    let (name, answer_name) = if code == 407 {
+        (HeaderName::ProxyAuthenticate, "Proxy-Authorization")
+    } else {
+        (HeaderName::WwwAuthenticate, "Authorization")
+    };
+    let values: Vec<String> = response
+        .header_values(name)
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .collect();
+    let challenge = digest::preferred(
+        values
+            .iter()
+            .filter_map(|value| digest::parse_challenge(value).ok()),
+    )
+    .ok_or("no usable Digest challenge")?;
+    if let Some(realm) = &credentials.realm
+        && realm.as_str() != challenge.realm.as_ref()
+    {
+        return Err(format!(
+            "realm \"{}\" is not the configured auth_realm",
+            challenge.realm
+        ));
+    }
+    let cnonce = hex_tag(cnonce_seed());
+    let cnonce = std::str::from_utf8(&cnonce).unwrap_or("0");
+    let answer = digest::answer(
+        &challenge,
+        &credentials.username,
+        &credentials.password,
+        "INVITE",
+        &attempt.request_uri,
+        cnonce,
+        1,
+        credentials.realm.as_deref(),
+    )
+    .map_err(|error| error.to_string())?;
+    Ok(format!("{answer_name}: {}", answer.header_value()))
+}
+
+/// Random bits for a client nonce: fresh per call of [`RandomState`].
+fn cnonce_seed() -> u64 {
+    RandomState::new().hash_one(0x636e_6f6e_6365u64)
 }
 
 /// The keyed hash of our branches and tags.
@@ -519,34 +745,25 @@ impl Calls {
         let (Ok(call_id), Ok(via)) = (message.call_id(), message.top_via()) else {
             return;
         };
-        let carrier = carrier_peer(source, connection.map(|c| c.transport), &via);
+        let carrier = source_peer(source, connection.map(|c| c.transport), &via);
         // The hot path saw that From and Contact are there; whether they are well-formed
         // is told here, before the call is taken on (see `inbound::check_mandatory`).
         // The channel goes back with `admitted`.
         let (Ok(from), Ok(Some(_))) = (message.from(), message.contact()) else {
             let counters = admitted.guard.counters();
             counters.rejected_other.fetch_add(1, Ordering::Relaxed);
-            self.reply(carrier, message, 400, "Bad Request");
+            self.reply(carrier, message, 400, "Bad Request", &[]);
             return;
         };
         let carrier_branch = via.branch.unwrap_or_default();
-        // A call found done here is not forgotten first: the hot path would be told its
-        // Call-ID ended after this INVITE had started a call under it.
-        if let Some(id) = self.calls.find(call_id) {
-            self.calls.get_mut(id).expire(now);
-            // The same transaction again (the hot path had not seen it yet): its
-            // transaction answers; the second channel claim is released here.
-            if self.calls.get(id).carrier_branch == carrier_branch {
-                drop(admitted);
-                self.handle_invite_retransmission(id);
-                self.settle(now, id);
-                return;
-            }
-            self.reply(carrier, message, 482, "Loop Detected");
+        if self.existing_invite(now, carrier, message, call_id, carrier_branch) {
+            // The same transaction again: its transaction answered; the second channel
+            // claim is released here.
+            drop(admitted);
             return;
         }
         let Some(route) = route else {
-            self.reply(carrier, message, 503, "Backend Unavailable");
+            self.reply(carrier, message, 503, "Backend Unavailable", &[]);
             self.events.push_back(CallEvent::Warning {
                 trunk: admitted.trunk().to_string(),
                 message: "call refused: the backend has no address".into(),
@@ -554,16 +771,16 @@ impl Calls {
             return;
         };
         let branch = self.keys.branch_for(call_id, carrier_branch);
-        let carrier_side = route
-            .carrier_side
+        let caller_side = route
+            .caller_side
             .as_ref()
             .map(|(transport, sent_by)| (*transport, sent_by.as_str()));
         let ours = [
             route.sent_by.as_str(),
-            carrier_side.map_or(route.sent_by.as_str(), |(_, sent_by)| sent_by),
+            caller_side.map_or(route.sent_by.as_str(), |(_, sent_by)| sent_by),
         ];
         // Top first: the entry the backend reaches us by, then the carrier's.
-        let record_route = [Some((Transport::Udp, route.sent_by.as_str())), carrier_side];
+        let record_route = [Some((Transport::Udp, route.sent_by.as_str())), caller_side];
         let hop = Hop {
             transport: Transport::Udp,
             sent_by: &route.sent_by,
@@ -571,59 +788,122 @@ impl Calls {
             ours: &ours,
         };
         let mut forwarded = Vec::new();
-        let trunk_header = (self.settings.trunk_header.as_str(), admitted.trunk());
-        if forward::request(
-            &mut forwarded,
-            message,
-            source,
-            &hop,
-            Some(&route.request_uri),
-            &record_route,
-            Some(trunk_header),
-        )
-        .is_err()
-        {
-            self.reply(carrier, message, 400, "Bad Request");
+        let edits = forward::Edits {
+            request_uri: Some(&route.request_uri),
+            record_route: &record_route,
+            trunk_header: Some((self.settings.trunk_header.as_str(), Some(admitted.trunk()))),
+            initial: true,
+            ..forward::Edits::default()
+        };
+        if forward::request(&mut forwarded, message, source, &hop, &edits).is_err() {
+            self.reply(carrier, message, 400, "Bad Request", &[]);
             return;
         }
-        let timers = self.settings.timers;
-        let reliable = carrier.transport != Transport::Udp;
-        let (server, first) = InviteServer::new(timers, reliable);
-        let client = InviteClient::new(now, timers, false, Some(TIMER_C));
-        let mut trying = Vec::new();
-        write_trying(&mut trying, message, source);
-        debug_assert_eq!(first, ServerAction::Send(100));
-        let carrier_tag = from.tag.unwrap_or_default().to_vec();
-        self.transmits
-            .push_back(transmit_to(carrier, &route.server_name, trying));
-        self.send(route.backend, forwarded.clone());
         admitted
             .guard
             .counters()
             .calls
             .fetch_add(1, Ordering::Relaxed);
-        let call = Call {
+        let call = NewCall {
             trunk: admitted.trunk().to_string(),
-            phase: Phase::Setup,
             guard: Some(admitted.guard),
-            key,
-            carrier,
-            carrier_tag,
-            backend: route.backend,
-            carrier_branch: carrier_branch.to_vec(),
+            caller_tag: from.tag,
+            caller: carrier,
+            callee: Peer::udp(route.callee),
             our_branch: branch,
             sent_by: route.sent_by,
-            carrier_side: route.carrier_side,
+            caller_side: route.caller_side,
             server_name: route.server_name,
+            forwarded,
+            outbound: None,
+        };
+        self.take_on(now, key, call_id, (message, bytes), source, call);
+    }
+
+    /// An INVITE for a Call-ID the call path knows: the same transaction again (its
+    /// transaction answers; true), or another INVITE under a Call-ID in use, a loop (482;
+    /// true). False when the Call-ID is new.
+    fn existing_invite(
+        &mut self,
+        now: Instant,
+        sender: Peer,
+        message: &Scan<'_, '_>,
+        call_id: &[u8],
+        branch: &[u8],
+    ) -> bool {
+        // A call found done here is not forgotten first: the hot path would be told its
+        // Call-ID ended after this INVITE had started a call under it.
+        let Some(id) = self.calls.find(call_id) else {
+            return false;
+        };
+        self.calls.get_mut(id).expire(now);
+        if self.calls.get(id).caller_branch == branch {
+            self.handle_invite_retransmission(id);
+            self.settle(now, id);
+        } else {
+            self.reply(sender, message, 482, "Loop Detected", &[]);
+        }
+        true
+    }
+
+    /// Takes a new call on: our 100 Trying to the caller, the INVITE as forwarded to the
+    /// callee, the transactions of both sides.
+    fn take_on(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call_id: &[u8],
+        (message, bytes): (&Scan<'_, '_>, &[u8]),
+        source: SocketAddr,
+        new: NewCall<'_>,
+    ) {
+        let timers = self.settings.timers;
+        let reliable = new.caller.transport != Transport::Udp;
+        let (server, first) = InviteServer::new(timers, reliable);
+        let client = InviteClient::new(
+            now,
+            timers,
+            new.callee.transport != Transport::Udp,
+            Some(TIMER_C),
+        );
+        let mut trying = Vec::new();
+        write_trying(&mut trying, message, source);
+        debug_assert_eq!(first, ServerAction::Send(100));
+        self.transmits
+            .push_back(transmit_to(new.caller, &new.server_name, trying));
+        self.transmits.push_back(transmit_to(
+            new.callee,
+            &new.server_name,
+            new.forwarded.clone(),
+        ));
+        let caller_branch = message
+            .top_via()
+            .ok()
+            .and_then(|via| via.branch)
+            .unwrap_or_default();
+        let call = Call {
+            trunk: new.trunk,
+            phase: Phase::Setup,
+            guard: new.guard,
+            key,
+            caller: new.caller,
+            caller_tag: new.caller_tag.unwrap_or_default().to_vec(),
+            callee: new.callee,
+            caller_branch: caller_branch.to_vec(),
+            our_branch: new.our_branch,
+            sent_by: new.sent_by,
+            caller_side: new.caller_side,
+            server_name: new.server_name,
             dialogs: Vec::new(),
             pending: VecDeque::new(),
-            backend_responded: false,
+            callee_responded: false,
             invite: bytes.to_vec(),
-            forwarded,
+            forwarded: new.forwarded,
             invite_source: source,
             latest: Vec::new(),
             server,
             client,
+            outbound: new.outbound,
             cancel_pending: false,
             ack: Vec::new(),
             ends_at: now + self.settings.max_call_duration,
@@ -632,6 +912,94 @@ impl Calls {
         };
         let id = self.calls.insert(call_id, call);
         self.settle(now, id);
+    }
+
+    /// A new INVITE from the backend, outside any call: routed by the control path to
+    /// the trunks in `dial` (tried in order), or refused.
+    pub(crate) fn handle_outbound(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        (message, bytes): (&Scan<'_, '_>, &[u8]),
+        key: u64,
+        dial: Result<Dial, Refusal>,
+    ) {
+        let (Ok(call_id), Ok(via)) = (message.call_id(), message.top_via()) else {
+            return;
+        };
+        let backend = Peer::udp(source);
+        let branch = via.branch.unwrap_or_default();
+        if self.existing_invite(now, backend, message, call_id, branch) {
+            return;
+        }
+        let (Ok(from), Ok(to), Ok(cseq), Ok(Some(_))) = (
+            message.from(),
+            message.to(),
+            message.cseq(),
+            message.contact(),
+        ) else {
+            self.reply(backend, message, 400, "Bad Request", &[]);
+            return;
+        };
+        let mut dial = match dial {
+            Ok(dial) => dial,
+            Err(refusal) => {
+                let extra: Vec<&str> = refusal.retry_after().into_iter().collect();
+                self.reply(backend, message, refusal.code(), refusal.reason(), &extra);
+                return;
+            }
+        };
+        let Some((first, guard)) = claim_first(&mut dial.attempts) else {
+            let refusal = Refusal::NoTrunkAvailable;
+            let extra: Vec<&str> = refusal.retry_after().into_iter().collect();
+            self.reply(backend, message, refusal.code(), refusal.reason(), &extra);
+            return;
+        };
+        let mut outbound = Box::new(Outbound {
+            current: first,
+            remaining: dial.attempts,
+            backend_from: without_tag(message.header(HeaderName::From).unwrap_or_default(), &from),
+            backend_to: without_tag(message.header(HeaderName::To).unwrap_or_default(), &to),
+            invite_cseq: cseq.sequence,
+            cseq_offset: 0,
+            challenged: false,
+            sent: 0,
+            reached: false,
+            stopped: false,
+            best: None,
+            retired: Vec::new(),
+        });
+        let Some((forwarded, our_branch)) = outbound_invite(
+            &self.keys,
+            &self.settings.trunk_header,
+            (message, source),
+            (call_id, branch),
+            &mut outbound,
+            &dial.toward_backend,
+            None,
+        ) else {
+            self.reply(backend, message, 400, "Bad Request", &[]);
+            return;
+        };
+        let attempt = &outbound.current;
+        let call = NewCall {
+            trunk: attempt.trunk.clone(),
+            guard: Some(guard),
+            caller_tag: from.tag,
+            caller: backend,
+            callee: Peer {
+                address: attempt.next_hop,
+                transport: attempt.transport,
+                reconnect: attempt.next_hop,
+            },
+            our_branch,
+            sent_by: attempt.sent_by.clone(),
+            caller_side: Some((Transport::Udp, dial.toward_backend)),
+            server_name: attempt.server_name.clone(),
+            forwarded,
+            outbound: Some(outbound),
+        };
+        self.take_on(now, key, call_id, (message, bytes), source, call);
     }
 
     fn handle_invite_retransmission(&mut self, id: Id) {
@@ -657,7 +1025,7 @@ impl Calls {
         let Some(id) = self.find(now, call_id) else {
             if method != Method::Ack {
                 let peer = Peer::udp(source);
-                self.reply(peer, message, 481, "Call/Transaction Does Not Exist");
+                self.reply(peer, message, 481, "Call/Transaction Does Not Exist", &[]);
             }
             return false;
         };
@@ -676,19 +1044,19 @@ impl Calls {
     ) {
         let call = self.calls.get_mut(id);
         let branch = via.branch.unwrap_or_default();
-        let from_carrier = call.comes_from_carrier(message, source);
+        let from_caller = call.comes_from_caller(message, source);
         // Where this request's responses and our answers to it go.
-        let sender = if from_carrier {
-            let peer = carrier_peer(source, Some(call.carrier.transport), via);
-            if peer.transport != Transport::Udp {
-                // The carrier's latest connection is the one to use toward it.
-                call.carrier.address = source;
-            }
-            peer
+        let side = if from_caller {
+            &mut call.caller
         } else {
-            Peer::udp(source)
+            &mut call.callee
         };
-        let same_transaction = from_carrier && branch == call.carrier_branch.as_slice();
+        let sender = source_peer(source, Some(side.transport), via);
+        if sender.transport != Transport::Udp {
+            // The latest connection of a side is the one to use toward it.
+            side.address = source;
+        }
+        let same_transaction = from_caller && branch == call.caller_branch.as_slice();
         match method {
             Method::Invite if same_transaction => {
                 self.handle_invite_retransmission(id);
@@ -702,14 +1070,14 @@ impl Calls {
                 }
             }
             Method::Cancel if same_transaction => {
-                self.reply(sender, message, 200, "OK");
+                self.reply(sender, message, 200, "OK", &[]);
                 self.cancel(id);
                 return;
             }
             Method::Bye => {
                 // The dialog it ends: the backend's tag is the To tag of the carrier's
                 // requests and the From tag of its own.
-                let remote = if from_carrier {
+                let remote = if from_caller {
                     message.to().ok().and_then(|to| to.tag)
                 } else {
                     message.from().ok().and_then(|from| from.tag)
@@ -725,7 +1093,7 @@ impl Calls {
             _ => {}
         }
         if message.max_forwards() == Ok(Some(0)) {
-            self.reply(sender, message, 483, "Too Many Hops");
+            self.reply(sender, message, 483, "Too Many Hops", &[]);
             return;
         }
         let branch = self.keys.branch_for(call_id, branch);
@@ -735,15 +1103,10 @@ impl Calls {
         let next = target::next_hop(routes, message.request_uri().unwrap_or_default(), |v| {
             forward::is_our_route(v, &ours)
         });
-        let (destination, transport, sent_by) = if from_carrier {
-            (
-                call.backend_hop(next),
-                Transport::Udp,
-                call.sent_by.as_str(),
-            )
+        let ((transport, sent_by), destination) = if from_caller {
+            (call.toward_callee(), call.callee_hop(next))
         } else {
-            let (transport, sent_by) = call.toward_carrier();
-            (call.carrier_hop(next), transport, sent_by)
+            (call.toward_caller(), call.caller_hop(next))
         };
         let hop = Hop {
             transport,
@@ -751,8 +1114,12 @@ impl Calls {
             branch: branch.as_str(),
             ours: &ours,
         };
+        let edits = forward::Edits {
+            parties: call.parties(message, !from_caller),
+            ..forward::Edits::default()
+        };
         let mut out = Vec::new();
-        if forward::request(&mut out, message, source, &hop, None, &[], None).is_err() {
+        if forward::request(&mut out, message, source, &hop, &edits).is_err() {
             return;
         }
         let transmit = transmit_to(destination, &call.server_name, out);
@@ -782,16 +1149,30 @@ impl Calls {
         };
         let call = self.calls.get_mut(id);
         let branch = message.top_via().ok().and_then(|via| via.branch);
-        let ours = source == call.backend && branch == Some(call.our_branch.as_bytes());
+        let ours = source == call.callee.address && branch == Some(call.our_branch.as_bytes());
+        let retired = match (&call.outbound, branch) {
+            (Some(out), Some(branch)) if !ours && cseq.method == Method::Invite => out
+                .retired
+                .iter()
+                .find(|retired| retired.branch.as_bytes() == branch),
+            _ => None,
+        };
         if ours && cseq.method == Method::Invite {
-            if !call.backend_responded {
+            if !call.callee_responded && call.outbound.is_none() {
                 self.events
-                    .push_back(CallEvent::BackendAnswered(call.backend));
+                    .push_back(CallEvent::BackendAnswered(call.callee.address));
             }
-            call.backend_responded = true;
+            call.callee_responded = true;
             self.invite_response(now, id, code, message);
         } else if ours && cseq.method == Method::Cancel {
             // The 200 to our CANCEL: hop by hop, ends here.
+        } else if let Some(retired) = retired {
+            // A trunk tried before (or our INVITE before a challenge) answers again: its
+            // final answer is ACKed again, nothing reaches the backend.
+            if code >= 300 && !retired.ack.is_empty() {
+                let transmit = transmit_to(retired.peer, &retired.server_name, retired.ack.clone());
+                self.transmits.push_back(transmit);
+            }
         } else {
             // A response to a request forwarded statelessly: back to where it came from.
             let pending = branch.and_then(|branch| {
@@ -805,16 +1186,13 @@ impl Calls {
                 None => None,
             };
             // Without a record: the side whose From tag it carries (the request's sender).
-            let to_carrier = call
-                .has_carrier_tag(message)
-                .unwrap_or(source == call.backend);
-            let destination = destination.unwrap_or(if to_carrier {
-                call.carrier
-            } else {
-                Peer::udp(call.backend)
-            });
+            let to_caller = call
+                .has_caller_tag(message)
+                .unwrap_or(source == call.callee.address);
+            let destination =
+                destination.unwrap_or(if to_caller { call.caller } else { call.callee });
             let mut out = Vec::new();
-            if forward::response(&mut out, message).is_ok() {
+            if forward::response(&mut out, message, &call.parties(message, to_caller)).is_ok() {
                 let transmit = transmit_to(destination, &call.server_name, out);
                 self.transmits.push_back(transmit);
             }
@@ -825,78 +1203,262 @@ impl Calls {
 
     fn invite_response(&mut self, now: Instant, id: Id, code: u16, message: &Scan<'_, '_>) {
         let call = self.calls.get_mut(id);
-        let action = call.client.handle_response(now, code);
-        match action {
-            ClientAction::Deliver(code) | ClientAction::DeliverAndAck(code) => {
-                if let ClientAction::DeliverAndAck(_) = action {
-                    let to = message.header(HeaderName::To);
-                    write_from_invite(&call.forwarded, &mut call.ack, "ACK", to);
-                    let (ack, backend) = (call.ack.clone(), call.backend);
-                    self.send(backend, ack);
-                }
-                let call = self.calls.get_mut(id);
-                if code == 100 {
-                    // Hop by hop: the carrier has our own 100 already.
-                } else {
-                    let mut relayed = Vec::new();
-                    if forward::response(&mut relayed, message).is_err() {
-                        return;
-                    }
-                    let server_action = match code {
-                        101..=199 => call.server.send_provisional(code),
-                        _ => call.server.send_final(now, code),
-                    };
-                    // Only what the server transaction takes: after our own 408 (Timer C)
-                    // the backend's late 487 goes nowhere. A 2xx is not sent again by the
-                    // transaction (RFC 6026 §7.1): it is not kept.
-                    if matches!(server_action, ServerAction::Send(_)) {
-                        if matches!(
-                            call.server.state(),
-                            ServerState::Proceeding | ServerState::Completed
-                        ) {
-                            call.latest.clear();
-                            call.latest.extend_from_slice(&relayed);
-                        }
-                        let transmit = transmit_to(call.carrier, &call.server_name, relayed);
-                        self.transmits.push_back(transmit);
-                    }
-                }
-                match code {
-                    101..=199 if call.cancel_pending => {
-                        call.cancel_pending = false;
-                        self.send_cancel(id);
-                    }
-                    200..=299 => {
-                        // Each 2xx with a new To tag is a dialog of its own (a fork).
-                        let tag = message.to().ok().and_then(|to| to.tag).unwrap_or_default();
-                        if !call.dialogs.iter().any(|known| known == tag)
-                            && call.dialogs.len() < MAX_DIALOGS
-                        {
-                            call.dialogs.push(tag.to_vec());
-                        }
-                        if call.phase == Phase::Setup {
-                            call.phase = Phase::Answered;
-                        }
-                    }
-                    300..=699 => {
-                        call.release();
-                        call.phase = Phase::Ended;
-                    }
-                    _ => {}
-                }
+        let code = match call.client.handle_response(now, code) {
+            ClientAction::Deliver(code) => code,
+            ClientAction::DeliverAndAck(code) => {
+                let to = message.header(HeaderName::To);
+                write_from_invite(&call.forwarded, &mut call.ack, "ACK", to);
+                let ack = call.ack.clone();
+                self.send_callee(id, ack);
+                code
             }
             ClientAction::SendAck => {
-                let (ack, backend) = (call.ack.clone(), call.backend);
-                self.send(backend, ack);
+                let ack = call.ack.clone();
+                self.send_callee(id, ack);
+                return;
+            }
+            _ => return,
+        };
+        if code >= 300 && self.outbound_failure(now, id, code, message) {
+            return;
+        }
+        let call = self.calls.get_mut(id);
+        // 100 is hop by hop: the caller has our own already.
+        if code != 100 {
+            let mut relayed = Vec::new();
+            if forward::response(&mut relayed, message, &call.parties(message, true)).is_err() {
+                return;
+            }
+            let (code, relayed) = match call.outbound.as_deref_mut() {
+                Some(out) if code >= 300 => {
+                    out.keep_best(code, relayed);
+                    out.best.take().expect("just kept")
+                }
+                _ => (code, relayed),
+            };
+            self.relay_to_caller(now, id, code, relayed);
+        }
+        let call = self.calls.get_mut(id);
+        match code {
+            101..=199 => {
+                let tagged = message.to().ok().and_then(|to| to.tag).is_some();
+                if let Some(out) = call.outbound.as_deref_mut() {
+                    // The callee is reached: no other trunk will ring it again.
+                    out.reached |= tagged;
+                }
+                if call.cancel_pending {
+                    call.cancel_pending = false;
+                    self.send_cancel(id);
+                }
+            }
+            200..=299 => {
+                // Each 2xx with a new To tag is a dialog of its own (a fork).
+                let tag = message.to().ok().and_then(|to| to.tag).unwrap_or_default();
+                if !call.dialogs.iter().any(|known| known == tag)
+                    && call.dialogs.len() < MAX_DIALOGS
+                {
+                    call.dialogs.push(tag.to_vec());
+                }
+                if call.phase == Phase::Setup {
+                    call.phase = Phase::Answered;
+                }
+                if let Some(out) = call.outbound.as_deref_mut() {
+                    out.reached = true;
+                }
             }
             _ => {}
         }
     }
 
-    /// CANCEL from the carrier: once the backend sent a provisional, CANCEL it there
-    /// (§9.1); before that, remember and send it when one comes.
+    /// A response for the caller through the server transaction: sent when the
+    /// transaction takes it (after our own 408 from Timer C the callee's late 487 goes
+    /// nowhere), kept for retransmissions while needed (a 2xx is not sent again by the
+    /// transaction, RFC 6026 §7.1). A final failure ends the call.
+    fn relay_to_caller(&mut self, now: Instant, id: Id, code: u16, relayed: Vec<u8>) {
+        let call = self.calls.get_mut(id);
+        let server_action = match code {
+            101..=199 => call.server.send_provisional(code),
+            _ => call.server.send_final(now, code),
+        };
+        if matches!(server_action, ServerAction::Send(_)) {
+            if matches!(
+                call.server.state(),
+                ServerState::Proceeding | ServerState::Completed
+            ) {
+                call.latest.clear();
+                call.latest.extend_from_slice(&relayed);
+            }
+            let transmit = transmit_to(call.caller, &call.server_name, relayed);
+            self.transmits.push_back(transmit);
+        }
+        if code >= 300 {
+            call.release();
+            call.phase = Phase::Ended;
+        }
+    }
+
+    /// A final failure from an outbound call's trunk: a challenge is answered, or the
+    /// next trunk tried when the failure allows it. True when handled so; false when the
+    /// failure goes to the backend.
+    fn outbound_failure(
+        &mut self,
+        now: Instant,
+        id: Id,
+        code: u16,
+        message: &Scan<'_, '_>,
+    ) -> bool {
+        let call = self.calls.get_mut(id);
+        let Some(out) = call.outbound.as_deref_mut() else {
+            return false;
+        };
+        if matches!(code, 401 | 407) && !out.stopped {
+            let why = if out.challenged {
+                "challenged again after our credentials (auth_failed for calls)".to_owned()
+            } else {
+                match authorization(code, message, &out.current) {
+                    Ok(line) => {
+                        out.challenged = true;
+                        out.cseq_offset += 1;
+                        out.retired.push(Retired {
+                            branch: call.our_branch,
+                            peer: call.callee,
+                            server_name: call.server_name.clone(),
+                            ack: std::mem::take(&mut call.ack),
+                        });
+                        self.send_invite(now, id, Some(&line));
+                        return true;
+                    }
+                    Err(why) => why,
+                }
+            };
+            let trunk = call.trunk.clone();
+            self.events.push_back(CallEvent::Warning {
+                trunk,
+                message: format!("outbound INVITE got {code}: {why}"),
+            });
+            let call = self.calls.get_mut(id);
+            let out = call.outbound.as_deref().expect("outbound");
+            if out.may_fail_over() {
+                self.fail_over(now, id, code);
+            } else {
+                self.give_up(now, id, 403, "Trunk Authentication Failed");
+            }
+            return true;
+        }
+        let failover = self.settings.failover_codes.contains(&code);
+        if failover && out.may_fail_over() {
+            let mut relayed = Vec::new();
+            if forward::response(&mut relayed, message, &call.parties(message, true)).is_ok() {
+                let out = call.outbound.as_deref_mut().expect("outbound");
+                out.keep_best(code, relayed);
+            }
+            self.fail_over(now, id, code);
+            return true;
+        }
+        false
+    }
+
+    /// The current trunk of an outbound call failed (`code`, 0 for no answer at all):
+    /// the next trunk with a channel free is tried, else the backend gets the best
+    /// failure, or our own 503.
+    fn fail_over(&mut self, now: Instant, id: Id, code: u16) {
+        let call = self.calls.get_mut(id);
+        let Some(out) = call.outbound.as_deref_mut() else {
+            return;
+        };
+        out.retired.push(Retired {
+            branch: call.our_branch,
+            peer: call.callee,
+            server_name: std::mem::take(&mut call.server_name),
+            ack: std::mem::take(&mut call.ack),
+        });
+        if let Some(guard) = call.guard.take() {
+            guard.counters().failovers.fetch_add(1, Ordering::Relaxed);
+        }
+        let from = call.trunk.clone();
+        let Some((next, guard)) = claim_first(&mut out.remaining) else {
+            self.give_up(now, id, 503, "No Trunk Available");
+            return;
+        };
+        let to = next.trunk.clone();
+        call.callee = Peer {
+            address: next.next_hop,
+            transport: next.transport,
+            reconnect: next.next_hop,
+        };
+        call.sent_by = next.sent_by.clone();
+        call.server_name = next.server_name.clone();
+        call.trunk = next.trunk.clone();
+        call.guard = Some(guard);
+        call.callee_responded = false;
+        out.current = next;
+        out.challenged = false;
+        out.cseq_offset = 0;
+        let why = match code {
+            0 => "no answer".to_owned(),
+            code => code.to_string(),
+        };
+        self.events.push_back(CallEvent::Warning {
+            trunk: from,
+            message: format!("outbound call failed ({why}): trying trunk {to}"),
+        });
+        self.send_invite(now, id, None);
+    }
+
+    /// An outbound call ends without a trunk: the best failure a trunk gave, else our
+    /// own `code`.
+    fn give_up(&mut self, now: Instant, id: Id, code: u16, reason: &str) {
+        let call = self.calls.get_mut(id);
+        match call.outbound.as_deref_mut().and_then(|out| out.best.take()) {
+            Some((code, relayed)) => self.relay_to_caller(now, id, code, relayed),
+            None => self.final_from_us(now, id, code, reason),
+        }
+    }
+
+    /// (Re)sends an outbound call's INVITE to its current trunk, on a new client
+    /// transaction: after a challenge (with `authorization`) or on failover.
+    fn send_invite(&mut self, now: Instant, id: Id, authorization: Option<&str>) {
+        let trunk_header = self.settings.trunk_header.as_str();
+        let timers = self.settings.timers;
+        let call = self.calls.get_mut(id);
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(invite) = scan::scan(&call.invite, &mut storage) else {
+            return;
+        };
+        let (Ok(call_id), Some(out)) = (invite.call_id(), call.outbound.as_deref_mut()) else {
+            return;
+        };
+        let toward_backend = call
+            .caller_side
+            .as_ref()
+            .map_or(call.sent_by.as_str(), |(_, sent_by)| sent_by);
+        let Some((forwarded, branch)) = outbound_invite(
+            &self.keys,
+            trunk_header,
+            (&invite, call.invite_source),
+            (call_id, &call.caller_branch),
+            out,
+            toward_backend,
+            authorization,
+        ) else {
+            return;
+        };
+        let reliable = call.callee.transport != Transport::Udp;
+        call.client = InviteClient::new(now, timers, reliable, Some(TIMER_C));
+        call.our_branch = branch;
+        call.ack = Vec::new();
+        call.forwarded = forwarded.clone();
+        self.send_callee(id, forwarded);
+    }
+
+    /// CANCEL from the caller: once the callee sent a provisional, CANCEL it there
+    /// (§9.1); before that, remember and send it when one comes. An outbound call tries
+    /// no other trunk.
     fn cancel(&mut self, id: Id) {
         let call = self.calls.get_mut(id);
+        if let Some(out) = call.outbound.as_deref_mut() {
+            out.stopped = true;
+        }
         match call.client.state() {
             ClientState::Proceeding => self.send_cancel(id),
             ClientState::Calling => call.cancel_pending = true,
@@ -908,8 +1470,7 @@ impl Calls {
         let call = self.calls.get(id);
         let mut cancel = Vec::new();
         write_from_invite(&call.forwarded, &mut cancel, "CANCEL", None);
-        let backend = call.backend;
-        self.send(backend, cancel);
+        self.send_callee(id, cancel);
     }
 
     /// Runs every call timer due at `now`.
@@ -925,20 +1486,26 @@ impl Calls {
         call.expire(now);
         match call.client.handle_timeout(now) {
             ClientAction::Retransmit => {
-                let (bytes, backend) = (call.forwarded.clone(), call.backend);
-                self.send(backend, bytes);
+                let bytes = call.forwarded.clone();
+                self.send_callee(id, bytes);
             }
-            ClientAction::TimedOut => {
-                let answered = call.server.state() != ServerState::Proceeding;
-                if !answered {
+            ClientAction::TimedOut if call.server.state() == ServerState::Proceeding => {
+                if call.outbound.is_some() {
+                    self.outbound_timeout(now, id);
+                } else {
                     // Nothing came back at all: the backend is unreachable (503, so
                     // the carrier may try elsewhere); else it stopped answering (408).
-                    let code = if call.backend_responded { 408 } else { 503 };
-                    if !call.backend_responded {
-                        let event = CallEvent::BackendUnreachable(call.backend, call.trunk.clone());
+                    let code = if call.callee_responded { 408 } else { 503 };
+                    if !call.callee_responded {
+                        let event =
+                            CallEvent::BackendUnreachable(call.callee.address, call.trunk.clone());
                         self.events.push_back(event);
                     }
-                    self.final_from_us(now, id, code);
+                    let reason = match code {
+                        503 => "Backend Unavailable",
+                        _ => response::reason_phrase(code),
+                    };
+                    self.final_from_us(now, id, code, reason);
                     let trunk = self.calls.get(id).trunk.clone();
                     self.events.push_back(CallEvent::Warning {
                         trunk,
@@ -950,7 +1517,7 @@ impl Calls {
             }
             ClientAction::TimedOutC => {
                 self.send_cancel(id);
-                self.final_from_us(now, id, 408);
+                self.final_from_us(now, id, 408, response::reason_phrase(408));
             }
             _ => {}
         }
@@ -975,8 +1542,29 @@ impl Calls {
         }
     }
 
-    /// Our own final response to the carrier (408, 503), ending the call.
-    fn final_from_us(&mut self, now: Instant, id: Id, code: u16) {
+    /// An outbound call's trunk answered nothing at all (Timer B): the next trunk, else
+    /// the best failure so far, else 408 (487 when the backend cancelled).
+    fn outbound_timeout(&mut self, now: Instant, id: Id) {
+        let call = self.calls.get_mut(id);
+        let Some(out) = call.outbound.as_deref() else {
+            return;
+        };
+        let (stopped, may_fail_over) = (out.stopped, out.may_fail_over());
+        self.events.push_back(CallEvent::Warning {
+            trunk: call.trunk.clone(),
+            message: "the carrier did not answer an outbound INVITE in time".into(),
+        });
+        if may_fail_over {
+            self.fail_over(now, id, 0);
+        } else if stopped {
+            self.final_from_us(now, id, 487, response::reason_phrase(487));
+        } else {
+            self.give_up(now, id, 408, response::reason_phrase(408));
+        }
+    }
+
+    /// Our own final response to the caller (408, 503, ...), ending the call.
+    fn final_from_us(&mut self, now: Instant, id: Id, code: u16, reason: &str) {
         let call = self.calls.get_mut(id);
         if call.server.send_final(now, code) != ServerAction::Send(code) {
             return;
@@ -985,18 +1573,14 @@ impl Calls {
         let Ok(message) = scan::scan(&call.invite, &mut storage) else {
             return;
         };
-        // Not the hot path's stateless tag (that is `key`): the carrier's ACK to this
+        // Not the hot path's stateless tag (that is `key`): the caller's ACK to this
         // answer must reach the server transaction, not be dropped as a stateless one's.
         let tag = hex_tag(call.key.rotate_left(32) ^ 0x7472_756e_6b64_0001);
         let mut out = Vec::new();
-        let reason = match code {
-            503 => "Backend Unavailable",
-            _ => response::reason_phrase(code),
-        };
         let written = response::write(
             &mut out,
             &message,
-            call.carrier.address,
+            call.caller.address,
             code,
             reason,
             Some(&tag),
@@ -1009,7 +1593,6 @@ impl Calls {
             self.resend_latest(id);
         }
     }
-
     /// The latest response of the INVITE transaction, to the carrier (again).
     fn resend_latest(&mut self, id: Id) {
         let call = self.calls.get_mut(id);
@@ -1019,25 +1602,36 @@ impl Calls {
                 write_trying(&mut call.latest, &invite, call.invite_source);
             }
         }
-        let transmit = transmit_to(call.carrier, &call.server_name, call.latest.clone());
+        let transmit = transmit_to(call.caller, &call.server_name, call.latest.clone());
         self.transmits.push_back(transmit);
     }
 
-    fn reply(&mut self, to: Peer, message: &Scan<'_, '_>, code: u16, reason: &str) {
+    fn reply(&mut self, to: Peer, message: &Scan<'_, '_>, code: u16, reason: &str, extra: &[&str]) {
         let mut out = Vec::new();
         let tag = hex_tag(
             self.keys
                 .of(message.call_id().unwrap_or_default(), b"reply"),
         );
-        if response::write(&mut out, message, to.address, code, reason, Some(&tag), &[]).is_ok() {
+        if response::write(
+            &mut out,
+            message,
+            to.address,
+            code,
+            reason,
+            Some(&tag),
+            extra,
+        )
+        .is_ok()
+        {
             self.transmits.push_back(transmit_to(to, "", out));
         }
     }
 
-    /// To the backend, over UDP.
-    fn send(&mut self, destination: SocketAddr, bytes: Vec<u8>) {
-        self.transmits
-            .push_back(transmit_to(Peer::udp(destination), "", bytes));
+    /// To a call's callee.
+    fn send_callee(&mut self, id: Id, bytes: Vec<u8>) {
+        let call = self.calls.get(id);
+        let transmit = transmit_to(call.callee, &call.server_name, bytes);
+        self.transmits.push_back(transmit);
     }
 
     /// The call with this Call-ID, its absorbing timers run as due at `now`; none when
@@ -1099,10 +1693,24 @@ fn on_grid(origin: Instant, at: Instant) -> Instant {
         .unwrap_or(at)
 }
 
-/// The carrier of a request from `source` (over a connection of `transport`, if any)
+/// Where a request goes next toward `peer`: the `next` hop its route set or Contact
+/// gives (behind NAT: its source address), on `peer`'s connection while that is open.
+fn hop_toward(peer: Peer, next: Option<Target>) -> Peer {
+    let target = next.map(|target| target::behind_nat(target.address, peer.address));
+    match peer.transport {
+        Transport::Udp => Peer::udp(target.unwrap_or(peer.address)),
+        transport => Peer {
+            address: peer.address,
+            transport,
+            reconnect: target.unwrap_or(peer.reconnect),
+        },
+    }
+}
+
+/// The sender of a request from `source` (over a connection of `transport`, if any)
 /// whose top Via is `via`: a new connection, should this one close, goes to the source's
 /// IP at the Via's port (RFC 3261 §18.2.2).
-fn carrier_peer(source: SocketAddr, transport: Option<Transport>, via: &scan::Via<'_>) -> Peer {
+fn source_peer(source: SocketAddr, transport: Option<Transport>, via: &scan::Via<'_>) -> Peer {
     match transport {
         None | Some(Transport::Udp) => Peer::udp(source),
         Some(transport) => {

@@ -871,3 +871,4 @@ fn core_counters(control: &Control) -> Arc<TrunkCounters> {
 }
 
 mod drain;
+mod outbound;

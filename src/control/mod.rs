@@ -10,6 +10,7 @@
 //! drive it on a virtual clock (`tests.rs`). A trunk's [`TrunkRuntime`] and counters
 //! survive any reload that leaves the trunk unchanged.
 
+mod outbound;
 pub(crate) mod shutdown;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -171,6 +172,15 @@ pub struct Control {
     events: VecDeque<Event>,
     /// Asked to stop: when it may (see [`Control::shutdown`]).
     shutdown: Option<Shutdown>,
+    /// The weighted draw among outbound trunks of equal priority.
+    random: crate::trunk::random::Random,
+    /// Every trunk's next hop as last resolved: where outbound calls go, and our
+    /// address toward it.
+    hops: HashMap<String, Resolved>,
+    /// Next hops of trunks that call out and neither register nor ping, to look up.
+    outbound_lookups: VecDeque<ResolveRequest>,
+    /// `max_cps_outbound`: each trunk's GCRA theoretical arrival time.
+    cps_out: HashMap<String, Instant>,
 }
 
 impl Control {
@@ -235,7 +245,15 @@ impl Control {
             probing: HashSet::new(),
             events: VecDeque::new(),
             shutdown: None,
+            random: crate::trunk::random::Random::new(context.seed ^ 0x0d1a_1007),
+            hops: HashMap::new(),
+            outbound_lookups: VecDeque::new(),
+            cps_out: HashMap::new(),
         };
+        let config = Arc::clone(&control.config);
+        for trunk in config.trunks.values() {
+            control.lookup_outbound_hop(trunk);
+        }
         control.collect_notices(now);
         control.lookup_backend_names(now);
         control.probe_backends();
@@ -299,6 +317,8 @@ impl Control {
         self.keepalives.set_timers(config.daemon.timers);
         for id in &diff.removed {
             self.trunks.remove(id);
+            self.hops.remove(id);
+            self.cps_out.remove(id);
             self.registrations.remove(now, id);
             self.keepalives.remove(id);
             self.events
@@ -308,6 +328,7 @@ impl Control {
             let slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registrations.add(&slot.config);
             self.keepalives.add(&slot.config);
+            self.lookup_outbound_hop(&config.trunks[id]);
             self.events.push_back(Event::TrunkUpdated {
                 status: slot.status(),
                 reason: ChangeReason::Added,
@@ -317,6 +338,10 @@ impl Control {
         for (id, fields) in &diff.changed {
             let mut slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registrations.change(now, &slot.config, fields);
+            if fields.iter().any(|field| KEEPALIVE_FIELDS.contains(field)) {
+                self.hops.remove(id);
+            }
+            self.lookup_outbound_hop(&config.trunks[id]);
             let moved = fields.iter().any(|field| KEEPALIVE_FIELDS.contains(field));
             if moved {
                 self.keepalives.remove(id);
@@ -485,6 +510,17 @@ impl Control {
                 self.inbound.invite_started(key);
                 self.inbound.call_started(call_id);
             }
+        } else if self.is_dial_out(source, &message) {
+            let key = self.inbound.transaction_key(&message);
+            let dial = self.dial(now, local, &message);
+            self.calls
+                .handle_outbound(now, source, (&message, bytes), key, dial);
+            if let Ok(call_id) = message.call_id()
+                && self.calls.contains(call_id)
+            {
+                self.inbound.invite_started(key);
+                self.inbound.call_started(call_id);
+            }
         } else if message.is_request() {
             self.calls.handle_request(now, source, &message);
         } else if self.registrations.handle_response(now, source, &message)
@@ -519,16 +555,7 @@ impl Control {
             target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
         }
         let public = whole.daemon.public_address.as_ref();
-        let sent_by = |address: SocketAddr| {
-            let host = match public {
-                Some(public) => public.to_string(),
-                None => match address.ip() {
-                    IpAddr::V6(v6) => format!("[{v6}]"),
-                    v4 => v4.to_string(),
-                },
-            };
-            format!("{host}:{}", address.port())
-        };
+        let sent_by = |address: SocketAddr| sent_by_of(public, address);
         // On a wildcard listener the backend may sit behind another of our addresses than
         // the one the carrier reached (a public and a private interface): the backend gets
         // that one, the carrier keeps its own (RFC 5658), once the shell has said which.
@@ -542,7 +569,7 @@ impl Control {
                 None => self.want_probe(backend.ip()),
             }
         }
-        let carrier_side = match connection {
+        let caller_side = match connection {
             Some(connection) if connection.transport != Transport::Udp => connection
                 .listener
                 .map(|listener| (connection.transport, sent_by(listener))),
@@ -551,9 +578,9 @@ impl Control {
         };
         Some(call::Route {
             sent_by: sent_by(toward_backend),
-            carrier_side,
+            caller_side,
             server_name: next_hop::server_name(config),
-            backend,
+            callee: backend,
             request_uri: target.to_string(),
         })
     }
@@ -619,6 +646,9 @@ impl Control {
                 return;
             }
         };
+        if let Ok(resolved) = &resolved {
+            self.hops.insert(trunk.clone(), resolved.clone());
+        }
         self.keepalives.handle_resolved(now, trunk, &resolved);
         self.registrations.handle_resolved(now, trunk, resolved);
         self.collect_notices(now);
@@ -650,6 +680,7 @@ impl Control {
             || !self.backend_lookups.is_empty()
             || self.registrations.wants_resolve()
             || self.keepalives.wants_resolve()
+            || !self.outbound_lookups.is_empty()
     }
 
     /// A next hop the shell should resolve.
@@ -659,6 +690,7 @@ impl Control {
             .poll_resolve()
             .or_else(|| self.keepalives.poll_resolve())
             .or_else(|| self.backend_lookups.pop_front())
+            .or_else(|| self.outbound_lookups.pop_front())
     }
 
     /// Whether a UDP listener is bound to every address (and no `public_address` names
@@ -932,6 +964,19 @@ const KEEPALIVE_FIELDS: &[TrunkField] = &[
     TrunkField::OptionsFailureCodes,
 ];
 
+/// Our `host:port` in a Via or Record-Route for a listener's `address`: the configured
+/// `public_address` as host when there is one.
+fn sent_by_of(public: Option<&crate::sip::Host>, address: SocketAddr) -> String {
+    let host = match public {
+        Some(public) => public.to_string(),
+        None => match address.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        },
+    };
+    format!("{host}:{}", address.port())
+}
+
 /// A backend URI's address: an IP literal as written, a name as last resolved.
 fn backend_address(
     uri: &crate::sip::SipUri,
@@ -973,6 +1018,7 @@ fn call_settings(config: &Config) -> call::Settings {
         trunk_header: config.daemon.trunk_header.clone(),
         timers: config.daemon.timers,
         max_call_duration: config.daemon.max_call_duration,
+        failover_codes: config.daemon.outbound_failover_codes.clone(),
     }
 }
 

@@ -65,8 +65,6 @@ pub enum Reject {
     Disabled,
     /// The trunk is `direction = "outbound"` (403).
     OutboundOnly,
-    /// An INVITE from the backend outside a call: outbound calling is not served (403).
-    NotACarrier,
     /// The dialled number is not one of the trunk's (404).
     UnknownNumber,
     /// Max-Forwards reached 0 (483).
@@ -95,7 +93,7 @@ impl Reject {
     pub fn code(self) -> u16 {
         match self {
             Reject::UnknownSource | Reject::Disabled | Reject::OutboundOnly => 403,
-            Reject::NotACarrier | Reject::BadCredentials => 403,
+            Reject::BadCredentials => 403,
             Reject::UnknownNumber => 404,
             Reject::TooManyHops => 483,
             Reject::BadRequest(_) => 400,
@@ -116,7 +114,6 @@ impl Reject {
             Reject::UnknownSource => "Forbidden",
             Reject::Disabled => "Trunk Disabled",
             Reject::OutboundOnly => "Trunk Does Not Accept Inbound Calls",
-            Reject::NotACarrier => "Outbound Calls Not Served",
             Reject::BadCredentials => "Forbidden",
             Reject::UnknownNumber => "Not Found",
             Reject::TooManyHops => "Too Many Hops",
@@ -428,7 +425,8 @@ impl Inbound {
                     let owned = owned.unwrap_or(false);
                     self.admit(worker, snapshot, now, message, index, owned)
                 }
-                None => self.reject(Reject::NotACarrier, None),
+                // The backend dialling out: the control path chooses the trunk.
+                None => Decision::Control,
             },
             Method::Options => {
                 let trunk = trunk.map(|index| &snapshot.trunks[index as usize]);
@@ -1065,11 +1063,8 @@ numbers = ["+15550100009"]
                 good.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"),
                 "SIP/2.0 400 Bad Request",
             ),
-            (
-                "127.0.0.1:5080",
-                good.clone(),
-                "SIP/2.0 403 Outbound Calls Not Served",
-            ),
+            // The backend dialling out: the control path routes it through a trunk.
+            ("127.0.0.1:5080", good.clone(), "Control"),
             (
                 "192.0.2.10:5060",
                 good.replace("INVITE", "REGISTER"),

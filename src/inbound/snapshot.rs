@@ -28,6 +28,16 @@ pub struct TrunkCounters {
     channels: AtomicU32,
     /// Calls the call path took on (forwarded to the backend), ever.
     pub calls: AtomicU64,
+    /// Outbound calls sent to this trunk's carrier, ever (a call that failed over counts
+    /// on each trunk it tried).
+    pub calls_out: AtomicU64,
+    /// Outbound calls that left this trunk for the next one (its failure, no answer,
+    /// or credentials refused).
+    pub failovers: AtomicU64,
+    /// Outbound calls that could have gone to this trunk and were not sent to it
+    /// (keepalive down, registration refused, `max_channels`, `max_cps_outbound`, next
+    /// hop unknown).
+    pub rejected_out: AtomicU64,
     /// INVITEs for this trunk's numbers from a source it does not allow.
     pub rejected_source: AtomicU64,
     /// Refused at `max_channels` or `max_cps`.
@@ -48,6 +58,9 @@ impl TrunkCounters {
             id: id.into(),
             channels: AtomicU32::new(0),
             calls: AtomicU64::new(0),
+            calls_out: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
+            rejected_out: AtomicU64::new(0),
             rejected_source: AtomicU64::new(0),
             rejected_busy: AtomicU64::new(0),
             rejected_number: AtomicU64::new(0),
@@ -686,6 +699,8 @@ pub struct Snapshot {
     numbers: Box<[(u128, u32)]>,
     /// Where admitted calls go; in-dialog requests from here are the backend's.
     backends: Box<[SocketAddr]>,
+    /// `[backend] allowed_ips`: further sources that are the backend (PBX clusters).
+    backend_networks: Box<[IpNet]>,
     pub on_unknown_source: UnknownSource,
     /// Time base of the `max_cps` buckets.
     epoch: Instant,
@@ -759,6 +774,11 @@ impl Snapshot {
             sources: PrefixTable::build(routes),
             numbers: numbers.into(),
             backends: backends.into(),
+            backend_networks: config
+                .backend
+                .as_ref()
+                .map(|backend| backend.allowed_ips.clone().into())
+                .unwrap_or_default(),
             on_unknown_source: config.daemon.on_unknown_source,
             epoch: inputs.epoch,
         }
@@ -814,6 +834,10 @@ impl Snapshot {
         let source = SocketAddr::new(canonical(source.ip()), source.port());
         self.backends.binary_search(&source).is_ok()
             || self.backends.iter().any(|b| b.ip() == source.ip())
+            || self
+                .backend_networks
+                .iter()
+                .any(|network| network.contains(&source.ip()))
     }
 
     /// Nanoseconds since the snapshot's time base.

@@ -1,0 +1,388 @@
+//! What an outbound call needs beyond what an inbound one does: the trunks to try, in
+//! order ([`order`]), and for each the INVITE as that trunk's carrier is to see it
+//! ([`Attempt`]): the dialled number in the trunk's format ([`format_number`]), the caller
+//! number, where to send, and the credentials a challenge is answered with.
+//!
+//! The call itself is the same proxy as an inbound one ([`super::Calls`]) with the sides
+//! swapped (the backend calls, the carrier is called) and three differences kept in
+//! [`Outbound`]: From, To and CSeq differ between the two sides (the carrier sees the
+//! trunk's numbers and, after a digest challenge, a CSeq one higher for every request the
+//! backend sends in the dialog), a challenge is answered, and a failed trunk is followed
+//! by the next.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Country, NumberFormat, Secret, Transport};
+use crate::inbound::TrunkCounters;
+
+/// Which carrier to try, and the INVITE it is to see.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    pub trunk: String,
+    /// The trunk's channels, claimed when the attempt starts.
+    pub counters: Arc<TrunkCounters>,
+    pub max_channels: u32,
+    pub request_uri: String,
+    /// From and To as the carrier sees them, without tags.
+    pub from: String,
+    pub to: String,
+    /// The whole `P-Asserted-Identity` line, when the trunk sends one.
+    pub pai: Option<String>,
+    pub next_hop: SocketAddr,
+    pub transport: Transport,
+    /// Our `host:port` toward the next hop.
+    pub sent_by: String,
+    /// The name a TLS next hop's certificate must carry.
+    pub server_name: String,
+    pub credentials: Option<Credentials>,
+}
+
+/// What a digest challenge from the trunk's next hop is answered with. `Debug` shows no
+/// password ([`Secret`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Credentials {
+    pub username: String,
+    pub password: Secret,
+    /// `auth_realm`: a challenge for another realm is not answered.
+    pub realm: Option<String>,
+}
+
+/// A new outbound call as the control path routed it.
+#[derive(Debug)]
+pub(crate) struct Dial {
+    /// The trunks to try, first first; never empty.
+    pub attempts: VecDeque<Attempt>,
+    /// Our `host:port` toward the backend (UDP), for the Record-Route it reaches us by.
+    pub toward_backend: String,
+}
+
+/// Why an outbound INVITE is answered at once: the status code, the reason phrase, and
+/// whether to add `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `X-Trunk` names no trunk that may call out (404).
+    UnknownTrunk,
+    /// No trunk's `outbound_prefixes` match the number (404).
+    NoRoute,
+    /// Trunks match, every one was skipped (503, Retry-After).
+    NoTrunkAvailable,
+    /// The Request-URI has no number to dial (404 as well: nothing routes it).
+    NotANumber,
+    /// Max-Forwards 0 (483).
+    TooManyHops,
+    /// Shutting down (503, Retry-After).
+    Draining,
+}
+
+impl Refusal {
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Refusal::UnknownTrunk | Refusal::NoRoute | Refusal::NotANumber => 404,
+            Refusal::NoTrunkAvailable | Refusal::Draining => 503,
+            Refusal::TooManyHops => 483,
+        }
+    }
+
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::UnknownTrunk => "Unknown Trunk",
+            Refusal::NoRoute | Refusal::NotANumber => "No Route",
+            Refusal::NoTrunkAvailable => "No Trunk Available",
+            Refusal::TooManyHops => "Too Many Hops",
+            Refusal::Draining => "Shutting Down",
+        }
+    }
+
+    pub(crate) fn retry_after(self) -> Option<&'static str> {
+        match self {
+            Refusal::NoTrunkAvailable => Some(crate::inbound::BUSY_RETRY_AFTER),
+            Refusal::Draining => Some(crate::inbound::DRAINING_RETRY_AFTER),
+            _ => None,
+        }
+    }
+}
+
+/// An outbound call's own state, beside the proxy's.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    /// The trunk tried now.
+    pub current: Attempt,
+    /// The trunks left to try.
+    pub remaining: VecDeque<Attempt>,
+    /// From and To of the backend's INVITE, without tags: what the backend sees.
+    pub backend_from: String,
+    pub backend_to: String,
+    /// The CSeq of the backend's INVITE.
+    pub invite_cseq: u32,
+    /// Added to the CSeq of every request the backend sends in the dialog: one per
+    /// challenge answered (RFC 3261 §22.2: the retried request has CSeq one higher).
+    pub cseq_offset: u32,
+    /// The current trunk's challenge was answered: a second one means bad credentials.
+    pub challenged: bool,
+    /// INVITEs sent so far (each with a branch of its own).
+    pub sent: u32,
+    /// A provisional with a To tag came: the callee is reached, no other trunk is tried.
+    pub reached: bool,
+    /// The backend cancelled: no other trunk is tried.
+    pub stopped: bool,
+    /// The best final response of the trunks that failed, as relayed to the backend
+    /// (RFC 3261 §16.7 step 6).
+    pub best: Option<(u16, Vec<u8>)>,
+    /// The INVITEs sent before the current one.
+    pub retired: Vec<super::Retired>,
+}
+
+impl Outbound {
+    /// Whether a failure of the current trunk may go on to the next.
+    pub(crate) fn may_fail_over(&self) -> bool {
+        !self.reached && !self.stopped && !self.remaining.is_empty()
+    }
+
+    /// Keeps `relayed` (a final response with `code`) if it is better than the best so
+    /// far: a 6xx over anything, else the lowest class, the first of a class.
+    pub(crate) fn keep_best(&mut self, code: u16, relayed: Vec<u8>) {
+        let rank = |code: u16| if code >= 600 { 0 } else { code / 100 };
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|(best, _)| rank(code) < rank(*best))
+        {
+            self.best = Some((code, relayed));
+        }
+    }
+}
+
+/// The E.164 digits (no `+`) of a dialled user part as a trunk of `country` reads it:
+/// `+E.164`; digits with the country's national prefix (`0…`, read as national); digits
+/// starting with its calling code (E.164 without `+`); other digits, national without
+/// the prefix. Visual separators and user parameters are ignored. `None` when the user
+/// is not a telephone number.
+pub(crate) fn e164_digits(user: &str, country: Option<&Country>) -> Option<String> {
+    let user = user.split(';').next().unwrap_or(user);
+    let (plus, rest) = match user.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, user),
+    };
+    let mut digits = String::with_capacity(rest.len() + 4);
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let code = country.and_then(|country| country.calling_code);
+    let (Some(country), Some(code), false) = (country, code, plus) else {
+        return Some(digits);
+    };
+    let code = code.to_string();
+    if let Some(prefix) = country.national_prefix
+        && digits.len() > prefix.len()
+        && digits.starts_with(prefix)
+        // NANP: the national prefix is the calling code; the number is E.164 already.
+        && prefix != code
+    {
+        return Some(format!("{code}{}", &digits[prefix.len()..]));
+    }
+    if digits.starts_with(&code) {
+        return Some(digits);
+    }
+    Some(format!("{code}{digits}"))
+}
+
+/// E.164 digits (no `+`) written in a trunk's `number_format`: `+E.164`, E.164 digits, or
+/// national (the country's national prefix, then the number without its calling code;
+/// a number of another country stays international, with `+`... as `+e164`).
+pub(crate) fn format_number(
+    digits: &str,
+    format: NumberFormat,
+    country: Option<&Country>,
+) -> String {
+    match format {
+        NumberFormat::PlusE164 => format!("+{digits}"),
+        NumberFormat::E164 => digits.to_owned(),
+        NumberFormat::National => {
+            let code = country.and_then(|country| country.calling_code);
+            let national = code
+                .map(|code| code.to_string())
+                .and_then(|code| digits.strip_prefix(code.as_str()).map(str::to_owned));
+            match (country, national) {
+                (Some(country), Some(national)) => {
+                    let prefix = country.national_prefix.unwrap_or("");
+                    format!("{prefix}{national}")
+                }
+                _ => format!("+{digits}"),
+            }
+        }
+    }
+}
+
+/// A trunk that may carry an outbound call, as [`order`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    /// The length of its longest `outbound_prefixes` entry the number starts with (0:
+    /// the trunk takes every number).
+    pub prefix: usize,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+/// The order to try candidates in: longest matching prefix first, then lower
+/// `priority`, then a weighted random draw (by `weight`) among equals. `random(n)` gives
+/// a number in `0..n`.
+pub(crate) fn order(candidates: &[Candidate], mut random: impl FnMut(u64) -> u64) -> Vec<usize> {
+    let mut indices: Vec<usize> = (0..candidates.len()).collect();
+    let key = |index: &usize| {
+        let candidate = &candidates[*index];
+        (std::cmp::Reverse(candidate.prefix), candidate.priority)
+    };
+    indices.sort_by_key(key);
+    let mut ordered = Vec::with_capacity(indices.len());
+    for group in indices.chunk_by(|a, b| key(a) == key(b)) {
+        let mut left: Vec<usize> = group.to_vec();
+        while !left.is_empty() {
+            let total: u64 = left
+                .iter()
+                .map(|&index| u64::from(candidates[index].weight.max(1)))
+                .sum();
+            let mut draw = random(total);
+            let position = left
+                .iter()
+                .position(|&index| {
+                    let weight = u64::from(candidates[index].weight.max(1));
+                    if draw < weight {
+                        true
+                    } else {
+                        draw -= weight;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            ordered.push(left.remove(position));
+        }
+    }
+    ordered
+}
+
+/// The length of the longest of `prefixes` that `digits` starts with: `Some(0)` when
+/// there are none (every number), `None` when none matches.
+pub(crate) fn matching_prefix(prefixes: &[String], digits: &str) -> Option<usize> {
+    if prefixes.is_empty() {
+        return Some(0);
+    }
+    prefixes
+        .iter()
+        .filter(|prefix| digits.starts_with(prefix.as_str()))
+        .map(String::len)
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::lookup_country;
+
+    #[test]
+    fn dialled_numbers_are_read_as_the_trunks_country_would() {
+        let gb = lookup_country("GB");
+        let us = lookup_country("US");
+        assert_eq!(
+            e164_digits("+442079460000", gb).as_deref(),
+            Some("442079460000")
+        );
+        assert_eq!(
+            e164_digits("442079460000", gb).as_deref(),
+            Some("442079460000")
+        );
+        assert_eq!(
+            e164_digits("02079460000", gb).as_deref(),
+            Some("442079460000")
+        );
+        assert_eq!(
+            e164_digits("2079460000", gb).as_deref(),
+            Some("442079460000")
+        );
+        assert_eq!(
+            e164_digits("+1-212-555-0100;npdi", us).as_deref(),
+            Some("12125550100")
+        );
+        assert_eq!(
+            e164_digits("12125550100", us).as_deref(),
+            Some("12125550100")
+        );
+        assert_eq!(
+            e164_digits("2125550100", us).as_deref(),
+            Some("12125550100")
+        );
+        assert_eq!(
+            e164_digits("02079460000", None).as_deref(),
+            Some("02079460000")
+        );
+        assert_eq!(e164_digits("alice", gb), None);
+        assert_eq!(e164_digits("", gb), None);
+        assert_eq!(e164_digits("+1234567890123456", None), None);
+    }
+
+    #[test]
+    fn numbers_are_written_in_each_format() {
+        let gb = lookup_country("GB");
+        let d = "442079460000";
+        assert_eq!(
+            format_number(d, NumberFormat::PlusE164, gb),
+            "+442079460000"
+        );
+        assert_eq!(format_number(d, NumberFormat::E164, gb), "442079460000");
+        assert_eq!(format_number(d, NumberFormat::National, gb), "02079460000");
+        // Another country's number stays international.
+        assert_eq!(
+            format_number("12125550100", NumberFormat::National, gb),
+            "+12125550100"
+        );
+        assert_eq!(
+            format_number(d, NumberFormat::National, None),
+            "+442079460000"
+        );
+    }
+
+    #[test]
+    fn longest_prefix_then_priority_then_weight() {
+        let c = |prefix, priority, weight| Candidate {
+            prefix,
+            priority,
+            weight,
+        };
+        let candidates = [c(0, 100, 1), c(2, 200, 1), c(4, 300, 1), c(2, 100, 1)];
+        assert_eq!(order(&candidates, |_| 0), vec![2, 3, 1, 0]);
+        // Equal prefix and priority: drawn by weight.
+        let candidates = [c(0, 100, 1), c(0, 100, 3)];
+        assert_eq!(order(&candidates, |_| 0), vec![0, 1]);
+        assert_eq!(order(&candidates, |_| 1), vec![1, 0]);
+        assert_eq!(order(&candidates, |_| 3), vec![1, 0]);
+        // Over many draws, about 3 in 4 start with the heavier trunk.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let first_heavy = (0..4000)
+            .filter(|_| order(&candidates, &mut random)[0] == 1)
+            .count();
+        assert!((2800..3200).contains(&first_heavy), "{first_heavy}");
+    }
+
+    #[test]
+    fn prefixes_match_longest_first() {
+        let prefixes = vec!["44".to_owned(), "4420".to_owned(), "1".to_owned()];
+        assert_eq!(matching_prefix(&prefixes, "442079460000"), Some(4));
+        assert_eq!(matching_prefix(&prefixes, "441619460000"), Some(2));
+        assert_eq!(matching_prefix(&prefixes, "33123456789"), None);
+        assert_eq!(matching_prefix(&[], "33123456789"), Some(0));
+    }
+}

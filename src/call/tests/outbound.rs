@@ -1,0 +1,669 @@
+//! Outbound calls on the virtual clock: the backend dials, the control path chooses the
+//! trunks, the call path answers the carrier's challenge and carries the CSeq offset
+//! through the whole dialog, and fails over to the next trunk when one fails.
+
+use super::*;
+use crate::trunk::next_hop::Resolved;
+
+const OUTBOUND: &str = r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+max_call_duration = "10m"
+
+[backend]
+uri = "sip:10.0.0.9:5080"
+
+[trunks.first]
+domain = "198.51.100.1"
+transport = "udp"
+direction = "outbound"
+username = "trunkout"
+password = "s3cret-out"
+country = "GB"
+numbers = ["+442079460123"]
+number_format = "national"
+send_pai = true
+priority = 10
+max_channels = 1
+options_interval = 0
+
+[trunks.second]
+domain = "198.51.100.2"
+transport = "udp"
+direction = "both"
+allowed_inbound_ips = ["198.51.100.2"]
+country = "GB"
+number_format = "+e164"
+tech_prefix = "99#"
+priority = 20
+options_interval = 0
+"#;
+
+const FIRST: &str = "198.51.100.1:5060";
+const SECOND: &str = "198.51.100.2:5060";
+const PASSWORD: &str = "s3cret-out";
+
+/// The control path with every trunk's next hop resolved.
+fn outbound_control(text: &str, now: Instant) -> Control {
+    let mut control = control(text, now);
+    while let Some(request) = control.poll_resolve() {
+        let next_hop = match request.key.trunk() {
+            Some("first") => FIRST,
+            Some("second") => SECOND,
+            _ => continue,
+        };
+        let resolved = Resolved {
+            next_hop: addr(next_hop),
+            alternatives: Vec::new(),
+            local: addr(LOCAL),
+            public: false,
+            ttl: None,
+        };
+        control.handle_resolved(now, &request.key, Ok(resolved));
+    }
+    sent(&mut control);
+    drain_events(&mut control);
+    control
+}
+
+/// The backend's INVITE for `number`, with `extra` header lines.
+fn dial(call: &str, number: &str, extra: &str) -> String {
+    format!(
+        "INVITE sip:{number}@192.0.2.200 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 10.0.0.9:5080;branch=z9hG4bK-{call};rport\r\n\
+         Max-Forwards: 70\r\n\
+         Route: <sip:192.0.2.200:5060;lr>\r\n\
+         From: \"Alice\" <sip:+442079460123@10.0.0.9>;tag=be-{call}\r\n\
+         To: <sip:{number}@192.0.2.200>\r\n\
+         Call-ID: {call}@pbx\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@10.0.0.9:5080>\r\n\
+         {extra}\
+         Content-Type: application/sdp\r\n\
+         Content-Length: 4\r\n\r\nv=0\n"
+    )
+}
+
+/// The carrier's answer to `request`, with its To tag `cr1` and `extra` lines.
+fn carrier_answer(request: &str, code: u16, reason: &str, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for line in request.lines() {
+        for name in ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"] {
+            if line.starts_with(name) {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        if line.starts_with("To:") {
+            out.push_str(line);
+            if !line.contains(";tag=") {
+                out.push_str(";tag=cr1");
+            }
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(extra);
+    out.push_str("Contact: <sip:callee@198.51.100.1:5060>\r\nContent-Length: 0\r\n\r\n");
+    out
+}
+
+/// The backend's request inside the dialog of `call` (ACK, BYE), through our route.
+fn backend_in_dialog(call: &str, method: &str, cseq: u32, branch: &str) -> String {
+    format!(
+        "{method} sip:callee@198.51.100.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 10.0.0.9:5080;branch=z9hG4bK-{branch}\r\n\
+         Route: <sip:192.0.2.200:5060;lr>\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Alice\" <sip:+442079460123@10.0.0.9>;tag=be-{call}\r\n\
+         To: <sip:02079460000@192.0.2.200>;tag=cr1\r\n\
+         Call-ID: {call}@pbx\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn trunk_counters(control: &Control, id: &str) -> Arc<TrunkCounters> {
+    let snapshot = control.inbound().snapshot();
+    let trunk = snapshot.trunks.iter().find(|t| t.id() == id).unwrap();
+    Arc::clone(&trunk.counters)
+}
+
+const CHALLENGE: &str = "Proxy-Authenticate: Digest realm=\"carrier.test\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5\r\n";
+
+#[test]
+fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    assert_eq!(
+        receive(&mut control, t0, BACKEND, &dial("o1", "02079460000", "")),
+        None
+    );
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(BACKEND), "SIP/2.0 100 Trying")
+    );
+    assert_eq!(out[1].0, addr(FIRST));
+    assert_eq!(out[1].1, "INVITE sip:02079460000@198.51.100.1 SIP/2.0");
+    let invite = out[1].2.clone();
+    assert_eq!(
+        header(&invite, "From"),
+        ["\"Alice\" <sip:02079460123@198.51.100.1>;tag=be-o1"]
+    );
+    assert_eq!(header(&invite, "To"), ["<sip:02079460000@198.51.100.1>"]);
+    assert_eq!(
+        header(&invite, "P-Asserted-Identity"),
+        ["<sip:02079460123@198.51.100.1>"]
+    );
+    assert_eq!(header(&invite, "CSeq"), ["1 INVITE"]);
+    assert_eq!(
+        header(&invite, "Record-Route"),
+        ["<sip:192.0.2.200:5060;lr>"]
+    );
+    assert!(
+        header(&invite, "Route").is_empty(),
+        "the backend's Route stops here"
+    );
+    assert!(invite.starts_with("INVITE sip:02079460000@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.200:5060;branch=z9hG4bKtk"));
+    assert!(invite.ends_with("\r\n\r\nv=0\n"));
+    assert_eq!(trunk_counters(&control, "first").channels(), 1);
+
+    // The carrier challenges: our ACK, and the INVITE again with credentials, CSeq 2.
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE),
+    );
+    let out = sent(&mut control);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (addr(FIRST), "ACK sip:02079460000@198.51.100.1 SIP/2.0"),
+            (addr(FIRST), "INVITE sip:02079460000@198.51.100.1 SIP/2.0"),
+        ]
+    );
+    assert_eq!(header(&out[0].2, "CSeq"), ["1 ACK"]);
+    let authed = out[1].2.clone();
+    assert_eq!(header(&authed, "CSeq"), ["2 INVITE"]);
+    let credentials = header(&authed, "Proxy-Authorization");
+    assert_eq!(credentials.len(), 1);
+    assert!(credentials[0].starts_with("Digest username=\"trunkout\", realm=\"carrier.test\", nonce=\"n0nce\", uri=\"sip:02079460000@198.51.100.1\""), "{}", credentials[0]);
+    assert_eq!(header(&authed, "Call-ID"), ["o1@pbx"]);
+    assert_eq!(header(&authed, "From"), header(&invite, "From"));
+    assert_ne!(
+        header(&authed, "Via")[0],
+        header(&invite, "Via")[0],
+        "a new branch"
+    );
+
+    // Ringing and the answer reach the backend with its own CSeq, From and To.
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&authed, 180, "Ringing", ""),
+    );
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&authed, 200, "OK", ""),
+    );
+    let out = sent(&mut control);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (addr(BACKEND), "SIP/2.0 180 Ringing"),
+            (addr(BACKEND), "SIP/2.0 200 OK")
+        ]
+    );
+    for (_, _, text) in &out {
+        assert_eq!(header(text, "CSeq"), ["1 INVITE"]);
+        assert_eq!(
+            header(text, "From"),
+            ["\"Alice\" <sip:+442079460123@10.0.0.9>;tag=be-o1"]
+        );
+        assert_eq!(
+            header(text, "To"),
+            ["<sip:02079460000@192.0.2.200>;tag=cr1"]
+        );
+        assert_eq!(
+            header(text, "Via"),
+            ["SIP/2.0/UDP 10.0.0.9:5080;branch=z9hG4bK-o1;rport=5080;received=10.0.0.9"]
+        );
+    }
+
+    // The backend's ACK and BYE go out one higher; the BYE's 200 comes back as its own.
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o1", "ACK", 1, "ack-o1"),
+    );
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o1", "BYE", 2, "bye-o1"),
+    );
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(
+        (out[0].0, header(&out[0].2, "CSeq")),
+        (addr(FIRST), vec!["2 ACK"])
+    );
+    assert_eq!(
+        (out[1].0, header(&out[1].2, "CSeq")),
+        (addr(FIRST), vec!["3 BYE"])
+    );
+    assert_eq!(
+        header(&out[1].2, "From"),
+        ["\"Alice\" <sip:02079460123@198.51.100.1>;tag=be-o1"]
+    );
+    assert_eq!(
+        header(&out[1].2, "To"),
+        ["<sip:02079460000@198.51.100.1>;tag=cr1"]
+    );
+    let bye = out[1].2.clone();
+    receive(&mut control, t0, FIRST, &answer_in_dialog(&bye, 200, "OK"));
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(BACKEND), "SIP/2.0 200 OK")
+    );
+    assert_eq!(header(&out[0].2, "CSeq"), ["2 BYE"]);
+    assert_eq!(
+        header(&out[0].2, "To"),
+        ["<sip:02079460000@192.0.2.200>;tag=cr1"]
+    );
+    assert_eq!(trunk_counters(&control, "first").channels(), 0);
+    assert_eq!(
+        trunk_counters(&control, "first")
+            .calls_out
+            .load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(control.active_calls(), 0);
+}
+
+#[test]
+fn the_carriers_bye_reaches_the_backend_with_the_backends_view() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o2", "+442079460000", ""));
+    let invite = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE),
+    );
+    let authed = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&authed, 200, "OK", ""),
+    );
+    sent(&mut control);
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o2", "ACK", 1, "ack-o2"),
+    );
+    sent(&mut control);
+    let bye = "BYE sip:alice@10.0.0.9:5080 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bK-cbye\r\n\
+         Route: <sip:192.0.2.200:5060;lr>\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:02079460000@198.51.100.1>;tag=cr1\r\n\
+         To: \"Alice\" <sip:02079460123@198.51.100.1>;tag=be-o2\r\n\
+         Call-ID: o2@pbx\r\n\
+         CSeq: 7 BYE\r\n\
+         Content-Length: 0\r\n\r\n";
+    receive(&mut control, t0, FIRST, bye);
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(BACKEND), "BYE sip:alice@10.0.0.9:5080 SIP/2.0")
+    );
+    let forwarded = out[0].2.clone();
+    assert_eq!(
+        header(&forwarded, "CSeq"),
+        ["7 BYE"],
+        "the carrier's own CSeq"
+    );
+    assert_eq!(
+        header(&forwarded, "From"),
+        ["<sip:+442079460000@192.0.2.200>;tag=cr1"]
+    );
+    assert_eq!(
+        header(&forwarded, "To"),
+        ["\"Alice\" <sip:+442079460123@10.0.0.9>;tag=be-o2"]
+    );
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &answer_in_dialog(&forwarded, 200, "OK"),
+    );
+    let out = sent(&mut control);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(FIRST), "SIP/2.0 200 OK")
+    );
+    assert_eq!(
+        header(&out[0].2, "From"),
+        ["<sip:02079460000@198.51.100.1>;tag=cr1"]
+    );
+    assert_eq!(header(&out[0].2, "CSeq"), ["7 BYE"]);
+    assert_eq!(trunk_counters(&control, "first").channels(), 0);
+}
+
+#[test]
+fn a_failing_trunk_fails_over_and_a_busy_callee_is_not_rung_again() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o3", "442079460000", ""));
+    let invite = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 503, "Service Unavailable", ""),
+    );
+    let out = sent(&mut control);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (addr(FIRST), "ACK sip:02079460000@198.51.100.1 SIP/2.0"),
+            (
+                addr(SECOND),
+                "INVITE sip:99#+442079460000@198.51.100.2 SIP/2.0"
+            ),
+        ]
+    );
+    let second = out[1].2.clone();
+    assert_eq!(header(&second, "CSeq"), ["1 INVITE"]);
+    assert_eq!(
+        header(&second, "From"),
+        ["\"Alice\" <sip:+442079460123@198.51.100.2>;tag=be-o3"],
+        "not a number of trunk second: as the backend sent it"
+    );
+    assert!(header(&second, "P-Asserted-Identity").is_empty());
+    assert_eq!(trunk_counters(&control, "first").channels(), 0);
+    assert_eq!(
+        trunk_counters(&control, "first")
+            .failovers
+            .load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(trunk_counters(&control, "second").channels(), 1);
+    // A retransmitted 503 from the first trunk gets our ACK again, nothing else.
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 503, "Service Unavailable", ""),
+    );
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(FIRST), "ACK sip:02079460000@198.51.100.1 SIP/2.0")
+    );
+
+    // Busy: the backend gets the 486 (better than the 503), no third attempt.
+    receive(
+        &mut control,
+        t0,
+        SECOND,
+        &carrier_answer(&second, 486, "Busy Here", ""),
+    );
+    let out = sent(&mut control);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                addr(SECOND),
+                "ACK sip:99#+442079460000@198.51.100.2 SIP/2.0"
+            ),
+            (addr(BACKEND), "SIP/2.0 486 Busy Here"),
+        ]
+    );
+    assert_eq!(header(&out[1].2, "CSeq"), ["1 INVITE"]);
+    assert_eq!(trunk_counters(&control, "second").channels(), 0);
+}
+
+#[test]
+fn a_silent_trunk_fails_over_at_timer_b_and_the_last_failure_reaches_the_backend() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o4", "02079460000", ""));
+    sent(&mut control);
+    let timer_b = t0 + Duration::from_millis(32_000);
+    let mut now = t0;
+    let mut to_first = 0;
+    while now < timer_b {
+        now = control.poll_timeout().min(timer_b);
+        control.handle_timeout(now);
+        to_first += sent(&mut control)
+            .iter()
+            .filter(|(to, ..)| *to == addr(FIRST))
+            .count();
+    }
+    assert!(to_first >= 6, "Timer A retransmissions: {to_first}");
+    let second = loop {
+        now = control.poll_timeout();
+        control.handle_timeout(now);
+        let out = sent(&mut control);
+        if let Some((_, _, text)) = out.into_iter().find(|(to, ..)| *to == addr(SECOND)) {
+            break text;
+        }
+        assert!(now < t0 + Duration::from_secs(40), "no failover");
+    };
+    assert!(second.starts_with("INVITE sip:99#+442079460000@198.51.100.2 SIP/2.0"));
+    assert_eq!(trunk_counters(&control, "first").channels(), 0);
+    receive(
+        &mut control,
+        now,
+        SECOND,
+        &carrier_answer(&second, 503, "Service Unavailable", ""),
+    );
+    let out = sent(&mut control);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                addr(SECOND),
+                "ACK sip:99#+442079460000@198.51.100.2 SIP/2.0"
+            ),
+            (addr(BACKEND), "SIP/2.0 503 Service Unavailable"),
+        ]
+    );
+    assert_eq!(trunk_counters(&control, "second").channels(), 0);
+}
+
+#[test]
+fn x_trunk_pins_the_trunk_and_unknown_numbers_or_trunks_are_refused() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &dial("o5", "02079460000", "X-Trunk: second\r\n"),
+    );
+    let out = sent(&mut control);
+    assert_eq!(out[1].0, addr(SECOND));
+    assert!(
+        header(&out[1].2, "X-Trunk").is_empty(),
+        "X-Trunk never leaves trunkd"
+    );
+
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &dial("o6", "02079460000", "X-Trunk: nosuch\r\n"),
+    );
+    let out = sent(&mut control);
+    assert_eq!(
+        (out.len(), out[0].1.as_str()),
+        (1, "SIP/2.0 404 Unknown Trunk")
+    );
+
+    let text = OUTBOUND
+        .replace(
+            "priority = 10",
+            "priority = 10\noutbound_prefixes = [\"+44\"]",
+        )
+        .replace(
+            "priority = 20",
+            "priority = 20\noutbound_prefixes = [\"+44\"]",
+        );
+    let mut control = outbound_control(&text, t0);
+    receive(&mut control, t0, BACKEND, &dial("o7", "+33123456789", ""));
+    let out = sent(&mut control);
+    assert_eq!((out.len(), out[0].1.as_str()), (1, "SIP/2.0 404 No Route"));
+    receive(&mut control, t0, BACKEND, &dial("o8", "alice", ""));
+    assert_eq!(sent(&mut control)[0].1, "SIP/2.0 404 No Route");
+}
+
+#[test]
+fn a_full_trunk_is_skipped_and_with_none_left_the_backend_gets_503() {
+    let t0 = epoch();
+    let text = OUTBOUND.replace(
+        "tech_prefix = \"99#\"",
+        "tech_prefix = \"99#\"\nmax_channels = 1",
+    );
+    let mut control = outbound_control(&text, t0);
+    receive(&mut control, t0, BACKEND, &dial("o9", "02079460000", ""));
+    assert_eq!(sent(&mut control)[1].0, addr(FIRST));
+    receive(&mut control, t0, BACKEND, &dial("o10", "02079460000", ""));
+    assert_eq!(
+        sent(&mut control)[1].0,
+        addr(SECOND),
+        "first is at max_channels"
+    );
+    receive(&mut control, t0, BACKEND, &dial("o11", "02079460000", ""));
+    let out = sent(&mut control);
+    assert_eq!(
+        (out.len(), out[0].1.as_str()),
+        (1, "SIP/2.0 503 No Trunk Available")
+    );
+    assert_eq!(header(&out[0].2, "Retry-After"), ["5"]);
+    assert_eq!(
+        trunk_counters(&control, "first")
+            .rejected_out
+            .load(Ordering::Relaxed),
+        2
+    );
+}
+
+#[test]
+fn a_cancel_stops_the_search() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o12", "02079460000", ""));
+    let invite = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 180, "Ringing", ""),
+    );
+    sent(&mut control);
+    let cancel = dial("o12", "02079460000", "")
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("1 INVITE", "1 CANCEL")
+        .replace(
+            "Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+            "Content-Length: 0\r\n\r\n",
+        );
+    receive(&mut control, t0, BACKEND, &cancel);
+    let out = sent(&mut control);
+    let lines: Vec<_> = out
+        .iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (addr(BACKEND), "SIP/2.0 200 OK"),
+            (addr(FIRST), "CANCEL sip:02079460000@198.51.100.1 SIP/2.0"),
+        ]
+    );
+    // The carrier's 487 goes to the backend; the second trunk is never tried.
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 487, "Request Terminated", ""),
+    );
+    let out = sent(&mut control);
+    assert!(out.iter().all(|(to, ..)| *to != addr(SECOND)), "{out:#?}");
+    assert!(
+        out.iter()
+            .any(|(to, line, _)| *to == addr(BACKEND) && line == "SIP/2.0 487 Request Terminated")
+    );
+}
+
+#[test]
+fn the_password_is_in_no_message_and_no_event() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o13", "02079460000", ""));
+    let invite = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE),
+    );
+    let authed = sent(&mut control)[1].2.clone();
+    assert!(!authed.contains(PASSWORD));
+    // A second challenge: the credentials are refused; the next trunk is tried.
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&authed, 407, "Proxy Authentication Required", CHALLENGE),
+    );
+    let out = sent(&mut control);
+    assert!(
+        out.iter()
+            .any(|(to, line, _)| *to == addr(SECOND) && line.starts_with("INVITE ")),
+        "{out:#?}"
+    );
+    let events = format!("{:?}", drain_events(&mut control));
+    assert!(events.contains("auth_failed"), "{events}");
+    assert!(!events.contains(PASSWORD));
+    assert!(out.iter().all(|(_, _, text)| !text.contains(PASSWORD)));
+}

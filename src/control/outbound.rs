@@ -1,0 +1,272 @@
+//! Outbound calls on the control path: who may dial out, which trunks a dialled number
+//! goes to and in what order, what each trunk's carrier is to see, and the next hops of
+//! trunks that neither register nor ping (their own DNS lookup).
+//!
+//! A candidate trunk is skipped when its keepalive says down, its registration failed
+//! for good (`auth_failed`, `rejected`), it is at `max_channels`, over
+//! `max_cps_outbound`, or its next hop is not known yet; it counts in `rejected_out`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::Control;
+use crate::call::outbound::{
+    self, Attempt, Candidate, Credentials, Dial, Refusal, e164_digits, format_number,
+};
+use crate::config::{Direction, Trunk};
+use crate::sip::scan::{HeaderName, Method, Scan};
+use crate::trunk::keepalive;
+use crate::trunk::next_hop::{self, ResolveKey, ResolveRequest};
+use crate::trunk::registration;
+
+impl Control {
+    /// Whether `message` from `source` is a new outbound call: an INVITE outside any
+    /// call from the backend.
+    pub(super) fn is_dial_out(&self, source: SocketAddr, message: &Scan<'_, '_>) -> bool {
+        message.method() == Some(Method::Invite)
+            && message.to().is_ok_and(|to| to.tag.is_none())
+            && message
+                .call_id()
+                .is_ok_and(|call_id| !self.calls.contains(call_id))
+            && self.inbound.snapshot().is_backend(source)
+    }
+
+    /// Routes a new outbound call: the trunks to try, in order, or why none.
+    pub(super) fn dial(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        message: &Scan<'_, '_>,
+    ) -> Result<Dial, Refusal> {
+        if self.inbound.is_draining() {
+            return Err(Refusal::Draining);
+        }
+        if message.max_forwards() == Ok(Some(0)) {
+            return Err(Refusal::TooManyHops);
+        }
+        let config = std::sync::Arc::clone(&self.config);
+        let header = config.daemon.trunk_header.as_bytes();
+        let pinned = message
+            .headers()
+            .iter()
+            .find(|h| matches!(h.name, HeaderName::Other(raw) if raw.eq_ignore_ascii_case(header)))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned());
+        let user = message
+            .request_uri_user()
+            .map(|user| String::from_utf8_lossy(user).into_owned())
+            .unwrap_or_default();
+        // (trunk, its reading of the number, the candidate's ordering keys)
+        let mut matched: Vec<(&Trunk, String, Candidate)> = Vec::new();
+        if let Some(id) = &pinned {
+            let trunk = config
+                .trunks
+                .get(id)
+                .filter(|trunk| trunk.enabled && trunk.direction != Direction::Inbound)
+                .ok_or(Refusal::UnknownTrunk)?;
+            let digits = e164_digits(&user, trunk.country).ok_or(Refusal::NotANumber)?;
+            matched.push((trunk, digits, candidate(trunk, 0)));
+        } else {
+            let mut any_number = false;
+            for trunk in config.trunks.values() {
+                if !trunk.enabled || trunk.direction == Direction::Inbound {
+                    continue;
+                }
+                let Some(digits) = e164_digits(&user, trunk.country) else {
+                    continue;
+                };
+                any_number = true;
+                if let Some(prefix) = outbound::matching_prefix(&trunk.outbound_prefixes, &digits) {
+                    matched.push((trunk, digits, candidate(trunk, prefix)));
+                }
+            }
+            if matched.is_empty() {
+                return Err(if any_number {
+                    Refusal::NoRoute
+                } else {
+                    Refusal::NotANumber
+                });
+            }
+        }
+        let keys: Vec<Candidate> = matched.iter().map(|(_, _, key)| *key).collect();
+        let order = outbound::order(&keys, |n| self.random.below(n));
+        let toward_backend = super::sent_by_of(config.daemon.public_address.as_ref(), local);
+        let mut attempts = VecDeque::with_capacity(order.len());
+        for index in order {
+            let (trunk, digits, _) = &matched[index];
+            match self.attempt(now, trunk, digits, message) {
+                Some(attempt) => attempts.push_back(attempt),
+                None => {
+                    if let Some(slot) = self.trunks.get(&trunk.id) {
+                        slot.counters.rejected_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        if attempts.is_empty() {
+            return Err(Refusal::NoTrunkAvailable);
+        }
+        Ok(Dial {
+            attempts,
+            toward_backend,
+        })
+    }
+
+    /// The INVITE `trunk`'s carrier is to see, or `None` when the trunk is skipped.
+    fn attempt(
+        &mut self,
+        now: Instant,
+        trunk: &Trunk,
+        digits: &str,
+        message: &Scan<'_, '_>,
+    ) -> Option<Attempt> {
+        let id = trunk.id.as_str();
+        let slot = self.trunks.get(id)?;
+        let counters = std::sync::Arc::clone(&slot.counters);
+        let down = self
+            .keepalives
+            .status(id)
+            .is_some_and(|status| status.state == keepalive::State::Down);
+        let refused = self.registrations.status(id, now).is_some_and(|status| {
+            matches!(
+                status.state,
+                registration::State::AuthFailed | registration::State::Rejected
+            )
+        });
+        let full = trunk.max_channels != 0 && counters.channels() >= trunk.max_channels;
+        if down || refused || full {
+            return None;
+        }
+        let (next_hop, local) = self.next_hop_of(trunk)?;
+        if !self.take_outbound_slot(now, trunk) {
+            return None;
+        }
+        let country = trunk.country;
+        let dialled = format!(
+            "{}{}",
+            trunk.tech_prefix.as_deref().unwrap_or(""),
+            format_number(digits, trunk.number_format, country)
+        );
+        let (host, port) = match &trunk.termination_uri {
+            Some(uri) => (uri.host.to_string(), uri.port),
+            None => (
+                trunk.domain.to_string(),
+                trunk.port_explicit.then_some(trunk.port),
+            ),
+        };
+        let host_port = match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        let request_uri = format!("sip:{dialled}@{host_port}");
+        let to = format!("<sip:{dialled}@{host}>");
+        // The caller: the backend's From user when it is one of the trunk's numbers (in
+        // the trunk's format), else `caller_id`, else the backend's From user as it is.
+        let from = message.from().ok()?;
+        let from_user = scan::uri_user(from.uri)
+            .map(|user| String::from_utf8_lossy(user).into_owned())
+            .unwrap_or_default();
+        let own = e164_digits(&from_user, country).filter(|digits| {
+            trunk
+                .numbers
+                .iter()
+                .any(|number| number.digits() == digits.as_str())
+        });
+        let caller = match (own, &trunk.caller_id) {
+            (Some(digits), _) => format_number(&digits, trunk.number_format, country),
+            (None, Some(caller_id)) => {
+                format_number(caller_id.digits(), trunk.number_format, country)
+            }
+            (None, None) => from_user,
+        };
+        let from_domain = trunk
+            .from_domain
+            .as_ref()
+            .map_or_else(|| trunk.domain.to_string(), ToString::to_string);
+        let from_user = trunk.from_user.as_deref().unwrap_or(&caller);
+        let display = from
+            .display_name
+            .map(|name| format!("\"{}\" ", String::from_utf8_lossy(name)))
+            .unwrap_or_default();
+        let pai = trunk
+            .send_pai
+            .then(|| format!("P-Asserted-Identity: <sip:{caller}@{from_domain}>"));
+        let credentials = match (&trunk.username, &trunk.password) {
+            (Some(username), Some(password)) => Some(Credentials {
+                username: username.clone(),
+                password: password.clone(),
+                realm: trunk.auth_realm.clone(),
+            }),
+            _ => None,
+        };
+        Some(Attempt {
+            trunk: trunk.id.clone(),
+            counters,
+            max_channels: trunk.max_channels,
+            request_uri,
+            from: format!("{display}<sip:{from_user}@{from_domain}>"),
+            to,
+            pai,
+            next_hop,
+            transport: trunk.transport,
+            sent_by: next_hop::sent_by(local),
+            server_name: next_hop::server_name(trunk),
+            credentials,
+        })
+    }
+
+    /// Where a trunk's calls go and our address toward there: the next hop its
+    /// REGISTER or OPTIONS use now, else the one looked up for calls.
+    fn next_hop_of(&self, trunk: &Trunk) -> Option<(SocketAddr, SocketAddr)> {
+        let id = trunk.id.as_str();
+        let resolved = self.hops.get(id)?;
+        let address = self
+            .registrations
+            .next_hop(id)
+            .or_else(|| self.keepalives.next_hop(id))
+            .unwrap_or(resolved.next_hop);
+        Some((address, resolved.local))
+    }
+
+    /// One call of the trunk's `max_cps_outbound` (GCRA, burst of one second's worth).
+    fn take_outbound_slot(&mut self, now: Instant, trunk: &Trunk) -> bool {
+        let rate = trunk.max_cps_outbound;
+        if rate == 0 {
+            return true;
+        }
+        let interval = Duration::from_secs(1) / rate;
+        let tolerance = interval * rate.saturating_sub(1);
+        let tat = self.cps_out.entry(trunk.id.clone()).or_insert(now);
+        let start = (*tat).max(now);
+        if start.saturating_duration_since(now) > tolerance {
+            return false;
+        }
+        *tat = start + interval;
+        true
+    }
+
+    /// Asks for the next hop of a trunk that may call out and whose next hop nothing
+    /// else looks up (it neither registers nor pings).
+    pub(super) fn lookup_outbound_hop(&mut self, trunk: &Trunk) {
+        let calls_out = trunk.enabled && trunk.direction != Direction::Inbound;
+        let looked_up = crate::trunk::registrations::Registrations::wants_registration(trunk)
+            || crate::trunk::keepalives::Keepalives::wants_keepalive(trunk);
+        if calls_out && !looked_up {
+            let mut request: ResolveRequest = next_hop::lookup_request(trunk);
+            request.key = ResolveKey::Trunk(trunk.id.clone());
+            self.outbound_lookups.push_back(request);
+        }
+    }
+}
+
+/// A trunk's ordering keys, with the length of its matching prefix.
+fn candidate(trunk: &Trunk, prefix: usize) -> Candidate {
+    Candidate {
+        prefix,
+        priority: trunk.priority,
+        weight: trunk.weight,
+    }
+}
+
+use crate::sip::scan;
