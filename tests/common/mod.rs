@@ -33,6 +33,14 @@ impl Kamailio {
 
     /// With compile-time knobs of the cfg (`-A NAME`), e.g. `NATPING`.
     pub fn start_with(dir: &Path, port: u16, defines: &[&str]) -> Kamailio {
+        Self::start_cfg(dir, "kamailio-registrar.cfg", port, defines)
+    }
+
+    /// `tests/peers/<cfg>` (the registrar, or the carrier proxy of
+    /// `kamailio-carrier.cfg`) with its knobs; its files and log under `dir/<cfg>-<port>`.
+    pub fn start_cfg(dir: &Path, cfg: &str, port: u16, defines: &[&str]) -> Kamailio {
+        let dir = &dir.join(format!("{cfg}-{port}"));
+        std::fs::create_dir_all(dir).unwrap();
         let binary = ["/usr/sbin/kamailio", "/usr/bin/kamailio"]
             .into_iter()
             .find(|path| Path::new(path).exists())
@@ -43,7 +51,11 @@ impl Kamailio {
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(binary)
             .arg("-f")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/kamailio-registrar.cfg"))
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/peers")
+                    .join(cfg),
+            )
             .args(defines.iter().flat_map(|define| ["-A", define]))
             .args(["-DD", "-E", "-n", "1", "-m", "32", "-M", "8", "-Y"])
             .arg(&runtime)
@@ -369,11 +381,16 @@ impl Sipp {
 
     /// On a given port (to bring a peer back where it was).
     pub fn start_on(scenario: &str, dir: &Path, port: u16, flags: &[&str]) -> Sipp {
+        Self::start_at(scenario, dir, "127.0.0.1", port, flags)
+    }
+
+    /// On another loopback address (a peer that must not look like the others).
+    pub fn start_at(scenario: &str, dir: &Path, ip: &str, port: u16, flags: &[&str]) -> Sipp {
         let binary = ["/usr/bin/sipp", "/usr/local/bin/sipp"]
             .into_iter()
             .find(|path| Path::new(path).exists())
             .expect("sipp is not installed: apt-get install -y sip-tester (see .ci/run)");
-        let log = dir.join(format!("{scenario}.log"));
+        let log = dir.join(format!("{scenario}-{port}.log"));
         let child = Command::new(binary)
             .arg("-sf")
             .arg(
@@ -381,7 +398,7 @@ impl Sipp {
                     .join("tests/peers")
                     .join(scenario),
             )
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+            .args(["-i", ip, "-p", &port.to_string(), "-nostdin"])
             .args(flags)
             .args(["-trace_logs", "-log_file"])
             .arg(&log)
@@ -396,8 +413,8 @@ impl Sipp {
             .windows(2)
             .any(|pair| pair[0] == "-t" && pair[1].starts_with('t'));
         let bound = || match tcp {
-            true => std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
-            false => UdpSocket::bind(("127.0.0.1", port)).is_err(),
+            true => std::net::TcpListener::bind((ip, port)).is_err(),
+            false => UdpSocket::bind((ip, port)).is_err(),
         };
         let deadline = Instant::now() + WAIT;
         let mut child = child;
