@@ -174,6 +174,27 @@ fn a_challenged_call_completes_and_the_callee_takes_the_backends_bye() {
 }
 
 #[test]
+fn a_challenged_bye_is_answered_and_the_backend_sees_its_own_cseq() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut callee = callee(dir.path(), "sipp-callee-uas.xml", "1", &[]);
+    let kamailio = carrier(dir.path(), callee.port, &["CHALLENGE_BYE"]);
+    let trunks = trunk("carrier", kamailio.port, "");
+    let (_trunkd, port) = start_trunkd(dir.path(), "", &trunks);
+    let mut uac = backend(
+        dir.path(),
+        "sipp-backend-outbound.xml",
+        "+442079460000",
+        port,
+        &[],
+    );
+    // The backend checks the 200 for its BYE says `CSeq: 2 BYE`.
+    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
+    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    kamailio.wait_for_log(&["CARRIER BYE", "cseq=3", "-> 407"]);
+    kamailio.wait_for_log(&["CARRIER BYE", "cseq=4", "-> relay"]);
+}
+
+#[test]
 fn each_number_format_on_the_wire_with_a_pinned_trunk() {
     let dir = tempfile::tempdir().unwrap();
     let mut callee = callee(dir.path(), "sipp-callee-uas.xml", "3", &[]);

@@ -253,6 +253,70 @@ pub(crate) fn request(
     Ok(())
 }
 
+/// A request trunkd forwarded, sent again with credentials (RFC 3261 §22.2): the same
+/// bytes with a new branch in our Via, CSeq `sequence`, and `authorization` (a whole
+/// header line) instead of any credentials it carried.
+pub(crate) fn reissue(
+    out: &mut Vec<u8>,
+    forwarded: &Scan<'_, '_>,
+    branch: &str,
+    sequence: u32,
+    authorization: &str,
+) -> Result<(), ScanError> {
+    out.clear();
+    out.reserve(forwarded.message_len() + authorization.len() + GROWTH);
+    let method = forwarded.method().ok_or(ScanError::StartLine)?;
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(forwarded.request_uri().ok_or(ScanError::StartLine)?);
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    let mut first_via = true;
+    for header in forwarded.headers() {
+        match header.name {
+            HeaderName::Via if first_via => {
+                first_via = false;
+                // Ours, as `request` wrote it: `SIP/2.0/T host:port;branch=...;rport`.
+                let value = header.value;
+                let start = value
+                    .windows(8)
+                    .position(|w| w.eq_ignore_ascii_case(b";branch="))
+                    .ok_or(ScanError::MissingHeader("Via"))?
+                    + 8;
+                let end = value[start..]
+                    .iter()
+                    .position(|&b| b == b';' || b == b',')
+                    .map_or(value.len(), |at| start + at);
+                out.extend_from_slice(b"Via: ");
+                out.extend_from_slice(&value[..start]);
+                out.extend_from_slice(branch.as_bytes());
+                out.extend_from_slice(&value[end..]);
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+            HeaderName::CSeq => {
+                out.extend_from_slice(b"CSeq: ");
+                push_decimal(out, sequence.into());
+                out.push(b' ');
+                out.extend_from_slice(method.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+            HeaderName::ContentLength
+            | HeaderName::Authorization
+            | HeaderName::ProxyAuthorization => continue,
+            _ => {}
+        }
+        out.extend_from_slice(name(&header.name));
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(header.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(authorization.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    write_body(out, forwarded.body());
+    Ok(())
+}
+
 fn via_transport(transport: Transport) -> &'static str {
     match transport {
         Transport::Udp => "UDP",

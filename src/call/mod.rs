@@ -198,7 +198,7 @@ struct Call {
     /// The backend's To tags of the dialogs a 2xx confirmed and no BYE has ended yet.
     dialogs: Vec<Vec<u8>>,
     /// Our branch of each request forwarded statelessly, and where its responses go.
-    pending: VecDeque<(Branch, Peer)>,
+    pending: VecDeque<Pending>,
     /// Any response came back from the backend.
     callee_responded: bool,
     /// The carrier's INVITE, to answer it ourselves (100, 408, 503, CANCEL's 200); kept
@@ -444,6 +444,17 @@ pub(crate) struct Retired {
     ack: Vec<u8>,
 }
 
+/// A request forwarded inside a call, awaiting its final response.
+struct Pending {
+    /// Our branch on it: its responses carry it.
+    branch: Branch,
+    /// Where its responses go.
+    sender: Peer,
+    /// An outbound call's request toward the carrier, where it went and as forwarded: sent
+    /// again with credentials, once, should the trunk's next hop challenge it.
+    resend: Option<(Peer, Box<[u8]>)>,
+}
+
 /// What differs between the calls [`Calls::take_on`] starts.
 struct NewCall<'a> {
     trunk: String,
@@ -572,7 +583,13 @@ fn outbound_invite(
 
 /// The `Authorization` (401) or `Proxy-Authorization` (407) line answering the challenge
 /// of `response` with the trunk's credentials, or why it cannot be answered.
-fn authorization(code: u16, response: &Scan<'_, '_>, attempt: &Attempt) -> Result<String, String> {
+fn authorization(
+    code: u16,
+    response: &Scan<'_, '_>,
+    attempt: &Attempt,
+    method: &str,
+    digest_uri: &str,
+) -> Result<String, String> {
     let Some(credentials) = &attempt.credentials else {
         return Err("the trunk has no credentials".into());
     };
@@ -605,8 +622,8 @@ fn authorization(code: u16, response: &Scan<'_, '_>, attempt: &Attempt) -> Resul
         &challenge,
         &credentials.username,
         &credentials.password,
-        "INVITE",
-        &attempt.request_uri,
+        method,
+        digest_uri,
         cnonce,
         1,
         credentials.realm.as_deref(),
@@ -1122,13 +1139,19 @@ impl Calls {
         if forward::request(&mut out, message, source, &hop, &edits).is_err() {
             return;
         }
-        let transmit = transmit_to(destination, &call.server_name, out);
         if method != Method::Ack {
             if call.pending.len() == PENDING {
                 call.pending.pop_front();
             }
-            call.pending.push_back((branch, sender));
+            let resend = (from_caller && call.outbound.is_some())
+                .then(|| (destination, out.clone().into_boxed_slice()));
+            call.pending.push_back(Pending {
+                branch,
+                sender,
+                resend,
+            });
         }
+        let transmit = transmit_to(destination, &call.server_name, out);
         self.transmits.push_back(transmit);
     }
 
@@ -1178,11 +1201,20 @@ impl Calls {
             let pending = branch.and_then(|branch| {
                 call.pending
                     .iter()
-                    .position(|(ours, _)| ours.as_bytes() == branch)
+                    .position(|pending| pending.branch.as_bytes() == branch)
             });
+            let challenged = matches!(code, 401 | 407) && source == call.callee.address;
+            if let Some(index) = pending
+                && challenged
+                && self.reauthorize(id, index, code, message)
+            {
+                self.settle(now, id);
+                return true;
+            }
+            let call = self.calls.get_mut(id);
             let destination = match pending {
-                Some(index) if code >= 200 => call.pending.remove(index).map(|(_, peer)| peer),
-                Some(index) => call.pending.get(index).map(|(_, peer)| *peer),
+                Some(index) if code >= 200 => call.pending.remove(index).map(|p| p.sender),
+                Some(index) => call.pending.get(index).map(|p| p.sender),
                 None => None,
             };
             // Without a record: the side whose From tag it carries (the request's sender).
@@ -1315,7 +1347,13 @@ impl Calls {
             let why = if out.challenged {
                 "challenged again after our credentials (auth_failed for calls)".to_owned()
             } else {
-                match authorization(code, message, &out.current) {
+                match authorization(
+                    code,
+                    message,
+                    &out.current,
+                    "INVITE",
+                    &out.current.request_uri,
+                ) {
                     Ok(line) => {
                         out.challenged = true;
                         out.cseq_offset += 1;
@@ -1415,6 +1453,64 @@ impl Calls {
         }
     }
 
+    /// A challenge from the trunk's next hop to a request the backend sent inside an
+    /// outbound call: answered once with the trunk's credentials (a re-INVITE's
+    /// challenge ACKed first), the CSeq offset raised by one. False when it cannot be
+    /// answered: the challenge goes to the backend.
+    fn reauthorize(&mut self, id: Id, index: usize, code: u16, message: &Scan<'_, '_>) -> bool {
+        let call = self.calls.get_mut(id);
+        let (Some(out), Some(pending)) =
+            (call.outbound.as_deref_mut(), call.pending.get_mut(index))
+        else {
+            return false;
+        };
+        let Some((destination, forwarded)) = pending.resend.take() else {
+            return false;
+        };
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(request) = scan::scan(&forwarded, &mut storage) else {
+            return false;
+        };
+        let (Some(method), Some(uri), Ok(cseq), Ok(call_id)) = (
+            request.method(),
+            request.request_uri(),
+            request.cseq(),
+            request.call_id(),
+        ) else {
+            return false;
+        };
+        let method_text = String::from_utf8_lossy(method.as_bytes()).into_owned();
+        let uri = String::from_utf8_lossy(uri).into_owned();
+        let line = match authorization(code, message, &out.current, &method_text, &uri) {
+            Ok(line) => line,
+            Err(_) => return false,
+        };
+        let branch = self.keys.branch_for(call_id, pending.branch.as_bytes());
+        let mut again = Vec::new();
+        if forward::reissue(
+            &mut again,
+            &request,
+            branch.as_str(),
+            cseq.sequence + 1,
+            &line,
+        )
+        .is_err()
+        {
+            return false;
+        }
+        if method == Method::Invite {
+            let mut ack = Vec::new();
+            write_from_invite(&forwarded, &mut ack, "ACK", message.header(HeaderName::To));
+            self.transmits
+                .push_back(transmit_to(destination, &call.server_name, ack));
+        }
+        out.cseq_offset += 1;
+        pending.branch = branch;
+        self.transmits
+            .push_back(transmit_to(destination, &call.server_name, again));
+        true
+    }
+
     /// (Re)sends an outbound call's INVITE to its current trunk, on a new client
     /// transaction: after a challenge (with `authorization`) or on failover.
     fn send_invite(&mut self, now: Instant, id: Id, authorization: Option<&str>) {
@@ -1471,6 +1567,22 @@ impl Calls {
         let mut cancel = Vec::new();
         write_from_invite(&call.forwarded, &mut cancel, "CANCEL", None);
         self.send_callee(id, cancel);
+    }
+
+    /// A connection trunkd opened to `peer` failed or could not be opened: an outbound
+    /// call whose INVITE went there and has no answer yet fails over, as on Timer B.
+    pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: SocketAddr) {
+        let failed = self.calls.ids(|call| {
+            call.outbound.is_some()
+                && call.callee.transport != Transport::Udp
+                && call.callee.address == peer
+                && call.client.state() == ClientState::Calling
+                && call.server.state() == ServerState::Proceeding
+        });
+        for id in failed {
+            self.outbound_timeout(now, id);
+            self.settle(now, id);
+        }
     }
 
     /// Runs every call timer due at `now`.
@@ -1552,7 +1664,7 @@ impl Calls {
         let (stopped, may_fail_over) = (out.stopped, out.may_fail_over());
         self.events.push_back(CallEvent::Warning {
             trunk: call.trunk.clone(),
-            message: "the carrier did not answer an outbound INVITE in time".into(),
+            message: "the carrier did not answer an outbound INVITE (no response in time, or the connection failed)".into(),
         });
         if may_fail_over {
             self.fail_over(now, id, 0);

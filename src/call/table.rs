@@ -117,6 +117,21 @@ impl<T> Table<T> {
         (key, value)
     }
 
+    /// The ids of the calls `matching` accepts.
+    pub(super) fn ids(&self, matching: impl Fn(&T) -> bool) -> Vec<Id> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let (_, value) = slot.entry.as_ref()?;
+                matching(value).then_some(Id {
+                    slot: index as u32,
+                    generation: slot.generation,
+                })
+            })
+            .collect()
+    }
+
     pub(super) fn values(&self) -> impl Iterator<Item = &T> {
         self.slots
             .iter()

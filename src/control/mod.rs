@@ -181,6 +181,8 @@ pub struct Control {
     outbound_lookups: VecDeque<ResolveRequest>,
     /// `max_cps_outbound`: each trunk's GCRA theoretical arrival time.
     cps_out: HashMap<String, Instant>,
+    /// When the next hops looked up for calls alone are looked up again (DNS TTL).
+    hop_refresh: BTreeMap<String, Instant>,
 }
 
 impl Control {
@@ -249,6 +251,7 @@ impl Control {
             hops: HashMap::new(),
             outbound_lookups: VecDeque::new(),
             cps_out: HashMap::new(),
+            hop_refresh: BTreeMap::new(),
         };
         let config = Arc::clone(&control.config);
         for trunk in config.trunks.values() {
@@ -319,6 +322,7 @@ impl Control {
             self.trunks.remove(id);
             self.hops.remove(id);
             self.cps_out.remove(id);
+            self.hop_refresh.remove(id);
             self.registrations.remove(now, id);
             self.keepalives.remove(id);
             self.events
@@ -405,6 +409,7 @@ impl Control {
         if self.backend_resolve_at.is_some_and(|at| now >= at) {
             self.lookup_backend_names(now);
         }
+        self.refresh_hops(now);
         let before = self.backends_down.len();
         self.backends_down.retain(|_, until| *until > now);
         if self.snapshot_due.is_some_and(|due| now >= due) || self.backends_down.len() != before {
@@ -430,6 +435,7 @@ impl Control {
             self.snapshot_due,
             self.backends_down.values().min().copied(),
             self.backend_resolve_at,
+            self.hop_refresh.values().min().copied(),
             self.shutdown.as_ref().and_then(Shutdown::poll_timeout),
         ]
         .into_iter()
@@ -649,6 +655,7 @@ impl Control {
         if let Ok(resolved) = &resolved {
             self.hops.insert(trunk.clone(), resolved.clone());
         }
+        self.schedule_hop_refresh(now, trunk, resolved.as_ref().ok());
         self.keepalives.handle_resolved(now, trunk, &resolved);
         self.registrations.handle_resolved(now, trunk, resolved);
         self.collect_notices(now);
@@ -668,6 +675,8 @@ impl Control {
         self.registrations
             .handle_transport_error(now, peer, transport, why);
         self.keepalives.handle_transport_error(now, peer, why);
+        self.calls.handle_transport_error(now, peer);
+        self.collect_call_events(now);
         self.collect_notices(now);
         self.step_shutdown(now);
     }

@@ -246,13 +246,59 @@ impl Control {
         true
     }
 
+    /// After a lookup of `trunk`'s next hop: when only calls use it, it is looked up
+    /// again at its DNS TTL (30 s to 1 h), or in 30 s when it failed; an IP address is not.
+    pub(super) fn schedule_hop_refresh(
+        &mut self,
+        now: Instant,
+        trunk: &str,
+        resolved: Option<&crate::trunk::next_hop::Resolved>,
+    ) {
+        let Some(config) = self.config.trunks.get(trunk) else {
+            return;
+        };
+        if !Self::looks_up_for_calls(config) {
+            return;
+        }
+        let interval = match resolved {
+            Some(resolved) => resolved.ttl.map(next_hop::resolve_interval),
+            None => Some(next_hop::MIN_RESOLVE_INTERVAL),
+        };
+        match interval {
+            Some(interval) => self.hop_refresh.insert(trunk.to_owned(), now + interval),
+            None => self.hop_refresh.remove(trunk),
+        };
+    }
+
+    /// Looks up again the next hops whose refresh is due.
+    pub(super) fn refresh_hops(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .hop_refresh
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.hop_refresh.remove(&id);
+            if let Some(trunk) = self.config.trunks.get(&id).cloned() {
+                self.lookup_outbound_hop(&trunk);
+            }
+        }
+    }
+
+    /// Whether calls are all that looks up the trunk's next hop: it may call out, and
+    /// neither registers nor pings.
+    fn looks_up_for_calls(trunk: &Trunk) -> bool {
+        trunk.enabled
+            && trunk.direction != Direction::Inbound
+            && !crate::trunk::registrations::Registrations::wants_registration(trunk)
+            && !crate::trunk::keepalives::Keepalives::wants_keepalive(trunk)
+    }
+
     /// Asks for the next hop of a trunk that may call out and whose next hop nothing
     /// else looks up (it neither registers nor pings).
     pub(super) fn lookup_outbound_hop(&mut self, trunk: &Trunk) {
-        let calls_out = trunk.enabled && trunk.direction != Direction::Inbound;
-        let looked_up = crate::trunk::registrations::Registrations::wants_registration(trunk)
-            || crate::trunk::keepalives::Keepalives::wants_keepalive(trunk);
-        if calls_out && !looked_up {
+        if Self::looks_up_for_calls(trunk) {
             let mut request: ResolveRequest = next_hop::lookup_request(trunk);
             request.key = ResolveKey::Trunk(trunk.id.clone());
             self.outbound_lookups.push_back(request);

@@ -667,3 +667,210 @@ fn the_password_is_in_no_message_and_no_event() {
     assert!(!events.contains(PASSWORD));
     assert!(out.iter().all(|(_, _, text)| !text.contains(PASSWORD)));
 }
+
+#[test]
+fn a_challenged_bye_is_answered_and_its_200_reaches_the_backend_as_its_own() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o14", "02079460000", ""));
+    let invite = sent(&mut control)[1].2.clone();
+    let challenge = carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE);
+    receive(&mut control, t0, FIRST, &challenge);
+    let authed = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&authed, 200, "OK", ""),
+    );
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o14", "ACK", 1, "ack-o14"),
+    );
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o14", "BYE", 2, "bye-o14"),
+    );
+    let bye = sent(&mut control).pop().unwrap().2;
+    assert_eq!(header(&bye, "CSeq"), ["3 BYE"]);
+    // The carrier challenges the BYE too: it goes again with credentials, CSeq 4.
+    let challenge = answer_in_dialog(&bye, 407, "Proxy Authentication Required").replace(
+        "Content-Length: 0\r\n",
+        &format!("{CHALLENGE}Content-Length: 0\r\n"),
+    );
+    receive(&mut control, t0, FIRST, &challenge);
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1, "nothing to the backend: {out:#?}");
+    let again = out[0].2.clone();
+    assert_eq!(out[0].0, addr(FIRST));
+    assert_eq!(header(&again, "CSeq"), ["4 BYE"]);
+    let credentials = header(&again, "Proxy-Authorization");
+    assert!(
+        credentials.len() == 1 && credentials[0].contains("uri=\"sip:callee@198.51.100.1:5060\""),
+        "{again}"
+    );
+    assert_ne!(header(&again, "Via")[0], header(&bye, "Via")[0]);
+    assert_eq!(header(&again, "Via")[1..], header(&bye, "Via")[1..]);
+    // Its 200 reaches the backend with the backend's CSeq.
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &answer_in_dialog(&again, 200, "OK"),
+    );
+    let out = sent(&mut control);
+    assert_eq!(
+        (out[0].0, out[0].1.as_str()),
+        (addr(BACKEND), "SIP/2.0 200 OK")
+    );
+    assert_eq!(header(&out[0].2, "CSeq"), ["2 BYE"]);
+    assert_eq!(control.active_calls(), 0);
+}
+
+#[test]
+fn a_connection_that_fails_is_a_failover_at_once() {
+    let t0 = epoch();
+    let text = OUTBOUND.replacen("transport = \"udp\"", "transport = \"tcp\"", 1);
+    let mut control = outbound_control(&text, t0);
+    receive(&mut control, t0, BACKEND, &dial("o15", "02079460000", ""));
+    let out = transmits(&mut control);
+    assert_eq!(
+        (out[1].destination, out[1].transport),
+        (addr(FIRST), Transport::Tcp)
+    );
+    control.handle_transport_error(t0, addr(FIRST), Transport::Tcp, "connection refused");
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].0, addr(SECOND));
+    assert_eq!(
+        trunk_counters(&control, "first")
+            .failovers
+            .load(Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn a_trunk_whose_keepalive_is_down_is_skipped() {
+    let t0 = epoch();
+    let text = OUTBOUND.replacen(
+        "options_interval = 0",
+        "options_interval = \"10s\"\noptions_down_after = 1",
+        1,
+    );
+    let mut control = outbound_control(&text, t0);
+    // The first trunk's pings go unanswered until its keepalive says down.
+    let mut now = t0;
+    while !drain_events(&mut control)
+        .iter()
+        .any(|event| format!("{event:?}").contains("Down"))
+    {
+        now = control.poll_timeout();
+        control.handle_timeout(now);
+        sent(&mut control);
+        assert!(now < t0 + Duration::from_secs(120), "never down");
+    }
+    receive(&mut control, now, BACKEND, &dial("o16", "02079460000", ""));
+    let out = sent(&mut control);
+    assert_eq!(out[1].0, addr(SECOND), "{out:#?}");
+    assert_eq!(
+        trunk_counters(&control, "first")
+            .rejected_out
+            .load(Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn a_reload_that_removes_the_trunk_ends_no_call_and_new_calls_use_the_new_config() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    receive(&mut control, t0, BACKEND, &dial("o17", "02079460000", ""));
+    let invite = sent(&mut control)[1].2.clone();
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &carrier_answer(&invite, 200, "OK", ""),
+    );
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o17", "ACK", 1, "ack-o17"),
+    );
+    sent(&mut control);
+    let counters = trunk_counters(&control, "first");
+    assert_eq!(counters.channels(), 1);
+    // The first trunk goes; the call through it goes on, and so does its BYE.
+    let start = OUTBOUND.find("[trunks.first]").unwrap();
+    let end = OUTBOUND.find("[trunks.second]").unwrap();
+    let without_first = format!("{}{}", &OUTBOUND[..start], &OUTBOUND[end..]);
+    let config = load_str(Path::new("t.toml"), &without_first, &LoadOptions::default()).unwrap();
+    control.handle_reload(t0, Ok(config));
+    sent(&mut control);
+    receive(&mut control, t0, BACKEND, &dial("o18", "02079460000", ""));
+    assert_eq!(
+        sent(&mut control)[1].0,
+        addr(SECOND),
+        "new calls: the new config"
+    );
+    receive(
+        &mut control,
+        t0,
+        BACKEND,
+        &backend_in_dialog("o17", "BYE", 2, "bye-o17"),
+    );
+    let bye = sent(&mut control).pop().unwrap();
+    assert_eq!(
+        (bye.0, header(&bye.2, "CSeq")),
+        (addr(FIRST), vec!["2 BYE"])
+    );
+    receive(
+        &mut control,
+        t0,
+        FIRST,
+        &answer_in_dialog(&bye.2, 200, "OK"),
+    );
+    assert_eq!(sent(&mut control)[0].1, "SIP/2.0 200 OK");
+    assert_eq!(counters.channels(), 0, "released exactly once");
+}
+
+#[test]
+fn a_next_hop_only_calls_use_is_looked_up_again_at_its_ttl() {
+    let t0 = epoch();
+    let text = OUTBOUND.replace(
+        "domain = \"198.51.100.2\"",
+        "domain = \"carrier-b.example\"",
+    );
+    let mut control = control(&text, t0);
+    let mut asked = Vec::new();
+    while let Some(request) = control.poll_resolve() {
+        asked.push(request.host.clone());
+        let resolved = Resolved {
+            next_hop: addr(if request.key.trunk() == Some("first") {
+                FIRST
+            } else {
+                SECOND
+            }),
+            alternatives: Vec::new(),
+            local: addr(LOCAL),
+            public: false,
+            ttl: (request.host == "carrier-b.example").then_some(Duration::from_secs(60)),
+        };
+        control.handle_resolved(t0, &request.key, Ok(resolved));
+    }
+    assert!(asked.contains(&"carrier-b.example".to_owned()), "{asked:?}");
+    assert!(control.poll_timeout() <= t0 + Duration::from_secs(60));
+    control.handle_timeout(t0 + Duration::from_secs(60));
+    let again = control.poll_resolve().expect("looked up again at the TTL");
+    assert_eq!(again.host, "carrier-b.example");
+    assert!(
+        control.poll_resolve().is_none(),
+        "an IP address is not looked up again"
+    );
+}
