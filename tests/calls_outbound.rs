@@ -383,3 +383,67 @@ fn inbound_and_outbound_calls_share_max_channels() {
         "rejected_busy=1",
     ]);
 }
+
+#[test]
+fn a_cancel_after_a_failover_reaches_the_ringing_trunk_and_stops_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut callee = callee(dir.path(), "sipp-callee-cancel.xml", "1", &[]);
+    let failing = carrier(dir.path(), callee.port, &["REJECT_CODE=503"]);
+    let ringing = carrier(dir.path(), callee.port, &[]);
+    let spare = carrier(dir.path(), callee.port, &[]);
+    let trunks = [
+        trunk("failing", failing.port, "priority = 10"),
+        trunk("ringing", ringing.port, "priority = 20"),
+        trunk("spare", spare.port, "priority = 30"),
+    ]
+    .concat();
+    let (_trunkd, port) = start_trunkd(dir.path(), "", &trunks);
+    let mut uac = backend(
+        dir.path(),
+        "sipp-backend-outbound-cancel.xml",
+        "+442079460000",
+        port,
+        &[],
+    );
+    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
+    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    assert!(
+        uac.log_text().contains("TERMINATED code=487 cseq=1"),
+        "{}",
+        uac.log_text()
+    );
+    failing.wait_for_log(&["CARRIER INVITE", "-> 503"]);
+    ringing.wait_for_log(&["CARRIER CANCEL", "-> relay"]);
+    assert_eq!(spare.count("CARRIER INVITE"), 0, "{}", spare.log_text());
+}
+
+#[test]
+fn a_trunk_whose_keepalive_says_down_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut callee = callee(dir.path(), "sipp-callee-uas.xml", "1", &[]);
+    let working = carrier(dir.path(), callee.port, &[]);
+    // Nothing listens at the first trunk's port: its pings time out (Timer F, 3.2 s at
+    // T1 = 50 ms) and one failure is enough to say down.
+    let dead = free_port();
+    let trunks = [
+        trunk("dead", dead, "priority = 10").replace(
+            "options_interval = 0",
+            "options_interval = \"1s\"\noptions_down_after = 1",
+        ),
+        trunk("working", working.port, "priority = 20"),
+    ]
+    .concat();
+    let (mut trunkd, port) = start_trunkd(dir.path(), "timer_t1 = \"50ms\"", &trunks);
+    trunkd.wait_for(&["trunk=dead ", "options=down"]);
+    let mut uac = backend(
+        dir.path(),
+        "sipp-backend-outbound.xml",
+        "+442079460000",
+        port,
+        &[],
+    );
+    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
+    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    working.wait_for_log(&["CARRIER INVITE", "auth=ok", "-> relay"]);
+    trunkd.wait_for(&["trunk=dead ", "rejected_out=1", "calls_out=0"]);
+}
