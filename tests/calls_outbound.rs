@@ -116,6 +116,20 @@ fn callee(dir: &Path, scenario: &str, calls: &str, extra: &[&str]) -> Sipp {
     Sipp::start_with(scenario, dir, &flags)
 }
 
+/// One call from the backend to +442079460000 that reaches the callee: the backend's
+/// checks (its own CSeq on the 200s) and the callee's pass.
+fn answered_call(dir: &Path, trunkd: u16, callee: &mut Sipp) {
+    let mut uac = backend(
+        dir,
+        "sipp-backend-outbound.xml",
+        "+442079460000",
+        trunkd,
+        &[],
+    );
+    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
+    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+}
+
 fn messages(dir: &Path, scenario: &str, number: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{scenario}-{number}.messages"))).unwrap_or_default()
 }
@@ -136,15 +150,7 @@ fn a_challenged_call_completes_and_the_callee_takes_the_backends_bye() {
         "number_format = \"national\"\nsend_pai = true\nnumbers = [\"+442079460123\"]",
     );
     let (mut trunkd, port) = start_trunkd(dir.path(), "", &trunks);
-    let mut uac = backend(
-        dir.path(),
-        "sipp-backend-outbound.xml",
-        "+442079460000",
-        port,
-        &[],
-    );
-    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
-    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    answered_call(dir.path(), port, &mut callee);
     // The carrier challenged the first INVITE and took the second with credentials.
     kamailio.wait_for_log(&[
         "CARRIER INVITE",
@@ -180,16 +186,8 @@ fn a_challenged_bye_is_answered_and_the_backend_sees_its_own_cseq() {
     let kamailio = carrier(dir.path(), callee.port, &["CHALLENGE_BYE"]);
     let trunks = trunk("carrier", kamailio.port, "");
     let (_trunkd, port) = start_trunkd(dir.path(), "", &trunks);
-    let mut uac = backend(
-        dir.path(),
-        "sipp-backend-outbound.xml",
-        "+442079460000",
-        port,
-        &[],
-    );
     // The backend checks the 200 for its BYE says `CSeq: 2 BYE`.
-    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
-    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    answered_call(dir.path(), port, &mut callee);
     kamailio.wait_for_log(&["CARRIER BYE", "cseq=3", "-> 407"]);
     kamailio.wait_for_log(&["CARRIER BYE", "cseq=4", "-> relay"]);
 }
@@ -243,15 +241,7 @@ fn a_503_trunk_fails_over_to_the_next_by_priority() {
     ]
     .concat();
     let (mut trunkd, port) = start_trunkd(dir.path(), "", &trunks);
-    let mut uac = backend(
-        dir.path(),
-        "sipp-backend-outbound.xml",
-        "+442079460000",
-        port,
-        &[],
-    );
-    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
-    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    answered_call(dir.path(), port, &mut callee);
     failing.wait_for_log(&["CARRIER INVITE", "auth=ok", "-> 503"]);
     working.wait_for_log(&["CARRIER INVITE", "auth=ok", "-> relay"]);
     trunkd.wait_for(&["trunk=failing ", "failovers=1"]);
@@ -271,15 +261,7 @@ fn a_silent_trunk_fails_over_at_timer_b() {
     .concat();
     // T1 = 50 ms: Timer B is 3.2 s.
     let (mut trunkd, port) = start_trunkd(dir.path(), "timer_t1 = \"50ms\"", &trunks);
-    let mut uac = backend(
-        dir.path(),
-        "sipp-backend-outbound.xml",
-        "+442079460000",
-        port,
-        &[],
-    );
-    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
-    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    answered_call(dir.path(), port, &mut callee);
     assert!(
         silent.count("CARRIER INVITE") >= 3,
         "retransmitted: {}",
@@ -435,15 +417,7 @@ fn a_trunk_whose_keepalive_says_down_is_skipped() {
     .concat();
     let (mut trunkd, port) = start_trunkd(dir.path(), "timer_t1 = \"50ms\"", &trunks);
     trunkd.wait_for(&["trunk=dead ", "options=down"]);
-    let mut uac = backend(
-        dir.path(),
-        "sipp-backend-outbound.xml",
-        "+442079460000",
-        port,
-        &[],
-    );
-    assert_eq!(uac.wait(), Some(0), "backend: {}", uac.log_text());
-    assert_eq!(callee.wait(), Some(0), "callee: {}", callee.log_text());
+    answered_call(dir.path(), port, &mut callee);
     working.wait_for_log(&["CARRIER INVITE", "auth=ok", "-> relay"]);
     trunkd.wait_for(&["trunk=dead ", "rejected_out=1", "calls_out=0"]);
 }

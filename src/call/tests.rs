@@ -167,8 +167,19 @@ fn header<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
 
 /// The backend's response to the request `to` it received, with a To-tag.
 fn answer(request: &str, code: u16, reason: &str) -> String {
-    let mut out = String::new();
-    out.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
+    answer_as(request, (code, reason), "b1", "<sip:10.0.0.9:5080>", "")
+}
+
+/// A UAS's response to `request`: its Via, Record-Route, From, Call-ID and CSeq, its To
+/// with `tag` unless it has one, `extra` header lines, and `contact`.
+fn answer_as(
+    request: &str,
+    (code, reason): (u16, &str),
+    tag: &str,
+    contact: &str,
+    extra: &str,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for line in request.lines() {
         for name in ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"] {
             if line.starts_with(name) {
@@ -178,10 +189,17 @@ fn answer(request: &str, code: u16, reason: &str) -> String {
         }
         if line.starts_with("To:") {
             out.push_str(line);
-            out.push_str(";tag=b1\r\n");
+            if !line.contains(";tag=") {
+                out.push_str(";tag=");
+                out.push_str(tag);
+            }
+            out.push_str("\r\n");
         }
     }
-    out.push_str("Contact: <sip:10.0.0.9:5080>\r\nContent-Length: 0\r\n\r\n");
+    out.push_str(extra);
+    out.push_str("Contact: ");
+    out.push_str(contact);
+    out.push_str("\r\nContent-Length: 0\r\n\r\n");
     out
 }
 

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::trunk::next_hop::Resolved;
+use std::sync::atomic::AtomicU64;
 
 const OUTBOUND: &str = r#"
 [daemon]
@@ -87,25 +88,8 @@ fn dial(call: &str, number: &str, extra: &str) -> String {
 
 /// The carrier's answer to `request`, with its To tag `cr1` and `extra` lines.
 fn carrier_answer(request: &str, code: u16, reason: &str, extra: &str) -> String {
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
-    for line in request.lines() {
-        for name in ["Via:", "Record-Route:", "From:", "Call-ID:", "CSeq:"] {
-            if line.starts_with(name) {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-        }
-        if line.starts_with("To:") {
-            out.push_str(line);
-            if !line.contains(";tag=") {
-                out.push_str(";tag=cr1");
-            }
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str(extra);
-    out.push_str("Contact: <sip:callee@198.51.100.1:5060>\r\nContent-Length: 0\r\n\r\n");
-    out
+    let contact = "<sip:callee@198.51.100.1:5060>";
+    answer_as(request, (code, reason), "cr1", contact, extra)
 }
 
 /// The backend's request inside the dialog of `call` (ACK, BYE), through our route.
@@ -121,6 +105,34 @@ fn backend_in_dialog(call: &str, method: &str, cseq: u32, branch: &str) -> Strin
          CSeq: {cseq} {method}\r\n\
          Content-Length: 0\r\n\r\n"
     )
+}
+
+/// The backend dials `number` in call `call`: the INVITE trunkd sends the first trunk
+/// tried (after its 100 Trying to the backend).
+fn dialled(control: &mut Control, now: Instant, call: &str, number: &str) -> String {
+    receive(control, now, BACKEND, &dial(call, number, ""));
+    let out = sent(control);
+    assert_eq!(out[0].1, "SIP/2.0 100 Trying", "{out:#?}");
+    out[1].2.clone()
+}
+
+/// The carrier's challenge to `invite`, answered: the INVITE again with credentials.
+fn challenged(control: &mut Control, now: Instant, invite: &str) -> String {
+    let challenge = carrier_answer(invite, 407, "Proxy Authentication Required", CHALLENGE);
+    receive(control, now, FIRST, &challenge);
+    sent(control)[1].2.clone()
+}
+
+/// Where each message went, and its first line.
+fn first_lines(out: &[(SocketAddr, String, String)]) -> Vec<(SocketAddr, &str)> {
+    out.iter()
+        .map(|(to, line, _)| (*to, line.as_str()))
+        .collect()
+}
+
+/// One counter of a trunk.
+fn count(control: &Control, id: &str, counter: fn(&TrunkCounters) -> &AtomicU64) -> u64 {
+    counter(&trunk_counters(control, id)).load(Ordering::Relaxed)
 }
 
 fn trunk_counters(control: &Control, id: &str) -> Arc<TrunkCounters> {
@@ -178,10 +190,7 @@ fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
         &carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE),
     );
     let out = sent(&mut control);
-    let lines: Vec<_> = out
-        .iter()
-        .map(|(to, line, _)| (*to, line.as_str()))
-        .collect();
+    let lines = first_lines(&out);
     assert_eq!(
         lines,
         [
@@ -217,10 +226,7 @@ fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
         &carrier_answer(&authed, 200, "OK", ""),
     );
     let out = sent(&mut control);
-    let lines: Vec<_> = out
-        .iter()
-        .map(|(to, line, _)| (*to, line.as_str()))
-        .collect();
+    let lines = first_lines(&out);
     assert_eq!(
         lines,
         [
@@ -289,12 +295,7 @@ fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
         ["<sip:02079460000@192.0.2.200>;tag=cr1"]
     );
     assert_eq!(trunk_counters(&control, "first").channels(), 0);
-    assert_eq!(
-        trunk_counters(&control, "first")
-            .calls_out
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(count(&control, "first", |c| &c.calls_out), 1);
     assert_eq!(control.active_calls(), 0);
 }
 
@@ -302,15 +303,8 @@ fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
 fn the_carriers_bye_reaches_the_backend_with_the_backends_view() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
-    receive(&mut control, t0, BACKEND, &dial("o2", "+442079460000", ""));
-    let invite = sent(&mut control)[1].2.clone();
-    receive(
-        &mut control,
-        t0,
-        FIRST,
-        &carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE),
-    );
-    let authed = sent(&mut control)[1].2.clone();
+    let invite = dialled(&mut control, t0, "o2", "+442079460000");
+    let authed = challenged(&mut control, t0, &invite);
     receive(
         &mut control,
         t0,
@@ -378,8 +372,7 @@ fn the_carriers_bye_reaches_the_backend_with_the_backends_view() {
 fn a_failing_trunk_fails_over_and_a_busy_callee_is_not_rung_again() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
-    receive(&mut control, t0, BACKEND, &dial("o3", "442079460000", ""));
-    let invite = sent(&mut control)[1].2.clone();
+    let invite = dialled(&mut control, t0, "o3", "442079460000");
     receive(
         &mut control,
         t0,
@@ -387,10 +380,7 @@ fn a_failing_trunk_fails_over_and_a_busy_callee_is_not_rung_again() {
         &carrier_answer(&invite, 503, "Service Unavailable", ""),
     );
     let out = sent(&mut control);
-    let lines: Vec<_> = out
-        .iter()
-        .map(|(to, line, _)| (*to, line.as_str()))
-        .collect();
+    let lines = first_lines(&out);
     assert_eq!(
         lines,
         [
@@ -410,12 +400,7 @@ fn a_failing_trunk_fails_over_and_a_busy_callee_is_not_rung_again() {
     );
     assert!(header(&second, "P-Asserted-Identity").is_empty());
     assert_eq!(trunk_counters(&control, "first").channels(), 0);
-    assert_eq!(
-        trunk_counters(&control, "first")
-            .failovers
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(count(&control, "first", |c| &c.failovers), 1);
     assert_eq!(trunk_counters(&control, "second").channels(), 1);
     // A retransmitted 503 from the first trunk gets our ACK again, nothing else.
     receive(
@@ -439,10 +424,7 @@ fn a_failing_trunk_fails_over_and_a_busy_callee_is_not_rung_again() {
         &carrier_answer(&second, 486, "Busy Here", ""),
     );
     let out = sent(&mut control);
-    let lines: Vec<_> = out
-        .iter()
-        .map(|(to, line, _)| (*to, line.as_str()))
-        .collect();
+    let lines = first_lines(&out);
     assert_eq!(
         lines,
         [
@@ -493,10 +475,7 @@ fn a_silent_trunk_fails_over_at_timer_b_and_the_last_failure_reaches_the_backend
         &carrier_answer(&second, 503, "Service Unavailable", ""),
     );
     let out = sent(&mut control);
-    let lines: Vec<_> = out
-        .iter()
-        .map(|(to, line, _)| (*to, line.as_str()))
-        .collect();
+    let lines = first_lines(&out);
     assert_eq!(
         lines,
         [
@@ -579,20 +558,14 @@ fn a_full_trunk_is_skipped_and_with_none_left_the_backend_gets_503() {
         (1, "SIP/2.0 503 No Trunk Available")
     );
     assert_eq!(header(&out[0].2, "Retry-After"), ["5"]);
-    assert_eq!(
-        trunk_counters(&control, "first")
-            .rejected_out
-            .load(Ordering::Relaxed),
-        2
-    );
+    assert_eq!(count(&control, "first", |c| &c.rejected_out), 2);
 }
 
 #[test]
 fn a_cancel_stops_the_search() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
-    receive(&mut control, t0, BACKEND, &dial("o12", "02079460000", ""));
-    let invite = sent(&mut control)[1].2.clone();
+    let invite = dialled(&mut control, t0, "o12", "02079460000");
     receive(
         &mut control,
         t0,
@@ -609,10 +582,7 @@ fn a_cancel_stops_the_search() {
         );
     receive(&mut control, t0, BACKEND, &cancel);
     let out = sent(&mut control);
-    let lines: Vec<_> = out
-        .iter()
-        .map(|(to, line, _)| (*to, line.as_str()))
-        .collect();
+    let lines = first_lines(&out);
     assert_eq!(
         lines,
         [
@@ -639,15 +609,8 @@ fn a_cancel_stops_the_search() {
 fn the_password_is_in_no_message_and_no_event() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
-    receive(&mut control, t0, BACKEND, &dial("o13", "02079460000", ""));
-    let invite = sent(&mut control)[1].2.clone();
-    receive(
-        &mut control,
-        t0,
-        FIRST,
-        &carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE),
-    );
-    let authed = sent(&mut control)[1].2.clone();
+    let invite = dialled(&mut control, t0, "o13", "02079460000");
+    let authed = challenged(&mut control, t0, &invite);
     assert!(!authed.contains(PASSWORD));
     // A second challenge: the credentials are refused; the next trunk is tried.
     receive(
@@ -672,8 +635,7 @@ fn the_password_is_in_no_message_and_no_event() {
 fn a_challenged_bye_is_answered_and_its_200_reaches_the_backend_as_its_own() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
-    receive(&mut control, t0, BACKEND, &dial("o14", "02079460000", ""));
-    let invite = sent(&mut control)[1].2.clone();
+    let invite = dialled(&mut control, t0, "o14", "02079460000");
     let challenge = carrier_answer(&invite, 407, "Proxy Authentication Required", CHALLENGE);
     receive(&mut control, t0, FIRST, &challenge);
     let authed = sent(&mut control)[1].2.clone();
@@ -746,12 +708,7 @@ fn a_connection_that_fails_is_a_failover_at_once() {
     let out = sent(&mut control);
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].0, addr(SECOND));
-    assert_eq!(
-        trunk_counters(&control, "first")
-            .failovers
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(count(&control, "first", |c| &c.failovers), 1);
 }
 
 #[test]
@@ -777,20 +734,14 @@ fn a_trunk_whose_keepalive_is_down_is_skipped() {
     receive(&mut control, now, BACKEND, &dial("o16", "02079460000", ""));
     let out = sent(&mut control);
     assert_eq!(out[1].0, addr(SECOND), "{out:#?}");
-    assert_eq!(
-        trunk_counters(&control, "first")
-            .rejected_out
-            .load(Ordering::Relaxed),
-        1
-    );
+    assert_eq!(count(&control, "first", |c| &c.rejected_out), 1);
 }
 
 #[test]
 fn a_reload_that_removes_the_trunk_ends_no_call_and_new_calls_use_the_new_config() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
-    receive(&mut control, t0, BACKEND, &dial("o17", "02079460000", ""));
-    let invite = sent(&mut control)[1].2.clone();
+    let invite = dialled(&mut control, t0, "o17", "02079460000");
     receive(
         &mut control,
         t0,
