@@ -1261,14 +1261,13 @@ impl Calls {
             if forward::response(&mut relayed, message, &call.parties(message, true)).is_err() {
                 return;
             }
-            let (code, relayed) = match call.outbound.as_deref_mut() {
+            match call.outbound.as_deref_mut() {
                 Some(out) if code >= 300 => {
                     out.keep_best(code, relayed);
-                    out.best.take().expect("just kept")
+                    self.give_up(now, id, code, response::reason_phrase(code));
                 }
-                _ => (code, relayed),
-            };
-            self.relay_to_caller(now, id, code, relayed);
+                _ => self.relay_to_caller(now, id, code, relayed),
+            }
         }
         let call = self.calls.get_mut(id);
         match code {
@@ -1445,9 +1444,13 @@ impl Calls {
 
     /// An outbound call ends without a trunk: the best failure a trunk gave, else our
     /// own `code`.
+    ///
+    /// A 503 from a carrier is not passed on (RFC 3261 §16.7 step 6: it would say trunkd
+    /// itself is unavailable): the backend gets our own 500 instead.
     fn give_up(&mut self, now: Instant, id: Id, code: u16, reason: &str) {
         let call = self.calls.get_mut(id);
         match call.outbound.as_deref_mut().and_then(|out| out.best.take()) {
+            Some((503, _)) => self.final_from_us(now, id, 500, "All Trunks Failed"),
             Some((code, relayed)) => self.relay_to_caller(now, id, code, relayed),
             None => self.final_from_us(now, id, code, reason),
         }

@@ -440,7 +440,7 @@ fn a_failing_trunk_fails_over_and_a_busy_callee_is_not_rung_again() {
 }
 
 #[test]
-fn a_silent_trunk_fails_over_at_timer_b_and_the_last_failure_reaches_the_backend() {
+fn a_silent_trunk_fails_over_at_timer_b_and_a_last_503_reaches_the_backend_as_500() {
     let t0 = epoch();
     let mut control = outbound_control(OUTBOUND, t0);
     receive(&mut control, t0, BACKEND, &dial("o4", "02079460000", ""));
@@ -483,7 +483,7 @@ fn a_silent_trunk_fails_over_at_timer_b_and_the_last_failure_reaches_the_backend
                 addr(SECOND),
                 "ACK sip:99#+442079460000@198.51.100.2 SIP/2.0"
             ),
-            (addr(BACKEND), "SIP/2.0 503 Service Unavailable"),
+            (addr(BACKEND), "SIP/2.0 500 All Trunks Failed"),
         ]
     );
     assert_eq!(trunk_counters(&control, "second").channels(), 0);
@@ -824,4 +824,34 @@ fn a_next_hop_only_calls_use_is_looked_up_again_at_its_ttl() {
         control.poll_resolve().is_none(),
         "an IP address is not looked up again"
     );
+}
+
+#[test]
+fn backend_allowed_ips_may_dial_out_and_other_sources_may_not() {
+    let t0 = epoch();
+    let text = OUTBOUND.replace(
+        "uri = \"sip:10.0.0.9:5080\"",
+        "uri = \"sip:10.0.0.9:5080\"\nallowed_ips = [\"10.1.0.0/16\"]",
+    );
+    let mut control = outbound_control(&text, t0);
+    receive(
+        &mut control,
+        t0,
+        "10.1.2.3:5060",
+        &dial("o19", "02079460000", ""),
+    );
+    let out = sent(&mut control);
+    assert_eq!(
+        first_lines(&out)[0],
+        (addr("10.1.2.3:5060"), "SIP/2.0 100 Trying")
+    );
+    assert_eq!(out[1].0, addr(FIRST));
+    let refused = receive(
+        &mut control,
+        t0,
+        "10.2.0.1:5060",
+        &dial("o20", "02079460000", ""),
+    );
+    assert!(refused.is_some_and(|text| text.starts_with("SIP/2.0 403 Forbidden\r\n")));
+    assert!(sent(&mut control).is_empty());
 }
