@@ -233,40 +233,35 @@ pub(crate) struct Candidate {
 }
 
 /// The order to try candidates in: longest matching prefix first, then lower
-/// `priority`, then a weighted random draw (by `weight`) among equals. `random(n)` gives
-/// a number in `0..n`.
+/// `priority`, then a weighted random draw (by `weight`) among equals: each candidate
+/// gets an exponential key of rate `weight` and the smallest goes first (Efraimidis and
+/// Spirakis' weighted sampling without replacement: a trunk of weight 3 comes first three
+/// times as often as one of weight 1; O(n log n) for any number of trunks).
+/// `random(n)` gives a number in `0..n`.
 pub(crate) fn order(candidates: &[Candidate], mut random: impl FnMut(u64) -> u64) -> Vec<usize> {
-    let mut indices: Vec<usize> = (0..candidates.len()).collect();
-    let key = |index: &usize| {
-        let candidate = &candidates[*index];
-        (std::cmp::Reverse(candidate.prefix), candidate.priority)
-    };
-    indices.sort_by_key(key);
-    let mut ordered = Vec::with_capacity(indices.len());
-    for group in indices.chunk_by(|a, b| key(a) == key(b)) {
-        let mut left: Vec<usize> = group.to_vec();
-        while !left.is_empty() {
-            let total: u64 = left
-                .iter()
-                .map(|&index| u64::from(candidates[index].weight.max(1)))
-                .sum();
-            let mut draw = random(total);
-            let position = left
-                .iter()
-                .position(|&index| {
-                    let weight = u64::from(candidates[index].weight.max(1));
-                    if draw < weight {
-                        true
-                    } else {
-                        draw -= weight;
-                        false
-                    }
-                })
-                .unwrap_or(0);
-            ordered.push(left.remove(position));
-        }
-    }
-    ordered
+    const SCALE: u64 = 1 << 53;
+    let mut keyed: Vec<(std::cmp::Reverse<usize>, u32, f64, usize)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(index, candidate)| {
+            // Uniform in (0, 1]: never 0, whose logarithm has no end.
+            let uniform = (random(SCALE) + 1) as f64 / SCALE as f64;
+            let draw = -uniform.ln() / f64::from(candidate.weight.max(1));
+            (
+                std::cmp::Reverse(candidate.prefix),
+                candidate.priority,
+                draw,
+                index,
+            )
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then(a.2.total_cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+    });
+    keyed.into_iter().map(|(.., index)| index).collect()
 }
 
 /// The length of the longest of `prefixes` that `digits` starts with: `Some(0)` when
@@ -358,11 +353,11 @@ mod tests {
         };
         let candidates = [c(0, 100, 1), c(2, 200, 1), c(4, 300, 1), c(2, 100, 1)];
         assert_eq!(order(&candidates, |_| 0), vec![2, 3, 1, 0]);
-        // Equal prefix and priority: drawn by weight.
+        // Equal prefix and priority: drawn by weight; with equal draws, the heavier first.
         let candidates = [c(0, 100, 1), c(0, 100, 3)];
-        assert_eq!(order(&candidates, |_| 0), vec![0, 1]);
-        assert_eq!(order(&candidates, |_| 1), vec![1, 0]);
-        assert_eq!(order(&candidates, |_| 3), vec![1, 0]);
+        assert_eq!(order(&candidates, |_| 0), vec![1, 0]);
+        let mut draws = [(1 << 53) - 1, 0].into_iter();
+        assert_eq!(order(&candidates, |_| draws.next().unwrap()), vec![0, 1]);
         // Over many draws, about 3 in 4 start with the heavier trunk.
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut random = |n: u64| {

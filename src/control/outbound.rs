@@ -21,6 +21,10 @@ use crate::trunk::keepalive;
 use crate::trunk::next_hop::{self, ResolveKey, ResolveRequest};
 use crate::trunk::registration;
 
+/// The most trunks one outbound call tries: each failure costs the caller time (up to
+/// Timer B), and past a few the backend's own retry serves it better.
+pub(crate) const MAX_TRUNKS_PER_CALL: usize = 10;
+
 impl Control {
     /// Whether `message` from `source` is a new outbound call: an INVITE outside any
     /// call from the backend.
@@ -69,16 +73,26 @@ impl Control {
             matched.push((trunk, digits, candidate(trunk, 0)));
         } else {
             let mut any_number = false;
+            // The number as each country reads it, read once per country.
+            let mut readings: Vec<(Option<&str>, Option<String>)> = Vec::new();
             for trunk in config.trunks.values() {
                 if !trunk.enabled || trunk.direction == Direction::Inbound {
                     continue;
                 }
-                let Some(digits) = e164_digits(&user, trunk.country) else {
+                let country = trunk.country.map(|country| country.alpha2);
+                let index = match readings.iter().position(|(c, _)| *c == country) {
+                    Some(index) => index,
+                    None => {
+                        readings.push((country, e164_digits(&user, trunk.country)));
+                        readings.len() - 1
+                    }
+                };
+                let Some(digits) = &readings[index].1 else {
                     continue;
                 };
                 any_number = true;
-                if let Some(prefix) = outbound::matching_prefix(&trunk.outbound_prefixes, &digits) {
-                    matched.push((trunk, digits, candidate(trunk, prefix)));
+                if let Some(prefix) = outbound::matching_prefix(&trunk.outbound_prefixes, digits) {
+                    matched.push((trunk, digits.clone(), candidate(trunk, prefix)));
                 }
             }
             if matched.is_empty() {
@@ -94,6 +108,9 @@ impl Control {
         let toward_backend = super::sent_by_of(config.daemon.public_address.as_ref(), local);
         let mut attempts = VecDeque::with_capacity(order.len());
         for index in order {
+            if attempts.len() == MAX_TRUNKS_PER_CALL {
+                break;
+            }
             let (trunk, digits, _) = &matched[index];
             match self.attempt(now, trunk, digits, message) {
                 Some(attempt) => attempts.push_back(attempt),
