@@ -65,6 +65,48 @@ options_up_after = 2
 }
 
 #[test]
+fn a_dead_carrier_shows_down_within_down_after_times_interval_plus_options_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sipp = responder(dir.path(), port);
+    let config = dir.path().join("trunkd.toml");
+    // The default T1 (Timer F 32 s); options_timeout decides.
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+
+[trunks.sbc]
+domain = "127.0.0.1"
+port = {port}
+transport = "udp"
+direction = "outbound"
+options_interval = "1s"
+options_timeout = "500ms"
+options_down_after = 2
+"#
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["trunk=sbc", "event=options", "options=up"]);
+    let killed = std::time::Instant::now();
+    drop(sipp);
+    let down = trunkd.wait_for(&["trunk=sbc", "event=options", "options=down"]);
+    let took = killed.elapsed();
+    assert!(
+        down.contains("no answer within options_timeout (500ms)"),
+        "{down}"
+    );
+    // down_after × (interval + 10 % jitter + options_timeout), plus a second.
+    let bound = std::time::Duration::from_millis(2 * (1100 + 500) + 1000);
+    assert!(took <= bound, "down after {took:?}, more than {bound:?}");
+}
+
+#[test]
 fn kamailio_pings_the_registered_contact_and_trunkd_pings_kamailio() {
     let dir = tempfile::tempdir().unwrap();
     let kamailio = Kamailio::start_with(dir.path(), free_port(), &["NATPING"]);

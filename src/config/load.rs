@@ -43,6 +43,9 @@ impl LoadOptions {
 const DEFAULT_LISTEN: [&str; 2] = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"];
 const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_OPTIONS_INTERVAL: Duration = Duration::from_secs(30);
+/// Asterisk's `qualify_timeout` default: a dead carrier shows within seconds, not at
+/// Timer F (32 s) per ping.
+const DEFAULT_OPTIONS_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
 const DEFAULT_REGISTER_RETRY_MIN: Duration = Duration::from_secs(30);
 const DEFAULT_REGISTER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
@@ -691,6 +694,15 @@ fn read_trunk(
             "options_interval: use 0 (off) or at least 1s".into(),
         );
     }
+    let options_timeout = r.duration("options_timeout");
+    if let Some(timeout) = &options_timeout
+        && !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(timeout.get_ref())
+    {
+        r.error(
+            &timeout.span(),
+            "options_timeout: must be between 100ms and 5m".into(),
+        );
+    }
     let options_from = r
         .parsed("options_from", SipUri::parse)
         .map(Spanned::into_inner);
@@ -831,6 +843,7 @@ fn read_trunk(
         options_down_after,
         options_up_after,
         options_failure_codes,
+        options_timeout: options_timeout.map_or(DEFAULT_OPTIONS_TIMEOUT, Spanned::into_inner),
         inbound_auth,
         allowed_inbound_ips,
         numbers: numbers.into_iter().map(Spanned::into_inner).collect(),

@@ -144,6 +144,8 @@ pub struct Trunk {
     /// Final responses to OPTIONS that count as failures (timeouts always do).
     /// The default list is shared, not copied into every trunk.
     pub options_failure_codes: std::borrow::Cow<'static, [u16]>,
+    /// A ping without a final response after this long has failed (at most Timer F).
+    pub options_timeout: Duration,
     pub inbound_auth: InboundAuth,
     pub allowed_inbound_ips: Vec<IpNet>,
     pub numbers: Vec<E164>,
@@ -282,6 +284,7 @@ trunk_fields!(
     options_down_after => OptionsDownAfter,
     options_up_after => OptionsUpAfter,
     options_failure_codes => OptionsFailureCodes,
+    options_timeout => OptionsTimeout,
     inbound_auth => InboundAuth,
     allowed_inbound_ips => AllowedInboundIps,
     numbers => Numbers,

@@ -316,3 +316,25 @@ fn a_reload_names_changed_outbound_keys() {
         ["outbound_failover_codes", "backend"]
     );
 }
+
+#[test]
+fn options_timeout_defaults_to_3s_and_is_bounded() {
+    let config = loaded(OUTBOUND_TRUNK);
+    assert_eq!(
+        config.trunks["carrier"].options_timeout,
+        std::time::Duration::from_secs(3)
+    );
+    let config = loaded(&format!("{OUTBOUND_TRUNK}options_timeout = \"750ms\"\n"));
+    assert_eq!(
+        config.trunks["carrier"].options_timeout,
+        std::time::Duration::from_millis(750)
+    );
+    for bad in ["\"50ms\"", "\"6m\""] {
+        let errors = errors_of(&format!("{OUTBOUND_TRUNK}options_timeout = {bad}\n"));
+        assert_eq!(
+            errors,
+            ["t.toml:4:19: trunk carrier: options_timeout: must be between 100ms and 5m"],
+            "{bad}"
+        );
+    }
+}

@@ -342,7 +342,7 @@ impl Control {
         for (id, fields) in &diff.changed {
             let mut slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registrations.change(now, &slot.config, fields);
-            if fields.iter().any(|field| KEEPALIVE_FIELDS.contains(field)) {
+            if fields.iter().any(|field| NEXT_HOP_FIELDS.contains(field)) {
                 self.hops.remove(id);
             }
             self.lookup_outbound_hop(&config.trunks[id]);
@@ -958,6 +958,15 @@ impl Control {
 }
 
 /// Trunk fields whose change restarts the keepalive.
+/// The fields that say where a trunk sends: a change forgets its resolved next hop.
+const NEXT_HOP_FIELDS: &[TrunkField] = &[
+    TrunkField::Domain,
+    TrunkField::Port,
+    TrunkField::PortExplicit,
+    TrunkField::Transport,
+    TrunkField::OutboundProxy,
+];
+
 const KEEPALIVE_FIELDS: &[TrunkField] = &[
     TrunkField::Enabled,
     TrunkField::Domain,
@@ -971,6 +980,7 @@ const KEEPALIVE_FIELDS: &[TrunkField] = &[
     TrunkField::OptionsDownAfter,
     TrunkField::OptionsUpAfter,
     TrunkField::OptionsFailureCodes,
+    TrunkField::OptionsTimeout,
 ];
 
 /// Our `host:port` in a Via or Record-Route for a listener's `address`: the configured

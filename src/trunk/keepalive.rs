@@ -78,6 +78,9 @@ pub(crate) struct Params {
     pub user_agent: String,
     /// Mean time between pings, from send to send; at least [`MIN_INTERVAL`].
     pub interval: Duration,
+    /// A ping with no final response this long after it was sent has failed
+    /// (`options_timeout`); Timer F when longer, or 0.
+    pub timeout: Duration,
     /// Consecutive failures to go `Down` (`options_down_after`); 0 counts as 1.
     pub down_after: u32,
     /// Consecutive successes to leave `Down` (`options_up_after`); 0 counts as 1.
@@ -282,7 +285,13 @@ impl Keepalive {
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match &self.in_flight {
-            Some(in_flight) => in_flight.request.poll_timeout(),
+            Some(in_flight) => {
+                let given_up = in_flight.sent_at + self.timeout();
+                in_flight
+                    .request
+                    .poll_timeout()
+                    .map_or(Some(given_up), |at| Some(at.min(given_up)))
+            }
             None => Some(self.next_ping_at),
         }
     }
@@ -290,6 +299,17 @@ impl Keepalive {
     /// Runs the ping's timers, and sends the next ping when it is due and none is in
     /// flight (also right after a ping timed out, if the next one was already due).
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if let Some(in_flight) = &self.in_flight
+            && now >= in_flight.sent_at + self.timeout()
+            && self.timeout() < self.timers.t1 * 64
+        {
+            // No final response within options_timeout: the ping failed; a late one
+            // finds no machine (its Call-ID is forgotten).
+            self.in_flight = None;
+            self.last_code = None;
+            let waited = crate::config::format_duration(self.timeout());
+            self.fail(None, format!("no answer within options_timeout ({waited})"));
+        }
         if let Some(in_flight) = &mut self.in_flight {
             match in_flight.request.handle_timeout(now) {
                 Outcome::Retransmit(bytes) => {
@@ -431,6 +451,15 @@ impl Keepalive {
         self.transmits.push_back(transmit);
     }
 
+    /// How long a ping may go unanswered: `options_timeout`, at most Timer F (64·T1).
+    fn timeout(&self) -> Duration {
+        let timer_f = self.timers.t1 * 64;
+        match self.params.timeout {
+            timeout if timeout.is_zero() => timer_f,
+            timeout => timeout.min(timer_f),
+        }
+    }
+
     /// `interval` ± [`JITTER_PERCENT`] %, uniformly.
     fn jittered_interval(&mut self) -> Duration {
         let interval = self.params.interval.max(MIN_INTERVAL);
@@ -534,6 +563,8 @@ mod tests {
             down_after: 3,
             up_after: 2,
             failure_codes: vec![408, 503].into(),
+            // Timer F: the tests below predate options_timeout and wait it out.
+            timeout: Duration::ZERO,
         }
     }
 
@@ -1313,5 +1344,37 @@ mod tests {
                 state = expected;
             }
         }
+    }
+
+    #[test]
+    fn options_timeout_fails_a_ping_long_before_timer_f() {
+        let timeout = Duration::from_secs(3);
+        let interval = Duration::from_secs(1);
+        let mut h = Harness::new(Params {
+            timeout,
+            interval,
+            ..params()
+        });
+        let first = h.ping();
+        let start = h.sent_at;
+        // Retransmitted until the timeout (T1 = 500 ms: at 0.5, 1.5 s), then failed.
+        let retransmitted = h.time_out();
+        assert_eq!(
+            h.now - start,
+            timeout,
+            "failed at options_timeout, not Timer F"
+        );
+        assert_eq!(retransmitted, 2);
+        assert_ne!(h.ping(), first);
+        h.time_out();
+        h.ping();
+        h.time_out();
+        assert_eq!(h.states(), [State::Down]);
+        // The bound the issue gives: down_after × (interval + timeout) (+10 % jitter).
+        let bound = (interval + interval / 10 + timeout) * 3;
+        assert!(h.now - start <= bound, "{:?}", h.now - start);
+        // A late answer to a ping given up on changes nothing.
+        h.answer(Duration::from_secs(4), 200);
+        assert!(h.states().is_empty());
     }
 }

@@ -351,6 +351,7 @@ fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {
         user_agent: user_agent.to_owned(),
         interval: trunk.options_interval,
         down_after: trunk.options_down_after,
+        timeout: trunk.options_timeout,
         up_after: trunk.options_up_after,
         failure_codes: trunk.options_failure_codes.clone(),
     }

@@ -1,7 +1,7 @@
 //! Step 4: one OPTIONS ping (RFC 3261 §11), sent by the daemon's own keepalive machine.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Trunk;
 use crate::io::clock;
@@ -117,6 +117,9 @@ pub(super) async fn options_step(
         down_after: 1,
         up_after: 1,
         failure_codes: trunk.options_failure_codes.clone(),
+        // A diagnosis waits the transaction out (Timer F), whatever options_timeout says,
+        // and reports how long that was.
+        timeout: Duration::ZERO,
     };
     // The first ping is due at a random point of one interval after the instant given:
     // an instant one interval back makes it due now.
