@@ -144,3 +144,70 @@ options_interval = "1s"
     assert!(up.contains("verified=yes"), "{up}");
     assert!(kamailio.count("REGISTRAR OPTIONS") >= 1);
 }
+
+/// Accepts one TCP connection on `listener` and gives the address it came from.
+fn first_connection_from(listener: &std::net::TcpListener) -> std::net::SocketAddr {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        match listener.accept() {
+            Ok((_, from)) => return from,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "no connection came");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("accept: {error}"),
+        }
+    }
+}
+
+#[test]
+fn outgoing_tcp_connections_leave_from_the_listeners_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // The carrier on 127.0.0.1, trunkd listening on 127.0.0.45 only: its pings over TCP
+    // must come from 127.0.0.45, not from the host's default source 127.0.0.1.
+    let carrier = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = carrier.local_addr().unwrap().port();
+    let ours = free_port();
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.45:{ours}", "tcp:127.0.0.45:{ours}"]
+status_interval = "1h"
+status_file = ""
+
+[trunks.sbc]
+domain = "127.0.0.1"
+port = {port}
+transport = "tcp"
+direction = "outbound"
+options_interval = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    let trunkd = Trunkd::start(&config);
+    let from = first_connection_from(&carrier);
+    assert_eq!(
+        from.ip().to_string(),
+        "127.0.0.45",
+        "the daemon's connection"
+    );
+    drop(trunkd);
+    // `trunkd verify` connects the same way.
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        .args(["verify", "sbc", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let from = first_connection_from(&carrier);
+    assert_eq!(from.ip().to_string(), "127.0.0.45", "verify's connection");
+    let mut verify = verify;
+    let _ = verify.kill();
+    let _ = verify.wait();
+}

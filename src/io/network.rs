@@ -115,6 +115,16 @@ impl Network {
             .find(|(local, _)| local.is_ipv4() == destination.is_ipv4())
     }
 
+    /// Where an outgoing connection of `transport` to `peer` leaves from: the address of
+    /// our listener of that transport and family when it is a specific one (a multi-homed
+    /// host must not send from its default source, which nothing of ours listens on);
+    /// `None` (the kernel's choice) for a wildcard listener or none.
+    fn bind_address(&self, transport: Transport, peer: SocketAddr) -> Option<IpAddr> {
+        self.listener_for(transport, peer)
+            .map(|listener| listener.ip())
+            .filter(|ip| !ip.is_unspecified())
+    }
+
     /// The address our Contact names for a transport and family: the listener's.
     fn listener_for(&self, transport: Transport, destination: SocketAddr) -> Option<SocketAddr> {
         match transport {
@@ -273,9 +283,27 @@ fn seed() -> u64 {
     hasher.finish()
 }
 
+/// A TCP connection to `peer` leaving from `source` (port 0: any), when given: the
+/// address the peer sees is the one our Via and Contact name.
+pub(crate) async fn connect_from(
+    source: Option<IpAddr>,
+    peer: SocketAddr,
+) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(peer).await;
+    };
+    let socket = match ip {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(peer).await
+}
+
 /// One TCP or TLS connection: connect (and handshake), then serve it.
 async fn run_connection(key: StreamKey, outgoing: mpsc::Receiver<Vec<u8>>, network: Network) {
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(key.peer)).await {
+    let source = network.bind_address(key.transport, key.peer);
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, connect_from(source, key.peer)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return network.forget(&key, format!("connect failed: {error}")),
         Err(_) => return network.forget(&key, "connect timed out".into()),

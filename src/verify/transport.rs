@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -125,18 +125,17 @@ pub(super) async fn connect(
 ) -> Result<(Link, Step), Step> {
     let peer = resolution.chosen;
     let transport = trunk.transport;
+    // From the daemon's listener address of the transport when it names one (so the
+    // source address is the daemon's), on an ephemeral port: the listen ports stay the
+    // daemon's.
+    let listener_ip = config
+        .daemon
+        .listen
+        .iter()
+        .find(|listen| listen.transport == transport && listen.address.is_ipv4() == peer.is_ipv4())
+        .map(|listen| listen.address.ip())
+        .filter(|ip| !ip.is_unspecified());
     if transport == Transport::Udp {
-        // From the daemon's listener address when it names one (so the source address is
-        // the daemon's), on an ephemeral port: the listen ports stay the daemon's.
-        let listener_ip = config
-            .daemon
-            .listen
-            .iter()
-            .find(|listen| {
-                listen.transport == Transport::Udp && listen.address.is_ipv4() == peer.is_ipv4()
-            })
-            .map(|listen| listen.address.ip())
-            .filter(|ip| !ip.is_unspecified());
         let bind_ip = listener_ip.unwrap_or(if peer.is_ipv4() {
             IpAddr::from([0u8; 4])
         } else {
@@ -184,7 +183,8 @@ pub(super) async fn connect(
     }
 
     let started = clock::now();
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+    let connecting = crate::io::network::connect_from(listener_ip, peer);
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             return Err(Step::new(
