@@ -542,3 +542,39 @@ fn a_closed_stderr_does_not_stop_the_daemon() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_request_over_the_header_cap_gets_400_naming_it() {
+    let tree = Tree::new();
+    let mut daemon = Trunkd::start_with(&tree.main(), &[], &[]);
+    let udp = daemon.wait_for(&["listening on udp:127.0.0.1:"]);
+    let address = udp.rsplit("udp:").next().unwrap().trim().to_owned();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let padding: String = (0..200).map(|i| format!("X-Pad-{i}: x\r\n")).collect();
+    let invite = format!(
+        "INVITE sip:+15550100001@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-cap1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@127.0.0.1>;tag=cap\r\n\
+         To: <sip:+15550100001@127.0.0.1>\r\n\
+         Call-ID: cap-1@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:{local}>\r\n\
+         {padding}Content-Length: 0\r\n\r\n"
+    );
+    assert!(invite.len() < 65_535);
+    socket.send_to(invite.as_bytes(), &address).unwrap();
+    let mut buffer = [0u8; 4096];
+    let length = socket.recv(&mut buffer).expect("an answer, not silence");
+    let answer = String::from_utf8_lossy(&buffer[..length]);
+    assert!(
+        answer.starts_with("SIP/2.0 400 Too Many Header Fields (limit 128)\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("\r\nCall-ID: cap-1@test\r\n"), "{answer}");
+    stop(daemon);
+}

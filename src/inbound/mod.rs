@@ -201,6 +201,56 @@ pub struct Counters {
     next_sample_ns: AtomicU64,
 }
 
+/// Scan failures over a cap that a response can still be written for.
+fn over_cap(error: ScanError) -> bool {
+    matches!(
+        error,
+        ScanError::TooManyHeaders | ScanError::HeaderStorageFull | ScanError::LineTooLong
+    )
+}
+
+/// The start line and the headers a response echoes (Via, From, To, Call-ID, CSeq), of
+/// at most [`scan::MAX_HEADER_LINE`] bytes each, as a message of their own; `None` when
+/// the start line is too long.
+fn salvage(bytes: &[u8]) -> Option<Vec<u8>> {
+    let head = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(bytes, |end| &bytes[..end]);
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let start = lines.next()?;
+    if start.len() > scan::MAX_HEADER_LINE {
+        return None;
+    }
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(start);
+    out.extend_from_slice(b"\r\n");
+    let mut kept = 0;
+    for line in lines {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = HeaderName::parse(line[..colon].trim_ascii());
+        let echoed = matches!(
+            name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        );
+        if echoed && line.len() <= scan::MAX_HEADER_LINE && kept < scan::MAX_VIAS + 4 {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+            kept += 1;
+        }
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Some(out)
+}
+
 /// Numbers the snapshots of every [`Inbound`] in the process, so a [`Worker`] can tell
 /// the one it keeps is still current (whichever `Inbound` it is used with).
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
@@ -247,6 +297,9 @@ pub struct Worker {
     /// The snapshot the last message was decided on, with its generation. Kept until the
     /// next message finds a newer one: an idle task holds an old snapshot a while longer.
     snapshot: Option<(u64, Arc<Snapshot>)>,
+    /// The current message did not scan because it is over a cap trunkd can still answer
+    /// ([`over_cap`]).
+    over_cap: Option<ScanError>,
 }
 
 impl Worker {
@@ -255,6 +308,7 @@ impl Worker {
             out: Vec::with_capacity(2048),
             key: None,
             snapshot: None,
+            over_cap: None,
         }
     }
 }
@@ -329,7 +383,10 @@ impl Inbound {
                 decision => decision,
             }
         })
-        .unwrap_or(Decision::Nothing)
+        .unwrap_or_else(|| match worker.over_cap.take() {
+            Some(cap) => self.answer_over_cap(worker, source, bytes, cap),
+            None => Decision::Nothing,
+        })
     }
 
     /// [`Inbound::handle`]'s decision, with the same effects (counters, channels,
@@ -357,14 +414,16 @@ impl Inbound {
         then: impl FnOnce(&mut Worker, &Snapshot, &Lean<'_>) -> R,
     ) -> Option<R> {
         worker.key = None;
+        worker.over_cap = None;
         let (generation, snapshot) = self.current(worker);
         // The lean scan checks the whole message as `scan::scan` does, but keeps only the
         // headers decided on and answered from.
         // Matched by reference: moving the `Lean` out of the `Result` would copy it.
         let result = match &scan::scan_lean(bytes, ScanOptions::DATAGRAM) {
             Ok(message) => Some(then(worker, &snapshot, message)),
-            Err(_) => {
+            Err(error) => {
                 self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                worker.over_cap = over_cap(*error).then_some(*error);
                 None
             }
         };
@@ -443,6 +502,38 @@ impl Inbound {
             Method::Bye => Decision::Control,
             Method::Other(_) => self.reject(Reject::NotImplemented, None),
             _ => self.reject(Reject::MethodNotAllowed, None),
+        }
+    }
+
+    /// A request over a cap (too many header fields, a header line too long) that still
+    /// has what a response echoes: answered 400 with a reason naming the cap, so a
+    /// legitimate but unusual carrier learns why its call failed. The headers a response
+    /// needs are copied into a message of their own and scanned: anything that is not a
+    /// request, an ACK, or lacks them, stays unanswered.
+    fn answer_over_cap(
+        &self,
+        worker: &mut Worker,
+        source: SocketAddr,
+        bytes: &[u8],
+        cap: ScanError,
+    ) -> Decision {
+        let Some(salvaged) = salvage(bytes) else {
+            return Decision::Nothing;
+        };
+        let Ok(message) = scan::scan_lean(&salvaged, ScanOptions::DATAGRAM) else {
+            return Decision::Nothing;
+        };
+        if matches!(message.method(), None | Some(Method::Ack)) {
+            return Decision::Nothing;
+        }
+        let reason = match cap {
+            ScanError::LineTooLong => "Header Line Too Long (limit 8192 bytes)",
+            _ => "Too Many Header Fields (limit 128)",
+        };
+        if self.write(worker, source, &message, 400, reason, &[]) {
+            Decision::Answer(Answer::Reject(Reject::BadRequest(cap)))
+        } else {
+            Decision::Nothing
         }
     }
 
@@ -1023,6 +1114,51 @@ numbers = ["+15550100009"]
         match run(inbound, now, source, message) {
             (text, Decision::Answer(_)) => text.lines().next().unwrap().to_owned(),
             (_, outcome) => format!("{outcome:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_over_a_cap_gets_400_naming_it_and_other_input_nothing() {
+        let (inbound, now) = inbound(CONFIG);
+        let good = invite("z9hG4bK-cap", "+15550100001");
+        let padding: String = (0..130).map(|i| format!("X-Pad-{i}: x\r\n")).collect();
+        let many = good.replace("Content-Length: 0", &format!("{padding}Content-Length: 0"));
+        let (text, decision) = run(&inbound, now, "192.0.2.10:5060", &many);
+        assert!(matches!(decision, Decision::Answer(_)), "{decision:?}");
+        assert!(
+            text.starts_with("SIP/2.0 400 Too Many Header Fields (limit 128)\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-cap;rport=5060;received=192.0.2.10\r\n"), "{text}");
+        assert!(text.contains("\r\nCall-ID: call-z9hG4bK-cap\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nTo: <sip:+15550100001@192.0.2.200>;tag="),
+            "{text}"
+        );
+        let long = good.replace(
+            "Content-Length: 0",
+            &format!("X-Long: {}\r\nContent-Length: 0", "y".repeat(9000)),
+        );
+        let (text, _) = run(&inbound, now, "192.0.2.10:5060", &long);
+        assert!(
+            text.starts_with("SIP/2.0 400 Header Line Too Long (limit 8192 bytes)\r\n"),
+            "{text}"
+        );
+        // Without what a response echoes, or an ACK, or a response: nothing.
+        for silent in [
+            many.replace("Call-ID: call-z9hG4bK-cap\r\n", ""),
+            many.replace("INVITE sip:", "ACK sip:")
+                .replace("1 INVITE", "1 ACK"),
+            many.replace(
+                "INVITE sip:+15550100001@192.0.2.200 SIP/2.0",
+                "SIP/2.0 200 OK",
+            ),
+        ] {
+            let (text, decision) = run(&inbound, now, "192.0.2.10:5060", &silent);
+            assert!(
+                matches!(decision, Decision::Nothing),
+                "{decision:?}: {text}"
+            );
         }
     }
 
