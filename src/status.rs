@@ -193,8 +193,9 @@ pub struct Summary {
     pub trunks: usize,
     pub enabled: usize,
     pub generation: u64,
-    /// Calls in progress, all trunks.
+    /// Calls in progress, all trunks, and of them the outbound ones.
     pub active_calls: usize,
+    pub active_outbound: usize,
     /// Requests from sources no trunk allows, since start.
     pub unknown_source: u64,
     /// Datagrams that did not scan as SIP, since start.
@@ -212,12 +213,13 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "summary trunks={} enabled={} disabled={} config_generation={} active_calls={} unknown_source={} malformed={} registered={}/{} register_failing={} options_down={}",
+            "summary trunks={} enabled={} disabled={} config_generation={} active_calls={} active_outbound={} unknown_source={} malformed={} registered={}/{} register_failing={} options_down={}",
             self.trunks,
             self.enabled,
             self.trunks - self.enabled,
             self.generation,
             self.active_calls,
+            self.active_outbound,
             self.unknown_source,
             self.malformed,
             self.registered,
@@ -284,6 +286,7 @@ mod tests {
             enabled: 2,
             generation: 4,
             active_calls: 5,
+            active_outbound: 2,
             unknown_source: 0,
             malformed: 0,
             registering: 0,

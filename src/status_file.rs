@@ -25,6 +25,9 @@ pub struct StatusDocument {
     pub trunks_total: usize,
     pub trunks_enabled: usize,
     pub active_calls: usize,
+    /// Of `active_calls`, the outbound ones. Absent in files written before them.
+    #[serde(default)]
+    pub active_outbound: usize,
     pub unknown_source: u64,
     pub malformed: u64,
     /// Trunks keeping a registration; of them registered now, and failing (auth_failed,
@@ -140,6 +143,7 @@ impl StatusDocument {
             trunks_total: summary.trunks,
             trunks_enabled: summary.enabled,
             active_calls: summary.active_calls,
+            active_outbound: summary.active_outbound,
             unknown_source: summary.unknown_source,
             malformed: summary.malformed,
             trunks_registering: summary.registering,
@@ -317,6 +321,7 @@ mod tests {
             trunks_total: 2,
             trunks_enabled: 2,
             active_calls: 3,
+            active_outbound: 1,
             unknown_source: 9,
             malformed: 0,
             trunks_registering: 1,

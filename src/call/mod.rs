@@ -714,6 +714,15 @@ impl Calls {
         self.active
     }
 
+    /// Of the calls not yet ended, the outbound ones (counted when asked: once per
+    /// status report).
+    pub(crate) fn active_outbound(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|call| call.phase != Phase::Ended && call.outbound.is_some())
+            .count()
+    }
+
     #[must_use]
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()

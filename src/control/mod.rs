@@ -283,6 +283,7 @@ impl Control {
             enabled: self.trunks.values().filter(|s| s.config.enabled).count(),
             generation: self.generation,
             active_calls: self.calls.active(),
+            active_outbound: self.calls.active_outbound(),
             unknown_source: counters.unknown_source.load(Ordering::Relaxed),
             malformed: counters.malformed.load(Ordering::Relaxed),
             registering: self

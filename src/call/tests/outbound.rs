@@ -181,6 +181,8 @@ fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
     assert!(invite.starts_with("INVITE sip:02079460000@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.200:5060;branch=z9hG4bKtk"));
     assert!(invite.ends_with("\r\n\r\nv=0\n"));
     assert_eq!(trunk_counters(&control, "first").channels(), 1);
+    let summary = control.summary();
+    assert_eq!((summary.active_calls, summary.active_outbound), (1, 1));
 
     // The carrier challenges: our ACK, and the INVITE again with credentials, CSeq 2.
     receive(
