@@ -68,6 +68,9 @@ pub(crate) struct Settings {
     pub trunk_header: String,
     pub timers: TimerValues,
     pub max_call_duration: Duration,
+    /// `[backend] invite_timeout`: a backend that sends nothing at all this long after
+    /// the INVITE is left for the next of the pool.
+    pub invite_timeout: Duration,
     /// The final responses of a trunk after which an outbound call tries the next.
     pub failover_codes: std::borrow::Cow<'static, [u16]>,
 }
@@ -85,6 +88,9 @@ pub(crate) struct Route {
     /// The name a carrier's TLS certificate must carry when trunkd connects to it.
     pub server_name: String,
     pub callee: SocketAddr,
+    /// How calls reach the backend, and the name its TLS certificate must carry.
+    pub callee_transport: Transport,
+    pub callee_name: String,
     /// The Request-URI toward the backend.
     pub request_uri: String,
 }
@@ -134,6 +140,9 @@ const PENDING: usize = 8;
 pub(crate) enum CallEvent {
     /// Nothing at all came back from this backend for an INVITE of this trunk (Timer B).
     BackendUnreachable(SocketAddr, String),
+    /// A backend of a pool failed a call (no answer within invite_timeout, a transport
+    /// error, 408 or 5xx); the call moved on to the next.
+    BackendFailed(SocketAddr, String),
     /// The backend answered something.
     BackendAnswered(SocketAddr),
     /// A call ended abnormally (timeout, unreachable backend, max duration).
@@ -194,7 +203,10 @@ struct Call {
     sent_by: String,
     /// Toward the carrier when it called over a connection: transport and `host:port`.
     caller_side: Option<(Transport, String)>,
-    server_name: String,
+    caller_name: String,
+    /// The name a TLS callee's certificate must carry (the trunk's on an outbound call, the
+    /// backend URI's host on an inbound one).
+    callee_name: String,
     /// The backend's To tags of the dialogs a 2xx confirmed and no BYE has ended yet.
     dialogs: Vec<Vec<u8>>,
     /// Our branch of each request forwarded statelessly, and where its responses go.
@@ -220,6 +232,8 @@ struct Call {
     client: InviteClient,
     /// An outbound call's own state: none on an inbound one.
     outbound: Option<Box<Outbound>>,
+    /// An inbound call's further backends, when its pool has more than one.
+    pool: Option<Box<Pool>>,
     /// CANCEL received before the backend sent a provisional: send it when one comes.
     cancel_pending: bool,
     /// The ACK we sent the backend for its non-2xx, resent on its retransmissions; kept
@@ -286,6 +300,15 @@ impl Call {
     /// Where a request from the caller goes: its next hop toward the callee.
     fn callee_hop(&self, next: Option<Target>) -> Peer {
         hop_toward(self.callee, next)
+    }
+
+    /// The TLS name for messages to `peer`: the callee's when it is the callee.
+    fn name_of(&self, peer: Peer) -> &str {
+        if peer.address == self.callee.address {
+            &self.callee_name
+        } else {
+            &self.caller_name
+        }
     }
 
     /// Our Via toward the callee: the callee's transport, from our `sent_by`.
@@ -366,10 +389,20 @@ impl Call {
             .then(|| self.client.poll_timeout())
             .flatten(),
             (self.phase != Phase::Ended).then_some(self.ends_at),
+            self.backend_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// When the current backend of a pool is left for the next one, unless it answers
+    /// something first.
+    fn backend_deadline(&self) -> Option<Instant> {
+        let pool = self.pool.as_deref()?;
+        (!self.callee_responded && self.client.state() == ClientState::Calling)
+            .then_some(pool.deadline)
+            .flatten()
     }
 
     /// When an ended call has absorbed all it must and may be forgotten: the last of the
@@ -455,6 +488,68 @@ struct Pending {
     resend: Option<(Peer, Box<[u8]>)>,
 }
 
+/// An inbound call's other backends, tried in turn while the carrier has heard nothing
+/// but our 100 Trying.
+#[derive(Debug)]
+struct Pool {
+    remaining: VecDeque<Route>,
+    /// INVITEs sent so far (each with a branch of its own).
+    sent: u32,
+    /// The current backend sent nothing at all by then: the next one is tried.
+    deadline: Option<Instant>,
+    /// The INVITEs to backends left behind: their late final answers are ACKed.
+    retired: Vec<Retired>,
+}
+
+/// The carrier's INVITE as backend `route` is to see it, with our branch (one per
+/// INVITE sent, so a retried backend's answers never match another's).
+fn backend_invite(
+    keys: &Keys,
+    (header, trunk): (&str, &str),
+    (message, source): (&Scan<'_, '_>, SocketAddr),
+    (call_id, carrier_branch): (&[u8], &[u8]),
+    route: &Route,
+    pool: &mut Pool,
+) -> Option<(Vec<u8>, Branch)> {
+    pool.sent += 1;
+    let branch = if pool.sent == 1 {
+        keys.branch_for(call_id, carrier_branch)
+    } else {
+        let mut salt = carrier_branch.to_vec();
+        salt.extend_from_slice(&pool.sent.to_be_bytes());
+        keys.branch_for(call_id, &salt)
+    };
+    let caller_side = route
+        .caller_side
+        .as_ref()
+        .map(|(transport, sent_by)| (*transport, sent_by.as_str()));
+    let ours = [
+        route.sent_by.as_str(),
+        caller_side.map_or(route.sent_by.as_str(), |(_, sent_by)| sent_by),
+    ];
+    // Top first: the entry the backend reaches us by, then the carrier's.
+    let record_route = [
+        Some((route.callee_transport, route.sent_by.as_str())),
+        caller_side,
+    ];
+    let hop = Hop {
+        transport: route.callee_transport,
+        sent_by: &route.sent_by,
+        branch: branch.as_str(),
+        ours: &ours,
+    };
+    let edits = forward::Edits {
+        request_uri: Some(&route.request_uri),
+        record_route: &record_route,
+        trunk_header: Some((header, Some(trunk))),
+        initial: true,
+        ..forward::Edits::default()
+    };
+    let mut forwarded = Vec::new();
+    forward::request(&mut forwarded, message, source, &hop, &edits).ok()?;
+    Some((forwarded, branch))
+}
+
 /// What differs between the calls [`Calls::take_on`] starts.
 struct NewCall<'a> {
     trunk: String,
@@ -466,7 +561,8 @@ struct NewCall<'a> {
     our_branch: Branch,
     sent_by: String,
     caller_side: Option<(Transport, String)>,
-    server_name: String,
+    caller_name: String,
+    callee_name: String,
     forwarded: Vec<u8>,
     outbound: Option<Box<Outbound>>,
 }
@@ -766,7 +862,7 @@ impl Calls {
         (message, bytes): (&Scan<'_, '_>, &[u8]),
         admitted: Admitted,
         key: u64,
-        route: Option<Route>,
+        routes: Vec<Route>,
     ) {
         let (Ok(call_id), Ok(via)) = (message.call_id(), message.top_via()) else {
             return;
@@ -788,7 +884,8 @@ impl Calls {
             drop(admitted);
             return;
         }
-        let Some(route) = route else {
+        let mut routes: VecDeque<Route> = routes.into();
+        let Some(route) = routes.pop_front() else {
             self.reply(carrier, message, 503, "Backend Unavailable", &[]);
             self.events.push_back(CallEvent::Warning {
                 trunk: admitted.trunk().to_string(),
@@ -796,54 +893,127 @@ impl Calls {
             });
             return;
         };
-        let branch = self.keys.branch_for(call_id, carrier_branch);
-        let caller_side = route
-            .caller_side
-            .as_ref()
-            .map(|(transport, sent_by)| (*transport, sent_by.as_str()));
-        let ours = [
-            route.sent_by.as_str(),
-            caller_side.map_or(route.sent_by.as_str(), |(_, sent_by)| sent_by),
-        ];
-        // Top first: the entry the backend reaches us by, then the carrier's.
-        let record_route = [Some((Transport::Udp, route.sent_by.as_str())), caller_side];
-        let hop = Hop {
-            transport: Transport::Udp,
-            sent_by: &route.sent_by,
-            branch: branch.as_str(),
-            ours: &ours,
-        };
-        let mut forwarded = Vec::new();
-        let edits = forward::Edits {
-            request_uri: Some(&route.request_uri),
-            record_route: &record_route,
-            trunk_header: Some((self.settings.trunk_header.as_str(), Some(admitted.trunk()))),
-            initial: true,
-            ..forward::Edits::default()
-        };
-        if forward::request(&mut forwarded, message, source, &hop, &edits).is_err() {
+        let mut pool = Box::new(Pool {
+            remaining: routes,
+            sent: 0,
+            deadline: None,
+            retired: Vec::new(),
+        });
+        let trunk_header = (self.settings.trunk_header.as_str(), admitted.trunk());
+        let forwarded = backend_invite(
+            &self.keys,
+            trunk_header,
+            (message, source),
+            (call_id, carrier_branch),
+            &route,
+            &mut pool,
+        );
+        let Some((forwarded, branch)) = forwarded else {
             self.reply(carrier, message, 400, "Bad Request", &[]);
             return;
-        }
+        };
         admitted
             .guard
             .counters()
             .calls
             .fetch_add(1, Ordering::Relaxed);
+        let has_backups = !pool.remaining.is_empty();
         let call = NewCall {
             trunk: admitted.trunk().to_string(),
             guard: Some(admitted.guard),
             caller_tag: from.tag,
             caller: carrier,
-            callee: Peer::udp(route.callee),
+            callee: Peer {
+                address: route.callee,
+                transport: route.callee_transport,
+                reconnect: route.callee,
+            },
             our_branch: branch,
             sent_by: route.sent_by,
             caller_side: route.caller_side,
-            server_name: route.server_name,
+            caller_name: route.server_name,
+            callee_name: route.callee_name,
             forwarded,
             outbound: None,
         };
         self.take_on(now, key, call_id, (message, bytes), source, call);
+        // A pool with more backends: one that sends nothing within invite_timeout is
+        // left for the next.
+        if has_backups && let Some(id) = self.calls.find(call_id) {
+            pool.deadline = Some(now + self.settings.invite_timeout);
+            self.calls.get_mut(id).pool = Some(pool);
+            self.settle(now, id);
+        }
+    }
+
+    /// The inbound call's backend failed before the carrier heard anything but our 100
+    /// Trying (no answer within invite_timeout, a transport error, 408 or 5xx): the
+    /// INVITE goes to the next backend of the pool. False when there is none.
+    fn next_backend(&mut self, now: Instant, id: Id, why: &str) -> bool {
+        let trunk_header = self.settings.trunk_header.as_str();
+        let timers = self.settings.timers;
+        let invite_timeout = self.settings.invite_timeout;
+        let call = self.calls.get_mut(id);
+        let Some(pool) = call.pool.as_deref_mut() else {
+            return false;
+        };
+        let heard =
+            call.server.state() != ServerState::Proceeding || call.server.latest_response() != 100;
+        if heard || call.cancel_pending {
+            return false;
+        }
+        let Some(route) = pool.remaining.pop_front() else {
+            return false;
+        };
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let Ok(invite) = scan::scan(&call.invite, &mut storage) else {
+            return false;
+        };
+        let Ok(call_id) = invite.call_id() else {
+            return false;
+        };
+        let Some((forwarded, branch)) = backend_invite(
+            &self.keys,
+            (trunk_header, &call.trunk),
+            (&invite, call.invite_source),
+            (call_id, &call.caller_branch),
+            &route,
+            pool,
+        ) else {
+            return false;
+        };
+        pool.retired.push(Retired {
+            branch: call.our_branch,
+            peer: call.callee,
+            server_name: std::mem::take(&mut call.callee_name),
+            ack: std::mem::take(&mut call.ack),
+        });
+        pool.deadline = (!pool.remaining.is_empty()).then_some(now + invite_timeout);
+        let old = call.callee.address;
+        call.callee = Peer {
+            address: route.callee,
+            transport: route.callee_transport,
+            reconnect: route.callee,
+        };
+        call.callee_name = route.callee_name;
+        call.sent_by = route.sent_by;
+        call.caller_side = route.caller_side;
+        call.our_branch = branch;
+        call.callee_responded = false;
+        call.cancel_pending = false;
+        let reliable = call.callee.transport != Transport::Udp;
+        call.client = InviteClient::new(now, timers, reliable, Some(TIMER_C));
+        call.forwarded = forwarded.clone();
+        let trunk = call.trunk.clone();
+        let new = call.callee.address;
+        self.events
+            .push_back(CallEvent::BackendFailed(old, trunk.clone()));
+        self.events.push_back(CallEvent::Warning {
+            trunk,
+            message: format!("backend {old} failed ({why}): call moved to backend {new}"),
+        });
+        self.send_callee(id, forwarded);
+        true
     }
 
     /// An INVITE for a Call-ID the call path knows: the same transaction again (its
@@ -896,10 +1066,10 @@ impl Calls {
         write_trying(&mut trying, message, source);
         debug_assert_eq!(first, ServerAction::Send(100));
         self.transmits
-            .push_back(transmit_to(new.caller, &new.server_name, trying));
+            .push_back(transmit_to(new.caller, &new.caller_name, trying));
         self.transmits.push_back(transmit_to(
             new.callee,
-            &new.server_name,
+            &new.callee_name,
             new.forwarded.clone(),
         ));
         let caller_branch = message
@@ -919,7 +1089,8 @@ impl Calls {
             our_branch: new.our_branch,
             sent_by: new.sent_by,
             caller_side: new.caller_side,
-            server_name: new.server_name,
+            caller_name: new.caller_name,
+            callee_name: new.callee_name,
             dialogs: Vec::new(),
             pending: VecDeque::new(),
             callee_responded: false,
@@ -930,6 +1101,7 @@ impl Calls {
             server,
             client,
             outbound: new.outbound,
+            pool: None,
             cancel_pending: false,
             ack: Vec::new(),
             ends_at: now + self.settings.max_call_duration,
@@ -1021,7 +1193,8 @@ impl Calls {
             our_branch,
             sent_by: attempt.sent_by.clone(),
             caller_side: Some((Transport::Udp, dial.toward_backend)),
-            server_name: attempt.server_name.clone(),
+            caller_name: String::new(),
+            callee_name: attempt.server_name.clone(),
             forwarded,
             outbound: Some(outbound),
         };
@@ -1160,7 +1333,7 @@ impl Calls {
                 resend,
             });
         }
-        let transmit = transmit_to(destination, &call.server_name, out);
+        let transmit = transmit_to(destination, call.name_of(destination), out);
         self.transmits.push_back(transmit);
     }
 
@@ -1182,10 +1355,12 @@ impl Calls {
         let call = self.calls.get_mut(id);
         let branch = message.top_via().ok().and_then(|via| via.branch);
         let ours = source == call.callee.address && branch == Some(call.our_branch.as_bytes());
-        let retired = match (&call.outbound, branch) {
-            (Some(out), Some(branch)) if !ours && cseq.method == Method::Invite => out
-                .retired
+        let retired = match branch {
+            Some(branch) if !ours && cseq.method == Method::Invite => call
+                .outbound
                 .iter()
+                .flat_map(|out| &out.retired)
+                .chain(call.pool.iter().flat_map(|pool| &pool.retired))
                 .find(|retired| retired.branch.as_bytes() == branch),
             _ => None,
         };
@@ -1234,7 +1409,7 @@ impl Calls {
                 destination.unwrap_or(if to_caller { call.caller } else { call.callee });
             let mut out = Vec::new();
             if forward::response(&mut out, message, &call.parties(message, to_caller)).is_ok() {
-                let transmit = transmit_to(destination, &call.server_name, out);
+                let transmit = transmit_to(destination, call.name_of(destination), out);
                 self.transmits.push_back(transmit);
             }
         }
@@ -1261,6 +1436,9 @@ impl Calls {
             _ => return,
         };
         if code >= 300 && self.outbound_failure(now, id, code, message) {
+            return;
+        }
+        if matches!(code, 408 | 500..=599) && self.next_backend(now, id, &code.to_string()) {
             return;
         }
         let call = self.calls.get_mut(id);
@@ -1328,7 +1506,7 @@ impl Calls {
                 call.latest.clear();
                 call.latest.extend_from_slice(&relayed);
             }
-            let transmit = transmit_to(call.caller, &call.server_name, relayed);
+            let transmit = transmit_to(call.caller, &call.caller_name, relayed);
             self.transmits.push_back(transmit);
         }
         if code >= 300 {
@@ -1368,7 +1546,7 @@ impl Calls {
                         out.retired.push(Retired {
                             branch: call.our_branch,
                             peer: call.callee,
-                            server_name: call.server_name.clone(),
+                            server_name: call.callee_name.clone(),
                             ack: std::mem::take(&mut call.ack),
                         });
                         self.send_invite(now, id, Some(&line));
@@ -1415,7 +1593,7 @@ impl Calls {
         out.retired.push(Retired {
             branch: call.our_branch,
             peer: call.callee,
-            server_name: std::mem::take(&mut call.server_name),
+            server_name: std::mem::take(&mut call.callee_name),
             ack: std::mem::take(&mut call.ack),
         });
         if let Some(guard) = call.guard.take() {
@@ -1433,7 +1611,7 @@ impl Calls {
             reconnect: next.next_hop,
         };
         call.sent_by = next.sent_by.clone();
-        call.server_name = next.server_name.clone();
+        call.callee_name = next.server_name.clone();
         call.trunk = next.trunk.clone();
         call.guard = Some(guard);
         call.callee_responded = false;
@@ -1514,12 +1692,12 @@ impl Calls {
             let mut ack = Vec::new();
             write_from_invite(&forwarded, &mut ack, "ACK", message.header(HeaderName::To));
             self.transmits
-                .push_back(transmit_to(destination, &call.server_name, ack));
+                .push_back(transmit_to(destination, &call.callee_name, ack));
         }
         out.cseq_offset += 1;
         pending.branch = branch;
         self.transmits
-            .push_back(transmit_to(destination, &call.server_name, again));
+            .push_back(transmit_to(destination, &call.callee_name, again));
         true
     }
 
@@ -1581,18 +1759,25 @@ impl Calls {
         self.send_callee(id, cancel);
     }
 
-    /// A connection trunkd opened to `peer` failed or could not be opened: an outbound
-    /// call whose INVITE went there and has no answer yet fails over, as on Timer B.
+    /// A connection trunkd opened to `peer` failed or could not be opened: a call whose
+    /// INVITE went there and has no answer yet fails over (an outbound call to its next
+    /// trunk, an inbound one to its next backend, else 503 to the carrier).
     pub(crate) fn handle_transport_error(&mut self, now: Instant, peer: SocketAddr) {
         let failed = self.calls.ids(|call| {
-            call.outbound.is_some()
-                && call.callee.transport != Transport::Udp
+            call.callee.transport != Transport::Udp
                 && call.callee.address == peer
                 && call.client.state() == ClientState::Calling
                 && call.server.state() == ServerState::Proceeding
         });
         for id in failed {
-            self.outbound_timeout(now, id);
+            if self.calls.get(id).outbound.is_some() {
+                self.outbound_timeout(now, id);
+            } else if !self.next_backend(now, id, "connection failed") {
+                let call = self.calls.get(id);
+                let event = CallEvent::BackendUnreachable(peer, call.trunk.clone());
+                self.events.push_back(event);
+                self.final_from_us(now, id, 503, "Backend Unavailable");
+            }
             self.settle(now, id);
         }
     }
@@ -1608,6 +1793,15 @@ impl Calls {
     fn run_timers(&mut self, now: Instant, id: Id) {
         let call = self.calls.get_mut(id);
         call.expire(now);
+        if call.backend_deadline().is_some_and(|at| now >= at) {
+            if call.cancel_pending {
+                // The carrier gave up while the backend said nothing at all.
+                self.final_from_us(now, id, 487, response::reason_phrase(487));
+            } else {
+                self.next_backend(now, id, "no answer within invite_timeout");
+            }
+        }
+        let call = self.calls.get_mut(id);
         match call.client.handle_timeout(now) {
             ClientAction::Retransmit => {
                 let bytes = call.forwarded.clone();
@@ -1726,7 +1920,7 @@ impl Calls {
                 write_trying(&mut call.latest, &invite, call.invite_source);
             }
         }
-        let transmit = transmit_to(call.caller, &call.server_name, call.latest.clone());
+        let transmit = transmit_to(call.caller, &call.caller_name, call.latest.clone());
         self.transmits.push_back(transmit);
     }
 
@@ -1754,7 +1948,7 @@ impl Calls {
     /// To a call's callee.
     fn send_callee(&mut self, id: Id, bytes: Vec<u8>) {
         let call = self.calls.get(id);
-        let transmit = transmit_to(call.callee, &call.server_name, bytes);
+        let transmit = transmit_to(call.callee, &call.callee_name, bytes);
         self.transmits.push_back(transmit);
     }
 

@@ -890,3 +890,4 @@ fn core_counters(control: &Control) -> Arc<TrunkCounters> {
 
 mod drain;
 mod outbound;
+mod pool;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use super::country;
 use super::error::{ConfigError, ConfigErrors, SourceFile};
@@ -20,7 +20,7 @@ use super::values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, UnknownSource,
     format_duration, parse_network,
 };
-use super::{Backend, Config, Daemon, Origin, TlsFiles, TlsIdentity, Trunk};
+use super::{Backend, BackendUri, Config, Daemon, Origin, TlsFiles, TlsIdentity, Trunk};
 use crate::sip::transaction::TimerValues;
 use crate::sip::{Host, Scheme, SipUri};
 
@@ -46,6 +46,10 @@ const DEFAULT_OPTIONS_INTERVAL: Duration = Duration::from_secs(30);
 /// Asterisk's `qualify_timeout` default: a dead carrier shows within seconds, not at
 /// Timer F (32 s) per ping.
 const DEFAULT_OPTIONS_TIMEOUT: Duration = Duration::from_secs(3);
+/// A backend that sends not even 100 Trying in this long is not there (issue 15).
+const DEFAULT_INVITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A backend's or trunk's `priority` when none is written.
+const DEFAULT_PRIORITY: u32 = 100;
 const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
 const DEFAULT_REGISTER_RETRY_MIN: Duration = Duration::from_secs(30);
 const DEFAULT_REGISTER_RETRY_MAX: Duration = Duration::from_secs(30 * 60);
@@ -541,18 +545,127 @@ fn read_backend(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Backend> {
     let mut reader = TableReader::new(source, "[backend]".into(), None, table, errors);
-    let uri = reader.parsed("uri", SipUri::parse);
-    if uri.is_none() && table.get("uri").is_none() {
-        reader.error(span, "[backend] needs uri".into());
+    let uri = reader.parsed("uri", backend_uri);
+    let listed = reader.array("uris");
+    let mut uris: Vec<BackendUri> = uri
+        .map(|uri| BackendUri {
+            uri: uri.into_inner(),
+            priority: DEFAULT_PRIORITY,
+            weight: 1,
+        })
+        .into_iter()
+        .collect();
+    let mut pool_errors = Vec::new();
+    if let Some(items) = listed {
+        if table.get("uri").is_some() {
+            reader.error(span, "[backend]: set uri or uris, not both".into());
+        }
+        if items.is_empty() {
+            reader.error(span, "[backend] uris: list at least one backend".into());
+        }
+        for (index, item) in items.iter().enumerate() {
+            if let Some(entry) = read_backend_uri(source, index, item, &mut pool_errors) {
+                uris.push(entry);
+            }
+        }
+    }
+    if table.get("uri").is_none() && table.get("uris").is_none() {
+        reader.error(span, "[backend] needs uri (or uris)".into());
+    }
+    let invite_timeout = reader.duration("invite_timeout");
+    if let Some(timeout) = &invite_timeout
+        && !(Duration::from_millis(100)..=Duration::from_secs(32)).contains(timeout.get_ref())
+    {
+        reader.error(
+            &timeout.span(),
+            "invite_timeout: must be between 100ms and 32s".into(),
+        );
     }
     let allowed_ips = reader
         .parsed_list("allowed_ips", parse_network)
         .unwrap_or_default();
     reader.finish();
-    uri.map(|uri| Backend {
-        uri: uri.into_inner(),
+    let failed = !pool_errors.is_empty();
+    errors.extend(pool_errors);
+    (!uris.is_empty() && !failed).then(|| Backend {
+        uris,
+        invite_timeout: invite_timeout.map_or(DEFAULT_INVITE_TIMEOUT, Spanned::into_inner),
         allowed_ips: allowed_ips.into_iter().map(Spanned::into_inner).collect(),
     })
+}
+
+/// A backend URI: a SIP URI whose `transport` parameter, if any, is udp, tcp or tls.
+fn backend_uri(text: &str) -> Result<SipUri, String> {
+    let uri = SipUri::parse(text)?;
+    let transport = uri.params.split(';').find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.eq_ignore_ascii_case("transport").then_some(value)
+    });
+    match transport {
+        Some(value)
+            if !["udp", "tcp", "tls"]
+                .iter()
+                .any(|t| value.eq_ignore_ascii_case(t)) =>
+        {
+            Err(format!("\"{text}\": transport must be udp, tcp or tls"))
+        }
+        _ => Ok(uri),
+    }
+}
+
+/// One entry of `[backend] uris`: a URI string, or an inline table
+/// `{ uri = "...", priority = 10, weight = 2 }`.
+fn read_backend_uri(
+    source: &SourceFile,
+    index: usize,
+    item: &Spanned<DeValue<'_>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<BackendUri> {
+    match item.get_ref() {
+        DeValue::String(text) => match backend_uri(text) {
+            Ok(uri) => Some(BackendUri {
+                uri,
+                priority: DEFAULT_PRIORITY,
+                weight: 1,
+            }),
+            Err(reason) => {
+                errors.push(source.error_at(
+                    item.span().start,
+                    None,
+                    format!("uris[{index}]: {reason}"),
+                ));
+                None
+            }
+        },
+        DeValue::Table(table) => {
+            let name = format!("[backend] uris[{index}]");
+            let mut reader = TableReader::new(source, name, None, table, errors);
+            let uri = reader.parsed("uri", backend_uri);
+            if table.get("uri").is_none() {
+                reader.error(&item.span(), format!("uris[{index}]: needs uri"));
+            }
+            let priority = reader
+                .integer("priority", 0..(i64::from(u32::MAX) + 1))
+                .map_or(DEFAULT_PRIORITY, |p| p.into_inner() as u32);
+            let weight = reader
+                .integer("weight", 1..10_001)
+                .map_or(1, |w| w.into_inner() as u32);
+            reader.finish();
+            uri.map(|uri| BackendUri {
+                uri: uri.into_inner(),
+                priority,
+                weight,
+            })
+        }
+        other => {
+            let found = other.type_str();
+            let message = format!(
+                "uris[{index}]: expected a SIP URI string or an inline table, found {found}"
+            );
+            errors.push(source.error_at(item.span().start, None, message));
+            None
+        }
+    }
 }
 
 /// A trunk and the places the cross-file checks point at.

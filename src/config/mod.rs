@@ -102,11 +102,54 @@ pub struct TlsIdentity {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
-    /// Where admitted inbound calls go unless a trunk sets `route_to`.
-    pub uri: SipUri,
+    /// Where admitted inbound calls go unless a trunk sets `route_to` (`uri`, or the
+    /// pool of `uris`): never empty.
+    pub uris: Vec<BackendUri>,
+    /// A backend that sent nothing at all (not even 100 Trying) this long after an
+    /// INVITE has failed: the call moves to the next backend of the pool.
+    pub invite_timeout: Duration,
     /// Further sources (PBX clusters) that may send outbound calls, besides the addresses
     /// of `uri` and of each trunk's `route_to`. Read once outbound calling exists.
     pub allowed_ips: Vec<IpNet>,
+}
+
+/// One backend of the pool: its URI (its `transport` parameter, or `sips:`, says how
+/// calls reach it), and its place in the order calls try them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUri {
+    pub uri: SipUri,
+    /// Lower first (default 100).
+    pub priority: u32,
+    /// Among equal priorities, a random draw weighted by it (default 1).
+    pub weight: u32,
+}
+
+impl BackendUri {
+    /// How calls reach it: `sips:` or `;transport=tls` is TLS, `;transport=tcp` TCP,
+    /// else UDP.
+    pub fn transport(&self) -> Transport {
+        uri_transport(&self.uri)
+    }
+}
+
+/// A URI's port, or its transport's default (5061 for TLS, else 5060).
+pub fn uri_port(uri: &SipUri) -> u16 {
+    uri.port.unwrap_or(uri_transport(uri).default_port())
+}
+
+/// The transport a URI names: `sips:` or `;transport=tls` TLS, `;transport=tcp` TCP, else
+/// UDP.
+pub fn uri_transport(uri: &SipUri) -> Transport {
+    let named = uri.params.split(';').find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.eq_ignore_ascii_case("transport").then_some(value)
+    });
+    match named {
+        _ if uri.scheme == crate::sip::uri::Scheme::Sips => Transport::Tls,
+        Some(value) if value.eq_ignore_ascii_case("tls") => Transport::Tls,
+        Some(value) if value.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    }
 }
 
 /// One SIP trunk, validated.

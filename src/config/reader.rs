@@ -182,6 +182,18 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
         Some(numbers)
     }
 
+    /// An array's elements, of any type.
+    pub(super) fn array(&mut self, key: &'static str) -> Option<Vec<&'a Spanned<DeValue<'i>>>> {
+        let value = self.value(key)?;
+        match value.get_ref() {
+            DeValue::Array(items) => Some(items.iter().collect()),
+            _ => {
+                self.wrong_type(key, value, "an array");
+                None
+            }
+        }
+    }
+
     /// An array of strings; non-string elements are reported one by one.
     pub(super) fn strings(&mut self, key: &'static str) -> Option<Vec<Str<'a>>> {
         let value = self.value(key)?;

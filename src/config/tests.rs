@@ -338,3 +338,72 @@ fn options_timeout_defaults_to_3s_and_is_bounded() {
         );
     }
 }
+
+#[test]
+fn backend_uris_in_every_form_and_their_errors() {
+    let text = format!(
+        r#"[backend]
+uris = ["sip:10.0.0.9:5080", {{ uri = "sips:pbx.example", priority = 10, weight = 3 }}, "sip:10.0.0.10;transport=tcp"]
+invite_timeout = "1500ms"
+
+{OUTBOUND_TRUNK}"#
+    );
+    let backend = loaded(&text).backend.unwrap();
+    let pool: Vec<_> = backend
+        .uris
+        .iter()
+        .map(|entry| {
+            (
+                entry.uri.to_string(),
+                entry.priority,
+                entry.weight,
+                entry.transport(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pool,
+        [
+            ("sip:10.0.0.9:5080".to_owned(), 100, 1, Transport::Udp),
+            ("sips:pbx.example".to_owned(), 10, 3, Transport::Tls),
+            (
+                "sip:10.0.0.10;transport=tcp".to_owned(),
+                100,
+                1,
+                Transport::Tcp
+            ),
+        ]
+    );
+    assert_eq!(
+        backend.invite_timeout,
+        std::time::Duration::from_millis(1500)
+    );
+    assert_eq!(uri_port(&backend.uris[1].uri), 5061);
+    // `uri` is the one-element form, with the default invite_timeout.
+    let one = loaded(&format!(
+        "[backend]\nuri = \"sip:10.0.0.9\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    let one = one.backend.unwrap();
+    assert_eq!(
+        (one.uris.len(), one.invite_timeout),
+        (1, std::time::Duration::from_secs(2))
+    );
+
+    let errors = errors_of(&format!(
+        "[backend]\nuri = \"sip:a.example\"\nuris = [\"sip:10.0.0.9;transport=sctp\", 5, {{ priority = 1 }}]\ninvite_timeout = \"1m\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    let text = errors.join("\n");
+    for expected in [
+        "set uri or uris, not both",
+        "uris[0]: \"sip:10.0.0.9;transport=sctp\": transport must be udp, tcp or tls",
+        "uris[1]: expected a SIP URI string or an inline table, found integer",
+        "uris[2]: needs uri",
+        "invite_timeout: must be between 100ms and 32s",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    assert!(
+        errors.iter().all(|error| error.starts_with("t.toml:")),
+        "{text}"
+    );
+}

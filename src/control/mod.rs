@@ -499,7 +499,7 @@ impl Control {
         if let Some(admitted) = admitted {
             let key = self.inbound.transaction_key(&message);
             let user = message.request_uri_user();
-            let route = self.route(admitted.trunk(), local, connection, user);
+            let routes = self.routes(admitted.trunk(), local, connection, user);
             self.calls.handle_invite(
                 now,
                 source,
@@ -507,7 +507,7 @@ impl Control {
                 (&message, bytes),
                 admitted,
                 key,
-                route,
+                routes,
             );
             // Only a call that exists has a transaction for retransmissions to reach;
             // an INVITE refused here (no backend address, loop) was answered statelessly.
@@ -541,22 +541,71 @@ impl Control {
         self.step_shutdown(now);
     }
 
-    /// Where an admitted call of `trunk` goes: its `route_to`, else `[backend] uri`,
-    /// with the dialled user kept when the URI names none.
-    fn route(
+    /// Where an admitted call of `trunk` goes, in the order to try: its `route_to`, else
+    /// the `[backend]` pool by priority and weight, the backends counted as down last
+    /// (calls are their probe when every one is down).
+    fn routes(
         &mut self,
         trunk: &str,
         local: SocketAddr,
         connection: Option<call::Connection>,
         user: Option<&[u8]>,
-    ) -> Option<call::Route> {
+    ) -> Vec<call::Route> {
         let whole = Arc::clone(&self.config);
-        let config = whole.trunks.get(trunk)?;
-        let uri = config
-            .route_to
-            .as_deref()
-            .or(whole.backend.as_ref().map(|b| &b.uri))?;
+        let Some(config) = whole.trunks.get(trunk) else {
+            return Vec::new();
+        };
+        let pool: Vec<(&crate::sip::SipUri, u32, u32)> = match &config.route_to {
+            Some(uri) => vec![(&**uri, 100, 1)],
+            None => whole
+                .backend
+                .iter()
+                .flat_map(|backend| &backend.uris)
+                .map(|entry| (&entry.uri, entry.priority, entry.weight))
+                .collect(),
+        };
+        let order = if pool.len() > 1 {
+            let keys: Vec<call::outbound::Candidate> = pool
+                .iter()
+                .map(|&(_, priority, weight)| call::outbound::Candidate {
+                    prefix: 0,
+                    priority,
+                    weight,
+                })
+                .collect();
+            call::outbound::order(&keys, |n| self.random.below(n))
+        } else {
+            (0..pool.len()).collect()
+        };
+        let (mut live, mut down) = (Vec::new(), Vec::new());
+        for index in order {
+            let Some(route) = self.route(&whole, config, pool[index].0, (local, connection), user)
+            else {
+                continue;
+            };
+            if self.backends_down.contains_key(&route.callee) {
+                down.push(route);
+            } else {
+                live.push(route);
+            }
+        }
+        live.extend(down);
+        live
+    }
+
+    /// The way to one backend `uri`, with the dialled user kept when the URI names none;
+    /// `None` while it has no address, or when trunkd has no listener of its transport
+    /// (the backend could not reach us back inside the call).
+    fn route(
+        &mut self,
+        whole: &Config,
+        config: &Trunk,
+        uri: &crate::sip::SipUri,
+        (local, connection): (SocketAddr, Option<call::Connection>),
+        user: Option<&[u8]>,
+    ) -> Option<call::Route> {
         let backend = backend_address(uri, &self.backend_names)?;
+        let transport = crate::config::uri_transport(uri);
         let mut target = uri.clone();
         if target.user.is_none() {
             target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
@@ -576,11 +625,25 @@ impl Control {
                 None => self.want_probe(backend.ip()),
             }
         }
+        // Over TCP or TLS, our listener of that transport is what the backend reaches us
+        // by (at the address facing it when the listener is a wildcard).
+        if transport != Transport::Udp {
+            let listener = whole.daemon.listen.iter().find(|listen| {
+                listen.transport == transport && listen.address.is_ipv4() == backend.is_ipv4()
+            })?;
+            let ip = match listener.address.ip() {
+                ip if ip.is_unspecified() => toward_backend.ip(),
+                ip => ip,
+            };
+            toward_backend = SocketAddr::new(ip, listener.address.port());
+        }
         let caller_side = match connection {
             Some(connection) if connection.transport != Transport::Udp => connection
                 .listener
                 .map(|listener| (connection.transport, sent_by(listener))),
-            _ if toward_backend != local => Some((Transport::Udp, sent_by(local))),
+            _ if toward_backend != local || transport != Transport::Udp => {
+                Some((Transport::Udp, sent_by(local)))
+            }
             _ => None,
         };
         Some(call::Route {
@@ -588,6 +651,13 @@ impl Control {
             caller_side,
             server_name: next_hop::server_name(config),
             callee: backend,
+            callee_transport: transport,
+            callee_name: uri
+                .host
+                .to_string()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             request_uri: target.to_string(),
         })
     }
@@ -611,10 +681,18 @@ impl Control {
                     self.events.push_back(Event::Warning {
                         trunk,
                         message: format!(
-                            "backend {backend} is not answering: OPTIONS from carriers get 503 for {}s",
+                            "backend {backend} is not answering: counted down for {}s (OPTIONS from carriers get 503 while every backend of a trunk is)",
                             BACKEND_DOWN_HOLD.as_secs()
                         ),
                     });
+                }
+                CallEvent::BackendFailed(backend, _) => {
+                    // Left out of the next calls' first choices for a while; the call
+                    // path said which trunk and why.
+                    health_changed |= self
+                        .backends_down
+                        .insert(backend, now + BACKEND_DOWN_HOLD)
+                        .is_none();
                 }
                 CallEvent::BackendAnswered(backend) => {
                     health_changed |= self.backends_down.remove(&backend).is_some();
@@ -1014,13 +1092,13 @@ fn backend_uris(config: &Config) -> impl Iterator<Item = &crate::sip::SipUri> {
     config
         .backend
         .iter()
-        .map(|backend| &backend.uri)
+        .flat_map(|backend| backend.uris.iter().map(|entry| &entry.uri))
         .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
 }
 
 /// `host:port` of a backend URI, the key of its lookup.
 fn backend_key(uri: &crate::sip::SipUri) -> String {
-    format!("{}:{}", uri.host, uri.port.unwrap_or(5060))
+    format!("{}:{}", uri.host, crate::config::uri_port(uri))
 }
 
 /// Backend names are looked up again this often.
@@ -1039,6 +1117,12 @@ fn call_settings(config: &Config) -> call::Settings {
         timers: config.daemon.timers,
         max_call_duration: config.daemon.max_call_duration,
         failover_codes: config.daemon.outbound_failover_codes.clone(),
+        invite_timeout: config
+            .backend
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(2), |backend| {
+                backend.invite_timeout
+            }),
     }
 }
 

@@ -757,9 +757,15 @@ impl Snapshot {
                     }
                     _ => None,
                 },
-                backend_down: backend_uri(config, trunk)
-                    .and_then(|uri| (inputs.backend_address)(uri))
-                    .is_some_and(|backend| inputs.backends_down.contains(&backend)),
+                // Every backend of its pool down (none known counts as up: the call path
+                // answers 503 itself then).
+                backend_down: {
+                    let mut addresses = backend_uris(config, trunk)
+                        .filter_map(|uri| (inputs.backend_address)(uri))
+                        .peekable();
+                    addresses.peek().is_some()
+                        && addresses.all(|backend| inputs.backends_down.contains(&backend))
+                },
                 numbers: digits.into(),
                 country: trunk.country,
                 counters: (inputs.counters)(&trunk.id),
@@ -854,28 +860,37 @@ pub fn literal_next_hop(trunk: &Trunk) -> Option<IpAddr> {
     }
 }
 
-/// Where a trunk's calls go: its `route_to`, else `[backend] uri`.
-pub fn backend_uri<'c>(config: &'c Config, trunk: &'c Trunk) -> Option<&'c SipUri> {
-    trunk
+/// Where a trunk's calls go: its `route_to`, else every backend of `[backend]`.
+pub fn backend_uris<'c>(
+    config: &'c Config,
+    trunk: &'c Trunk,
+) -> impl Iterator<Item = &'c SipUri> + use<'c> {
+    let pool = trunk
         .route_to
-        .as_deref()
-        .or(config.backend.as_ref().map(|backend| &backend.uri))
+        .is_none()
+        .then(|| config.backend.iter().flat_map(|backend| &backend.uris))
+        .into_iter()
+        .flatten()
+        .map(|entry| &entry.uri);
+    trunk.route_to.as_deref().into_iter().chain(pool)
 }
 
 /// A backend URI's address when it is an IP literal.
 pub fn literal_address(uri: &SipUri) -> Option<SocketAddr> {
-    Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060)))
+    Some(SocketAddr::new(
+        uri.host.ip()?,
+        crate::config::uri_port(uri),
+    ))
 }
 
-/// Backend addresses known without DNS: every IP-literal `route_to` and `[backend] uri`.
+/// Backend addresses known without DNS: every IP-literal `route_to` and `[backend]` URI.
 pub fn literal_backends(config: &Config) -> Vec<SocketAddr> {
     let uris = config
         .backend
         .iter()
-        .map(|backend| &backend.uri)
+        .flat_map(|backend| backend.uris.iter().map(|entry| &entry.uri))
         .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()));
-    uris.filter_map(|uri| Some(SocketAddr::new(uri.host.ip()?, uri.port.unwrap_or(5060))))
-        .collect()
+    uris.filter_map(literal_address).collect()
 }
 
 #[cfg(test)]
