@@ -574,3 +574,122 @@ options_interval = 0
     let log = trunkd.stop();
     assert!(log.iter().all(|line| !line.contains("roam-pw-sipp")));
 }
+
+/// trunkd whose `[backend] uris` are `backends` (tried in that order), for calls from
+/// 127.0.0.1 to [`DID`].
+fn start_pool(dir: &Path, backends: &[String], extra: &str) -> (Trunkd, u16) {
+    let uris: Vec<String> = backends
+        .iter()
+        .enumerate()
+        .map(|(index, address)| format!("{{ uri = \"sip:{address}\", priority = {index} }}"))
+        .collect();
+    let port = free_port();
+    let config = dir.join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:{port}"]
+status_interval = "1s"
+status_file = ""
+{extra}
+
+[backend]
+uris = [{}]
+invite_timeout = "1s"
+
+[trunks.lab]
+domain = "192.0.2.77"
+transport = "udp"
+allowed_inbound_ips = ["127.0.0.1"]
+numbers = ["{DID}"]
+max_channels = 2
+options_interval = 0
+"#,
+            uris.join(", ")
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["listening on udp:127.0.0.1"]);
+    (trunkd, port)
+}
+
+#[test]
+fn a_dead_backend_of_a_pool_costs_the_carrier_nothing_and_is_used_again_once_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_port = free_port();
+    let first = format!("127.0.0.1:{first_port}");
+    let mut second = backend(dir.path(), "sipp-backend-uas.xml", "1");
+    let second_address = format!("127.0.0.1:{}", second.port);
+    // T1 = 50 ms: a backend that never answers gives up at Timer B after 3.2 s.
+    let (mut trunkd, port) = start_pool(
+        dir.path(),
+        &[first.clone(), second_address.clone()],
+        "timer_t1 = \"50ms\"",
+    );
+    // The first backend is dead: after invite_timeout (1 s) the call goes to the second,
+    // and the carrier's call completes as if nothing happened.
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "200", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(
+        second.wait(),
+        Some(0),
+        "second backend: {}",
+        second.log_text()
+    );
+    let trace = messages(dir.path(), "sipp-carrier-call.xml", DID, "200");
+    assert!(
+        !trace.contains("SIP/2.0 5"),
+        "no failure reached the carrier: {trace}"
+    );
+    trunkd.seen_or_wait_for(&[&format!(
+        "backend {first} failed (no answer within invite_timeout)"
+    )]);
+
+    // Both dead: the carrier gets 503, and its OPTIONS 503 too.
+    let mut uac = carrier(dir.path(), "sipp-carrier-rejected.xml", DID, "0", port);
+    assert_eq!(uac.wait(), Some(0), "{}", uac.log_text());
+    let trace = messages(dir.path(), "sipp-carrier-rejected.xml", DID, "0");
+    assert!(
+        trace.contains("SIP/2.0 503 Backend Unavailable\r\n"),
+        "{trace}"
+    );
+    let answer = options(port);
+    assert!(
+        answer.starts_with("SIP/2.0 503 Backend Unavailable\r\n"),
+        "{answer}"
+    );
+
+    // The first comes back: the next call, tried there first (both count as down, and it
+    // has the lower priority), lands on it and counts it up again.
+    let messages_file = dir.path().join("first-back.messages");
+    let mut first_back = Sipp::start_on(
+        "sipp-backend-uas.xml",
+        dir.path(),
+        first_port,
+        &[
+            "-t",
+            "u1",
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_msg",
+            "-message_file",
+            messages_file.to_str().unwrap(),
+        ],
+    );
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "100", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(
+        first_back.wait(),
+        Some(0),
+        "first backend: {}",
+        first_back.log_text()
+    );
+    let answer = options(port);
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+}
