@@ -44,6 +44,30 @@ pub struct StatusDocument {
     /// Shutting down: new calls are refused.
     pub draining: bool,
     pub trunks: Vec<TrunkEntry>,
+    /// The backends' health checks (`[backend] options_interval`); empty when off.
+    #[serde(default)]
+    pub backends: Vec<BackendEntry>,
+}
+
+/// One backend's health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendEntry {
+    pub uri: String,
+    pub address: String,
+    /// `up`, `down` or `unknown`.
+    pub state: String,
+    pub rtt_ms: Option<u64>,
+}
+
+impl BackendEntry {
+    pub fn of(status: &crate::control::backends::BackendStatus) -> Self {
+        BackendEntry {
+            uri: status.uri.clone(),
+            address: status.address.to_string(),
+            state: status.state.as_str().to_owned(),
+            rtt_ms: status.rtt_last.map(|rtt| rtt.as_millis() as u64),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +176,14 @@ impl StatusDocument {
             trunks_options_down: summary.options_down,
             draining,
             trunks: trunks.iter().map(TrunkEntry::of).collect(),
+            backends: Vec::new(),
         }
+    }
+
+    /// With the backends' health checks.
+    pub fn with_backends(mut self, backends: &[crate::control::backends::BackendStatus]) -> Self {
+        self.backends = backends.iter().map(BackendEntry::of).collect();
+        self
     }
 
     /// Writes `path` atomically: a temporary file in the same directory, then rename,
@@ -269,6 +300,17 @@ impl StatusDocument {
         if self.trunks_options_down > 0 {
             let _ = write!(health, ", {} down by OPTIONS", self.trunks_options_down);
         }
+        for backend in &self.backends {
+            let rtt = backend
+                .rtt_ms
+                .map(|ms| format!(" rtt {ms}ms"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "backend {} ({}): {}{rtt}",
+                backend.uri, backend.address, backend.state
+            );
+        }
         let _ = writeln!(
             out,
             "{} trunks ({} enabled){health}, {} active calls, unknown_source={}, config generation {}{}",
@@ -342,6 +384,12 @@ mod tests {
                     ..entry
                 },
             ],
+            backends: vec![BackendEntry {
+                uri: "sip:10.0.0.9:5080".into(),
+                address: "10.0.0.9:5080".into(),
+                state: "up".into(),
+                rtt_ms: Some(3),
+            }],
         }
     }
 
@@ -359,6 +407,7 @@ mod tests {
             "TRUNK      STATE       OPTIONS  RTT   VERIFIED  CHANNELS  CALLS  REJECTED  OUT  FAILOVERS  NEXT HOP\n\
              carrier-x  registered  up       12ms  yes       3/30      120    6         4    2          udp:192.0.2.1:5060\n\
              b          idle        off      -     no        0/-       120    6         4    2          udp:192.0.2.1:5060\n\
+             backend sip:10.0.0.9:5080 (10.0.0.9:5080): up rtt 3ms\n\
              2 trunks (2 enabled), 1/1 registered, 3 active calls, unknown_source=9, config generation 3\n"
         );
     }

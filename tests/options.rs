@@ -211,3 +211,66 @@ options_interval = "1s"
     let _ = verify.kill();
     let _ = verify.wait();
 }
+
+#[test]
+fn backends_are_health_checked_and_shown_up_or_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = free_port();
+    let _responder = responder(dir.path(), live);
+    let dead = free_port();
+    let status_file = dir.path().join("status.json");
+    let config = dir.path().join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:0"]
+status_interval = "1h"
+status_file = "{}"
+
+[backend]
+uris = ["sip:127.0.0.1:{live}", "sip:127.0.0.1:{dead}"]
+options_interval = "1s"
+options_timeout = "500ms"
+options_down_after = 1
+
+[trunks.lab]
+domain = "192.0.2.77"
+transport = "udp"
+allowed_inbound_ips = ["192.0.2.77"]
+options_interval = 0
+"#,
+            status_file.display()
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    let up = trunkd.wait_for(&[&format!("backend=sip:127.0.0.1:{live} "), "state=up"]);
+    assert!(up.contains("rtt_ms="), "{up}");
+    let down = trunkd.seen_or_wait_for(&[&format!("backend=sip:127.0.0.1:{dead} "), "state=down"]);
+    assert!(down.contains("WARN"), "{down}");
+    assert!(
+        down.contains("no answer within options_timeout (500ms)"),
+        "{down}"
+    );
+    // `trunkd status` shows both.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_trunkd"))
+            .args(["status", "--file"])
+            .arg(&status_file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout).into_owned();
+        if text.contains(&format!(
+            "backend sip:127.0.0.1:{dead} (127.0.0.1:{dead}): down"
+        )) && text.contains(&format!(
+            "backend sip:127.0.0.1:{live} (127.0.0.1:{live}): up"
+        )) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

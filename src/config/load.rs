@@ -584,12 +584,41 @@ fn read_backend(
     let allowed_ips = reader
         .parsed_list("allowed_ips", parse_network)
         .unwrap_or_default();
+    let options_interval = reader.duration("options_interval");
+    if let Some(interval) = &options_interval
+        && !interval.get_ref().is_zero()
+        && *interval.get_ref() < Duration::from_secs(1)
+    {
+        reader.error(
+            &interval.span(),
+            "options_interval: use 0 (off) or at least 1s".into(),
+        );
+    }
+    let options_timeout = reader.duration("options_timeout");
+    if let Some(timeout) = &options_timeout
+        && !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(timeout.get_ref())
+    {
+        reader.error(
+            &timeout.span(),
+            "options_timeout: must be between 100ms and 5m".into(),
+        );
+    }
+    let options_down_after = reader
+        .integer("options_down_after", 1..101)
+        .map_or(DEFAULT_OPTIONS_DOWN_AFTER, |n| n.into_inner() as u32);
+    let options_up_after = reader
+        .integer("options_up_after", 1..101)
+        .map_or(DEFAULT_OPTIONS_UP_AFTER, |n| n.into_inner() as u32);
     reader.finish();
     let failed = !pool_errors.is_empty();
     errors.extend(pool_errors);
     (!uris.is_empty() && !failed).then(|| Backend {
         uris,
         invite_timeout: invite_timeout.map_or(DEFAULT_INVITE_TIMEOUT, Spanned::into_inner),
+        options_interval: options_interval.map_or(Duration::ZERO, Spanned::into_inner),
+        options_timeout: options_timeout.map_or(DEFAULT_OPTIONS_TIMEOUT, Spanned::into_inner),
+        options_down_after,
+        options_up_after,
         allowed_ips: allowed_ips.into_iter().map(Spanned::into_inner).collect(),
     })
 }

@@ -108,6 +108,12 @@ pub struct Backend {
     /// A backend that sent nothing at all (not even 100 Trying) this long after an
     /// INVITE has failed: the call moves to the next backend of the pool.
     pub invite_timeout: Duration,
+    /// OPTIONS health checks of every backend: period (0: off), how long a ping may go
+    /// unanswered, and the hysteresis, as for trunks.
+    pub options_interval: Duration,
+    pub options_timeout: Duration,
+    pub options_down_after: u32,
+    pub options_up_after: u32,
     /// Further sources (PBX clusters) that may send outbound calls, besides the addresses
     /// of `uri` and of each trunk's `route_to`. Read once outbound calling exists.
     pub allowed_ips: Vec<IpNet>,

@@ -10,6 +10,7 @@
 //! drive it on a virtual clock (`tests.rs`). A trunk's [`TrunkRuntime`] and counters
 //! survive any reload that leaves the trunk unchanged.
 
+pub(crate) mod backends;
 mod outbound;
 pub(crate) mod shutdown;
 
@@ -137,6 +138,11 @@ pub enum Event {
     },
     /// What the shutdown under way has to say (draining, a deadline passed).
     Shutdown(shutdown::Notice),
+    /// A backend's health check changed its state.
+    BackendUpdated {
+        status: backends::BackendStatus,
+        reason: String,
+    },
 }
 
 pub struct Control {
@@ -183,6 +189,11 @@ pub struct Control {
     cps_out: HashMap<String, Instant>,
     /// When the next hops looked up for calls alone are looked up again (DNS TTL).
     hop_refresh: BTreeMap<String, Instant>,
+    /// OPTIONS health checks of the backends, and our address toward each (by the key of
+    /// its lookup), which their Via names.
+    checks: backends::BackendChecks,
+    backend_locals: BTreeMap<String, SocketAddr>,
+    user_agent: String,
 }
 
 impl Control {
@@ -198,6 +209,7 @@ impl Control {
             .map(|(id, trunk)| (id.clone(), TrunkSlot::new(trunk.clone(), now)))
             .collect();
         let daemon = &config.daemon;
+        let config_timers = daemon.timers;
         let mut registrations =
             Registrations::new(context.seed, daemon.timers, context.user_agent.clone());
         registrations.set_policy(
@@ -252,6 +264,9 @@ impl Control {
             outbound_lookups: VecDeque::new(),
             cps_out: HashMap::new(),
             hop_refresh: BTreeMap::new(),
+            checks: backends::BackendChecks::new(config_timers, context.seed ^ 0xbac0_e7d5),
+            backend_locals: BTreeMap::new(),
+            user_agent: context.user_agent.clone(),
         };
         let config = Arc::clone(&control.config);
         for trunk in config.trunks.values() {
@@ -370,7 +385,7 @@ impl Control {
                 .trunks
                 .values()
                 .map(|t| &t.route_to));
-        let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
+        let down: Vec<SocketAddr> = self.down_backends();
         self.inbound.publish(build_snapshot(
             &config,
             &self.trunks,
@@ -388,6 +403,7 @@ impl Control {
         if backends_changed {
             self.lookup_backend_names(now);
         }
+        self.sync_checks(now);
         self.probe_backends();
         self.generation += 1;
         self.events.push_back(Event::Reloaded {
@@ -411,6 +427,8 @@ impl Control {
             self.lookup_backend_names(now);
         }
         self.refresh_hops(now);
+        self.checks.handle_timeout(now);
+        self.collect_checks();
         let before = self.backends_down.len();
         self.backends_down.retain(|_, until| *until > now);
         if self.snapshot_due.is_some_and(|due| now >= due) || self.backends_down.len() != before {
@@ -437,6 +455,7 @@ impl Control {
             self.backends_down.values().min().copied(),
             self.backend_resolve_at,
             self.hop_refresh.values().min().copied(),
+            self.checks.poll_timeout(),
             self.shutdown.as_ref().and_then(Shutdown::poll_timeout),
         ]
         .into_iter()
@@ -534,6 +553,8 @@ impl Control {
             || self.keepalives.handle_response(now, source, &message)
         {
             self.collect_notices(now);
+        } else if self.checks.handle_response(now, source, &message) {
+            self.collect_checks();
         } else {
             self.calls.handle_response(now, source, &message);
         }
@@ -583,7 +604,8 @@ impl Control {
             else {
                 continue;
             };
-            if self.backends_down.contains_key(&route.callee) {
+            if self.backends_down.contains_key(&route.callee) || self.checks.is_down(&route.callee)
+            {
                 down.push(route);
             } else {
                 live.push(route);
@@ -705,7 +727,7 @@ impl Control {
     }
 
     fn publish_snapshot(&mut self) {
-        let down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
+        let down: Vec<SocketAddr> = self.down_backends();
         self.inbound.publish(build_snapshot(
             &self.config,
             &self.trunks,
@@ -727,7 +749,7 @@ impl Control {
         let trunk = match key {
             ResolveKey::Trunk(trunk) => trunk,
             ResolveKey::Backend(name) => {
-                self.backend_resolved(name, resolved);
+                self.backend_resolved(now, name, resolved);
                 return;
             }
         };
@@ -755,6 +777,8 @@ impl Control {
             .handle_transport_error(now, peer, transport, why);
         self.keepalives.handle_transport_error(now, peer, why);
         self.calls.handle_transport_error(now, peer);
+        self.checks.handle_transport_error(now, peer, why);
+        self.collect_checks();
         self.collect_call_events(now);
         self.collect_notices(now);
         self.step_shutdown(now);
@@ -831,28 +855,51 @@ impl Control {
 
     /// Asks for every backend given by name to be resolved (at start, on reload, and
     /// every [`BACKEND_RESOLVE_INTERVAL`]).
+    /// With health checks on, IP-address backends are looked up too: the answer says
+    /// which of our addresses their pings name.
     fn lookup_backend_names(&mut self, now: Instant) {
         let config = Arc::clone(&self.config);
-        let uris = backend_uris(&config).filter(|uri| uri.host.ip().is_none());
+        let checked = config
+            .backend
+            .as_ref()
+            .is_some_and(|backend| !backend.options_interval.is_zero());
+        let uris = backend_uris(&config).filter(|uri| checked || uri.host.ip().is_none());
         let mut wanted = std::collections::BTreeSet::new();
         for uri in uris {
             let key = backend_key(uri);
             if wanted.insert(key.clone()) {
                 self.backend_lookups.push_back(ResolveRequest {
                     key: ResolveKey::Backend(key),
-                    host: uri.host.to_string(),
-                    port: Some(uri.port.unwrap_or(5060)),
-                    transport: crate::config::Transport::Udp,
+                    host: uri
+                        .host
+                        .to_string()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned(),
+                    port: Some(crate::config::uri_port(uri)),
+                    transport: crate::config::uri_transport(uri),
                 });
             }
         }
         self.backend_names.retain(|key, _| wanted.contains(key));
+        self.backend_locals.retain(|key, _| wanted.contains(key));
+        self.sync_checks(now);
         self.backend_resolve_at = (!wanted.is_empty()).then(|| now + BACKEND_RESOLVE_INTERVAL);
     }
 
-    fn backend_resolved(&mut self, key: &str, resolved: Result<Resolved, ResolveError>) {
+    fn backend_resolved(
+        &mut self,
+        now: Instant,
+        key: &str,
+        resolved: Result<Resolved, ResolveError>,
+    ) {
         match resolved {
             Ok(resolved) => {
+                if self.backend_locals.insert(key.to_owned(), resolved.local)
+                    != Some(resolved.local)
+                {
+                    self.sync_checks(now);
+                }
                 let addresses: Vec<SocketAddr> = std::iter::once(resolved.next_hop)
                     .chain(resolved.alternatives)
                     .collect();
@@ -864,6 +911,7 @@ impl Control {
                     }
                     self.backend_names.insert(key.to_owned(), addresses);
                     self.publish_snapshot();
+                    self.sync_checks(now);
                 }
             }
             Err(reason) => self.events.push_back(Event::Warning {
@@ -882,6 +930,63 @@ impl Control {
             .poll_transmit()
             .or_else(|| self.keepalives.poll_transmit())
             .or_else(|| self.calls.poll_transmit())
+            .or_else(|| self.checks.poll_transmit())
+    }
+
+    /// The backends counted as down: by calls (for a while) or by their health checks.
+    fn down_backends(&self) -> Vec<SocketAddr> {
+        let mut down: Vec<SocketAddr> = self.backends_down.keys().copied().collect();
+        down.extend(self.checks.down());
+        down
+    }
+
+    /// The backends to check, from the pool and the trunks' `route_to`, once their
+    /// addresses and our address toward them are known.
+    fn sync_checks(&mut self, now: Instant) {
+        let config = Arc::clone(&self.config);
+        let mut wanted = Vec::new();
+        if let Some(backend) = config
+            .backend
+            .as_ref()
+            .filter(|backend| !backend.options_interval.is_zero())
+        {
+            let mut seen = std::collections::HashSet::new();
+            for uri in backend_uris(&config) {
+                let Some(address) = backend_address(uri, &self.backend_names) else {
+                    continue;
+                };
+                let Some(local) = self.backend_locals.get(&backend_key(uri)) else {
+                    continue;
+                };
+                if seen.insert(address) {
+                    let local = next_hop::sent_by(*local);
+                    let params = backends::params(uri, address, &local, &self.user_agent, backend);
+                    wanted.push(backends::Wanted {
+                        uri: uri.to_string(),
+                        params,
+                    });
+                }
+            }
+        }
+        self.checks.set(now, config.daemon.timers, wanted);
+    }
+
+    /// What the backends' checks changed: logged, and the hot path's view of them.
+    fn collect_checks(&mut self) {
+        let mut changed = false;
+        while let Some((status, reason)) = self.checks.poll_change() {
+            changed = true;
+            self.events
+                .push_back(Event::BackendUpdated { status, reason });
+        }
+        if changed {
+            self.publish_snapshot();
+        }
+    }
+
+    /// The backends' checks, for the status file.
+    pub fn backend_statuses(&self) -> Vec<backends::BackendStatus> {
+        self.checks.statuses()
     }
 
     /// Starts stopping: new calls get 503, every binding is removed, and the calls in

@@ -391,7 +391,8 @@ impl StatusFile {
             control.is_draining(),
             written_at,
             std::process::id(),
-        );
+        )
+        .with_backends(&control.backend_statuses());
         match document.write(path) {
             Ok(()) if self.failing => {
                 self.failing = false;
@@ -512,6 +513,9 @@ fn drain_events(
                 info!(target: "trunkd::status", "{summary}");
             }
             Event::Warning { trunk, message } => warn!("trunk {trunk}: {message}"),
+            Event::BackendUpdated { status, reason } => {
+                warn_or_info_options(&status.to_string(), &reason);
+            }
             Event::Shutdown(notice) => log_shutdown(notifier, &notice),
             Event::ReloadRejected { errors, generation } => {
                 *last_reload_failed = Some(errors.0.len());

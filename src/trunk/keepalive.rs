@@ -241,6 +241,10 @@ impl Keepalive {
     }
 
     /// Where the next ping goes.
+    pub(crate) fn params(&self) -> &Params {
+        &self.params
+    }
+
     pub(crate) fn next_hop(&self) -> SocketAddr {
         self.params.next_hop
     }

@@ -198,35 +198,10 @@ impl Keepalives {
         else {
             return false;
         };
-        let (Some(code), Ok(cseq), Ok(via)) =
-            (message.status_code(), message.cseq(), message.top_via())
-        else {
-            return true;
-        };
-        if cseq.method != Method::Options {
-            return true;
-        }
-        let reason = match message.start_line() {
-            crate::sip::scan::StartLine::Response { reason, .. } => {
-                String::from_utf8_lossy(reason).into_owned()
-            }
-            _ => String::new(),
-        };
-        let branch = via
-            .branch
-            .and_then(|branch| std::str::from_utf8(branch).ok())
-            .unwrap_or_default();
         if let Some(entry) = self.entries.get_mut(&id) {
-            entry.keepalive.handle_response(
-                now,
-                &ResponseView {
-                    source,
-                    code,
-                    reason: &reason,
-                    branch,
-                    cseq: cseq.sequence,
-                },
-            );
+            options_response(message, source, |view| {
+                entry.keepalive.handle_response(now, view);
+            });
         }
         self.collect(&id);
         true
@@ -331,6 +306,37 @@ impl Keepalives {
         self.deadlines
             .arm(&mut entry.scheduled, at, || id.to_owned());
     }
+}
+
+/// `then` on the view of `message` from `source` when it is a response to OPTIONS.
+pub(crate) fn options_response(
+    message: &Scan<'_, '_>,
+    source: SocketAddr,
+    then: impl FnOnce(&ResponseView<'_>),
+) {
+    let (Some(code), Ok(cseq), Ok(via)) =
+        (message.status_code(), message.cseq(), message.top_via())
+    else {
+        return;
+    };
+    if cseq.method != Method::Options {
+        return;
+    }
+    let reason = match message.start_line() {
+        crate::sip::scan::StartLine::Response { reason, .. } => String::from_utf8_lossy(reason),
+        _ => std::borrow::Cow::Borrowed(""),
+    };
+    let branch = via
+        .branch
+        .and_then(|branch| std::str::from_utf8(branch).ok())
+        .unwrap_or_default();
+    then(&ResponseView {
+        source,
+        code,
+        reason: &reason,
+        branch,
+        cseq: cseq.sequence,
+    });
 }
 
 fn params(trunk: &Trunk, resolved: &Resolved, user_agent: &str) -> Params {

@@ -178,3 +178,74 @@ fn a_backend_over_tcp_gets_its_own_record_route_and_a_failed_connection_moves_th
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].0, addr(SECOND_BACKEND));
 }
+
+#[test]
+fn a_backend_whose_health_checks_fail_is_tried_last_and_logged() {
+    let t0 = epoch();
+    let text = POOL
+        .replace(
+            "{ uri = \"sip:10.0.0.10:5080\", priority = 200 }",
+            "{ uri = \"sip:10.0.0.10:5080\", priority = 0 }",
+        )
+        .replace(
+            "invite_timeout = \"2s\"",
+            "invite_timeout = \"2s\"\noptions_interval = \"1s\"\noptions_timeout = \"500ms\"\noptions_down_after = 1",
+        );
+    let mut control = control(&text, t0);
+    // Both backends are looked up (IP addresses too): the answers say our address.
+    let mut asked = Vec::new();
+    while let Some(request) = control.poll_resolve() {
+        if request.key.trunk().is_some() {
+            continue;
+        }
+        let host = request.host.clone();
+        let port = request.port.unwrap();
+        asked.push(format!("{host}:{port}"));
+        let resolved = crate::trunk::next_hop::Resolved {
+            next_hop: addr(&format!("{host}:{port}")),
+            alternatives: Vec::new(),
+            local: addr(LOCAL),
+            public: false,
+            ttl: None,
+        };
+        control.handle_resolved(t0, &request.key, Ok(resolved));
+    }
+    asked.sort();
+    assert_eq!(asked, ["10.0.0.10:5080", "10.0.0.9:5080"]);
+    // Pings go out; the first backend answers, the preferred one never does.
+    let mut now;
+    let down = loop {
+        now = control.poll_timeout();
+        assert!(now < t0 + Duration::from_secs(5), "never down");
+        control.handle_timeout(now);
+        for (to, line, text) in sent(&mut control) {
+            assert!(line.starts_with("OPTIONS sip:10.0.0."), "{line}");
+            assert!(
+                text.contains("Via: SIP/2.0/UDP 192.0.2.200:5060;branch="),
+                "{text}"
+            );
+            if to == addr(BACKEND) {
+                let ok = answer_in_dialog(&text, 200, "OK");
+                control.handle_message(now, to, addr(LOCAL), None, ok.as_bytes(), None);
+            }
+        }
+        let events = drain_events(&mut control);
+        if let Some(line) = events.iter().find_map(|event| match event {
+            Event::BackendUpdated { status, .. } => Some(status.to_string()),
+            _ => None,
+        }) && line.contains("state=down")
+        {
+            break line;
+        }
+    };
+    assert!(
+        down.starts_with("backend=sip:10.0.0.10:5080 address=10.0.0.10:5080 state=down"),
+        "{down}"
+    );
+    // The next call goes to the backend that answers, despite its priority.
+    receive(&mut control, now, CARRIER, &invite("p6"));
+    let out = sent(&mut control);
+    assert_eq!(out[1].0, addr(BACKEND), "{out:#?}");
+    let statuses = control.backend_statuses();
+    assert_eq!(statuses.len(), 2);
+}
