@@ -153,6 +153,17 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         errors.sort_by_key(|error| (file_rank(error), error.position));
         return Err(ConfigErrors(errors));
     }
+    let trunks = trunks
+        .trunks
+        .into_iter()
+        .map(|(id, loaded)| {
+            // Only a trunk with errors of its own was not read whole, and there are none.
+            let trunk = loaded
+                .trunk
+                .expect("no errors, so every trunk was read whole");
+            (id, Arc::new(trunk))
+        })
+        .collect();
     Ok(Config {
         main_file: main.to_path_buf(),
         files,
@@ -160,11 +171,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         daemon: daemon.config,
         tls,
         backend,
-        trunks: trunks
-            .trunks
-            .into_iter()
-            .map(|(id, loaded)| (id, Arc::new(loaded.trunk)))
-            .collect(),
+        trunks,
     })
 }
 
@@ -555,12 +562,21 @@ fn read_backend(
     })
 }
 
-/// A trunk and the places the cross-file checks point at.
+/// A trunk as read, and what the checks across trunks need of it. Those checks run on
+/// every trunk read, with whatever of it parsed, so that one run reports every error: a
+/// number on two trunks shows up together with a bad address on one of them, not only
+/// once that is fixed.
 struct LoadedTrunk {
-    trunk: Trunk,
+    /// `None` when the trunk's table had errors of its own.
+    trunk: Option<Trunk>,
+    id: String,
     /// "file:line:column" of the `[trunks.<id>]` key.
     defined_at: String,
+    /// The numbers that parsed, each once (a repeat within the trunk has its own error).
     numbers: Vec<(E164, ConfigError)>,
+    /// It takes inbound calls and has no `route_to`, so `[backend] uri` is its
+    /// destination. False when `direction` or `route_to` did not parse: no follow-on error.
+    needs_backend: bool,
     header: ConfigError,
 }
 
@@ -609,9 +625,8 @@ impl TrunkSet {
                 });
                 continue;
             };
-            if let Some(loaded) = read_trunk(source, id, key.span(), trunk_table, options, errors) {
-                self.trunks.insert(id.to_owned(), loaded);
-            }
+            let loaded = read_trunk(source, id, key.span(), trunk_table, options, errors);
+            self.trunks.insert(id.to_owned(), loaded);
         }
     }
 }
@@ -649,7 +664,7 @@ fn read_trunk(
     table: &DeTable<'_>,
     options: &LoadOptions,
     errors: &mut Vec<ConfigError>,
-) -> Option<LoadedTrunk> {
+) -> LoadedTrunk {
     let before = errors.len();
     let mut r = TableReader::new(source, format!("[trunks.{id}]"), Some(id), table, errors);
 
@@ -674,6 +689,7 @@ fn read_trunk(
     let direction = r
         .parsed("direction", Direction::parse)
         .map(Spanned::into_inner);
+    let direction_read = read_or_default(direction, table, "direction", Direction::Both);
     let direction = direction.unwrap_or(Direction::Both);
     let username = non_empty(&mut r, "username");
     let password = read_password(&mut r, options);
@@ -783,6 +799,7 @@ fn read_trunk(
     if number_format == NumberFormat::National && country.is_none() {
         r.error(&header, "number_format = \"national\" needs country".into());
     }
+    let mut number_sites = Vec::with_capacity(numbers.len());
     for (index, number) in numbers.iter().enumerate() {
         if numbers[..index]
             .iter()
@@ -792,7 +809,11 @@ fn read_trunk(
                 &number.span(),
                 format!("numbers: {} is listed twice", number.get_ref()),
             );
-        } else if let Some(country) = country
+            continue;
+        }
+        let site = source.error_at(number.span().start, Some(id), String::new());
+        number_sites.push((number.get_ref().clone(), site));
+        if let Some(country) = country
             && !country.owns_number(number.get_ref().digits())
         {
             let code = country
@@ -809,20 +830,23 @@ fn read_trunk(
         }
     }
     r.finish();
+    let mut loaded = LoadedTrunk {
+        trunk: None,
+        id: id.to_owned(),
+        defined_at: source.describe(header.start),
+        numbers: number_sites,
+        // A route_to that did not parse has its own error.
+        needs_backend: direction_read.is_some_and(Direction::accepts_inbound)
+            && table.get("route_to").is_none(),
+        header: source.error_at(header.start, Some(id), String::new()),
+    };
     if errors.len() != before {
-        return None;
+        return loaded;
     }
 
     let domain = domain.expect("checked").into_inner();
     let (line, column) = source.position(header.start);
-    let number_sites = numbers
-        .iter()
-        .map(|number| {
-            let site = source.error_at(number.span().start, Some(id), String::new());
-            (number.get_ref().clone(), site)
-        })
-        .collect();
-    let trunk = Trunk {
+    loaded.trunk = Some(Trunk {
         id: id.to_owned(),
         name,
         provider,
@@ -868,13 +892,19 @@ fn read_trunk(
             line,
             column,
         },
-    };
-    Some(LoadedTrunk {
-        trunk,
-        defined_at: source.describe(header.start),
-        numbers: number_sites,
-        header: source.error_at(header.start, Some(id), String::new()),
-    })
+    });
+    loaded
+}
+
+/// A key's value; its default when the key is not written; `None` when it is written but
+/// did not read (its error is recorded), so that checks depending on it are skipped rather
+/// than run on a guess.
+fn read_or_default<T>(value: Option<T>, table: &DeTable<'_>, key: &str, default: T) -> Option<T> {
+    match value {
+        Some(value) => Some(value),
+        None if table.get(key).is_none() => Some(default),
+        None => None,
+    }
 }
 
 /// A SIP header name (RFC 3261 §25.1 token), e.g. `X-Trunk`; the names trunkd writes
@@ -1000,8 +1030,7 @@ fn cross_checks(
     }
     let mut owners: HashMap<&E164, &LoadedTrunk> = HashMap::new();
     for loaded in trunks.trunks.values() {
-        let trunk = &loaded.trunk;
-        if trunk.direction.accepts_inbound() && trunk.route_to.is_none() && !has_backend {
+        if loaded.needs_backend && !has_backend {
             errors.push(ConfigError {
                 message: "inbound calls need a destination: set route_to, or uri in [backend]"
                     .into(),
@@ -1013,7 +1042,7 @@ fn cross_checks(
                 Some(owner) => errors.push(ConfigError {
                     message: format!(
                         "numbers: {number} is also on trunk {} ({}); a number belongs to one trunk",
-                        owner.trunk.id, owner.defined_at
+                        owner.id, owner.defined_at
                     ),
                     ..site.clone()
                 }),
