@@ -1,6 +1,6 @@
 //! Whole files through [`load_str`]: the outbound keys' defaults, every valid form, and
 //! every error with the file, line, column and trunk its message carries; in `checks`, the
-//! checks across trunks.
+//! checks across keys and trunks, and warnings.
 
 use std::borrow::Cow;
 use std::path::Path;
