@@ -136,8 +136,16 @@ fn run(config: PathBuf) -> ExitCode {
 fn check_config(path: PathBuf) -> ExitCode {
     match config::load(&path, &LoadOptions::from_env()) {
         Ok(config) => {
+            // Warnings do not make the config invalid: stderr, and still exit 0.
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let warnings = match config.warnings.len() {
+                0 => String::new(),
+                count => format!("; {}", count_of(count, "warning")),
+            };
             println!(
-                "{}: ok: {} ({} enabled) from {}",
+                "{}: ok: {} ({} enabled) from {}{warnings}",
                 path.display(),
                 count_of(config.trunks.len(), "trunk"),
                 config.enabled_trunks(),

@@ -46,3 +46,34 @@ fn usage_errors_exit_2_and_a_missing_file_exits_1_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_config_prints_warnings_on_stderr_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trunkd.toml");
+    // inbound_auth = "ip" without allowed_inbound_ips: only the next hop may call in.
+    std::fs::write(
+        &path,
+        "[backend]\nuri = \"sip:127.0.0.1:5080\"\n\n[trunks.carrier]\ndomain = \"192.0.2.1\"\n",
+    )
+    .unwrap();
+    let output = trunkd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "warning: {}:4:9: trunk carrier: inbound_auth = \"ip\" without allowed_inbound_ips: \
+             only the next hop 192.0.2.1 may send inbound calls (allow_next_hop); list the \
+             carrier's other signalling addresses, if any",
+            path.display()
+        )
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim_end(),
+        format!(
+            "{}: ok: 1 trunk (1 enabled) from 1 file; 1 warning",
+            path.display()
+        )
+    );
+}

@@ -333,6 +333,48 @@ direction = "outbound"
 }
 
 #[test]
+fn config_warnings_of_the_trunk_show_in_the_config_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No allowed_inbound_ips: only the next hop may call in, which loads with a warning.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[daemon]
+listen = ["tcp:127.0.0.1:0"]
+
+[backend]
+uri = "sip:127.0.0.1:5080"
+
+[trunks.open]
+domain = "127.0.0.1"
+port = {port}
+transport = "tcp"
+"#
+        ),
+    );
+    let run = verify(&config, "open");
+    let step = run.step("config");
+    assert!(step.starts_with("[warn] config: trunk \"open\""), "{step}");
+    assert!(
+        step.contains(&format!(
+            "warning: {}:8:9: trunk open: inbound_auth = \"ip\" without allowed_inbound_ips: \
+             only the next hop 127.0.0.1 may send inbound calls",
+            config.display()
+        )),
+        "{step}"
+    );
+    // Nothing listens there: the transport fails, the warning stays a warning.
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("result: FAIL (1 failed step"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn unknown_trunk_exits_2_and_lists_the_ids() {
     let dir = tempfile::tempdir().unwrap();
     let config = kamailio_config(dir.path(), "", 5060);

@@ -1,6 +1,7 @@
 //! Config errors: every one names the file, and where the text allows it, the line, the
 //! column and the trunk. Loading collects all of them before giving up, so an operator
-//! fixes a file in one pass instead of one error per `check-config` run.
+//! fixes a file in one pass instead of one error per `check-config` run. Warnings name
+//! the same places, but do not stop a load.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,19 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// Something a valid config generation says that is probably not what the operator
+/// meant; the generation loads and runs anyway. Located and printed like a
+/// [`ConfigError`] (`file:line:column: trunk <id>: message`); `check-config` puts
+/// `warning: ` in front, the daemon logs it at WARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The text of one config file and what is needed to turn byte offsets into positions.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! Reading a config generation: the main file, its includes, every table, every key.
 //! Errors are collected, never thrown early, except when a file can't be read or isn't
 //! TOML at all (then its structure is unknown and further messages would be noise).
+//! Warnings are collected beside them, and come with the [`Config`] when there are no
+//! errors.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -12,7 +14,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::country;
-use super::error::{ConfigError, ConfigErrors, SourceFile};
+use super::error::{ConfigError, ConfigErrors, ConfigWarning, SourceFile};
 use super::outbound::{self, DEFAULT_OUTBOUND_FAILOVER_CODES};
 use super::reader::TableReader;
 use super::tls::{self, TlsProblem};
@@ -151,12 +153,29 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         &trunks,
         &mut errors,
     );
+    // Report in reading order: files as loaded, then line and column.
+    let file_rank = |error: &ConfigError| files.iter().position(|f| **f == *error.file);
     if !errors.is_empty() {
-        // Report in reading order: files as loaded, then line and column.
-        let file_rank = |error: &ConfigError| files.iter().position(|f| **f == *error.file);
         errors.sort_by_key(|error| (file_rank(error), error.position));
         return Err(ConfigErrors(errors));
     }
+    let mut warnings: Vec<ConfigError> = trunks
+        .trunks
+        .values_mut()
+        .flat_map(|loaded| std::mem::take(&mut loaded.warnings))
+        .collect();
+    warnings.sort_by_key(|warning| (file_rank(warning), warning.position));
+    let trunks = trunks
+        .trunks
+        .into_iter()
+        .map(|(id, loaded)| {
+            // Only a trunk with errors of its own was not read whole, and there are none.
+            let trunk = loaded
+                .trunk
+                .expect("no errors, so every trunk was read whole");
+            (id, Arc::new(trunk))
+        })
+        .collect();
     Ok(Config {
         main_file: main.to_path_buf(),
         files,
@@ -164,11 +183,8 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         daemon: daemon.config,
         tls,
         backend,
-        trunks: trunks
-            .trunks
-            .into_iter()
-            .map(|(id, loaded)| (id, Arc::new(loaded.trunk)))
-            .collect(),
+        trunks,
+        warnings: warnings.into_iter().map(ConfigWarning).collect(),
     })
 }
 
@@ -697,13 +713,23 @@ fn read_backend_uri(
     }
 }
 
-/// A trunk and the places the cross-file checks point at.
+/// A trunk as read, and what the checks across trunks need of it. Those checks run on
+/// every trunk read, with whatever of it parsed, so that one run reports every error: a
+/// number on two trunks shows up together with a bad address on one of them, not only
+/// once that is fixed.
 struct LoadedTrunk {
-    trunk: Trunk,
+    /// `None` when the trunk's table had errors of its own.
+    trunk: Option<Trunk>,
+    id: String,
     /// "file:line:column" of the `[trunks.<id>]` key.
     defined_at: String,
+    /// The numbers that parsed, each once (a repeat within the trunk has its own error).
     numbers: Vec<(E164, ConfigError)>,
+    /// It takes inbound calls and has no `route_to`, so `[backend] uri` is its
+    /// destination. False when `direction` or `route_to` did not parse: no follow-on error.
+    needs_backend: bool,
     header: ConfigError,
+    warnings: Vec<ConfigError>,
 }
 
 #[derive(Default)]
@@ -751,9 +777,8 @@ impl TrunkSet {
                 });
                 continue;
             };
-            if let Some(loaded) = read_trunk(source, id, key.span(), trunk_table, options, errors) {
-                self.trunks.insert(id.to_owned(), loaded);
-            }
+            let loaded = read_trunk(source, id, key.span(), trunk_table, options, errors);
+            self.trunks.insert(id.to_owned(), loaded);
         }
     }
 }
@@ -791,7 +816,7 @@ fn read_trunk(
     table: &DeTable<'_>,
     options: &LoadOptions,
     errors: &mut Vec<ConfigError>,
-) -> Option<LoadedTrunk> {
+) -> LoadedTrunk {
     let before = errors.len();
     let mut r = TableReader::new(source, format!("[trunks.{id}]"), Some(id), table, errors);
 
@@ -816,11 +841,14 @@ fn read_trunk(
     let direction = r
         .parsed("direction", Direction::parse)
         .map(Spanned::into_inner);
+    let direction_read = read_or_default(direction, table, "direction", Direction::Both);
     let direction = direction.unwrap_or(Direction::Both);
     let username = non_empty(&mut r, "username");
     let password = read_password(&mut r, options);
     let auth_realm = non_empty(&mut r, "auth_realm");
-    let register = r.boolean("register").unwrap_or(false);
+    let register = r.boolean("register");
+    let register_read = read_or_default(register, table, "register", false);
+    let register = register.unwrap_or(false);
     let register_expires = r
         .integer("register_expires", REGISTER_EXPIRES_RANGE)
         .map_or(DEFAULT_REGISTER_EXPIRES, |expires| {
@@ -861,6 +889,7 @@ fn read_trunk(
     let inbound_auth = r
         .parsed("inbound_auth", InboundAuth::parse)
         .map(Spanned::into_inner);
+    let inbound_auth_read = read_or_default(inbound_auth, table, "inbound_auth", InboundAuth::Ip);
     let inbound_auth = inbound_auth.unwrap_or(InboundAuth::Ip);
     let allowed_inbound_ips = r.parsed_list("allowed_inbound_ips", parse_network);
     let numbers = r.parsed_list("numbers", E164::parse).unwrap_or_default();
@@ -875,7 +904,9 @@ fn read_trunk(
     let max_cps = r
         .integer("max_cps", MAX_CPS_RANGE)
         .map_or(0, |max| max.into_inner() as u32);
-    let allow_next_hop = r.boolean("allow_next_hop").unwrap_or(true);
+    let allow_next_hop = r.boolean("allow_next_hop");
+    let allow_next_hop_read = read_or_default(allow_next_hop, table, "allow_next_hop", true);
+    let allow_next_hop = allow_next_hop.unwrap_or(true);
     let route_to = r.parsed("route_to", SipUri::parse);
     let termination_uri = r.parsed("termination_uri", SipUri::parse);
     let outbound = outbound::read_trunk_outbound(&mut r, table, &numbers);
@@ -892,27 +923,43 @@ fn read_trunk(
         .get("allowed_inbound_ips")
         .and_then(|value| value.get_ref().as_array())
         .is_some_and(|entries| !entries.is_empty());
+    // Written as [] or not at all. A list whose entries were all invalid, or that is not a
+    // list, has its own errors already.
+    let allowlist_empty = match &allowed_inbound_ips {
+        Some(entries) => entries.is_empty() && !allowlist_had_entries,
+        None => table.get("allowed_inbound_ips").is_none(),
+    };
     let allowed_inbound_ips: Vec<_> = allowed_inbound_ips
         .unwrap_or_default()
         .into_iter()
         .map(Spanned::into_inner)
         .collect();
-    if direction.accepts_inbound() {
-        match inbound_auth {
-            // An empty list is refused too; a list whose entries were all invalid has
-            // its own errors already.
-            InboundAuth::Ip if allowed_inbound_ips.is_empty() && !allowlist_had_entries => r.error(
-                &header,
-                "inbound_auth = \"ip\" needs allowed_inbound_ips (the carrier's signalling addresses)"
-                    .into(),
-            ),
-            InboundAuth::Credential if !has_credentials => r.error(
-                &header,
-                "inbound_auth = \"credential\" needs username and password (or password_file)"
-                    .into(),
-            ),
-            _ => {}
+    let mut warnings = Vec::new();
+    if direction_read.is_some_and(Direction::accepts_inbound)
+        && inbound_auth_read == Some(InboundAuth::Ip)
+        && allowlist_empty
+    {
+        // The first hop, as `Trunk::next_hop`: the proxy's host, else the domain.
+        let next_hop = match (&outbound_proxy, table.get("outbound_proxy")) {
+            (Some(proxy), _) => Some(&proxy.get_ref().host),
+            (None, None) => domain.as_ref().map(Spanned::get_ref),
+            (None, Some(_)) => None,
+        };
+        let keepalives = options_interval
+            .as_ref()
+            .map(|interval| !interval.get_ref().is_zero());
+        let keepalives = read_or_default(keepalives, table, "options_interval", true);
+        match next_hop_only(allow_next_hop_read, next_hop, register_read, keepalives) {
+            Some(Ok(warning)) => warnings.push(source.error_at(header.start, Some(id), warning)),
+            Some(Err(error)) => r.error(&header, error),
+            None => {}
         }
+    }
+    if direction.accepts_inbound() && inbound_auth == InboundAuth::Credential && !has_credentials {
+        r.error(
+            &header,
+            "inbound_auth = \"credential\" needs username and password (or password_file)".into(),
+        );
     }
     if let Some(proxy) = &outbound_proxy
         && proxy.get_ref().scheme == Scheme::Sips
@@ -925,6 +972,7 @@ fn read_trunk(
     if number_format == NumberFormat::National && country.is_none() {
         r.error(&header, "number_format = \"national\" needs country".into());
     }
+    let mut number_sites = Vec::with_capacity(numbers.len());
     for (index, number) in numbers.iter().enumerate() {
         if numbers[..index]
             .iter()
@@ -934,7 +982,11 @@ fn read_trunk(
                 &number.span(),
                 format!("numbers: {} is listed twice", number.get_ref()),
             );
-        } else if let Some(country) = country
+            continue;
+        }
+        let site = source.error_at(number.span().start, Some(id), String::new());
+        number_sites.push((number.get_ref().clone(), site));
+        if let Some(country) = country
             && !country.owns_number(number.get_ref().digits())
         {
             let code = country
@@ -951,20 +1003,24 @@ fn read_trunk(
         }
     }
     r.finish();
+    let mut loaded = LoadedTrunk {
+        trunk: None,
+        id: id.to_owned(),
+        defined_at: source.describe(header.start),
+        numbers: number_sites,
+        // A route_to that did not parse has its own error.
+        needs_backend: direction_read.is_some_and(Direction::accepts_inbound)
+            && table.get("route_to").is_none(),
+        header: source.error_at(header.start, Some(id), String::new()),
+        warnings,
+    };
     if errors.len() != before {
-        return None;
+        return loaded;
     }
 
     let domain = domain.expect("checked").into_inner();
     let (line, column) = source.position(header.start);
-    let number_sites = numbers
-        .iter()
-        .map(|number| {
-            let site = source.error_at(number.span().start, Some(id), String::new());
-            (number.get_ref().clone(), site)
-        })
-        .collect();
-    let trunk = Trunk {
+    loaded.trunk = Some(Trunk {
         id: id.to_owned(),
         name,
         provider,
@@ -1010,13 +1066,63 @@ fn read_trunk(
             line,
             column,
         },
+    });
+    loaded
+}
+
+/// A key's value; its default when the key is not written; `None` when it is written but
+/// did not read (its error is recorded), so that checks depending on it are skipped rather
+/// than run on a guess.
+fn read_or_default<T>(value: Option<T>, table: &DeTable<'_>, key: &str, default: T) -> Option<T> {
+    match value {
+        Some(value) => Some(value),
+        None if table.get(key).is_none() => Some(default),
+        None => None,
+    }
+}
+
+/// An `inbound_auth = "ip"` trunk without `allowed_inbound_ips` takes requests from its
+/// own next hop only (`allow_next_hop`), as the inbound snapshot collects a trunk's
+/// sources: an IP address at once, a host name from the DNS answers its REGISTER or
+/// OPTIONS keepalives use (nothing else looks it up for admission). `Ok`: the warning that
+/// the next hop is all it admits; `Err`: the error that it admits nobody. `None` when an
+/// input did not read (its own error is recorded).
+fn next_hop_only(
+    allow_next_hop: Option<bool>,
+    next_hop: Option<&Host>,
+    register: Option<bool>,
+    keepalives: Option<bool>,
+) -> Option<Result<String, String>> {
+    const NEEDS: &str =
+        "inbound_auth = \"ip\" needs allowed_inbound_ips (the carrier's signalling addresses)";
+    const ONLY: &str = "inbound_auth = \"ip\" without allowed_inbound_ips: only";
+    const HINT: &str = "(allow_next_hop); list the carrier's other signalling addresses, if any";
+    if !allow_next_hop? {
+        return Some(Err(format!(
+            "{NEEDS}: with allow_next_hop = false no address may send inbound calls"
+        )));
+    }
+    let next_hop = next_hop?;
+    if let Some(ip) = next_hop.ip() {
+        return Some(Ok(format!(
+            "{ONLY} the next hop {ip} may send inbound calls {HINT}"
+        )));
+    }
+    let looked_up_for = match (register?, keepalives?) {
+        (true, true) => "REGISTER and OPTIONS keepalives",
+        (true, false) => "REGISTER",
+        (false, true) => "OPTIONS keepalives",
+        (false, false) => {
+            return Some(Err(format!(
+                "{NEEDS}: the next hop {next_hop} is a host name, looked up only for REGISTER \
+                 or OPTIONS keepalives, and this trunk has neither"
+            )));
+        }
     };
-    Some(LoadedTrunk {
-        trunk,
-        defined_at: source.describe(header.start),
-        numbers: number_sites,
-        header: source.error_at(header.start, Some(id), String::new()),
-    })
+    Some(Ok(format!(
+        "{ONLY} the addresses {next_hop} resolves to for its {looked_up_for} may send \
+         inbound calls {HINT}"
+    )))
 }
 
 /// A SIP header name (RFC 3261 §25.1 token), e.g. `X-Trunk`; the names trunkd writes
@@ -1142,8 +1248,7 @@ fn cross_checks(
     }
     let mut owners: HashMap<&E164, &LoadedTrunk> = HashMap::new();
     for loaded in trunks.trunks.values() {
-        let trunk = &loaded.trunk;
-        if trunk.direction.accepts_inbound() && trunk.route_to.is_none() && !has_backend {
+        if loaded.needs_backend && !has_backend {
             errors.push(ConfigError {
                 message: "inbound calls need a destination: set route_to, or uri in [backend]"
                     .into(),
@@ -1155,7 +1260,7 @@ fn cross_checks(
                 Some(owner) => errors.push(ConfigError {
                     message: format!(
                         "numbers: {number} is also on trunk {} ({}); a number belongs to one trunk",
-                        owner.trunk.id, owner.defined_at
+                        owner.id, owner.defined_at
                     ),
                     ..site.clone()
                 }),

@@ -3,7 +3,8 @@
 //! Two layers. [`load`] reads the main file and its includes as spanned TOML and turns
 //! every table into validated values ([`Config`], [`Trunk`]), collecting *all* errors with
 //! file, line, column and trunk id. Nothing here touches sockets or the daemon's state; a
-//! [`Config`] that exists is valid, and [`diff`] compares two generations trunk by trunk.
+//! [`Config`] that exists is valid (it may carry [`ConfigWarning`]s: valid, but probably not
+//! what was meant), and [`diff`] compares two generations trunk by trunk.
 
 mod country;
 mod diff;
@@ -25,7 +26,7 @@ use ipnet::IpNet;
 
 pub use country::{Country, lookup as lookup_country};
 pub use diff::{Diff, diff};
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use load::{LoadOptions, load, load_str};
 pub use values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, UnknownSource,
@@ -52,6 +53,9 @@ pub struct Config {
     pub backend: Option<Backend>,
     /// Trunks by id. `Arc` so a reload can hand unchanged trunks over without copying.
     pub trunks: BTreeMap<String, Arc<Trunk>>,
+    /// What `check-config` prints as `warning:` lines and the daemon logs at WARN on start
+    /// and after each applied reload, in file and position order. Not part of a diff.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,13 @@
 //! Whole files through [`load_str`]: the outbound keys' defaults, every valid form, and
-//! every error with the file, line, column and trunk its message carries.
+//! every error with the file, line, column and trunk its message carries; in `checks`, the
+//! checks across keys and trunks, and warnings.
 
 use std::borrow::Cow;
 use std::path::Path;
 
 use super::*;
+
+mod checks;
 
 /// An outbound-only trunk needs neither an allowlist nor a backend.
 const OUTBOUND_TRUNK: &str = "[trunks.carrier]\ndomain = \"192.0.2.1\"\ndirection = \"outbound\"\n";

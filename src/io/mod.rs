@@ -114,6 +114,7 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
         seed,
         ..Context::default()
     };
+    log_warnings(&config);
     let mut control = Control::with_context(config, clock::now(), context);
     memory::release_free_memory();
     let config = Arc::clone(control.config());
@@ -505,6 +506,7 @@ fn drain_events(
             } => {
                 *last_reload_failed = None;
                 info!("reload applied: generation={generation} {diff}");
+                log_warnings(control.config());
                 for setting in &diff.daemon_changed {
                     if matches!(*setting, "listen" | "tls" | "dns_servers") {
                         warn!("[daemon] {setting} changed: restart trunkd to apply it");
@@ -530,6 +532,14 @@ fn drain_events(
         }
     }
     changed
+}
+
+/// A generation's config warnings, at start and after each applied reload: it runs, but
+/// probably not as meant.
+fn log_warnings(config: &config::Config) {
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
 }
 
 /// Draining is news (and systemd is asked for the time it takes); giving up on

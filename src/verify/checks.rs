@@ -41,6 +41,13 @@ pub(super) fn config_step(config: &Config, trunk: &Trunk) -> Step {
                 .into(),
         );
     }
+    // What `check-config` prints as warnings, as far as they concern this trunk.
+    for warning in &config.warnings {
+        if warning.0.trunk.as_ref().is_none_or(|id| *id == trunk.id) {
+            step.status = Status::Warn;
+            step.details.push(format!("warning: {warning}"));
+        }
+    }
     step
 }
 
@@ -331,6 +338,29 @@ mod tests {
         );
         let config = config::load_str(Path::new("t.toml"), &text, &LoadOptions::default()).unwrap();
         config.trunks["t"].as_ref().clone()
+    }
+
+    #[test]
+    fn config_step_shows_the_config_warnings_of_this_trunk() {
+        let text = "[backend]\nuri = \"sip:127.0.0.1:5080\"\n\n\
+                    [trunks.open]\ndomain = \"192.0.2.1\"\n\n\
+                    [trunks.listed]\ndomain = \"192.0.2.2\"\nallowed_inbound_ips = [\"192.0.2.2\"]\n";
+        let config = config::load_str(Path::new("t.toml"), text, &LoadOptions::default()).unwrap();
+        let step = config_step(&config, &config.trunks["open"]);
+        assert_eq!(step.status, Status::Warn, "{}", step.render());
+        assert_eq!(
+            step.details[1..],
+            [
+                "warning: t.toml:4:9: trunk open: inbound_auth = \"ip\" without allowed_inbound_ips: \
+              only the next hop 192.0.2.1 may send inbound calls (allow_next_hop); list the \
+              carrier's other signalling addresses, if any"
+            ],
+            "{}",
+            step.render()
+        );
+        // Another trunk's warning is not this trunk's.
+        let step = config_step(&config, &config.trunks["listed"]);
+        assert_eq!(step.status, Status::Ok, "{}", step.render());
     }
 
     #[test]
