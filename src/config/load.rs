@@ -580,7 +580,8 @@ fn read_backend(
             reader.error(span, "[backend] uris: list at least one backend".into());
         }
         for (index, item) in items.iter().enumerate() {
-            if let Some(entry) = read_backend_uri(source, index, item, &mut pool_errors) {
+            let at = (source, None);
+            if let Some(entry) = read_backend_uri(at, ("uris", index), item, &mut pool_errors) {
                 uris.push(entry);
             }
         }
@@ -639,6 +640,46 @@ fn read_backend(
     })
 }
 
+/// A trunk's `route_to`: one backend URI, or a pool of them as `[backend] uris` lists
+/// them (strings or inline tables); empty when absent.
+fn read_route_to(r: &mut TableReader<'_, '_, '_>, source: &SourceFile) -> Vec<BackendUri> {
+    let Some(value) = r.any("route_to") else {
+        return Vec::new();
+    };
+    let trunk = r.trunk();
+    let mut errors = Vec::new();
+    let mut pool = Vec::new();
+    match value.get_ref() {
+        DeValue::Array(items) => {
+            if items.is_empty() {
+                r.error(&value.span(), "route_to: list at least one backend".into());
+            }
+            for (index, item) in items.iter().enumerate() {
+                let at = (source, trunk);
+                pool.extend(read_backend_uri(at, ("route_to", index), item, &mut errors));
+            }
+        }
+        DeValue::String(text) => match backend_uri(text) {
+            Ok(uri) => pool.push(BackendUri {
+                uri,
+                priority: DEFAULT_PRIORITY,
+                weight: 1,
+            }),
+            Err(reason) => r.error(&value.span(), format!("route_to: {reason}")),
+        },
+        other => {
+            let found = other.type_str();
+            let message =
+                format!("route_to: expected a SIP URI or an array of them, found {found}");
+            r.error(&value.span(), message);
+        }
+    }
+    for error in errors {
+        r.push_error(error);
+    }
+    pool
+}
+
 /// A backend URI: a SIP URI whose `transport` parameter, if any, is udp, tcp or tls.
 fn backend_uri(text: &str) -> Result<SipUri, String> {
     let uri = SipUri::parse(text)?;
@@ -661,8 +702,8 @@ fn backend_uri(text: &str) -> Result<SipUri, String> {
 /// One entry of `[backend] uris`: a URI string, or an inline table
 /// `{ uri = "...", priority = 10, weight = 2 }`.
 fn read_backend_uri(
-    source: &SourceFile,
-    index: usize,
+    (source, trunk): (&SourceFile, Option<&str>),
+    (key, index): (&str, usize),
     item: &Spanned<DeValue<'_>>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<BackendUri> {
@@ -676,18 +717,18 @@ fn read_backend_uri(
             Err(reason) => {
                 errors.push(source.error_at(
                     item.span().start,
-                    None,
-                    format!("uris[{index}]: {reason}"),
+                    trunk,
+                    format!("{key}[{index}]: {reason}"),
                 ));
                 None
             }
         },
         DeValue::Table(table) => {
-            let name = format!("[backend] uris[{index}]");
-            let mut reader = TableReader::new(source, name, None, table, errors);
+            let name = format!("{key}[{index}]");
+            let mut reader = TableReader::new(source, name, trunk, table, errors);
             let uri = reader.parsed("uri", backend_uri);
             if table.get("uri").is_none() {
-                reader.error(&item.span(), format!("uris[{index}]: needs uri"));
+                reader.error(&item.span(), format!("{key}[{index}]: needs uri"));
             }
             let priority = reader
                 .integer("priority", 0..(i64::from(u32::MAX) + 1))
@@ -705,9 +746,9 @@ fn read_backend_uri(
         other => {
             let found = other.type_str();
             let message = format!(
-                "uris[{index}]: expected a SIP URI string or an inline table, found {found}"
+                "{key}[{index}]: expected a SIP URI string or an inline table, found {found}"
             );
-            errors.push(source.error_at(item.span().start, None, message));
+            errors.push(source.error_at(item.span().start, trunk, message));
             None
         }
     }
@@ -907,7 +948,7 @@ fn read_trunk(
     let allow_next_hop = r.boolean("allow_next_hop");
     let allow_next_hop_read = read_or_default(allow_next_hop, table, "allow_next_hop", true);
     let allow_next_hop = allow_next_hop.unwrap_or(true);
-    let route_to = r.parsed("route_to", SipUri::parse);
+    let route_to = read_route_to(&mut r, source);
     let termination_uri = r.parsed("termination_uri", SipUri::parse);
     let outbound = outbound::read_trunk_outbound(&mut r, table, &numbers);
 
@@ -1050,7 +1091,7 @@ fn read_trunk(
         max_channels,
         max_cps,
         allow_next_hop,
-        route_to: route_to.map(|uri| Box::new(uri.into_inner())),
+        route_to,
         termination_uri: termination_uri.map(|uri| Box::new(uri.into_inner())),
         outbound_prefixes: outbound.prefixes,
         priority: outbound.priority,

@@ -213,7 +213,7 @@ pub struct Trunk {
     pub allow_next_hop: bool,
     /// Where admitted inbound calls go (the "origination URI" of trunk APIs); `None`
     /// means `[backend] uri`.
-    pub route_to: Option<Box<SipUri>>,
+    pub route_to: Vec<BackendUri>,
     /// Where outbound calls on this trunk are sent (the "termination URI" of trunk APIs);
     /// `None` means the trunk's domain and port. Used once outbound calling exists.
     pub termination_uri: Option<Box<SipUri>>,

@@ -49,6 +49,11 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
         self.source
     }
 
+    /// Records an error written elsewhere (a nested table's).
+    pub(super) fn push_error(&mut self, error: ConfigError) {
+        self.errors.push(error);
+    }
+
     /// Records an error at a byte span of this reader's file.
     pub(super) fn error(&mut self, span: &Range<usize>, message: String) {
         let error = self.source.error_at(span.start, self.trunk, message);
@@ -180,6 +185,16 @@ impl<'a, 'i, 'e> TableReader<'a, 'i, 'e> {
             }
         }
         Some(numbers)
+    }
+
+    /// A value of any type (the caller tells the types apart).
+    pub(super) fn any(&mut self, key: &'static str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.value(key)
+    }
+
+    /// The trunk this table belongs to, for messages.
+    pub(super) fn trunk(&self) -> Option<&'a str> {
+        self.trunk
     }
 
     /// An array's elements, of any type.

@@ -410,3 +410,25 @@ invite_timeout = "1500ms"
         "{text}"
     );
 }
+
+#[test]
+fn route_to_is_one_backend_or_a_pool() {
+    let text = "[trunks.pbx]\ndomain = \"192.0.2.1\"\nallowed_inbound_ips = [\"192.0.2.1\"]\n\
+                route_to = [\"sip:10.0.0.9:5080;transport=tcp\", { uri = \"sip:10.0.0.10\", priority = 5 }]\n";
+    let config = loaded(text);
+    let pool = &config.trunks["pbx"].route_to;
+    assert_eq!(pool.len(), 2);
+    assert_eq!((pool[0].transport(), pool[1].priority), (Transport::Tcp, 5));
+    let one = loaded(&text.replace(
+        "route_to = [\"sip:10.0.0.9:5080;transport=tcp\", { uri = \"sip:10.0.0.10\", priority = 5 }]",
+        "route_to = \"sip:10.0.0.9\"",
+    ));
+    assert_eq!(one.trunks["pbx"].route_to.len(), 1);
+    let errors = errors_of(&text.replace("{ uri = \"sip:10.0.0.10\", priority = 5 }", "7"));
+    assert_eq!(
+        errors,
+        [
+            "t.toml:4:48: trunk pbx: route_to[1]: expected a SIP URI string or an inline table, found integer"
+        ]
+    );
+}

@@ -576,15 +576,17 @@ impl Control {
         let Some(config) = whole.trunks.get(trunk) else {
             return Vec::new();
         };
-        let pool: Vec<(&crate::sip::SipUri, u32, u32)> = match &config.route_to {
-            Some(uri) => vec![(&**uri, 100, 1)],
-            None => whole
+        let entries = match config.route_to.is_empty() {
+            false => &config.route_to[..],
+            true => whole
                 .backend
-                .iter()
-                .flat_map(|backend| &backend.uris)
-                .map(|entry| (&entry.uri, entry.priority, entry.weight))
-                .collect(),
+                .as_ref()
+                .map_or(&[][..], |backend| &backend.uris[..]),
         };
+        let pool: Vec<(&crate::sip::SipUri, u32, u32)> = entries
+            .iter()
+            .map(|entry| (&entry.uri, entry.priority, entry.weight))
+            .collect();
         let order = if pool.len() > 1 {
             let keys: Vec<call::outbound::Candidate> = pool
                 .iter()
@@ -1198,7 +1200,12 @@ fn backend_uris(config: &Config) -> impl Iterator<Item = &crate::sip::SipUri> {
         .backend
         .iter()
         .flat_map(|backend| backend.uris.iter().map(|entry| &entry.uri))
-        .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()))
+        .chain(
+            config
+                .trunks
+                .values()
+                .flat_map(|t| t.route_to.iter().map(|entry| &entry.uri)),
+        )
 }
 
 /// `host:port` of a backend URI, the key of its lookup.

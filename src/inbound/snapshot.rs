@@ -865,14 +865,14 @@ pub fn backend_uris<'c>(
     config: &'c Config,
     trunk: &'c Trunk,
 ) -> impl Iterator<Item = &'c SipUri> + use<'c> {
-    let pool = trunk
-        .route_to
-        .is_none()
-        .then(|| config.backend.iter().flat_map(|backend| &backend.uris))
-        .into_iter()
-        .flatten()
-        .map(|entry| &entry.uri);
-    trunk.route_to.as_deref().into_iter().chain(pool)
+    let pool = match trunk.route_to.is_empty() {
+        true => config
+            .backend
+            .as_ref()
+            .map_or(&[][..], |backend| &backend.uris[..]),
+        false => &trunk.route_to[..],
+    };
+    pool.iter().map(|entry| &entry.uri)
 }
 
 /// A backend URI's address when it is an IP literal.
@@ -889,7 +889,12 @@ pub fn literal_backends(config: &Config) -> Vec<SocketAddr> {
         .backend
         .iter()
         .flat_map(|backend| backend.uris.iter().map(|entry| &entry.uri))
-        .chain(config.trunks.values().filter_map(|t| t.route_to.as_deref()));
+        .chain(
+            config
+                .trunks
+                .values()
+                .flat_map(|t| t.route_to.iter().map(|e| &e.uri)),
+        );
     uris.filter_map(literal_address).collect()
 }
 
