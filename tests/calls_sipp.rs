@@ -693,3 +693,33 @@ fn a_dead_backend_of_a_pool_costs_the_carrier_nothing_and_is_used_again_once_bac
     let answer = options(port);
     assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
 }
+
+#[test]
+fn a_backend_over_tcp_takes_the_call_on_a_connection_from_trunkd() {
+    let dir = tempfile::tempdir().unwrap();
+    let messages_file = dir.path().join("tcp-backend.messages");
+    let mut uas = Sipp::start_with(
+        "sipp-backend-uas.xml",
+        dir.path(),
+        &[
+            "-t",
+            "t1",
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_msg",
+            "-message_file",
+            messages_file.to_str().unwrap(),
+        ],
+    );
+    let backend = format!("127.0.0.1:{};transport=tcp", uas.port);
+    let (_trunkd, port) = start_trunkd_on(dir.path(), &backend, "127.0.0.1", "", true);
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "200", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(uas.wait(), Some(0), "backend: {}", uas.log_text());
+    let seen = std::fs::read_to_string(&messages_file).unwrap_or_default();
+    assert!(seen.contains("Via: SIP/2.0/TCP 127.0.0.1:"), "{seen}");
+    assert!(seen.contains(";transport=tcp;lr>"), "{seen}");
+}
