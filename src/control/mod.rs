@@ -187,6 +187,8 @@ pub struct Control {
     outbound_lookups: VecDeque<ResolveRequest>,
     /// `max_cps_outbound`: each trunk's GCRA theoretical arrival time.
     cps_out: HashMap<String, Instant>,
+    /// Why outbound calls last skipped each trunk, logged once per reason.
+    skip_reasons: HashMap<String, &'static str>,
     /// When the next hops looked up for calls alone are looked up again (DNS TTL).
     hop_refresh: BTreeMap<String, Instant>,
     /// OPTIONS health checks of the backends, and our address toward each (by the key of
@@ -263,6 +265,7 @@ impl Control {
             hops: HashMap::new(),
             outbound_lookups: VecDeque::new(),
             cps_out: HashMap::new(),
+            skip_reasons: HashMap::new(),
             hop_refresh: BTreeMap::new(),
             checks: backends::BackendChecks::new(config_timers, context.seed ^ 0xbac0_e7d5),
             backend_locals: BTreeMap::new(),
@@ -338,6 +341,7 @@ impl Control {
             self.trunks.remove(id);
             self.hops.remove(id);
             self.cps_out.remove(id);
+            self.skip_reasons.remove(id);
             self.hop_refresh.remove(id);
             self.registrations.remove(now, id);
             self.keepalives.remove(id);

@@ -152,13 +152,22 @@ impl Control {
             )
         });
         let full = trunk.max_channels != 0 && counters.channels() >= trunk.max_channels;
-        if down || refused || full {
-            return None;
-        }
-        let (next_hop, local) = self.next_hop_of(trunk)?;
-        if !self.take_outbound_slot(now, trunk) {
-            return None;
-        }
+        let hop = self.next_hop_of(trunk);
+        let skipped = if down {
+            Some("its keepalive says options=down")
+        } else if refused {
+            Some("its registration failed (auth_failed or rejected)")
+        } else if full {
+            Some("it is at max_channels")
+        } else if hop.is_none() {
+            Some("its next hop is not resolved yet")
+        } else if !self.take_outbound_slot(now, trunk) {
+            Some("it is over max_cps_outbound")
+        } else {
+            None
+        };
+        self.note_skip(id, skipped);
+        let (next_hop, local) = hop.filter(|_| skipped.is_none())?;
         let country = trunk.country;
         let dialled = format!(
             "{}{}",
@@ -244,6 +253,27 @@ impl Control {
             .or_else(|| self.keepalives.next_hop(id))
             .unwrap_or(resolved.next_hop);
         Some((address, resolved.local))
+    }
+
+    /// Logs why outbound calls skip a trunk, once per reason: not every call (a down
+    /// trunk at 1,000 calls/s would flood the log; `rejected_out` counts each), but again
+    /// whenever the reason changes or the trunk was used in between.
+    fn note_skip(&mut self, id: &str, skipped: Option<&'static str>) {
+        match skipped {
+            Some(reason) if self.skip_reasons.get(id) != Some(&reason) => {
+                self.skip_reasons.insert(id.to_owned(), reason);
+                self.events.push_back(super::Event::Warning {
+                    trunk: id.to_owned(),
+                    message: format!(
+                        "outbound calls skip this trunk: {reason} (counted in rejected_out)"
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.skip_reasons.remove(id);
+            }
+        }
     }
 
     /// One call of the trunk's `max_cps_outbound` (GCRA, burst of one second's worth).

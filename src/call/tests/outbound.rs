@@ -737,6 +737,17 @@ fn a_trunk_whose_keepalive_is_down_is_skipped() {
     let out = sent(&mut control);
     assert_eq!(out[1].0, addr(SECOND), "{out:#?}");
     assert_eq!(count(&control, "first", |c| &c.rejected_out), 1);
+    // Logged once, not per call.
+    receive(&mut control, now, BACKEND, &dial("o16b", "02079460000", ""));
+    sent(&mut control);
+    let skips = drain_events(&mut control)
+        .into_iter()
+        .filter(|event| {
+            format!("{event:?}")
+                .contains("outbound calls skip this trunk: its keepalive says options=down")
+        })
+        .count();
+    assert_eq!(skips, 1);
 }
 
 #[test]
