@@ -190,7 +190,7 @@ pub struct Control {
     /// Why outbound calls last skipped each trunk, logged once per reason.
     skip_reasons: HashMap<String, &'static str>,
     /// When the next hops looked up for calls alone are looked up again (DNS TTL).
-    hop_refresh: BTreeMap<String, Instant>,
+    hop_refresh: outbound::Refresh,
     /// OPTIONS health checks of the backends, and our address toward each (by the key of
     /// its lookup), which their Via names.
     checks: backends::BackendChecks,
@@ -266,7 +266,7 @@ impl Control {
             outbound_lookups: VecDeque::new(),
             cps_out: HashMap::new(),
             skip_reasons: HashMap::new(),
-            hop_refresh: BTreeMap::new(),
+            hop_refresh: outbound::Refresh::default(),
             checks: backends::BackendChecks::new(config_timers, context.seed ^ 0xbac0_e7d5),
             backend_locals: BTreeMap::new(),
             user_agent: context.user_agent.clone(),
@@ -458,7 +458,7 @@ impl Control {
             self.snapshot_due,
             self.backends_down.values().min().copied(),
             self.backend_resolve_at,
-            self.hop_refresh.values().min().copied(),
+            self.hop_refresh.first(),
             self.checks.poll_timeout(),
             self.shutdown.as_ref().and_then(Shutdown::poll_timeout),
         ]

@@ -312,21 +312,14 @@ impl Control {
             None => Some(next_hop::MIN_RESOLVE_INTERVAL),
         };
         match interval {
-            Some(interval) => self.hop_refresh.insert(trunk.to_owned(), now + interval),
+            Some(interval) => self.hop_refresh.insert(trunk, now + interval),
             None => self.hop_refresh.remove(trunk),
-        };
+        }
     }
 
     /// Looks up again the next hops whose refresh is due.
     pub(super) fn refresh_hops(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .hop_refresh
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            self.hop_refresh.remove(&id);
+        while let Some(id) = self.hop_refresh.pop_due(now) {
             if let Some(trunk) = self.config.trunks.get(&id).cloned() {
                 self.lookup_outbound_hop(&trunk);
             }
@@ -350,6 +343,43 @@ impl Control {
             request.key = ResolveKey::Trunk(trunk.id.clone());
             self.outbound_lookups.push_back(request);
         }
+    }
+}
+
+/// When each trunk's next hop is looked up again, earliest first: O(log n) per change, and
+/// the earliest at once (the control loop asks for it every turn, with 100,000 trunks).
+#[derive(Debug, Default)]
+pub(super) struct Refresh {
+    by_id: std::collections::HashMap<String, Instant>,
+    order: std::collections::BTreeSet<(Instant, String)>,
+}
+
+impl Refresh {
+    pub(super) fn insert(&mut self, id: &str, at: Instant) {
+        self.remove(id);
+        self.by_id.insert(id.to_owned(), at);
+        self.order.insert((at, id.to_owned()));
+    }
+
+    pub(super) fn remove(&mut self, id: &str) {
+        if let Some(at) = self.by_id.remove(id) {
+            self.order.remove(&(at, id.to_owned()));
+        }
+    }
+
+    pub(super) fn first(&self) -> Option<Instant> {
+        self.order.first().map(|(at, _)| *at)
+    }
+
+    /// The next id due at `now`, taken out.
+    fn pop_due(&mut self, now: Instant) -> Option<String> {
+        let (at, _) = self.order.first()?;
+        if *at > now {
+            return None;
+        }
+        let (_, id) = self.order.pop_first()?;
+        self.by_id.remove(&id);
+        Some(id)
     }
 }
 
