@@ -11,7 +11,8 @@ use trunkd::io::count_of;
 /// trunkd — SIP trunk edge daemon.
 ///
 /// Loads SIP trunk definitions from a TOML file and its includes (see README.md),
-/// validates every key, binds the SIP listeners and logs one status line per trunk.
+/// validates every key, binds the SIP listeners and logs each trunk's changes of state,
+/// with a periodic summary.
 /// Edit the files or send SIGHUP and trunkd reloads them, applying only what changed, or
 /// keeping the running config if the edit is invalid. Trunks register and send OPTIONS
 /// keepalives; inbound INVITEs over UDP are admitted or refused per trunk and routed to

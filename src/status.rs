@@ -60,7 +60,7 @@ pub struct TrunkStatus {
 }
 
 /// A trunk's inbound counters as read at one instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CallCounts {
     pub channels: u32,
     pub calls: u64,
@@ -110,6 +110,49 @@ impl TrunkStatus {
             options: None,
             verified: false,
         }
+    }
+
+    /// The trunk needs attention: its registration is failing (`backoff`, `auth_failed`,
+    /// `rejected`) or its keepalive says `down` (what the summary counts as
+    /// `register_failing` and `options_down`). Disabled, idle, registering, registered
+    /// and `options=unknown` trunks are not: at start every trunk is one of those.
+    pub fn in_trouble(&self) -> bool {
+        let failing = matches!(self.state, TrunkState::Registration(state) if state.is_failing());
+        let down = self
+            .options
+            .is_some_and(|options| options.state == crate::trunk::keepalive::State::Down);
+        failing || down
+    }
+
+    /// What the line says, but for the values that move with time alone (`expires_in`,
+    /// `retry_in`) or with every ping (`rtt_ms`, `srtt_ms`): two statuses with the same key
+    /// would read the same to an operator. A hash, so a daemon keeps 8 bytes per trunk.
+    pub fn line_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (
+            &self.id,
+            self.state.as_str(),
+            self.direction,
+            self.transport,
+            &self.next_hop,
+            self.register,
+            self.options_interval,
+            self.numbers,
+            self.max_channels,
+            &self.name,
+        )
+            .hash(&mut hasher);
+        self.calls.hash(&mut hasher);
+        self.options
+            .map(|options| options.state.as_str())
+            .hash(&mut hasher);
+        self.verified.hash(&mut hasher);
+        self.registration
+            .as_ref()
+            .map(|registration| registration.last_code)
+            .hash(&mut hasher);
+        hasher.finish()
     }
 
     /// Adds what the registration knows: its state, and the next hop actually used.
@@ -370,5 +413,59 @@ mod tests {
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn line_key_ignores_what_moves_by_itself_and_trouble_is_failing_or_down() {
+        use crate::trunk::keepalive::State as Options;
+        let registered = TrunkStatus {
+            id: "carrier-x".into(),
+            state: TrunkState::Registration(registration::State::Registered),
+            direction: Direction::Both,
+            transport: Transport::Udp,
+            next_hop: "udp:192.0.2.1:5060".into(),
+            register: true,
+            options_interval: Duration::from_secs(30),
+            numbers: 0,
+            max_channels: 0,
+            name: "carrier-x".into(),
+            registration: Some(RegistrationStatus {
+                state: registration::State::Registered,
+                expires_in: Some(Duration::from_secs(600)),
+                last_code: Some(200),
+                retry_in: None,
+                next_hop: "192.0.2.1:5060".parse().unwrap(),
+            }),
+            calls: Some(CallCounts::default()),
+            options: Some(KeepaliveStatus {
+                state: Options::Up,
+                rtt_last: Some(Duration::from_millis(12)),
+                rtt_smoothed: Some(Duration::from_millis(12)),
+                answered: true,
+            }),
+            verified: true,
+        };
+        let key = registered.line_key();
+        let mut later = registered.clone();
+        later.registration.as_mut().unwrap().expires_in = Some(Duration::from_secs(590));
+        later.options.as_mut().unwrap().rtt_last = Some(Duration::from_millis(30));
+        later.options.as_mut().unwrap().rtt_smoothed = Some(Duration::from_millis(14));
+        assert_eq!(
+            later.line_key(),
+            key,
+            "time and round trips move by themselves"
+        );
+        later.calls.as_mut().unwrap().calls = 1;
+        assert_ne!(later.line_key(), key, "a call is a change");
+        assert!(!registered.in_trouble());
+
+        let mut down = registered.clone();
+        down.options.as_mut().unwrap().state = Options::Down;
+        assert!(down.in_trouble());
+        let mut backoff = registered;
+        backoff.state = TrunkState::Registration(registration::State::Backoff);
+        assert!(backoff.in_trouble());
+        backoff.state = TrunkState::Registration(registration::State::Registering);
+        assert!(!backoff.in_trouble(), "registering is how it begins");
     }
 }

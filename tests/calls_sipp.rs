@@ -46,6 +46,8 @@ fn start_trunkd_on(
 [daemon]
 listen = ["udp:127.0.0.1:{port}"{tcp_listen}]
 status_interval = "1s"
+# Every trunk line in every report: the tests read the counters off the next one.
+status_log = "all"
 status_file = ""
 {extra}
 
@@ -509,6 +511,8 @@ fn a_credential_trunk_challenges_and_admits_the_authenticated_call() {
 [daemon]
 listen = ["udp:127.0.0.1:{port}"]
 status_interval = "1s"
+# Every trunk line in every report: the tests read the counters off the next one.
+status_log = "all"
 status_file = ""
 
 [backend]

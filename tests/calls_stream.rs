@@ -205,6 +205,8 @@ fn call_then_reconnect(tls: bool) {
 [daemon]
 listen = ["udp:127.0.0.1:{port}", "{name}:127.0.0.1:{port}"]
 status_interval = "1s"
+# Every trunk line in every report: the tests read the counters off the next one.
+status_log = "all"
 status_file = ""
 
 {tls_table}

@@ -48,6 +48,8 @@ impl Tree {
 [daemon]
 listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
 status_interval = "1h"
+# Every trunk line in the start-up report, which these tests read.
+status_log = "all"
 include = ["trunks.d/*.toml"]
 
 [backend]

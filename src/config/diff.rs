@@ -56,6 +56,7 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             "status_interval",
             old.daemon.status_interval != new.daemon.status_interval,
         ),
+        ("status_log", old.daemon.status_log != new.daemon.status_log),
         ("include", old.daemon.include != new.daemon.include),
         ("timers", old.daemon.timers != new.daemon.timers),
         (

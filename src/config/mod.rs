@@ -29,8 +29,8 @@ pub use diff::{Diff, diff};
 pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use load::{LoadOptions, load, load_str};
 pub use values::{
-    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, Transport, UnknownSource,
-    format_duration,
+    Direction, E164, InboundAuth, Listen, NumberFormat, Secret, StatusLog, Transport,
+    UnknownSource, format_duration,
 };
 
 use crate::sip::transaction::TimerValues;
@@ -64,6 +64,9 @@ pub struct Daemon {
     /// Advertised in Via/Contact instead of the socket address (NAT, load balancer).
     pub public_address: Option<Host>,
     pub status_interval: Duration,
+    /// Which trunk lines the periodic and start-up reports log (every trunk's, or only
+    /// those in trouble or changed); state changes are logged either way.
+    pub status_log: StatusLog,
     pub include: Vec<String>,
     /// RFC 3261 §17 timer base values T1, T2, T4 (defaults 500 ms, 4 s, 5 s).
     pub timers: TimerValues,

@@ -432,3 +432,30 @@ fn route_to_is_one_backend_or_a_pool() {
         ]
     );
 }
+
+#[test]
+fn status_log_is_a_keyword_defaulting_to_changes() {
+    let with = |line: &str| format!("[daemon]\n{line}\n\n{OUTBOUND_TRUNK}");
+    assert_eq!(loaded(OUTBOUND_TRUNK).daemon.status_log, StatusLog::Changes);
+    assert_eq!(
+        loaded(&with("status_interval = \"5s\"")).daemon.status_log,
+        StatusLog::Changes,
+        "a [daemon] table without the key"
+    );
+    assert_eq!(
+        loaded(&with("status_log = \"all\"")).daemon.status_log,
+        StatusLog::All
+    );
+    assert_eq!(
+        loaded(&with("status_log = \"changes\"")).daemon.status_log,
+        StatusLog::Changes
+    );
+    assert_eq!(
+        errors_of(&with("status_log = \"none\"")),
+        ["t.toml:2:14: status_log: \"none\" is not one of \"all\", \"changes\""]
+    );
+    assert_eq!(
+        errors_of(&with("status_log = true")),
+        ["t.toml:2:14: status_log: expected a string, found boolean"]
+    );
+}

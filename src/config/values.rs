@@ -205,6 +205,12 @@ keyword_enum!(
 );
 
 keyword_enum!(
+    /// Which trunk lines the periodic status report logs: every trunk's, or only those of
+    /// trunks in trouble or whose line changed (the summary line always).
+    StatusLog { All = "all", Changes = "changes" }
+);
+
+keyword_enum!(
     /// How numbers are written towards the carrier.
     NumberFormat { PlusE164 = "+e164", E164 = "e164", National = "national" }
 );

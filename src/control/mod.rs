@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::call::{self, CallEvent, Calls};
-use crate::config::{Config, ConfigErrors, Diff, Transport, Trunk, TrunkField, diff};
+use crate::config::{Config, ConfigErrors, Diff, StatusLog, Transport, Trunk, TrunkField, diff};
 use crate::inbound::snapshot::{self, Inputs, Snapshot, TrunkCounters};
 use crate::inbound::{Admitted, Inbound};
 use crate::sip::Transmit;
@@ -67,6 +67,11 @@ pub struct TrunkSlot {
     /// The carrier answered OPTIONS or accepted a REGISTER ("verify trunk" of trunk APIs):
     /// sticky until the fields that decide where the trunk goes change.
     pub verified: bool,
+    /// [`TrunkStatus::line_key`] of what the log last said about this trunk (its last
+    /// event line, or the last report, whether or not that report logged its line); `None`
+    /// until the start-up report. With `status_log = "changes"` a report logs the trunk
+    /// only when its key moved or it is in trouble.
+    logged: Option<u64>,
 }
 
 impl TrunkSlot {
@@ -76,6 +81,7 @@ impl TrunkSlot {
             config,
             runtime: Arc::new(TrunkRuntime { since: now }),
             verified: false,
+            logged: None,
         }
     }
 
@@ -106,7 +112,9 @@ pub enum ChangeReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The periodic report: one status per trunk, then the summary.
+    /// The start-up and periodic report: the trunks `[daemon] status_log` selects (every
+    /// one, or those in trouble or changed since the log last showed them), then the
+    /// summary.
     Report {
         trunks: Vec<TrunkStatus>,
         summary: Summary,
@@ -349,10 +357,11 @@ impl Control {
                 .push_back(Event::TrunkRemoved { id: id.clone() });
         }
         for id in &diff.added {
-            let slot = TrunkSlot::new(config.trunks[id].clone(), now);
+            let mut slot = TrunkSlot::new(config.trunks[id].clone(), now);
             self.registrations.add(&slot.config);
             self.keepalives.add(&slot.config);
             self.lookup_outbound_hop(&config.trunks[id]);
+            slot.logged = Some(self.status_of(&slot, now).line_key());
             self.events.push_back(Event::TrunkUpdated {
                 status: slot.status(),
                 reason: ChangeReason::Added,
@@ -375,8 +384,10 @@ impl Control {
                 slot.verified = !moved && old.verified;
                 slot.counters = Arc::clone(&old.counters);
             }
+            let status = self.status_of(&slot, now);
+            slot.logged = Some(status.line_key());
             self.events.push_back(Event::TrunkUpdated {
-                status: self.status_of(&slot, now),
+                status,
                 reason: ChangeReason::Changed(fields.clone()),
             });
             self.trunks.insert(id.clone(), slot);
@@ -1066,11 +1077,11 @@ impl Control {
                     {
                         slot.verified = true;
                     }
-                    let Some(slot) = self.trunks.get(&trunk) else {
+                    let Some(status) = self.logged_status(&trunk, now) else {
                         continue;
                     };
                     Event::TrunkUpdated {
-                        status: self.status_of(slot, now),
+                        status,
                         reason: ChangeReason::Registration(reason),
                     }
                 }
@@ -1107,11 +1118,11 @@ impl Control {
                     {
                         slot.verified = true;
                     }
-                    let Some(slot) = self.trunks.get(&trunk) else {
+                    let Some(status) = self.logged_status(&trunk, now) else {
                         continue;
                     };
                     Event::TrunkUpdated {
-                        status: self.status_of(slot, now),
+                        status,
                         reason: ChangeReason::Options(format!("{} ({reason})", state.as_str())),
                     }
                 }
@@ -1134,11 +1145,35 @@ impl Control {
         }
     }
 
+    /// A trunk's status for an event line, remembered as what the log last said of it.
+    fn logged_status(&mut self, trunk: &str, now: Instant) -> Option<TrunkStatus> {
+        let status = self.status_of(self.trunks.get(trunk)?, now);
+        if let Some(slot) = self.trunks.get_mut(trunk) {
+            slot.logged = Some(status.line_key());
+        }
+        Some(status)
+    }
+
+    /// The start-up or periodic report. `status_log = "all"`: every trunk. `"changes"`:
+    /// the trunks in trouble ([`TrunkStatus::in_trouble`]) and those whose line changed
+    /// since the log last showed them (at start, when nothing was shown yet, only the
+    /// former), so a daemon with many healthy trunks logs little more than the summary.
     fn queue_report(&mut self, now: Instant) {
-        let trunks = self
+        let statuses: Vec<TrunkStatus> = self
             .trunks
             .values()
             .map(|slot| self.status_of(slot, now))
+            .collect();
+        let every = self.config.daemon.status_log == StatusLog::All;
+        let trunks = self
+            .trunks
+            .values_mut()
+            .zip(statuses)
+            .filter_map(|(slot, status)| {
+                let key = status.line_key();
+                let changed = slot.logged.replace(key).is_some_and(|last| last != key);
+                (every || changed || status.in_trouble()).then_some(status)
+            })
             .collect();
         self.events.push_back(Event::Report {
             trunks,

@@ -43,7 +43,8 @@ fn epoch() -> Instant {
 #[test]
 fn reports_at_start_and_every_interval_but_once_after_a_stall() {
     let t0 = epoch();
-    let mut control = Control::new(config(BASE), t0);
+    let every_trunk = BASE.replace("status_interval", "status_log = \"all\"\nstatus_interval");
+    let mut control = Control::new(config(&every_trunk), t0);
     let events = drain(&mut control);
     assert_eq!(events.len(), 1);
     let Event::Report { trunks, summary } = &events[0] else {
@@ -345,4 +346,185 @@ fn a_reload_without_changes_keeps_every_slot() {
     };
     assert!(diff.is_empty());
     assert_eq!(diff.unchanged, ["alpha", "beta"]);
+}
+
+/// The ids of the trunk lines of each report among `events`.
+fn reported(events: &[Event]) -> Vec<Vec<String>> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Report { trunks, .. } => {
+                Some(trunks.iter().map(|status| status.id.clone()).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the control path up to `until`, as the shell does; the reports on the way.
+fn reports_until(control: &mut Control, until: Instant) -> Vec<Vec<String>> {
+    let mut reports = Vec::new();
+    while control.poll_timeout() <= until {
+        control.handle_timeout(control.poll_timeout());
+        reports.extend(reported(&drain(control)));
+    }
+    reports
+}
+
+#[test]
+fn status_log_changes_logs_only_trunks_in_trouble_or_changed_besides_the_summary() {
+    let t0 = epoch();
+    let s = Duration::from_secs;
+    let mut control = Control::new(config(BASE), t0);
+    assert_eq!(
+        control.config().daemon.status_log,
+        StatusLog::Changes,
+        "the default"
+    );
+    let start = drain(&mut control);
+    assert!(
+        matches!(&start[..], [Event::Report { trunks, summary }]
+            if trunks.is_empty() && summary.trunks == 2),
+        "at start the summary alone: idle and disabled trunks are not in trouble: {start:?}"
+    );
+    assert_eq!(
+        reports_until(&mut control, t0 + s(10)),
+        [Vec::<&str>::new()]
+    );
+
+    // A call on alpha changes its line: logged in the next report, not in the one after.
+    let alpha = Arc::clone(&control.trunk("alpha").unwrap().counters);
+    alpha.calls.fetch_add(1, Ordering::Relaxed);
+    assert_eq!(
+        reports_until(&mut control, t0 + s(30)),
+        [vec!["alpha"], vec![]]
+    );
+
+    // A reload's event line counts as shown: beta is not repeated in the next report.
+    let enabled = BASE.replace("enabled = false", "enabled = true");
+    control.handle_reload(t0 + s(31), Ok(config(&enabled)));
+    assert_eq!(
+        drain(&mut control).len(),
+        2,
+        "beta's event=changed and the summary"
+    );
+    assert_eq!(
+        reports_until(&mut control, t0 + s(40)),
+        [Vec::<&str>::new()]
+    );
+
+    // "all" applies from the next report on.
+    let all = enabled.replace("status_interval", "status_log = \"all\"\nstatus_interval");
+    control.handle_reload(t0 + s(41), Ok(config(&all)));
+    let events = drain(&mut control);
+    assert!(
+        matches!(events.last(), Some(Event::Reloaded { diff, .. })
+            if diff.daemon_changed == ["status_log"]),
+        "{events:?}"
+    );
+    assert_eq!(
+        reports_until(&mut control, t0 + s(50)),
+        [vec!["alpha", "beta"]]
+    );
+}
+
+#[test]
+fn status_log_changes_repeats_a_trunk_in_trouble_but_not_a_registered_one() {
+    // Registered: expires_in counts down in every line, which is no change.
+    let (mut control, idle) = registered();
+    let reports = reports_until(&mut control, idle + Duration::from_secs(240));
+    assert!(
+        !reports.is_empty() && reports.iter().all(Vec::is_empty),
+        "{reports:?}"
+    );
+
+    // Rejected (403): its event line at once, then its line in every report.
+    let t0 = epoch();
+    let mut control = Control::new(config(&registering("")), t0);
+    let (t1, register) = first_register(&mut control, t0);
+    let forbidden = registrar_ok(&register, 600).replace("200 OK", "403 Forbidden");
+    from_registrar(&mut control, t1, &forbidden);
+    let events = drain(&mut control);
+    assert!(
+        events.iter().any(|event| matches!(event,
+            Event::TrunkUpdated { status, reason: ChangeReason::Registration(_) }
+                if status.state == TrunkState::Registration(registration::State::Rejected))),
+        "{events:?}"
+    );
+    let reports = reports_until(&mut control, t0 + Duration::from_secs(180));
+    assert_eq!(reports, [["alpha"], ["alpha"], ["alpha"]]);
+}
+
+/// journald drops a service's messages above 10,000 per 30 s (its default
+/// RateLimitIntervalSec/RateLimitBurst). 100,000 healthy trunks, a report every 10 s:
+/// "all" would write 300,003 lines per 30 s; "changes" writes the summaries.
+#[test]
+fn status_log_changes_keeps_100000_healthy_trunks_under_journalds_rate_limit() {
+    const TRUNKS: u32 = 100_000;
+    const LIMIT: usize = 10_000;
+    let window = Duration::from_secs(30);
+    // One trunk as loaded, copied 100,000 times (parsing that much TOML takes a debug
+    // build 13 s): outbound-only, no REGISTER, no OPTIONS, on 127.0.0.x.
+    let mut config = config(
+        "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\nstatus_interval = \"10s\"\n\
+         [trunks.t]\ndomain = \"127.0.0.1\"\ndirection = \"outbound\"\n\
+         register = false\noptions_interval = 0\n",
+    );
+    let template = config.trunks.remove("t").unwrap();
+    for index in 0..TRUNKS {
+        let mut trunk = (*template).clone();
+        trunk.id = format!("t{index}");
+        let host = u8::try_from(index % 250 + 1).unwrap();
+        trunk.domain = crate::sip::Host::Ipv4(std::net::Ipv4Addr::new(127, 0, 0, host));
+        config.trunks.insert(trunk.id.clone(), Arc::new(trunk));
+    }
+    let t0 = epoch();
+    let mut control = Control::new(config, t0);
+    // The shell answers the lookups of the trunks' next hops, addresses as they are.
+    while let Some(request) = control.poll_resolve() {
+        let address = SocketAddr::new(request.host.parse().unwrap(), 5060);
+        let resolved = Resolved {
+            next_hop: address,
+            alternatives: Vec::new(),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            public: false,
+            ttl: None,
+        };
+        control.handle_resolved(t0, &request.key, Ok(resolved));
+    }
+    // (instant, lines) of every event: the lines drain_events writes for it.
+    fn log(control: &mut Control, now: Instant, lines: &mut Vec<(Instant, usize)>) {
+        for event in drain(control) {
+            let count = match &event {
+                Event::Report { trunks, .. } => trunks.len() + 1,
+                Event::Reloaded { .. } => 2,
+                Event::ReloadRejected { errors, .. } => errors.0.len() + 1,
+                _ => 1,
+            };
+            lines.push((now, count));
+        }
+    }
+    let mut lines = Vec::new();
+    log(&mut control, t0, &mut lines);
+    assert_eq!(lines, [(t0, 1)], "at start the summary alone");
+    // Six reports (each of 100,000 statuses takes a debug build 0.8 s).
+    let end = t0 + Duration::from_secs(60);
+    while control.poll_timeout() <= end {
+        let now = control.poll_timeout();
+        control.handle_timeout(now);
+        log(&mut control, now, &mut lines);
+    }
+    assert_eq!(lines.len(), 7, "a report at start and every 10 s");
+    let busiest = lines
+        .iter()
+        .map(|(from, _)| {
+            lines
+                .iter()
+                .filter(|(at, _)| at >= from && *at < *from + window)
+                .map(|line| line.1)
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(busiest, 3, "three summaries in any 30 s: far under {LIMIT}");
 }

@@ -235,6 +235,19 @@ impl Trunkd {
         }
     }
 
+    /// Every line that arrives before `until`, with when it arrived (kept in the log too).
+    pub fn lines_until(&mut self, until: Instant) -> Vec<(Instant, String)> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            self.log.push(line.clone());
+            lines.push((Instant::now(), line));
+        }
+        lines
+    }
+
     /// Like `wait_for`, but also matches a line already read (events of different trunks
     /// arrive in any order).
     pub fn seen_or_wait_for(&mut self, needles: &[&str]) -> String {
