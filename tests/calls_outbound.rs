@@ -71,6 +71,13 @@ uri = "sip:127.0.0.1:5999"
     .unwrap();
     let mut trunkd = Trunkd::start(&config);
     trunkd.wait_for(&["listening on udp:127.0.0.1"]);
+    // Calls find a trunk once its next hop is known (before, 503 No Trunk Available).
+    for id in trunks
+        .lines()
+        .filter_map(|line| line.strip_prefix("[trunks.")?.strip_suffix(']'))
+    {
+        trunkd.seen_or_wait_for(&[&format!("trunk {id}: outbound calls go to ")]);
+    }
     (trunkd, port)
 }
 
@@ -229,7 +236,13 @@ fn each_number_format_on_the_wire_with_a_pinned_trunk() {
             port,
             &["-set", "xtrunk", id],
         );
-        assert_eq!(uac.wait(), Some(0), "backend via {id}: {}", uac.log_text());
+        assert_eq!(
+            uac.wait(),
+            Some(0),
+            "backend via {id}: {}\n{}",
+            uac.log_text(),
+            messages(dir.path(), "sipp-backend-outbound.xml", "02079460000")
+        );
         kamailio.wait_for_log(&["CARRIER INVITE", expected, "auth=ok"]);
         let sent = messages(dir.path(), "sipp-backend-outbound.xml", "02079460000");
         assert!(sent.contains("X-Trunk: "), "the backend pinned the trunk");

@@ -144,6 +144,11 @@ pub enum Event {
         trunk: String,
         message: String,
     },
+    /// Something worth a line that is not a problem (where a trunk's calls now go).
+    Info {
+        trunk: String,
+        message: String,
+    },
     /// What the shutdown under way has to say (draining, a deadline passed).
     Shutdown(shutdown::Notice),
     /// A backend's health check changed its state.
@@ -771,7 +776,20 @@ impl Control {
             }
         };
         if let Ok(resolved) = &resolved {
-            self.hops.insert(trunk.clone(), resolved.clone());
+            let previous = self.hops.insert(trunk.clone(), resolved.clone());
+            let moved = previous.is_none_or(|old| old.next_hop != resolved.next_hop);
+            let for_calls = self.config.trunks.get(trunk).is_some_and(|config| {
+                config.enabled && config.direction != crate::config::Direction::Inbound
+            });
+            if moved && for_calls {
+                self.events.push_back(Event::Info {
+                    trunk: trunk.clone(),
+                    message: format!(
+                        "outbound calls go to {} (from {})",
+                        resolved.next_hop, resolved.local
+                    ),
+                });
+            }
         }
         self.schedule_hop_refresh(now, trunk, resolved.as_ref().ok());
         self.keepalives.handle_resolved(now, trunk, &resolved);

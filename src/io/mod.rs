@@ -515,6 +515,7 @@ fn drain_events(
                 info!(target: "trunkd::status", "{summary}");
             }
             Event::Warning { trunk, message } => warn!("trunk {trunk}: {message}"),
+            Event::Info { trunk, message } => info!("trunk {trunk}: {message}"),
             Event::BackendUpdated { status, reason } => {
                 warn_or_info_options(&status.to_string(), &reason);
             }
