@@ -777,7 +777,13 @@ impl Control {
         };
         if let Ok(resolved) = &resolved {
             let previous = self.hops.insert(trunk.clone(), resolved.clone());
-            let moved = previous.is_none_or(|old| old.next_hop != resolved.next_hop);
+            // The first answer of every trunk would be a line per trunk at start (100,000
+            // of them): only with status_log = "all"; a move is always worth a line.
+            let every = self.config.daemon.status_log == crate::config::StatusLog::All;
+            let moved = match previous {
+                Some(old) => old.next_hop != resolved.next_hop,
+                None => every,
+            };
             let for_calls = self.config.trunks.get(trunk).is_some_and(|config| {
                 config.enabled && config.direction != crate::config::Direction::Inbound
             });
