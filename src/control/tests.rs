@@ -346,3 +346,78 @@ fn a_reload_without_changes_keeps_every_slot() {
     assert!(diff.is_empty());
     assert_eq!(diff.unchanged, ["alpha", "beta"]);
 }
+
+/// The metrics are read from the current state: a registration's state set, the hot
+/// path's counters, and nothing of a trunk a reload removed.
+#[test]
+fn metrics_render_the_current_state_and_forget_removed_trunks() {
+    use super::metrics::LastReload;
+    let (mut control, now) = registered();
+    let beta =
+        "[trunks.beta]\ndomain = \"192.0.2.9\"\ndirection = \"outbound\"\nmax_channels = 7\n";
+    control.handle_reload(now, Ok(config(&registering(beta))));
+    let alpha = &control.trunk("alpha").unwrap().counters;
+    alpha.calls_out.fetch_add(3, Ordering::Relaxed);
+    alpha.rejected_out.fetch_add(2, Ordering::Relaxed);
+    alpha.failovers.fetch_add(1, Ordering::Relaxed);
+    let last_reload = LastReload {
+        success: true,
+        timestamp_seconds: 1_765_000_000.5,
+    };
+    let text = control.metrics(now, last_reload);
+    let lines: Vec<&str> = text.lines().collect();
+    for expected in [
+        "# TYPE trunkd_build_info gauge",
+        concat!(
+            "trunkd_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+        "trunkd_config_generation 2",
+        "trunkd_config_last_reload_success 1",
+        "trunkd_config_last_reload_timestamp_seconds 1765000000.5",
+        "# TYPE trunkd_unknown_source_total counter",
+        "trunkd_unknown_source_total 0",
+        "trunkd_active_calls{direction=\"inbound\"} 0",
+        "trunkd_active_calls{direction=\"outbound\"} 0",
+        "trunkd_trunk_registration_state{trunk=\"alpha\",state=\"registered\"} 1",
+        "trunkd_trunk_registration_state{trunk=\"alpha\",state=\"backoff\"} 0",
+        "trunkd_trunk_max_channels{trunk=\"alpha\"} 0",
+        "trunkd_trunk_max_channels{trunk=\"beta\"} 7",
+        "trunkd_trunk_channels{trunk=\"beta\"} 0",
+        "trunkd_trunk_calls_total{trunk=\"alpha\",direction=\"outbound\"} 3",
+        "trunkd_trunk_rejected_total{trunk=\"alpha\",reason=\"outbound_skipped\"} 2",
+        "trunkd_trunk_failovers_total{trunk=\"alpha\"} 1",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} not in\n{text}");
+    }
+    let states = lines
+        .iter()
+        .filter(|line| line.starts_with("trunkd_trunk_registration_state{"))
+        .count();
+    assert_eq!(states, 6, "one state set, for the one registering trunk");
+    assert!(!text.contains("trunkd_trunk_options_up"), "no trunk pings");
+    assert!(!text.contains("trunkd_backend_up"), "no backend is checked");
+    // Each family's samples follow its HELP and TYPE, once.
+    let types = lines
+        .iter()
+        .filter(|line| line.starts_with("# TYPE"))
+        .count();
+    let helps = lines
+        .iter()
+        .filter(|line| line.starts_with("# HELP"))
+        .count();
+    assert_eq!(types, helps);
+
+    control.handle_reload(
+        now,
+        Ok(config(&format!(
+            "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n{beta}"
+        ))),
+    );
+    let text = control.metrics(now, last_reload);
+    assert!(!text.contains("trunk=\"alpha\""), "{text}");
+    assert!(!text.contains("trunkd_trunk_registration_state"), "{text}");
+    assert!(text.contains("trunkd_trunk_max_channels{trunk=\"beta\"} 7\n"));
+    assert!(text.contains("trunkd_config_generation 3\n"));
+}
