@@ -99,7 +99,37 @@ impl Control {
         );
         self.backends(&mut out);
         trunk_families(&mut out, &trunks);
+        self.options_round_trips(&mut out, &trunks);
         out.text
+    }
+
+    /// `trunkd_trunk_options_round_trip_seconds`: every answered ping's round trip, per
+    /// pinging trunk (the gauge `trunkd_trunk_options_rtt_seconds` is the last one).
+    fn options_round_trips(&self, out: &mut Exposition, trunks: &[TrunkStatus]) {
+        const NAME: &str = "trunkd_trunk_options_round_trip_seconds";
+        let histograms = || {
+            trunks
+                .iter()
+                .filter_map(|t| Some((t, self.keepalives.rtt_histogram(&t.id)?)))
+        };
+        if histograms().next().is_none() {
+            return;
+        }
+        out.family(
+            NAME,
+            "histogram",
+            "Round-trip times of the trunk's answered OPTIONS.",
+        );
+        for (trunk, histogram) in histograms() {
+            for (bound, count) in histogram.cumulative() {
+                let le = Float(bound).to_string();
+                let labels = [("trunk", trunk.id.as_str()), ("le", le.as_str())];
+                out.sample(&format!("{NAME}_bucket"), &labels, count);
+            }
+            let labels = [("trunk", trunk.id.as_str())];
+            out.sample(&format!("{NAME}_sum"), &labels, Seconds(histogram.sum()));
+            out.sample(&format!("{NAME}_count"), &labels, histogram.count());
+        }
     }
 
     fn backends(&self, out: &mut Exposition) {

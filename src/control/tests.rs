@@ -421,3 +421,81 @@ fn metrics_render_the_current_state_and_forget_removed_trunks() {
     assert!(text.contains("trunkd_trunk_max_channels{trunk=\"beta\"} 7\n"));
     assert!(text.contains("trunkd_config_generation 3\n"));
 }
+
+/// A 200 to an OPTIONS: its Via, From, To (tagged), Call-ID and CSeq back.
+fn options_ok(options: &str) -> String {
+    let header = |name: &str| {
+        options
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {options}"))
+            .trim()
+    };
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=o\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         Content-Length: 0\r\n\r\n",
+        header("Via:"),
+        header("From:"),
+        header("To:"),
+        header("Call-ID:"),
+        header("CSeq:"),
+    )
+}
+
+/// An answered ping shows as up, as the last RTT and in the round-trip histogram.
+#[test]
+fn metrics_show_an_answered_ping() {
+    use super::metrics::LastReload;
+    let text = "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\n\
+                domain = \"192.0.2.1\"\nport = 5060\ndirection = \"outbound\"\n\
+                options_interval = \"30s\"\n";
+    let t0 = epoch();
+    let mut control = Control::new(config(text), t0);
+    let request = control.poll_resolve().expect("a lookup");
+    let resolved = Resolved {
+        next_hop: REGISTRAR.parse().unwrap(),
+        alternatives: Vec::new(),
+        local: LOCAL.parse().unwrap(),
+        public: false,
+        ttl: None,
+    };
+    control.handle_resolved(t0, &request.key, Ok(resolved));
+    let (now, options) = loop {
+        let now = control.poll_timeout();
+        control.handle_timeout(now);
+        if let Some(transmit) = control.poll_transmit() {
+            break (now, String::from_utf8(transmit.bytes).unwrap());
+        }
+    };
+    assert!(options.starts_with("OPTIONS "), "{options}");
+    from_registrar(
+        &mut control,
+        now + Duration::from_millis(30),
+        &options_ok(&options),
+    );
+    let last_reload = LastReload {
+        success: true,
+        timestamp_seconds: 0.0,
+    };
+    let text = control.metrics(now + Duration::from_millis(30), last_reload);
+    let name = "trunkd_trunk_options_round_trip_seconds";
+    for expected in [
+        "trunkd_trunk_options_rtt_seconds{trunk=\"alpha\"} 0.03".to_owned(),
+        format!("# TYPE {name} histogram"),
+        format!("{name}_bucket{{trunk=\"alpha\",le=\"0.025\"}} 0"),
+        format!("{name}_bucket{{trunk=\"alpha\",le=\"0.05\"}} 1"),
+        format!("{name}_bucket{{trunk=\"alpha\",le=\"+Inf\"}} 1"),
+        format!("{name}_sum{{trunk=\"alpha\"}} 0.03"),
+        format!("{name}_count{{trunk=\"alpha\"}} 1"),
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "{expected:?} not in\n{text}"
+        );
+    }
+    // A pinging trunk has its up/down series (its value is the keepalive's to decide).
+    assert!(
+        text.contains("trunkd_trunk_options_up{trunk=\"alpha\"} "),
+        "{text}"
+    );
+}
