@@ -5,6 +5,7 @@
 //! errors.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use super::values::{
     Direction, E164, InboundAuth, Listen, NumberFormat, Secret, StatusLog, Transport,
     UnknownSource, format_duration, parse_network,
 };
-use super::{Backend, BackendUri, Config, Daemon, Origin, TlsFiles, TlsIdentity, Trunk};
+use super::{Backend, BackendUri, Config, Daemon, Metrics, Origin, TlsFiles, TlsIdentity, Trunk};
 use crate::sip::transaction::TimerValues;
 use crate::sip::{Host, Scheme, SipUri};
 
@@ -110,6 +111,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     let daemon_table = root.table("daemon");
     let tls_table = root.table("tls");
     let backend_table = root.table("backend");
+    let metrics_table = root.table("metrics");
     let trunks_table = root.table("trunks");
     root.finish();
 
@@ -122,6 +124,8 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     let backend = backend_table
         .clone()
         .and_then(|(table, span)| read_backend(&main_source, table, &span, &mut errors));
+    let metrics = metrics_table
+        .and_then(|(table, span)| read_metrics(&main_source, table, &span, &mut errors));
 
     let mut trunks = TrunkSet::default();
     if let Some((table, _)) = trunks_table {
@@ -186,6 +190,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         daemon: daemon.config,
         tls,
         backend,
+        metrics,
         trunks,
         warnings: warnings.into_iter().map(ConfigWarning).collect(),
     })
@@ -560,6 +565,29 @@ fn read_tls(
         identity,
         ca_file: ca_file.map(|(path, _)| path),
     })
+}
+
+/// `[metrics]`: present means served, so `listen` is required.
+fn read_metrics(
+    source: &SourceFile,
+    table: &DeTable<'_>,
+    span: &Range<usize>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Metrics> {
+    let mut reader = TableReader::new(source, "[metrics]".into(), None, table, errors);
+    let listen = reader.parsed("listen", parse_metrics_listen);
+    if table.get("listen").is_none() {
+        reader.error(span, "[metrics] needs listen (\"IP:PORT\")".into());
+    }
+    reader.finish();
+    listen.map(|listen| Metrics {
+        listen: listen.into_inner(),
+    })
+}
+
+fn parse_metrics_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("\"{text}\" is not IP:PORT, e.g. \"127.0.0.1:9464\""))
 }
 
 fn read_backend(

@@ -51,11 +51,20 @@ pub struct Config {
     pub daemon: Daemon,
     pub tls: Option<TlsFiles>,
     pub backend: Option<Backend>,
+    /// `[metrics]`: where `GET /metrics` is served; `None` (the default): not served.
+    pub metrics: Option<Metrics>,
     /// Trunks by id. `Arc` so a reload can hand unchanged trunks over without copying.
     pub trunks: BTreeMap<String, Arc<Trunk>>,
     /// What `check-config` prints as `warning:` lines and the daemon logs at WARN on start
     /// and after each applied reload, in file and position order. Not part of a diff.
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// `[metrics]`: the Prometheus endpoint (issue 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metrics {
+    /// `listen = "IP:PORT"`, plain HTTP; bound at start, a change needs a restart.
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -459,3 +459,25 @@ fn status_log_is_a_keyword_defaulting_to_changes() {
         ["t.toml:2:14: status_log: expected a string, found boolean"]
     );
 }
+
+#[test]
+fn metrics_are_off_by_default_and_served_where_listen_says() {
+    assert_eq!(loaded(OUTBOUND_TRUNK).metrics, None);
+    let config = loaded(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:9464\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    let listen = config.metrics.expect("[metrics] given").listen;
+    assert_eq!(listen, "127.0.0.1:9464".parse().unwrap());
+    let config = loaded(&format!(
+        "[metrics]\nlisten = \"[::1]:0\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    assert_eq!(config.metrics.unwrap().listen, "[::1]:0".parse().unwrap());
+}
+
+#[test]
+fn metrics_table_needs_listen() {
+    assert_eq!(
+        errors_of(&format!("[metrics]\n\n{OUTBOUND_TRUNK}")),
+        ["t.toml:1:1: [metrics] needs listen (\"IP:PORT\")"]
+    );
+}

@@ -11,6 +11,7 @@
 //! survive any reload that leaves the trunk unchanged.
 
 pub(crate) mod backends;
+pub(crate) mod metrics;
 mod outbound;
 pub(crate) mod shutdown;
 

@@ -528,3 +528,156 @@ fn status_log_changes_keeps_100000_healthy_trunks_under_journalds_rate_limit() {
         .unwrap();
     assert_eq!(busiest, 3, "three summaries in any 30 s: far under {LIMIT}");
 }
+
+/// The metrics are read from the current state: a registration's state set, the hot
+/// path's counters, and nothing of a trunk a reload removed.
+#[test]
+fn metrics_render_the_current_state_and_forget_removed_trunks() {
+    use super::metrics::LastReload;
+    let (mut control, now) = registered();
+    let beta =
+        "[trunks.beta]\ndomain = \"192.0.2.9\"\ndirection = \"outbound\"\nmax_channels = 7\n";
+    control.handle_reload(now, Ok(config(&registering(beta))));
+    let alpha = &control.trunk("alpha").unwrap().counters;
+    alpha.calls_out.fetch_add(3, Ordering::Relaxed);
+    alpha.rejected_out.fetch_add(2, Ordering::Relaxed);
+    alpha.failovers.fetch_add(1, Ordering::Relaxed);
+    let last_reload = LastReload {
+        success: true,
+        timestamp_seconds: 1_765_000_000.5,
+    };
+    let text = control.metrics(now, last_reload);
+    let lines: Vec<&str> = text.lines().collect();
+    for expected in [
+        "# TYPE trunkd_build_info gauge",
+        concat!(
+            "trunkd_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+        "trunkd_config_generation 2",
+        "trunkd_config_last_reload_success 1",
+        "trunkd_config_last_reload_timestamp_seconds 1765000000.5",
+        "# TYPE trunkd_unknown_source_total counter",
+        "trunkd_unknown_source_total 0",
+        "trunkd_active_calls{direction=\"inbound\"} 0",
+        "trunkd_active_calls{direction=\"outbound\"} 0",
+        "trunkd_trunk_registration_state{trunk=\"alpha\",state=\"registered\"} 1",
+        "trunkd_trunk_registration_state{trunk=\"alpha\",state=\"backoff\"} 0",
+        "trunkd_trunk_max_channels{trunk=\"alpha\"} 0",
+        "trunkd_trunk_max_channels{trunk=\"beta\"} 7",
+        "trunkd_trunk_channels{trunk=\"beta\"} 0",
+        "trunkd_trunk_calls_total{trunk=\"alpha\",direction=\"outbound\"} 3",
+        "trunkd_trunk_rejected_total{trunk=\"alpha\",reason=\"outbound_skipped\"} 2",
+        "trunkd_trunk_failovers_total{trunk=\"alpha\"} 1",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} not in\n{text}");
+    }
+    let states = lines
+        .iter()
+        .filter(|line| line.starts_with("trunkd_trunk_registration_state{"))
+        .count();
+    assert_eq!(states, 6, "one state set, for the one registering trunk");
+    assert!(!text.contains("trunkd_trunk_options_up"), "no trunk pings");
+    assert!(!text.contains("trunkd_backend_up"), "no backend is checked");
+    // Each family's samples follow its HELP and TYPE, once.
+    let types = lines
+        .iter()
+        .filter(|line| line.starts_with("# TYPE"))
+        .count();
+    let helps = lines
+        .iter()
+        .filter(|line| line.starts_with("# HELP"))
+        .count();
+    assert_eq!(types, helps);
+
+    control.handle_reload(
+        now,
+        Ok(config(&format!(
+            "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n{beta}"
+        ))),
+    );
+    let text = control.metrics(now, last_reload);
+    assert!(!text.contains("trunk=\"alpha\""), "{text}");
+    assert!(!text.contains("trunkd_trunk_registration_state"), "{text}");
+    assert!(text.contains("trunkd_trunk_max_channels{trunk=\"beta\"} 7\n"));
+    assert!(text.contains("trunkd_config_generation 3\n"));
+}
+
+/// A 200 to an OPTIONS: its Via, From, To (tagged), Call-ID and CSeq back.
+fn options_ok(options: &str) -> String {
+    let header = |name: &str| {
+        options
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {options}"))
+            .trim()
+    };
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=o\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         Content-Length: 0\r\n\r\n",
+        header("Via:"),
+        header("From:"),
+        header("To:"),
+        header("Call-ID:"),
+        header("CSeq:"),
+    )
+}
+
+/// An answered ping shows as up, as the last RTT and in the round-trip histogram.
+#[test]
+fn metrics_show_an_answered_ping() {
+    use super::metrics::LastReload;
+    let text = "[daemon]\nlisten = [\"udp:127.0.0.1:0\"]\n[trunks.alpha]\n\
+                domain = \"192.0.2.1\"\nport = 5060\ndirection = \"outbound\"\n\
+                options_interval = \"30s\"\n";
+    let t0 = epoch();
+    let mut control = Control::new(config(text), t0);
+    let request = control.poll_resolve().expect("a lookup");
+    let resolved = Resolved {
+        next_hop: REGISTRAR.parse().unwrap(),
+        alternatives: Vec::new(),
+        local: LOCAL.parse().unwrap(),
+        public: false,
+        ttl: None,
+    };
+    control.handle_resolved(t0, &request.key, Ok(resolved));
+    let (now, options) = loop {
+        let now = control.poll_timeout();
+        control.handle_timeout(now);
+        if let Some(transmit) = control.poll_transmit() {
+            break (now, String::from_utf8(transmit.bytes).unwrap());
+        }
+    };
+    assert!(options.starts_with("OPTIONS "), "{options}");
+    from_registrar(
+        &mut control,
+        now + Duration::from_millis(30),
+        &options_ok(&options),
+    );
+    let last_reload = LastReload {
+        success: true,
+        timestamp_seconds: 0.0,
+    };
+    let text = control.metrics(now + Duration::from_millis(30), last_reload);
+    let name = "trunkd_trunk_options_round_trip_seconds";
+    for expected in [
+        "trunkd_trunk_options_rtt_seconds{trunk=\"alpha\"} 0.03".to_owned(),
+        format!("# TYPE {name} histogram"),
+        format!("{name}_bucket{{trunk=\"alpha\",le=\"0.025\"}} 0"),
+        format!("{name}_bucket{{trunk=\"alpha\",le=\"0.05\"}} 1"),
+        format!("{name}_bucket{{trunk=\"alpha\",le=\"+Inf\"}} 1"),
+        format!("{name}_sum{{trunk=\"alpha\"}} 0.03"),
+        format!("{name}_count{{trunk=\"alpha\"}} 1"),
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "{expected:?} not in\n{text}"
+        );
+    }
+    // A pinging trunk has its up/down series (its value is the keepalive's to decide).
+    assert!(
+        text.contains("trunkd_trunk_options_up{trunk=\"alpha\"} "),
+        "{text}"
+    );
+}

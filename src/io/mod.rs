@@ -16,6 +16,7 @@ pub(crate) mod dns;
 pub(crate) mod hot_path;
 pub(crate) mod listeners;
 pub mod memory;
+pub(crate) mod metrics;
 pub(crate) mod network;
 pub(crate) mod signals;
 pub(crate) mod systemd;
@@ -24,7 +25,7 @@ pub(crate) mod watch;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
@@ -32,6 +33,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{self, ConfigErrors, LoadOptions};
+use crate::control::metrics::LastReload;
 use crate::control::shutdown::Notice;
 use crate::control::{ChangeReason, Context, Control, Event};
 use crate::trunk::next_hop::{ResolveError, ResolveKey, Resolved};
@@ -53,6 +55,8 @@ pub enum RunError {
     Config(ConfigErrors),
     #[error(transparent)]
     Listen(#[from] listeners::ListenError),
+    #[error(transparent)]
+    Metrics(#[from] metrics::BindError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -115,6 +119,15 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
         ..Context::default()
     };
     log_warnings(&config);
+    // Bound before READY, like the SIP listeners: a taken port fails the start.
+    let metrics_listener = match config.metrics {
+        Some(wanted) => Some(metrics::bind(wanted.listen)?),
+        None => None,
+    };
+    let last_reload = Arc::new(Mutex::new(LastReload {
+        success: true,
+        timestamp_seconds: metrics::unix_seconds(),
+    }));
     let mut control = Control::with_context(config, clock::now(), context);
     memory::release_free_memory();
     let config = Arc::clone(control.config());
@@ -196,6 +209,18 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
         nudge: Arc::clone(&nudge),
         network: network.clone(),
     });
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            info!(
+                "serving metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            let serve = metrics::serve(listener, Arc::clone(&shared), Arc::clone(&last_reload));
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
 
     // One timer for the control path's deadline, moved only when the deadline does: a
     // new `sleep_until` per turn of the loop would register and cancel a timer-wheel
@@ -281,6 +306,7 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
                 &mut last_reload_failed,
                 &mut watch,
                 &changes,
+                &last_reload,
             )
             .await;
         }
@@ -294,6 +320,9 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
         }
     }
     status_file.write(&lock(&shared));
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     drop(listeners);
     info!("stopped");
     Ok(())
@@ -444,6 +473,7 @@ async fn reload(
     last_reload_failed: &mut Option<usize>,
     watch: &mut Option<watch::ConfigWatch>,
     changes: &watch::Changes,
+    last_reload: &Mutex<LastReload>,
 ) -> String {
     notifier.reloading();
     let main_file = lock(shared).config().main_file.clone();
@@ -451,6 +481,12 @@ async fn reload(
     let mut control = lock(shared);
     let control = &mut *control;
     let old = Arc::clone(control.config());
+    // The control path is sans IO: the shell stamps the reload's wall time, under the
+    // control lock so a scrape sees it with the generation it produced.
+    *last_reload.lock().unwrap_or_else(PoisonError::into_inner) = LastReload {
+        success: loaded.is_ok(),
+        timestamp_seconds: metrics::unix_seconds(),
+    };
     control.handle_reload(clock::now(), loaded);
     if !Arc::ptr_eq(&old, control.config()) {
         // Re-arm: the include set, or a directory that did not exist before, may be new.
@@ -510,6 +546,9 @@ fn drain_events(
                 for setting in &diff.daemon_changed {
                     if matches!(*setting, "listen" | "tls" | "dns_servers") {
                         warn!("[daemon] {setting} changed: restart trunkd to apply it");
+                    }
+                    if *setting == "metrics" {
+                        warn!("[metrics] changed: restart trunkd to apply it");
                     }
                 }
                 info!(target: "trunkd::status", "{summary}");

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Transport;
 use crate::sip::transaction::{ClientRequest, Outcome, ResponseView, TimerValues};
+use crate::trunk::histogram::Histogram;
 use crate::trunk::random::Random;
 
 /// The same bytes-to-send type as the registration's, so the shell sends both alike.
@@ -152,6 +153,8 @@ pub(crate) struct Keepalive {
     rtt_last: Option<Duration>,
     rtt_last_retransmitted: bool,
     rtt_smoothed: Option<Duration>,
+    /// Every answered ping's round trip, for the metrics.
+    rtt_histogram: Histogram,
     ever_answered: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -187,6 +190,7 @@ impl Keepalive {
             rtt_last: None,
             rtt_last_retransmitted: false,
             rtt_smoothed: None,
+            rtt_histogram: Histogram::default(),
             ever_answered: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -213,6 +217,11 @@ impl Keepalive {
 
     /// RFC 6298 smoothed RTT: the first sample, then SRTT = 7/8·SRTT + 1/8·R. Following
     /// Karn's rule, samples from retransmitted requests are left out.
+    /// The round trips of every answered ping (retransmitted ones included).
+    pub(crate) fn rtt_histogram(&self) -> &Histogram {
+        &self.rtt_histogram
+    }
+
     pub(crate) fn rtt_smoothed(&self) -> Option<Duration> {
         self.rtt_smoothed
     }
@@ -370,6 +379,7 @@ impl Keepalive {
         let retransmitted = in_flight.request.retransmissions() > 0;
         self.in_flight = None;
         self.rtt_last = Some(rtt);
+        self.rtt_histogram.observe(rtt);
         self.rtt_last_retransmitted = retransmitted;
         if !retransmitted {
             self.rtt_smoothed = Some(match self.rtt_smoothed {

@@ -253,6 +253,11 @@ impl Keepalives {
             .count()
     }
 
+    /// The round trips of a trunk's answered pings, while it pings.
+    pub(crate) fn rtt_histogram(&self, id: &str) -> Option<&crate::trunk::histogram::Histogram> {
+        Some(self.entries.get(id)?.keepalive.rtt_histogram())
+    }
+
     pub(crate) fn status(&self, id: &str) -> Option<KeepaliveStatus> {
         let keepalive = &self.entries.get(id)?.keepalive;
         Some(KeepaliveStatus {

@@ -7,6 +7,7 @@
 //! are [`crate::call`]'s.
 
 mod deadlines;
+pub(crate) mod histogram;
 pub(crate) mod keepalive;
 pub(crate) mod keepalives;
 pub(crate) mod next_hop;
