@@ -79,7 +79,8 @@
 mod proc;
 
 use proc::{ChildGuard, forget_child, register_child, spawn_trunkd, start_watchdog};
-use proc::{LogCounts, env_number, load_average, status_field, terminate, trunkd_binary};
+use proc::{LogCounts, env_number, load_average, status_field, trunkd_binary};
+use proc::{Stopped, exit_on_failures, stop_trunkd, wait_ready};
 use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
 
 /// The command that builds the binary this bench runs, for the error when it is missing.
@@ -356,12 +357,7 @@ fn main() {
     if settings.enforce {
         failures.extend(missed);
     }
-    if !failures.is_empty() {
-        for failure in &failures {
-            eprintln!("FAILED: {failure}");
-        }
-        std::process::exit(1);
-    }
+    exit_on_failures(&failures);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1046,10 +1042,8 @@ struct Delta {
 struct DaemonReport {
     ready: Option<Duration>,
     rss_ready_kib: Option<u64>,
-    hwm_kib: Option<u64>,
-    threads: Option<u64>,
-    shutdown: Option<Duration>,
-    exit: Option<String>,
+    /// VmHWM, threads, shutdown time and exit status at the end.
+    stopped: Stopped,
     /// What each thread was doing when trunkd did not stop in time.
     stuck: Option<String>,
     /// sd_notify messages after READY=1, and the last one.
@@ -1078,19 +1072,9 @@ impl Daemon {
         let start = Instant::now();
         let (notify, mut child) = spawn_trunkd(binary, &config, &settings.log, dir);
         let log_reader = read_log(child.child.stderr.take().expect("piped stderr"));
-        let mut buffer = [0u8; 4096];
-        while report.ready.is_none() && report.failure.is_none() {
-            if start.elapsed() > READY_TIMEOUT {
-                report.failure = Some(format!("no READY=1 within {READY_TIMEOUT:?}"));
-            } else if let Ok(Some(status)) = child.child.try_wait() {
-                report.failure = Some(format!("trunkd exited before READY=1: {status}"));
-            } else if let Ok(length) = notify.recv(&mut buffer)
-                && String::from_utf8_lossy(&buffer[..length])
-                    .lines()
-                    .any(|line| line == "READY=1")
-            {
-                report.ready = Some(start.elapsed());
-            }
+        match wait_ready(&notify, &mut child.child, start, READY_TIMEOUT) {
+            Ok(ready) => report.ready = Some(ready),
+            Err(failure) => report.failure = Some(failure),
         }
         report.rss_ready_kib = status_field(child.pid, "VmRSS:");
         eprintln!(
@@ -1105,6 +1089,7 @@ impl Daemon {
                 .map(|f| format!(" — FAILED: {f}"))
                 .unwrap_or_default()
         );
+        let mut buffer = [0u8; 4096];
         let notify_stop = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&notify_stop);
         let notify_reader = std::thread::spawn(move || {
@@ -1134,24 +1119,17 @@ impl Daemon {
     fn stop(mut self) -> DaemonReport {
         let pid = self.child.pid;
         let mut report = std::mem::take(&mut self.report);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        report.hwm_kib = status_kib(&status, "VmHWM:");
-        report.threads = status_kib(&status, "Threads:");
-        let terminated = terminate(&mut self.child.child, STOP_TIMEOUT, || {
+        let stopped = stop_trunkd(&mut self.child, STOP_TIMEOUT, || {
             report.stuck = Some(stuck_threads(pid));
         });
-        report.shutdown = terminated.shutdown;
-        report.exit = terminated.exit;
-        if let Some(early) = terminated.early {
-            report.failure.get_or_insert(early);
-        }
         drop(self.child);
         report.log = self.log_reader.join().unwrap_or_default();
         self.notify_stop.store(true, Ordering::SeqCst);
         (report.notify_count, report.notify_last) = self.notify_reader.join().unwrap_or_default();
-        if report.failure.is_none() && report.exit.as_deref() != Some("exit status: 0") {
-            report.failure = Some(format!("trunkd did not exit 0: {:?}", report.exit));
+        if report.failure.is_none() {
+            report.failure = stopped.failure.clone();
         }
+        report.stopped = stopped;
         report
     }
 }
@@ -1440,18 +1418,15 @@ fn print_report(
     }
     println!();
     println!(
-        "trunkd: READY=1 after {} ms; VmRSS {} MiB at ready; VmHWM {} MiB; {} threads; idle CPU {} µs/s; stopped {} ms after SIGTERM, {}; {}",
+        "trunkd: READY=1 after {} ms; VmRSS {} MiB at ready; VmHWM {} MiB; {} threads; idle CPU {} µs/s; {}; {}",
         daemon
             .ready
             .map_or("-".into(), |d| d.as_millis().to_string()),
         mib(daemon.rss_ready_kib),
-        mib(daemon.hwm_kib),
-        daemon.threads.map_or("?".into(), |t| t.to_string()),
+        mib(daemon.stopped.hwm_kib),
+        daemon.stopped.threads.map_or("?".into(), |t| t.to_string()),
         fixed(idle_per_s),
-        daemon
-            .shutdown
-            .map_or("-".into(), |d| d.as_millis().to_string()),
-        daemon.exit.as_deref().unwrap_or("?"),
+        daemon.stopped.summary(),
         daemon.log.summary(),
     );
 

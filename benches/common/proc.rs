@@ -1,6 +1,6 @@
 //! What the load benches read from /proc about the process under test: CPU time, memory
 //! and UDP socket drops. Shared by `register.rs`, `inbound_load.rs` and `call_load.rs`, with the
-//! settings and binary lookup they all make.
+//! settings, binary lookup and process handling they all make.
 
 #![allow(dead_code, reason = "each bench uses part of it")]
 
@@ -203,21 +203,66 @@ pub fn terminate(
     terminated
 }
 
+/// What the bench read of trunkd as it stopped it ([`stop_trunkd`]).
+#[derive(Default)]
+pub struct Stopped {
+    pub hwm_kib: Option<u64>,
+    pub threads: Option<u64>,
+    /// From SIGTERM to its exit, when it exited by itself.
+    pub shutdown: Option<std::time::Duration>,
+    pub exit: Option<String>,
+    /// It had exited before it was asked to, or did not exit 0.
+    pub failure: Option<String>,
+}
+
+impl Stopped {
+    /// `stopped 12 ms after SIGTERM, exit status: 0`, for the report.
+    pub fn summary(&self) -> String {
+        format!(
+            "stopped {} ms after SIGTERM, {}",
+            self.shutdown
+                .map_or("-".into(), |d| d.as_millis().to_string()),
+            self.exit.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+/// Reads trunkd's VmHWM and thread count, then [`terminate`]s it (`stuck` runs if it
+/// does not stop within `timeout`).
+pub fn stop_trunkd(
+    child: &mut ChildGuard,
+    timeout: std::time::Duration,
+    stuck: impl FnOnce(),
+) -> Stopped {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid)).unwrap_or_default();
+    let terminated = terminate(&mut child.child, timeout, stuck);
+    let failure = terminated.early.or_else(|| {
+        (terminated.exit.as_deref() != Some("exit status: 0"))
+            .then(|| format!("trunkd did not exit 0: {:?}", terminated.exit))
+    });
+    Stopped {
+        hwm_kib: status_kib(&status, "VmHWM:"),
+        threads: status_kib(&status, "Threads:"),
+        shutdown: terminated.shutdown,
+        exit: terminated.exit,
+        failure,
+    }
+}
+
 /// Every child's pid, for the watchdog.
 static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
-pub fn register_child(pid: u32) {
-    CHILDREN
-        .lock()
+fn known(list: &'static std::sync::Mutex<Vec<u32>>) -> std::sync::MutexGuard<'static, Vec<u32>> {
+    list.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(pid);
+}
+
+pub fn register_child(pid: u32) {
+    known(&CHILDREN).push(pid);
 }
 
 pub fn forget_child(pid: u32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .retain(|&known| known != pid);
+    known(&CHILDREN).retain(|&known| known != pid);
 }
 
 /// A child process of the bench (trunkd, SIPp), killed unless it has exited whenever
@@ -251,10 +296,7 @@ pub fn start_watchdog(bound: std::time::Duration) {
         .name("watchdog".into())
         .spawn(move || {
             std::thread::sleep(bound);
-            let pids = CHILDREN
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
+            let pids = known(&CHILDREN).clone();
             for pid in pids {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
@@ -297,6 +339,33 @@ pub fn spawn_trunkd(
     (notify, ChildGuard::new(child))
 }
 
+/// Waits up to `timeout` (from `start`, when trunkd was spawned) for READY=1 on `notify`
+/// (config loaded, listeners bound): how long it took, or why it did not come.
+pub fn wait_ready(
+    notify: &std::os::unix::net::UnixDatagram,
+    child: &mut std::process::Child,
+    start: std::time::Instant,
+    timeout: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let mut buffer = [0u8; 4096];
+    loop {
+        if start.elapsed() > timeout {
+            return Err(format!("no READY=1 within {timeout:?}"));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("trunkd exited before READY=1: {status}"));
+        }
+        // The socket's 50 ms read timeout paces the loop.
+        if let Ok(length) = notify.recv(&mut buffer)
+            && String::from_utf8_lossy(&buffer[..length])
+                .lines()
+                .any(|line| line == "READY=1")
+        {
+            return Ok(start.elapsed());
+        }
+    }
+}
+
 /// What the bench read from trunkd's log on stderr.
 #[derive(Default, Clone)]
 pub struct LogCounts {
@@ -319,5 +388,15 @@ impl LogCounts {
             "log {} lines, {} WARN, {} ERROR{samples}",
             self.lines, self.warnings, self.errors
         )
+    }
+}
+
+/// Prints each failure as `FAILED: ...` and exits 1 if there is any.
+pub fn exit_on_failures(failures: &[String]) {
+    if !failures.is_empty() {
+        for failure in failures {
+            eprintln!("FAILED: {failure}");
+        }
+        std::process::exit(1);
     }
 }
