@@ -400,3 +400,40 @@ pub fn exit_on_failures(failures: &[String]) {
         std::process::exit(1);
     }
 }
+
+/// A tool the bench runs: `$<env>` if set, else `<name>` in PATH or an sbin directory.
+/// Exits 2 when it is missing, saying how to install it (`install`).
+pub fn find_tool(env: &str, name: &str, install: &str) -> std::path::PathBuf {
+    let found = std::env::var_os(env)
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/usr/local/sbin"].map(std::path::PathBuf::from))
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        });
+    match found {
+        Some(path) if path.is_file() => path,
+        _ => {
+            eprintln!("error: {name} is not installed ({install}), or set {env}=/path/to/{name}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The first line of `<binary> -v` that contains `marker`, for the report.
+pub fn tool_version(binary: &std::path::Path, marker: &str) -> String {
+    Command::new(binary)
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .find(|line| line.contains(marker))
+                .map(|line| line.trim().to_owned())
+        })
+        .unwrap_or_else(|| "version unknown".into())
+}
