@@ -9,8 +9,8 @@
 //! profile's LTO first). The trunkd it starts is `TRUNKD_BIN`, else the crate's binary of
 //! the profile it was built with. Quick run: `TRUNKD_CALL_PHASES=1500x3
 //! TRUNKD_CALL_REJECT=0 TRUNKD_CALL_CLEANUP=0` (about 10 s). The machinery below is
-//! `benches/common/calls.rs`; this file gives it the config, the peers, the UAC's
-//! scenarios and the targets.
+//! `benches/common/calls.rs`, shared with `outbound_load.rs`; this file gives it the
+//! config, the peers, the UAC's scenarios and the targets.
 //!
 //! One trunkd serves the whole bench: one trunk `load` allowing 127.0.0.1 for one number,
 //! `max_channels = 100000`, no `max_cps`, no REGISTER, no OPTIONS keepalive, its

@@ -1,5 +1,6 @@
 //! The machinery of the call load benches (`call_load.rs`: inbound calls, SIPp carrier →
-//! trunkd → SIPp backend): one trunkd started once and used after READY=1, an idle
+//! trunkd → SIPp backend; `outbound_load.rs`: outbound calls, SIPp backend → trunkd →
+//! challenging carrier): one trunkd started once and used after READY=1, an idle
 //! measurement, then phases of calls placed by a SIPp UAC at a fixed rate towards the
 //! peers the bench starts for each phase, with trunkd's CPU per call (all threads, and per
 //! thread group), RSS, socket drops, the peers' own CPU, and the report. What differs
@@ -36,7 +37,7 @@ pub const DRAIN: Duration = Duration::from_millis(500);
 pub const CLEANUP_WAIT: Duration = Duration::from_secs(34);
 /// A UAC may run this much longer than its phase's seconds.
 pub const UAC_SLACK: u64 = 30;
-/// Per phase, for starting and stopping its peers (a SIPp takes up to 5 s to stop).
+/// Per phase, for starting and stopping its peers (a Kamailio takes up to 15 s).
 const PEER_SLACK: u64 = 30;
 
 /// What one call load bench puts around trunkd.
@@ -70,7 +71,7 @@ pub struct PhaseContext<'a> {
     pub load: Load,
 }
 
-/// A peer process of one phase (a SIPp UAS).
+/// A peer process of one phase (a SIPp UAS, a Kamailio).
 pub trait Peer {
     /// `UAS`, `carrier`, `callee`: in the report's columns and failures.
     fn label(&self) -> &str;

@@ -1,6 +1,6 @@
 //! What the load benches read from /proc about the process under test: CPU time, memory
-//! and UDP socket drops. Shared by `register.rs`, `inbound_load.rs` and `call_load.rs`, with the
-//! settings, binary lookup and process handling they all make.
+//! and UDP socket drops. Shared by `register.rs`, `inbound_load.rs`, `call_load.rs` and
+//! `outbound_load.rs`, with the settings, binary lookup and process handling they all make.
 
 #![allow(dead_code, reason = "each bench uses part of it")]
 
@@ -251,6 +251,8 @@ pub fn stop_trunkd(
 
 /// Every child's pid, for the watchdog.
 static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+/// Every process group of ours (a child that forks workers), for the watchdog.
+static GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
 fn known(list: &'static std::sync::Mutex<Vec<u32>>) -> std::sync::MutexGuard<'static, Vec<u32>> {
     list.lock()
@@ -263,6 +265,16 @@ pub fn register_child(pid: u32) {
 
 pub fn forget_child(pid: u32) {
     known(&CHILDREN).retain(|&known| known != pid);
+}
+
+/// A child started in a process group of its own (`process_group(0)`): the watchdog
+/// kills the whole group, workers included.
+pub fn register_group(pgid: u32) {
+    known(&GROUPS).push(pgid);
+}
+
+pub fn forget_group(pgid: u32) {
+    known(&GROUPS).retain(|&known| known != pgid);
 }
 
 /// A child process of the bench (trunkd, SIPp), killed unless it has exited whenever
@@ -297,10 +309,10 @@ pub fn start_watchdog(bound: std::time::Duration) {
         .spawn(move || {
             std::thread::sleep(bound);
             let pids = known(&CHILDREN).clone();
-            for pid in pids {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+            let groups = known(&GROUPS).clone();
+            let groups = groups.iter().map(|pgid| format!("-{pgid}"));
+            for target in pids.iter().map(u32::to_string).chain(groups) {
+                let _ = Command::new("kill").args(["-KILL", "--", &target]).status();
             }
             eprintln!("FAILED: the bench ran longer than its bound of {bound:?}; children killed");
             std::process::exit(3);

@@ -1,6 +1,6 @@
-//! SIPp as the load benches run it (`call_load.rs`): finding it, its processes (killed on
-//! drop, known to the watchdog), the statistics of its `-trace_stat` CSV, and the
-//! loopback ports it binds.
+//! SIPp as the load benches run it (`call_load.rs`, `outbound_load.rs`): finding it, its
+//! processes (killed on drop, known to the watchdog), the statistics of its `-trace_stat`
+//! CSV, and the loopback ports it binds.
 
 #![allow(dead_code, reason = "each bench uses part of it")]
 
