@@ -96,9 +96,10 @@
 #[path = "common/proc.rs"]
 mod proc;
 
-use proc::{ChildGuard, spawn_trunkd, start_watchdog};
-use proc::{LogCounts, env_number, load_average, status_field, terminate, trunkd_binary};
-use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, status_kib, udp_drops};
+use proc::wait_ready;
+use proc::{ChildGuard, Stopped, exit_on_failures, spawn_trunkd, start_watchdog, stop_trunkd};
+use proc::{LogCounts, env_number, load_average, status_field, trunkd_binary};
+use proc::{Ticks, clock_ticks, cpu_hires_ms, cpu_ticks, udp_drops};
 
 /// The command that builds the binary this bench runs, for the error when it is missing.
 const BUILDS_IT: &str = "cargo bench --bench inbound_load";
@@ -277,12 +278,7 @@ fn main() {
     if settings.enforce {
         failures.extend(below);
     }
-    if !failures.is_empty() {
-        for failure in &failures {
-            eprintln!("FAILED: {failure}");
-        }
-        std::process::exit(1);
-    }
+    exit_on_failures(&failures);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -688,13 +684,11 @@ struct DaemonReport {
     port_from: &'static str,
     ready: Option<Duration>,
     rss_ready_kib: Option<u64>,
-    hwm_kib: Option<u64>,
-    threads: Option<u64>,
     primers: Vec<String>,
     backend_datagrams: u64,
     backend_first: Option<String>,
-    shutdown: Option<Duration>,
-    exit: Option<String>,
+    /// VmHWM, threads, shutdown time and exit status at the end.
+    stopped: Stopped,
     log: LogCounts,
     failure: Option<String>,
 }
@@ -726,20 +720,9 @@ impl Daemon {
             Arc::clone(&listening),
         );
 
-        // READY=1: config loaded, listeners bound.
-        let mut buffer = [0u8; 4096];
-        while report.ready.is_none() && report.failure.is_none() {
-            if start.elapsed() > READY_TIMEOUT {
-                report.failure = Some(format!("no READY=1 within {READY_TIMEOUT:?}"));
-            } else if let Ok(Some(status)) = child.child.try_wait() {
-                report.failure = Some(format!("trunkd exited before READY=1: {status}"));
-            } else if let Ok(length) = notify.recv(&mut buffer)
-                && String::from_utf8_lossy(&buffer[..length])
-                    .lines()
-                    .any(|line| line == "READY=1")
-            {
-                report.ready = Some(start.elapsed());
-            }
+        match wait_ready(&notify, &mut child.child, start, READY_TIMEOUT) {
+            Ok(ready) => report.ready = Some(ready),
+            Err(failure) => report.failure = Some(failure),
         }
         if report.failure.is_none() {
             // The info line, if the level shows it, is written before READY=1.
@@ -784,22 +767,14 @@ impl Daemon {
 
     /// SIGTERM, bounded by [`STOP_TIMEOUT`], then SIGKILL.
     fn stop(mut self) -> DaemonReport {
-        let pid = self.child.pid;
         let mut report = std::mem::take(&mut self.report);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        report.hwm_kib = status_kib(&status, "VmHWM:");
-        report.threads = status_kib(&status, "Threads:");
-        let terminated = terminate(&mut self.child.child, STOP_TIMEOUT, || {});
-        report.shutdown = terminated.shutdown;
-        report.exit = terminated.exit;
-        if let Some(early) = terminated.early {
-            report.failure.get_or_insert(early);
-        }
+        let stopped = stop_trunkd(&mut self.child, STOP_TIMEOUT, || {});
         drop(self.child);
         report.log = self.log_reader.join().unwrap_or_default();
-        if report.failure.is_none() && report.exit.as_deref() != Some("exit status: 0") {
-            report.failure = Some(format!("trunkd did not exit 0: {:?}", report.exit));
+        if report.failure.is_none() {
+            report.failure = stopped.failure.clone();
         }
+        report.stopped = stopped;
         report
     }
 }
@@ -1313,8 +1288,8 @@ fn print_report(rows: &[Row], daemon: &DaemonReport, ticks: Ticks) -> Vec<String
             .map_or("-".into(), |d| d.as_millis().to_string()),
         mib(daemon.rss_ready_kib),
         mib(rows.iter().rev().find_map(|row| row.rss_after_kib)),
-        mib(daemon.hwm_kib),
-        daemon.threads.map_or("?".into(), |t| t.to_string()),
+        mib(daemon.stopped.hwm_kib),
+        daemon.stopped.threads.map_or("?".into(), |t| t.to_string()),
     );
     for (index, primer) in daemon.primers.iter().enumerate() {
         println!("trunkd: primer {}: {primer}", index + 1);
@@ -1329,11 +1304,8 @@ fn print_report(rows: &[Row], daemon: &DaemonReport, ticks: Ticks) -> Vec<String
             .unwrap_or_default()
     );
     println!(
-        "trunkd: stopped {} ms after SIGTERM, {}; {}",
-        daemon
-            .shutdown
-            .map_or("-".into(), |d| d.as_millis().to_string()),
-        daemon.exit.as_deref().unwrap_or("?"),
+        "trunkd: {}; {}",
+        daemon.stopped.summary(),
         daemon.log.summary(),
     );
     println!(

@@ -1,6 +1,6 @@
 //! What the load benches read from /proc about the process under test: CPU time, memory
-//! and UDP socket drops. Shared by `register.rs`, `inbound_load.rs` and `call_load.rs`, with the
-//! settings and binary lookup they all make.
+//! and UDP socket drops. Shared by `register.rs`, `inbound_load.rs`, `call_load.rs` and
+//! `outbound_load.rs`, with the settings, binary lookup and process handling they all make.
 
 #![allow(dead_code, reason = "each bench uses part of it")]
 
@@ -203,21 +203,78 @@ pub fn terminate(
     terminated
 }
 
+/// What the bench read of trunkd as it stopped it ([`stop_trunkd`]).
+#[derive(Default)]
+pub struct Stopped {
+    pub hwm_kib: Option<u64>,
+    pub threads: Option<u64>,
+    /// From SIGTERM to its exit, when it exited by itself.
+    pub shutdown: Option<std::time::Duration>,
+    pub exit: Option<String>,
+    /// It had exited before it was asked to, or did not exit 0.
+    pub failure: Option<String>,
+}
+
+impl Stopped {
+    /// `stopped 12 ms after SIGTERM, exit status: 0`, for the report.
+    pub fn summary(&self) -> String {
+        format!(
+            "stopped {} ms after SIGTERM, {}",
+            self.shutdown
+                .map_or("-".into(), |d| d.as_millis().to_string()),
+            self.exit.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+/// Reads trunkd's VmHWM and thread count, then [`terminate`]s it (`stuck` runs if it
+/// does not stop within `timeout`).
+pub fn stop_trunkd(
+    child: &mut ChildGuard,
+    timeout: std::time::Duration,
+    stuck: impl FnOnce(),
+) -> Stopped {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid)).unwrap_or_default();
+    let terminated = terminate(&mut child.child, timeout, stuck);
+    let failure = terminated.early.or_else(|| {
+        (terminated.exit.as_deref() != Some("exit status: 0"))
+            .then(|| format!("trunkd did not exit 0: {:?}", terminated.exit))
+    });
+    Stopped {
+        hwm_kib: status_kib(&status, "VmHWM:"),
+        threads: status_kib(&status, "Threads:"),
+        shutdown: terminated.shutdown,
+        exit: terminated.exit,
+        failure,
+    }
+}
+
 /// Every child's pid, for the watchdog.
 static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+/// Every process group of ours (a child that forks workers), for the watchdog.
+static GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn known(list: &'static std::sync::Mutex<Vec<u32>>) -> std::sync::MutexGuard<'static, Vec<u32>> {
+    list.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 pub fn register_child(pid: u32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(pid);
+    known(&CHILDREN).push(pid);
 }
 
 pub fn forget_child(pid: u32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .retain(|&known| known != pid);
+    known(&CHILDREN).retain(|&known| known != pid);
+}
+
+/// A child started in a process group of its own (`process_group(0)`): the watchdog
+/// kills the whole group, workers included.
+pub fn register_group(pgid: u32) {
+    known(&GROUPS).push(pgid);
+}
+
+pub fn forget_group(pgid: u32) {
+    known(&GROUPS).retain(|&known| known != pgid);
 }
 
 /// A child process of the bench (trunkd, SIPp), killed unless it has exited whenever
@@ -251,14 +308,11 @@ pub fn start_watchdog(bound: std::time::Duration) {
         .name("watchdog".into())
         .spawn(move || {
             std::thread::sleep(bound);
-            let pids = CHILDREN
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            for pid in pids {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+            let pids = known(&CHILDREN).clone();
+            let groups = known(&GROUPS).clone();
+            let groups = groups.iter().map(|pgid| format!("-{pgid}"));
+            for target in pids.iter().map(u32::to_string).chain(groups) {
+                let _ = Command::new("kill").args(["-KILL", "--", &target]).status();
             }
             eprintln!("FAILED: the bench ran longer than its bound of {bound:?}; children killed");
             std::process::exit(3);
@@ -297,6 +351,33 @@ pub fn spawn_trunkd(
     (notify, ChildGuard::new(child))
 }
 
+/// Waits up to `timeout` (from `start`, when trunkd was spawned) for READY=1 on `notify`
+/// (config loaded, listeners bound): how long it took, or why it did not come.
+pub fn wait_ready(
+    notify: &std::os::unix::net::UnixDatagram,
+    child: &mut std::process::Child,
+    start: std::time::Instant,
+    timeout: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let mut buffer = [0u8; 4096];
+    loop {
+        if start.elapsed() > timeout {
+            return Err(format!("no READY=1 within {timeout:?}"));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("trunkd exited before READY=1: {status}"));
+        }
+        // The socket's 50 ms read timeout paces the loop.
+        if let Ok(length) = notify.recv(&mut buffer)
+            && String::from_utf8_lossy(&buffer[..length])
+                .lines()
+                .any(|line| line == "READY=1")
+        {
+            return Ok(start.elapsed());
+        }
+    }
+}
+
 /// What the bench read from trunkd's log on stderr.
 #[derive(Default, Clone)]
 pub struct LogCounts {
@@ -320,4 +401,51 @@ impl LogCounts {
             self.lines, self.warnings, self.errors
         )
     }
+}
+
+/// Prints each failure as `FAILED: ...` and exits 1 if there is any.
+pub fn exit_on_failures(failures: &[String]) {
+    if !failures.is_empty() {
+        for failure in failures {
+            eprintln!("FAILED: {failure}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// A tool the bench runs: `$<env>` if set, else `<name>` in PATH or an sbin directory.
+/// Exits 2 when it is missing, saying how to install it (`install`).
+pub fn find_tool(env: &str, name: &str, install: &str) -> std::path::PathBuf {
+    let found = std::env::var_os(env)
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(["/usr/sbin", "/usr/local/sbin"].map(std::path::PathBuf::from))
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        });
+    match found {
+        Some(path) if path.is_file() => path,
+        _ => {
+            eprintln!("error: {name} is not installed ({install}), or set {env}=/path/to/{name}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The first line of `<binary> -v` that contains `marker`, for the report.
+pub fn tool_version(binary: &std::path::Path, marker: &str) -> String {
+    Command::new(binary)
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .find(|line| line.contains(marker))
+                .map(|line| line.trim().to_owned())
+        })
+        .unwrap_or_else(|| "version unknown".into())
 }

@@ -315,6 +315,20 @@ uas_rc "$UPID"
 check "sipp-callee-uas: -set expect_ruri_user mismatch fails the call" \
     sh -c "[ $RC = 1 ] && grep -q 'strcmp ruri_user' '$W/neg-ruri.err.log'"
 
+# ---- the load scenarios of benches/outbound_load.rs, one call each ----
+start_uas ld-callee "$HERE/sipp-backend-load.xml" u1 -m 1 -timeout 30s -timeout_error -default_behaviors abortunexp
+sipp_uac ld-backend "$HERE/sipp-backend-outbound-load.xml" u1 "$UPORT" -s +442079460000
+check "sipp-backend-outbound-load -> sipp-backend-load: exits 0" [ $? = 0 ]
+uas_rc "$UPID"
+check "sipp-backend-load as the callee: exits 0" [ "$RC" = 0 ]
+start_uas ld-carrier "$HERE/sipp-carrier-challenge-load.xml" u1 -m 1 -timeout 30s -timeout_error -default_behaviors abortunexp
+sipp_uac ld-auth "$HERE/sipp-uac-auth-call.xml" u1 "$UPORT" -s +442079460000 "${AUTH[@]}"
+check "sipp-uac-auth-call -> sipp-carrier-challenge-load: 407 answered, call completes" [ $? = 0 ]
+check "sipp-carrier-challenge-load: the UAC logged CHALLENGED cseq=1 and BYE-OK cseq=3" \
+    sh -c "grep -q '^CHALLENGED cseq=1 ' '$W/ld-auth.log.log' && grep -q '^BYE-OK cseq=3 ' '$W/ld-auth.log.log'"
+uas_rc "$UPID"
+check "sipp-carrier-challenge-load: exits 0" [ "$RC" = 0 ]
+
 # ---- stop the Kamailios: SIGTERM to the main process ends all of them ----
 for name in "${KNAMES[@]}"; do
     kill -TERM "$(cat "$W/$name/kamailio.pid")" 2>/dev/null
