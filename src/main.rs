@@ -18,7 +18,7 @@ use trunkd::io::count_of;
 /// keepalives; inbound INVITEs over UDP are admitted or refused per trunk and routed to
 /// the backend. `trunkd status` prints what the running daemon wrote to its status file.
 #[derive(Debug, Parser)]
-#[command(name = "trunkd", version, about, long_about)]
+#[command(name = "trunkd", version, long_about)]
 struct Cli {
     /// Log format on stderr: human-readable text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]

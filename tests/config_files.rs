@@ -80,6 +80,75 @@ fn check_config_accepts_the_example() {
     );
 }
 
+/// The Debian package's /etc/trunkd/trunkd.toml (`debian/trunkd.toml`): valid as shipped,
+/// with no trunks and listening on loopback only until it is edited.
+#[test]
+fn packaged_config_is_valid_and_does_nothing_until_edited() {
+    let path = Path::new("debian/trunkd.toml");
+    let config = config::load(path, &LoadOptions::default())
+        .unwrap_or_else(|errors| panic!("packaged config is invalid:\n{errors}"));
+    assert!(config.trunks.is_empty(), "{:?}", config.trunks.keys());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert!(
+        config
+            .daemon
+            .listen
+            .iter()
+            .all(|l| l.address.ip().is_loopback()),
+        "{:?}",
+        config.daemon.listen
+    );
+    // The unit's RuntimeDirectory=trunkd.
+    assert_eq!(
+        config.daemon.status_file.as_deref(),
+        Some(Path::new("/run/trunkd/status.json"))
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_trunkd"))
+        .args(["check-config", "--config", "debian/trunkd.toml"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "debian/trunkd.toml: ok: 0 trunks (0 enabled) from 1 file"
+    );
+    assert!(output.stderr.is_empty(), "{output:?}");
+}
+
+/// Its example settings (`#key = ...`, `#[table]`) load once uncommented, the relative
+/// `password_file` as a systemd credential.
+#[test]
+fn packaged_config_examples_load_when_uncommented() {
+    let text = std::fs::read_to_string("debian/trunkd.toml").unwrap();
+    let uncommented: Vec<&str> = text
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| c == '[' || c.is_ascii_lowercase()) => rest,
+            _ => line,
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("trunkd.toml");
+    std::fs::write(&main, uncommented.join("\n")).unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("carrier-x.password"), "x\n").unwrap();
+    let options = LoadOptions {
+        credentials_dir: Some(credentials),
+    };
+    let config = config::load(&main, &options)
+        .unwrap_or_else(|errors| panic!("uncommented packaged config is invalid:\n{errors}"));
+    let ids: Vec<&str> = config.trunks.keys().map(String::as_str).collect();
+    assert_eq!(ids, ["carrier-x"]);
+    assert!(
+        !config.trunks["carrier-x"].enabled,
+        "the example stays disabled"
+    );
+    assert!(config.backend.is_some());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
 #[test]
 fn every_invalid_case_reports_exactly_its_expected_errors() {
     for case in invalid_cases() {
