@@ -621,7 +621,7 @@ options_interval = 0
 }
 
 #[test]
-fn a_dead_backend_of_a_pool_costs_the_carrier_nothing_and_is_used_again_once_back() {
+fn a_backend_of_a_pool_that_dies_costs_the_carrier_nothing_and_is_used_again_once_back() {
     let dir = tempfile::tempdir().unwrap();
     let first_port = free_port();
     let first = format!("127.0.0.1:{first_port}");
@@ -633,8 +633,23 @@ fn a_dead_backend_of_a_pool_costs_the_carrier_nothing_and_is_used_again_once_bac
         &[first.clone(), second_address.clone()],
         "timer_t1 = \"50ms\"",
     );
-    // The first backend is dead: after invite_timeout (1 s) the call goes to the second,
-    // and the carrier's call completes as if nothing happened.
+    // The first backend takes a call, then dies (SIPp's -m 1: it exits after it).
+    let mut first_up = Sipp::start_on(
+        "sipp-backend-uas.xml",
+        dir.path(),
+        first_port,
+        &["-t", "u1", "-m", "1", "-timeout", "30s", "-timeout_error"],
+    );
+    let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "150", port);
+    assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
+    assert_eq!(
+        first_up.wait(),
+        Some(0),
+        "first backend: {}",
+        first_up.log_text()
+    );
+    // The first backend is dead now: after invite_timeout (1 s) the next call goes to the
+    // second, and the carrier's call completes as if nothing happened.
     let mut uac = carrier(dir.path(), "sipp-carrier-call.xml", DID, "200", port);
     assert_eq!(uac.wait(), Some(0), "carrier: {}", uac.log_text());
     assert_eq!(
