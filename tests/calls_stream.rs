@@ -322,3 +322,107 @@ options_interval = 0
     );
     trunkd.stop();
 }
+
+#[test]
+fn a_backend_over_tls_gets_the_call_on_a_verified_connection_with_its_own_record_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let certificate = certificate(dir.path());
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_port = backend.local_addr().unwrap().port();
+    let config = dir.path().join("trunkd.toml");
+    // The backend by name: trunkd verifies its certificate for "localhost" against
+    // `[tls] ca_file`.
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:{port}", "tls:127.0.0.1:{port}"]
+status_interval = "1h"
+status_file = ""
+
+[tls]
+certificate = "cert.pem"
+private_key = "key.pem"
+ca_file = "cert.pem"
+
+[backend]
+uri = "sip:localhost:{backend_port};transport=tls"
+
+[trunks.lab]
+domain = "192.0.2.77"
+allowed_inbound_ips = ["127.0.0.1"]
+numbers = ["{DID}"]
+options_interval = 0
+"#
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["listening on tls:127.0.0.1"]);
+    // The backend's name is looked up asynchronously (trunkd says nothing when it
+    // resolves): a window, as in calls_sipp's backend-by-name test.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    carrier.set_read_timeout(Some(WAIT)).unwrap();
+    let local = carrier.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:{DID}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-tls-backend-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@carrier.example>;tag=carrier-1\r\n\
+         To: <sip:{DID}@127.0.0.1:{port}>\r\n\
+         Call-ID: tls-backend-1@carrier.example\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:+15551230000@{local}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    carrier
+        .send_to(invite.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    let mut connection = accept(&backend, Some(&certificate));
+    let mut pending = Vec::new();
+    let forwarded = read_message(&mut *connection, &mut pending);
+    assert!(
+        forwarded.starts_with(&format!(
+            "INVITE sip:{DID}@localhost:{backend_port};transport=tls SIP/2.0\r\n"
+        )),
+        "{forwarded}"
+    );
+    assert!(
+        headers(&forwarded, "Via")[0].starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{port};")),
+        "{forwarded}"
+    );
+    assert_eq!(
+        headers(&forwarded, "Record-Route"),
+        [
+            format!("<sip:127.0.0.1:{port};transport=tls;lr>"),
+            format!("<sip:127.0.0.1:{port};lr>")
+        ],
+        "{forwarded}"
+    );
+    let ok = response(
+        &forwarded,
+        "200 OK",
+        Some("backend-1"),
+        "Contact: <sip:localhost;transport=tls>\r\n",
+    );
+    connection.write_all(ok.as_bytes()).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let answered = loop {
+        let mut buffer = [0u8; 4096];
+        let length = carrier.recv(&mut buffer).expect("the backend's answer");
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if text.starts_with("SIP/2.0 200 OK") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+    };
+    assert!(
+        answered.contains("To: <sip:+15550100001@127.0.0.1:"),
+        "{answered}"
+    );
+    trunkd.stop();
+}
