@@ -253,6 +253,60 @@ pub(crate) fn request(
     Ok(())
 }
 
+/// The ACK to a non-2xx final `response` of an INVITE trunkd sent to `request_uri` with
+/// no Route headers (RFC 3261 §17.1.1.3): the response's top Via (ours), From, To (with
+/// its tag), Call-ID and CSeq number are the INVITE's, so the INVITE need not be read
+/// again.
+pub(crate) fn ack_from_response(
+    out: &mut Vec<u8>,
+    response: &Scan<'_, '_>,
+    request_uri: &str,
+) -> Result<(), ScanError> {
+    out.clear();
+    let via = response
+        .header(HeaderName::Via)
+        .ok_or(ScanError::MissingHeader("Via"))?;
+    let via = ListValues::new(via).next().unwrap_or(via);
+    let from = response
+        .header(HeaderName::From)
+        .ok_or(ScanError::MissingHeader("From"))?;
+    let to = response
+        .header(HeaderName::To)
+        .ok_or(ScanError::MissingHeader("To"))?;
+    let call_id = response.call_id()?;
+    let cseq = response.cseq()?.sequence;
+    out.reserve(160 + request_uri.len() + via.len() + from.len() + to.len() + call_id.len());
+    out.extend_from_slice(b"ACK ");
+    out.extend_from_slice(request_uri.as_bytes());
+    out.extend_from_slice(b" SIP/2.0\r\nVia: ");
+    // Our Via as we sent it: what the next hop added to it (received, the rport value)
+    // goes.
+    for (index, part) in via.split(|&b| b == b';').enumerate() {
+        let name = part.split(|&b| b == b'=').next().unwrap_or(part);
+        if index > 0 {
+            if name.trim_ascii().eq_ignore_ascii_case(b"received") {
+                continue;
+            }
+            out.push(b';');
+            if name.trim_ascii().eq_ignore_ascii_case(b"rport") {
+                out.extend_from_slice(b"rport");
+                continue;
+            }
+        }
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nFrom: ");
+    out.extend_from_slice(from);
+    out.extend_from_slice(b"\r\nTo: ");
+    out.extend_from_slice(to);
+    out.extend_from_slice(b"\r\nCall-ID: ");
+    out.extend_from_slice(call_id);
+    out.extend_from_slice(b"\r\nCSeq: ");
+    push_decimal(out, cseq.into());
+    out.extend_from_slice(b" ACK\r\nContent-Length: 0\r\n\r\n");
+    Ok(())
+}
+
 /// A request trunkd forwarded, sent again with credentials (RFC 3261 §22.2): the same
 /// bytes with a new branch in our Via, CSeq `sequence`, and `authorization` (a whole
 /// header line) instead of any credentials it carried.
@@ -525,6 +579,41 @@ Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtk1;rport\r\n"
         assert!(ack.contains("\r\nCSeq: 7 ACK\r\n"));
         assert!(ack.contains("\r\nTo: <sip:+15550100001@192.0.2.1>;tag=b\r\n"));
         assert!(ack.contains("\r\nRoute: <sip:other.example;lr>\r\n"));
+    }
+
+    #[test]
+    fn the_ack_written_from_a_response_is_the_one_written_from_the_invite() {
+        let invite = "INVITE sip:02079460000@198.51.100.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.200:5060;branch=z9hG4bKtkabc;rport\r\n\
+Via: SIP/2.0/UDP 10.0.0.9:5080;branch=z9hG4bK-1;rport=5080;received=10.0.0.9\r\n\
+From: <sip:02079460123@198.51.100.1>;tag=be\r\nTo: <sip:02079460000@198.51.100.1>\r\n\
+Call-ID: o1@pbx\r\nCSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let response = "SIP/2.0 407 Proxy Authentication Required\r\n\
+Via: SIP/2.0/UDP 192.0.2.200:5060;branch=z9hG4bKtkabc;rport=5060;received=192.0.2.200, SIP/2.0/UDP 10.0.0.9:5080;branch=z9hG4bK-1;rport=5080;received=10.0.0.9\r\n\
+From: <sip:02079460123@198.51.100.1>;tag=be\r\nTo: <sip:02079460000@198.51.100.1>;tag=cr\r\n\
+Call-ID: o1@pbx\r\nCSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let forwarded = scan(invite.as_bytes(), &mut storage).unwrap();
+        let mut from_invite = Vec::new();
+        let to = b"<sip:02079460000@198.51.100.1>;tag=cr";
+        InviteCopy::of(&forwarded)
+            .unwrap()
+            .write(&mut from_invite, "ACK", Some(to));
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let response = scan(response.as_bytes(), &mut storage).unwrap();
+        let mut from_response = Vec::new();
+        ack_from_response(
+            &mut from_response,
+            &response,
+            "sip:02079460000@198.51.100.1",
+        )
+        .unwrap();
+        // What the next hop added to our Via (rport's value, received) is left out: the
+        // same bytes as the ACK written from the INVITE.
+        assert_eq!(
+            String::from_utf8(from_response).unwrap(),
+            String::from_utf8(from_invite).unwrap()
+        );
     }
 
     #[test]

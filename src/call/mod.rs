@@ -1422,8 +1422,19 @@ impl Calls {
         let code = match call.client.handle_response(now, code) {
             ClientAction::Deliver(code) => code,
             ClientAction::DeliverAndAck(code) => {
-                let to = message.header(HeaderName::To);
-                write_from_invite(&call.forwarded, &mut call.ack, "ACK", to);
+                // An outbound INVITE has no Route of its own, and its Request-URI is the
+                // attempt's: the ACK is written from the response alone (the ACK to a 407
+                // is on every challenged call). Otherwise from the INVITE as forwarded.
+                match call.outbound.as_deref() {
+                    Some(out) => {
+                        let uri = &out.current.request_uri;
+                        let _ = forward::ack_from_response(&mut call.ack, message, uri);
+                    }
+                    None => {
+                        let to = message.header(HeaderName::To);
+                        write_from_invite(&call.forwarded, &mut call.ack, "ACK", to);
+                    }
+                }
                 let ack = call.ack.clone();
                 self.send_callee(id, ack);
                 code
