@@ -253,6 +253,48 @@ pub(crate) fn request(
     Ok(())
 }
 
+/// An INVITE `request` wrote, again with a new `branch` in its (first) Via, CSeq
+/// `sequence` and the `authorization` line before Content-Length: three splices of known
+/// places, no scan (the challenged INVITE of every outbound call). `None` when the bytes
+/// are not shaped as `request` writes them.
+pub(crate) fn splice_invite(
+    forwarded: &[u8],
+    branch: &str,
+    sequence: u32,
+    authorization: &str,
+) -> Option<Vec<u8>> {
+    let find = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .position(|window| window == needle)
+    };
+    let head = find(forwarded, b"\r\n\r\n")? + 2;
+    let via = find(&forwarded[..head], b"\r\nVia: ")?;
+    let branch_at = via + find(&forwarded[via..head], b";branch=")? + 8;
+    let branch_end = branch_at
+        + forwarded[branch_at..head]
+            .iter()
+            .position(|&b| b == b';' || b == b'\r')?;
+    let cseq = find(&forwarded[..head], b"\r\nCSeq: ")? + 2;
+    let cseq_end = cseq + find(&forwarded[cseq..head], b"\r\n")?;
+    let length = find(&forwarded[..head], b"\r\nContent-Length: ")? + 2;
+    if !(branch_end < cseq && cseq_end < length) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(forwarded.len() + authorization.len() + 32);
+    out.extend_from_slice(&forwarded[..branch_at]);
+    out.extend_from_slice(branch.as_bytes());
+    out.extend_from_slice(&forwarded[branch_end..cseq]);
+    out.extend_from_slice(b"CSeq: ");
+    push_decimal(&mut out, sequence.into());
+    out.extend_from_slice(b" INVITE");
+    out.extend_from_slice(&forwarded[cseq_end..length]);
+    out.extend_from_slice(authorization.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&forwarded[length..]);
+    Some(out)
+}
+
 /// The ACK to a non-2xx final `response` of an INVITE trunkd sent to `request_uri` with
 /// no Route headers (RFC 3261 §17.1.1.3): the response's top Via (ours), From, To (with
 /// its tag), Call-ID and CSeq number are the INVITE's, so the INVITE need not be read
@@ -613,6 +655,49 @@ Call-ID: o1@pbx\r\nCSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
             String::from_utf8(from_response).unwrap(),
             String::from_utf8(from_invite).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_spliced_invite_is_the_reissued_one() {
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let message = scan(INVITE.as_bytes(), &mut storage).unwrap();
+        let ours = ["192.0.2.1:5060"];
+        let hop = Hop {
+            transport: Transport::Udp,
+            sent_by: "192.0.2.1:5060",
+            branch: "z9hG4bKtk1",
+            ours: &ours,
+        };
+        let mut forwarded = Vec::new();
+        let edits = Edits {
+            request_uri: Some("sip:02079460000@198.51.100.1"),
+            parties: Parties {
+                from: Some("<sip:02079460123@198.51.100.1>"),
+                to: Some("<sip:02079460000@198.51.100.1>"),
+                cseq: Some(7),
+            },
+            initial: true,
+            drop_route_and_pai: true,
+            ..Edits::default()
+        };
+        request(
+            &mut forwarded,
+            &message,
+            "203.0.113.5:5060".parse().unwrap(),
+            &hop,
+            &edits,
+        )
+        .unwrap();
+        let line = "Proxy-Authorization: Digest username=\"u\"";
+        let spliced = splice_invite(&forwarded, "z9hG4bKtk2", 8, line).unwrap();
+        let mut storage = [EMPTY_HEADER; MAX_HEADERS];
+        let scanned = scan(&forwarded, &mut storage).unwrap();
+        let mut reissued = Vec::new();
+        reissue(&mut reissued, &scanned, "z9hG4bKtk2", 8, line).unwrap();
+        assert_eq!(
+            String::from_utf8(spliced).unwrap(),
+            String::from_utf8(reissued).unwrap()
         );
     }
 

@@ -1718,6 +1718,26 @@ impl Calls {
         let trunk_header = self.settings.trunk_header.as_str();
         let timers = self.settings.timers;
         let call = self.calls.get_mut(id);
+        // Answering a challenge of the same trunk: the INVITE it challenged, spliced.
+        if let (Some(line), Some(out)) = (authorization, call.outbound.as_deref_mut()) {
+            out.sent += 1;
+            let mut salt = call.caller_branch.clone();
+            salt.extend_from_slice(&out.sent.to_be_bytes());
+            let branch = self.keys.branch_for(&call.caller_tag, &salt);
+            let cseq = out.invite_cseq.wrapping_add(out.cseq_offset);
+            if let Some(forwarded) =
+                forward::splice_invite(&call.forwarded, branch.as_str(), cseq, line)
+            {
+                let reliable = call.callee.transport != Transport::Udp;
+                call.client = InviteClient::new(now, timers, reliable, Some(TIMER_C));
+                call.our_branch = branch;
+                call.ack = Vec::new();
+                call.forwarded = forwarded.clone();
+                self.send_callee(id, forwarded);
+                return;
+            }
+        }
+        let call = self.calls.get_mut(id);
         let mut storage = [EMPTY_HEADER; MAX_HEADERS];
         let Ok(invite) = scan::scan(&call.invite, &mut storage) else {
             return;
