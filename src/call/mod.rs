@@ -240,6 +240,8 @@ struct Call {
     /// while the client transaction is in Completed.
     ack: Vec<u8>,
     ends_at: Instant,
+    /// When the caller's INVITE came.
+    started: Instant,
     linger_until: Option<Instant>,
     /// What [`Calls`]' counters hold of this call: whether it is active, and how many
     /// of its requests await a response.
@@ -770,6 +772,8 @@ pub(crate) struct Calls {
     keys: Keys,
     /// Where [`FORGET_GRID`] starts: the first instant a call was settled.
     origin: Option<Instant>,
+    /// Post-dial delay of inbound and outbound calls, for the metrics.
+    setup: [crate::trunk::histogram::Histogram; 2],
 }
 
 impl Calls {
@@ -787,7 +791,14 @@ impl Calls {
                 state: RandomState::new(),
             },
             origin: None,
+            setup: Default::default(),
         }
+    }
+
+    /// The post-dial delay of inbound and outbound calls: from the INVITE to the first
+    /// answer beyond 100 Trying the caller got.
+    pub(crate) fn setup_times(&self) -> [&crate::trunk::histogram::Histogram; 2] {
+        [&self.setup[0], &self.setup[1]]
     }
 
     pub(crate) fn set_settings(&mut self, settings: Settings) {
@@ -1105,6 +1116,7 @@ impl Calls {
             cancel_pending: false,
             ack: Vec::new(),
             ends_at: now + self.settings.max_call_duration,
+            started: now,
             linger_until: None,
             tallied: (false, 0),
         };
@@ -1505,6 +1517,10 @@ impl Calls {
     /// transaction, RFC 6026 §7.1). A final failure ends the call.
     fn relay_to_caller(&mut self, now: Instant, id: Id, code: u16, relayed: Vec<u8>) {
         let call = self.calls.get_mut(id);
+        if call.server.latest_response() == 100 && call.server.state() == ServerState::Proceeding {
+            let direction = usize::from(call.outbound.is_some());
+            self.setup[direction].observe(now.saturating_duration_since(call.started));
+        }
         let server_action = match code {
             101..=199 => call.server.send_provisional(code),
             _ => call.server.send_final(now, code),

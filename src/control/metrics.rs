@@ -100,6 +100,14 @@ impl Control {
         self.backends(&mut out);
         trunk_families(&mut out, &trunks);
         self.options_round_trips(&mut out, &trunks);
+        let [inbound, outbound] = self.calls.setup_times();
+        out.histogram(
+            "trunkd_call_setup_seconds",
+            "From a call's INVITE to the first answer beyond 100 Trying the caller got (post-dial delay).",
+            [("inbound", inbound), ("outbound", outbound)]
+                .into_iter()
+                .map(|(direction, histogram)| ([("direction", direction)], histogram)),
+        );
         out.text
     }
 
@@ -115,21 +123,11 @@ impl Control {
         if histograms().next().is_none() {
             return;
         }
-        out.family(
+        out.histogram(
             NAME,
-            "histogram",
             "Round-trip times of the trunk's answered OPTIONS.",
+            histograms().map(|(trunk, histogram)| ([("trunk", trunk.id.as_str())], histogram)),
         );
-        for (trunk, histogram) in histograms() {
-            for (bound, count) in histogram.cumulative() {
-                let le = Float(bound).to_string();
-                let labels = [("trunk", trunk.id.as_str()), ("le", le.as_str())];
-                out.sample(&format!("{NAME}_bucket"), &labels, count);
-            }
-            let labels = [("trunk", trunk.id.as_str())];
-            out.sample(&format!("{NAME}_sum"), &labels, Seconds(histogram.sum()));
-            out.sample(&format!("{NAME}_count"), &labels, histogram.count());
-        }
     }
 
     fn backends(&self, out: &mut Exposition) {
@@ -279,6 +277,31 @@ impl Exposition {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {}", HelpText(help));
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    /// One histogram family: each series' buckets (cumulative, `le` last among its
+    /// labels), `_sum` in seconds and `_count`.
+    fn histogram<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl Iterator<
+            Item = (
+                [(&'a str, &'a str); 1],
+                &'a crate::trunk::histogram::Histogram,
+            ),
+        >,
+    ) {
+        self.family(name, "histogram", help);
+        for ([label], histogram) in series {
+            for (bound, count) in histogram.cumulative() {
+                let le = Float(bound).to_string();
+                let labels = [label, ("le", le.as_str())];
+                self.sample(&format!("{name}_bucket"), &labels, count);
+            }
+            self.sample(&format!("{name}_sum"), &[label], Seconds(histogram.sum()));
+            self.sample(&format!("{name}_count"), &[label], histogram.count());
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl fmt::Display) {

@@ -236,6 +236,19 @@ fn a_challenged_outbound_call_carries_the_cseq_offset_through_the_dialog() {
             (addr(BACKEND), "SIP/2.0 200 OK")
         ]
     );
+    // The post-dial delay of the call (INVITE to 180) is in the metrics.
+    let metrics = control.metrics(
+        t0,
+        crate::control::metrics::LastReload {
+            success: true,
+            timestamp_seconds: 0.0,
+        },
+    );
+    assert!(
+        metrics.contains("trunkd_call_setup_seconds_count{direction=\"outbound\"} 1\n")
+            && metrics.contains("trunkd_call_setup_seconds_count{direction=\"inbound\"} 0\n"),
+        "{metrics}"
+    );
     for (_, _, text) in &out {
         assert_eq!(header(text, "CSeq"), ["1 INVITE"]);
         assert_eq!(
