@@ -100,6 +100,19 @@ impl Control {
         self.backends(&mut out);
         trunk_families(&mut out, &trunks);
         self.options_round_trips(&mut out, &trunks);
+        let registering: Vec<_> = trunks
+            .iter()
+            .filter_map(|t| Some((t.id.as_str(), self.registrations.round_trips(&t.id)?)))
+            .collect();
+        if !registering.is_empty() {
+            out.histogram(
+                "trunkd_trunk_register_round_trip_seconds",
+                "Round-trip times of the trunk's answered REGISTERs (challenges included).",
+                registering
+                    .into_iter()
+                    .map(|(trunk, histogram)| ([("trunk", trunk)], histogram)),
+            );
+        }
         let [inbound, outbound] = self.calls.setup_times();
         out.histogram(
             "trunkd_call_setup_seconds",

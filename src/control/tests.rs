@@ -548,6 +548,11 @@ fn metrics_render_the_current_state_and_forget_removed_trunks() {
     };
     let text = control.metrics(now, last_reload);
     let lines: Vec<&str> = text.lines().collect();
+    // alpha's REGISTER was answered once: one round trip.
+    assert!(
+        lines.contains(&"trunkd_trunk_register_round_trip_seconds_count{trunk=\"alpha\"} 1"),
+        "{text}"
+    );
     for expected in [
         "# TYPE trunkd_build_info gauge",
         concat!(

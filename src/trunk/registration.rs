@@ -151,6 +151,8 @@ struct InFlight {
     request: ClientRequest,
     /// The Expires it asked for: the binding's lifetime if the registrar names none.
     expires: u32,
+    /// When it was handed to the transport: the start of its round trip.
+    sent_at: Instant,
 }
 
 #[derive(Debug)]
@@ -169,6 +171,8 @@ pub(crate) struct Registration {
     /// Boxed: 176 bytes that an idle registration (nearly all of its life) need not
     /// carry inline.
     in_flight: Option<Box<InFlight>>,
+    /// Round trips of the REGISTERs answered (any final response), for the metrics.
+    round_trips: crate::trunk::histogram::Histogram,
     challenge: Option<CachedChallenge>,
     /// Challenges answered in the current attempt, and whether the last request carried
     /// an answer to a challenge received in this attempt (not a cached nonce).
@@ -340,6 +344,7 @@ impl Registration {
             state: State::Unregistered,
             last_code: None,
             in_flight: None,
+            round_trips: Default::default(),
             challenge: None,
             challenges_this_attempt: 0,
             answered_fresh_challenge: false,
@@ -473,6 +478,10 @@ impl Registration {
     }
 
     /// Whether a REGISTER transaction is under way.
+    pub(crate) fn round_trips(&self) -> &crate::trunk::histogram::Histogram {
+        &self.round_trips
+    }
+
     pub(crate) fn is_in_flight(&self) -> bool {
         self.in_flight.is_some()
     }
@@ -552,6 +561,8 @@ impl Registration {
             return;
         };
         let sent_expires = in_flight.expires;
+        self.round_trips
+            .observe(now.saturating_duration_since(in_flight.sent_at));
         self.in_flight = None;
         self.last_code = Some(code);
         let reason = format!("{code} {}", view.reason);
@@ -826,6 +837,7 @@ impl Registration {
                 bytes.clone(),
             ),
             expires,
+            sent_at: now,
         }));
         if self.state != State::Registered
             && self.state != State::Registering

@@ -656,6 +656,13 @@ impl Registrations {
         self.entries.is_empty() && self.retiring.is_empty()
     }
 
+    /// Round trips of a registering trunk's answered REGISTERs.
+    pub(crate) fn round_trips(&self, id: &str) -> Option<&crate::trunk::histogram::Histogram> {
+        self.entries
+            .get(id)
+            .map(|entry| entry.registration.round_trips())
+    }
+
     /// The next hop a registering trunk uses now (after failover or DNS refresh).
     pub(crate) fn next_hop(&self, id: &str) -> Option<SocketAddr> {
         self.entries
