@@ -904,12 +904,13 @@ impl Calls {
             });
             return;
         };
-        let mut pool = Box::new(Pool {
+        // On the stack: boxed into the call only when there are other backends to try.
+        let mut pool = Pool {
             remaining: routes,
             sent: 0,
             deadline: None,
             retired: Vec::new(),
-        });
+        };
         let trunk_header = (self.settings.trunk_header.as_str(), admitted.trunk());
         let forwarded = backend_invite(
             &self.keys,
@@ -952,7 +953,7 @@ impl Calls {
         // left for the next.
         if has_backups && let Some(id) = self.calls.find(call_id) {
             pool.deadline = Some(now + self.settings.invite_timeout);
-            self.calls.get_mut(id).pool = Some(pool);
+            self.calls.get_mut(id).pool = Some(Box::new(pool));
             self.settle(now, id);
         }
     }
