@@ -8,14 +8,22 @@
 //! [`Outbound`]: From, To and CSeq differ between the two sides (the carrier sees the
 //! trunk's numbers and, after a digest challenge, a CSeq one higher for every request the
 //! backend sends in the dialog), a challenge is answered, and a failed trunk is followed
-//! by the next.
+//! by the next. The pieces of that which stand alone live here too: the first trunk
+//! with a channel free ([`claim_first`]), the INVITE a trunk is to see
+//! ([`outbound_invite`]), and the answer to its challenge ([`authorization`]).
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use super::forward::{self, Hop};
+use super::{Branch, Keys};
 use crate::config::{Country, NumberFormat, Secret, Transport};
-use crate::inbound::TrunkCounters;
+use crate::inbound::{ChannelGuard, TrunkCounters, hex_tag};
+use crate::sip::digest;
+use crate::sip::scan::{self, HeaderName, Scan};
 
 /// Which carrier to try, and the INVITE it is to see.
 #[derive(Debug, Clone)]
@@ -275,6 +283,172 @@ pub(crate) fn matching_prefix(prefixes: &[String], digits: &str) -> Option<usize
         .filter(|prefix| digits.starts_with(prefix.as_str()))
         .map(String::len)
         .max()
+}
+
+/// The first of `attempts` whose trunk has a channel free, with the channel; the ones
+/// before it (full since the control path chose them) are dropped.
+pub(super) fn claim_first(attempts: &mut VecDeque<Attempt>) -> Option<(Attempt, ChannelGuard)> {
+    while let Some(attempt) = attempts.pop_front() {
+        if let Some(guard) = attempt.counters.claim(attempt.max_channels) {
+            attempt.counters.calls_out.fetch_add(1, Ordering::Relaxed);
+            return Some((attempt, guard));
+        }
+        attempt
+            .counters
+            .rejected_busy
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    None
+}
+
+/// A From or To value without its tag (`"Alice" <sip:a@b>;tag=x` → `"Alice" <sip:a@b>`),
+/// other parameters kept.
+pub(super) fn without_tag(value: &[u8], parsed: &scan::NameAddr<'_>) -> String {
+    let value = String::from_utf8_lossy(value);
+    let Some(tag) = parsed.tag else {
+        return value.into_owned();
+    };
+    let tag = String::from_utf8_lossy(tag);
+    let mut out = String::with_capacity(value.len());
+    for (i, part) in split_outside_brackets(&value).into_iter().enumerate() {
+        let param = part.trim();
+        let is_tag = i > 0
+            && param.split_once('=').is_some_and(|(name, v)| {
+                name.trim().eq_ignore_ascii_case("tag") && v.trim() == tag
+            });
+        if is_tag {
+            continue;
+        }
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// Splits a name-addr at the `;` outside `<...>` and quotes.
+fn split_outside_brackets(value: &str) -> Vec<&str> {
+    let (mut parts, mut start, mut depth, mut quoted) = (Vec::new(), 0, 0i32, false);
+    let bytes = value.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => depth += 1,
+            b'>' if !quoted => depth -= 1,
+            b';' if !quoted && depth == 0 => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
+
+/// The backend's INVITE as the current trunk of `outbound` is to see it, with our
+/// branch (one per INVITE sent), and `authorization` when answering a challenge.
+pub(super) fn outbound_invite(
+    keys: &Keys,
+    trunk_header: &str,
+    (message, source): (&Scan<'_, '_>, SocketAddr),
+    (call_id, backend_branch): (&[u8], &[u8]),
+    outbound: &mut Outbound,
+    toward_backend: &str,
+    authorization: Option<&str>,
+) -> Option<(Vec<u8>, Branch)> {
+    outbound.sent += 1;
+    let mut salt = backend_branch.to_vec();
+    salt.extend_from_slice(&outbound.sent.to_be_bytes());
+    let branch = keys.branch_for(call_id, &salt);
+    let attempt = &outbound.current;
+    let ours = [attempt.sent_by.as_str(), toward_backend];
+    let second = (attempt.transport != Transport::Udp || attempt.sent_by != toward_backend)
+        .then_some((Transport::Udp, toward_backend));
+    let record_route = [Some((attempt.transport, attempt.sent_by.as_str())), second];
+    let hop = Hop {
+        transport: attempt.transport,
+        sent_by: &attempt.sent_by,
+        branch: branch.as_str(),
+        ours: &ours,
+    };
+    let extra: Vec<&str> = [attempt.pai.as_deref(), authorization]
+        .into_iter()
+        .flatten()
+        .collect();
+    let edits = forward::Edits {
+        request_uri: Some(&attempt.request_uri),
+        record_route: &record_route,
+        trunk_header: Some((trunk_header, None)),
+        parties: forward::Parties {
+            from: Some(&attempt.from),
+            to: Some(&attempt.to),
+            cseq: Some(outbound.invite_cseq.wrapping_add(outbound.cseq_offset)),
+        },
+        initial: true,
+        drop_route_and_pai: true,
+        extra: &extra,
+    };
+    let mut forwarded = Vec::new();
+    forward::request(&mut forwarded, message, source, &hop, &edits).ok()?;
+    Some((forwarded, branch))
+}
+
+/// The `Authorization` (401) or `Proxy-Authorization` (407) line answering the challenge
+/// of `response` with the trunk's credentials, or why it cannot be answered.
+pub(super) fn authorization(
+    code: u16,
+    response: &Scan<'_, '_>,
+    attempt: &Attempt,
+    method: &str,
+    digest_uri: &str,
+) -> Result<String, String> {
+    let Some(credentials) = &attempt.credentials else {
+        return Err("the trunk has no credentials".into());
+    };
+    let (name, answer_name) = if code == 407 {
+        (HeaderName::ProxyAuthenticate, "Proxy-Authorization")
+    } else {
+        (HeaderName::WwwAuthenticate, "Authorization")
+    };
+    let values: Vec<String> = response
+        .header_values(name)
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .collect();
+    let challenge = digest::preferred(
+        values
+            .iter()
+            .filter_map(|value| digest::parse_challenge(value).ok()),
+    )
+    .ok_or("no usable Digest challenge")?;
+    if let Some(realm) = &credentials.realm
+        && realm.as_str() != challenge.realm.as_ref()
+    {
+        return Err(format!(
+            "realm \"{}\" is not the configured auth_realm",
+            challenge.realm
+        ));
+    }
+    let cnonce = hex_tag(cnonce_seed());
+    let cnonce = std::str::from_utf8(&cnonce).unwrap_or("0");
+    let answer = digest::answer(
+        &challenge,
+        &credentials.username,
+        &credentials.password,
+        method,
+        digest_uri,
+        cnonce,
+        1,
+        credentials.realm.as_deref(),
+    )
+    .map_err(|error| error.to_string())?;
+    Ok(format!("{answer_name}: {}", answer.header_value()))
+}
+
+/// Random bits for a client nonce: fresh per call of [`RandomState`].
+fn cnonce_seed() -> u64 {
+    RandomState::new().hash_one(0x636e_6f6e_6365u64)
 }
 
 #[cfg(test)]
