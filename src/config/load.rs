@@ -637,39 +637,20 @@ fn read_backend(
     let allowed_ips = reader
         .parsed_list("allowed_ips", parse_network)
         .unwrap_or_default();
-    let options_interval = reader.duration("options_interval");
-    if let Some(interval) = &options_interval
-        && !interval.get_ref().is_zero()
-        && *interval.get_ref() < Duration::from_secs(1)
-    {
-        reader.error(
-            &interval.span(),
-            "options_interval: use 0 (off) or at least 1s".into(),
-        );
-    }
-    let options_timeout = reader.duration("options_timeout");
-    if let Some(timeout) = &options_timeout
-        && !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(timeout.get_ref())
-    {
-        reader.error(
-            &timeout.span(),
-            "options_timeout: must be between 100ms and 5m".into(),
-        );
-    }
-    let options_down_after = reader
-        .integer("options_down_after", 1..101)
-        .map_or(DEFAULT_OPTIONS_DOWN_AFTER, |n| n.into_inner() as u32);
-    let options_up_after = reader
-        .integer("options_up_after", 1..101)
-        .map_or(DEFAULT_OPTIONS_UP_AFTER, |n| n.into_inner() as u32);
+    let Keepalive {
+        interval: options_interval,
+        timeout: options_timeout,
+        down_after: options_down_after,
+        up_after: options_up_after,
+    } = read_keepalive(&mut reader);
     reader.finish();
     let failed = !pool_errors.is_empty();
     errors.extend(pool_errors);
     (!uris.is_empty() && !failed).then(|| Backend {
         uris,
         invite_timeout: invite_timeout.map_or(DEFAULT_INVITE_TIMEOUT, Spanned::into_inner),
-        options_interval: options_interval.map_or(Duration::ZERO, Spanned::into_inner),
-        options_timeout: options_timeout.map_or(DEFAULT_OPTIONS_TIMEOUT, Spanned::into_inner),
+        options_interval: options_interval.unwrap_or(Duration::ZERO),
+        options_timeout,
         options_down_after,
         options_up_after,
         allowed_ips: allowed_ips.into_iter().map(Spanned::into_inner).collect(),
@@ -716,14 +697,51 @@ fn read_route_to(r: &mut TableReader<'_, '_, '_>, source: &SourceFile) -> Vec<Ba
     pool
 }
 
+/// The OPTIONS keepalive keys a trunk and `[backend]` share, checked alike; the interval
+/// `None` when not written (the two default differently).
+struct Keepalive {
+    interval: Option<Duration>,
+    timeout: Duration,
+    down_after: u32,
+    up_after: u32,
+}
+
+fn read_keepalive(r: &mut TableReader<'_, '_, '_>) -> Keepalive {
+    let interval = r.duration("options_interval");
+    if let Some(interval) = &interval
+        && !interval.get_ref().is_zero()
+        && *interval.get_ref() < Duration::from_secs(1)
+    {
+        r.error(
+            &interval.span(),
+            "options_interval: use 0 (off) or at least 1s".into(),
+        );
+    }
+    let timeout = r.duration("options_timeout");
+    if let Some(timeout) = &timeout
+        && !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(timeout.get_ref())
+    {
+        r.error(
+            &timeout.span(),
+            "options_timeout: must be between 100ms and 5m".into(),
+        );
+    }
+    Keepalive {
+        interval: interval.map(Spanned::into_inner),
+        timeout: timeout.map_or(DEFAULT_OPTIONS_TIMEOUT, Spanned::into_inner),
+        down_after: r
+            .integer("options_down_after", 1..101)
+            .map_or(DEFAULT_OPTIONS_DOWN_AFTER, |n| n.into_inner() as u32),
+        up_after: r
+            .integer("options_up_after", 1..101)
+            .map_or(DEFAULT_OPTIONS_UP_AFTER, |n| n.into_inner() as u32),
+    }
+}
+
 /// A backend URI: a SIP URI whose `transport` parameter, if any, is udp, tcp or tls.
 fn backend_uri(text: &str) -> Result<SipUri, String> {
     let uri = SipUri::parse(text)?;
-    let transport = uri.params.split(';').find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.eq_ignore_ascii_case("transport").then_some(value)
-    });
-    match transport {
+    match uri.param("transport") {
         Some(value)
             if !["udp", "tcp", "tls"]
                 .iter()
@@ -931,34 +949,15 @@ fn read_trunk(
         .map_or(DEFAULT_REGISTER_EXPIRES, |expires| {
             expires.into_inner() as u32
         });
-    let options_interval = r.duration("options_interval");
-    if let Some(interval) = &options_interval
-        && !interval.get_ref().is_zero()
-        && *interval.get_ref() < Duration::from_secs(1)
-    {
-        r.error(
-            &interval.span(),
-            "options_interval: use 0 (off) or at least 1s".into(),
-        );
-    }
-    let options_timeout = r.duration("options_timeout");
-    if let Some(timeout) = &options_timeout
-        && !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(timeout.get_ref())
-    {
-        r.error(
-            &timeout.span(),
-            "options_timeout: must be between 100ms and 5m".into(),
-        );
-    }
+    let Keepalive {
+        interval: options_interval,
+        timeout: options_timeout,
+        down_after: options_down_after,
+        up_after: options_up_after,
+    } = read_keepalive(&mut r);
     let options_from = r
         .parsed("options_from", SipUri::parse)
         .map(Spanned::into_inner);
-    let options_down_after = r
-        .integer("options_down_after", 1..101)
-        .map_or(DEFAULT_OPTIONS_DOWN_AFTER, |n| n.into_inner() as u32);
-    let options_up_after = r
-        .integer("options_up_after", 1..101)
-        .map_or(DEFAULT_OPTIONS_UP_AFTER, |n| n.into_inner() as u32);
     let options_failure_codes = r.integers("options_failure_codes", 200..700).map_or(
         std::borrow::Cow::Borrowed(&DEFAULT_OPTIONS_FAILURE_CODES[..]),
         |codes| codes.into_iter().map(|c| c.into_inner() as u16).collect(),
@@ -1024,7 +1023,7 @@ fn read_trunk(
         };
         let keepalives = options_interval
             .as_ref()
-            .map(|interval| !interval.get_ref().is_zero());
+            .map(|interval| !interval.is_zero());
         let keepalives = read_or_default(keepalives, table, "options_interval", true);
         match next_hop_only(allow_next_hop_read, next_hop, register_read, keepalives) {
             Some(Ok(warning)) => warnings.push(source.error_at(header.start, Some(id), warning)),
@@ -1113,12 +1112,12 @@ fn read_trunk(
         auth_realm,
         register,
         register_expires,
-        options_interval: options_interval.map_or(DEFAULT_OPTIONS_INTERVAL, Spanned::into_inner),
+        options_interval: options_interval.unwrap_or(DEFAULT_OPTIONS_INTERVAL),
         options_from: options_from.map(Box::new),
         options_down_after,
         options_up_after,
         options_failure_codes,
-        options_timeout: options_timeout.map_or(DEFAULT_OPTIONS_TIMEOUT, Spanned::into_inner),
+        options_timeout,
         inbound_auth,
         allowed_inbound_ips,
         numbers: numbers.into_iter().map(Spanned::into_inner).collect(),

@@ -162,11 +162,7 @@ pub fn uri_port(uri: &SipUri) -> u16 {
 /// The transport a URI names: `sips:` or `;transport=tls` TLS, `;transport=tcp` TCP, else
 /// UDP.
 pub fn uri_transport(uri: &SipUri) -> Transport {
-    let named = uri.params.split(';').find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.eq_ignore_ascii_case("transport").then_some(value)
-    });
-    match named {
+    match uri.param("transport") {
         _ if uri.scheme == crate::sip::uri::Scheme::Sips => Transport::Tls,
         Some(value) if value.eq_ignore_ascii_case("tls") => Transport::Tls,
         Some(value) if value.eq_ignore_ascii_case("tcp") => Transport::Tcp,

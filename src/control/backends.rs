@@ -259,12 +259,7 @@ pub(crate) fn params(
         via_sent_by: local.to_owned(),
         transport,
         next_hop: address,
-        server_name: uri
-            .host
-            .to_string()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
+        server_name: uri.host.bare(),
         user_agent: user_agent.to_owned(),
         interval: backend.options_interval,
         down_after: backend.options_down_after,

@@ -697,12 +697,7 @@ impl Control {
             server_name: next_hop::server_name(config),
             callee: backend,
             callee_transport: transport,
-            callee_name: uri
-                .host
-                .to_string()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
+            callee_name: uri.host.bare(),
             request_uri: target.to_string(),
         })
     }
@@ -912,12 +907,7 @@ impl Control {
             if wanted.insert(key.clone()) {
                 self.backend_lookups.push_back(ResolveRequest {
                     key: ResolveKey::Backend(key),
-                    host: uri
-                        .host
-                        .to_string()
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_owned(),
+                    host: uri.host.bare(),
                     port: Some(crate::config::uri_port(uri)),
                     transport: crate::config::uri_transport(uri),
                 });

@@ -17,6 +17,15 @@ pub enum Host {
 }
 
 impl Host {
+    /// The host as a DNS lookup or a TLS certificate names it: an IPv6 literal without
+    /// its brackets.
+    pub fn bare(&self) -> String {
+        match self {
+            Host::Ipv6(v6) => v6.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// Parses a host; IPv6 addresses may be bracketed (`[::1]`) or bare (`::1`).
     pub fn parse(text: &str) -> Result<Self, String> {
         if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
@@ -99,6 +108,14 @@ pub struct SipUri {
 }
 
 impl SipUri {
+    /// The value of URI parameter `name` (case-insensitive name), if written with one.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.split(';').find_map(|param| {
+            let (key, value) = param.split_once('=')?;
+            key.eq_ignore_ascii_case(name).then_some(value)
+        })
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let invalid = |why: &str| format!("\"{text}\" is not a valid SIP URI: {why}");
         let (scheme, rest) = match text.split_once(':') {

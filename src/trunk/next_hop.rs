@@ -143,11 +143,8 @@ pub(crate) fn domain_uri(trunk: &Trunk) -> String {
 /// The name a TLS next hop's certificate must carry (RFC 5922 §7): the outbound proxy's
 /// host, else the domain, without IPv6 brackets.
 pub(crate) fn server_name(trunk: &Trunk) -> String {
-    let host = match &trunk.outbound_proxy {
-        Some(proxy) => proxy.host.to_string(),
-        None => trunk.domain.to_string(),
-    };
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned()
+    match &trunk.outbound_proxy {
+        Some(proxy) => proxy.host.bare(),
+        None => trunk.domain.bare(),
+    }
 }
