@@ -604,6 +604,11 @@ impl Control {
                 .as_ref()
                 .map_or(&[][..], |backend| &backend.uris[..]),
         };
+        // One backend, as most trunks have: no order to draw, nothing to put last.
+        if let [only] = entries {
+            let route = self.route(&whole, config, &only.uri, (local, connection), user);
+            return route.into_iter().collect();
+        }
         let pool: Vec<(&crate::sip::SipUri, u32, u32)> = entries
             .iter()
             .map(|entry| (&entry.uri, entry.priority, entry.weight))
