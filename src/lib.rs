@@ -24,6 +24,7 @@
 #![warn(unreachable_pub)]
 
 pub(crate) mod call;
+pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod control;
 pub mod inbound;

@@ -57,6 +57,20 @@ pub struct TrunkStatus {
     pub options: Option<KeepaliveStatus>,
     /// Proven reachable once: OPTIONS answered or REGISTER succeeded.
     pub verified: bool,
+    /// With `[cluster]`: the link to Redis and what the hosts share.
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// A trunk's share of the cluster, as this host knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClusterStatus {
+    /// Redis answers and is trusted (`cluster=ok`), or this host decides alone
+    /// (`cluster=degraded`).
+    pub ok: bool,
+    /// For a trunk that registers: the host that does (`None`: not known yet).
+    pub registrant: Option<Option<String>>,
+    /// Channels in use on every live host, as of the last heartbeat.
+    pub channels: Option<u32>,
 }
 
 /// A trunk's inbound counters as read at one instant.
@@ -109,6 +123,7 @@ impl TrunkStatus {
             calls: None,
             options: None,
             verified: false,
+            cluster: None,
         }
     }
 
@@ -148,6 +163,10 @@ impl TrunkStatus {
             .map(|options| options.state.as_str())
             .hash(&mut hasher);
         self.verified.hash(&mut hasher);
+        self.cluster
+            .as_ref()
+            .map(|cluster| (cluster.ok, &cluster.registrant))
+            .hash(&mut hasher);
         self.registration
             .as_ref()
             .map(|registration| registration.last_code)
@@ -224,6 +243,16 @@ impl fmt::Display for TrunkStatus {
             }
             if let Some(retry_in) = registration.retry_in {
                 write!(f, " retry_in={}", retry_in.as_secs())?;
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            let link = if cluster.ok { "ok" } else { "degraded" };
+            write!(f, " cluster={link}")?;
+            if let Some(registrant) = &cluster.registrant {
+                write!(f, " registrant={}", registrant.as_deref().unwrap_or("-"))?;
+            }
+            if let Some(channels) = cluster.channels {
+                write!(f, " cluster_channels={channels}")?;
             }
         }
         Ok(())
@@ -377,6 +406,7 @@ mod tests {
             calls: None,
             options: None,
             verified: false,
+            cluster: None,
         };
         assert_eq!(
             status.to_string(),
@@ -413,6 +443,19 @@ mod tests {
             ),
             "{line}"
         );
+        let in_cluster = TrunkStatus {
+            cluster: Some(ClusterStatus {
+                ok: false,
+                registrant: Some(Some("edge-2".into())),
+                channels: Some(9),
+            }),
+            ..with_options
+        };
+        let line = in_cluster.to_string();
+        assert!(
+            line.ends_with(" verified=yes cluster=degraded registrant=edge-2 cluster_channels=9"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -444,6 +487,7 @@ mod tests {
                 answered: true,
             }),
             verified: true,
+            cluster: None,
         };
         let key = registered.line_key();
         let mut later = registered.clone();

@@ -102,6 +102,14 @@ pub struct TrunkEntry {
     pub rejected_out: u64,
     #[serde(default)]
     pub failovers: u64,
+    /// With `[cluster]`: `ok` or `degraded`; the host that registers the trunk; the
+    /// channels in use on every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_channels: Option<u32>,
 }
 
 impl TrunkEntry {
@@ -147,6 +155,16 @@ impl TrunkEntry {
             calls_out: calls.calls_out,
             rejected_out: calls.rejected_out,
             failovers: calls.failovers,
+            cluster: status
+                .cluster
+                .as_ref()
+                .map(|c| if c.ok { "ok" } else { "degraded" }.to_owned()),
+            registrant: status
+                .cluster
+                .as_ref()
+                .and_then(|c| c.registrant.clone())
+                .map(|holder| holder.unwrap_or_else(|| "-".into())),
+            cluster_channels: status.cluster.as_ref().and_then(|c| c.channels),
         }
     }
 }
@@ -246,13 +264,21 @@ impl StatusDocument {
                     0 => "-".to_owned(),
                     max => max.to_string(),
                 };
+                let state = match &t.registrant {
+                    Some(registrant) => format!("{} registrant={registrant}", t.state),
+                    None => t.state.clone(),
+                };
+                let channels = match t.cluster_channels {
+                    Some(total) => format!("{}/{max} cluster={total}", t.channels),
+                    None => format!("{}/{max}", t.channels),
+                };
                 [
                     t.id.clone(),
-                    t.state.clone(),
+                    state,
                     t.options.clone(),
                     t.rtt_ms.map_or("-".into(), |ms| format!("{ms}ms")),
                     if t.verified { "yes" } else { "no" }.into(),
-                    format!("{}/{max}", t.channels),
+                    channels,
                     t.calls.to_string(),
                     (t.rejected_source + t.rejected_busy + t.rejected_number + t.rejected_other)
                         .to_string(),
@@ -354,6 +380,9 @@ mod tests {
             calls_out: 4,
             rejected_out: 1,
             failovers: 2,
+            cluster: None,
+            registrant: None,
+            cluster_channels: None,
         };
         StatusDocument {
             version: FORMAT_VERSION,

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Sipp, Trunkd, free_port};
+use common::{HeldCall, Sipp, Trunkd, free_port};
 
 const DID: &str = "+15550100001";
 
@@ -129,105 +129,6 @@ fn messages(dir: &Path, scenario: &str, number: &str, hold_ms: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A call the test places over UDP and holds until it hangs up, where SIPp's carrier
-/// holds a call for a fixed time: the test acts while the call is up, then ends it.
-struct HeldCall {
-    socket: std::net::UdpSocket,
-    trunkd: u16,
-    /// The backend's Contact, the target of the ACK and BYE.
-    target: String,
-    /// trunkd's Record-Route: the route set.
-    route: String,
-    /// The To header with the backend's tag.
-    to: String,
-}
-
-impl HeldCall {
-    const FROM: &str = "<sip:+15551230000@carrier.example>;tag=held-1";
-    const CALL_ID: &str = "held-1@carrier.example";
-
-    /// INVITE to trunkd for [`DID`]; returns once the backend's 200 is acknowledged.
-    fn place(trunkd: u16) -> HeldCall {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(common::WAIT)).unwrap();
-        let mut call = HeldCall {
-            socket,
-            trunkd,
-            target: String::new(),
-            route: String::new(),
-            to: format!("<sip:{DID}@127.0.0.1:{trunkd}>"),
-        };
-        call.send("INVITE", &format!("sip:{DID}@127.0.0.1:{trunkd}"), 1);
-        let ok = call.final_response("INVITE");
-        assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-        let header = |name: &str| {
-            ok.lines()
-                .find_map(|line| line.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {ok}"))
-                .to_owned()
-        };
-        call.to = header("To: ");
-        call.route = header("Record-Route: ");
-        let contact = header("Contact: ");
-        call.target = contact
-            .trim_start_matches('<')
-            .split('>')
-            .next()
-            .unwrap()
-            .to_owned();
-        let target = call.target.clone();
-        call.send("ACK", &target, 1);
-        call
-    }
-
-    /// BYE through trunkd; its final response's status line.
-    fn hang_up(self) -> String {
-        self.send("BYE", &self.target, 2);
-        let answer = self.final_response("BYE");
-        answer.lines().next().unwrap().to_owned()
-    }
-
-    /// A request of the call; once it is set up, routed by trunkd's Record-Route.
-    fn send(&self, method: &str, uri: &str, cseq: u32) {
-        let local = self.socket.local_addr().unwrap();
-        let route = if self.route.is_empty() {
-            String::new()
-        } else {
-            format!("Route: {}\r\n", self.route)
-        };
-        let request = format!(
-            "{method} {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK-held-{method};rport\r\n\
-             {route}Max-Forwards: 70\r\n\
-             From: {from}\r\n\
-             To: {to}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Contact: <sip:+15551230000@{local}>\r\n\
-             Content-Length: 0\r\n\r\n",
-            from = Self::FROM,
-            to = self.to,
-            call_id = Self::CALL_ID,
-        );
-        self.socket
-            .send_to(request.as_bytes(), ("127.0.0.1", self.trunkd))
-            .unwrap();
-    }
-
-    /// The next final response to `method` (provisional ones and retransmissions of
-    /// earlier answers skipped).
-    fn final_response(&self, method: &str) -> String {
-        let mut buffer = [0u8; 8192];
-        loop {
-            let length = self.socket.recv(&mut buffer).expect("an answer in time");
-            let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
-            if !text.starts_with("SIP/2.0 1") && text.contains(&format!(" {method}\r\n")) {
-                return text;
-            }
-        }
-    }
-}
-
 #[test]
 fn a_call_is_routed_to_the_backend_and_its_channel_released_on_bye() {
     let dir = tempfile::tempdir().unwrap();
@@ -334,7 +235,7 @@ fn a_stop_with_shutdown_drain_waits_for_the_call_in_progress() {
     let backend = format!("127.0.0.1:{}", uas.port);
     let drain = "shutdown_drain = \"30s\"";
     let (mut trunkd, port) = start_trunkd(dir.path(), &backend, "127.0.0.1", drain);
-    let call = HeldCall::place(port);
+    let call = HeldCall::place(port, DID);
     trunkd.wait_for(&["trunk=lab", "channels=1/1 calls=1 "]);
     trunkd.signal("TERM");
     trunkd.wait_for(&["draining: 1 calls in progress; waiting up to 30s"]);
@@ -396,7 +297,7 @@ fn max_channels_refuses_with_503_until_a_bye_frees_the_channel() {
     let mut uas = backend(dir.path(), "sipp-backend-uas.xml", "2");
     let (mut trunkd, port) = start_for(dir.path(), &uas);
     // The first call holds the only channel until the test hangs up.
-    let first = HeldCall::place(port);
+    let first = HeldCall::place(port, DID);
     trunkd.wait_for(&["trunk=lab", "channels=1/1 "]);
     let mut refused = carrier(dir.path(), "sipp-carrier-rejected.xml", DID, "0", port);
     assert_eq!(refused.wait(), Some(0), "{}", refused.log_text());

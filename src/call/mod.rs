@@ -792,6 +792,22 @@ impl Calls {
         }
     }
 
+    /// Answers an INVITE the call path does not take on (a cluster refusal), from its
+    /// `source` over `connection`.
+    pub(crate) fn refuse(
+        &mut self,
+        source: SocketAddr,
+        connection: Option<Connection>,
+        message: &Scan<'_, '_>,
+        (code, reason): (u16, &str),
+        extra: &[&str],
+    ) {
+        if let Ok(via) = message.top_via() {
+            let carrier = source_peer(source, connection.map(|c| c.transport), &via);
+            self.reply(carrier, message, code, reason, extra);
+        }
+    }
+
     /// The inbound call's backend failed before the carrier heard anything but our 100
     /// Trying (no answer within invite_timeout, a transport error, 408 or 5xx): the
     /// INVITE goes to the next backend of the pool. False when there is none.

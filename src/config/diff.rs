@@ -95,6 +95,7 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
         ("tls", old.tls != new.tls),
         ("backend", old.backend != new.backend),
         ("metrics", old.metrics != new.metrics),
+        ("cluster", old.cluster != new.cluster),
     ];
     diff.daemon_changed = daemon
         .into_iter()

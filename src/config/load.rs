@@ -112,6 +112,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     let tls_table = root.table("tls");
     let backend_table = root.table("backend");
     let metrics_table = root.table("metrics");
+    let cluster_table = root.table("cluster");
     let trunks_table = root.table("trunks");
     root.finish();
 
@@ -126,6 +127,9 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         .and_then(|(table, span)| read_backend(&main_source, table, &span, &mut errors));
     let metrics = metrics_table
         .and_then(|(table, span)| read_metrics(&main_source, table, &span, &mut errors));
+    let cluster = cluster_table.and_then(|(table, span)| {
+        super::cluster::read_cluster(&main_source, table, &span, &base_dir, &mut errors)
+    });
 
     let mut trunks = TrunkSet::default();
     if let Some((table, _)) = trunks_table {
@@ -191,6 +195,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
         tls,
         backend,
         metrics,
+        cluster,
         trunks,
         warnings: warnings.into_iter().map(ConfigWarning).collect(),
     })

@@ -6,6 +6,7 @@
 //! [`Config`] that exists is valid (it may carry [`ConfigWarning`]s: valid, but probably not
 //! what was meant), and [`diff`] compares two generations trunk by trunk.
 
+pub mod cluster;
 mod country;
 mod diff;
 mod error;
@@ -53,6 +54,8 @@ pub struct Config {
     pub backend: Option<Backend>,
     /// `[metrics]`: where `GET /metrics` is served; `None` (the default): not served.
     pub metrics: Option<Metrics>,
+    /// `[cluster]`: Redis shared by several hosts; `None` (the default): this host alone.
+    pub cluster: Option<cluster::Cluster>,
     /// Trunks by id. `Arc` so a reload can hand unchanged trunks over without copying.
     pub trunks: BTreeMap<String, Arc<Trunk>>,
     /// What `check-config` prints as `warning:` lines and the daemon logs at WARN on start

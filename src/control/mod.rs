@@ -11,6 +11,7 @@
 //! survive any reload that leaves the trunk unchanged.
 
 pub(crate) mod backends;
+mod cluster;
 pub(crate) mod metrics;
 mod outbound;
 pub(crate) mod shutdown;
@@ -210,6 +211,8 @@ pub struct Control {
     checks: backends::BackendChecks,
     backend_locals: BTreeMap<String, SocketAddr>,
     user_agent: String,
+    /// `[cluster]`: channels and registrations shared with other hosts through Redis.
+    cluster: Option<cluster::ClusterCalls>,
 }
 
 impl Control {
@@ -238,6 +241,9 @@ impl Control {
             daemon.timers,
             context.user_agent.clone(),
         );
+        if config.cluster.is_some() {
+            registrations.hold_back();
+        }
         for slot in trunks.values() {
             registrations.add(&slot.config);
             keepalives.add(&slot.config);
@@ -284,7 +290,9 @@ impl Control {
             checks: backends::BackendChecks::new(config_timers, context.seed ^ 0xbac0_e7d5),
             backend_locals: BTreeMap::new(),
             user_agent: context.user_agent.clone(),
+            cluster: None,
         };
+        control.set_up_cluster(now);
         let config = Arc::clone(&control.config);
         for trunk in config.trunks.values() {
             control.lookup_outbound_hop(trunk);
@@ -426,6 +434,7 @@ impl Control {
         }
         self.sync_checks(now);
         self.probe_backends();
+        self.cluster_reloaded(now);
         self.generation += 1;
         self.events.push_back(Event::Reloaded {
             generation: self.generation,
@@ -450,6 +459,7 @@ impl Control {
         self.refresh_hops(now);
         self.checks.handle_timeout(now);
         self.collect_checks();
+        self.cluster_timeout(now);
         let before = self.backends_down.len();
         self.backends_down.retain(|_, until| *until > now);
         if self.snapshot_due.is_some_and(|due| now >= due) || self.backends_down.len() != before {
@@ -478,6 +488,7 @@ impl Control {
             self.hop_refresh.first(),
             self.checks.poll_timeout(),
             self.shutdown.as_ref().and_then(Shutdown::poll_timeout),
+            self.cluster_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -537,25 +548,18 @@ impl Control {
             return;
         };
         if let Some(admitted) = admitted {
-            let key = self.inbound.transaction_key(&message);
-            let user = message.request_uri_user();
-            let routes = self.routes(admitted.trunk(), local, connection, user);
-            self.calls.handle_invite(
-                now,
-                source,
-                connection,
-                (&message, bytes),
-                admitted,
-                key,
-                routes,
-            );
-            // Only a call that exists has a transaction for retransmissions to reach;
-            // an INVITE refused here (no backend address, loop) was answered statelessly.
-            if let Ok(call_id) = message.call_id()
-                && self.calls.contains(call_id)
-            {
-                self.inbound.invite_started(key);
-                self.inbound.call_started(call_id);
+            match self.cluster.is_some() {
+                true => self.admit_in_cluster(
+                    now,
+                    source,
+                    local,
+                    connection,
+                    (&message, bytes),
+                    admitted,
+                ),
+                false => {
+                    self.take_admitted(now, source, local, connection, (&message, bytes), admitted);
+                }
             }
         } else if self.is_dial_out(source, &message) {
             let key = self.inbound.transaction_key(&message);
@@ -581,6 +585,38 @@ impl Control {
         }
         self.collect_call_events(now);
         self.step_shutdown(now);
+    }
+
+    /// Takes an admitted INVITE on: to the trunk's backends.
+    fn take_admitted(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        connection: Option<call::Connection>,
+        (message, bytes): (&scan::Scan<'_, '_>, &[u8]),
+        admitted: Admitted,
+    ) {
+        let key = self.inbound.transaction_key(message);
+        let user = message.request_uri_user();
+        let routes = self.routes(admitted.trunk(), local, connection, user);
+        self.calls.handle_invite(
+            now,
+            source,
+            connection,
+            (message, bytes),
+            admitted,
+            key,
+            routes,
+        );
+        // Only a call that exists has a transaction for retransmissions to reach;
+        // an INVITE refused here (no backend address, loop) was answered statelessly.
+        if let Ok(call_id) = message.call_id()
+            && self.calls.contains(call_id)
+        {
+            self.inbound.invite_started(key);
+            self.inbound.call_started(call_id);
+        }
     }
 
     /// Where an admitted call of `trunk` goes, in the order to try: its `route_to`, else
@@ -835,6 +871,7 @@ impl Control {
             || self.registrations.wants_resolve()
             || self.keepalives.wants_resolve()
             || !self.outbound_lookups.is_empty()
+            || self.cluster_wants_shell()
     }
 
     /// A next hop the shell should resolve.
@@ -1059,6 +1096,7 @@ impl Control {
         if self.shutdown.is_none() {
             return;
         }
+        self.cluster_shutdown_step();
         let progress = self.shutdown_progress();
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.step(now, progress);
@@ -1080,6 +1118,7 @@ impl Control {
         status.calls = Some(crate::status::CallCounts::of(&slot.counters));
         status.options = self.keepalives.status(&slot.config.id);
         status.verified = slot.verified;
+        status.cluster = self.cluster_status(&slot.config, now);
         status
     }
 

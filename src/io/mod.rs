@@ -12,6 +12,7 @@
 //! at once. While stopping, reloads and the periodic status refresh are off.
 
 pub(crate) mod clock;
+pub(crate) mod cluster;
 pub(crate) mod dns;
 pub(crate) mod hot_path;
 pub(crate) mod listeners;
@@ -170,9 +171,15 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (probed_tx, mut probed_rx) = mpsc::unbounded_channel();
+    // Without [cluster] the sender stays here and the loop's branch never fires.
+    let (cluster_tx, mut cluster_rx) = mpsc::unbounded_channel();
     let lookups = Lookups {
         resolved: resolved_tx,
         probed: probed_tx,
+        cluster: config
+            .cluster
+            .as_ref()
+            .map(|settings| cluster::start(settings, cluster_tx.clone())),
     };
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let changes = watch::debounced(reload_tx);
@@ -264,6 +271,13 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
                 lock(&shared).handle_resolved(clock::now(), &key, resolved);
             }
             Some((backend, local)) = probed_rx.recv() => lock(&shared).handle_probe(backend, local),
+            Some(reply) = cluster_rx.recv() => {
+                let mut control = lock(&shared);
+                control.handle_cluster(clock::now(), reply);
+                while let Ok(reply) = cluster_rx.try_recv() {
+                    control.handle_cluster(clock::now(), reply);
+                }
+            }
             Some(()) = reload_rx.recv(), if !stopping => {
                 info!("config files changed; reloading");
                 reload_now = true;
@@ -319,6 +333,8 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
             break;
         }
     }
+    leave_cluster(&shared, &network, &lookups, &mut cluster_rx).await;
+    drop(cluster_tx);
     status_file.write(&lock(&shared));
     if let Some(task) = metrics_task {
         task.abort();
@@ -347,10 +363,45 @@ struct Lookups {
     resolved: mpsc::UnboundedSender<(ResolveKey, Result<Resolved, ResolveError>)>,
     /// Our address facing a backend.
     probed: mpsc::UnboundedSender<(IpAddr, Option<IpAddr>)>,
+    /// The Redis task, with `[cluster]`.
+    cluster: Option<cluster::Link>,
 }
 
 /// Sends what the control path queued and starts the lookups it asked for.
+/// The end of a shutdown with `[cluster]`: this host's channels and lease are released
+/// in Redis (waited for at most [`LEAVE_WAIT`]), so the others need not wait for the lease.
+async fn leave_cluster(
+    shared: &Arc<Mutex<Control>>,
+    network: &Network,
+    lookups: &Lookups,
+    replies: &mut mpsc::UnboundedReceiver<crate::cluster::Reply>,
+) {
+    if lookups.cluster.is_none() {
+        return;
+    }
+    {
+        let mut control = lock(shared);
+        control.leave_cluster();
+        pump(&mut control, network, lookups);
+    }
+    let deadline = TokioInstant::from_std(clock::now()) + LEAVE_WAIT;
+    while !lock(shared).has_left_cluster() {
+        match tokio::time::timeout_at(deadline, replies.recv()).await {
+            Ok(Some(reply)) => lock(shared).handle_cluster(clock::now(), reply),
+            _ => break,
+        }
+    }
+}
+
+/// How long a stopping host waits for Redis to take its leave.
+const LEAVE_WAIT: Duration = Duration::from_secs(1);
+
 fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
+    if let Some(link) = &lookups.cluster {
+        while let Some(request) = control.poll_cluster() {
+            link.send(request);
+        }
+    }
     while let Some(transmit) = control.poll_transmit() {
         network.send(transmit);
     }
@@ -547,8 +598,8 @@ fn drain_events(
                     if matches!(*setting, "listen" | "tls" | "dns_servers") {
                         warn!("[daemon] {setting} changed: restart trunkd to apply it");
                     }
-                    if *setting == "metrics" {
-                        warn!("[metrics] changed: restart trunkd to apply it");
+                    if matches!(*setting, "metrics" | "cluster") {
+                        warn!("[{setting}] changed: restart trunkd to apply it");
                     }
                 }
                 info!(target: "trunkd::status", "{summary}");

@@ -9,7 +9,7 @@
 //! whose fields changed, or that was removed or disabled, unregisters the old binding
 //! while the new one (if any) starts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -231,6 +231,9 @@ pub(crate) struct Registrations {
     /// Attempts due while every slot was taken, oldest first, with when they were due.
     deferred: VecDeque<(Instant, Key)>,
     in_flight: usize,
+    /// With `[cluster]`: the trunks this host is the registrant of, the only ones it
+    /// registers. `None`: every trunk that registers.
+    granted: Option<HashSet<Arc<str>>>,
 }
 
 impl Registrations {
@@ -251,6 +254,39 @@ impl Registrations {
             deadlines: Deadlines::new(),
             deferred: VecDeque::new(),
             in_flight: 0,
+            granted: None,
+        }
+    }
+
+    /// From now on only trunks [`Registrations::grant`]ed are registered (`[cluster]`:
+    /// one host per trunk).
+    pub(crate) fn hold_back(&mut self) {
+        self.granted.get_or_insert_with(HashSet::new);
+    }
+
+    /// This host registers `trunk` from now on (it became the registrant).
+    pub(crate) fn grant(&mut self, trunk: &Trunk) {
+        if let Some(granted) = &mut self.granted
+            && granted.insert(trunk.id.as_str().into())
+        {
+            self.add(trunk);
+        }
+    }
+
+    /// Forgets the grants `keep` refuses (trunks removed or no longer registering, whose
+    /// registrations the reload already removed).
+    pub(crate) fn keep_granted(&mut self, keep: impl Fn(&str) -> bool) {
+        if let Some(granted) = &mut self.granted {
+            granted.retain(|id| keep(id));
+        }
+    }
+
+    /// This host no longer registers `id`: its binding is removed.
+    pub(crate) fn revoke(&mut self, now: Instant, id: &str) {
+        if let Some(granted) = &mut self.granted
+            && granted.remove(id)
+        {
+            self.remove(now, id);
         }
     }
 
@@ -274,7 +310,11 @@ impl Registrations {
 
     /// Adds a trunk: asks for its next hop to be resolved.
     pub(crate) fn add(&mut self, trunk: &Trunk) {
-        if !Self::wants_registration(trunk) {
+        let held_back = self
+            .granted
+            .as_ref()
+            .is_some_and(|granted| !granted.contains(trunk.id.as_str()));
+        if !Self::wants_registration(trunk) || held_back {
             return;
         }
         self.pending.insert(trunk.id.clone(), trunk.clone());

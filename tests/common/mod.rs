@@ -303,6 +303,14 @@ impl Trunkd {
     }
 }
 
+impl Trunkd {
+    /// SIGKILL: no un-REGISTER, no goodbye to anyone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Trunkd {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -463,5 +471,201 @@ impl Drop for Sipp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// redis-server on a free loopback port, without persistence (a restart loses its data,
+/// as a real crash of an in-memory Redis does), killed on drop.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn start(dir: &Path) -> Redis {
+        let dir = dir.join("redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        redis.resume();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts it again on the same port (empty, like a crashed Redis without a dump).
+    pub fn resume(&mut self) {
+        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|path| Path::new(path).exists())
+            .expect("redis-server is not installed: apt-get install -y redis-server (see .ci/run)");
+        let child = Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while self.query(&["PING"]).as_deref() != Some("+PONG") {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// One command over a fresh connection; the first line of the answer.
+    pub fn query(&self, words: &[&str]) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut command = format!("*{}\r\n", words.len());
+        for word in words {
+            command.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+        }
+        stream.write_all(command.as_bytes()).ok()?;
+        let mut buffer = [0u8; 4096];
+        let length = stream.read(&mut buffer).ok()?;
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        Some(text.lines().next()?.to_owned())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A call the test places over UDP and holds until it hangs up, where SIPp's carrier
+/// holds a call for a fixed time: the test acts while the call is up, then ends it.
+pub struct HeldCall {
+    socket: std::net::UdpSocket,
+    trunkd: u16,
+    /// The backend's Contact, the target of the ACK and BYE.
+    target: String,
+    /// trunkd's Record-Route: the route set.
+    route: String,
+    /// The To header with the backend's tag.
+    to: String,
+    call_id: String,
+}
+
+impl HeldCall {
+    const FROM: &str = "<sip:+15551230000@carrier.example>;tag=held-1";
+
+    /// INVITE to trunkd for `did`; returns once the backend's 200 is acknowledged.
+    pub fn place(trunkd: u16, did: &str) -> HeldCall {
+        Self::place_as(trunkd, did, "held-1@carrier.example")
+            .unwrap_or_else(|refused| panic!("{refused}"))
+    }
+
+    /// The same with its own Call-ID; the final response when it is not a 200.
+    pub fn place_as(trunkd: u16, did: &str, call_id: &str) -> Result<HeldCall, String> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        let mut call = HeldCall {
+            socket,
+            trunkd,
+            target: String::new(),
+            route: String::new(),
+            to: format!("<sip:{did}@127.0.0.1:{trunkd}>"),
+            call_id: call_id.to_owned(),
+        };
+        call.send("INVITE", &format!("sip:{did}@127.0.0.1:{trunkd}"), 1);
+        let ok = call.final_response("INVITE");
+        if !ok.starts_with("SIP/2.0 200 OK\r\n") {
+            return Err(ok);
+        }
+        let header = |name: &str| {
+            ok.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {ok}"))
+                .to_owned()
+        };
+        call.to = header("To: ");
+        call.route = header("Record-Route: ");
+        let contact = header("Contact: ");
+        call.target = contact
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_owned();
+        let target = call.target.clone();
+        call.send("ACK", &target, 1);
+        Ok(call)
+    }
+
+    /// BYE through trunkd; its final response's status line.
+    pub fn hang_up(self) -> String {
+        self.send("BYE", &self.target, 2);
+        let answer = self.final_response("BYE");
+        answer.lines().next().unwrap().to_owned()
+    }
+
+    /// A request of the call; once it is set up, routed by trunkd's Record-Route.
+    fn send(&self, method: &str, uri: &str, cseq: u32) {
+        let local = self.socket.local_addr().unwrap();
+        let route = if self.route.is_empty() {
+            String::new()
+        } else {
+            format!("Route: {}\r\n", self.route)
+        };
+        let request = format!(
+            "{method} {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-{branch}-{method};rport\r\n\
+             {route}Max-Forwards: 70\r\n\
+             From: {from}\r\n\
+             To: {to}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:+15551230000@{local}>\r\n\
+             Content-Length: 0\r\n\r\n",
+            from = Self::FROM,
+            to = self.to,
+            call_id = self.call_id,
+            branch = self
+                .call_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>(),
+        );
+        self.socket
+            .send_to(request.as_bytes(), ("127.0.0.1", self.trunkd))
+            .unwrap();
+    }
+
+    /// The next final response to `method` (provisional ones and retransmissions of
+    /// earlier answers skipped).
+    fn final_response(&self, method: &str) -> String {
+        let mut buffer = [0u8; 8192];
+        loop {
+            let length = self.socket.recv(&mut buffer).expect("an answer in time");
+            let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+            if !text.starts_with("SIP/2.0 1") && text.contains(&format!(" {method}\r\n")) {
+                return text;
+            }
+        }
     }
 }

@@ -1,0 +1,362 @@
+//! The Redis side of `[cluster]` (issue 17): one task, one connection, the control
+//! path's [`Request`]s run in the order they were made (batched into one pipeline when
+//! several wait), each answered with a [`Reply`]. A failed or slow connection is
+//! reported once ([`Reply::Disconnected`]) and retried with a back-off; while it is down,
+//! requests are dropped (the control path decides alone and rebuilds after
+//! [`Reply::Connected`]). Nothing here blocks a listener thread.
+//!
+//! Client: the `redis` crate (redis-rs), the maintained Rust client, with its tokio
+//! multiplexed connection; the scripts in `cluster/*.lua` do each decision atomically.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, Value};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::cluster::{Reply, Request, Verdict};
+use crate::config::cluster::Cluster as Settings;
+
+/// A request not answered within this is a failed connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// At most this many requests go in one pipeline.
+const BATCH: usize = 64;
+
+const COMMON: &str = include_str!("cluster/common.lua");
+
+/// The scripts, each prefixed with the shared head, loaded on every (re)connection.
+struct Scripts {
+    claim: String,
+    report: String,
+    heartbeat: String,
+    acquire: String,
+    resign: String,
+    leave: String,
+}
+
+impl Scripts {
+    fn sources() -> [(&'static str, &'static str); 6] {
+        [
+            ("claim", include_str!("cluster/claim.lua")),
+            ("report", include_str!("cluster/report.lua")),
+            ("heartbeat", include_str!("cluster/heartbeat.lua")),
+            ("acquire", include_str!("cluster/acquire.lua")),
+            ("resign", include_str!("cluster/resign.lua")),
+            ("leave", include_str!("cluster/leave.lua")),
+        ]
+    }
+
+    async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<Scripts> {
+        let mut shas = Vec::new();
+        for (_, body) in Self::sources() {
+            let sha: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(format!("{COMMON}\n{body}"))
+                .query_async(connection)
+                .await?;
+            shas.push(sha);
+        }
+        let mut shas = shas.into_iter();
+        let mut next = || shas.next().unwrap_or_default();
+        Ok(Scripts {
+            claim: next(),
+            report: next(),
+            heartbeat: next(),
+            acquire: next(),
+            resign: next(),
+            leave: next(),
+        })
+    }
+}
+
+/// Where the control loop sends requests; dropping it ends the task.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl Link {
+    pub(crate) fn send(&self, request: Request) {
+        let _ = self.requests.send(request);
+    }
+}
+
+/// Starts the Redis task on the current runtime.
+pub(crate) fn start(settings: &Settings, replies: mpsc::UnboundedSender<Reply>) -> Link {
+    let (requests, received) = mpsc::unbounded_channel();
+    tokio::spawn(run(settings.clone(), received, replies));
+    Link { requests }
+}
+
+async fn connect(settings: &Settings) -> redis::RedisResult<MultiplexedConnection> {
+    let mut info = settings.redis.as_str().into_connection_info()?;
+    if let Some(password) = &settings.password {
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_password(password.expose());
+        info = info.set_redis_settings(redis);
+    }
+    let client = redis::Client::open(info)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+async fn run(
+    settings: Settings,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    replies: mpsc::UnboundedSender<Reply>,
+) {
+    let boot = format!("{}-{:x}", settings.node, std::process::id() ^ nanos());
+    let mut retry = RETRY_MIN;
+    let mut reported_down = false;
+    loop {
+        let connected = match connect(&settings).await {
+            Ok(mut connection) => match Scripts::load(&mut connection).await {
+                Ok(scripts) => Ok((connection, scripts)),
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        };
+        let (mut connection, scripts) = match connected {
+            Ok(connected) => connected,
+            Err(error) => {
+                if !reported_down {
+                    reported_down = true;
+                    warn!(
+                        "cluster: Redis {} unreachable ({error}); deciding alone (degraded) \
+                         until it answers",
+                        settings.redis
+                    );
+                    if replies
+                        .send(Reply::Disconnected {
+                            why: error.to_string(),
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // Requests made meanwhile are void: the control path knows the link is
+                // down (a Leave is answered, so a shutdown need not wait).
+                let pause = tokio::time::sleep(retry);
+                tokio::pin!(pause);
+                loop {
+                    tokio::select! {
+                        () = &mut pause => break,
+                        request = requests.recv() => match request {
+                            Some(Request::Leave { .. }) => {
+                                let _ = replies.send(Reply::Left);
+                            }
+                            Some(_) => {}
+                            None => return,
+                        },
+                    }
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+                continue;
+            }
+        };
+        retry = RETRY_MIN;
+        info!(
+            "cluster: connected to Redis {} as node {}",
+            settings.redis, settings.node
+        );
+        if replies.send(Reply::Connected).is_err() {
+            return;
+        }
+        loop {
+            let Some(first) = requests.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            match execute(&mut connection, &scripts, &settings, &boot, &batch).await {
+                Ok(answers) => {
+                    for answer in answers {
+                        if replies.send(answer).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    warn!(
+                        "cluster: Redis {} failed ({error}); deciding alone (degraded)",
+                        settings.redis
+                    );
+                    reported_down = true;
+                    let leaving = batch.iter().any(|r| matches!(r, Request::Leave { .. }));
+                    let _ = replies.send(Reply::Disconnected {
+                        why: error.to_string(),
+                    });
+                    if leaving {
+                        let _ = replies.send(Reply::Left);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos())
+}
+
+/// Runs a batch as one pipeline; the answers in the same order.
+async fn execute(
+    connection: &mut MultiplexedConnection,
+    scripts: &Scripts,
+    settings: &Settings,
+    boot: &str,
+    batch: &[Request],
+) -> redis::RedisResult<Vec<Reply>> {
+    let node = settings.node.as_str();
+    let mut pipe = redis::pipe();
+    for request in batch {
+        let call = pipe.cmd("EVALSHA");
+        match request {
+            Request::Claim {
+                trunk,
+                count,
+                max,
+                rate,
+                ..
+            } => call
+                .arg(&scripts.claim)
+                .arg(0)
+                .arg(node)
+                .arg(trunk)
+                .arg(count)
+                .arg(max)
+                .arg(rate),
+            Request::Report { trunk, count } => call
+                .arg(&scripts.report)
+                .arg(0)
+                .arg(node)
+                .arg(trunk)
+                .arg(count),
+            Request::Heartbeat => call
+                .arg(&scripts.heartbeat)
+                .arg(0)
+                .arg(node)
+                .arg(settings.lease.as_millis() as u64)
+                .arg(boot),
+            Request::Acquire { trunk, epoch } => call
+                .arg(&scripts.acquire)
+                .arg(0)
+                .arg(node)
+                .arg(epoch)
+                .arg(trunk),
+            Request::Resign { trunk } => call.arg(&scripts.resign).arg(0).arg(node).arg(trunk),
+            Request::Leave { held } => call.arg(&scripts.leave).arg(0).arg(node).arg(held),
+        };
+    }
+    let values: Vec<Value> = pipe.query_async(connection).await?;
+    let mut answers = Vec::new();
+    for (request, value) in batch.iter().zip(values) {
+        if let Some(answer) = answer(request, value)? {
+            answers.push(answer);
+        }
+    }
+    Ok(answers)
+}
+
+fn unexpected(what: &str) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "unexpected script answer",
+        what.to_string(),
+    ))
+}
+
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) => Some(text.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Nil => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn texts(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::Array(items) => items.iter().map(text).collect(),
+        _ => None,
+    }
+}
+
+/// What a script's answer means; `None` for requests nobody waits on.
+fn answer(request: &Request, value: Value) -> redis::RedisResult<Option<Reply>> {
+    if let Value::ServerError(error) = &value {
+        return Err(unexpected(&format!("{error:?}")));
+    }
+    Ok(match request {
+        Request::Claim { ticket, .. } => {
+            let verdict = match &value {
+                Value::Array(items) => items.first().and_then(integer),
+                _ => None,
+            };
+            let verdict = match verdict.ok_or_else(|| unexpected("claim"))? {
+                1 => Verdict::Granted,
+                2 => Verdict::RateLimited,
+                3 => Verdict::NotMember,
+                _ => Verdict::Busy,
+            };
+            Some(Reply::Claimed {
+                ticket: *ticket,
+                verdict,
+            })
+        }
+        Request::Heartbeat => {
+            let Value::Array(items) = &value else {
+                return Err(unexpected("heartbeat"));
+            };
+            let [epoch, rejoined, boot, alive, totals, vacant] = &items[..] else {
+                return Err(unexpected("heartbeat"));
+            };
+            let totals = texts(totals).ok_or_else(|| unexpected("heartbeat totals"))?;
+            Some(Reply::Heartbeat {
+                epoch: integer(epoch).ok_or_else(|| unexpected("epoch"))? as u64,
+                rejoined: integer(rejoined) == Some(1),
+                boot: text(boot).unwrap_or_default(),
+                alive: texts(alive).ok_or_else(|| unexpected("alive"))?,
+                totals: totals
+                    .chunks(2)
+                    .filter_map(|pair| Some((pair[0].clone(), pair.get(1)?.parse().ok()?)))
+                    .collect(),
+                vacant: texts(vacant).ok_or_else(|| unexpected("vacant"))?,
+            })
+        }
+        Request::Acquire { trunk, .. } => Some(Reply::Acquired {
+            trunk: trunk.clone(),
+            holder: text(&value).ok_or_else(|| unexpected("acquire"))?,
+        }),
+        Request::Leave { .. } => Some(Reply::Left),
+        Request::Report { .. } | Request::Resign { .. } => None,
+    })
+}

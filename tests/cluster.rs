@@ -1,0 +1,290 @@
+//! Several trunkd hosts sharing one Redis (issue 17): a real `redis-server` and two real
+//! `trunkd` binaries on loopback, calls placed by the test (or SIPp) as the carrier, a
+//! SIPp (or silent) backend, Kamailio as the carrier's registrar. redis-server must be
+//! installed (`apt-get install redis-server`); the tests fail, never skip, without it.
+
+// Real processes in real time: the virtual-clock rule is for the core.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{GOOD_PASSWORD, HeldCall, Kamailio, Redis, Sipp, Trunkd, WAIT, free_port};
+
+const DID: &str = "+15550100001";
+
+/// A host of the cluster: its config, and its SIP port on 127.0.0.1.
+struct Host {
+    trunkd: Trunkd,
+    port: u16,
+    config: PathBuf,
+}
+
+/// `trunk` is the `[trunks.lab]` body past its common part.
+fn host(dir: &Path, node: &str, redis: &Redis, backend: &str, trunk: &str) -> Host {
+    let port = free_port();
+    let dir = dir.join(node);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("trunkd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[daemon]
+listen = ["udp:127.0.0.1:{port}"]
+status_interval = "1s"
+status_log = "all"
+status_file = ""
+
+[cluster]
+redis = "{url}"
+node = "{node}"
+lease = "2s"
+
+[backend]
+uri = "sip:{backend}"
+
+[trunks.lab]
+transport = "udp"
+allowed_inbound_ips = ["127.0.0.1"]
+numbers = ["{DID}"]
+{trunk}
+"#,
+            url = redis.url(),
+        ),
+    )
+    .unwrap();
+    let mut trunkd = Trunkd::start(&config);
+    trunkd.wait_for(&["listening on udp:127.0.0.1"]);
+    trunkd.wait_for(&["trunk=lab", "cluster=ok"]);
+    Host {
+        trunkd,
+        port,
+        config,
+    }
+}
+
+/// A trunk with a documentation-address next hop: no keepalives, no registration.
+fn quiet_trunk(max_channels: u32) -> String {
+    format!("domain = \"192.0.2.77\"\noptions_interval = 0\nmax_channels = {max_channels}\n")
+}
+
+fn uas(dir: &Path, calls: usize) -> Sipp {
+    let flags = [
+        "-t",
+        "u1",
+        "-m",
+        &calls.to_string(),
+        "-timeout",
+        "60s",
+        "-timeout_error",
+    ];
+    Sipp::start_with("sipp-backend-uas.xml", dir, &flags)
+}
+
+/// The final answer's status line, or a call that went through.
+fn place(host: &Host, call_id: &str) -> Result<HeldCall, String> {
+    HeldCall::place_as(host.port, DID, call_id)
+        .map_err(|answer| answer.lines().next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn max_channels_holds_across_hosts_and_a_freed_channel_serves_the_other_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let backend = uas(dir.path(), 3);
+    let backend_address = format!("127.0.0.1:{}", backend.port);
+    let mut a = host(dir.path(), "a", &redis, &backend_address, &quiet_trunk(2));
+    let mut b = host(dir.path(), "b", &redis, &backend_address, &quiet_trunk(2));
+
+    let first = place(&a, "first@carrier").expect("a call via a");
+    let _second = place(&b, "second@carrier").expect("a call via b");
+    // Each host holds one of the two: a third is refused by either.
+    for (host, id) in [(&a, "third-a@carrier"), (&b, "third-b@carrier")] {
+        let refused = place(host, id).err().expect("refused at the limit");
+        assert_eq!(refused, "SIP/2.0 503 Channel Limit Reached");
+    }
+    a.trunkd
+        .wait_for(&["trunk=lab", "channels=1/2 ", "cluster_channels=2"]);
+    // A BYE via a frees a channel b can use.
+    assert_eq!(first.hang_up(), "SIP/2.0 200 OK");
+    b.trunkd
+        .wait_for(&["trunk=lab", "channels=1/2 ", "cluster_channels=1"]);
+    let _fourth = place(&b, "fourth@carrier").expect("the freed channel, via b");
+    b.trunkd.wait_for(&[
+        "trunk=lab",
+        "channels=2/2 ",
+        "rejected_busy=1 ",
+        "cluster_channels=2",
+    ]);
+}
+
+#[test]
+fn a_killed_host_frees_its_channels_within_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let backend = uas(dir.path(), 2);
+    let backend_address = format!("127.0.0.1:{}", backend.port);
+    let mut a = host(dir.path(), "a", &redis, &backend_address, &quiet_trunk(1));
+    let b = host(dir.path(), "b", &redis, &backend_address, &quiet_trunk(1));
+
+    let _held = place(&a, "held@carrier").expect("a call via a");
+    let refused = place(&b, "busy@carrier")
+        .err()
+        .expect("a holds the only channel");
+    assert_eq!(refused, "SIP/2.0 503 Channel Limit Reached");
+    a.trunkd.kill();
+    let killed = Instant::now();
+    // lease = 2s: b's next claim after that finds a's lease run out.
+    let deadline = killed + Duration::from_secs(2) + Duration::from_secs(2);
+    let mut attempt = 0;
+    let through = loop {
+        attempt += 1;
+        match place(&b, &format!("after-{attempt}@carrier")) {
+            Ok(call) => break call,
+            Err(refused) => {
+                assert_eq!(refused, "SIP/2.0 503 Channel Limit Reached");
+                assert!(Instant::now() < deadline, "a's channel still held");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    // a's lease ran until its last renewal (at most lease/3 before the kill) + 2 s.
+    let freed_after = killed.elapsed();
+    assert!(
+        freed_after >= Duration::from_millis(1300),
+        "freed before the lease could run out: {freed_after:?}"
+    );
+    drop(through);
+    drop(b);
+}
+
+/// INVITEs from many sockets at once at both hosts, with a backend that never answers
+/// (every call admitted stays in setup, holding its channel): the hosts admit exactly
+/// `max_channels` between them.
+#[test]
+fn many_invites_at_once_across_hosts_never_exceed_max_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let backend = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let backend_address = backend.local_addr().unwrap().to_string();
+    let max = 5;
+    let a = host(dir.path(), "a", &redis, &backend_address, &quiet_trunk(max));
+    let b = host(dir.path(), "b", &redis, &backend_address, &quiet_trunk(max));
+
+    let callers: Vec<(UdpSocket, String)> = (0..24)
+        .map(|n| {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            (socket, format!("burst-{n}@carrier"))
+        })
+        .collect();
+    for (n, (socket, call_id)) in callers.iter().enumerate() {
+        let port = if n % 2 == 0 { a.port } else { b.port };
+        socket
+            .send_to(
+                invite(socket, port, call_id).as_bytes(),
+                ("127.0.0.1", port),
+            )
+            .unwrap();
+    }
+    let (mut refused, mut trying) = (0, 0);
+    for (socket, call_id) in &callers {
+        let deadline = Instant::now() + WAIT;
+        let mut answer = None;
+        let mut buffer = [0u8; 4096];
+        while answer.is_none() && Instant::now() < deadline {
+            if let Ok(length) = socket.recv(&mut buffer) {
+                let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+                if text.starts_with("SIP/2.0 503 ") {
+                    answer = Some(false);
+                } else if text.starts_with("SIP/2.0 100 ") {
+                    answer = Some(true);
+                }
+            }
+        }
+        match answer.unwrap_or_else(|| panic!("{call_id}: no answer")) {
+            true => trying += 1,
+            false => refused += 1,
+        }
+    }
+    // What the backend got: one INVITE per admitted call (retransmissions aside).
+    backend
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut forwarded = std::collections::HashSet::new();
+    let mut buffer = [0u8; 8192];
+    while let Ok(length) = backend.recv(&mut buffer) {
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if let Some(call_id) = text.lines().find_map(|line| line.strip_prefix("Call-ID: ")) {
+            forwarded.insert(call_id.to_owned());
+        }
+    }
+    assert_eq!(refused + trying, callers.len());
+    assert_eq!(trying, max as usize, "admitted {trying}, refused {refused}");
+    assert_eq!(forwarded.len(), max as usize, "{forwarded:?}");
+}
+
+fn invite(socket: &UdpSocket, port: u16, call_id: &str) -> String {
+    let local = socket.local_addr().unwrap();
+    let branch: String = call_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!(
+        "INVITE sip:{DID}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-{branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:+15551230000@carrier.example>;tag={branch}\r\n\
+         To: <sip:{DID}@127.0.0.1:{port}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:+15551230000@{local}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A registering trunk of two hosts: one registers it; when that host is killed, the
+/// other takes over and the registrar gets its Contact.
+#[test]
+fn one_host_registers_and_the_other_takes_over_when_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let kamailio = Kamailio::start(dir.path());
+    let trunk = format!(
+        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
+         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n",
+        kamailio.port
+    );
+    let mut a = host(dir.path(), "a", &redis, "127.0.0.1:9", &trunk);
+    a.trunkd
+        .wait_for(&["trunk=lab state=registered", "registrant=a"]);
+    kamailio.wait_for_log(&[
+        "REGISTRAR REGISTERED user=trunk1",
+        &format!("from=127.0.0.1:{}", a.port),
+    ]);
+    let mut b = host(dir.path(), "b", &redis, "127.0.0.1:9", &trunk);
+    // b knows a holds it, and does not register.
+    b.trunkd.wait_for(&["trunk=lab state=idle", "registrant=a"]);
+
+    a.trunkd.kill();
+    let killed = Instant::now();
+    b.trunkd
+        .wait_for(&["trunk=lab state=registered", "registrant=b"]);
+    kamailio.wait_for_log(&[
+        "REGISTRAR REGISTERED user=trunk1",
+        &format!("from=127.0.0.1:{}", b.port),
+    ]);
+    // lease (2 s) + a heartbeat (2/3 s) + the REGISTER's round trips.
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+    let _ = (a.config, b.config);
+}
