@@ -288,3 +288,73 @@ fn one_host_registers_and_the_other_takes_over_when_it_dies() {
     );
     let _ = (a.config, b.config);
 }
+
+/// Redis dies and comes back empty mid-test: each host goes on alone within its share,
+/// the counts are rebuilt from the calls the hosts really hold (none lost, none twice),
+/// and the registrant stays the only one.
+#[test]
+fn redis_down_and_back_empty_degrades_then_rebuilds_without_a_second_registrant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = Redis::start(dir.path());
+    let kamailio = Kamailio::start(dir.path());
+    let backend = uas(dir.path(), 4);
+    let backend_address = format!("127.0.0.1:{}", backend.port);
+    // max_channels 4, two hosts expected: 2 each while degraded.
+    let trunk = format!(
+        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
+         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n\
+         max_channels = 4\n",
+        kamailio.port
+    );
+    let mut a = host(dir.path(), "a", &redis, &backend_address, &trunk);
+    a.trunkd
+        .wait_for(&["trunk=lab state=registered", "registrant=a"]);
+    let mut b = host(dir.path(), "b", &redis, &backend_address, &trunk);
+    b.trunkd.wait_for(&["trunk=lab state=idle", "registrant=a"]);
+    let first = place(&a, "one@carrier").expect("a call via a");
+    let second = place(&b, "two@carrier").expect("a call via b");
+
+    redis.kill();
+    a.trunkd.wait_for(&["trunk=lab", "cluster=degraded"]);
+    b.trunkd.wait_for(&["trunk=lab", "cluster=degraded"]);
+    // a holds 1 of its 2; one more fits, the next does not.
+    let third = place(&a, "three@carrier").expect("within a's share");
+    let refused = place(&a, "four@carrier").err().expect("past a's share");
+    assert_eq!(refused, "SIP/2.0 503 Channel Limit Reached");
+
+    redis.resume();
+    // Trusted again a lease after the reconnection, with the counts rebuilt.
+    a.trunkd.wait_for(&[
+        "trunk=lab",
+        "channels=2/4 ",
+        "cluster=ok",
+        "cluster_channels=3",
+    ]);
+    b.trunkd.wait_for(&[
+        "trunk=lab",
+        "channels=1/4 ",
+        "cluster=ok",
+        "cluster_channels=3",
+    ]);
+    // One more channel in the cluster, via b: then 4/4.
+    let fourth = place(&b, "five@carrier").expect("the fourth channel of four");
+    let over = place(&b, "six@carrier").err().expect("four in use");
+    assert_eq!(over, "SIP/2.0 503 Channel Limit Reached");
+    // a still registers, and b never did.
+    b.trunkd.wait_for(&["trunk=lab state=idle", "registrant=a"]);
+    assert!(
+        !kamailio
+            .log_text()
+            .contains(&format!("from=127.0.0.1:{} ", b.port)),
+        "b registered"
+    );
+    for call in [first, second, third, fourth] {
+        assert_eq!(call.hang_up(), "SIP/2.0 200 OK");
+    }
+    b.trunkd.wait_for(&[
+        "trunk=lab",
+        "channels=0/4 ",
+        "cluster=ok",
+        "cluster_channels=0",
+    ]);
+}

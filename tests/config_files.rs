@@ -134,6 +134,7 @@ fn packaged_config_examples_load_when_uncommented() {
     let credentials = dir.path().join("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::write(credentials.join("carrier-x.password"), "x\n").unwrap();
+    std::fs::write(credentials.join("redis.password"), "r\n").unwrap();
     let options = LoadOptions {
         credentials_dir: Some(credentials),
     };
@@ -146,6 +147,11 @@ fn packaged_config_examples_load_when_uncommented() {
         "the example stays disabled"
     );
     assert!(config.backend.is_some());
+    let cluster = config.cluster.expect("the [cluster] example");
+    assert_eq!(
+        cluster.password.map(|p| p.expose().to_owned()).as_deref(),
+        Some("r")
+    );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 

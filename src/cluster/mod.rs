@@ -333,6 +333,11 @@ impl Cluster {
         count: impl Fn(&str) -> u32,
     ) {
         if std::mem::take(&mut self.rebuild) {
+            // Redis may have lost what was written (a restart, or this host pruned while
+            // away): every count is written again, unchanged or not.
+            for last in self.reported.values_mut() {
+                *last = u32::MAX;
+            }
             for (trunk, held) in counts() {
                 if held != 0 && !self.reported.contains_key(trunk) {
                     self.reported.insert(trunk.to_string(), u32::MAX);

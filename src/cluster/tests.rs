@@ -4,6 +4,12 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// The virtual clock's epoch; only tests create Instants from nothing.
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
 fn settings(node: &str) -> Settings {
     Settings {
         redis: "redis://127.0.0.1:6379/0".into(),
@@ -44,7 +50,7 @@ fn joined(node: &str, now: Instant) -> Cluster {
 
 #[test]
 fn a_call_asks_redis_when_it_answers_and_decides_alone_up_to_the_share_otherwise() {
-    let now = Instant::now();
+    let now = epoch();
     let mut cluster = Cluster::new(settings("a"), now);
     // Not connected yet: degraded, half of max_channels = 4 each.
     assert!(!cluster.is_ok(now));
@@ -89,7 +95,7 @@ fn a_call_asks_redis_when_it_answers_and_decides_alone_up_to_the_share_otherwise
 
 #[test]
 fn a_claim_unanswered_within_the_timeout_or_lost_with_the_link_is_decided_alone() {
-    let start = Instant::now();
+    let start = epoch();
     let mut cluster = joined("a", start);
     let Admission::Asked(first) = cluster.admit(start, "lab", 1, 2, 0) else {
         panic!("asked");
@@ -116,7 +122,7 @@ fn a_claim_unanswered_within_the_timeout_or_lost_with_the_link_is_decided_alone(
 
 #[test]
 fn counts_are_written_back_when_they_change_and_again_after_a_reconnect() {
-    let start = Instant::now();
+    let start = epoch();
     let mut cluster = joined("a", start);
     // The heartbeat's rebuild writes every trunk with channels held.
     let held = [("lab", 2), ("idle", 0)];
@@ -164,7 +170,7 @@ fn counts_are_written_back_when_they_change_and_again_after_a_reconnect() {
 
 #[test]
 fn redis_that_lost_its_data_is_trusted_only_a_lease_later() {
-    let start = Instant::now();
+    let start = epoch();
     let mut cluster = joined("a", start);
     cluster.handle_reply(start, Reply::Disconnected { why: "gone".into() });
     let back = start + Duration::from_secs(1);
@@ -183,7 +189,7 @@ fn redis_that_lost_its_data_is_trusted_only_a_lease_later() {
 
 #[test]
 fn a_trunk_is_asked_for_unless_a_live_host_holds_it_and_taken_over_when_it_dies() {
-    let start = Instant::now();
+    let start = epoch();
     let mut cluster = joined("b", start);
     cluster.set_registering(["lab", "other"].into_iter());
     let asked = requests(&mut cluster);
@@ -237,7 +243,7 @@ fn a_trunk_is_asked_for_unless_a_live_host_holds_it_and_taken_over_when_it_dies(
 
 #[test]
 fn after_redis_lost_its_data_the_holder_claims_first_and_the_others_wait_a_lease() {
-    let start = Instant::now();
+    let start = epoch();
     let mut holder = joined("a", start);
     let mut other = joined("b", start);
     for cluster in [&mut holder, &mut other] {
@@ -292,7 +298,7 @@ fn after_redis_lost_its_data_the_holder_claims_first_and_the_others_wait_a_lease
 
 #[test]
 fn a_planned_shutdown_resigns_then_leaves() {
-    let start = Instant::now();
+    let start = epoch();
     let mut cluster = joined("a", start);
     cluster.set_registering(["lab"].into_iter());
     requests(&mut cluster);

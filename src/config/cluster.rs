@@ -3,11 +3,11 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use super::LoadOptions;
 use super::error::{ConfigError, SourceFile};
 use super::reader::TableReader;
 use super::values::Secret;
@@ -24,7 +24,7 @@ pub struct Cluster {
     /// `redis = "redis://host:port/db"` or `rediss://` (TLS); never with a password in it
     /// (that goes in `password_file`), so the URL can be printed.
     pub redis: String,
-    /// The text of `password_file`, trimmed; `None`: no AUTH (or the URL's user only).
+    /// `password` or the text of `password_file`; `None`: no AUTH (or the URL's user only).
     pub password: Option<Secret>,
     /// This host's unique id in the cluster: `node`, default the host name.
     pub node: String,
@@ -62,12 +62,13 @@ impl fmt::Debug for Cluster {
     }
 }
 
-/// Reads `[cluster]`; `password_file` is relative to the main file's directory.
+/// Reads `[cluster]`; `password`/`password_file` as a trunk's (a relative file is a
+/// systemd credential under systemd, else relative to the main file).
 pub(super) fn read_cluster(
     source: &SourceFile,
     table: &DeTable<'_>,
     span: &Range<usize>,
-    base_dir: &Path,
+    options: &LoadOptions,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Cluster> {
     let before = errors.len();
@@ -79,26 +80,7 @@ pub(super) fn read_cluster(
             "[cluster] needs redis (\"redis://host:port/db\")".into(),
         );
     }
-    let password = reader.string("password_file").and_then(|site| {
-        let path = base_dir.join(site.get_ref());
-        match std::fs::read_to_string(&path) {
-            Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
-            Ok(_) => {
-                reader.error(
-                    &site.span(),
-                    format!("password_file: {} is empty", path.display()),
-                );
-                None
-            }
-            Err(error) => {
-                reader.error(
-                    &site.span(),
-                    format!("password_file: {}: {error}", path.display()),
-                );
-                None
-            }
-        }
-    });
+    let password = super::load::read_password(&mut reader, options);
     let node = match reader.parsed("node", parse_node) {
         Some(node) => Some(node.into_inner()),
         None if table.get("node").is_some() => None,

@@ -128,7 +128,7 @@ fn load_source(main_source: SourceFile, options: &LoadOptions) -> Result<Config,
     let metrics = metrics_table
         .and_then(|(table, span)| read_metrics(&main_source, table, &span, &mut errors));
     let cluster = cluster_table.and_then(|(table, span)| {
-        super::cluster::read_cluster(&main_source, table, &span, &base_dir, &mut errors)
+        super::cluster::read_cluster(&main_source, table, &span, options, &mut errors)
     });
 
     let mut trunks = TrunkSet::default();
@@ -1253,7 +1253,7 @@ fn parse_country(text: &str) -> Result<&'static country::Country, String> {
 
 /// `password` inline, or `password_file` (a systemd credential or any readable file).
 /// Messages name the key and the path, never the content.
-fn read_password(reader: &mut TableReader, options: &LoadOptions) -> Option<Secret> {
+pub(super) fn read_password(reader: &mut TableReader, options: &LoadOptions) -> Option<Secret> {
     let inline = reader.string("password");
     let file = reader.string("password_file");
     match (inline, file) {

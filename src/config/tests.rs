@@ -481,3 +481,50 @@ fn metrics_table_needs_listen() {
         ["t.toml:1:1: [metrics] needs listen (\"IP:PORT\")"]
     );
 }
+
+#[test]
+fn cluster_keys_defaults_and_every_error_with_its_position() {
+    let config = loaded(&format!(
+        "[cluster]\nredis = \"redis://127.0.0.1:6379/2\"\nnode = \"edge-1\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    let cluster = config.cluster.expect("[cluster] read");
+    assert_eq!(cluster.node, "edge-1");
+    assert_eq!(cluster.lease, cluster::DEFAULT_LEASE);
+    assert_eq!(cluster.expected_nodes, 2);
+    assert_eq!(cluster.degraded_limit(10), 5);
+    assert!(cluster.password.is_none());
+    let config = loaded(&format!(
+        "[cluster]\nredis = \"rediss://r.example\"\nnode = \"n\"\nexpected_nodes = 3\n\
+         password = \"hunter2\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    let cluster = config.cluster.unwrap();
+    assert_eq!(cluster.degraded_limit(9), 3, "1/expected_nodes by default");
+    assert!(!format!("{cluster:?}").contains("hunter2"));
+    assert!(loaded(OUTBOUND_TRUNK).cluster.is_none());
+
+    let errors = errors_of(&format!(
+        "[cluster]\nredis = \"redis://u:hunter2@127.0.0.1\"\nnode = \"a b\"\nlease = \"0s\"\n\
+         degraded_share = 1.5\nleese = \"3s\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    let joined = errors.join("\n");
+    assert!(!joined.contains("hunter2"), "{joined}");
+    for (line, text) in [
+        (2, "redis: the URL holds a password"),
+        (3, "node: \"a b\""),
+        (4, "lease: must be between 1s and 5m"),
+        (5, "degraded_share: expected a fraction"),
+        (
+            6,
+            "unknown key \"leese\" in [cluster]; did you mean \"lease\"?",
+        ),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("t.toml:{line}:")) && e.contains(text)),
+            "{line}: {text}\n{joined}"
+        );
+    }
+    let errors = errors_of(&format!("[cluster]\nnode = \"a\"\n\n{OUTBOUND_TRUNK}"));
+    assert!(errors[0].contains("[cluster] needs redis"), "{errors:?}");
+}
