@@ -69,6 +69,8 @@ pub struct ClusterStatus {
     pub ok: bool,
     /// For a trunk that registers: the host that does (`None`: not known yet).
     pub registrant: Option<Option<String>>,
+    /// This host is the trunk's registrant.
+    pub mine: bool,
     /// Channels in use on every live host, as of the last heartbeat.
     pub channels: Option<u32>,
 }
@@ -447,6 +449,7 @@ mod tests {
             cluster: Some(ClusterStatus {
                 ok: false,
                 registrant: Some(Some("edge-2".into())),
+                mine: false,
                 channels: Some(9),
             }),
             ..with_options

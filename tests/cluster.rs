@@ -25,6 +25,17 @@ struct Host {
 
 /// `trunk` is the `[trunks.lab]` body past its common part.
 fn host(dir: &Path, node: &str, redis: &Redis, backend: &str, trunk: &str) -> Host {
+    host_with_lease(dir, node, redis, backend, trunk, "2s")
+}
+
+fn host_with_lease(
+    dir: &Path,
+    node: &str,
+    redis: &Redis,
+    backend: &str,
+    trunk: &str,
+    lease: &str,
+) -> Host {
     let port = free_port();
     let dir = dir.join(node);
     std::fs::create_dir_all(&dir).unwrap();
@@ -42,7 +53,7 @@ status_file = ""
 [cluster]
 redis = "{url}"
 node = "{node}"
-lease = "2s"
+lease = "{lease}"
 
 [backend]
 uri = "sip:{backend}"
@@ -357,4 +368,41 @@ fn redis_down_and_back_empty_degrades_then_rebuilds_without_a_second_registrant(
         "cluster=ok",
         "cluster_channels=0",
     ]);
+}
+
+/// A planned stop hands the registration over at once: the registrant un-REGISTERs and
+/// gives the trunk up, and the other host registers it well before the lease would
+/// have run out.
+#[test]
+fn a_stopping_registrant_hands_its_registration_over_before_the_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let kamailio = Kamailio::start(dir.path());
+    let trunk = format!(
+        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
+         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n",
+        kamailio.port
+    );
+    let lease = "9s";
+    let mut a = host_with_lease(dir.path(), "a", &redis, "127.0.0.1:9", &trunk, lease);
+    a.trunkd
+        .wait_for(&["trunk=lab state=registered", "registrant=a"]);
+    let mut b = host_with_lease(dir.path(), "b", &redis, "127.0.0.1:9", &trunk, lease);
+    b.trunkd.wait_for(&["trunk=lab state=idle", "registrant=a"]);
+
+    let stopping = Instant::now();
+    a.trunkd.stop();
+    kamailio.wait_for_log(&[
+        "REGISTRAR UNREGISTERED user=trunk1",
+        &format!("from=127.0.0.1:{}", a.port),
+    ]);
+    b.trunkd
+        .wait_for(&["trunk=lab state=registered", "registrant=b"]);
+    // b's heartbeat runs every lease / 3 = 3 s: at most that (and the un-REGISTER and
+    // REGISTER round trips), where a dead registrant is replaced only after the 9 s lease.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        stopping.elapsed()
+    );
 }

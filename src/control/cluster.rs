@@ -299,6 +299,7 @@ impl Control {
             ok: cluster.is_ok(now),
             registrant: Registrations::wants_registration(trunk)
                 .then(|| cluster.registrant(&trunk.id).map(str::to_owned)),
+            mine: cluster.is_registrant(&trunk.id),
             channels: cluster.total(&trunk.id),
         })
     }

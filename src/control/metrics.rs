@@ -99,6 +99,7 @@ impl Control {
         );
         self.backends(&mut out);
         trunk_families(&mut out, &trunks);
+        cluster_families(&mut out, &trunks);
         self.options_round_trips(&mut out, &trunks);
         let registering: Vec<_> = trunks
             .iter()
@@ -163,6 +164,46 @@ impl Control {
             let up = u8::from(backend.state == keepalive::State::Up);
             out.sample("trunkd_backend_up", &[("backend", &backend.uri)], up);
         }
+    }
+}
+
+/// With `[cluster]`: whether Redis answers, and per trunk the channels in use on every
+/// host and whether this host is the registrant.
+fn cluster_families(out: &mut Exposition, trunks: &[TrunkStatus]) {
+    let Some(first) = trunks.iter().find_map(|t| t.cluster.as_ref()) else {
+        return;
+    };
+    out.single(
+        "trunkd_cluster_up",
+        "gauge",
+        "1 while Redis answers and is trusted, 0 while this host decides alone (degraded).",
+        u8::from(first.ok),
+    );
+    out.per_trunk(
+        trunks,
+        "trunkd_trunk_cluster_channels",
+        "gauge",
+        "Channels in use on every live host of the cluster, as of the last heartbeat.",
+        |t| t.cluster.as_ref().and_then(|c| c.channels).unwrap_or(0),
+    );
+    let registering: Vec<&TrunkStatus> = trunks
+        .iter()
+        .filter(|t| t.cluster.as_ref().is_some_and(|c| c.registrant.is_some()))
+        .collect();
+    if !registering.is_empty() {
+        out.family(
+            "trunkd_trunk_registrant",
+            "gauge",
+            "1 where this host registers the trunk for the cluster, else 0.",
+        );
+    }
+    for trunk in registering {
+        let mine = trunk.cluster.as_ref().is_some_and(|c| c.mine);
+        out.sample(
+            "trunkd_trunk_registrant",
+            &[("trunk", &trunk.id)],
+            u8::from(mine),
+        );
     }
 }
 

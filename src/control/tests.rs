@@ -686,3 +686,64 @@ fn metrics_show_an_answered_ping() {
         "{text}"
     );
 }
+
+/// With `[cluster]` a registering trunk waits for its registrant lease: nothing to
+/// resolve or send until Redis says this host holds it; the status line and the metrics
+/// say where the cluster stands.
+#[test]
+fn a_cluster_host_registers_only_the_trunks_it_holds() {
+    use super::metrics::LastReload;
+    use crate::cluster::{Reply, Request};
+    let now = epoch();
+    let text = "[cluster]\nredis = \"redis://127.0.0.1:6379\"\nnode = \"edge-1\"\n\n\
+         [trunks.alpha]\ndomain = \"alpha.example\"\ndirection = \"outbound\"\n\
+         username = \"u\"\npassword = \"p\"\nregister = true\nmax_channels = 4\n";
+    let mut control = Control::new(config(text), now);
+    assert_eq!(control.poll_resolve(), None, "held back until it is ours");
+    let line = control.statuses(now).1[0].to_string();
+    assert!(line.ends_with(" cluster=degraded registrant=-"), "{line}");
+    let last_reload = LastReload {
+        success: true,
+        timestamp_seconds: 1.0,
+    };
+    let metrics = control.metrics(now, last_reload);
+    assert!(metrics.contains("\ntrunkd_cluster_up 0\n"), "{metrics}");
+
+    control.handle_cluster(now, Reply::Connected);
+    control.handle_timeout(now);
+    assert_eq!(control.poll_cluster(), Some(Request::Heartbeat));
+    let beat = Reply::Heartbeat {
+        epoch: 3,
+        rejoined: true,
+        boot: "b".into(),
+        alive: vec!["edge-1".into()],
+        totals: vec![("alpha".into(), 2)],
+        vacant: Vec::new(),
+    };
+    control.handle_cluster(now, beat);
+    let acquire = Request::Acquire {
+        trunk: "alpha".into(),
+        epoch: 3,
+    };
+    assert_eq!(control.poll_cluster(), Some(acquire));
+    assert_eq!(control.poll_resolve(), None);
+    let ours = Reply::Acquired {
+        trunk: "alpha".into(),
+        holder: "edge-1".into(),
+    };
+    control.handle_cluster(now, ours);
+    assert!(control.poll_resolve().is_some(), "registers now");
+    let line = control.statuses(now).1[0].to_string();
+    assert!(
+        line.ends_with(" cluster=ok registrant=edge-1 cluster_channels=2"),
+        "{line}"
+    );
+    let metrics = control.metrics(now, last_reload);
+    for expected in [
+        "\ntrunkd_cluster_up 1\n",
+        "\ntrunkd_trunk_cluster_channels{trunk=\"alpha\"} 2\n",
+        "\ntrunkd_trunk_registrant{trunk=\"alpha\"} 1\n",
+    ] {
+        assert!(metrics.contains(expected), "{expected}\n{metrics}");
+    }
+}
