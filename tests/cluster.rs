@@ -406,3 +406,75 @@ fn a_stopping_registrant_hands_its_registration_over_before_the_lease_runs_out()
         stopping.elapsed()
     );
 }
+
+/// Outbound calls count against the same global channels: the backend's call out via
+/// one host holds the trunk's one channel, and its call via the other host gets 503
+/// without reaching the carrier.
+#[test]
+fn an_outbound_call_holds_the_trunks_channel_for_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    // The carrier: takes INVITEs and answers nothing (each attempt holds its channel).
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let trunk = format!(
+        "domain = \"127.0.0.1\"\nport = {}\ndirection = \"both\"\noptions_interval = 0\n\
+         max_channels = 1\n",
+        carrier.local_addr().unwrap().port()
+    );
+    // The backend dials from another loopback address than the carrier's.
+    let backend = UdpSocket::bind("127.0.0.2:0").unwrap();
+    backend.set_read_timeout(Some(WAIT)).unwrap();
+    let a = host(dir.path(), "a", &redis, "127.0.0.2:5080", &trunk);
+    let b = host(dir.path(), "b", &redis, "127.0.0.2:5080", &trunk);
+
+    let dial = |host: &Host, call_id: &str| {
+        let local = backend.local_addr().unwrap();
+        let port = host.port;
+        let invite = format!(
+            "INVITE sip:+15557654321@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15550100001@127.0.0.2>;tag=be-{call_id}\r\n\
+             To: <sip:+15557654321@127.0.0.1>\r\n\
+             Call-ID: {call_id}@pbx\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:pbx@{local}>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        backend
+            .send_to(invite.as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+    };
+    let mut buffer = [0u8; 8192];
+    dial(&a, "out1");
+    let length = carrier
+        .recv(&mut buffer)
+        .expect("a's INVITE at the carrier");
+    let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+    assert!(
+        text.starts_with("INVITE sip:+15557654321@127.0.0.1"),
+        "{text}"
+    );
+
+    dial(&b, "out2");
+    let refused = loop {
+        let length = backend.recv(&mut buffer).expect("b's answer");
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if text.contains("Call-ID: out2@pbx") && !text.starts_with("SIP/2.0 100 ") {
+            break text;
+        }
+    };
+    assert!(
+        refused.starts_with("SIP/2.0 503 No Trunk Available\r\n"),
+        "{refused}"
+    );
+    // The carrier got a's INVITE (and its retransmissions) only.
+    while let Ok(length) = carrier.recv(&mut buffer) {
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        assert!(text.contains("Call-ID: out1@pbx"), "{text}");
+    }
+    drop((a, b));
+}

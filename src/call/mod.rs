@@ -73,6 +73,9 @@ pub(crate) struct Settings {
     pub invite_timeout: Duration,
     /// The final responses of a trunk after which an outbound call tries the next.
     pub failover_codes: std::borrow::Cow<'static, [u16]>,
+    /// `[cluster]`: an outbound attempt's channel is asked of the cluster before its
+    /// INVITE goes out ([`outbound::ChannelAsk`]).
+    pub cluster: bool,
 }
 
 /// Where an admitted call goes.
@@ -567,6 +570,8 @@ struct NewCall<'a> {
     callee_name: String,
     forwarded: Vec<u8>,
     outbound: Option<Box<Outbound>>,
+    /// The INVITE waits (for its cluster channel): nothing sent, no timer yet.
+    hold: bool,
 }
 
 /// The keyed hash of our branches and tags.
@@ -608,6 +613,8 @@ pub(crate) struct Calls {
     origin: Option<Instant>,
     /// Post-dial delay of inbound and outbound calls, for the metrics.
     setup: [crate::trunk::histogram::Histogram; 2],
+    /// Outbound attempts waiting for their cluster channel.
+    asks: outbound::Asks,
 }
 
 impl Calls {
@@ -626,6 +633,7 @@ impl Calls {
             },
             origin: None,
             setup: Default::default(),
+            asks: outbound::Asks::default(),
         }
     }
 
@@ -781,6 +789,7 @@ impl Calls {
             callee_name: route.callee_name,
             forwarded,
             outbound: None,
+            hold: false,
         };
         self.take_on(now, key, call_id, (message, bytes), source, call);
         // A pool with more backends: one that sends nothing within invite_timeout is
@@ -918,22 +927,23 @@ impl Calls {
         let timers = self.settings.timers;
         let reliable = new.caller.transport != Transport::Udp;
         let (server, first) = InviteServer::new(timers, reliable);
-        let client = InviteClient::new(
-            now,
-            timers,
-            new.callee.transport != Transport::Udp,
-            Some(TIMER_C),
-        );
+        let callee_reliable = new.callee.transport != Transport::Udp;
+        let client = match new.hold {
+            true => InviteClient::idle(timers, callee_reliable),
+            false => InviteClient::new(now, timers, callee_reliable, Some(TIMER_C)),
+        };
         let mut trying = Vec::new();
         write_trying(&mut trying, message, source);
         debug_assert_eq!(first, ServerAction::Send(100));
         self.transmits
             .push_back(transmit_to(new.caller, &new.caller_name, trying));
-        self.transmits.push_back(transmit_to(
-            new.callee,
-            &new.callee_name,
-            new.forwarded.clone(),
-        ));
+        if !new.hold {
+            self.transmits.push_back(transmit_to(
+                new.callee,
+                &new.callee_name,
+                new.forwarded.clone(),
+            ));
+        }
         let caller_branch = message
             .top_via()
             .ok()
@@ -1029,6 +1039,7 @@ impl Calls {
             stopped: false,
             best: None,
             retired: Vec::new(),
+            awaiting: None,
         });
         let Some((forwarded, our_branch)) = outbound_invite(
             &self.keys,
@@ -1060,8 +1071,14 @@ impl Calls {
             callee_name: attempt.server_name.clone(),
             forwarded,
             outbound: Some(outbound),
+            hold: self.settings.cluster,
         };
         self.take_on(now, key, call_id, (message, bytes), source, call);
+        if self.settings.cluster
+            && let Some(id) = self.calls.find(call_id)
+        {
+            self.ask_channel(id, call_id);
+        }
     }
 
     fn handle_invite_retransmission(&mut self, id: Id) {
@@ -1478,24 +1495,9 @@ impl Calls {
             guard.counters().failovers.fetch_add(1, Ordering::Relaxed);
         }
         let from = call.trunk.clone();
-        let Some((next, guard)) = claim_first(&mut out.remaining) else {
-            self.give_up(now, id, 503, "No Trunk Available");
+        let Some(to) = self.take_next_attempt(now, id) else {
             return;
         };
-        let to = next.trunk.clone();
-        call.callee = Peer {
-            address: next.next_hop,
-            transport: next.transport,
-            reconnect: next.next_hop,
-        };
-        call.sent_by = next.sent_by.clone();
-        call.callee_name = next.server_name.clone();
-        call.trunk = next.trunk.clone();
-        call.guard = Some(guard);
-        call.callee_responded = false;
-        out.current = next;
-        out.challenged = false;
-        out.cseq_offset = 0;
         let why = match code {
             0 => "no answer".to_owned(),
             code => code.to_string(),
@@ -1504,7 +1506,7 @@ impl Calls {
             trunk: from,
             message: format!("outbound call failed ({why}): trying trunk {to}"),
         });
-        self.send_invite(now, id, None);
+        self.start_attempt(now, id);
     }
 
     /// An outbound call ends without a trunk: the best failure a trunk gave, else our

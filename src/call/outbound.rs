@@ -17,6 +17,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use super::forward::{self, Hop};
 use super::{Branch, Keys};
@@ -140,6 +141,8 @@ pub(crate) struct Outbound {
     pub best: Option<(u16, Vec<u8>)>,
     /// The INVITEs sent before the current one.
     pub retired: Vec<super::Retired>,
+    /// `[cluster]`: the current attempt waits for its channel (the ask's ticket).
+    pub awaiting: Option<u64>,
 }
 
 impl Outbound {
@@ -553,5 +556,133 @@ mod tests {
         assert_eq!(matching_prefix(&prefixes, "441619460000"), Some(2));
         assert_eq!(matching_prefix(&prefixes, "33123456789"), None);
         assert_eq!(matching_prefix(&[], "33123456789"), Some(0));
+    }
+}
+
+/// An outbound attempt's channel asked of the cluster (`[cluster]`): its INVITE waits
+/// for the answer ([`super::Calls::channel_answer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChannelAsk {
+    pub ticket: u64,
+    pub trunk: String,
+    /// Channels this host holds on the trunk, this attempt's included.
+    pub count: u32,
+    pub max: u32,
+}
+
+/// The attempts waiting for their cluster channel.
+#[derive(Debug, Default)]
+pub(super) struct Asks {
+    queue: VecDeque<ChannelAsk>,
+    /// Ticket → the call's Call-ID.
+    waiting: std::collections::HashMap<u64, Vec<u8>>,
+    next: u64,
+}
+
+impl super::Calls {
+    /// The current attempt of outbound call `id` asks for its cluster channel; its
+    /// INVITE goes out with the answer.
+    pub(super) fn ask_channel(&mut self, id: super::Id, call_id: &[u8]) {
+        let call = self.calls.get_mut(id);
+        let (Some(out), Some(guard)) = (call.outbound.as_deref_mut(), call.guard.as_ref()) else {
+            return;
+        };
+        let ticket = self.asks.next;
+        self.asks.next += 1;
+        out.awaiting = Some(ticket);
+        self.asks.queue.push_back(ChannelAsk {
+            ticket,
+            trunk: out.current.trunk.clone(),
+            count: guard.counters().channels(),
+            max: out.current.max_channels,
+        });
+        self.asks.waiting.insert(ticket, call_id.to_vec());
+    }
+
+    /// A channel for the control path to ask of the cluster.
+    #[must_use]
+    pub(crate) fn poll_channel_ask(&mut self) -> Option<ChannelAsk> {
+        self.asks.queue.pop_front()
+    }
+
+    /// The cluster's answer to an attempt's channel: its INVITE goes out, or the next
+    /// trunk is tried (the refused one counted busy), or, the backend having cancelled
+    /// meanwhile, the call ends with 487.
+    pub(crate) fn channel_answer(&mut self, now: Instant, ticket: u64, granted: bool) {
+        let Some(call_id) = self.asks.waiting.remove(&ticket) else {
+            return;
+        };
+        let Some(id) = self.find(now, &call_id) else {
+            return;
+        };
+        let call = self.calls.get_mut(id);
+        let Some(out) = call.outbound.as_deref_mut() else {
+            return;
+        };
+        if out.awaiting != Some(ticket) {
+            return;
+        }
+        out.awaiting = None;
+        if out.stopped {
+            call.guard = None;
+            self.final_from_us(now, id, 487, crate::sip::response::reason_phrase(487));
+        } else if granted {
+            self.send_invite(now, id, None);
+        } else {
+            if let Some(guard) = call.guard.take() {
+                let counters = guard.counters();
+                counters.rejected_busy.fetch_add(1, Ordering::Relaxed);
+                counters.calls_out.fetch_sub(1, Ordering::Relaxed);
+            }
+            if self.take_next_attempt(now, id).is_some() {
+                self.start_attempt(now, id);
+            }
+        }
+        self.settle(now, id);
+    }
+
+    /// Outbound call `id` moves to its next trunk with a channel free (claimed here);
+    /// its name, or `None` when there is none and the call was given up.
+    pub(super) fn take_next_attempt(&mut self, now: Instant, id: super::Id) -> Option<String> {
+        let call = self.calls.get_mut(id);
+        let out = call.outbound.as_deref_mut()?;
+        let Some((next, guard)) = claim_first(&mut out.remaining) else {
+            self.give_up(now, id, 503, "No Trunk Available");
+            return None;
+        };
+        let to = next.trunk.clone();
+        call.callee = super::Peer {
+            address: next.next_hop,
+            transport: next.transport,
+            reconnect: next.next_hop,
+        };
+        call.sent_by = next.sent_by.clone();
+        call.callee_name = next.server_name.clone();
+        call.trunk = next.trunk.clone();
+        call.guard = Some(guard);
+        call.callee_responded = false;
+        out.current = next;
+        out.challenged = false;
+        out.cseq_offset = 0;
+        Some(to)
+    }
+
+    /// Starts outbound call `id`'s current attempt: its INVITE, or with `[cluster]` first
+    /// the question for its channel (no INVITE, no timer meanwhile).
+    pub(super) fn start_attempt(&mut self, now: Instant, id: super::Id) {
+        if !self.settings.cluster {
+            self.send_invite(now, id, None);
+            return;
+        }
+        let timers = self.settings.timers;
+        let call = self.calls.get_mut(id);
+        call.client =
+            crate::sip::invite::InviteClient::idle(timers, call.callee.transport != Transport::Udp);
+        let mut storage = [scan::EMPTY_HEADER; scan::MAX_HEADERS];
+        let call_id = match scan::scan(&call.invite, &mut storage) {
+            Ok(invite) => invite.call_id().map(<[u8]>::to_vec).unwrap_or_default(),
+            Err(_) => return,
+        };
+        self.ask_channel(id, &call_id);
     }
 }

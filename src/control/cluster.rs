@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::call;
+use crate::call::outbound::ChannelAsk;
 use crate::cluster::{Admission, Cluster, Reply, Request, Verdict};
 use crate::inbound::{Admitted, BUSY_RETRY_AFTER};
 use crate::sip::scan::{self, EMPTY_HEADER, MAX_HEADERS, Scan};
@@ -34,6 +35,8 @@ pub(crate) struct ClusterCalls {
     pub(crate) cluster: Cluster,
     waiting: HashMap<u64, Waiting>,
     waiting_calls: HashSet<Vec<u8>>,
+    /// Outbound attempts asked: the cluster's ticket → the call path's ask.
+    outbound: HashMap<u64, ChannelAsk>,
     /// The registrations were handed over (shutdown).
     resigned: bool,
 }
@@ -44,6 +47,7 @@ impl ClusterCalls {
             cluster,
             waiting: HashMap::new(),
             waiting_calls: HashSet::new(),
+            outbound: HashMap::new(),
             resigned: false,
         }
     }
@@ -191,10 +195,36 @@ impl Control {
         }
     }
 
+    /// The channels outbound attempts wait for, asked of the cluster (or decided alone
+    /// while degraded).
+    pub(super) fn ask_cluster_for_channels(&mut self, now: Instant) {
+        while let Some(ask) = self.calls.poll_channel_ask() {
+            let Some(calls) = &mut self.cluster else {
+                self.calls.channel_answer(now, ask.ticket, true);
+                continue;
+            };
+            match calls.cluster.admit(now, &ask.trunk, ask.count, ask.max, 0) {
+                Admission::Local(granted) => self.calls.channel_answer(now, ask.ticket, granted),
+                Admission::Asked(ticket) => {
+                    calls.outbound.insert(ticket, ask);
+                }
+            }
+        }
+    }
+
     fn decide_waiting(&mut self, now: Instant, ticket: u64, verdict: Option<Verdict>) {
         let Some(calls) = &mut self.cluster else {
             return;
         };
+        if let Some(ask) = calls.outbound.remove(&ticket) {
+            let granted = match verdict {
+                Some(Verdict::Granted) => true,
+                Some(Verdict::NotMember) | None => calls.cluster.within_share(ask.count, ask.max),
+                Some(_) => false,
+            };
+            self.calls.channel_answer(now, ask.ticket, granted);
+            return;
+        }
         let Some(waiting) = calls.waiting.remove(&ticket) else {
             return;
         };

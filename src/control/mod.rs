@@ -248,7 +248,10 @@ impl Control {
             registrations.add(&slot.config);
             keepalives.add(&slot.config);
         }
-        let calls = Calls::new(call_settings(&config), context.seed ^ 0x5eed_ca11);
+        let calls = Calls::new(
+            call_settings(&config, config.cluster.is_some()),
+            context.seed ^ 0x5eed_ca11,
+        );
         let inbound = Arc::new(Inbound::new(
             build_snapshot(
                 &config,
@@ -407,7 +410,9 @@ impl Control {
             self.trunks.insert(id.clone(), slot);
         }
         self.collect_notices(now);
-        self.calls.set_settings(call_settings(&config));
+        // [cluster] is as it was at start (a change needs a restart).
+        self.calls
+            .set_settings(call_settings(&config, self.cluster.is_some()));
         let backends_changed = config.backend != self.config.backend
             || config.trunks.values().map(|t| &t.route_to).ne(self
                 .config
@@ -744,6 +749,7 @@ impl Control {
     }
 
     fn collect_call_events(&mut self, now: Instant) {
+        self.ask_cluster_for_channels(now);
         for (key, call_id) in self.calls.take_finished_keys() {
             self.inbound.invite_ended(key);
             self.inbound.call_ended(&call_id);
@@ -1321,8 +1327,9 @@ const BACKEND_DOWN_HOLD: std::time::Duration = std::time::Duration::from_secs(30
 /// How long DNS answers are batched before the hot path's snapshot is rebuilt.
 const SNAPSHOT_BATCH: std::time::Duration = std::time::Duration::from_millis(500);
 
-fn call_settings(config: &Config) -> call::Settings {
+fn call_settings(config: &Config, cluster: bool) -> call::Settings {
     call::Settings {
+        cluster,
         trunk_header: config.daemon.trunk_header.clone(),
         timers: config.daemon.timers,
         max_call_duration: config.daemon.max_call_duration,

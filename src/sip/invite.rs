@@ -411,6 +411,24 @@ impl InviteClient {
         }
     }
 
+    /// A transaction not started: nothing sent, no timer (an outbound INVITE waiting for
+    /// its cluster channel). Terminated, so nothing it could hear is taken.
+    pub(crate) fn idle(timers: TimerValues, reliable: bool) -> Self {
+        InviteClient {
+            state: ClientState::Terminated,
+            timers,
+            reliable,
+            retransmit_at: None,
+            retransmit_interval: timers.t1,
+            timeout_at: None,
+            timer_c: None,
+            timer_c_at: None,
+            give_up_at: None,
+            linger_until: None,
+            retransmissions: 0,
+        }
+    }
+
     /// Calling until a response arrives; Proceeding means a CANCEL may be sent (§9.1).
     pub(crate) fn state(&self) -> ClientState {
         self.state

@@ -881,3 +881,104 @@ fn backend_allowed_ips_may_dial_out_and_other_sources_may_not() {
     assert!(refused.is_some_and(|text| text.starts_with("SIP/2.0 403 Forbidden\r\n")));
     assert!(sent(&mut control).is_empty());
 }
+
+/// With `[cluster]` each attempt's channel is asked of the cluster before its INVITE
+/// goes out: a trunk the cluster says is full is skipped for the next; while Redis
+/// cannot be asked, this host decides alone within its share.
+#[test]
+fn with_a_cluster_an_attempt_waits_for_its_channel_and_a_refused_trunk_is_skipped() {
+    use crate::cluster::{Reply, Request, Verdict};
+    let t0 = epoch();
+    let text =
+        format!("{OUTBOUND}\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\nnode = \"edge\"\n");
+    let mut control = outbound_control(&text, t0);
+    // Redis not connected: decided alone (first has max_channels 1: a share of 1).
+    let invite = dialled(&mut control, t0, "alone", "02079460000");
+    assert!(
+        invite.starts_with("INVITE sip:02079460000@198.51.100.1"),
+        "{invite}"
+    );
+    assert_eq!(control.poll_cluster(), None);
+
+    control.handle_cluster(t0, Reply::Connected);
+    control.handle_timeout(t0);
+    assert_eq!(control.poll_cluster(), Some(Request::Heartbeat));
+    let beat = Reply::Heartbeat {
+        epoch: 1,
+        rejoined: true,
+        boot: "b".into(),
+        alive: vec!["edge".into()],
+        totals: Vec::new(),
+        vacant: Vec::new(),
+    };
+    control.handle_cluster(t0, beat);
+    std::iter::from_fn(|| control.poll_cluster()).for_each(drop);
+
+    // The first trunk's one channel is held by the call above: the second is tried, and
+    // its INVITE waits for the cluster.
+    let t1 = t0 + Duration::from_secs(1);
+    receive(&mut control, t1, BACKEND, &dial("asked", "02079460001", ""));
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1, "only the 100 Trying: {out:#?}");
+    assert_eq!(out[0].1, "SIP/2.0 100 Trying");
+    let Some(Request::Claim {
+        ticket,
+        trunk,
+        count,
+        max,
+        ..
+    }) = control.poll_cluster()
+    else {
+        panic!("a claim");
+    };
+    assert_eq!((trunk.as_str(), count, max), ("second", 1, 0));
+    // Nothing goes to the second trunk while it waits (the first call's INVITE is
+    // retransmitted to the first meanwhile).
+    control.handle_timeout(t1 + Duration::from_millis(400));
+    let out = sent(&mut control);
+    assert!(out.iter().all(|(to, _, _)| *to != addr(SECOND)), "{out:#?}");
+    let granted = Reply::Claimed {
+        ticket,
+        verdict: Verdict::Granted,
+    };
+    control.handle_cluster(t1 + Duration::from_millis(2), granted);
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].0, addr(SECOND));
+    assert!(
+        out[0]
+            .1
+            .starts_with("INVITE sip:99#+442079460001@198.51.100.2"),
+        "{}",
+        out[0].1
+    );
+
+    // Refused by the cluster, with no other trunk: 503 to the backend, the channel back.
+    let t2 = t1 + Duration::from_secs(1);
+    receive(
+        &mut control,
+        t2,
+        BACKEND,
+        &dial("refused", "02079460002", ""),
+    );
+    sent(&mut control);
+    // (The counts are written back meanwhile: Reports before the claim.)
+    let ticket = std::iter::from_fn(|| control.poll_cluster())
+        .find_map(|request| match request {
+            Request::Claim { ticket, .. } => Some(ticket),
+            _ => None,
+        })
+        .expect("a claim");
+    let busy = Reply::Claimed {
+        ticket,
+        verdict: Verdict::Busy,
+    };
+    control.handle_cluster(t2, busy);
+    let out = sent(&mut control);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].0, addr(BACKEND));
+    assert_eq!(out[0].1, "SIP/2.0 503 No Trunk Available");
+    let second = &control.trunk("second").unwrap().counters;
+    assert_eq!(second.channels(), 1, "the granted call's only");
+    assert_eq!(second.rejected_busy.load(Ordering::Relaxed), 1);
+}
