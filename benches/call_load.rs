@@ -73,6 +73,10 @@
 //! - `TRUNKD_CALL_TARGET_US=60`, `TRUNKD_CALL_ENFORCE=0`.
 //! - `TRUNKD_CALL_ATTACH`, `TRUNKD_CALL_ATTACH_PHASE=1`: see above.
 //! - `TRUNKD_BIN=/path/to/trunkd`, `SIPP=/path/to/sipp`.
+//! - `TRUNKD_CALL_CLUSTER=0`: `1` starts a `redis-server` (`REDIS_SERVER`, or from PATH)
+//!   on loopback and gives trunkd a `[cluster]` on it, so every admitted call asks Redis
+//!   for its channel (issue 17): compare the CPU per call and the setup time (`setup ms`)
+//!   with a run without it; Redis's own CPU per call is printed at the end.
 
 // A benchmark of real processes measures wall time; the virtual-clock rule is for the core.
 #![allow(clippy::disallowed_methods)]
@@ -86,8 +90,9 @@ mod sipp;
 
 use calls::{CallBench, Kind, Peers, PhaseContext, Ports, Row, Settings};
 use calls::{config_head, fixed, no_failed_calls};
-use proc::env_number;
+use proc::{ChildGuard, clock_ticks, cpu_ticks, env_number, find_tool};
 use sipp::free_udp_port;
+use std::cell::Cell;
 
 /// The trunk's number: what the UAC dials.
 const DID: &str = "+15550100001";
@@ -102,6 +107,62 @@ struct CallLoad {
     uas: u16,
     /// `TRUNKD_CALL_TARGET_US`.
     target_us: f64,
+    /// `TRUNKD_CALL_CLUSTER=1`: the Redis trunkd's `[cluster]` uses.
+    redis: Option<Redis>,
+}
+
+/// A `redis-server` on loopback, without persistence, for `[cluster]`.
+struct Redis {
+    guard: ChildGuard,
+    port: u16,
+    /// trunkd's `[metrics] listen` port, for `trunkd_cluster_claim_seconds`.
+    metrics: u16,
+    /// Its CPU ticks when the first phase started.
+    ticks_at_start: Cell<Option<u64>>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let binary = find_tool(
+            "REDIS_SERVER",
+            "redis-server",
+            "apt-get install -y redis-server",
+        );
+        let port = loop {
+            let port = free_udp_port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
+        let child = std::process::Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let guard = ChildGuard::new(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let metrics = loop {
+            let port = free_udp_port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
+        Redis {
+            guard,
+            port,
+            metrics,
+            ticks_at_start: Cell::new(None),
+        }
+    }
 }
 
 impl CallBench for CallLoad {
@@ -126,6 +187,23 @@ impl CallBench for CallLoad {
                  numbers = [\"{DID}\"]\n\
                  max_channels = 100000\n"
             )
+            + &self.redis.as_ref().map_or(String::new(), |redis| {
+                format!(
+                    "\n[cluster]\nredis = \"redis://127.0.0.1:{}/0\"\nnode = \"bench\"\n\
+                     \n[metrics]\nlisten = \"127.0.0.1:{}\"\n",
+                    redis.port, redis.metrics
+                )
+            })
+    }
+
+    fn preamble(&self) -> Vec<String> {
+        match &self.redis {
+            Some(redis) => vec![format!(
+                "[cluster] on redis-server 127.0.0.1:{} (pid {}): each admitted call asks Redis once",
+                redis.port, redis.guard.pid
+            )],
+            None => Vec::new(),
+        }
     }
 
     fn describe(&self, ports: &Ports) -> String {
@@ -137,6 +215,11 @@ impl CallBench for CallLoad {
 
     fn start_peers(&self, kind: Kind, phase: &PhaseContext) -> Peers {
         let mut peers = Peers::default();
+        if let Some(redis) = &self.redis
+            && redis.ticks_at_start.get().is_none()
+        {
+            redis.ticks_at_start.set(cpu_ticks(redis.guard.pid));
+        }
         if kind == Kind::Calls {
             peers.sipp_uas(phase, "UAS", "sipp-backend-load.xml", self.uas);
         }
@@ -150,7 +233,31 @@ impl CallBench for CallLoad {
         }
     }
 
+    fn before_stop(&self) -> Vec<String> {
+        let Some(redis) = &self.redis else {
+            return Vec::new();
+        };
+        vec![claim_latency(redis.metrics)]
+    }
+
     fn targets(&self, rows: &[Row]) -> Vec<String> {
+        if let Some(redis) = &self.redis {
+            let calls: u64 = rows
+                .iter()
+                .filter(|row| row.kind == Kind::Calls)
+                .map(Row::calls)
+                .sum();
+            let ticks = cpu_ticks(redis.guard.pid)
+                .zip(redis.ticks_at_start.get())
+                .map(|(now, start)| now.saturating_sub(start));
+            let us = ticks
+                .filter(|_| calls > 0)
+                .map(|t| t as f64 * 1e6 / clock_ticks().per_second as f64 / calls as f64);
+            println!(
+                "  redis-server CPU per admitted call (all phases, clock ticks): {} µs",
+                fixed(us)
+            );
+        }
         let mut missed = Vec::new();
         for row in rows.iter().filter(|row| row.kind == Kind::Calls) {
             missed.extend(no_failed_calls(row));
@@ -178,11 +285,65 @@ impl CallBench for CallLoad {
     }
 }
 
+/// What `trunkd_cluster_claim_seconds` says of the claims (the latency `[cluster]` adds
+/// to an admitted call): the mean, and the bucket holding the median and the 99th
+/// percentile.
+fn claim_latency(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut body = String::new();
+    let fetched = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| {
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")?;
+        stream.read_to_string(&mut body)
+    });
+    if let Err(error) = fetched {
+        return format!("claim latency: /metrics unreadable ({error})");
+    }
+    let value = |prefix: &str| -> Vec<(String, f64)> {
+        body.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let sum = value("trunkd_cluster_claim_seconds_sum");
+    let count = value("trunkd_cluster_claim_seconds_count");
+    let (Some((_, sum)), Some(&(_, count))) = (sum.first(), count.first()) else {
+        return "claim latency: no trunkd_cluster_claim_seconds in /metrics".into();
+    };
+    let buckets: Vec<(String, f64)> = value("trunkd_cluster_claim_seconds_bucket")
+        .into_iter()
+        .map(|(name, n)| {
+            let le = name
+                .split("le=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("?")
+                .to_owned();
+            (le, n)
+        })
+        .collect();
+    let quantile = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, n)| *n >= q * count)
+            .map_or("?".to_owned(), |(le, _)| format!("≤ {le} s"))
+    };
+    format!(
+        "claim latency (trunkd_cluster_claim_seconds, {count} claims): mean {:.1} µs, median {}, p99 {}",
+        sum / count.max(1.0) * 1e6,
+        quantile(0.5),
+        quantile(0.99)
+    )
+}
+
 fn main() {
     let settings = Settings::from_env("TRUNKD_CALL", "1500x10,4000x5", "1500x4");
     let bench = CallLoad {
         uas: free_udp_port(),
         target_us: env_number("TRUNKD_CALL_TARGET_US", 60, 1, 100_000) as f64,
+        redis: (env_number("TRUNKD_CALL_CLUSTER", 0, 0, 1) == 1).then(Redis::start),
     };
     calls::run(&bench, &settings);
 }

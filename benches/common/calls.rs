@@ -60,6 +60,11 @@ pub trait CallBench {
     fn preamble(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Lines read off the running trunkd after the last phase (its metrics), printed with
+    /// the targets.
+    fn before_stop(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a bench's peers know of the phase they are started for.
@@ -443,11 +448,15 @@ pub fn run(bench: &dyn CallBench, settings: &Settings) {
             }
         }
     }
+    let notes = bench.before_stop();
     let report = daemon.stop();
 
     print_report(&rows, &report, idle_per_s, ticks);
     println!();
     println!("Targets (the issue):");
+    for note in notes {
+        println!("  {note}");
+    }
     let missed = bench.targets(&rows);
     println!();
     println!("load average at end: {}", load_average());
@@ -1150,7 +1159,7 @@ fn print_report(rows: &[Row], daemon: &DaemonReport, idle_per_s: Option<f64>, ti
             fixed(own_us(Some(&row.uac))),
             busy.map_or("-".into(), |b| format!("{b:.0}")),
             match (setup, length) {
-                (Some(setup), Some(length)) => format!("{setup:.0}/{length:.0}"),
+                (Some(setup), Some(length)) => format!("{setup:.2}/{length:.0}"),
                 _ => "-".into(),
             },
             row.drops

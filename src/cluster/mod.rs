@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::cluster::Cluster as Settings;
+use crate::trunk::histogram::{FINE_BOUNDS, Histogram};
 
 /// How soon a channel freed on this host is written back to Redis.
 pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(100);
@@ -162,6 +163,8 @@ pub(crate) struct Cluster {
     changes: VecDeque<RegistrantChange>,
     leaving: bool,
     left: bool,
+    /// From a claim asked to its answer (the latency an admitted call waits).
+    claim_times: Histogram,
 }
 
 impl Cluster {
@@ -185,7 +188,13 @@ impl Cluster {
             changes: VecDeque::new(),
             leaving: false,
             left: false,
+            claim_times: Histogram::with_bounds(&FINE_BOUNDS),
         }
+    }
+
+    /// This host's `node`.
+    pub(crate) fn node(&self) -> &str {
+        &self.settings.node
     }
 
     /// Redis answers and its answers are trusted.
@@ -385,7 +394,10 @@ impl Cluster {
             }
             Reply::Claimed { ticket, verdict } => {
                 let position = self.claims.iter().position(|(t, _, _)| *t == ticket);
-                let (_, _, trunk) = self.claims.remove(position?)?;
+                let (_, deadline, trunk) = self.claims.remove(position?)?;
+                let asked = deadline - CLAIM_TIMEOUT;
+                self.claim_times
+                    .observe(now.saturating_duration_since(asked));
                 if verdict != Verdict::Granted
                     && let Some(last) = self.reported.get_mut(&trunk)
                 {
@@ -558,6 +570,11 @@ impl Cluster {
             .map(|(id, _)| id.clone())
             .collect();
         self.requests.push_back(Request::Leave { held });
+    }
+
+    /// How long answered claims waited for Redis.
+    pub(crate) fn claim_times(&self) -> &Histogram {
+        &self.claim_times
     }
 
     /// The Leave was answered (or there was no Redis to tell).

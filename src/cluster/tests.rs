@@ -81,10 +81,14 @@ fn a_call_asks_redis_when_it_answers_and_decides_alone_up_to_the_share_otherwise
         ticket,
         verdict: Verdict::Busy,
     };
+    let answered = now + Duration::from_micros(300);
     assert_eq!(
-        cluster.handle_reply(now, answer),
+        cluster.handle_reply(answered, answer),
         Some((ticket, Verdict::Busy))
     );
+    // What the call waited for Redis, for trunkd_cluster_claim_seconds.
+    assert_eq!(cluster.claim_times().count(), 1);
+    assert_eq!(cluster.claim_times().sum(), Duration::from_micros(300));
     // An answer to nothing (late, after a timeout) is nobody's.
     let late = Reply::Claimed {
         ticket,

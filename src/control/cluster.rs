@@ -334,6 +334,18 @@ impl Control {
         })
     }
 
+    /// How long answered claims waited for Redis (with `[cluster]`).
+    pub(super) fn claim_times(&self) -> Option<&crate::trunk::histogram::Histogram> {
+        Some(self.cluster.as_ref()?.cluster.claim_times())
+    }
+
+    /// This host's `node` as the cluster runs (empty without `[cluster]`).
+    pub(super) fn cluster_node(&self) -> &str {
+        self.cluster
+            .as_ref()
+            .map_or("", |calls| calls.cluster.node())
+    }
+
     pub(super) fn cluster_deadline(&self) -> Option<Instant> {
         self.cluster.as_ref()?.cluster.poll_timeout()
     }

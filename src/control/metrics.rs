@@ -122,6 +122,13 @@ impl Control {
                 .into_iter()
                 .map(|(direction, histogram)| ([("direction", direction)], histogram)),
         );
+        if let Some(claims) = self.claim_times() {
+            out.histogram(
+                "trunkd_cluster_claim_seconds",
+                "From an admitted call's channel asked of Redis to the answer: what [cluster] adds to call setup.",
+                std::iter::once(([("node", self.cluster_node())], claims)),
+            );
+        }
         out.text
     }
 

@@ -743,6 +743,8 @@ fn a_cluster_host_registers_only_the_trunks_it_holds() {
         "\ntrunkd_cluster_up 1\n",
         "\ntrunkd_trunk_cluster_channels{trunk=\"alpha\"} 2\n",
         "\ntrunkd_trunk_registrant{trunk=\"alpha\"} 1\n",
+        "\ntrunkd_cluster_claim_seconds_bucket{node=\"edge-1\",le=\"0.0001\"} 0\n",
+        "\ntrunkd_cluster_claim_seconds_count{node=\"edge-1\"} 0\n",
     ] {
         assert!(metrics.contains(expected), "{expected}\n{metrics}");
     }

@@ -1,22 +1,27 @@
-//! The Redis side of `[cluster]` (issue 17): one task, one connection, the control
+//! The Redis side of `[cluster]` (issue 17): one thread, one connection, the control
 //! path's [`Request`]s run in the order they were made (batched into one pipeline when
-//! several wait), each answered with a [`Reply`]. A failed or slow connection is
+//! several wait), and the answers handed to the control path on that thread, under its
+//! lock, as a UDP listener thread hands it a message. A failed or slow connection is
 //! reported once ([`Reply::Disconnected`]) and retried with a back-off; while it is down,
 //! requests are dropped (the control path decides alone and rebuilds after
-//! [`Reply::Connected`]). Nothing here blocks a listener thread.
+//! [`Reply::Connected`]). No listener thread and no tokio task ever waits for Redis.
 //!
-//! Client: the `redis` crate (redis-rs), the maintained Rust client, with its tokio
-//! multiplexed connection; the scripts in `cluster/*.lua` do each decision atomically.
+//! Client: the `redis` crate (redis-rs), the maintained Rust client, in its blocking
+//! form on a thread of its own: an answer wakes that thread once, where the async
+//! multiplexed connection woke a task, its driver task and the control loop (measured
+//! with `TRUNKD_CALL_CLUSTER=1` in `benches/call_load.rs`). The scripts in
+//! `cluster/*.lua` do each decision atomically.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, IntoConnectionInfo, Value};
-use tokio::sync::mpsc;
+use redis::{Connection, IntoConnectionInfo, Value};
 use tracing::{info, warn};
 
 use crate::cluster::{Reply, Request, Verdict};
 use crate::config::cluster::Cluster as Settings;
+use crate::io::clock;
+use crate::io::hot_path::Direct;
 
 /// A request not answered within this is a failed connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,7 +33,8 @@ const BATCH: usize = 64;
 
 const COMMON: &str = include_str!("cluster/common.lua");
 
-/// The scripts, each prefixed with the shared head, loaded on every (re)connection.
+/// The scripts' SHA1s, each script prefixed with the shared head, loaded on every
+/// (re)connection.
 struct Scripts {
     claim: String,
     report: String,
@@ -39,25 +45,24 @@ struct Scripts {
 }
 
 impl Scripts {
-    fn sources() -> [(&'static str, &'static str); 6] {
+    fn sources() -> [&'static str; 6] {
         [
-            ("claim", include_str!("cluster/claim.lua")),
-            ("report", include_str!("cluster/report.lua")),
-            ("heartbeat", include_str!("cluster/heartbeat.lua")),
-            ("acquire", include_str!("cluster/acquire.lua")),
-            ("resign", include_str!("cluster/resign.lua")),
-            ("leave", include_str!("cluster/leave.lua")),
+            include_str!("cluster/claim.lua"),
+            include_str!("cluster/report.lua"),
+            include_str!("cluster/heartbeat.lua"),
+            include_str!("cluster/acquire.lua"),
+            include_str!("cluster/resign.lua"),
+            include_str!("cluster/leave.lua"),
         ]
     }
 
-    async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<Scripts> {
+    fn load(connection: &mut Connection) -> redis::RedisResult<Scripts> {
         let mut shas = Vec::new();
-        for (_, body) in Self::sources() {
+        for body in Self::sources() {
             let sha: String = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(format!("{COMMON}\n{body}"))
-                .query_async(connection)
-                .await?;
+                .query(connection)?;
             shas.push(sha);
         }
         let mut shas = shas.into_iter();
@@ -73,10 +78,10 @@ impl Scripts {
     }
 }
 
-/// Where the control loop sends requests; dropping it ends the task.
+/// Where the control path's requests go, in order (send under the control path's lock).
 #[derive(Debug, Clone)]
 pub(crate) struct Link {
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl Link {
@@ -85,14 +90,35 @@ impl Link {
     }
 }
 
-/// Starts the Redis task on the current runtime.
-pub(crate) fn start(settings: &Settings, replies: mpsc::UnboundedSender<Reply>) -> Link {
-    let (requests, received) = mpsc::unbounded_channel();
-    tokio::spawn(run(settings.clone(), received, replies));
-    Link { requests }
+/// Starts the Redis thread. It hands each answer to the control path through `direct`
+/// (whose `cluster` is set here to the thread's own link, for the requests an answer
+/// leads to).
+pub(crate) fn start(settings: &Settings, mut direct: Direct) -> std::io::Result<Link> {
+    let (requests, received) = mpsc::channel();
+    let link = Link { requests };
+    direct.cluster = Some(link.clone());
+    let replies = Replies(direct);
+    let settings = settings.clone();
+    std::thread::Builder::new()
+        .name("trunkd-redis".into())
+        .spawn(move || run(&settings, &received, &replies))?;
+    Ok(link)
 }
 
-async fn connect(settings: &Settings) -> redis::RedisResult<MultiplexedConnection> {
+/// Where answers go: straight to the control path, under its lock.
+struct Replies(Direct);
+
+impl Replies {
+    fn deliver(&self, replies: Vec<Reply>) {
+        self.0.run(|control| {
+            for reply in replies {
+                control.handle_cluster(clock::now(), reply);
+            }
+        });
+    }
+}
+
+fn connect(settings: &Settings) -> redis::RedisResult<(Connection, Scripts)> {
     let mut info = settings.redis.as_str().into_connection_info()?;
     if let Some(password) = &settings.password {
         let redis = info
@@ -102,79 +128,55 @@ async fn connect(settings: &Settings) -> redis::RedisResult<MultiplexedConnectio
         info = info.set_redis_settings(redis);
     }
     let client = redis::Client::open(info)?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    let mut connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    connection.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+    connection.set_write_timeout(Some(RESPONSE_TIMEOUT))?;
+    let scripts = Scripts::load(&mut connection)?;
+    Ok((connection, scripts))
 }
 
-async fn run(
-    settings: Settings,
-    mut requests: mpsc::UnboundedReceiver<Request>,
-    replies: mpsc::UnboundedSender<Reply>,
-) {
+fn run(settings: &Settings, requests: &mpsc::Receiver<Request>, replies: &Replies) {
     let boot = format!("{}-{:x}", settings.node, std::process::id() ^ nanos());
     let mut retry = RETRY_MIN;
     let mut reported_down = false;
     loop {
-        let connected = match connect(&settings).await {
-            Ok(mut connection) => match Scripts::load(&mut connection).await {
-                Ok(scripts) => Ok((connection, scripts)),
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
-        };
-        let (mut connection, scripts) = match connected {
+        let (mut connection, scripts) = match connect(settings) {
             Ok(connected) => connected,
             Err(error) => {
-                if !reported_down {
-                    reported_down = true;
+                if !std::mem::replace(&mut reported_down, true) {
                     warn!(
                         "cluster: Redis {} unreachable ({error}); deciding alone (degraded) \
                          until it answers",
                         settings.redis
                     );
-                    if replies
-                        .send(Reply::Disconnected {
-                            why: error.to_string(),
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
+                    let why = error.to_string();
+                    replies.deliver(vec![Reply::Disconnected { why }]);
                 }
                 // Requests made meanwhile are void: the control path knows the link is
                 // down (a Leave is answered, so a shutdown need not wait).
-                let pause = tokio::time::sleep(retry);
-                tokio::pin!(pause);
+                let until = clock::now() + retry;
                 loop {
-                    tokio::select! {
-                        () = &mut pause => break,
-                        request = requests.recv() => match request {
-                            Some(Request::Leave { .. }) => {
-                                let _ = replies.send(Reply::Left);
-                            }
-                            Some(_) => {}
-                            None => return,
-                        },
+                    let left = until.saturating_duration_since(clock::now());
+                    match requests.recv_timeout(left) {
+                        Ok(Request::Leave { .. }) => replies.deliver(vec![Reply::Left]),
+                        Ok(_) => {}
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
                 retry = (retry * 2).min(RETRY_MAX);
                 continue;
             }
         };
+        // (`reported_down` stays: a failure below is reported there, once.)
         retry = RETRY_MIN;
         info!(
             "cluster: connected to Redis {} as node {}",
             settings.redis, settings.node
         );
-        if replies.send(Reply::Connected).is_err() {
-            return;
-        }
+        replies.deliver(vec![Reply::Connected]);
         loop {
-            let Some(first) = requests.recv().await else {
+            let Ok(first) = requests.recv() else {
                 return;
             };
             let mut batch = vec![first];
@@ -184,27 +186,21 @@ async fn run(
                     Err(_) => break,
                 }
             }
-            match execute(&mut connection, &scripts, &settings, &boot, &batch).await {
-                Ok(answers) => {
-                    for answer in answers {
-                        if replies.send(answer).is_err() {
-                            return;
-                        }
-                    }
-                }
+            match execute(&mut connection, &scripts, settings, &boot, &batch) {
+                Ok(answers) => replies.deliver(answers),
                 Err(error) => {
                     warn!(
                         "cluster: Redis {} failed ({error}); deciding alone (degraded)",
                         settings.redis
                     );
                     reported_down = true;
-                    let leaving = batch.iter().any(|r| matches!(r, Request::Leave { .. }));
-                    let _ = replies.send(Reply::Disconnected {
+                    let mut answers = vec![Reply::Disconnected {
                         why: error.to_string(),
-                    });
-                    if leaving {
-                        let _ = replies.send(Reply::Left);
+                    }];
+                    if batch.iter().any(|r| matches!(r, Request::Leave { .. })) {
+                        answers.push(Reply::Left);
                     }
+                    replies.deliver(answers);
                     break;
                 }
             }
@@ -219,8 +215,8 @@ fn nanos() -> u32 {
 }
 
 /// Runs a batch as one pipeline; the answers in the same order.
-async fn execute(
-    connection: &mut MultiplexedConnection,
+fn execute(
+    connection: &mut Connection,
     scripts: &Scripts,
     settings: &Settings,
     boot: &str,
@@ -267,7 +263,7 @@ async fn execute(
             Request::Leave { held } => call.arg(&scripts.leave).arg(0).arg(node).arg(held),
         };
     }
-    let values: Vec<Value> = pipe.query_async(connection).await?;
+    let values: Vec<Value> = pipe.query(connection)?;
     let mut answers = Vec::new();
     for (request, value) in batch.iter().zip(values) {
         if let Some(answer) = answer(request, value)? {

@@ -75,6 +75,9 @@ pub struct Direct {
     pub control: Arc<Mutex<Control>>,
     pub nudge: Arc<Notify>,
     pub network: Network,
+    /// With `[cluster]`: where the control path's Redis requests go, sent under the
+    /// lock so they reach Redis in the order they were made.
+    pub(crate) cluster: Option<crate::io::cluster::Link>,
 }
 
 /// Set once the control path and the network exist; until then (start-up) the listener
@@ -114,11 +117,23 @@ pub(crate) fn deliver<B: AsRef<[u8]>>(control: &mut Control, received: Received<
 impl Direct {
     /// Handles one message on the calling thread and sends what it caused.
     fn handle(&self, received: Received<&[u8]>) {
+        self.run(|control| deliver(control, received));
+    }
+
+    /// Runs `step` on the control path and does what it left for the shell here: sends
+    /// its transmits and Redis requests, and nudges the control loop only when there is
+    /// more (a nearer timer, events, lookups).
+    pub(crate) fn run(&self, step: impl FnOnce(&mut Control)) {
         let mut control = lock(&self.control);
         let before = control.poll_timeout();
-        deliver(&mut control, received);
+        step(&mut control);
         while let Some(transmit) = control.poll_transmit() {
             self.network.send(transmit);
+        }
+        if let Some(link) = &self.cluster {
+            while let Some(request) = control.poll_cluster() {
+                link.send(request);
+            }
         }
         let nudge =
             control.poll_timeout() < before || control.wants_shell() || control.is_stopped();

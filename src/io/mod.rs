@@ -171,15 +171,11 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
     );
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (probed_tx, mut probed_rx) = mpsc::unbounded_channel();
-    // Without [cluster] the sender stays here and the loop's branch never fires.
-    let (cluster_tx, mut cluster_rx) = mpsc::unbounded_channel();
-    let lookups = Lookups {
+    let mut lookups = Lookups {
         resolved: resolved_tx,
         probed: probed_tx,
-        cluster: config
-            .cluster
-            .as_ref()
-            .map(|settings| cluster::start(settings, cluster_tx.clone())),
+        // Started below, once the control path is shared with the task.
+        cluster: None,
     };
     let (reload_tx, mut reload_rx) = mpsc::channel(1);
     let changes = watch::debounced(reload_tx);
@@ -211,10 +207,25 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
     // the same lock as this loop (see `hot_path::Direct`).
     let nudge = Arc::new(Notify::new());
     let shared = Arc::new(Mutex::new(control));
+    // The Redis thread hands its answers to the control path itself, as a listener thread
+    // does a message (no hop through this loop).
+    lookups.cluster = match &config.cluster {
+        Some(settings) => Some(cluster::start(
+            settings,
+            hot_path::Direct {
+                control: Arc::clone(&shared),
+                nudge: Arc::clone(&nudge),
+                network: network.clone(),
+                cluster: None,
+            },
+        )?),
+        None => None,
+    };
     let _ = direct.set(hot_path::Direct {
         control: Arc::clone(&shared),
         nudge: Arc::clone(&nudge),
         network: network.clone(),
+        cluster: lookups.cluster.clone(),
     });
     let metrics_task = match metrics_listener {
         Some(listener) => {
@@ -271,13 +282,6 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
                 lock(&shared).handle_resolved(clock::now(), &key, resolved);
             }
             Some((backend, local)) = probed_rx.recv() => lock(&shared).handle_probe(backend, local),
-            Some(reply) = cluster_rx.recv() => {
-                let mut control = lock(&shared);
-                control.handle_cluster(clock::now(), reply);
-                while let Ok(reply) = cluster_rx.try_recv() {
-                    control.handle_cluster(clock::now(), reply);
-                }
-            }
             Some(()) = reload_rx.recv(), if !stopping => {
                 info!("config files changed; reloading");
                 reload_now = true;
@@ -333,8 +337,7 @@ pub async fn serve<S: Signals>(daemon: Daemon<S>) -> Result<(), RunError> {
             break;
         }
     }
-    leave_cluster(&shared, &network, &lookups, &mut cluster_rx).await;
-    drop(cluster_tx);
+    leave_cluster(&shared, &network, &lookups).await;
     status_file.write(&lock(&shared));
     if let Some(task) = metrics_task {
         task.abort();
@@ -363,19 +366,14 @@ struct Lookups {
     resolved: mpsc::UnboundedSender<(ResolveKey, Result<Resolved, ResolveError>)>,
     /// Our address facing a backend.
     probed: mpsc::UnboundedSender<(IpAddr, Option<IpAddr>)>,
-    /// The Redis task, with `[cluster]`.
+    /// The Redis thread, with `[cluster]`.
     cluster: Option<cluster::Link>,
 }
 
 /// Sends what the control path queued and starts the lookups it asked for.
 /// The end of a shutdown with `[cluster]`: this host's channels and lease are released
 /// in Redis (waited for at most [`LEAVE_WAIT`]), so the others need not wait for the lease.
-async fn leave_cluster(
-    shared: &Arc<Mutex<Control>>,
-    network: &Network,
-    lookups: &Lookups,
-    replies: &mut mpsc::UnboundedReceiver<crate::cluster::Reply>,
-) {
+async fn leave_cluster(shared: &Arc<Mutex<Control>>, network: &Network, lookups: &Lookups) {
     if lookups.cluster.is_none() {
         return;
     }
@@ -384,12 +382,10 @@ async fn leave_cluster(
         control.leave_cluster();
         pump(&mut control, network, lookups);
     }
+    // The Redis thread marks the leave taken (or impossible) on the control path itself.
     let deadline = TokioInstant::from_std(clock::now()) + LEAVE_WAIT;
-    while !lock(shared).has_left_cluster() {
-        match tokio::time::timeout_at(deadline, replies.recv()).await {
-            Ok(Some(reply)) => lock(shared).handle_cluster(clock::now(), reply),
-            _ => break,
-        }
+    while !lock(shared).has_left_cluster() && TokioInstant::from_std(clock::now()) < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

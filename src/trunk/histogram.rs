@@ -10,18 +10,40 @@ pub(crate) const BOUNDS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Bounds for what stays on a LAN and needs no retransmission (a Redis round trip):
+/// 100 µs to 500 ms.
+pub(crate) const FINE_BOUNDS: [f64; 11] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+];
+
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Histogram {
+    bounds: &'static [f64; 11],
     /// Observations at or below each bound (not cumulative; rendering sums them).
     buckets: [u64; BOUNDS.len()],
     count: u64,
     sum: Duration,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(&BOUNDS)
+    }
+}
+
 impl Histogram {
+    pub(crate) fn with_bounds(bounds: &'static [f64; 11]) -> Self {
+        Histogram {
+            bounds,
+            buckets: [0; BOUNDS.len()],
+            count: 0,
+            sum: Duration::ZERO,
+        }
+    }
+
     pub(crate) fn observe(&mut self, value: Duration) {
         let seconds = value.as_secs_f64();
-        if let Some(index) = BOUNDS.iter().position(|&bound| seconds <= bound) {
+        if let Some(index) = self.bounds.iter().position(|&bound| seconds <= bound) {
             self.buckets[index] += 1;
         }
         self.count += 1;
@@ -30,7 +52,8 @@ impl Histogram {
 
     /// `(le, cumulative count)` for each bound, then `+Inf` as `f64::INFINITY`.
     pub(crate) fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        let bounded = BOUNDS
+        let bounded = self
+            .bounds
             .iter()
             .zip(&self.buckets)
             .scan(0, |total, (&bound, &n)| {
