@@ -16,11 +16,19 @@ use common::{GOOD_PASSWORD, HeldCall, Kamailio, Redis, Sipp, Trunkd, WAIT, free_
 
 const DID: &str = "+15550100001";
 
-/// A host of the cluster: its config, and its SIP port on 127.0.0.1.
+/// A host of the cluster: its config, and its SIP address (a loopback address of its
+/// own: a "b" host is 127.0.0.3, so each looks like a machine of its own to its peers).
 struct Host {
     trunkd: Trunkd,
+    ip: String,
     port: u16,
     config: PathBuf,
+}
+
+impl Host {
+    fn address(&self) -> std::net::SocketAddr {
+        format!("{}:{}", self.ip, self.port).parse().unwrap()
+    }
 }
 
 /// `trunk` is the `[trunks.lab]` body past its common part.
@@ -36,6 +44,7 @@ fn host_with_lease(
     trunk: &str,
     lease: &str,
 ) -> Host {
+    let ip = format!("127.0.0.{}", 2 + u32::from(node.as_bytes()[0] - b'a'));
     let port = free_port();
     let dir = dir.join(node);
     std::fs::create_dir_all(&dir).unwrap();
@@ -45,7 +54,7 @@ fn host_with_lease(
         format!(
             r#"
 [daemon]
-listen = ["udp:127.0.0.1:{port}"]
+listen = ["udp:{ip}:{port}"]
 status_interval = "1s"
 status_log = "all"
 status_file = ""
@@ -69,10 +78,11 @@ numbers = ["{DID}"]
     )
     .unwrap();
     let mut trunkd = Trunkd::start(&config);
-    trunkd.wait_for(&["listening on udp:127.0.0.1"]);
+    trunkd.wait_for(&[&format!("listening on udp:{ip}:{port}")]);
     trunkd.wait_for(&["trunk=lab", "cluster=ok"]);
     Host {
         trunkd,
+        ip,
         port,
         config,
     }
@@ -98,7 +108,7 @@ fn uas(dir: &Path, calls: usize) -> Sipp {
 
 /// The final answer's status line, or a call that went through.
 fn place(host: &Host, call_id: &str) -> Result<HeldCall, String> {
-    HeldCall::place_as(host.port, DID, call_id)
+    HeldCall::place_at(host.address(), DID, call_id)
         .map_err(|answer| answer.lines().next().unwrap_or_default().to_owned())
 }
 
@@ -196,12 +206,9 @@ fn many_invites_at_once_across_hosts_never_exceed_max_channels() {
         })
         .collect();
     for (n, (socket, call_id)) in callers.iter().enumerate() {
-        let port = if n % 2 == 0 { a.port } else { b.port };
+        let to = if n % 2 == 0 { a.address() } else { b.address() };
         socket
-            .send_to(
-                invite(socket, port, call_id).as_bytes(),
-                ("127.0.0.1", port),
-            )
+            .send_to(invite(socket, to, call_id).as_bytes(), to)
             .unwrap();
     }
     let (mut refused, mut trying) = (0, 0);
@@ -241,18 +248,18 @@ fn many_invites_at_once_across_hosts_never_exceed_max_channels() {
     assert_eq!(forwarded.len(), max as usize, "{forwarded:?}");
 }
 
-fn invite(socket: &UdpSocket, port: u16, call_id: &str) -> String {
+fn invite(socket: &UdpSocket, host: std::net::SocketAddr, call_id: &str) -> String {
     let local = socket.local_addr().unwrap();
     let branch: String = call_id
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
     format!(
-        "INVITE sip:{DID}@127.0.0.1:{port} SIP/2.0\r\n\
+        "INVITE sip:{DID}@{host} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch=z9hG4bK-{branch}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:+15551230000@carrier.example>;tag={branch}\r\n\
-         To: <sip:{DID}@127.0.0.1:{port}>\r\n\
+         To: <sip:{DID}@{host}>\r\n\
          Call-ID: {call_id}\r\n\
          CSeq: 1 INVITE\r\n\
          Contact: <sip:+15551230000@{local}>\r\n\
@@ -277,7 +284,7 @@ fn one_host_registers_and_the_other_takes_over_when_it_dies() {
         .wait_for(&["trunk=lab state=registered", "registrant=a"]);
     kamailio.wait_for_log(&[
         "REGISTRAR REGISTERED user=trunk1",
-        &format!("from=127.0.0.1:{}", a.port),
+        &format!("from={}", a.address()),
     ]);
     let mut b = host(dir.path(), "b", &redis, "127.0.0.1:9", &trunk);
     // b knows a holds it, and does not register.
@@ -289,7 +296,7 @@ fn one_host_registers_and_the_other_takes_over_when_it_dies() {
         .wait_for(&["trunk=lab state=registered", "registrant=b"]);
     kamailio.wait_for_log(&[
         "REGISTRAR REGISTERED user=trunk1",
-        &format!("from=127.0.0.1:{}", b.port),
+        &format!("from={}", b.address()),
     ]);
     // lease (2 s) + a heartbeat (2/3 s) + the REGISTER's round trips.
     assert!(
@@ -356,7 +363,7 @@ fn redis_down_and_back_empty_degrades_then_rebuilds_without_a_second_registrant(
     assert!(
         !kamailio
             .log_text()
-            .contains(&format!("from=127.0.0.1:{} ", b.port)),
+            .contains(&format!("from={} ", b.address())),
         "b registered"
     );
     for call in [first, second, third, fourth] {
@@ -390,11 +397,12 @@ fn a_stopping_registrant_hands_its_registration_over_before_the_lease_runs_out()
     let mut b = host_with_lease(dir.path(), "b", &redis, "127.0.0.1:9", &trunk, lease);
     b.trunkd.wait_for(&["trunk=lab state=idle", "registrant=a"]);
 
+    let a_address = a.address();
     let stopping = Instant::now();
     a.trunkd.stop();
     kamailio.wait_for_log(&[
         "REGISTRAR UNREGISTERED user=trunk1",
-        &format!("from=127.0.0.1:{}", a.port),
+        &format!("from={a_address}"),
     ]);
     b.trunkd
         .wait_for(&["trunk=lab state=registered", "registrant=b"]);
@@ -425,28 +433,26 @@ fn an_outbound_call_holds_the_trunks_channel_for_every_host() {
         carrier.local_addr().unwrap().port()
     );
     // The backend dials from another loopback address than the carrier's.
-    let backend = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let backend = UdpSocket::bind("127.0.0.9:0").unwrap();
     backend.set_read_timeout(Some(WAIT)).unwrap();
-    let a = host(dir.path(), "a", &redis, "127.0.0.2:5080", &trunk);
-    let b = host(dir.path(), "b", &redis, "127.0.0.2:5080", &trunk);
+    let a = host(dir.path(), "a", &redis, "127.0.0.9:5080", &trunk);
+    let b = host(dir.path(), "b", &redis, "127.0.0.9:5080", &trunk);
 
     let dial = |host: &Host, call_id: &str| {
         let local = backend.local_addr().unwrap();
-        let port = host.port;
+        let address = host.address();
         let invite = format!(
-            "INVITE sip:+15557654321@127.0.0.1:{port} SIP/2.0\r\n\
+            "INVITE sip:+15557654321@{address} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}\r\n\
              Max-Forwards: 70\r\n\
-             From: <sip:+15550100001@127.0.0.2>;tag=be-{call_id}\r\n\
+             From: <sip:+15550100001@127.0.0.9>;tag=be-{call_id}\r\n\
              To: <sip:+15557654321@127.0.0.1>\r\n\
              Call-ID: {call_id}@pbx\r\n\
              CSeq: 1 INVITE\r\n\
              Contact: <sip:pbx@{local}>\r\n\
              Content-Length: 0\r\n\r\n"
         );
-        backend
-            .send_to(invite.as_bytes(), ("127.0.0.1", port))
-            .unwrap();
+        backend.send_to(invite.as_bytes(), address).unwrap();
     };
     let mut buffer = [0u8; 8192];
     dial(&a, "out1");

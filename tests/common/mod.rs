@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses part of it
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -561,7 +561,8 @@ impl Drop for Redis {
 /// holds a call for a fixed time: the test acts while the call is up, then ends it.
 pub struct HeldCall {
     socket: std::net::UdpSocket,
-    trunkd: u16,
+    /// trunkd's address.
+    trunkd: SocketAddr,
     /// The backend's Contact, the target of the ACK and BYE.
     target: String,
     /// trunkd's Record-Route: the route set.
@@ -582,6 +583,11 @@ impl HeldCall {
 
     /// The same with its own Call-ID; the final response when it is not a 200.
     pub fn place_as(trunkd: u16, did: &str, call_id: &str) -> Result<HeldCall, String> {
+        Self::place_at(SocketAddr::from(([127, 0, 0, 1], trunkd)), did, call_id)
+    }
+
+    /// The same to a trunkd at `trunkd` (from 127.0.0.1).
+    pub fn place_at(trunkd: SocketAddr, did: &str, call_id: &str) -> Result<HeldCall, String> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_read_timeout(Some(WAIT)).unwrap();
         let mut call = HeldCall {
@@ -589,10 +595,10 @@ impl HeldCall {
             trunkd,
             target: String::new(),
             route: String::new(),
-            to: format!("<sip:{did}@127.0.0.1:{trunkd}>"),
+            to: format!("<sip:{did}@{trunkd}>"),
             call_id: call_id.to_owned(),
         };
-        call.send("INVITE", &format!("sip:{did}@127.0.0.1:{trunkd}"), 1);
+        call.send("INVITE", &format!("sip:{did}@{trunkd}"), 1);
         let ok = call.final_response("INVITE");
         if !ok.starts_with("SIP/2.0 200 OK\r\n") {
             return Err(ok);
@@ -652,7 +658,7 @@ impl HeldCall {
                 .collect::<String>(),
         );
         self.socket
-            .send_to(request.as_bytes(), ("127.0.0.1", self.trunkd))
+            .send_to(request.as_bytes(), self.trunkd)
             .unwrap();
     }
 
