@@ -128,6 +128,9 @@ struct Registrant {
     asking: bool,
     /// Not before then (a lease after Redis lost its data, for the holder to return).
     eligible_at: Option<Instant>,
+    /// Held back: this host's lease epoch changed since it got the trunk, and Redis has
+    /// not yet confirmed the trunk under the new one (the fencing token).
+    fenced: bool,
 }
 
 /// A registration this host gained or lost.
@@ -161,6 +164,8 @@ pub(crate) struct Cluster {
     totals: HashMap<String, u32>,
     registrants: BTreeMap<String, Registrant>,
     changes: VecDeque<RegistrantChange>,
+    /// (trunk, fenced): REGISTERs to hold back or let go.
+    fences: VecDeque<(String, bool)>,
     leaving: bool,
     left: bool,
     /// From a claim asked to its answer (the latency an admitted call waits).
@@ -186,6 +191,7 @@ impl Cluster {
             totals: HashMap::new(),
             registrants: BTreeMap::new(),
             changes: VecDeque::new(),
+            fences: VecDeque::new(),
             leaving: false,
             left: false,
             claim_times: Histogram::with_bounds(&FINE_BOUNDS),
@@ -298,6 +304,12 @@ impl Cluster {
     #[must_use]
     pub(crate) fn poll_change(&mut self) -> Option<RegistrantChange> {
         self.changes.pop_front()
+    }
+
+    /// A trunk whose REGISTERs are to be held back (`true`) or let go.
+    #[must_use]
+    pub(crate) fn poll_fence(&mut self) -> Option<(String, bool)> {
+        self.fences.pop_front()
     }
 
     #[must_use]
@@ -463,9 +475,13 @@ impl Cluster {
         let lease = self.settings.lease;
         for (id, registrant) in &mut self.registrants {
             if registrant.mine && (rejoined || lost_data) {
-                // Claimed again under the new epoch (or into the new data set); this host
-                // keeps registering meanwhile, and a loss is told with the answer.
+                // Claimed again under the new epoch (or into the new data set); no
+                // REGISTER goes out until Redis answers (a loss is told then).
                 registrant.asking = true;
+                if !registrant.fenced {
+                    registrant.fenced = true;
+                    self.fences.push_back((id.clone(), true));
+                }
                 self.requests.push_back(Request::Acquire {
                     trunk: id.clone(),
                     epoch,
@@ -521,6 +537,11 @@ impl Cluster {
         let mine = holder == *node;
         let was_mine = registrant.mine;
         registrant.mine = mine;
+        // Confirmed under the current epoch: its REGISTERs go again (a lost one is
+        // revoked instead, so nothing is let go).
+        if std::mem::take(&mut registrant.fenced) && mine {
+            self.fences.push_back((trunk.clone(), false));
+        }
         registrant.holder = (!holder.is_empty()).then_some(holder.clone());
         if mine != was_mine {
             self.changes.push_back(RegistrantChange {

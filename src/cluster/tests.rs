@@ -260,6 +260,7 @@ fn after_redis_lost_its_data_the_holder_claims_first_and_the_others_wait_a_lease
         cluster.handle_reply(start, reply);
     }
     assert!(holder.is_registrant("lab"));
+    assert!(holder.poll_change().is_some_and(|change| change.mine));
     // Redis restarts empty: both reconnect and see a new boot id, and neither lists a.
     let back = start + Duration::from_secs(2);
     for cluster in [&mut holder, &mut other] {
@@ -280,7 +281,17 @@ fn after_redis_lost_its_data_the_holder_claims_first_and_the_others_wait_a_lease
             epoch: 5
         }]
     );
-    assert!(holder.is_registrant("lab"), "keeps registering meanwhile");
+    assert!(holder.is_registrant("lab"), "still the registrant");
+    // Its REGISTERs wait for the answer under the new epoch (the fencing token)...
+    assert_eq!(holder.poll_fence(), Some(("lab".into(), true)));
+    let confirmed = Reply::Acquired {
+        trunk: "lab".into(),
+        holder: "a".into(),
+    };
+    holder.handle_reply(back, confirmed);
+    // ...and go again once Redis confirms it.
+    assert_eq!(holder.poll_fence(), Some(("lab".into(), false)));
+    assert_eq!(holder.poll_change(), None, "no change of registrant");
     other.handle_reply(back, heartbeat(6, "boot-2", &["b"]));
     assert!(
         requests(&mut other).is_empty(),

@@ -277,6 +277,11 @@ impl Control {
         while let Some(change) = calls.cluster.poll_change() {
             changes.push(change);
         }
+        let fences: Vec<(String, bool)> =
+            std::iter::from_fn(|| calls.cluster.poll_fence()).collect();
+        for (trunk, fenced) in fences {
+            self.registrations.set_fenced(now, &trunk, fenced);
+        }
         for change in changes {
             let Some(trunk) = self.config.trunks.get(&change.trunk) else {
                 continue;

@@ -234,6 +234,9 @@ pub(crate) struct Registrations {
     /// With `[cluster]`: the trunks this host is the registrant of, the only ones it
     /// registers. `None`: every trunk that registers.
     granted: Option<HashSet<Arc<str>>>,
+    /// With `[cluster]`: granted trunks whose grant is not confirmed under this host's
+    /// current lease epoch (its fencing token). Their due REGISTERs wait.
+    fenced: HashSet<Arc<str>>,
 }
 
 impl Registrations {
@@ -255,6 +258,7 @@ impl Registrations {
             deferred: VecDeque::new(),
             in_flight: 0,
             granted: None,
+            fenced: HashSet::new(),
         }
     }
 
@@ -281,8 +285,26 @@ impl Registrations {
         }
     }
 
+    /// Holds back (`true`) or lets go (`false`) the REGISTERs of `id`: a registrant whose
+    /// lease epoch changed sends none until Redis confirms the trunk is still its own.
+    /// A transaction already under way finishes.
+    pub(crate) fn set_fenced(&mut self, now: Instant, id: &str, fenced: bool) {
+        if !fenced {
+            if self.fenced.remove(id) {
+                let key = Key::Trunk(id.into());
+                let may_start = self.in_flight < MAX_REGISTERS_IN_FLIGHT;
+                self.touch(now, &key, |registration| {
+                    registration.handle_timeout_limited(now, may_start);
+                });
+            }
+        } else if self.granted.as_ref().is_some_and(|g| g.contains(id)) {
+            self.fenced.insert(id.into());
+        }
+    }
+
     /// This host no longer registers `id`: its binding is removed.
     pub(crate) fn revoke(&mut self, now: Instant, id: &str) {
+        self.fenced.remove(id);
         if let Some(granted) = &mut self.granted
             && granted.remove(id)
         {
@@ -493,7 +515,8 @@ impl Registrations {
                     transport: entry.transport,
                 });
             }
-            let may_start = self.in_flight < MAX_REGISTERS_IN_FLIGHT;
+            let fenced = matches!(&key, Key::Trunk(id) if self.fenced.contains(id));
+            let may_start = self.in_flight < MAX_REGISTERS_IN_FLIGHT && !fenced;
             self.touch(now, &key, |registration| {
                 registration.handle_timeout_limited(now, may_start);
             });
@@ -517,7 +540,7 @@ impl Registrations {
                     let Some(entry) = self.entries.get_mut(id) else {
                         continue;
                     };
-                    if !std::mem::take(&mut entry.deferred) {
+                    if !std::mem::take(&mut entry.deferred) || self.fenced.contains(id) {
                         continue;
                     }
                     self.touch(now, &key, |registration| {
@@ -582,9 +605,10 @@ impl Registrations {
                 }
                 entry.consider_failover(now, &mut self.notices, id);
                 let registration = &entry.registration;
+                // A fenced trunk's attempt waits for `set_fenced(.., false)`, not a timer.
                 let mut attempt = registration
                     .next_attempt_at()
-                    .filter(|_| !registration.is_in_flight());
+                    .filter(|_| !registration.is_in_flight() && !self.fenced.contains(id));
                 if attempt.is_some_and(|at| at <= now) && !slots_free {
                     if !entry.deferred {
                         entry.deferred = true;
@@ -1018,6 +1042,36 @@ register = true
         assert_eq!(status.state, registration::State::Registered);
         assert_eq!(status.expires_in, Some(Duration::from_secs(600)));
         assert_eq!(status.next_hop, REGISTRAR.parse().unwrap());
+    }
+
+    /// With `[cluster]`: a granted trunk's refresh waits while it is fenced (its lease
+    /// epoch changed, Redis not yet asked), and goes out the moment it is let go.
+    #[test]
+    fn a_fenced_trunk_sends_no_refresh_until_it_is_let_go() {
+        let trunk = trunk("");
+        let t0 = epoch();
+        let mut registrations = Registrations::new(1, TimerValues::default(), "test".into());
+        registrations.hold_back();
+        registrations.add(&trunk);
+        assert!(registrations.poll_resolve().is_none(), "not granted yet");
+        registrations.grant(&trunk);
+        assert!(registrations.poll_resolve().is_some());
+        registrations.handle_resolved(t0, "alpha", Ok(resolved()));
+        let t = t0 + START_SPREAD;
+        registrations.handle_timeout(t);
+        let request = String::from_utf8(registrations.poll_transmit().unwrap().bytes).unwrap();
+        assert!(deliver(&mut registrations, t, &ok_for(&request)));
+        registrations.set_fenced(t, "alpha", true);
+        // The refresh is due long before the 600 s expire: nothing goes out, nor is a
+        // wakeup armed for it.
+        let late = t + Duration::from_secs(590);
+        registrations.handle_timeout(late);
+        assert!(registrations.poll_transmit().is_none());
+        assert!(registrations.poll_timeout().is_none_or(|at| at > late));
+        registrations.set_fenced(late, "alpha", false);
+        let refresh = registrations.poll_transmit().expect("the refresh, at once");
+        let refresh = String::from_utf8(refresh.bytes).unwrap();
+        assert!(refresh.starts_with("REGISTER "), "{refresh}");
     }
 
     #[test]
