@@ -44,6 +44,12 @@ fn host_with_lease(
     trunk: &str,
     lease: &str,
 ) -> Host {
+    let cluster = format!("lease = \"{lease}\"\n");
+    host_over(dir, node, &redis.url(), &cluster, backend, trunk)
+}
+
+/// A host whose `[cluster]` has `redis = url` and the lines `cluster` besides `node`.
+fn host_over(dir: &Path, node: &str, url: &str, cluster: &str, backend: &str, trunk: &str) -> Host {
     let ip = format!("127.0.0.{}", 2 + u32::from(node.as_bytes()[0] - b'a'));
     let port = free_port();
     let dir = dir.join(node);
@@ -62,7 +68,7 @@ status_file = ""
 [cluster]
 redis = "{url}"
 node = "{node}"
-lease = "{lease}"
+{cluster}
 
 [backend]
 uri = "sip:{backend}"
@@ -72,8 +78,7 @@ transport = "udp"
 allowed_inbound_ips = ["127.0.0.1"]
 numbers = ["{DID}"]
 {trunk}
-"#,
-            url = redis.url(),
+"#
         ),
     )
     .unwrap();
@@ -483,4 +488,52 @@ fn an_outbound_call_holds_the_trunks_channel_for_every_host() {
         assert!(text.contains("Call-ID: out1@pbx"), "{text}");
     }
     drop((a, b));
+}
+
+/// `rediss://` with a password from `password_file` and the server's CA in `ca_file`:
+/// the hosts connect over TLS and share the channel, and the password is in no log.
+#[test]
+fn hosts_share_channels_over_rediss_with_a_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("redis.pem"), dir.path().join("redis.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    const PASSWORD: &str = "redis-s3cret-4-cluster";
+    let redis = Redis::start_tls(dir.path(), &cert, &key, PASSWORD);
+    let backend = uas(dir.path(), 1);
+    let backend_address = format!("127.0.0.1:{}", backend.port);
+    let mut hosts = Vec::new();
+    for node in ["a", "b"] {
+        let host_dir = dir.path().join(node);
+        std::fs::create_dir_all(&host_dir).unwrap();
+        std::fs::write(host_dir.join("redis.password"), format!("{PASSWORD}\n")).unwrap();
+        hosts.push(host_over(
+            dir.path(),
+            node,
+            &format!("rediss://127.0.0.1:{}/0", redis.port),
+            &format!(
+                "password_file = \"redis.password\"\nca_file = \"{}\"\n",
+                cert.display()
+            ),
+            &backend_address,
+            &quiet_trunk(1),
+        ));
+    }
+    let _held = place(&hosts[0], "tls-1@carrier").expect("a call via a");
+    let refused = place(&hosts[1], "tls-2@carrier")
+        .err()
+        .expect("a holds the channel");
+    assert_eq!(refused, "SIP/2.0 503 Channel Limit Reached");
+    for host in hosts {
+        let log = host.trunkd.stop();
+        assert!(
+            log.iter()
+                .any(|line| line.contains("cluster: connected to Redis rediss://"))
+        );
+        assert!(
+            log.iter().all(|line| !line.contains(PASSWORD)),
+            "the password leaked: {log:?}"
+        );
+    }
 }

@@ -14,6 +14,7 @@ fn settings(node: &str) -> Settings {
     Settings {
         redis: "redis://127.0.0.1:6379/0".into(),
         password: None,
+        ca_file: None,
         node: node.into(),
         lease: Duration::from_secs(3),
         expected_nodes: 2,

@@ -26,6 +26,9 @@ pub struct Cluster {
     pub redis: String,
     /// `password` or the text of `password_file`; `None`: no AUTH (or the URL's user only).
     pub password: Option<Secret>,
+    /// `ca_file`: the CAs a `rediss://` server's certificate must chain to, instead of
+    /// the system's (a private CA, or a self-signed Redis).
+    pub ca_file: Option<std::path::PathBuf>,
     /// This host's unique id in the cluster: `node`, default the host name.
     pub node: String,
     /// How long a host's claims (channels, registrations) outlive its last renewal.
@@ -54,6 +57,7 @@ impl fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("redis", &self.redis)
             .field("password", &self.password)
+            .field("ca_file", &self.ca_file)
             .field("node", &self.node)
             .field("lease", &self.lease)
             .field("expected_nodes", &self.expected_nodes)
@@ -81,6 +85,30 @@ pub(super) fn read_cluster(
         );
     }
     let password = super::load::read_password(&mut reader, options);
+    let ca_file = reader.string("ca_file").and_then(|site| {
+        let base = source.path.parent().unwrap_or(std::path::Path::new(""));
+        let path = base.join(site.get_ref());
+        let tls_url = table.get("redis").is_some_and(
+            |url| matches!(url.get_ref(), DeValue::String(text) if text.starts_with("rediss://")),
+        );
+        if !tls_url {
+            reader.error(
+                &site.span(),
+                "ca_file: needs a rediss:// URL in redis".into(),
+            );
+            return None;
+        }
+        match super::tls::certificates(&path) {
+            Ok(_) => Some(path),
+            Err(reason) => {
+                reader.error(
+                    &site.span(),
+                    format!("ca_file: {}: {reason}", path.display()),
+                );
+                None
+            }
+        }
+    });
     let node = match reader.parsed("node", parse_node) {
         Some(node) => Some(node.into_inner()),
         None if table.get("node").is_some() => None,
@@ -133,6 +161,7 @@ pub(super) fn read_cluster(
     Some(Cluster {
         redis: redis?.into_inner(),
         password,
+        ca_file,
         node: node?,
         lease: lease.map_or(DEFAULT_LEASE, |lease| lease.into_inner()),
         expected_nodes,
@@ -210,6 +239,7 @@ mod tests {
         let cluster = Cluster {
             redis: "redis://127.0.0.1".into(),
             password: None,
+            ca_file: None,
             node: "a".into(),
             lease: DEFAULT_LEASE,
             expected_nodes: 2,

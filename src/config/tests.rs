@@ -527,4 +527,18 @@ fn cluster_keys_defaults_and_every_error_with_its_position() {
     }
     let errors = errors_of(&format!("[cluster]\nnode = \"a\"\n\n{OUTBOUND_TRUNK}"));
     assert!(errors[0].contains("[cluster] needs redis"), "{errors:?}");
+    let errors = errors_of(&format!(
+        "[cluster]\nredis = \"redis://r\"\nnode = \"a\"\nca_file = \"ca.pem\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    assert!(
+        errors[0].starts_with("t.toml:4:") && errors[0].contains("ca_file: needs a rediss:// URL"),
+        "{errors:?}"
+    );
+    let errors = errors_of(&format!(
+        "[cluster]\nredis = \"rediss://r\"\nnode = \"a\"\nca_file = \"no-such.pem\"\n\n{OUTBOUND_TRUNK}"
+    ));
+    assert!(
+        errors[0].starts_with("t.toml:4:") && errors[0].contains("ca_file: no-such.pem"),
+        "{errors:?}"
+    );
 }

@@ -127,7 +127,23 @@ fn connect(settings: &Settings) -> redis::RedisResult<(Connection, Scripts)> {
             .set_password(password.expose());
         info = info.set_redis_settings(redis);
     }
-    let client = redis::Client::open(info)?;
+    let client = match &settings.ca_file {
+        Some(path) => {
+            let root = std::fs::read(path).map_err(|error| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "ca_file unreadable",
+                    format!("{}: {error}", path.display()),
+                ))
+            })?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root),
+            };
+            redis::Client::build_with_tls(info, certificates)?
+        }
+        None => redis::Client::open(info)?,
+    };
     let mut connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
     connection.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
     connection.set_write_timeout(Some(RESPONSE_TIMEOUT))?;

@@ -480,16 +480,43 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// Its TLS and password options, when started with [`Redis::start_tls`].
+    options: Vec<String>,
 }
 
 impl Redis {
     pub fn start(dir: &Path) -> Redis {
+        let port = free_port();
+        Self::start_with(dir, port, vec!["--port".to_owned(), port.to_string()])
+    }
+
+    /// TLS only (no plain port), with the PEM `cert`/`key` (also its CA file) and a
+    /// password; clients are not asked for certificates.
+    pub fn start_tls(dir: &Path, cert: &Path, key: &Path, password: &str) -> Redis {
+        let port = free_port();
+        let mut options: Vec<String> = ["--port", "0", "--tls-auth-clients", "no"]
+            .map(str::to_owned)
+            .to_vec();
+        options.extend(["--tls-port".into(), port.to_string()]);
+        for (flag, path) in [
+            ("--tls-cert-file", cert),
+            ("--tls-key-file", key),
+            ("--tls-ca-cert-file", cert),
+        ] {
+            options.extend([flag.to_owned(), path.display().to_string()]);
+        }
+        options.extend(["--requirepass".into(), password.to_owned()]);
+        Self::start_with(dir, port, options)
+    }
+
+    fn start_with(dir: &Path, port: u16, options: Vec<String>) -> Redis {
         let dir = dir.join("redis");
         std::fs::create_dir_all(&dir).unwrap();
         let mut redis = Redis {
             child: None,
-            port: free_port(),
+            port,
             dir,
+            options,
         };
         redis.resume();
         redis
@@ -506,7 +533,8 @@ impl Redis {
             .find(|path| Path::new(path).exists())
             .expect("redis-server is not installed: apt-get install -y redis-server (see .ci/run)");
         let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(&self.options)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -517,11 +545,14 @@ impl Redis {
             .expect("redis-server starts");
         self.child = Some(child);
         let deadline = Instant::now() + WAIT;
-        while self.query(&["PING"]).as_deref() != Some("+PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
+        let tls = self.options.iter().any(|option| option == "--tls-port");
+        let ready = || match tls {
+            false => self.query(&["PING"]).as_deref() == Some("+PONG"),
+            // Over TLS: ready when its port takes connections.
+            true => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+        };
+        while !ready() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
