@@ -467,6 +467,27 @@ mod tests {
         assert!(!old.table().contains("registered,"));
     }
 
+    /// With `[cluster]`: each trunk's registrant and the cluster's channels show in the
+    /// table, and survive the round trip through the file.
+    #[test]
+    fn the_table_shows_the_registrant_and_the_cluster_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let mut doc = document();
+        doc.trunks[0].cluster = Some("ok".into());
+        doc.trunks[0].registrant = Some("edge-2".into());
+        doc.trunks[0].cluster_channels = Some(17);
+        doc.write(&path).unwrap();
+        let read = StatusDocument::read(&path).unwrap();
+        assert_eq!(read, doc);
+        let table = read.table();
+        let line = table.lines().nth(1).unwrap();
+        assert!(
+            line.contains(" registered registrant=edge-2 ") && line.contains(" 3/30 cluster=17 "),
+            "{table}"
+        );
+    }
+
     #[test]
     fn other_versions_and_garbage_are_refused() {
         let dir = tempfile::tempdir().unwrap();

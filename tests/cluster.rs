@@ -98,6 +98,15 @@ fn quiet_trunk(max_channels: u32) -> String {
     format!("domain = \"192.0.2.77\"\noptions_interval = 0\nmax_channels = {max_channels}\n")
 }
 
+/// A trunk that registers with Kamailio's registrar (as `trunk1`), with `extra` lines.
+fn registering_trunk(kamailio: &Kamailio, extra: &str) -> String {
+    format!(
+        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
+         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n{extra}",
+        kamailio.port
+    )
+}
+
 fn uas(dir: &Path, calls: usize) -> Sipp {
     let flags = [
         "-t",
@@ -279,11 +288,7 @@ fn one_host_registers_and_the_other_takes_over_when_it_dies() {
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start(dir.path());
     let kamailio = Kamailio::start(dir.path());
-    let trunk = format!(
-        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
-         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n",
-        kamailio.port
-    );
+    let trunk = registering_trunk(&kamailio, "");
     let mut a = host(dir.path(), "a", &redis, "127.0.0.1:9", &trunk);
     a.trunkd
         .wait_for(&["trunk=lab state=registered", "registrant=a"]);
@@ -323,12 +328,7 @@ fn redis_down_and_back_empty_degrades_then_rebuilds_without_a_second_registrant(
     let backend = uas(dir.path(), 4);
     let backend_address = format!("127.0.0.1:{}", backend.port);
     // max_channels 4, two hosts expected: 2 each while degraded.
-    let trunk = format!(
-        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
-         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n\
-         max_channels = 4\n",
-        kamailio.port
-    );
+    let trunk = registering_trunk(&kamailio, "max_channels = 4\n");
     let mut a = host(dir.path(), "a", &redis, &backend_address, &trunk);
     a.trunkd
         .wait_for(&["trunk=lab state=registered", "registrant=a"]);
@@ -390,11 +390,7 @@ fn a_stopping_registrant_hands_its_registration_over_before_the_lease_runs_out()
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start(dir.path());
     let kamailio = Kamailio::start(dir.path());
-    let trunk = format!(
-        "domain = \"127.0.0.1\"\nport = {}\noptions_interval = 0\nusername = \"trunk1\"\n\
-         password = \"{GOOD_PASSWORD}\"\nauth_realm = \"registrar.test\"\nregister = true\n",
-        kamailio.port
-    );
+    let trunk = registering_trunk(&kamailio, "");
     let lease = "9s";
     let mut a = host_with_lease(dir.path(), "a", &redis, "127.0.0.1:9", &trunk, lease);
     a.trunkd
@@ -536,4 +532,36 @@ fn hosts_share_channels_over_rediss_with_a_password_file() {
             "the password leaked: {log:?}"
         );
     }
+}
+
+/// `max_cps` is one rate for the cluster: with `max_cps = 1` a second call within the
+/// second is refused even via the other host, whose own rate is untouched.
+#[test]
+fn max_cps_is_shared_by_the_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let backend = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let backend_address = backend.local_addr().unwrap().to_string();
+    let trunk = format!("{}max_cps = 1\n", quiet_trunk(10));
+    let a = host(dir.path(), "a", &redis, &backend_address, &trunk);
+    let b = host(dir.path(), "b", &redis, &backend_address, &trunk);
+    let answer = |host: &Host, call_id: &str| {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        let to = host.address();
+        socket
+            .send_to(invite(&socket, to, call_id).as_bytes(), to)
+            .unwrap();
+        let mut buffer = [0u8; 4096];
+        let length = socket.recv(&mut buffer).expect("an answer");
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        text.lines().next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(answer(&a, "rate-1@carrier"), "SIP/2.0 100 Trying");
+    assert_eq!(
+        answer(&b, "rate-2@carrier"),
+        "SIP/2.0 503 Call Rate Limit Reached"
+    );
+    let mut b = b;
+    b.trunkd.wait_for(&["trunk=lab", "rejected_busy=1 "]);
 }

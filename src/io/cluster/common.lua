@@ -33,3 +33,13 @@ local function prune(node)
   redis.call('HDEL', p .. 'expiry', node)
   redis.call('HDEL', p .. 'epoch', node)
 end
+
+-- Gives `trunk`'s registration up if `node` holds it; the others may take it
+-- (`vacant`, read by their heartbeats).
+local function resign(node, trunk)
+  local key = p .. 'registrant:' .. trunk
+  if redis.call('HGET', key, 'node') == node then
+    redis.call('DEL', key)
+    redis.call('SADD', p .. 'vacant', trunk)
+  end
+end

@@ -2,11 +2,7 @@
 -- channels and its lease go at once.
 local node = ARGV[1]
 for i = 2, #ARGV do
-  local key = p .. 'registrant:' .. ARGV[i]
-  if redis.call('HGET', key, 'node') == node then
-    redis.call('DEL', key)
-    redis.call('SADD', p .. 'vacant', ARGV[i])
-  end
+  resign(node, ARGV[i])
 end
 prune(node)
 return 1
