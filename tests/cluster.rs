@@ -45,11 +45,19 @@ fn host_with_lease(
     lease: &str,
 ) -> Host {
     let cluster = format!("lease = \"{lease}\"\n");
-    host_over(dir, node, &redis.url(), &cluster, backend, trunk)
+    host_over(dir, node, (&redis.url(), &cluster), "", backend, trunk)
 }
 
-/// A host whose `[cluster]` has `redis = url` and the lines `cluster` besides `node`.
-fn host_over(dir: &Path, node: &str, url: &str, cluster: &str, backend: &str, trunk: &str) -> Host {
+/// A host whose `[cluster]` has `redis = url` and the lines `cluster` besides `node`,
+/// and whose `[daemon]` has the lines `daemon` besides its listener and status.
+fn host_over(
+    dir: &Path,
+    node: &str,
+    (url, cluster): (&str, &str),
+    daemon: &str,
+    backend: &str,
+    trunk: &str,
+) -> Host {
     let ip = format!("127.0.0.{}", 2 + u32::from(node.as_bytes()[0] - b'a'));
     let port = free_port();
     let dir = dir.join(node);
@@ -64,6 +72,7 @@ listen = ["udp:{ip}:{port}"]
 status_interval = "1s"
 status_log = "all"
 status_file = ""
+{daemon}
 
 [cluster]
 redis = "{url}"
@@ -504,14 +513,16 @@ fn hosts_share_channels_over_rediss_with_a_password_file() {
         let host_dir = dir.path().join(node);
         std::fs::create_dir_all(&host_dir).unwrap();
         std::fs::write(host_dir.join("redis.password"), format!("{PASSWORD}\n")).unwrap();
+        let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+        let cluster = format!(
+            "password_file = \"redis.password\"\nca_file = \"{}\"\n",
+            cert.display()
+        );
         hosts.push(host_over(
             dir.path(),
             node,
-            &format!("rediss://127.0.0.1:{}/0", redis.port),
-            &format!(
-                "password_file = \"redis.password\"\nca_file = \"{}\"\n",
-                cert.display()
-            ),
+            (&url, &cluster),
+            "",
             &backend_address,
             &quiet_trunk(1),
         ));
@@ -564,4 +575,39 @@ fn max_cps_is_shared_by_the_hosts() {
     );
     let mut b = b;
     b.trunkd.wait_for(&["trunk=lab", "rejected_busy=1 "]);
+}
+
+/// A stopping host keeps its lease, and its draining calls keep their channels, until
+/// the drain is over: the other host cannot take them meanwhile, however long the drain.
+#[test]
+fn a_draining_host_keeps_its_channels_counted_until_it_has_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let backend = uas(dir.path(), 2);
+    let backend_address = format!("127.0.0.1:{}", backend.port);
+    let cluster = "lease = \"2s\"\n";
+    let drain = "shutdown_drain = \"30s\"\n";
+    let mut a = host_over(
+        dir.path(),
+        "a",
+        (&redis.url(), cluster),
+        drain,
+        &backend_address,
+        &quiet_trunk(1),
+    );
+    let b = host(dir.path(), "b", &redis, &backend_address, &quiet_trunk(1));
+    let held = place(&a, "draining@carrier").expect("a call via a");
+    a.trunkd.signal("TERM");
+    a.trunkd.wait_for(&["draining"]);
+    // Two leases later a is still draining its call: its channel still counts.
+    std::thread::sleep(Duration::from_secs(4));
+    let refused = place(&b, "during-drain@carrier")
+        .err()
+        .expect("a's draining call holds the channel");
+    assert_eq!(refused, "SIP/2.0 503 Channel Limit Reached");
+    // The call ends, a stops and leaves: its channel is free at once.
+    assert_eq!(held.hang_up(), "SIP/2.0 200 OK");
+    let (clean, _) = a.trunkd.wait_exit();
+    assert!(clean);
+    let _after = place(&b, "after-drain@carrier").expect("the channel a left");
 }

@@ -166,6 +166,9 @@ pub(crate) struct Cluster {
     changes: VecDeque<RegistrantChange>,
     /// (trunk, fenced): REGISTERs to hold back or let go.
     fences: VecDeque<(String, bool)>,
+    /// Stopping: the registrations were handed over; none is taken again.
+    resigned: bool,
+    /// The end of a stop: no heartbeat, no claim (Leave sent).
     leaving: bool,
     left: bool,
     /// From a claim asked to its answer (the latency an admitted call waits).
@@ -192,6 +195,7 @@ impl Cluster {
             registrants: BTreeMap::new(),
             changes: VecDeque::new(),
             fences: VecDeque::new(),
+            resigned: false,
             leaving: false,
             left: false,
             claim_times: Histogram::with_bounds(&FINE_BOUNDS),
@@ -499,7 +503,7 @@ impl Cluster {
         let (Some(epoch), Link::Up { .. }) = (self.epoch, self.link) else {
             return;
         };
-        if self.leaving {
+        if self.resigned || self.leaving {
             return;
         }
         for (id, registrant) in &mut self.registrants {
@@ -534,6 +538,12 @@ impl Cluster {
         };
         registrant.asking = false;
         registrant.eligible_at = None;
+        if self.resigned && holder == *node {
+            // Answered after this host handed its registrations over: given back.
+            registrant.holder = None;
+            self.requests.push_back(Request::Resign { trunk });
+            return;
+        }
         let mine = holder == *node;
         let was_mine = registrant.mine;
         registrant.mine = mine;
@@ -553,9 +563,11 @@ impl Cluster {
     }
 
     /// Planned shutdown, once the un-REGISTERs are done: the registrations go to the
-    /// other hosts (they take them at their next heartbeat).
+    /// other hosts (they take them at their next heartbeat). The lease is still renewed
+    /// and the channels still counted while calls drain: only [`Cluster::leave`] ends
+    /// that.
     pub(crate) fn resign_all(&mut self) {
-        self.leaving = true;
+        self.resigned = true;
         if self.epoch.is_none() {
             return;
         }

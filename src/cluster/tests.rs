@@ -331,12 +331,33 @@ fn a_planned_shutdown_resigns_then_leaves() {
         }]
     );
     assert!(!cluster.is_registrant("lab"));
-    // Leaving: calls decide alone, nobody asks for registrations again.
+    // While calls drain, the lease is renewed and calls still ask (their channels count
+    // until the host leaves), but no registration is taken again.
+    let draining = start + Duration::from_secs(5);
+    cluster.handle_timeout(draining, Vec::new, |_| 0);
+    let requests_now = requests(&mut cluster);
+    assert!(
+        requests_now.contains(&Request::Heartbeat),
+        "{requests_now:?}"
+    );
+    cluster.handle_reply(draining, heartbeat(1, "boot-1", &["a"]));
+    assert!(
+        requests(&mut cluster)
+            .iter()
+            .all(|r| !matches!(r, Request::Acquire { .. })),
+        "no registration taken again"
+    );
     assert!(matches!(
-        cluster.admit(start, "lab", 1, 2, 0),
+        cluster.admit(draining, "lab", 1, 2, 0),
+        Admission::Asked(_)
+    ));
+    requests(&mut cluster);
+    cluster.leave();
+    // Left: calls decide alone.
+    assert!(matches!(
+        cluster.admit(draining, "lab", 1, 2, 0),
         Admission::Local(true)
     ));
-    cluster.leave();
     assert_eq!(
         requests(&mut cluster),
         [Request::Leave { held: Vec::new() }]
