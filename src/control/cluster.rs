@@ -248,7 +248,19 @@ impl Control {
         let Ok(message) = scan::scan(&waiting.bytes, &mut headers) else {
             return;
         };
-        if verdict == Verdict::Granted && !self.is_draining() {
+        if self.is_draining() {
+            // The stop began while Redis was asked: refused as the hot path now would.
+            let counters = waiting.admitted.guard.counters();
+            counters.rejected_other.fetch_add(1, Ordering::Relaxed);
+            let retry = [crate::inbound::DRAINING_RETRY_AFTER];
+            self.calls.refuse(
+                waiting.source,
+                waiting.connection,
+                &message,
+                (503, "Shutting Down"),
+                &retry,
+            );
+        } else if verdict == Verdict::Granted {
             self.take_admitted(
                 now,
                 waiting.source,
