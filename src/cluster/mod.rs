@@ -580,6 +580,11 @@ impl Cluster {
         }
     }
 
+    /// [`Cluster::resign_all`] was done.
+    pub(crate) fn has_resigned(&self) -> bool {
+        self.resigned
+    }
+
     /// The end of a planned shutdown (calls drained): this host's channels and lease go.
     pub(crate) fn leave(&mut self) {
         if self.left

@@ -37,8 +37,6 @@ pub(crate) struct ClusterCalls {
     waiting_calls: HashSet<Vec<u8>>,
     /// Outbound attempts asked: the cluster's ticket → the call path's ask.
     outbound: HashMap<u64, ChannelAsk>,
-    /// The registrations were handed over (shutdown).
-    resigned: bool,
 }
 
 impl ClusterCalls {
@@ -48,7 +46,6 @@ impl ClusterCalls {
             waiting: HashMap::new(),
             waiting_calls: HashSet::new(),
             outbound: HashMap::new(),
-            resigned: false,
         }
     }
 }
@@ -93,7 +90,6 @@ impl Control {
 
     /// An admitted INVITE, with `[cluster]`: asks Redis for the trunk's channel first
     /// (or decides alone while degraded).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn admit_in_cluster(
         &mut self,
         now: Instant,
@@ -373,7 +369,7 @@ impl Control {
         let idle = self.registrations.is_idle();
         if let Some(calls) = &mut self.cluster
             && idle
-            && !std::mem::replace(&mut calls.resigned, true)
+            && !calls.cluster.has_resigned()
         {
             calls.cluster.resign_all();
         }
