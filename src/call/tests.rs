@@ -518,6 +518,36 @@ fn absorbing_timers_wake_nothing_and_an_ended_call_is_forgotten_at_once() {
     );
 }
 
+/// `[cluster]` connected and trusted (`node` answered its first heartbeat); the
+/// requests that follow are dropped.
+fn join_cluster(control: &mut Control, now: Instant, node: &str) {
+    use crate::cluster::{Reply, Request};
+    control.handle_cluster(now, Reply::Connected);
+    control.handle_timeout(now);
+    assert_eq!(control.poll_cluster(), Some(Request::Heartbeat));
+    let beat = Reply::Heartbeat {
+        epoch: 1,
+        rejoined: true,
+        boot: "b".into(),
+        alive: vec![node.into()],
+        totals: Vec::new(),
+        vacant: Vec::new(),
+    };
+    control.handle_cluster(now, beat);
+    std::iter::from_fn(|| control.poll_cluster()).for_each(drop);
+}
+
+/// The ticket of the next channel claim the control path asks of Redis (the count
+/// write-backs before it skipped).
+fn claim_ticket(control: &mut Control) -> u64 {
+    std::iter::from_fn(|| control.poll_cluster())
+        .find_map(|request| match request {
+            crate::cluster::Request::Claim { ticket, .. } => Some(ticket),
+            _ => None,
+        })
+        .expect("a claim")
+}
+
 fn drain_events(control: &mut Control) -> Vec<Event> {
     std::iter::from_fn(|| control.poll_event()).collect()
 }

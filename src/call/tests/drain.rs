@@ -160,39 +160,20 @@ fn without_a_drain_calls_in_progress_do_not_hold_the_stop() {
 /// channel Redis granted, and a granted one goes on to the backend.
 #[test]
 fn an_invite_waiting_for_its_cluster_channel_goes_on_or_is_refused_by_a_stop() {
-    use crate::cluster::{Reply, Request, Verdict};
+    use crate::cluster::{Reply, Verdict};
     let t0 = epoch();
     let text =
         format!("{CONFIG}\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\nnode = \"edge\"\n");
     let mut control = control(&text, t0);
-    control.handle_cluster(t0, Reply::Connected);
-    control.handle_timeout(t0);
-    let beat = Reply::Heartbeat {
-        epoch: 1,
-        rejoined: true,
-        boot: "b".into(),
-        alive: vec!["edge".into()],
-        totals: Vec::new(),
-        vacant: Vec::new(),
-    };
-    control.handle_cluster(t0, beat);
-    std::iter::from_fn(|| control.poll_cluster()).for_each(drop);
+    join_cluster(&mut control, t0, "edge");
     sent(&mut control);
-    let claim = |control: &mut Control| {
-        std::iter::from_fn(|| control.poll_cluster())
-            .find_map(|request| match request {
-                Request::Claim { ticket, .. } => Some(ticket),
-                _ => None,
-            })
-            .expect("a claim")
-    };
 
     receive(&mut control, t0, CARRIER, &invite("granted"));
     assert!(
         sent(&mut control).is_empty(),
         "nothing before Redis answers"
     );
-    let ticket = claim(&mut control);
+    let ticket = claim_ticket(&mut control);
     let granted = Reply::Claimed {
         ticket,
         verdict: Verdict::Granted,
@@ -203,7 +184,7 @@ fn an_invite_waiting_for_its_cluster_channel_goes_on_or_is_refused_by_a_stop() {
     assert_eq!(out[1].0, addr(BACKEND));
 
     receive(&mut control, t0, CARRIER, &invite("stopped"));
-    let ticket = claim(&mut control);
+    let ticket = claim_ticket(&mut control);
     control.shutdown(t0);
     let granted = Reply::Claimed {
         ticket,

@@ -900,19 +900,7 @@ fn with_a_cluster_an_attempt_waits_for_its_channel_and_a_refused_trunk_is_skippe
     );
     assert_eq!(control.poll_cluster(), None);
 
-    control.handle_cluster(t0, Reply::Connected);
-    control.handle_timeout(t0);
-    assert_eq!(control.poll_cluster(), Some(Request::Heartbeat));
-    let beat = Reply::Heartbeat {
-        epoch: 1,
-        rejoined: true,
-        boot: "b".into(),
-        alive: vec!["edge".into()],
-        totals: Vec::new(),
-        vacant: Vec::new(),
-    };
-    control.handle_cluster(t0, beat);
-    std::iter::from_fn(|| control.poll_cluster()).for_each(drop);
+    join_cluster(&mut control, t0, "edge");
 
     // The first trunk's one channel is held by the call above: the second is tried, and
     // its INVITE waits for the cluster.
@@ -962,13 +950,7 @@ fn with_a_cluster_an_attempt_waits_for_its_channel_and_a_refused_trunk_is_skippe
         &dial("refused", "02079460002", ""),
     );
     sent(&mut control);
-    // (The counts are written back meanwhile: Reports before the claim.)
-    let ticket = std::iter::from_fn(|| control.poll_cluster())
-        .find_map(|request| match request {
-            Request::Claim { ticket, .. } => Some(ticket),
-            _ => None,
-        })
-        .expect("a claim");
+    let ticket = claim_ticket(&mut control);
     let busy = Reply::Claimed {
         ticket,
         verdict: Verdict::Busy,
