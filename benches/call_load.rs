@@ -111,6 +111,16 @@ struct CallLoad {
     redis: Option<Redis>,
 }
 
+/// A loopback port free for TCP (redis-server's, and trunkd's `[metrics]`).
+fn free_tcp_port() -> u16 {
+    loop {
+        let port = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A `redis-server` on loopback, without persistence, for `[cluster]`.
 struct Redis {
     guard: ChildGuard,
@@ -128,12 +138,7 @@ impl Redis {
             "redis-server",
             "apt-get install -y redis-server",
         );
-        let port = loop {
-            let port = free_udp_port();
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                break port;
-            }
-        };
+        let port = free_tcp_port();
         let child = std::process::Command::new(binary)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -150,12 +155,7 @@ impl Redis {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let metrics = loop {
-            let port = free_udp_port();
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                break port;
-            }
-        };
+        let metrics = free_tcp_port();
         Redis {
             guard,
             port,
