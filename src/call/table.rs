@@ -2,12 +2,16 @@
 //! index finds it by Call-ID, and one deadline heap holds at most one live entry per call,
 //! keyed by that id rather than by the Call-ID's bytes.
 //!
-//! A call is *armed* at its earliest live heap entry. Arming it for a later instant pushes
-//! nothing: the entry already there pops early, and its owner arms the call again then. An
-//! earlier instant pushes a new entry and leaves the old one stale, as does removing an
-//! armed call; stale entries are skipped when they pop, and the heap is rebuilt from the
-//! live calls once they outnumber those, so a call that ends long before a far deadline
-//! (`max_call_duration`, Timer C) does not leave that entry behind for hours.
+//! A call is *armed* at its one live heap entry. Arming it for another instant pushes a
+//! new entry and leaves the old one stale, as does removing an armed call; stale entries
+//! are skipped when they pop and dropped from the top after every change ([`Table::purge`]),
+//! so the heap's top is always a live deadline and the daemon wakes for nothing else. (A
+//! later instant once pushed nothing and let the old entry pop early: every call's Timer
+//! A, cancelled by the callee's first response a millisecond after it was armed, then
+//! woke the control loop once for nothing, most of its wakeups at 1,500 calls/s.) The heap
+//! is rebuilt from the live calls once stale entries outnumber those, so a call that ends
+//! long before a far deadline (`max_call_duration`, Timer C) does not leave that entry
+//! behind for hours.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -138,12 +142,12 @@ impl<T> Table<T> {
             .filter_map(|slot| slot.entry.as_ref().map(|(_, value)| value))
     }
 
-    /// Makes sure the call is woken at `at` or earlier.
+    /// Wakes the call at `at` (and not at the instant it was armed for before).
     pub(super) fn arm(&mut self, id: Id, at: Instant) {
         let slot = &mut self.slots[id.slot as usize];
         debug_assert_eq!(slot.generation, id.generation);
         match slot.armed {
-            Some(armed) if armed <= at => return,
+            Some(armed) if armed == at => return,
             Some(_) => self.stale += 1,
             None => {}
         }
@@ -172,7 +176,7 @@ impl<T> Table<T> {
         None
     }
 
-    /// The earliest entry in the heap (perhaps a stale one: an early wakeup, no more).
+    /// The earliest entry in the heap: a live one after [`Table::purge`].
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
@@ -216,19 +220,31 @@ mod tests {
     }
 
     #[test]
-    fn a_later_deadline_pushes_nothing_and_an_earlier_one_wins() {
+    fn the_last_deadline_armed_wins_and_the_top_is_live_after_a_purge() {
         let t0 = epoch();
         let mut table = Table::new();
         let a = table.insert(b"a@x", 1);
-        table.arm(a, t0 + Duration::from_secs(1));
+        let b = table.insert(b"b@x", 2);
+        table.arm(b, t0 + Duration::from_secs(10));
+        // Timer A, then the callee's first response moves the call to Timer C.
+        table.arm(a, t0 + Duration::from_millis(500));
+        table.arm(a, t0 + Duration::from_secs(181));
+        assert_eq!(table.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+        table.purge();
+        assert_eq!(table.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(table.pop_due(t0 + Duration::from_secs(9)), None);
+        assert_eq!(table.pop_due(t0 + Duration::from_secs(10)), Some(b));
+        assert_eq!(table.poll_timeout(), Some(t0 + Duration::from_secs(181)));
+        // Arming the same instant again pushes nothing.
         table.arm(a, t0 + Duration::from_secs(181));
         assert_eq!(table.deadlines.len(), 1);
         table.arm(a, t0 + Duration::from_millis(500));
         assert_eq!(table.poll_timeout(), Some(t0 + Duration::from_millis(500)));
         assert_eq!(table.pop_due(t0 + Duration::from_millis(499)), None);
         assert_eq!(table.pop_due(t0 + Duration::from_secs(2)), Some(a));
-        // The superseded 1 s entry is stale: skipped.
+        // The superseded 181 s entry is stale: dropped by the purge after the wakeup.
         assert_eq!(table.pop_due(t0 + Duration::from_secs(2)), None);
+        table.purge();
         assert!(table.deadlines.is_empty());
         assert_eq!(table.stale, 0);
     }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 use tracing::debug;
@@ -73,11 +74,52 @@ pub(crate) enum Passed {
 /// events to log, lookups to start.
 pub struct Direct {
     pub control: Arc<Mutex<Control>>,
-    pub nudge: Arc<Notify>,
+    pub nudge: Arc<Nudge>,
     pub network: Network,
     /// With `[cluster]`: where the control path's Redis requests go, sent under the
     /// lock so they reach Redis in the order they were made.
     pub(crate) cluster: Option<crate::io::cluster::Link>,
+}
+
+/// How a thread that handled a message wakes the control loop. The loop tells it where
+/// its timer is armed; the thread wakes it only when the control path's next deadline
+/// is now earlier than that (or there is other work for the loop). Comparing with the
+/// control path's own deadline before the message instead woke the loop for most new
+/// calls: a call's first timer (T1) is nearer than anything an idle gap leaves armed.
+#[derive(Debug)]
+pub struct Nudge {
+    notify: Notify,
+    /// Read and written under the control lock, so it names the timer the loop armed
+    /// for the state the thread sees.
+    armed: Mutex<Instant>,
+}
+
+impl Nudge {
+    pub(crate) fn new(armed: Instant) -> Self {
+        Nudge {
+            notify: Notify::new(),
+            armed: Mutex::new(armed),
+        }
+    }
+
+    /// The loop armed its timer at `at` (called under the control lock).
+    pub(crate) fn arm(&self, at: Instant) {
+        *self.armed.lock().unwrap_or_else(PoisonError::into_inner) = at;
+    }
+
+    fn armed(&self) -> Instant {
+        *self.armed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the loop (or makes its next wait return at once).
+    pub(crate) fn notify(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Until a thread nudges the loop.
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await;
+    }
 }
 
 /// Set once the control path and the network exist; until then (start-up) the listener
@@ -125,7 +167,6 @@ impl Direct {
     /// more (a nearer timer, events, lookups).
     pub(crate) fn run(&self, step: impl FnOnce(&mut Control)) {
         let mut control = lock(&self.control);
-        let before = control.poll_timeout();
         step(&mut control);
         while let Some(transmit) = control.poll_transmit() {
             self.network.send(transmit);
@@ -135,11 +176,12 @@ impl Direct {
                 link.send(request);
             }
         }
-        let nudge =
-            control.poll_timeout() < before || control.wants_shell() || control.is_stopped();
+        let nudge = control.poll_timeout() < self.nudge.armed()
+            || control.wants_shell()
+            || control.is_stopped();
         drop(control);
         if nudge {
-            self.nudge.notify_one();
+            self.nudge.notify();
         }
     }
 }
