@@ -13,6 +13,7 @@
 pub(crate) mod backends;
 mod cluster;
 pub(crate) mod metrics;
+mod names;
 mod outbound;
 pub(crate) mod shutdown;
 
@@ -179,6 +180,8 @@ pub struct Control {
     /// Backend URIs given by name (`host:port`) and their resolved addresses, first one
     /// used; re-resolved at `backend_resolve_at`.
     backend_names: BTreeMap<String, Vec<SocketAddr>>,
+    /// Text every call routed alike writes, formatted once per config.
+    names: names::Names,
     backend_resolve_at: Option<Instant>,
     backend_lookups: VecDeque<ResolveRequest>,
     /// On a UDP listener bound to every address: our address that faces each backend
@@ -277,6 +280,7 @@ impl Control {
             keepalives,
             backends_down: BTreeMap::new(),
             backend_names: BTreeMap::new(),
+            names: names::Names::default(),
             backend_resolve_at: None,
             backend_lookups: VecDeque::new(),
             facing: HashMap::new(),
@@ -434,6 +438,7 @@ impl Control {
             self.next_report = now + config.daemon.status_interval;
         }
         self.config = Arc::new(config);
+        self.names.clear();
         if backends_changed {
             self.lookup_backend_names(now);
         }
@@ -697,12 +702,7 @@ impl Control {
     ) -> Option<call::Route> {
         let backend = backend_address(uri, &self.backend_names)?;
         let transport = crate::config::uri_transport(uri);
-        let mut target = uri.clone();
-        if target.user.is_none() {
-            target.user = user.map(|user| String::from_utf8_lossy(user).into_owned());
-        }
         let public = whole.daemon.public_address.as_ref();
-        let sent_by = |address: SocketAddr| sent_by_of(public, address);
         // On a wildcard listener the backend may sit behind another of our addresses than
         // the one the carrier reached (a public and a private interface): the backend gets
         // that one, the carrier keeps its own (RFC 5658), once the shell has said which.
@@ -728,23 +728,24 @@ impl Control {
             };
             toward_backend = SocketAddr::new(ip, listener.address.port());
         }
+        let names = &mut self.names;
         let caller_side = match connection {
             Some(connection) if connection.transport != Transport::Udp => connection
                 .listener
-                .map(|listener| (connection.transport, sent_by(listener))),
+                .map(|listener| (connection.transport, names.sent_by(public, listener))),
             _ if toward_backend != local || transport != Transport::Udp => {
-                Some((Transport::Udp, sent_by(local)))
+                Some((Transport::Udp, names.sent_by(public, local)))
             }
             _ => None,
         };
         Some(call::Route {
-            sent_by: sent_by(toward_backend),
+            sent_by: names.sent_by(public, toward_backend),
             caller_side,
-            server_name: next_hop::server_name(config),
+            server_name: names.bare(next_hop::server_host(config)),
             callee: backend,
             callee_transport: transport,
-            callee_name: uri.host.bare(),
-            request_uri: target.to_string(),
+            callee_name: names.bare(&uri.host),
+            request_uri: names.request_uri(uri, user),
         })
     }
 
@@ -1272,19 +1273,6 @@ const KEEPALIVE_FIELDS: &[TrunkField] = &[
     TrunkField::OptionsFailureCodes,
     TrunkField::OptionsTimeout,
 ];
-
-/// Our `host:port` in a Via or Record-Route for a listener's `address`: the configured
-/// `public_address` as host when there is one.
-fn sent_by_of(public: Option<&crate::sip::Host>, address: SocketAddr) -> String {
-    let host = match public {
-        Some(public) => public.to_string(),
-        None => match address.ip() {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        },
-    };
-    format!("{host}:{}", address.port())
-}
 
 /// A backend URI's address: an IP literal as written, a name as last resolved.
 fn backend_address(

@@ -105,7 +105,9 @@ impl Control {
         }
         let keys: Vec<Candidate> = matched.iter().map(|(_, _, key)| *key).collect();
         let order = outbound::order(&keys, |n| self.random.below(n));
-        let toward_backend = super::sent_by_of(config.daemon.public_address.as_ref(), local);
+        let toward_backend = self
+            .names
+            .sent_by(config.daemon.public_address.as_ref(), local);
         let mut attempts = VecDeque::with_capacity(order.len());
         for index in order {
             if attempts.len() == MAX_TRUNKS_PER_CALL {
@@ -236,8 +238,8 @@ impl Control {
             pai,
             next_hop,
             transport: trunk.transport,
-            sent_by: next_hop::sent_by(local),
-            server_name: next_hop::server_name(trunk),
+            sent_by: self.names.sent_by(None, local),
+            server_name: self.names.bare(next_hop::server_host(trunk)),
             credentials,
         })
     }

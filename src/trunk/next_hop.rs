@@ -143,8 +143,13 @@ pub(crate) fn domain_uri(trunk: &Trunk) -> String {
 /// The name a TLS next hop's certificate must carry (RFC 5922 §7): the outbound proxy's
 /// host, else the domain, without IPv6 brackets.
 pub(crate) fn server_name(trunk: &Trunk) -> String {
+    server_host(trunk).bare()
+}
+
+/// The host [`server_name`] names.
+pub(crate) fn server_host(trunk: &Trunk) -> &crate::sip::Host {
     match &trunk.outbound_proxy {
-        Some(proxy) => proxy.host.bare(),
-        None => trunk.domain.bare(),
+        Some(proxy) => &proxy.host,
+        None => &trunk.domain,
     }
 }

@@ -1,0 +1,153 @@
+//! The text routing a call writes for every call alike: our `host:port` at a listener
+//! address, a backend URI as the Request-URI, a host as a TLS certificate names it.
+//! Formatted once per config and copied from here: formatting them again for each call
+//! was a twentieth of an admitted call's CPU. Everything here follows from the config
+//! (`public_address`, the URIs and hosts it names) and our listener addresses, so it is
+//! forgotten when a config is applied and stays bounded by what the config names.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::sip::{Host, SipUri};
+
+#[derive(Debug, Default)]
+pub(super) struct Names {
+    /// By address, and whether `public_address` stands in for it.
+    sent_by: HashMap<(SocketAddr, bool), String>,
+    uris: HashMap<SipUri, UriText>,
+    hosts: HashMap<Host, String>,
+}
+
+/// A URI as written, and where a user goes into it when it names none.
+#[derive(Debug)]
+struct UriText {
+    whole: String,
+    /// Just after the scheme's colon.
+    user_at: usize,
+}
+
+impl Names {
+    /// Forgets everything: a new config may name other hosts or a `public_address`.
+    pub(super) fn clear(&mut self) {
+        *self = Names::default();
+    }
+
+    /// Our `host:port` in Via and Record-Route for `address`: `public_address` if set,
+    /// else the address itself.
+    pub(super) fn sent_by(&mut self, public: Option<&Host>, address: SocketAddr) -> String {
+        self.sent_by
+            .entry((address, public.is_some()))
+            .or_insert_with(|| sent_by_of(public, address))
+            .clone()
+    }
+
+    /// `uri` as a Request-URI, with `user` (the dialled user) put in when it names none.
+    pub(super) fn request_uri(&mut self, uri: &SipUri, user: Option<&[u8]>) -> String {
+        let text = self.uris.entry_ref(uri);
+        match user {
+            Some(user) if uri.user.is_none() => {
+                let user = String::from_utf8_lossy(user);
+                let mut out = String::with_capacity(text.whole.len() + user.len() + 1);
+                out.push_str(&text.whole[..text.user_at]);
+                out.push_str(&user);
+                out.push('@');
+                out.push_str(&text.whole[text.user_at..]);
+                out
+            }
+            _ => text.whole.clone(),
+        }
+    }
+
+    /// `host` as DNS and TLS certificates name it (an IPv6 literal without brackets).
+    pub(super) fn bare(&mut self, host: &Host) -> String {
+        if let Some(bare) = self.hosts.get(host) {
+            return bare.clone();
+        }
+        let bare = host.bare();
+        self.hosts.insert(host.clone(), bare.clone());
+        bare
+    }
+}
+
+/// Looks a URI up without cloning it when it is there already.
+trait EntryRef {
+    fn entry_ref(&mut self, uri: &SipUri) -> &UriText;
+}
+
+impl EntryRef for HashMap<SipUri, UriText> {
+    fn entry_ref(&mut self, uri: &SipUri) -> &UriText {
+        if !self.contains_key(uri) {
+            let whole = uri.to_string();
+            let user_at = whole.find(':').map_or(0, |colon| colon + 1);
+            self.insert(uri.clone(), UriText { whole, user_at });
+        }
+        &self[uri]
+    }
+}
+
+/// Our `host:port` for `address`, as [`Names::sent_by`] keeps it.
+fn sent_by_of(public: Option<&Host>, address: SocketAddr) -> String {
+    match public {
+        Some(public) => format!("{public}:{}", address.port()),
+        None => crate::trunk::next_hop::sent_by(address),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(text: &str) -> SipUri {
+        SipUri::parse(text).expect("a valid URI")
+    }
+
+    #[test]
+    fn a_request_uri_gets_the_dialled_user_only_when_it_names_none() {
+        let mut names = Names::default();
+        let pbx = uri("sip:pbx.example.com:5080;transport=tcp");
+        assert_eq!(
+            names.request_uri(&pbx, Some(b"+4930123")),
+            "sip:+4930123@pbx.example.com:5080;transport=tcp"
+        );
+        // From the cache, with another user, and without one.
+        assert_eq!(
+            names.request_uri(&pbx, Some(b"100")),
+            "sip:100@pbx.example.com:5080;transport=tcp"
+        );
+        assert_eq!(
+            names.request_uri(&pbx, None),
+            "sip:pbx.example.com:5080;transport=tcp"
+        );
+        let ivr = uri("sips:ivr@[2001:db8::1]");
+        assert_eq!(
+            names.request_uri(&ivr, Some(b"100")),
+            "sips:ivr@[2001:db8::1]"
+        );
+        assert_eq!(names.uris.len(), 2);
+    }
+
+    #[test]
+    fn sent_by_names_the_public_address_or_the_listener_until_a_clear() {
+        let mut names = Names::default();
+        let v6: SocketAddr = "[2001:db8::5]:5060".parse().unwrap();
+        let v4: SocketAddr = "192.0.2.5:5062".parse().unwrap();
+        assert_eq!(names.sent_by(None, v6), "[2001:db8::5]:5060");
+        assert_eq!(names.sent_by(None, v4), "192.0.2.5:5062");
+        let public = Host::parse("sbc.example.com").unwrap();
+        assert_eq!(names.sent_by(Some(&public), v4), "sbc.example.com:5062");
+        assert_eq!(names.sent_by(None, v4), "192.0.2.5:5062");
+        // Cached until a new config clears it (which may name another public address).
+        let other = Host::parse("edge.example.com").unwrap();
+        assert_eq!(names.sent_by(Some(&other), v4), "sbc.example.com:5062");
+        names.clear();
+        assert_eq!(names.sent_by(Some(&other), v4), "edge.example.com:5062");
+        assert_eq!(
+            names.bare(&Host::parse("[2001:db8::1]").unwrap()),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            names.bare(&Host::parse("Carrier.Example").unwrap()),
+            "carrier.example"
+        );
+    }
+}
