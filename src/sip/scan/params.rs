@@ -162,32 +162,7 @@ impl<'a> Iterator for ListValues<'a> {
                 let element = trim_lws(rest);
                 return (!element.is_empty()).then_some(element);
             }
-            let mut in_quotes = false;
-            let mut in_angle = false;
-            let mut escaped = false;
-            let mut split = None;
-            for (index, &byte) in rest.iter().enumerate() {
-                if escaped {
-                    escaped = false;
-                } else if in_quotes {
-                    match byte {
-                        b'\\' => escaped = true,
-                        b'"' => in_quotes = false,
-                        _ => {}
-                    }
-                } else {
-                    match byte {
-                        b'"' => in_quotes = true,
-                        b'<' => in_angle = true,
-                        b'>' => in_angle = false,
-                        b',' if !in_angle => {
-                            split = Some(index);
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            let split = list_comma(rest);
             let element = match split {
                 Some(index) => {
                     self.rest = rest.get(index + 1..);
@@ -206,9 +181,112 @@ impl<'a> Iterator for ListValues<'a> {
     }
 }
 
+/// Where the first comma that separates list elements is: not inside a quoted string
+/// (with its `\\` escapes) nor inside `<...>`. A `"` inside `<...>` still opens a quoted
+/// string, and `<` inside one is text. Jumps from one byte that matters to the next
+/// (memchr), as most values are long stretches of plain text.
+fn list_comma(value: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut in_angle = false;
+    loop {
+        let rest = value.get(at..)?;
+        let found = if in_angle {
+            memchr::memchr2(b'"', b'>', rest)
+        } else {
+            memchr::memchr3(b',', b'"', b'<', rest)
+        };
+        let index = at + found?;
+        match value[index] {
+            b',' => return Some(index),
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            _ => {
+                // Past the closing quote, an escaped byte skipped; unclosed: no comma.
+                let mut quoted = index + 1;
+                loop {
+                    let found = memchr::memchr2(b'"', b'\\', value.get(quoted..)?)?;
+                    quoted += found;
+                    if value[quoted] == b'"' {
+                        break;
+                    }
+                    quoted += 2;
+                }
+                at = quoted + 1;
+                continue;
+            }
+        }
+        at = index + 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// [`list_comma`] as first written: one byte at a time, the states as flags.
+    fn list_comma_bytewise(rest: &[u8]) -> Option<usize> {
+        let mut in_quotes = false;
+        let mut in_angle = false;
+        let mut escaped = false;
+        for (index, &byte) in rest.iter().enumerate() {
+            if escaped {
+                escaped = false;
+            } else if in_quotes {
+                match byte {
+                    b'\\' => escaped = true,
+                    b'"' => in_quotes = false,
+                    _ => {}
+                }
+            } else {
+                match byte {
+                    b'"' => in_quotes = true,
+                    b'<' => in_angle = true,
+                    b'>' => in_angle = false,
+                    b',' if !in_angle => return Some(index),
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #[test]
+        fn list_comma_finds_what_the_bytewise_walk_finds(
+            value in proptest::collection::vec(
+                prop_oneof![
+                    Just(b','), Just(b'"'), Just(b'<'), Just(b'>'), Just(b'\\'),
+                    Just(b'a'), Just(b' '), Just(b';'),
+                ],
+                0..40,
+            )
+        ) {
+            prop_assert_eq!(list_comma(&value), list_comma_bytewise(&value));
+        }
+    }
+
+    #[test]
+    fn list_comma_skips_quoted_and_bracketed_commas() {
+        let cases: [(&[u8], Option<usize>); 7] = [
+            (b"SIP/2.0/UDP a;branch=1, SIP/2.0/UDP b", Some(22)),
+            (b"\"Doe, J\" <sip:a@b>, <sip:c@d>", Some(18)),
+            (b"<sip:a@b;x=1,2>, <sip:c@d>", Some(15)),
+            (b"\"a\\\",b\", c", Some(7)),
+            (b"<sip:\"x,y\">, z", Some(11)),
+            (b"\"unclosed, c", None),
+            (b"<sip:a,b", None),
+        ];
+        for (value, comma) in cases {
+            assert_eq!(
+                list_comma(value),
+                comma,
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+            assert_eq!(list_comma_bytewise(value), comma);
+        }
+    }
 
     #[test]
     fn params_iterator() {
