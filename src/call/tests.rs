@@ -918,3 +918,23 @@ fn core_counters(control: &Control) -> Arc<TrunkCounters> {
 mod drain;
 mod outbound;
 mod pool;
+
+/// A malformed response reaches the control path unscanned by the hot path: dropped there
+/// and counted malformed, and the call it names goes on (the backend's good 180 after it
+/// is relayed).
+#[test]
+fn a_malformed_response_is_dropped_and_counted_by_the_control_path() {
+    let t0 = epoch();
+    let mut control = control(CONFIG, t0);
+    sent(&mut control);
+    receive(&mut control, t0, CARRIER, &invite("m"));
+    let forwarded = sent(&mut control)[1].2.clone();
+    let ringing = answer(&forwarded, 180, "Ringing");
+    let broken = ringing.replacen("\r\nCSeq:", "\r\nCSeq no colon", 1);
+    receive(&mut control, t0, BACKEND, &broken);
+    assert!(sent(&mut control).is_empty());
+    let inbound = control.inbound();
+    assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 1);
+    receive(&mut control, t0, BACKEND, &ringing);
+    assert_eq!(sent(&mut control)[0].1, "SIP/2.0 180 Ringing");
+}

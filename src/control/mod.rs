@@ -555,6 +555,9 @@ impl Control {
     ) {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let Ok(message) = scan::scan(bytes, &mut headers) else {
+            // Only a response can be malformed here: the hot path dropped (and counted)
+            // every other malformed message, and its lean scan refuses what this does.
+            self.inbound.count_malformed();
             return;
         };
         if let Some(admitted) = admitted {

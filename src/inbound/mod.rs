@@ -202,6 +202,19 @@ pub struct Counters {
 }
 
 /// Scan failures over a cap that a response can still be written for.
+/// Whether `bytes` is a response by its start line: every response goes to the control
+/// path, from any source, and the control path scans it (in full, as it must anyway)
+/// and counts it malformed if it is, so the hot path does not scan it first. A start
+/// line this does not recognise takes the lean scan as before.
+fn is_response(worker: &mut Worker, bytes: &[u8]) -> bool {
+    let response = bytes.starts_with(b"SIP/2.0 ");
+    if response {
+        worker.key = None;
+        worker.over_cap = None;
+    }
+    response
+}
+
 fn over_cap(error: ScanError) -> bool {
     matches!(
         error,
@@ -371,6 +384,9 @@ impl Inbound {
         source: SocketAddr,
         bytes: &[u8],
     ) -> Decision {
+        if is_response(worker, bytes) {
+            return Decision::Control;
+        }
         self.scanned(worker, bytes, |worker, snapshot, message| {
             match self.decide_scanned(worker, snapshot, now, source, message) {
                 Decision::Answer(answer) => {
@@ -398,10 +414,19 @@ impl Inbound {
         source: SocketAddr,
         bytes: &[u8],
     ) -> Decision {
+        if is_response(worker, bytes) {
+            return Decision::Control;
+        }
         self.scanned(worker, bytes, |worker, snapshot, message| {
             self.decide_scanned(worker, snapshot, now, source, message)
         })
         .unwrap_or(Decision::Nothing)
+    }
+
+    /// A message the control path found malformed (a response: the hot path leaves
+    /// those to it unscanned).
+    pub fn count_malformed(&self) {
+        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `then` on the lean scan of `bytes` and the current snapshot; `None` (counted) when
@@ -1565,6 +1590,24 @@ numbers = ["+15550100009"]
             assert!(matches!(outcome, Decision::Nothing) && text.is_empty());
         }
         assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn responses_go_to_the_control_path_unscanned_from_anywhere() {
+        let (inbound, now) = inbound(CONFIG);
+        for response in [
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\r\n",
+            // Malformed: the control path's full scan drops and counts it.
+            "SIP/2.0 180 Ringing\r\nno colon here\r\n\r\n",
+        ] {
+            let (text, outcome) = run(&inbound, now, "198.51.100.7:5060", response);
+            assert!(matches!(outcome, Decision::Control) && text.is_empty());
+        }
+        assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 0);
+        // A start line it does not recognise as a response is scanned as before.
+        let (_, outcome) = run(&inbound, now, "198.51.100.7:5060", "SIP/2.0\r\n\r\n");
+        assert!(matches!(outcome, Decision::Nothing));
+        assert_eq!(inbound.counters.malformed.load(Ordering::Relaxed), 1);
     }
 
     fn with_authorization(message: &str, challenge: &str, password: &str, cnonce: &str) -> String {
