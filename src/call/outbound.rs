@@ -45,7 +45,7 @@ pub(crate) struct Attempt {
     pub sent_by: String,
     /// The name a TLS next hop's certificate must carry.
     pub server_name: String,
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// What a digest challenge from the trunk's next hop is answered with. `Debug` shows no

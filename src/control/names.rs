@@ -7,8 +7,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use crate::call::outbound::Credentials;
+use crate::config::Trunk;
 use crate::sip::{Host, SipUri};
+use crate::trunk::next_hop;
 
 #[derive(Debug, Default)]
 pub(super) struct Names {
@@ -16,6 +20,24 @@ pub(super) struct Names {
     sent_by: HashMap<(SocketAddr, bool), String>,
     uris: HashMap<SipUri, UriText>,
     hosts: HashMap<Host, String>,
+    /// By trunk id.
+    trunks: HashMap<String, Arc<TrunkText>>,
+}
+
+/// What every outbound INVITE through a trunk repeats.
+#[derive(Debug)]
+pub(super) struct TrunkText {
+    /// Where its calls go, as the Request-URI and To name it: the termination URI's host,
+    /// else the domain; with the port when one is written.
+    pub host: String,
+    pub host_port: String,
+    /// From's host: `from_domain`, else the domain.
+    pub from_domain: String,
+    /// The name a TLS next hop's certificate must carry.
+    pub server_name: String,
+    /// What a challenge is answered with, shared by the trunk's calls (`Debug` shows no
+    /// password).
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// A URI as written, and where a user goes into it when it names none.
@@ -56,6 +78,44 @@ impl Names {
             }
             _ => text.whole.clone(),
         }
+    }
+
+    /// What outbound INVITEs through `trunk` repeat.
+    pub(super) fn trunk(&mut self, trunk: &Trunk) -> Arc<TrunkText> {
+        if let Some(text) = self.trunks.get(&trunk.id) {
+            return Arc::clone(text);
+        }
+        let (host, port) = match &trunk.termination_uri {
+            Some(uri) => (uri.host.to_string(), uri.port),
+            None => (
+                trunk.domain.to_string(),
+                trunk.port_explicit.then_some(trunk.port),
+            ),
+        };
+        let host_port = match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        let credentials = match (&trunk.username, &trunk.password) {
+            (Some(username), Some(password)) => Some(Arc::new(Credentials {
+                username: username.clone(),
+                password: password.clone(),
+                realm: trunk.auth_realm.clone(),
+            })),
+            _ => None,
+        };
+        let text = Arc::new(TrunkText {
+            host,
+            host_port,
+            from_domain: trunk
+                .from_domain
+                .as_ref()
+                .map_or_else(|| trunk.domain.to_string(), ToString::to_string),
+            server_name: self.bare(next_hop::server_host(trunk)),
+            credentials,
+        });
+        self.trunks.insert(trunk.id.clone(), Arc::clone(&text));
+        text
     }
 
     /// `host` as DNS and TLS certificates name it (an IPv6 literal without brackets).
@@ -149,5 +209,53 @@ mod tests {
             names.bare(&Host::parse("Carrier.Example").unwrap()),
             "carrier.example"
         );
+    }
+
+    #[test]
+    fn a_trunks_text_is_written_once_and_shares_its_credentials() {
+        let text = r#"
+[daemon]
+listen = ["udp:127.0.0.1:5060"]
+
+[trunks.carrier]
+domain = "carrier.example"
+direction = "outbound"
+username = "user"
+password = "s3cret-pw"
+termination_uri = "sip:term.example:5070"
+from_domain = "caller.example"
+
+[trunks.plain]
+domain = "plain.example"
+direction = "outbound"
+"#;
+        let config = crate::config::load_str(
+            std::path::Path::new("t.toml"),
+            text,
+            &crate::config::LoadOptions::default(),
+        )
+        .unwrap_or_else(|errors| panic!("{errors}"));
+        let mut names = Names::default();
+        let carrier = names.trunk(&config.trunks["carrier"]);
+        assert_eq!(
+            (carrier.host.as_str(), carrier.host_port.as_str()),
+            ("term.example", "term.example:5070")
+        );
+        assert_eq!(carrier.from_domain, "caller.example");
+        assert_eq!(carrier.server_name, "carrier.example");
+        let again = names.trunk(&config.trunks["carrier"]);
+        assert!(Arc::ptr_eq(&carrier, &again));
+        let credentials = carrier.credentials.as_ref().expect("credentials");
+        assert_eq!(credentials.username, "user");
+        assert!(!format!("{carrier:?}").contains("s3cret-pw"));
+        let plain = names.trunk(&config.trunks["plain"]);
+        assert_eq!(
+            (plain.host.as_str(), plain.host_port.as_str()),
+            ("plain.example", "plain.example")
+        );
+        assert_eq!(plain.from_domain, "plain.example");
+        assert!(plain.credentials.is_none());
+        names.clear();
+        assert!(!Arc::ptr_eq(&carrier, &names.trunk(&config.trunks["carrier"])));
     }
 }

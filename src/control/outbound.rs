@@ -12,9 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Control;
-use crate::call::outbound::{
-    self, Attempt, Candidate, Credentials, Dial, Refusal, e164_digits, format_number,
-};
+use crate::call::outbound::{self, Attempt, Candidate, Dial, Refusal, e164_digits, format_number};
 use crate::config::{Direction, Trunk};
 use crate::sip::scan::{HeaderName, Method, Scan};
 use crate::trunk::keepalive;
@@ -171,24 +169,14 @@ impl Control {
         self.note_skip(id, skipped);
         let (next_hop, local) = hop.filter(|_| skipped.is_none())?;
         let country = trunk.country;
-        let dialled = format!(
-            "{}{}",
-            trunk.tech_prefix.as_deref().unwrap_or(""),
-            format_number(digits, trunk.number_format, country)
-        );
-        let (host, port) = match &trunk.termination_uri {
-            Some(uri) => (uri.host.to_string(), uri.port),
-            None => (
-                trunk.domain.to_string(),
-                trunk.port_explicit.then_some(trunk.port),
-            ),
+        let text = self.names.trunk(trunk);
+        let number = format_number(digits, trunk.number_format, country);
+        let dialled = match &trunk.tech_prefix {
+            Some(prefix) => [prefix.as_str(), &number].concat(),
+            None => number,
         };
-        let host_port = match port {
-            Some(port) => format!("{host}:{port}"),
-            None => host.clone(),
-        };
-        let request_uri = format!("sip:{dialled}@{host_port}");
-        let to = format!("<sip:{dialled}@{host}>");
+        let request_uri = ["sip:", &dialled, "@", &text.host_port].concat();
+        let to = ["<sip:", &dialled, "@", &text.host, ">"].concat();
         // The caller: the backend's From user when it is one of the trunk's numbers (in
         // the trunk's format), else `caller_id`, else the backend's From user as it is.
         let from = message.from().ok()?;
@@ -208,39 +196,34 @@ impl Control {
             }
             (None, None) => from_user,
         };
-        let from_domain = trunk
-            .from_domain
-            .as_ref()
-            .map_or_else(|| trunk.domain.to_string(), ToString::to_string);
         let from_user = trunk.from_user.as_deref().unwrap_or(&caller);
         let display = from
             .display_name
             .map(|name| format!("\"{}\" ", String::from_utf8_lossy(name)))
             .unwrap_or_default();
-        let pai = trunk
-            .send_pai
-            .then(|| format!("P-Asserted-Identity: <sip:{caller}@{from_domain}>"));
-        let credentials = match (&trunk.username, &trunk.password) {
-            (Some(username), Some(password)) => Some(Credentials {
-                username: username.clone(),
-                password: password.clone(),
-                realm: trunk.auth_realm.clone(),
-            }),
-            _ => None,
-        };
+        let pai = trunk.send_pai.then(|| {
+            [
+                "P-Asserted-Identity: <sip:",
+                &caller,
+                "@",
+                &text.from_domain,
+                ">",
+            ]
+            .concat()
+        });
         Some(Attempt {
             trunk: trunk.id.clone(),
             counters,
             max_channels: trunk.max_channels,
             request_uri,
-            from: format!("{display}<sip:{from_user}@{from_domain}>"),
+            from: [&display, "<sip:", from_user, "@", &text.from_domain, ">"].concat(),
             to,
             pai,
             next_hop,
             transport: trunk.transport,
             sent_by: self.names.sent_by(None, local),
-            server_name: self.names.bare(next_hop::server_host(trunk)),
-            credentials,
+            server_name: text.server_name.clone(),
+            credentials: text.credentials.clone(),
         })
     }
 
