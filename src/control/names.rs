@@ -256,6 +256,9 @@ direction = "outbound"
         assert_eq!(plain.from_domain, "plain.example");
         assert!(plain.credentials.is_none());
         names.clear();
-        assert!(!Arc::ptr_eq(&carrier, &names.trunk(&config.trunks["carrier"])));
+        assert!(!Arc::ptr_eq(
+            &carrier,
+            &names.trunk(&config.trunks["carrier"])
+        ));
     }
 }
