@@ -446,7 +446,10 @@ pub(super) fn authorization(
         credentials.realm.as_deref(),
     )
     .map_err(|error| error.to_string())?;
-    Ok(format!("{answer_name}: {}", answer.header_value()))
+    let mut line = String::from(answer_name);
+    line.push_str(": ");
+    answer.write_header_value(&mut line);
+    Ok(line)
 }
 
 /// Random bits for a client nonce: fresh per call of [`RandomState`].
