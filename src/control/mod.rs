@@ -163,6 +163,10 @@ pub enum Event {
 
 pub struct Control {
     config: Arc<Config>,
+    /// The trunks a dialled number is matched against: enabled, `direction` outbound or
+    /// both, in the config's order. Kept per config so that an outbound call walks these
+    /// rather than every trunk (most of thousands are usually inbound-only DIDs).
+    dialable: Arc<[Arc<Trunk>]>,
     generation: u64,
     trunks: BTreeMap<String, TrunkSlot>,
     registrations: Registrations,
@@ -269,6 +273,7 @@ impl Control {
         ));
         let mut control = Control {
             next_report: now + config.daemon.status_interval,
+            dialable: outbound::dialable(&config),
             config: Arc::new(config),
             generation: 1,
             trunks,
@@ -437,6 +442,7 @@ impl Control {
         if config.daemon.status_interval != self.config.daemon.status_interval {
             self.next_report = now + config.daemon.status_interval;
         }
+        self.dialable = outbound::dialable(&config);
         self.config = Arc::new(config);
         self.names.clear();
         if backends_changed {

@@ -19,6 +19,16 @@ use crate::trunk::keepalive;
 use crate::trunk::next_hop::{self, ResolveKey, ResolveRequest};
 use crate::trunk::registration;
 
+/// The trunks outbound calls may use, in the config's order (see `Control::dialable`).
+pub(super) fn dialable(config: &crate::config::Config) -> std::sync::Arc<[std::sync::Arc<Trunk>]> {
+    config
+        .trunks
+        .values()
+        .filter(|trunk| trunk.enabled && trunk.direction != Direction::Inbound)
+        .cloned()
+        .collect()
+}
+
 /// The most trunks one outbound call tries: each failure costs the caller time (up to
 /// Timer B), and past a few the backend's own retry serves it better.
 pub(crate) const MAX_TRUNKS_PER_CALL: usize = 10;
@@ -49,6 +59,7 @@ impl Control {
             return Err(Refusal::TooManyHops);
         }
         let config = std::sync::Arc::clone(&self.config);
+        let dialable = std::sync::Arc::clone(&self.dialable);
         let header = config.daemon.trunk_header.as_bytes();
         let pinned = message
             .headers()
@@ -73,10 +84,7 @@ impl Control {
             let mut any_number = false;
             // The number as each country reads it, read once per country.
             let mut readings: Vec<(Option<&str>, Option<String>)> = Vec::new();
-            for trunk in config.trunks.values() {
-                if !trunk.enabled || trunk.direction == Direction::Inbound {
-                    continue;
-                }
+            for trunk in dialable.iter() {
                 let country = trunk.country.map(|country| country.alpha2);
                 let index = match readings.iter().position(|(c, _)| *c == country) {
                     Some(index) => index,

@@ -964,3 +964,19 @@ fn with_a_cluster_an_attempt_waits_for_its_channel_and_a_refused_trunk_is_skippe
     assert_eq!(second.channels(), 1, "the granted call's only");
     assert_eq!(second.rejected_busy.load(Ordering::Relaxed), 1);
 }
+
+/// The trunks a number is matched against follow the config: a trunk a reload disables
+/// (its slot and next hop still there) gets no new call, and one enabled again does.
+#[test]
+fn a_trunk_disabled_by_a_reload_is_not_dialled_and_enabled_again_is() {
+    let t0 = epoch();
+    let mut control = outbound_control(OUTBOUND, t0);
+    let disabled = OUTBOUND.replace("[trunks.first]\n", "[trunks.first]\nenabled = false\n");
+    for (text, call, expected) in [(disabled.as_str(), "o40", SECOND), (OUTBOUND, "o41", FIRST)] {
+        let config = load_str(Path::new("t.toml"), text, &LoadOptions::default()).unwrap();
+        control.handle_reload(t0, Ok(config));
+        sent(&mut control);
+        receive(&mut control, t0, BACKEND, &dial(call, "02079460000", ""));
+        assert_eq!(sent(&mut control)[1].0, addr(expected), "{call}");
+    }
+}
