@@ -65,7 +65,7 @@ impl Names {
 
     /// `uri` as a Request-URI, with `user` (the dialled user) put in when it names none.
     pub(super) fn request_uri(&mut self, uri: &SipUri, user: Option<&[u8]>) -> String {
-        let text = self.uris.entry_ref(uri);
+        let text = uri_text(&mut self.uris, uri);
         match user {
             Some(user) if uri.user.is_none() => {
                 let user = String::from_utf8_lossy(user);
@@ -129,20 +129,15 @@ impl Names {
     }
 }
 
-/// Looks a URI up without cloning it when it is there already.
-trait EntryRef {
-    fn entry_ref(&mut self, uri: &SipUri) -> &UriText;
-}
-
-impl EntryRef for HashMap<SipUri, UriText> {
-    fn entry_ref(&mut self, uri: &SipUri) -> &UriText {
-        if !self.contains_key(uri) {
-            let whole = uri.to_string();
-            let user_at = whole.find(':').map_or(0, |colon| colon + 1);
-            self.insert(uri.clone(), UriText { whole, user_at });
-        }
-        &self[uri]
+/// The text of `uri`, written the first time it is asked for (the URI cloned as the key
+/// only then).
+fn uri_text<'a>(uris: &'a mut HashMap<SipUri, UriText>, uri: &SipUri) -> &'a UriText {
+    if !uris.contains_key(uri) {
+        let whole = uri.to_string();
+        let user_at = whole.find(':').map_or(0, |colon| colon + 1);
+        uris.insert(uri.clone(), UriText { whole, user_at });
     }
+    &uris[uri]
 }
 
 /// Our `host:port` for `address`, as [`Names::sent_by`] keeps it.

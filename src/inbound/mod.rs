@@ -201,20 +201,16 @@ pub struct Counters {
     next_sample_ns: AtomicU64,
 }
 
-/// Scan failures over a cap that a response can still be written for.
 /// Whether `bytes` is a response by its start line: every response goes to the control
 /// path, from any source, and the control path scans it (in full, as it must anyway)
 /// and counts it malformed if it is, so the hot path does not scan it first. A start
 /// line this does not recognise takes the lean scan as before.
 fn is_response(worker: &mut Worker, bytes: &[u8]) -> bool {
-    let response = bytes.starts_with(b"SIP/2.0 ");
-    if response {
-        worker.key = None;
-        worker.over_cap = None;
-    }
-    response
+    worker.start_message();
+    bytes.starts_with(b"SIP/2.0 ")
 }
 
+/// Scan failures over a cap that a response can still be written for.
 fn over_cap(error: ScanError) -> bool {
     matches!(
         error,
@@ -323,6 +319,12 @@ impl Worker {
             snapshot: None,
             over_cap: None,
         }
+    }
+
+    /// Forgets what the previous message left (its transaction key, its cap error).
+    fn start_message(&mut self) {
+        self.key = None;
+        self.over_cap = None;
     }
 }
 
@@ -438,8 +440,7 @@ impl Inbound {
         bytes: &[u8],
         then: impl FnOnce(&mut Worker, &Snapshot, &Lean<'_>) -> R,
     ) -> Option<R> {
-        worker.key = None;
-        worker.over_cap = None;
+        worker.start_message();
         let (generation, snapshot) = self.current(worker);
         // The lean scan checks the whole message as `scan::scan` does, but keeps only the
         // headers decided on and answered from.

@@ -393,7 +393,6 @@ struct Lookups {
     cluster: Option<cluster::Link>,
 }
 
-/// Sends what the control path queued and starts the lookups it asked for.
 /// The end of a shutdown with `[cluster]`: this host's channels and lease are released
 /// in Redis (waited for at most [`LEAVE_WAIT`]), so the others need not wait for the lease.
 async fn leave_cluster(shared: &Arc<Mutex<Control>>, network: &Network, lookups: &Lookups) {
@@ -415,6 +414,7 @@ async fn leave_cluster(shared: &Arc<Mutex<Control>>, network: &Network, lookups:
 /// How long a stopping host waits for Redis to take its leave.
 const LEAVE_WAIT: Duration = Duration::from_secs(1);
 
+/// Sends what the control path queued and starts the lookups it asked for.
 fn pump(control: &mut Control, network: &Network, lookups: &Lookups) {
     if let Some(link) = &lookups.cluster {
         while let Some(request) = control.poll_cluster() {
